@@ -1,0 +1,78 @@
+"""Authorization has one door: casbin RBAC with the tenant as domain.
+
+Role grants live in ``role_assignments`` (tenant table). Each tenant gets its own enforcer,
+rebuilt when the tenant's ``policy_version`` moves (every grant change bumps it in the same
+transaction), so every app process sees a change on its next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from uuid import UUID
+
+import casbin
+
+from opencdmo.access.policy import MODEL_PATH, default_policies
+from opencdmo.db.tx import tenant_id_transaction
+from opencdmo.errors import Forbidden
+from opencdmo.tenancy.context import TenantContext
+
+_GRANTS = """
+SELECT m.user_id, r.role FROM role_assignments r
+JOIN memberships m ON m.tenant_id = r.tenant_id AND m.id = r.membership_id
+WHERE m.is_active
+"""
+
+
+@dataclass
+class _Cached:
+    version: int
+    enforcer: casbin.Enforcer
+
+
+class EnforcerCache:
+    def __init__(self) -> None:
+        self._by_tenant: dict[UUID, _Cached] = {}
+        self._lock = asyncio.Lock()
+
+    async def for_tenant(self, tenant_id: UUID, version: int) -> casbin.Enforcer:
+        cached = self._by_tenant.get(tenant_id)
+        if cached is not None and cached.version >= version:
+            return cached.enforcer
+        async with self._lock:
+            cached = self._by_tenant.get(tenant_id)
+            if cached is None or cached.version < version:
+                cached = _Cached(version, await _build(tenant_id))
+                self._by_tenant[tenant_id] = cached
+        return cached.enforcer
+
+    def clear(self) -> None:
+        self._by_tenant.clear()
+
+
+async def _build(tenant_id: UUID) -> casbin.Enforcer:
+    enforcer = casbin.Enforcer(str(MODEL_PATH))
+    enforcer.add_policies([list(row) for row in default_policies()])
+    async with tenant_id_transaction(tenant_id) as connection:
+        grants = await connection.fetch(_GRANTS)
+    if grants:
+        enforcer.add_named_grouping_policies(
+            "g", [[str(g["user_id"]), g["role"], str(tenant_id)] for g in grants]
+        )
+    return enforcer
+
+
+ENFORCERS = EnforcerCache()
+
+
+async def can(ctx: TenantContext, obj: str, act: str) -> bool:
+    if ctx.actor.is_system:
+        return True
+    enforcer = await ENFORCERS.for_tenant(ctx.tenant_id, ctx.policy_version)
+    return bool(enforcer.enforce(str(ctx.user_id), str(ctx.tenant_id), obj, act))
+
+
+async def ensure(ctx: TenantContext, obj: str, act: str) -> None:
+    if not await can(ctx, obj, act):
+        raise Forbidden(f"Your roles in {ctx.name} do not allow {act} on {obj}.")

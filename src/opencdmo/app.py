@@ -1,0 +1,69 @@
+"""create_app(settings) -> Litestar: wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components
+from litestar.static_files import create_static_files_router
+
+from opencdmo.audit import routes as audit_routes
+from opencdmo.db.engine import bind_engine, close_pool, start_pool
+from opencdmo.db.setup import database_urls
+from opencdmo.db.urls import DatabaseUrls
+from opencdmo.identity import passwords
+from opencdmo.identity import routes as identity_routes
+from opencdmo.settings import Settings
+from opencdmo.tenancy import routes as tenancy_routes
+from opencdmo.web import errors, health
+from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
+from opencdmo.web.logs import configure_logging
+from opencdmo.web.principal import PrincipalMiddleware
+from opencdmo.web.templating import STATIC, template_config
+
+CONTEXT_ROUTES = [health, identity_routes, tenancy_routes, audit_routes]
+API_ERRORS = {400, 401, 403, 404, 409, 422, 429}
+
+
+def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = None,
+               configure_logs: bool = True) -> Litestar:
+    settings = settings or Settings.from_env()
+    if configure_logs:
+        configure_logging(settings.log_level, settings.log_json)
+    passwords.configure(settings)
+    engine = bind_engine(urls or database_urls(settings))
+
+    async def startup() -> None:
+        await start_pool(engine, settings.db_pool_size)
+
+    async def shutdown() -> None:
+        await close_pool(engine)
+
+    handlers: list[Any] = [h for module in CONTEXT_ROUTES for h in module.route_handlers]
+    handlers.append(create_static_files_router(path="/static", directories=[STATIC],
+                                               include_in_schema=False))
+    return Litestar(
+        route_handlers=handlers,
+        dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
+        middleware=[
+            PrincipalMiddleware(settings),
+            DefineMiddleware(BearerAwareCSRF, config=csrf_config(settings)),
+        ],
+        template_config=template_config(),
+        exception_handlers={Exception: errors.handle},
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        openapi_config=OpenAPIConfig(
+            title="OpenCDMO API", version="1", path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(),
+        ),
+        debug=False,
+        logging_config=None,
+        request_max_body_size=2 * 1024 * 1024,
+    )

@@ -1,0 +1,125 @@
+"""Audit trail page, CSV/JSON export and API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from litestar import Request, get
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.response import Stream, Template
+
+from opencdmo.audit import queries
+from opencdmo.audit.schemas import AuditEventOut, AuditPage
+from opencdmo.audit.service import record
+from opencdmo.canonical import canonical_json
+from opencdmo.tenancy.context import TenantContext
+from opencdmo.web.guards import requires, tenant_context, tenant_member
+from opencdmo.web.pages import page
+
+Ctx = Provide(tenant_context, sync_to_thread=False)
+TENANT = {"guards": [tenant_member], "dependencies": {"ctx": Ctx}}
+PAGE_SIZE = 50
+
+Q = Annotated[str | None, Parameter(query=None, required=False)]
+
+
+def _q(name: str) -> Any:
+    return Annotated[str | None, Parameter(query=name, required=False, max_length=200)]
+
+
+Actor = _q("actor")
+Entity = _q("entity")
+Action = _q("action")
+Since = _q("since")
+Until = _q("until")
+Before = Annotated[int | None, Parameter(query="before", required=False, ge=1)]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=500)]
+
+
+def _out(row: dict[str, Any]) -> AuditEventOut:
+    loads = lambda v: None if v is None else json.loads(v)  # noqa: E731
+    return AuditEventOut(**{**row, "old_values": loads(row["old_values"]),
+                            "new_values": loads(row["new_values"])})
+
+
+@get("/t/{slug:str}/audit", opt=requires("audit", "read"), include_in_schema=False, **TENANT)
+async def audit_page(request: Request[Any, Any, Any], ctx: TenantContext, slug: str,
+                     actor: Actor = None, entity: Entity = None, action: Action = None,
+                     since: Since = None, until: Until = None, before: Before = None) -> Template:
+    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
+    rows, next_before = await queries.page(ctx, flt, before=before, limit=PAGE_SIZE)
+    return await page(request, "audit/trail.html", block="results", events=rows,
+                      next_before=next_before, flt=flt, raw={"since": since or "", "until": until or ""})
+
+
+@get("/api/v1/t/{slug:str}/audit", opt=requires("audit", "read"), tags=["audit"], **TENANT)
+async def api_audit(ctx: TenantContext, slug: str, actor: Actor = None, entity: Entity = None,
+                    action: Action = None, since: Since = None, until: Until = None,
+                    before: Before = None, limit: Limit = 100) -> AuditPage:
+    """Audit events, newest first. ``entity`` is ``type`` or ``type:id``; ``action`` a prefix;
+    ``since``/``until`` dates or ISO times (without a zone: the site's zone). Page with
+    ``before`` = the previous page's ``next_before``."""
+    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
+    rows, next_before = await queries.page(ctx, flt, before=before, limit=limit)
+    return AuditPage([_out(row) for row in rows], next_before)
+
+
+async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> AsyncIterator[bytes]:
+    if fmt == "csv":
+        yield ("\ufeff" + ",".join(queries.COLUMNS) + "\r\n").encode()
+    else:
+        yield b"["
+    first = True
+    async for batch in queries.batches(ctx, flt):
+        buffer = io.StringIO()
+        for row in batch:
+            if fmt == "csv":
+                csv.writer(buffer, lineterminator="\r\n").writerow(
+                    ["" if row[c] is None else row[c] for c in queries.COLUMNS])
+            else:
+                buffer.write(("" if first else ",") + "\n" + canonical_json(
+                    {**row, "old_values": None if row["old_values"] is None else json.loads(row["old_values"]),
+                     "new_values": None if row["new_values"] is None else json.loads(row["new_values"])}))
+                first = False
+        yield buffer.getvalue().encode()
+    if fmt == "json":
+        yield b"\n]\n"
+
+
+async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Stream:
+    await record(ctx, "audit.exported", "audit_trail", ctx.slug,
+                 new={"format": fmt, **flt.as_query(),
+                      "since": flt.since.isoformat() if flt.since else None,
+                      "until": flt.until.isoformat() if flt.until else None})
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    filename = f"audit-{ctx.slug}.{fmt}"
+    return Stream(_export(ctx, flt, fmt), media_type=media,
+                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+Format = Annotated[Literal["csv", "json"], Parameter(query="format")]
+
+
+@get("/t/{slug:str}/audit/export", opt=requires("audit", "export"), include_in_schema=False, **TENANT)
+async def audit_export(ctx: TenantContext, slug: str, format_: Format = "csv", actor: Actor = None,
+                       entity: Entity = None, action: Action = None, since: Since = None,
+                       until: Until = None) -> Stream:
+    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
+    return await _export_response(ctx, flt, format_)
+
+
+@get("/api/v1/t/{slug:str}/audit/export", opt=requires("audit", "export"), tags=["audit"], **TENANT)
+async def api_audit_export(ctx: TenantContext, slug: str, format_: Format = "json",
+                           actor: Actor = None, entity: Entity = None, action: Action = None,
+                           since: Since = None, until: Until = None) -> Stream:
+    """The whole (filtered) trail, oldest first, as CSV or JSON, with each event's hashes."""
+    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
+    return await _export_response(ctx, flt, format_)
+
+
+route_handlers = [audit_page, api_audit, audit_export, api_audit_export]

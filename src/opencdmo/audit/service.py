@@ -1,0 +1,144 @@
+"""Writing the audit trail: in the caller's transaction, or autonomously for security events."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+from uuid import UUID
+
+from opencdmo.audit.chain import AUDIT_FIELDS, SECURITY_FIELDS, event_hash
+from opencdmo.canonical import canonical_json
+from opencdmo.db.tx import autonomous, tenant_transaction
+from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
+
+log = logging.getLogger(__name__)
+
+_NEXT = """
+UPDATE audit_heads SET last_seq = last_seq + 1 WHERE tenant_id = $1
+RETURNING last_seq, last_hash, clock_timestamp() AS at
+"""
+_INSERT = """
+WITH event AS (
+    INSERT INTO audit_events (tenant_id, id, seq, occurred_at, actor_id, actor_name, action,
+        entity_type, entity_id, old_values, new_values, reason, request_id, address,
+        prev_hash, hash)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11::json, $12, $13, $14, $15, $16)
+)
+UPDATE audit_heads SET last_hash = $16 WHERE tenant_id = $1
+"""
+
+
+async def _append(
+    connection: Any,
+    tenant_id: UUID,
+    actor: Actor,
+    meta: RequestMeta,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    old: Any,
+    new: Any,
+    reason: str | None,
+) -> int:
+    head = await connection.fetchrow(_NEXT, tenant_id)
+    if head is None:
+        raise RuntimeError(f"tenant {tenant_id} has no audit chain head")
+    row: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "id": uuid.uuid4(),
+        "seq": head["last_seq"],
+        "occurred_at": head["at"],
+        "actor_id": actor.id,
+        "actor_name": actor.full_name,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "old_values": None if old is None else canonical_json(old),
+        "new_values": None if new is None else canonical_json(new),
+        "reason": reason,
+        "request_id": meta.request_id,
+        "address": meta.address,
+    }
+    digest = event_hash(head["last_hash"], row, AUDIT_FIELDS)
+    await connection.execute(
+        _INSERT, *(row[name] for name in AUDIT_FIELDS), head["last_hash"], digest
+    )
+    return int(head["last_seq"])
+
+
+async def record(
+    ctx: TenantContext,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    *,
+    old: Any = None,
+    new: Any = None,
+    reason: str | None = None,
+) -> int:
+    """Append one event in the caller's transaction; returns its sequence number."""
+    async with tenant_transaction(ctx) as connection:
+        return await _append(
+            connection, ctx.tenant_id, ctx.actor, ctx.meta, action, entity_type,
+            str(entity_id), old, new, reason,
+        )
+
+
+async def record_security(
+    action: str,
+    *,
+    actor: Actor,
+    meta: RequestMeta,
+    tenant_id: UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """A security event that survives the request's rollback: its own transaction.
+
+    With a tenant it joins that tenant's chain (entity type ``security``); without one it goes
+    to the platform's security chain.
+    """
+    detail = detail or {}
+    try:
+        async with autonomous(tenant_id) as connection:
+            if tenant_id is not None:
+                await _append(connection, tenant_id, actor, meta, action, "security",
+                              detail.get("path", "-"), None, detail, None)
+            else:
+                await _append_security(connection, actor, meta, action, detail)
+    except Exception:  # a failing security log must not turn a 4xx into a 500, but is loud
+        log.exception("could not record security event %s", action)
+
+
+_NEXT_SECURITY = """
+UPDATE security_head SET last_seq = last_seq + 1 WHERE id = 1
+RETURNING last_seq, last_hash, clock_timestamp() AS at
+"""
+_INSERT_SECURITY = """
+WITH event AS (
+    INSERT INTO security_events (seq, occurred_at, actor_id, actor_name, action, detail,
+        request_id, address, prev_hash, hash)
+    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10)
+)
+UPDATE security_head SET last_hash = $10 WHERE id = 1
+"""
+
+
+async def _append_security(
+    connection: Any, actor: Actor, meta: RequestMeta, action: str, detail: dict[str, Any]
+) -> None:
+    head = await connection.fetchrow(_NEXT_SECURITY)
+    row: dict[str, Any] = {
+        "seq": head["last_seq"],
+        "occurred_at": head["at"],
+        "actor_id": actor.id,
+        "actor_name": actor.full_name,
+        "action": action,
+        "detail": canonical_json(detail),
+        "request_id": meta.request_id,
+        "address": meta.address,
+    }
+    digest = event_hash(head["last_hash"], row, SECURITY_FIELDS)
+    await connection.execute(
+        _INSERT_SECURITY, *(row[name] for name in SECURITY_FIELDS), head["last_hash"], digest
+    )

@@ -1,0 +1,330 @@
+"""The ``opencdmo`` command. Exit codes: 0 success, 1 failure (e.g. a broken audit chain),
+2 usage or input error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from opencdmo.errors import AppError
+from opencdmo.settings import Settings, SettingsError
+
+DEMO_PASSWORD = "opencdmo-demo-2026"
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    from opencdmo.db.engine import bind_engine, close_pool, start_pool
+    from opencdmo.db.setup import database_urls
+    from opencdmo.identity import passwords
+
+    passwords.configure(settings)
+    engine = bind_engine(database_urls(settings))
+    await start_pool(engine, 4)
+    try:
+        return await work()
+    finally:
+        await close_pool(engine)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from opencdmo.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
+                log_config=None, access_log=False, proxy_headers=False)
+    return 0
+
+
+def cmd_db_start(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.db.setup import database_urls
+
+    urls = database_urls(settings, keep_running=True)
+    _print(urls.owner)
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.db import migrate
+    from opencdmo.db.setup import database_urls
+
+    urls = database_urls(settings)
+    migrate.upgrade(urls)
+    if settings.app_db_password:
+        asyncio.run(migrate.set_app_password(urls, settings.app_db_password))
+    _print("database is at the latest migration")
+    return 0
+
+
+def cmd_tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.tenancy.provision import apply_path
+
+    async def work() -> int:
+        changes = await apply_path(Path(args.path), _print)
+        _print(f"{changes} change(s) applied" if changes else "no changes: everything up to date")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            raise AppError("The passwords differ.")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+
+    password = _read_password()
+
+    async def work() -> int:
+        meta = RequestMeta(request_id="cli:users-create")
+        user = await identity.create_user(args.email, args.name, password, meta=meta)
+        _print(f"user {user.email} created")
+        if args.tenant:
+            ctx = await _tenant(args.tenant, meta)
+            await tenancy.add_member(ctx, user.id, args.role or [])
+            _print(f"added to {args.tenant} with roles {', '.join(args.role or []) or '-'}")
+        return 0
+
+    del SYSTEM
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_users_set_password(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+
+    password = _read_password()
+
+    async def work() -> int:
+        await identity.set_password(args.email, password, actor=SYSTEM,
+                                    meta=RequestMeta(request_id="cli:users-set-password"))
+        _print(f"password of {args.email} set; their sessions were ended")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_users_disable(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.errors import NotFound
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+
+    async def work() -> int:
+        user = await identity.find_user(args.email)
+        if user is None:
+            raise NotFound(f"No user has the email {args.email}.")
+        await identity.set_user_active(user.id, args.enable, actor=SYSTEM,
+                                       meta=RequestMeta(request_id="cli:users-disable"))
+        _print(f"{user.email} {'enabled' if args.enable else 'disabled; all sessions ended'}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+async def _tenant(slug: str, meta: Any) -> Any:
+    from opencdmo.errors import NotFound
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import SYSTEM
+
+    row = await tenancy.tenant_by_slug(slug)
+    ctx = await tenancy.internal_context(row["id"], SYSTEM, meta) if row else None
+    if ctx is None:
+        raise NotFound(f"No tenant has the slug '{slug}'.")
+    return ctx
+
+
+def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from opencdmo.errors import NotFound
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import Actor, RequestMeta
+
+    async def work() -> int:
+        meta = RequestMeta(request_id="cli:tokens-create")
+        ctx = await _tenant(args.tenant, meta)
+        user = await identity.find_user(args.email)
+        if user is None or await tenancy.membership_of(ctx, user.id) is None:
+            raise NotFound(f"{args.email} is not a member of {args.tenant}.")
+        ctx = replace(ctx, actor=Actor(None, "system", f"OpenCDMO CLI for {user.full_name}"))
+        token, _ = await identity.create_token(ctx, user.id, args.name)
+        _print(token)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from uuid import UUID
+
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy.context import RequestMeta
+
+    async def work() -> int:
+        ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:tokens-revoke"))
+        try:
+            token_id = UUID(args.id)
+        except ValueError:
+            raise AppError(f"'{args.id}' is not a token id (a UUID).") from None
+        await identity.revoke_token(ctx, token_id, only_user=None)
+        _print(f"token {token_id} revoked")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.audit.verify import verify_security_chain, verify_tenant
+    from opencdmo.db.tx import global_transaction
+
+    async def work() -> int:
+        async with global_transaction() as connection:
+            if args.tenant:
+                tenants = await connection.fetch("SELECT id, slug FROM tenants WHERE slug = $1",
+                                                 args.tenant)
+                if not tenants:
+                    raise AppError(f"No tenant has the slug '{args.tenant}'.")
+            else:
+                tenants = await connection.fetch("SELECT id, slug FROM tenants ORDER BY slug")
+        reports = [await verify_tenant(t["id"], t["slug"]) for t in tenants]
+        if not args.tenant:
+            reports.append(await verify_security_chain())
+        broken = [r for r in reports if not r.intact]
+        for report in reports:
+            if report.intact:
+                _print(f"ok      {report.chain}: {report.checked} events checked")
+            else:
+                _print(f"BROKEN  {report.chain}: first broken sequence number {report.broken_at}"
+                       f" ({report.problem})")
+        total = sum(r.checked for r in reports)
+        _print(f"{'audit trail intact' if not broken else 'audit trail BROKEN'}: "
+               f"{total} events checked")
+        return 1 if broken else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate, apply tenants/, give the demo users the demo password, print the logins."""
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+    from opencdmo.tenancy.manifest import discover
+    from opencdmo.tenancy.provision import apply_path
+
+    cmd_db_upgrade(settings, args)
+    root = Path(args.path)
+
+    async def work() -> int:
+        await apply_path(root, _print)
+        meta = RequestMeta(request_id="cli:demo")
+        _print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
+        for manifest in discover(root):
+            _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
+            for person in manifest.people:
+                user = await identity.find_user(person.email)
+                if user is not None and await identity.has_no_password(user.id):
+                    await identity.set_password(person.email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
+                _print(f"    {person.email:34} {', '.join(person.roles)}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opencdmo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the web app and API")
+    serve.add_argument("--host", help="address to bind (default OPENCDMO_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default OPENCDMO_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database: start the embedded server, migrate")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    dbsub.add_parser("start", help="start the embedded server (if used), print the owner URL"
+                     ).set_defaults(func=cmd_db_start)
+    dbsub.add_parser("upgrade", help="run the migrations to the latest").set_defaults(
+        func=cmd_db_upgrade)
+
+    tenants = sub.add_parser("tenants", help="tenant manifests")
+    tsub = tenants.add_subparsers(dest="tenants_command", required=True, metavar="ACTION")
+    apply = tsub.add_parser("apply", help="apply tenants/<slug>/tenant.yaml manifests (idempotent)")
+    apply.add_argument("path", help="a tenants/ folder or one tenant.yaml")
+    apply.set_defaults(func=cmd_tenants_apply)
+
+    users = sub.add_parser("users", help="user accounts")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    create = usub.add_parser("create", help="create a user (password read from stdin)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True, help="printed full name (shown on signatures)")
+    create.add_argument("--tenant", help="also add to this tenant (slug)")
+    create.add_argument("--role", action="append", help="role in --tenant (repeatable)")
+    create.set_defaults(func=cmd_users_create)
+    setpw = usub.add_parser("set-password", help="set a user's password (read from stdin)")
+    setpw.add_argument("--email", required=True)
+    setpw.set_defaults(func=cmd_users_set_password)
+    disable = usub.add_parser("disable", help="disable a user and end all their sessions")
+    disable.add_argument("--email", required=True)
+    disable.set_defaults(func=cmd_users_disable, enable=False)
+    enable = usub.add_parser("enable", help="re-enable a disabled user")
+    enable.add_argument("--email", required=True)
+    enable.set_defaults(func=cmd_users_disable, enable=True)
+
+    tokens = sub.add_parser("tokens", help="API tokens")
+    ksub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    tcreate = ksub.add_parser("create", help="create a token for a member; prints it once")
+    tcreate.add_argument("--tenant", required=True)
+    tcreate.add_argument("--email", required=True)
+    tcreate.add_argument("--name", default="CLI token")
+    tcreate.set_defaults(func=cmd_tokens_create)
+    trevoke = ksub.add_parser("revoke", help="revoke a token by id")
+    trevoke.add_argument("--tenant", required=True)
+    trevoke.add_argument("--id", required=True)
+    trevoke.set_defaults(func=cmd_tokens_revoke)
+
+    audit = sub.add_parser("audit", help="audit trail")
+    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = asub.add_parser("verify", help="recompute the hash chains; exit 1 if any is broken")
+    verify.add_argument("--tenant", help="only this tenant (slug)")
+    verify.set_defaults(func=cmd_audit_verify)
+
+    demo = sub.add_parser("demo", help="migrate, apply the demo tenants, print the demo logins")
+    demo.add_argument("path", nargs="?", default="tenants")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(settings, args))
+    except (AppError, SettingsError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Database glue: connection URLs, the embedded server, the engine and pool, transactions."""

@@ -1,0 +1,65 @@
+"""The Piccolo engine on an asyncpg pool, bound to every context's tables at start."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.table import Table
+
+import opencdmo
+from opencdmo.db.urls import DatabaseUrls
+
+_engine: PostgresEngine | None = None
+
+
+def discover_tables() -> list[type[Table]]:
+    """Every Piccolo table declared in an ``opencdmo.<context>.tables`` module."""
+    found: list[type[Table]] = []
+    for module in pkgutil.iter_modules(opencdmo.__path__):
+        if not module.ispkg:
+            continue
+        name = f"opencdmo.{module.name}.tables"
+        try:
+            tables = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        for value in vars(tables).values():
+            if isinstance(value, type) and issubclass(value, Table) and value is not Table:
+                if value.__module__ == name:
+                    found.append(value)
+    return found
+
+
+def bind_engine(urls: DatabaseUrls) -> PostgresEngine:
+    """Build the engine (it checks the server version synchronously) and bind all tables."""
+    global _engine
+    engine = PostgresEngine(config={"dsn": urls.app}, extensions=())
+    for table in discover_tables():
+        table._meta.db = engine
+    _engine = engine
+    return engine
+
+
+def get_engine() -> PostgresEngine:
+    if _engine is None:
+        raise RuntimeError("the database engine is not bound: call bind_engine() at start")
+    return _engine
+
+
+async def start_pool(engine: PostgresEngine, size: int) -> None:
+    options: dict[str, Any] = {
+        "min_size": 1,
+        "max_size": size,
+        "server_settings": {"application_name": "opencdmo", "timezone": "UTC"},
+    }
+    await engine.start_connection_pool(**options)
+
+
+async def close_pool(engine: PostgresEngine) -> None:
+    if engine.pool is not None:
+        await engine.close_connection_pool()

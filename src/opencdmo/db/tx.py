@@ -1,0 +1,65 @@
+"""Transactions: one owner per transaction, the tenant set first (ARCHITECTURE.md section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from opencdmo.db.engine import get_engine
+
+if TYPE_CHECKING:
+    from opencdmo.tenancy.context import TenantContext
+
+SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+
+# The tenant scope of the transaction open in this context (Piccolo's transaction has slots).
+_scope: ContextVar[UUID | None] = ContextVar("opencdmo_tenant_scope", default=None)
+
+
+@asynccontextmanager
+async def _scoped(tenant_id: UUID | None) -> AsyncIterator[Any]:
+    engine = get_engine()
+    current = engine.current_transaction.get()
+    if current is not None:
+        # A service called from inside another action joins its transaction, same scope only.
+        if _scope.get() != tenant_id:
+            raise RuntimeError("a transaction for another tenant scope is already open")
+        yield current.connection
+        return
+    async with engine.transaction(allow_nested=False) as tx:
+        token = _scope.set(tenant_id)
+        try:
+            if tenant_id is not None:
+                await tx.connection.execute(SET_TENANT, str(tenant_id))
+            yield tx.connection
+        finally:
+            _scope.reset(token)
+
+
+def tenant_transaction(ctx: TenantContext) -> Any:
+    """``async with tenant_transaction(ctx) as conn:`` - everything inside sees one tenant."""
+    return _scoped(ctx.tenant_id)
+
+
+def tenant_id_transaction(tenant_id: UUID) -> Any:
+    """For provisioning and verification code that acts for a tenant with no request behind it."""
+    return _scoped(tenant_id)
+
+
+def global_transaction() -> Any:
+    """For global tables only (users, sessions, tenants): tenant tables show zero rows."""
+    return _scoped(None)
+
+
+@asynccontextmanager
+async def autonomous(tenant_id: UUID | None) -> AsyncIterator[Any]:
+    """A separate connection and transaction that commits even if the caller's rolls back."""
+    engine = get_engine()
+    assert engine.pool is not None, "the pool is not started"
+    async with engine.pool.acquire() as connection, connection.transaction():
+        if tenant_id is not None:
+            await connection.execute(SET_TENANT, str(tenant_id))
+        yield connection

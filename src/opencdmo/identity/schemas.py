@@ -1,0 +1,46 @@
+"""API structs of the identity context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from msgspec import Struct
+
+
+class TenantRef(Struct):
+    slug: str
+    name: str
+    kind: str
+
+
+class Me(Struct):
+    id: UUID
+    email: str
+    full_name: str
+    tenants: list[TenantRef]
+
+
+class TokenCreate(Struct):
+    name: str = "API token"
+
+
+class TokenOut(Struct):
+    id: UUID
+    name: str
+    prefix: str
+    user_id: UUID
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    user_name: str | None = None
+
+
+class TokenCreated(Struct):
+    token: str
+    details: TokenOut
+
+
+class PasswordChange(Struct):
+    current_password: str
+    new_password: str

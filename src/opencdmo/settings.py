@@ -1,0 +1,118 @@
+"""One typed settings object, read from ``OPENCDMO_*`` environment variables once at start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory; root gets /var/lib/opencdmo (never a path under /root)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/opencdmo")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "opencdmo"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every field is documented in one line; the README lists them from here."""
+
+    database_url: str | None = field(
+        default=None,
+        metadata={"doc": "Owner connection URL (runs migrations); unset: embedded PostgreSQL"},
+    )
+    app_database_url: str | None = field(
+        default=None,
+        metadata={"doc": "Application-role URL; unset: the owner URL with user opencdmo_app"},
+    )
+    app_db_password: str | None = field(
+        default=None, metadata={"doc": "Password set on the opencdmo_app role by `db upgrade`"}
+    )
+    data_dir: Path = field(
+        default_factory=default_data_dir,
+        metadata={"doc": "Embedded cluster, local blobs and the generated secret key"},
+    )
+    secret_key: str | None = field(
+        default=None,
+        metadata={"doc": "Signs CSRF tokens; unset: generated once and kept in the data dir"},
+    )
+    host: str = field(default="127.0.0.1", metadata={"doc": "Address `serve` binds"})
+    port: int = field(default=8000, metadata={"doc": "Port `serve` binds"})
+    cookie_secure: bool = field(
+        default=True,
+        metadata={"doc": "Secure flag on cookies; false only for plain http on localhost"},
+    )
+    session_idle_minutes: int = field(
+        default=30, metadata={"doc": "A session ends after this many idle minutes"}
+    )
+    session_lifetime_hours: int = field(
+        default=12, metadata={"doc": "A session ends this many hours after login, active or not"}
+    )
+    login_max_failures_account: int = field(
+        default=5, metadata={"doc": "Failed logins per account within the window before 429"}
+    )
+    login_max_failures_address: int = field(
+        default=20, metadata={"doc": "Failed logins per client address within the window before 429"}
+    )
+    login_window_seconds: int = field(
+        default=900, metadata={"doc": "Failures older than this no longer count (throttle decays)"}
+    )
+    argon2_time_cost: int = field(default=3, metadata={"doc": "argon2id iterations"})
+    argon2_memory_kib: int = field(default=65536, metadata={"doc": "argon2id memory in KiB"})
+    db_pool_size: int = field(default=10, metadata={"doc": "Connections in the app's pool"})
+    log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
+    log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``OPENCDMO_<FIELD>`` for every field; ``overrides`` win (used by tests)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"OPENCDMO_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept (0600) in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    if "bool" in type_name:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"OPENCDMO_{name.upper()}: expected true or false, got {raw!r}")
+    if type_name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"OPENCDMO_{name.upper()}: expected an integer, got {raw!r}") from None
+    if type_name == "Path":
+        return Path(raw).expanduser()
+    return raw

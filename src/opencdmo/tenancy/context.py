@@ -1,0 +1,46 @@
+"""The typed tenant scope. Only the resolver (and provisioning code) mints one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a signed-in user, an API token's user, or the system (CLI provisioning)."""
+
+    id: UUID | None
+    email: str
+    full_name: str
+
+    @property
+    def is_system(self) -> bool:
+        return self.id is None
+
+
+SYSTEM = Actor(id=None, email="system", full_name="OpenCDMO system")
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    request_id: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant_id: UUID
+    slug: str
+    name: str
+    kind: str
+    actor: Actor
+    membership_id: UUID | None
+    roles: tuple[str, ...]
+    policy_version: int
+    time_zone: str = "UTC"
+    meta: RequestMeta = field(default_factory=RequestMeta)
+
+    @property
+    def user_id(self) -> UUID | None:
+        return self.actor.id

@@ -1,0 +1,66 @@
+"""Applying manifests: create what is missing, change what differs, audit every change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opencdmo.identity import service as identity
+from opencdmo.tenancy import service
+from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
+from opencdmo.tenancy.manifest import Manifest, Report, discover
+
+UNUSABLE_PASSWORD = "!unset"
+
+
+async def apply_path(root: Path, report: Report, actor: Actor = SYSTEM) -> int:
+    """Validate every manifest first (nothing changes if one is invalid), then apply each."""
+    manifests = discover(root)
+    changes = 0
+    for manifest in manifests:
+        changes += await apply(manifest, report, actor)
+    return changes
+
+
+async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> int:
+    meta = RequestMeta(request_id=f"manifest:{manifest.path}")
+    changes = 0
+    existing = await service.tenant_by_slug(manifest.slug)
+    if existing is None:
+        ctx = await service.create_tenant(manifest.slug, manifest.name, manifest.kind, actor, meta)
+        report(f"{manifest.slug}: tenant created")
+        changes += 1
+    else:
+        found = await service.internal_context(existing["id"], actor, meta)
+        assert found is not None
+        ctx = found
+        if await service.update_tenant(ctx, manifest.name, manifest.kind):
+            report(f"{manifest.slug}: name/kind updated")
+            changes += 1
+    for code, name, zone in manifest.sites:
+        outcome = await service.upsert_site(ctx, code, name, zone)
+        if outcome:
+            report(f"{manifest.slug}: site {code} {outcome}")
+            changes += 1
+    for person in manifest.people:
+        changes += await _ensure_member(ctx, person.email, person.full_name, person.roles, report)
+    return changes
+
+
+async def _ensure_member(ctx: TenantContext, email: str, full_name: str, roles: tuple[str, ...],
+                         report: Report) -> int:
+    user = await identity.find_user(email)
+    changes = 0
+    if user is None:
+        user = await identity.create_user_without_password(email, full_name, actor=ctx.actor,
+                                                           meta=ctx.meta)
+        report(f"{ctx.slug}: user {email} created (no password yet)")
+        changes += 1
+    membership_id = await service.membership_of(ctx, user.id)
+    if membership_id is None:
+        await service.add_member(ctx, user.id, roles)
+        report(f"{ctx.slug}: {email} added with roles {', '.join(roles) or '-'}")
+        return changes + 1
+    if await service.set_roles(ctx, membership_id, roles, "tenant manifest", only_add=True):
+        report(f"{ctx.slug}: {email} granted {', '.join(roles)}")
+        changes += 1
+    return changes

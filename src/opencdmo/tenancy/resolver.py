@@ -1,0 +1,54 @@
+"""Tenant resolution: the only place that mints a TenantContext for a request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from opencdmo.db.engine import get_engine
+from opencdmo.db.tx import tenant_id_transaction
+from opencdmo.identity.service import hash_token
+from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
+
+TOKEN_TOUCH = timedelta(seconds=60)
+
+
+async def _fetch(query: str, *args: Any) -> Any:
+    pool = get_engine().pool
+    assert pool is not None, "the pool is not started"
+    async with pool.acquire() as connection:
+        return await connection.fetchrow(query, *args)
+
+
+def _context(row: Any, actor: Actor, meta: RequestMeta) -> TenantContext:
+    return TenantContext(
+        tenant_id=row["tenant_id"], slug=row["tenant_slug"], name=row["tenant_name"],
+        kind=row["tenant_kind"], actor=actor, membership_id=row["membership_id"],
+        roles=tuple(row["roles"]), policy_version=row["policy_version"],
+        time_zone=row["time_zone"], meta=meta,
+    )
+
+
+async def for_user(actor: Actor, slug: str, meta: RequestMeta) -> TenantContext | None:
+    """The user's scope in the tenant, or None when it does not exist or they are not a member."""
+    row = await _fetch("SELECT * FROM app_member($1, $2)", slug, actor.id)
+    return None if row is None else _context(row, actor, meta)
+
+
+async def for_token(token: str, slug: str, meta: RequestMeta) -> TenantContext | None:
+    """The token's scope: valid only in its own tenant, for an active user and membership."""
+    row = await _fetch("SELECT * FROM app_token_member($1, $2)", slug, hash_token(token))
+    if row is None:
+        return None
+    actor = Actor(row["user_id"], row["email"], row["full_name"])
+    last_used = row["token_last_used_at"]
+    if last_used is None or datetime.now(UTC) - last_used > TOKEN_TOUCH:
+        await _touch(row["tenant_id"], row["token_id"])
+    return _context(row, actor, meta)
+
+
+async def _touch(tenant_id: UUID, token_id: UUID) -> None:
+    async with tenant_id_transaction(tenant_id) as connection:
+        await connection.execute(
+            "UPDATE api_tokens SET last_used_at = clock_timestamp() WHERE id = $1", token_id)

@@ -1,0 +1,97 @@
+"""One error handler: the same error as JSON (API), an htmx fragment, or a full page."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.background_tasks import BackgroundTask
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from opencdmo.audit.service import record_security
+from opencdmo.errors import AppError, NotAuthenticated, NotFound
+from opencdmo.web.principal import principal_of
+
+log = logging.getLogger("opencdmo.errors")
+
+TITLES = {
+    400: "Bad request", 401: "Sign-in required", 403: "Not permitted", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
+    422: "Invalid input", 429: "Too many attempts", 500: "Internal error",
+}
+
+
+class ErrorDetail(Struct):
+    status: int
+    title: str
+    message: str
+    details: Any = None
+    request_id: str | None = None
+
+
+class ErrorBody(Struct):
+    """Every API error response has this shape."""
+
+    error: ErrorDetail
+
+
+def wants_json(request: Request[Any, Any, Any]) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path.startswith("/schema"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
+    if isinstance(exc, AppError):
+        return exc.status_code, exc.message, exc.details, exc.headers
+    if isinstance(exc, ValidationException):
+        return 400, "The request is malformed: " + str(exc.detail), exc.extra, {}
+    if isinstance(exc, HTTPException):
+        message = exc.detail if exc.detail and exc.detail != TITLES.get(exc.status_code) else \
+            TITLES.get(exc.status_code, "Error")
+        if exc.status_code == 403 and "CSRF" in str(exc.detail):
+            message = "The form expired or was sent from another site (CSRF check failed). Reload the page and try again."
+        return exc.status_code, message, exc.extra or None, dict(exc.headers or {})
+    return 500, "An unexpected error occurred. It has been logged with the request id.", None, {}
+
+
+def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar calls exception handlers synchronously; side effects go to a background task."""
+    response = _render(request, exc)
+    principal = principal_of(request.scope)
+    if isinstance(exc, NotFound) and principal.ctx is not None:
+        # A missing or another tenant's object: a security event, written after the response.
+        response.background = BackgroundTask(
+            record_security, "access.not_found", actor=principal.ctx.actor, meta=principal.meta,
+            tenant_id=principal.ctx.tenant_id,
+            detail={"path": request.url.path, "method": request.method})
+    return response
+
+
+def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, message, details, headers = _describe(exc)
+    principal = principal_of(request.scope)
+    request_id = principal.meta.request_id
+    if status >= 500:
+        log.error("unhandled error", exc_info=exc,
+                  extra={"request_id": request_id, "path": request.url.path})
+    title = TITLES.get(status, "Error")
+    if wants_json(request):
+        body = ErrorBody(ErrorDetail(status, title, message, details, request_id))
+        return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
+    if status == 401 and isinstance(exc, NotAuthenticated | HTTPException):
+        target = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if request.headers.get("hx-request"):
+            return Response("", status_code=401, headers={"HX-Redirect": target})
+        return Redirect(target, status_code=303)
+    context = {"status": status, "title": title, "message": message, "details": details,
+               "request_id": request_id, "principal": principal, "actor": principal.actor,
+               "ctx": principal.ctx, "tenants": []}
+    if request.headers.get("hx-request"):
+        return Template("_error.html", context=context, status_code=status, headers=headers)
+    return Template("error.html", context=context, status_code=status, headers=headers)

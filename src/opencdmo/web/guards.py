@@ -1,0 +1,69 @@
+"""Guards declare intent: ``opt=requires("members", "manage")`` on every tenant route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from opencdmo.access.service import can
+from opencdmo.audit.service import record_security
+from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
+from opencdmo.tenancy.context import Actor, TenantContext
+from opencdmo.web.principal import principal_of
+
+PERMISSION = "permission"
+
+
+def requires(obj: str, act: str) -> dict[str, Any]:
+    return {PERMISSION: (obj, act)}
+
+
+async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """For routes outside a tenant that need a browser session (my account)."""
+    principal = principal_of(connection.scope)
+    if principal.actor is None:
+        raise NotAuthenticated("Sign in to continue.")
+
+
+async def tenant_member(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """401 without credentials, 404 for an unknown tenant or a non-member, 403 without the role."""
+    principal = principal_of(connection.scope)
+    permission = handler.opt.get(PERMISSION)
+    if permission is None:
+        raise RuntimeError(f"tenant route {handler} declares no permission")
+    if principal.ctx is None:
+        if principal.bearer:
+            raise NotAuthenticated(
+                "The API token is not valid here: unknown, revoked, or issued for another tenant.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if principal.actor is None:
+            raise NotAuthenticated("Sign in to continue.")
+        await record_security("access.tenant_not_found", actor=principal.actor,
+                              meta=principal.meta,
+                              detail={"tenant": principal.slug, "path": connection.url.path})
+        raise NotFound("No such tenant, or you are not a member of it.")
+    ctx = principal.ctx
+    if not await can(ctx, *permission):
+        await record_security("access.denied", actor=ctx.actor, meta=ctx.meta,
+                              tenant_id=ctx.tenant_id,
+                              detail={"path": connection.url.path, "method": connection.scope.get("method"),
+                                      "permission": list(permission)})
+        raise Forbidden(f"Your roles in {ctx.name} do not allow this ({permission[1]} {permission[0]}).")
+
+
+def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
+    """Dependency: the request's tenant scope (the guard has already checked it exists)."""
+    ctx = principal_of(request.scope).ctx
+    if ctx is None:
+        raise NotFound("No such tenant, or you are not a member of it.")
+    return ctx
+
+
+def current_actor(request: Request[Any, Any, Any]) -> Actor:
+    actor = principal_of(request.scope).actor
+    if actor is None:
+        raise NotAuthenticated("Sign in to continue.")
+    return actor

@@ -1,0 +1,40 @@
+"""Page rendering: one handler, two renderings (full page, or the named block for htmx)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Request
+from litestar.response import Template
+
+from opencdmo.tenancy.service import user_tenants
+from opencdmo.web.principal import principal_of
+
+
+async def page(request: Request[Any, Any, Any], template: str, *, block: str | None = None,
+               status_code: int = 200, **context: Any) -> Template:
+    principal = principal_of(request.scope)
+    member_of = principal.session.member_of if principal.session else ()
+    base = {
+        "principal": principal,
+        "actor": principal.actor,
+        "ctx": principal.ctx,
+        "tenants": await user_tenants(member_of),
+        "request": request,
+    }
+    base.update(context)
+    if block and request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
+        return HTMXBlockTemplate(template_name=template, block_name=block, context=base,
+                                 status_code=status_code)
+    return Template(template_name=template, context=base, status_code=status_code)
+
+
+async def form_data(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Form fields as a plain dict (repeated fields as lists)."""
+    form = await request.form()
+    data: dict[str, Any] = {}
+    for key in form:
+        values = form.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    return data

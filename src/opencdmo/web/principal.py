@@ -1,0 +1,115 @@
+"""Who is asking, and in which tenant: a pure ASGI middleware that runs before every handler.
+
+It reads the session cookie or the bearer token and, for tenant paths (``/t/{slug}/...`` and
+``/api/v1/t/{slug}/...``), resolves the tenant. Handlers never see a raw tenant id: guards turn
+the result into 401, 403 or 404 (``web.guards``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.datastructures import Headers
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from opencdmo.identity import sessions
+from opencdmo.settings import Settings
+from opencdmo.tenancy import resolver
+from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
+from opencdmo.web.logs import request_id_var
+
+access_log = logging.getLogger("opencdmo.access")
+
+SESSION_COOKIE = "opencdmo_session"
+TENANT_PATH = re.compile(r"^(?:/api/v1)?/t/([^/]+)(?:/|$)")
+
+
+@dataclass
+class Principal:
+    actor: Actor | None = None
+    session: sessions.SessionUser | None = None
+    session_token: str | None = None
+    bearer: str | None = None
+    slug: str | None = None
+    ctx: TenantContext | None = None
+    meta: RequestMeta = RequestMeta()
+
+
+def principal_of(scope: Scope) -> Principal:
+    value = scope.get("state", {}).get("principal")
+    return value if isinstance(value, Principal) else Principal()
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+class PrincipalMiddleware(ASGIMiddleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        headers = Headers.from_scope(scope)
+        request_id = (headers.get("x-request-id") or uuid.uuid4().hex)[:64]
+        request_id_var.set(request_id)
+        client = scope.get("client")
+        meta = RequestMeta(request_id=request_id, address=client[0] if client else None)
+        principal = Principal(meta=meta)
+        scope.setdefault("state", {})["principal"] = principal
+        await self._authenticate(principal, headers)
+        match = TENANT_PATH.match(scope["path"])
+        if match:
+            principal.slug = match.group(1)
+            await self._resolve(principal)
+        status: list[int] = []
+        try:
+            await next_app(scope, receive, _with_request_id(send, request_id, status))
+        finally:
+            access_log.info(
+                "%s %s %s", scope.get("method"), scope["path"], status[0] if status else 500,
+                extra={"status": status[0] if status else 500, "user": str(principal.actor.id)
+                       if principal.actor else None, "tenant": principal.slug,
+                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    async def _authenticate(self, principal: Principal, headers: Headers) -> None:
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            principal.bearer = authorization[7:].strip() or None
+            return
+        token = _cookie(headers, SESSION_COOKIE)
+        if token:
+            session = await sessions.load(self.settings, token)
+            if session is not None:
+                principal.session, principal.session_token = session, token
+                principal.actor = Actor(session.user_id, session.email, session.full_name)
+
+    async def _resolve(self, principal: Principal) -> None:
+        assert principal.slug is not None
+        if principal.bearer:
+            principal.ctx = await resolver.for_token(principal.bearer, principal.slug, principal.meta)
+            if principal.ctx is not None:
+                principal.actor = principal.ctx.actor
+        elif principal.actor is not None:
+            principal.ctx = await resolver.for_user(principal.actor, principal.slug, principal.meta)
+
+
+def _with_request_id(send: Send, request_id: str, status: list[int]) -> Send:
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            message.setdefault("headers", [])
+            message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,40 @@
+"""Jinja2 environment: templates from frontend/templates, filters for times in a site's zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
+TEMPLATES = FRONTEND / "templates"
+STATIC = FRONTEND / "static"
+
+
+def localtime(value: datetime | None, zone: str = "UTC", fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
+    """A UTC time shown in the site's zone, with the zone named (Part 11 manifestations)."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        enable_async=False,
+    )
+    env.filters["localtime"] = localtime
+    return env
+
+
+def template_config() -> TemplateConfig[Any]:
+    environment = build_environment()
+    return TemplateConfig(engine=JinjaTemplateEngine.from_environment(environment))

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 
 from opencdmo.audit import queries
@@ -25,11 +25,8 @@ Ctx = Provide(tenant_context, sync_to_thread=False)
 TENANT = {"guards": [tenant_member], "dependencies": {"ctx": Ctx}}
 PAGE_SIZE = 50
 
-Q = Annotated[str | None, Parameter(query=None, required=False)]
-
-
 def _q(name: str) -> Any:
-    return Annotated[str | None, Parameter(query=name, required=False, max_length=200)]
+    return Annotated[str | None, QueryParameter(name=name, required=False, max_length=200)]
 
 
 Actor = _q("actor")
@@ -37,8 +34,8 @@ Entity = _q("entity")
 Action = _q("action")
 Since = _q("since")
 Until = _q("until")
-Before = Annotated[int | None, Parameter(query="before", required=False, ge=1)]
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=500)]
+Before = Annotated[int | None, QueryParameter(name="before", required=False, ge=1)]
+Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
 
 
 def _out(row: dict[str, Any]) -> AuditEventOut:
@@ -48,7 +45,7 @@ def _out(row: dict[str, Any]) -> AuditEventOut:
 
 
 @get("/t/{slug:str}/audit", opt=requires("audit", "read"), include_in_schema=False, **TENANT)
-async def audit_page(request: Request[Any, Any, Any], ctx: TenantContext, slug: str,
+async def audit_page(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
                      actor: Actor = None, entity: Entity = None, action: Action = None,
                      since: Since = None, until: Until = None, before: Before = None) -> Template:
     flt = queries.parse_filter(ctx, actor, entity, action, since, until)
@@ -58,7 +55,7 @@ async def audit_page(request: Request[Any, Any, Any], ctx: TenantContext, slug: 
 
 
 @get("/api/v1/t/{slug:str}/audit", opt=requires("audit", "read"), tags=["audit"], **TENANT)
-async def api_audit(ctx: TenantContext, slug: str, actor: Actor = None, entity: Entity = None,
+async def api_audit(ctx: NamedDependency[TenantContext], actor: Actor = None, entity: Entity = None,
                     action: Action = None, since: Since = None, until: Until = None,
                     before: Before = None, limit: Limit = 100) -> AuditPage:
     """Audit events, newest first. ``entity`` is ``type`` or ``type:id``; ``action`` a prefix;
@@ -102,11 +99,11 @@ async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: st
                   headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-Format = Annotated[Literal["csv", "json"], Parameter(query="format")]
+Format = Annotated[Literal["csv", "json"], QueryParameter(name="format")]
 
 
 @get("/t/{slug:str}/audit/export", opt=requires("audit", "export"), include_in_schema=False, **TENANT)
-async def audit_export(ctx: TenantContext, slug: str, format_: Format = "csv", actor: Actor = None,
+async def audit_export(ctx: NamedDependency[TenantContext], format_: Format = "csv", actor: Actor = None,
                        entity: Entity = None, action: Action = None, since: Since = None,
                        until: Until = None) -> Stream:
     flt = queries.parse_filter(ctx, actor, entity, action, since, until)
@@ -114,7 +111,7 @@ async def audit_export(ctx: TenantContext, slug: str, format_: Format = "csv", a
 
 
 @get("/api/v1/t/{slug:str}/audit/export", opt=requires("audit", "export"), tags=["audit"], **TENANT)
-async def api_audit_export(ctx: TenantContext, slug: str, format_: Format = "json",
+async def api_audit_export(ctx: NamedDependency[TenantContext], format_: Format = "json",
                            actor: Actor = None, entity: Entity = None, action: Action = None,
                            since: Since = None, until: Until = None) -> Stream:
     """The whole (filtered) trail, oldest first, as CSV or JSON, with each event's hashes."""

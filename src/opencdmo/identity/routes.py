@@ -7,8 +7,9 @@ from uuid import UUID
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody
+from litestar.di import NamedDependency, Provide
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from opencdmo.access.service import can
@@ -37,13 +38,13 @@ def _session_cookie(settings: Settings, value: str, *, max_age: int | None) -> C
 
 
 @get("/login", name="login", include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], next_: Annotated[str | None, Parameter(query="next")] = None) -> Template:
+async def login_page(request: Request[Any, Any, Any], next_: Annotated[str | None, QueryParameter(name="next")] = None) -> Template:
     return await page(request, "identity/login.html", next=_safe_next(next_) or "", email="",
                       error=None)
 
 
 @post("/login", include_in_schema=False, status_code=303)
-async def login_submit(request: Request[Any, Any, Any], settings: Settings) -> Response[Any]:
+async def login_submit(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[Any]:
     data = await form_data(request)
     email, password = str(data.get("email", "")), str(data.get("password", ""))
     target = _safe_next(str(data.get("next", "")))
@@ -65,7 +66,7 @@ async def login_submit(request: Request[Any, Any, Any], settings: Settings) -> R
 
 
 @post("/logout", include_in_schema=False, status_code=303)
-async def logout(request: Request[Any, Any, Any], settings: Settings) -> Response[Any]:
+async def logout(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[Any]:
     principal = principal_of(request.scope)
     if principal.session_token:
         user = await service.get_user(principal.session.user_id) if principal.session else None
@@ -81,7 +82,7 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/account/password", guards=[signed_in], include_in_schema=False, status_code=200)
-async def account_password(request: Request[Any, Any, Any], settings: Settings) -> Template:
+async def account_password(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Template:
     data = await form_data(request)
     principal = principal_of(request.scope)
     assert principal.session is not None
@@ -112,8 +113,8 @@ async def api_me(request: Request[Any, Any, Any]) -> Me:
 
 
 @post("/api/v1/account/password", guards=[signed_in], tags=["identity"], status_code=204)
-async def api_change_password(request: Request[Any, Any, Any], data: PasswordChange,
-                              settings: Settings) -> None:
+async def api_change_password(request: Request[Any, Any, Any], data: JSONBody[PasswordChange],
+                              settings: NamedDependency[Settings]) -> None:
     """Change my password; my other sessions end."""
     principal = principal_of(request.scope)
     if principal.session is None:
@@ -136,14 +137,14 @@ def _token_out(row: dict[str, Any]) -> TokenOut:
 
 @get("/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
      dependencies={"ctx": Ctx}, include_in_schema=False)
-async def tokens_page(request: Request[Any, Any, Any], ctx: TenantContext, slug: str) -> Template:
+async def tokens_page(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
     tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
     return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
 
 
 @post("/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
       dependencies={"ctx": Ctx}, include_in_schema=False, status_code=200)
-async def tokens_create(request: Request[Any, Any, Any], ctx: TenantContext, slug: str) -> Template:
+async def tokens_create(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
     data = await form_data(request)
     assert ctx.user_id is not None
     token, _ = await service.create_token(ctx, ctx.user_id, str(data.get("name", "")))
@@ -154,8 +155,8 @@ async def tokens_create(request: Request[Any, Any, Any], ctx: TenantContext, slu
 @post("/t/{slug:str}/tokens/{token_id:uuid}/revoke", guards=[tenant_member],
       opt=requires("tokens", "use"), dependencies={"ctx": Ctx}, include_in_schema=False,
       status_code=200)
-async def tokens_revoke(request: Request[Any, Any, Any], ctx: TenantContext, slug: str,
-                        token_id: UUID) -> Template:
+async def tokens_revoke(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
+                        token_id: FromPath[UUID]) -> Template:
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
     tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
     return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
@@ -163,14 +164,14 @@ async def tokens_revoke(request: Request[Any, Any, Any], ctx: TenantContext, slu
 
 @get("/api/v1/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
      dependencies={"ctx": Ctx}, tags=["identity"])
-async def api_tokens(ctx: TenantContext, slug: str) -> list[TokenOut]:
+async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
     """API tokens in this tenant: all of them for token admins, otherwise my own."""
     return [_token_out(row) for row in await service.list_tokens(ctx, user_id=await _visible_to(ctx))]
 
 
 @post("/api/v1/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
       dependencies={"ctx": Ctx}, tags=["identity"], status_code=201)
-async def api_token_create(ctx: TenantContext, slug: str, data: TokenCreate) -> TokenCreated:
+async def api_token_create(ctx: NamedDependency[TenantContext], data: JSONBody[TokenCreate]) -> TokenCreated:
     """Create a token for myself in this tenant. The secret is shown in this response only."""
     assert ctx.user_id is not None
     token, row = await service.create_token(ctx, ctx.user_id, data.name)
@@ -180,7 +181,7 @@ async def api_token_create(ctx: TenantContext, slug: str, data: TokenCreate) -> 
 @delete("/api/v1/t/{slug:str}/tokens/{token_id:uuid}", guards=[tenant_member],
         opt=requires("tokens", "use"), dependencies={"ctx": Ctx}, tags=["identity"],
         status_code=204)
-async def api_token_revoke(ctx: TenantContext, slug: str, token_id: UUID) -> None:
+async def api_token_revoke(ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]) -> None:
     """Revoke a token (mine, or any in this tenant for token admins)."""
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
 

@@ -6,7 +6,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, get, post, put
-from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
+from litestar.di import NamedDependency, Provide
 from litestar.response import Redirect, Template
 
 from opencdmo.access.policy import roles as known_roles
@@ -34,7 +35,7 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
 
 @get(["/t/{slug:str}", "/t/{slug:str}/"], opt=requires("tenant", "read"), include_in_schema=False,
      **TENANT)
-async def dashboard(request: Request[Any, Any, Any], ctx: TenantContext, slug: str) -> Template:
+async def dashboard(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
     sites = await service.list_sites(ctx)
     members = await service.list_members(ctx)
     return await page(request, "tenancy/dashboard.html", sites=sites,
@@ -49,7 +50,7 @@ async def _members_page(request: Request[Any, Any, Any], ctx: TenantContext, *, 
 
 
 @get("/t/{slug:str}/members", opt=requires("members", "read"), include_in_schema=False, **TENANT)
-async def members_page(request: Request[Any, Any, Any], ctx: TenantContext, slug: str) -> Template:
+async def members_page(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
     return await _members_page(request, ctx)
 
 
@@ -72,7 +73,7 @@ def _roles_from(data: dict[str, Any]) -> list[str]:
 
 @post("/t/{slug:str}/members", opt=requires("members", "manage"), include_in_schema=False,
       status_code=200, **TENANT)
-async def members_add(request: Request[Any, Any, Any], ctx: TenantContext, slug: str) -> Template:
+async def members_add(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
     data = await form_data(request)
     try:
         await _add_member(ctx, MemberAdd(
@@ -88,8 +89,8 @@ async def members_add(request: Request[Any, Any, Any], ctx: TenantContext, slug:
 
 @post("/t/{slug:str}/members/{member_id:uuid}/roles", opt=requires("roles", "manage"),
       include_in_schema=False, status_code=200, **TENANT)
-async def members_roles(request: Request[Any, Any, Any], ctx: TenantContext, slug: str,
-                        member_id: UUID) -> Template:
+async def members_roles(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
+                        member_id: FromPath[UUID]) -> Template:
     data = await form_data(request)
     member = await service.get_member(ctx, member_id)
     changed = await service.set_roles(ctx, member_id, _roles_from(data),
@@ -100,8 +101,8 @@ async def members_roles(request: Request[Any, Any, Any], ctx: TenantContext, slu
 
 @post("/t/{slug:str}/members/{member_id:uuid}/status", opt=requires("members", "manage"),
       include_in_schema=False, status_code=200, **TENANT)
-async def members_status(request: Request[Any, Any, Any], ctx: TenantContext, slug: str,
-                         member_id: UUID) -> Template:
+async def members_status(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
+                         member_id: FromPath[UUID]) -> Template:
     data = await form_data(request)
     active = str(data.get("active", "")).lower() in {"1", "true", "on", "yes"}
     member = await service.get_member(ctx, member_id)
@@ -123,28 +124,28 @@ def _member_out(row: dict[str, Any]) -> MemberOut:
 
 
 @get("/api/v1/t/{slug:str}", opt=requires("tenant", "read"), tags=["tenancy"], **TENANT)
-async def api_tenant(ctx: TenantContext, slug: str) -> TenantOut:
+async def api_tenant(ctx: NamedDependency[TenantContext]) -> TenantOut:
     """The tenant, its sites and my roles in it."""
     sites = [SiteOut(s["code"], s["name"], s["time_zone"]) for s in await service.list_sites(ctx)]
     return TenantOut(ctx.slug, ctx.name, ctx.kind, sites, list(ctx.roles))
 
 
 @get("/api/v1/t/{slug:str}/members", opt=requires("members", "read"), tags=["tenancy"], **TENANT)
-async def api_members(ctx: TenantContext, slug: str) -> list[MemberOut]:
+async def api_members(ctx: NamedDependency[TenantContext]) -> list[MemberOut]:
     """Members of the tenant with their roles."""
     return [_member_out(row) for row in await service.list_members(ctx)]
 
 
 @get("/api/v1/t/{slug:str}/members/{member_id:uuid}", opt=requires("members", "read"),
      tags=["tenancy"], **TENANT)
-async def api_member(ctx: TenantContext, slug: str, member_id: UUID) -> MemberOut:
+async def api_member(ctx: NamedDependency[TenantContext], member_id: FromPath[UUID]) -> MemberOut:
     """One member."""
     return _member_out(await service.get_member(ctx, member_id))
 
 
 @post("/api/v1/t/{slug:str}/members", opt=requires("members", "manage"), tags=["tenancy"],
       status_code=201, **TENANT)
-async def api_member_add(ctx: TenantContext, slug: str, data: MemberAdd) -> MemberOut:
+async def api_member_add(ctx: NamedDependency[TenantContext], data: JSONBody[MemberAdd]) -> MemberOut:
     """Add an existing user, or create one (full name and initial password), with roles."""
     if ctx.user_id is None:
         raise NotAuthenticated("A user is required.")
@@ -153,7 +154,7 @@ async def api_member_add(ctx: TenantContext, slug: str, data: MemberAdd) -> Memb
 
 @put("/api/v1/t/{slug:str}/members/{member_id:uuid}/roles", opt=requires("roles", "manage"),
      tags=["tenancy"], **TENANT)
-async def api_member_roles(ctx: TenantContext, slug: str, member_id: UUID, data: RolesUpdate) -> MemberOut:
+async def api_member_roles(ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[RolesUpdate]) -> MemberOut:
     """Set the member's roles to exactly this list (audited with the reason)."""
     await service.set_roles(ctx, member_id, data.roles, data.reason)
     return _member_out(await service.get_member(ctx, member_id))
@@ -161,7 +162,7 @@ async def api_member_roles(ctx: TenantContext, slug: str, member_id: UUID, data:
 
 @put("/api/v1/t/{slug:str}/members/{member_id:uuid}/status", opt=requires("members", "manage"),
      tags=["tenancy"], **TENANT)
-async def api_member_status(ctx: TenantContext, slug: str, member_id: UUID, data: MemberStatus) -> MemberOut:
+async def api_member_status(ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[MemberStatus]) -> MemberOut:
     """Deactivate or reactivate a membership."""
     await service.set_member_active(ctx, member_id, data.active, data.reason)
     return _member_out(await service.get_member(ctx, member_id))

@@ -1,0 +1,58 @@
+# OpenCDMO - every target installs what it needs first; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help install browsers run demo serve db test test-fast test-e2e lint format typecheck check bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: ## install uv (if missing) and the locked dependencies into .venv
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+browsers: ## install Debian's Chromium for the browser tests (if missing)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@$(CHROMIUM) --version
+
+run: install ## set everything up and serve the demo at http://127.0.0.1:8000
+	@$(UV) run opencdmo demo tenants
+	@echo "Serving http://127.0.0.1:8000 (Ctrl+C to stop)"
+	@OPENCDMO_COOKIE_SECURE=$${OPENCDMO_COOKIE_SECURE:-false} $(UV) run opencdmo serve
+
+demo: install ## migrate and apply the demo tenants without serving
+	@$(UV) run opencdmo demo tenants
+
+db: install ## start the embedded PostgreSQL and print the owner's URL (for psql)
+	@$(UV) run opencdmo db start
+
+test: install browsers ## run the whole test suite (real PostgreSQL, real Chromium)
+	@$(UV) run pytest
+
+test-fast: install ## the suite without the browser tests
+	@$(UV) run pytest -m "not e2e"
+
+lint: install ## ruff lint and format check
+	@$(UV) run ruff check src tests bench
+	@$(UV) run ruff format --check src tests bench
+
+format: install ## format the code
+	@$(UV) run ruff format src tests bench
+	@$(UV) run ruff check --fix src tests bench
+
+typecheck: install ## mypy (strict) on src/
+	@$(UV) run mypy
+
+check: lint typecheck test ## lint, typecheck and the tests
+
+bench: install ## run the benchmarks (not part of the tests)
+	@$(UV) run python -m bench
+
+clean: ## remove caches (keeps your data directory)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,199 @@
+"""Every tenant route, discovered from the app's route table, against four kinds of caller.
+
+A route added later is covered without touching this file; a route with an id parameter this
+file does not know how to fill fails loudly, so its author adds a factory below.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+
+from opencdmo.access.policy import roles_with
+from opencdmo.identity import service as identity
+from opencdmo.tenancy.context import TenantContext
+from opencdmo.web.guards import PERMISSION
+from tests.conftest import PERSONAS, World, as_actor
+
+PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
+TENANT_PREFIX = re.compile(r"^(/api/v1)?/t/\{slug:str\}")
+
+
+async def _member(world: World, ctx: TenantContext) -> str:
+    persona = world["viewer"] if ctx.slug == "alpha" else world["outsider"]
+    from opencdmo.tenancy.service import membership_of
+
+    membership = await membership_of(ctx, persona.user_id)
+    assert membership is not None
+    return str(membership)
+
+
+async def _token(world: World, ctx: TenantContext) -> str:
+    persona = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    _, row = await identity.create_token(as_actor(ctx, persona), persona.user_id, "route test")
+    return str(row["id"])
+
+
+# How to make an object of each id parameter in a given tenant.
+FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
+    "member_id": _member,
+    "token_id": _token,
+}
+
+# Bodies that pass validation, so that the answer is about access, not about the input.
+JSON_BODIES: dict[str, Any] = {
+    "/api/v1/t/{slug:str}/members": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"]},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
+    "/api/v1/t/{slug:str}/tokens": {"name": "x"},
+}
+FORM_BODY = {"roles": "viewer", "active": "true", "name": "x", "email": "nobody@nowhere.test"}
+
+
+def tenant_routes(app: Litestar) -> list[tuple[str, str, Any]]:
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or not TENANT_PREFIX.match(route.path):
+            continue
+        for handler in route.route_handlers:
+            for method in sorted(handler.http_methods):
+                if method in {"HEAD", "OPTIONS"}:
+                    continue
+                found.append((route.path, method, handler))
+    return found
+
+
+def _routes_for_ids() -> list[str]:
+    from opencdmo.app import CONTEXT_ROUTES
+
+    paths = []
+    for module in CONTEXT_ROUTES:
+        for handler in module.route_handlers:
+            for path in handler.paths:
+                for method in sorted(handler.http_methods):
+                    if TENANT_PREFIX.match(path):
+                        paths.append(f"{method} {path}")
+    return sorted(set(paths))
+
+
+ROUTES = _routes_for_ids()
+
+
+def _fill(path: str, slug: str, ids: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "slug":
+            return slug
+        if name not in ids:
+            raise AssertionError(f"{path}: no factory for id parameter '{name}' in FACTORIES")
+        return ids[name]
+
+    return PARAM.sub(value, path)
+
+
+async def _call(client: Any, method: str, path: str) -> Any:
+    if method == "GET":
+        return await client.get(path)
+    if path.startswith("/api/"):
+        template = next((k for k in JSON_BODIES if _matches(k, path)), None)
+        return await client.send(method, path, json=JSON_BODIES.get(template or "", {}))
+    return await client.send(method, path, data={**FORM_BODY, "_csrf_token": client.csrf})
+
+
+def _matches(template: str, path: str) -> bool:
+    pattern = "^" + PARAM.sub("[^/]+", template) + "$"
+    return re.match(pattern, path) is not None
+
+
+def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
+    method, path = key.split(" ", 1)
+    for route_path, route_method, handler in tenant_routes(app):
+        if route_path == path.rstrip("/") or route_path == path:
+            if route_method == method:
+                return route_path, method, handler
+    raise AssertionError(f"{key} is not in the app's route table")
+
+
+def test_every_tenant_route_declares_a_permission(app: Litestar) -> None:
+    routes = tenant_routes(app)
+    assert len(routes) >= 15
+    missing = [f"{m} {p}" for p, m, h in routes if PERMISSION not in h.opt]
+    assert not missing, missing
+
+
+@pytest.fixture(scope="module")
+async def ids(world: World) -> dict[str, dict[str, str]]:
+    made: dict[str, dict[str, str]] = {"alpha": {}, "beta": {}}
+    for name, factory in FACTORIES.items():
+        made["alpha"][name] = await factory(world, world.alpha)
+        made["beta"][name] = await factory(world, world.beta)
+    made["random"] = {name: str(uuid.uuid4()) for name in FACTORIES}
+    return made
+
+
+@pytest.mark.parametrize("key", ROUTES)
+async def test_anonymous_gets_401_or_the_login_page(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+    path, method, _ = _route(app, key)
+    client = await browser()
+    response = await _call(client, method, _fill(path, "alpha", ids["alpha"]))
+    if path.startswith("/api/"):
+        assert response.status_code == 401, response.text
+        assert response.json()["error"]["status"] == 401
+    else:
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("key", ROUTES)
+async def test_member_without_the_permission_gets_403(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+    path, method, handler = _route(app, key)
+    assert not set(PERSONAS["bare"][1]) & roles_with(*handler.opt[PERMISSION])
+    client = await browser("bare")
+    response = await _call(client, method, _fill(path, "alpha", ids["alpha"]))
+    assert response.status_code == 403, response.text
+
+
+@pytest.mark.parametrize("key", ROUTES)
+async def test_member_of_another_tenant_gets_404(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+    path, method, _ = _route(app, key)
+    client = await browser("outsider")
+    response = await _call(client, method, _fill(path, "alpha", ids["alpha"]))
+    assert response.status_code == 404, response.text
+    unknown = await _call(client, method, _fill(path, "no-such-tenant", ids["alpha"]))
+    assert unknown.status_code == 404
+    assert _essence(response) == _essence(unknown)
+
+
+def _essence(response: Any) -> Any:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()["error"]
+        return response.status_code, body["title"], body["message"]
+    text = re.sub(r"request [0-9a-f]{32}", "", response.text)
+    return response.status_code, text
+
+
+ID_ROUTES = [key for key in ROUTES if key.count("{") > 1]
+
+
+def test_some_routes_take_object_ids() -> None:
+    assert len(ID_ROUTES) >= 5
+
+
+@pytest.mark.parametrize("key", ID_ROUTES)
+async def test_another_tenants_object_is_the_same_404_as_a_random_id(
+    app: Litestar, browser: Any, ids: Any, key: str
+) -> None:
+    path, method, handler = _route(app, key)
+    persona = next(p for p, (t, roles) in PERSONAS.items()
+                   if t == "alpha" and set(roles) & roles_with(*handler.opt[PERMISSION]))
+    client = await browser(persona)
+    other = await _call(client, method, _fill(path, "alpha", ids["beta"]))
+    random = await _call(client, method, _fill(path, "alpha", ids["random"]))
+    assert other.status_code == 404, other.text
+    assert _essence(other) == _essence(random)

@@ -64,7 +64,7 @@ def database() -> Iterator[DatabaseUrls]:
 def settings(database: DatabaseUrls) -> Settings:
     return Settings(
         database_url=database.owner, data_dir=DATA_DIR, secret_key="test-secret-key",
-        cookie_secure=True, argon2_time_cost=1, argon2_memory_kib=1024, db_pool_size=8,
+        cookie_secure=True, argon2_time_cost=1, argon2_memory_kib=1024, db_pool_size=30,
         login_max_failures_account=5, login_max_failures_address=20, login_window_seconds=900,
         log_json=True,
     )
@@ -192,7 +192,7 @@ class Browser:
 
 
 @pytest.fixture
-async def browser(app: Litestar) -> AsyncIterator[Any]:
+async def browser(app: Litestar, world: World) -> AsyncIterator[Any]:
     """``await browser("admin")``: a client signed in as that persona (fresh cookies each)."""
     opened: list[Browser] = []
 

@@ -7,12 +7,11 @@ from typing import Any
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import Components
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.static_files import create_static_files_router
 
 from opencdmo.audit import routes as audit_routes
+from opencdmo.audit import service as audit
 from opencdmo.db.engine import bind_engine, close_pool, start_pool
 from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
@@ -21,13 +20,27 @@ from opencdmo.identity import routes as identity_routes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import routes as tenancy_routes
 from opencdmo.web import errors, health
+from opencdmo.web.errors import ErrorBody
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
 from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
 
 CONTEXT_ROUTES = [health, identity_routes, tenancy_routes, audit_routes]
-API_ERRORS = {400, 401, 403, 404, 409, 422, 429}
+API_ERRORS = {
+    400: "Malformed request (unparseable body or parameter)",
+    401: "No valid session or API token",
+    403: "The caller's roles do not allow this, or the CSRF check failed",
+    404: "No such object in this tenant (another tenant's objects are not found either)",
+    409: "The change conflicts with the current state",
+    422: "The input is well-formed but not acceptable; the message says why",
+    429: "Too many failed attempts; retry after the Retry-After seconds",
+}
+
+
+def error_responses() -> dict[int, ResponseSpec]:
+    return {code: ResponseSpec(data_container=ErrorBody, description=text)
+            for code, text in API_ERRORS.items()}
 
 
 def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = None,
@@ -42,9 +55,13 @@ def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = 
         await start_pool(engine, settings.db_pool_size)
 
     async def shutdown() -> None:
+        await audit.drain()
         await close_pool(engine)
 
     handlers: list[Any] = [h for module in CONTEXT_ROUTES for h in module.route_handlers]
+    for handler in handlers:
+        if any(path.startswith("/api/") for path in handler.paths):
+            handler.responses = {**error_responses(), **(handler.responses or {})}
     handlers.append(create_static_files_router(path="/static", directories=[STATIC],
                                                include_in_schema=False))
     return Litestar(
@@ -60,8 +77,7 @@ def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = 
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(
             title="OpenCDMO API", version="1", path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
-            components=Components(),
+            render_plugins=[],
         ),
         debug=False,
         logging_config=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -9,6 +10,7 @@ from uuid import UUID
 
 from opencdmo.audit.chain import AUDIT_FIELDS, SECURITY_FIELDS, event_hash
 from opencdmo.canonical import canonical_json
+from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import autonomous, tenant_transaction
 from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 
@@ -96,9 +98,30 @@ async def record_security(
     """A security event that survives the request's rollback: its own transaction.
 
     With a tenant it joins that tenant's chain (entity type ``security``); without one it goes
-    to the platform's security chain.
+    to the platform's security chain. Called while a transaction is open in this context (which
+    may hold the chain's head), the write waits in a task until that transaction has ended.
     """
     detail = detail or {}
+    if get_engine().current_transaction.get() is not None:
+        task = asyncio.get_running_loop().create_task(
+            _write_security(action, actor, meta, tenant_id, detail))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return
+    await _write_security(action, actor, meta, tenant_id, detail)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+async def drain() -> None:
+    """Wait for deferred security events (shutdown, tests)."""
+    while _pending:
+        await asyncio.gather(*list(_pending))
+
+
+async def _write_security(action: str, actor: Actor, meta: RequestMeta, tenant_id: UUID | None,
+                          detail: dict[str, Any]) -> None:
     try:
         async with autonomous(tenant_id) as connection:
             if tenant_id is not None:

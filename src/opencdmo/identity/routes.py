@@ -56,7 +56,7 @@ async def login_submit(request: Request[Any, Any, Any], settings: NamedDependenc
         if exc.status_code not in (401, 422, 429):
             raise
         return await page(request, "identity/login.html", status_code=exc.status_code,
-                          next=target or "", email=email, error=exc.message)
+                          headers=exc.headers, next=target or "", email=email, error=exc.message)
     if target is None:
         tenants = await user_tenants(user.member_of)
         target = f"/t/{tenants[0]['slug']}/" if tenants else "/account"

@@ -55,6 +55,7 @@ async def members_page(request: Request[Any, Any, Any], ctx: NamedDependency[Ten
 
 
 async def _add_member(ctx: TenantContext, data: MemberAdd) -> UUID:
+    service.check_roles(data.roles)  # validate everything before the first write
     user = await identity.find_user(data.email)
     if user is None:
         if not data.full_name or not data.initial_password:

@@ -258,7 +258,7 @@ BEGIN
         LEFT JOIN role_assignments r
                ON r.tenant_id = m.tenant_id AND r.membership_id = m.id
         WHERE k.tenant_id = t.id AND k.token_hash = p_token_hash AND k.revoked_at IS NULL
-        GROUP BY m.id, u.id, k.id;
+        GROUP BY m.tenant_id, m.id, u.id, k.tenant_id, k.id;
 END $$;
 GRANT EXECUTE ON FUNCTION app_token_member(text, text) TO opencdmo_app;
 """

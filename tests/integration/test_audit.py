@@ -1,0 +1,228 @@
+"""The audit trail: completeness per action, append-only, hash chain, tampering, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from opencdmo.audit import service as audit
+from opencdmo.audit.verify import verify_security_chain, verify_tenant
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.identity import service as identity
+from opencdmo.tenancy import service as tenancy
+from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
+from tests.conftest import PASSWORD, World, as_actor
+
+
+async def _events(owner: asyncpg.Connection, tenant: TenantContext, action: str) -> list[dict[str, Any]]:
+    rows = await owner.fetch(
+        "SELECT * FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq",
+        tenant.tenant_id, action)
+    return [dict(r) for r in rows]
+
+
+async def _scratch_tenant(events: int = 5) -> TenantContext:
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    ctx = await tenancy.create_tenant(slug, "Scratch", "cdmo", SYSTEM, RequestMeta())
+    for i in range(events - 1):
+        await audit.record(ctx, "test.event", "thing", i, new={"n": i, "x": 1.5})
+    return ctx
+
+
+# --- completeness -------------------------------------------------------------------------
+
+async def test_member_and_role_changes_are_audited_with_old_and_new(world: World, owner: asyncpg.Connection) -> None:
+    ctx = as_actor(world.alpha, world["admin"])
+    user = await identity.create_user(f"aud-{uuid.uuid4().hex[:6]}@alpha.test", "Audit Subject", PASSWORD)
+    membership = await tenancy.add_member(ctx, user.id, ["viewer"])
+    await tenancy.set_roles(ctx, membership, ["viewer", "qc_analyst"], "covering QC")
+    await tenancy.set_member_active(ctx, membership, False, "left the company")
+    added = [e for e in await _events(owner, world.alpha, "member.added") if e["entity_id"] == str(membership)]
+    changed = [e for e in await _events(owner, world.alpha, "member.roles_changed") if e["entity_id"] == str(membership)]
+    deactivated = [e for e in await _events(owner, world.alpha, "member.deactivated") if e["entity_id"] == str(membership)]
+    assert len(added) == 1 and added[0]["actor_id"] == world["admin"].user_id
+    assert [json.loads(e["new_values"])["roles"] for e in changed] == [["viewer"], ["qc_analyst", "viewer"]]
+    assert json.loads(changed[1]["old_values"]) == {"roles": ["viewer"]}
+    assert changed[1]["reason"] == "covering QC"
+    assert deactivated[0]["reason"] == "left the company"
+    assert json.loads(deactivated[0]["old_values"]) == {"is_active": True}
+
+
+async def test_login_logout_and_denials_reach_the_tenant_trail(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+    client = await browser("bare")
+    before = len(await _events(owner, world.alpha, "user.login"))
+    await client.login(world["bare"].email)
+    logins = await _events(owner, world.alpha, "user.login")
+    assert len(logins) == before + 1 and logins[-1]["actor_id"] == world["bare"].user_id
+    assert (await client.get("/t/alpha/members")).status_code == 403
+    denied = await _events(owner, world.alpha, "access.denied")
+    assert denied[-1]["actor_id"] == world["bare"].user_id
+    assert json.loads(denied[-1]["new_values"])["path"] == "/t/alpha/members"
+    await client.send("POST", "/logout", data={"_csrf_token": client.csrf})
+    assert (await _events(owner, world.alpha, "user.logout"))[-1]["actor_id"] == world["bare"].user_id
+
+
+async def test_unknown_object_ids_are_security_events(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+    client = await browser("admin")
+    missing = uuid.uuid4()
+    assert (await client.get(f"/api/v1/t/alpha/members/{missing}")).status_code == 404
+    events = await _events(owner, world.alpha, "access.not_found")
+    assert any(str(missing) in json.loads(e["new_values"])["path"] for e in events)
+
+
+async def test_non_member_attempts_are_kept_in_the_platform_chain(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+    client = await browser("outsider")
+    assert (await client.get("/t/alpha/audit")).status_code == 404
+    rows = await owner.fetch("SELECT detail FROM security_events WHERE action = 'access.tenant_not_found' "
+                             "AND actor_id = $1", world["outsider"].user_id)
+    assert any(json.loads(r["detail"])["path"] == "/t/alpha/audit" for r in rows)
+
+
+async def test_security_events_survive_a_rollback(world: World, owner: asyncpg.Connection) -> None:
+    ctx = as_actor(world.alpha, world["admin"])
+    marker = uuid.uuid4().hex
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with tenant_transaction(ctx):
+            await audit.record(ctx, "test.rolled_back", "thing", marker)
+            await audit.record_security("test.security", actor=ctx.actor, meta=ctx.meta,
+                                        tenant_id=ctx.tenant_id, detail={"path": marker})
+            raise Boom
+    await audit.drain()
+    assert await _events(owner, world.alpha, "test.rolled_back") == []
+    kept = await _events(owner, world.alpha, "test.security")
+    assert [e["entity_id"] for e in kept] == [marker]
+    assert (await verify_tenant(world.alpha.tenant_id, "alpha")).intact
+
+
+# --- append-only ----------------------------------------------------------------------------
+
+async def test_app_role_cannot_change_or_remove_events(app_role: asyncpg.Connection, world: World) -> None:
+    await app_role.execute("SELECT set_config('app.tenant_id', $1, false)", str(world.alpha.tenant_id))
+    for statement in ("UPDATE audit_events SET actor_name = 'x'", "DELETE FROM audit_events",
+                      "TRUNCATE audit_events", "UPDATE signatures SET meaning = 'x'"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app_role.execute(statement)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit_events SET actor_name = 'rewritten'",
+    "DELETE FROM audit_events",
+    "TRUNCATE audit_events",
+    "UPDATE security_events SET action = 'x'",
+    "DELETE FROM security_events",
+    "TRUNCATE signatures",
+])
+async def test_trigger_refuses_changes_even_for_the_owner(owner: asyncpg.Connection, statement: str) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await owner.execute(statement)
+
+
+# --- the chain ------------------------------------------------------------------------------
+
+async def test_chain_of_an_untouched_tenant_verifies(world: World) -> None:
+    report = await verify_tenant(world.alpha.tenant_id, "alpha")
+    assert report.intact and report.checked > 10
+    assert (await verify_security_chain()).intact
+
+
+async def _tamper(owner: asyncpg.Connection, sql: str, *args: Any) -> None:
+    """As superuser, with the append-only triggers out of the way."""
+    async with owner.transaction():
+        await owner.execute("SET LOCAL session_replication_role = replica")
+        await owner.execute(sql, *args)
+
+
+async def test_altered_event_is_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    await _tamper(owner, "UPDATE audit_events SET new_values = '{\"n\": 99, \"x\": 1.5}' "
+                  "WHERE tenant_id = $1 AND seq = 4", ctx.tenant_id)
+    report = await verify_tenant(ctx.tenant_id, ctx.slug)
+    assert (report.broken_at, report.checked) == (4, 3)
+
+
+async def test_altered_time_or_actor_is_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    await _tamper(owner, "UPDATE audit_events SET occurred_at = occurred_at - interval '1 day' "
+                  "WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 2
+
+
+async def test_deleted_event_is_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    await _tamper(owner, "DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 3", ctx.tenant_id)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 3
+
+
+async def test_deleted_last_event_is_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    await _tamper(owner, "DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 6", ctx.tenant_id)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 6
+
+
+async def test_inserted_event_is_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    # Make room at 3 and insert a forged event there, copying a neighbour's hashes.
+    await _tamper(owner, "UPDATE audit_events SET seq = seq + 100 WHERE tenant_id = $1 AND seq >= 3",
+                  ctx.tenant_id)
+    await _tamper(owner, "UPDATE audit_events SET seq = seq - 99 WHERE tenant_id = $1 AND seq >= 103",
+                  ctx.tenant_id)
+    await _tamper(owner, "INSERT INTO audit_events SELECT tenant_id, gen_random_uuid(), 3, occurred_at,"
+                  " actor_id, actor_name, 'forged.event', entity_type, entity_id, old_values, new_values,"
+                  " reason, request_id, address, prev_hash, hash FROM audit_events"
+                  " WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    await _tamper(owner, "UPDATE audit_heads SET last_seq = 7 WHERE tenant_id = $1", ctx.tenant_id)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 3
+
+
+async def test_reordered_events_are_named(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    for old, new in ((4, -4), (5, 4), (-4, 5)):
+        await _tamper(owner, "UPDATE audit_events SET seq = $3 WHERE tenant_id = $1 AND seq = $2",
+                      ctx.tenant_id, old, new)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 4
+
+
+async def test_rehashing_one_event_still_breaks_the_next_link(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(6)
+    await _tamper(owner, "UPDATE audit_events SET actor_name = 'someone else', hash = repeat('a', 64) "
+                  "WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 2
+
+
+async def test_platform_security_chain_tampering_is_detected(owner: asyncpg.Connection) -> None:
+    await audit.record_security("test.platform", actor=SYSTEM, meta=RequestMeta(), detail={"a": 1})
+    assert (await verify_security_chain()).intact
+    seq = await owner.fetchval("SELECT max(seq) FROM security_events")
+    original = await owner.fetchval("SELECT detail::text FROM security_events WHERE seq = $1", seq)
+    await _tamper(owner, "UPDATE security_events SET detail = '{\"a\": 2}' WHERE seq = $1", seq)
+    try:
+        assert (await verify_security_chain()).broken_at == seq
+    finally:
+        await _tamper(owner, "UPDATE security_events SET detail = $2::json WHERE seq = $1", seq, original)
+    assert (await verify_security_chain()).intact
+
+
+async def test_sequence_stays_contiguous_with_many_concurrent_writers(owner: asyncpg.Connection) -> None:
+    ctx = await _scratch_tenant(1)
+
+    async def writer(n: int) -> None:
+        for i in range(4):
+            async with tenant_transaction(ctx):
+                await audit.record(ctx, "test.concurrent", "writer", n, new={"i": i})
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(writer(n) for n in range(24)))
+    seqs = [r["seq"] for r in await owner.fetch(
+        "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id)]
+    assert seqs == list(range(1, 24 * 4 + 2))
+    report = await verify_tenant(ctx.tenant_id, ctx.slug)
+    assert report.intact and report.checked == 24 * 4 + 1

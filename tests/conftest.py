@@ -63,9 +63,16 @@ def database() -> Iterator[DatabaseUrls]:
 @pytest.fixture(scope="session")
 def settings(database: DatabaseUrls) -> Settings:
     return Settings(
-        database_url=database.owner, data_dir=DATA_DIR, secret_key="test-secret-key",
-        cookie_secure=True, argon2_time_cost=1, argon2_memory_kib=1024, db_pool_size=30,
-        login_max_failures_account=5, login_max_failures_address=20, login_window_seconds=900,
+        database_url=database.owner,
+        data_dir=DATA_DIR,
+        secret_key="test-secret-key",
+        cookie_secure=True,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        db_pool_size=30,
+        login_max_failures_account=5,
+        login_max_failures_address=20,
+        login_window_seconds=900,
         log_json=True,
     )
 
@@ -153,8 +160,7 @@ def as_actor(ctx: TenantContext, persona: Persona, roles: tuple[str, ...] = ()) 
     """The persona's scope in a tenant, as the resolver would mint it (for service-level tests)."""
     from dataclasses import replace
 
-    return replace(ctx, actor=Actor(persona.user_id, persona.email, persona.full_name),
-                   roles=roles)
+    return replace(ctx, actor=Actor(persona.user_id, persona.email, persona.full_name), roles=roles)
 
 
 class Browser:
@@ -162,8 +168,9 @@ class Browser:
 
     def __init__(self, app: Litestar, address: str = "127.0.0.1") -> None:
         transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        self.http = httpx.AsyncClient(transport=transport, base_url="https://testserver",
-                                      follow_redirects=False)
+        self.http = httpx.AsyncClient(
+            transport=transport, base_url="https://testserver", follow_redirects=False
+        )
 
     @property
     def csrf(self) -> str:
@@ -175,8 +182,9 @@ class Browser:
 
     async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         await self.prime()
-        return await self.http.post("/login", data={"email": email, "password": password,
-                                                    "_csrf_token": self.csrf})
+        return await self.http.post(
+            "/login", data={"email": email, "password": password, "_csrf_token": self.csrf}
+        )
 
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.http.get(url, **kwargs)

@@ -20,8 +20,8 @@ from opencdmo.identity import routes as identity_routes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import routes as tenancy_routes
 from opencdmo.web import errors, health
-from opencdmo.web.errors import ErrorBody
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
+from opencdmo.web.errors import ErrorBody
 from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
@@ -39,12 +39,18 @@ API_ERRORS = {
 
 
 def error_responses() -> dict[int, ResponseSpec]:
-    return {code: ResponseSpec(data_container=ErrorBody, description=text)
-            for code, text in API_ERRORS.items()}
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=text)
+        for code, text in API_ERRORS.items()
+    }
 
 
-def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = None,
-               configure_logs: bool = True) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    urls: DatabaseUrls | None = None,
+    configure_logs: bool = True,
+) -> Litestar:
     settings = settings or Settings.from_env()
     if configure_logs:
         configure_logging(settings.log_level, settings.log_json)
@@ -62,8 +68,9 @@ def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = 
     for handler in handlers:
         if any(path.startswith("/api/") for path in handler.paths):
             handler.responses = {**error_responses(), **(handler.responses or {})}
-    handlers.append(create_static_files_router(path="/static", directories=[STATIC],
-                                               include_in_schema=False))
+    handlers.append(
+        create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
+    )
     return Litestar(
         route_handlers=handlers,
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
@@ -76,7 +83,9 @@ def create_app(settings: Settings | None = None, *, urls: DatabaseUrls | None = 
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(
-            title="OpenCDMO API", version="1", path="/schema",
+            title="OpenCDMO API",
+            version="1",
+            path="/schema",
             render_plugins=[],
         ),
         debug=False,

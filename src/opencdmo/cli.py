@@ -13,7 +13,7 @@ from typing import Any
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
 
-DEMO_PASSWORD = "opencdmo-demo-2026"
+DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
 
 
 def _print(message: str) -> None:
@@ -40,8 +40,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.app import create_app
 
     app = create_app(settings)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
-                log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -115,8 +121,12 @@ def cmd_users_set_password(settings: Settings, args: argparse.Namespace) -> int:
     password = _read_password()
 
     async def work() -> int:
-        await identity.set_password(args.email, password, actor=SYSTEM,
-                                    meta=RequestMeta(request_id="cli:users-set-password"))
+        await identity.set_password(
+            args.email,
+            password,
+            actor=SYSTEM,
+            meta=RequestMeta(request_id="cli:users-set-password"),
+        )
         _print(f"password of {args.email} set; their sessions were ended")
         return 0
 
@@ -132,8 +142,9 @@ def cmd_users_disable(settings: Settings, args: argparse.Namespace) -> int:
         user = await identity.find_user(args.email)
         if user is None:
             raise NotFound(f"No user has the email {args.email}.")
-        await identity.set_user_active(user.id, args.enable, actor=SYSTEM,
-                                       meta=RequestMeta(request_id="cli:users-disable"))
+        await identity.set_user_active(
+            user.id, args.enable, actor=SYSTEM, meta=RequestMeta(request_id="cli:users-disable")
+        )
         _print(f"{user.email} {'enabled' if args.enable else 'disabled; all sessions ended'}")
         return 0
 
@@ -200,8 +211,9 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         async with global_transaction() as connection:
             if args.tenant:
-                tenants = await connection.fetch("SELECT id, slug FROM tenants WHERE slug = $1",
-                                                 args.tenant)
+                tenants = await connection.fetch(
+                    "SELECT id, slug FROM tenants WHERE slug = $1", args.tenant
+                )
                 if not tenants:
                     raise AppError(f"No tenant has the slug '{args.tenant}'.")
             else:
@@ -214,11 +226,15 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             if report.intact:
                 _print(f"ok      {report.chain}: {report.checked} events checked")
             else:
-                _print(f"BROKEN  {report.chain}: first broken sequence number {report.broken_at}"
-                       f" ({report.problem})")
+                _print(
+                    f"BROKEN  {report.chain}: first broken sequence number {report.broken_at}"
+                    f" ({report.problem})"
+                )
         total = sum(r.checked for r in reports)
-        _print(f"{'audit trail intact' if not broken else 'audit trail BROKEN'}: "
-               f"{total} events checked")
+        _print(
+            f"{'audit trail intact' if not broken else 'audit trail BROKEN'}: "
+            f"{total} events checked"
+        )
         return 1 if broken else 0
 
     return asyncio.run(_with_db(settings, work))
@@ -243,7 +259,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             for person in manifest.people:
                 user = await identity.find_user(person.email)
                 if user is not None and await identity.has_no_password(user.id):
-                    await identity.set_password(person.email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
+                    await identity.set_password(
+                        person.email, DEMO_PASSWORD, actor=SYSTEM, meta=meta
+                    )
                 _print(f"    {person.email:34} {', '.join(person.roles)}")
         return 0
 
@@ -261,10 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database: start the embedded server, migrate")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    dbsub.add_parser("start", help="start the embedded server (if used), print the owner URL"
-                     ).set_defaults(func=cmd_db_start)
+    dbsub.add_parser(
+        "start", help="start the embedded server (if used), print the owner URL"
+    ).set_defaults(func=cmd_db_start)
     dbsub.add_parser("upgrade", help="run the migrations to the latest").set_defaults(
-        func=cmd_db_upgrade)
+        func=cmd_db_upgrade
+    )
 
     tenants = sub.add_parser("tenants", help="tenant manifests")
     tsub = tenants.add_subparsers(dest="tenants_command", required=True, metavar="ACTION")

@@ -61,7 +61,8 @@ class Settings:
         default=5, metadata={"doc": "Failed logins per account within the window before 429"}
     )
     login_max_failures_address: int = field(
-        default=20, metadata={"doc": "Failed logins per client address within the window before 429"}
+        default=20,
+        metadata={"doc": "Failed logins per client address within the window before 429"},
     )
     login_window_seconds: int = field(
         default=900, metadata={"doc": "Failures older than this no longer count (throttle decays)"}
@@ -112,7 +113,9 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise SettingsError(f"OPENCDMO_{name.upper()}: expected an integer, got {raw!r}") from None
+            raise SettingsError(
+                f"OPENCDMO_{name.upper()}: expected an integer, got {raw!r}"
+            ) from None
     if type_name == "Path":
         return Path(raw).expanduser()
     return raw

@@ -19,10 +19,14 @@ from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import PASSWORD, World, as_actor
 
 
-async def _events(owner: asyncpg.Connection, tenant: TenantContext, action: str) -> list[dict[str, Any]]:
+async def _events(
+    owner: asyncpg.Connection, tenant: TenantContext, action: str
+) -> list[dict[str, Any]]:
     rows = await owner.fetch(
         "SELECT * FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY seq",
-        tenant.tenant_id, action)
+        tenant.tenant_id,
+        action,
+    )
     return [dict(r) for r in rows]
 
 
@@ -36,38 +40,66 @@ async def _scratch_tenant(events: int = 5) -> TenantContext:
 
 # --- completeness -------------------------------------------------------------------------
 
-async def test_member_and_role_changes_are_audited_with_old_and_new(world: World, owner: asyncpg.Connection) -> None:
+
+async def test_member_and_role_changes_are_audited_with_old_and_new(
+    world: World, owner: asyncpg.Connection
+) -> None:
     ctx = as_actor(world.alpha, world["admin"])
-    user = await identity.create_user(f"aud-{uuid.uuid4().hex[:6]}@alpha.test", "Audit Subject", PASSWORD)
+    user = await identity.create_user(
+        f"aud-{uuid.uuid4().hex[:6]}@alpha.test", "Audit Subject", PASSWORD
+    )
     membership = await tenancy.add_member(ctx, user.id, ["viewer"])
     await tenancy.set_roles(ctx, membership, ["viewer", "qc_analyst"], "covering QC")
     await tenancy.set_member_active(ctx, membership, False, "left the company")
-    added = [e for e in await _events(owner, world.alpha, "member.added") if e["entity_id"] == str(membership)]
-    changed = [e for e in await _events(owner, world.alpha, "member.roles_changed") if e["entity_id"] == str(membership)]
-    deactivated = [e for e in await _events(owner, world.alpha, "member.deactivated") if e["entity_id"] == str(membership)]
-    assert len(added) == 1 and added[0]["actor_id"] == world["admin"].user_id
-    assert [json.loads(e["new_values"])["roles"] for e in changed] == [["viewer"], ["qc_analyst", "viewer"]]
+    added = [
+        e
+        for e in await _events(owner, world.alpha, "member.added")
+        if e["entity_id"] == str(membership)
+    ]
+    changed = [
+        e
+        for e in await _events(owner, world.alpha, "member.roles_changed")
+        if e["entity_id"] == str(membership)
+    ]
+    deactivated = [
+        e
+        for e in await _events(owner, world.alpha, "member.deactivated")
+        if e["entity_id"] == str(membership)
+    ]
+    assert len(added) == 1
+    assert added[0]["actor_id"] == world["admin"].user_id
+    assert [json.loads(e["new_values"])["roles"] for e in changed] == [
+        ["viewer"],
+        ["qc_analyst", "viewer"],
+    ]
     assert json.loads(changed[1]["old_values"]) == {"roles": ["viewer"]}
     assert changed[1]["reason"] == "covering QC"
     assert deactivated[0]["reason"] == "left the company"
     assert json.loads(deactivated[0]["old_values"]) == {"is_active": True}
 
 
-async def test_login_logout_and_denials_reach_the_tenant_trail(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_login_logout_and_denials_reach_the_tenant_trail(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     client = await browser("bare")
     before = len(await _events(owner, world.alpha, "user.login"))
     await client.login(world["bare"].email)
     logins = await _events(owner, world.alpha, "user.login")
-    assert len(logins) == before + 1 and logins[-1]["actor_id"] == world["bare"].user_id
+    assert len(logins) == before + 1
+    assert logins[-1]["actor_id"] == world["bare"].user_id
     assert (await client.get("/t/alpha/members")).status_code == 403
     denied = await _events(owner, world.alpha, "access.denied")
     assert denied[-1]["actor_id"] == world["bare"].user_id
     assert json.loads(denied[-1]["new_values"])["path"] == "/t/alpha/members"
     await client.send("POST", "/logout", data={"_csrf_token": client.csrf})
-    assert (await _events(owner, world.alpha, "user.logout"))[-1]["actor_id"] == world["bare"].user_id
+    assert (await _events(owner, world.alpha, "user.logout"))[-1]["actor_id"] == world[
+        "bare"
+    ].user_id
 
 
-async def test_unknown_object_ids_are_security_events(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_unknown_object_ids_are_security_events(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     client = await browser("admin")
     missing = uuid.uuid4()
     assert (await client.get(f"/api/v1/t/alpha/members/{missing}")).status_code == 404
@@ -75,11 +107,16 @@ async def test_unknown_object_ids_are_security_events(world: World, browser: Any
     assert any(str(missing) in json.loads(e["new_values"])["path"] for e in events)
 
 
-async def test_non_member_attempts_are_kept_in_the_platform_chain(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_non_member_attempts_are_kept_in_the_platform_chain(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     client = await browser("outsider")
     assert (await client.get("/t/alpha/audit")).status_code == 404
-    rows = await owner.fetch("SELECT detail FROM security_events WHERE action = 'access.tenant_not_found' "
-                             "AND actor_id = $1", world["outsider"].user_id)
+    rows = await owner.fetch(
+        "SELECT detail FROM security_events WHERE action = 'access.tenant_not_found' "
+        "AND actor_id = $1",
+        world["outsider"].user_id,
+    )
     assert any(json.loads(r["detail"])["path"] == "/t/alpha/audit" for r in rows)
 
 
@@ -90,11 +127,16 @@ async def test_security_events_survive_a_rollback(world: World, owner: asyncpg.C
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
+    with pytest.raises(Boom):  # noqa: PT012 - the rollback of this whole block is the point
         async with tenant_transaction(ctx):
             await audit.record(ctx, "test.rolled_back", "thing", marker)
-            await audit.record_security("test.security", actor=ctx.actor, meta=ctx.meta,
-                                        tenant_id=ctx.tenant_id, detail={"path": marker})
+            await audit.record_security(
+                "test.security",
+                actor=ctx.actor,
+                meta=ctx.meta,
+                tenant_id=ctx.tenant_id,
+                detail={"path": marker},
+            )
             raise Boom
     await audit.drain()
     assert await _events(owner, world.alpha, "test.rolled_back") == []
@@ -105,32 +147,48 @@ async def test_security_events_survive_a_rollback(world: World, owner: asyncpg.C
 
 # --- append-only ----------------------------------------------------------------------------
 
-async def test_app_role_cannot_change_or_remove_events(app_role: asyncpg.Connection, world: World) -> None:
-    await app_role.execute("SELECT set_config('app.tenant_id', $1, false)", str(world.alpha.tenant_id))
-    for statement in ("UPDATE audit_events SET actor_name = 'x'", "DELETE FROM audit_events",
-                      "TRUNCATE audit_events", "UPDATE signatures SET meaning = 'x'"):
+
+async def test_app_role_cannot_change_or_remove_events(
+    app_role: asyncpg.Connection, world: World
+) -> None:
+    await app_role.execute(
+        "SELECT set_config('app.tenant_id', $1, false)", str(world.alpha.tenant_id)
+    )
+    for statement in (
+        "UPDATE audit_events SET actor_name = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE signatures SET meaning = 'x'",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await app_role.execute(statement)
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_events SET actor_name = 'rewritten'",
-    "DELETE FROM audit_events",
-    "TRUNCATE audit_events",
-    "UPDATE security_events SET action = 'x'",
-    "DELETE FROM security_events",
-    "TRUNCATE signatures",
-])
-async def test_trigger_refuses_changes_even_for_the_owner(owner: asyncpg.Connection, statement: str) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET actor_name = 'rewritten'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE security_events SET action = 'x'",
+        "DELETE FROM security_events",
+        "TRUNCATE signatures",
+    ],
+)
+async def test_trigger_refuses_changes_even_for_the_owner(
+    owner: asyncpg.Connection, statement: str
+) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await owner.execute(statement)
 
 
 # --- the chain ------------------------------------------------------------------------------
 
+
 async def test_chain_of_an_untouched_tenant_verifies(world: World) -> None:
     report = await verify_tenant(world.alpha.tenant_id, "alpha")
-    assert report.intact and report.checked > 10
+    assert report.intact
+    assert report.checked > 10
     assert (await verify_security_chain()).intact
 
 
@@ -143,16 +201,24 @@ async def _tamper(owner: asyncpg.Connection, sql: str, *args: Any) -> None:
 
 async def test_altered_event_is_named(owner: asyncpg.Connection) -> None:
     ctx = await _scratch_tenant(6)
-    await _tamper(owner, "UPDATE audit_events SET new_values = '{\"n\": 99, \"x\": 1.5}' "
-                  "WHERE tenant_id = $1 AND seq = 4", ctx.tenant_id)
+    await _tamper(
+        owner,
+        'UPDATE audit_events SET new_values = \'{"n": 99, "x": 1.5}\' '
+        "WHERE tenant_id = $1 AND seq = 4",
+        ctx.tenant_id,
+    )
     report = await verify_tenant(ctx.tenant_id, ctx.slug)
     assert (report.broken_at, report.checked) == (4, 3)
 
 
 async def test_altered_time_or_actor_is_named(owner: asyncpg.Connection) -> None:
     ctx = await _scratch_tenant(6)
-    await _tamper(owner, "UPDATE audit_events SET occurred_at = occurred_at - interval '1 day' "
-                  "WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    await _tamper(
+        owner,
+        "UPDATE audit_events SET occurred_at = occurred_at - interval '1 day' "
+        "WHERE tenant_id = $1 AND seq = 2",
+        ctx.tenant_id,
+    )
     assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 2
 
 
@@ -171,14 +237,24 @@ async def test_deleted_last_event_is_named(owner: asyncpg.Connection) -> None:
 async def test_inserted_event_is_named(owner: asyncpg.Connection) -> None:
     ctx = await _scratch_tenant(6)
     # Make room at 3 and insert a forged event there, copying a neighbour's hashes.
-    await _tamper(owner, "UPDATE audit_events SET seq = seq + 100 WHERE tenant_id = $1 AND seq >= 3",
-                  ctx.tenant_id)
-    await _tamper(owner, "UPDATE audit_events SET seq = seq - 99 WHERE tenant_id = $1 AND seq >= 103",
-                  ctx.tenant_id)
-    await _tamper(owner, "INSERT INTO audit_events SELECT tenant_id, gen_random_uuid(), 3, occurred_at,"
-                  " actor_id, actor_name, 'forged.event', entity_type, entity_id, old_values, new_values,"
-                  " reason, request_id, address, prev_hash, hash FROM audit_events"
-                  " WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    await _tamper(
+        owner,
+        "UPDATE audit_events SET seq = seq + 100 WHERE tenant_id = $1 AND seq >= 3",
+        ctx.tenant_id,
+    )
+    await _tamper(
+        owner,
+        "UPDATE audit_events SET seq = seq - 99 WHERE tenant_id = $1 AND seq >= 103",
+        ctx.tenant_id,
+    )
+    await _tamper(
+        owner,
+        "INSERT INTO audit_events SELECT tenant_id, gen_random_uuid(), 3, occurred_at,"
+        " actor_id, actor_name, 'forged.event', entity_type, entity_id, old_values, new_values,"
+        " reason, request_id, address, prev_hash, hash FROM audit_events"
+        " WHERE tenant_id = $1 AND seq = 2",
+        ctx.tenant_id,
+    )
     await _tamper(owner, "UPDATE audit_heads SET last_seq = 7 WHERE tenant_id = $1", ctx.tenant_id)
     assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 3
 
@@ -186,15 +262,24 @@ async def test_inserted_event_is_named(owner: asyncpg.Connection) -> None:
 async def test_reordered_events_are_named(owner: asyncpg.Connection) -> None:
     ctx = await _scratch_tenant(6)
     for old, new in ((4, -4), (5, 4), (-4, 5)):
-        await _tamper(owner, "UPDATE audit_events SET seq = $3 WHERE tenant_id = $1 AND seq = $2",
-                      ctx.tenant_id, old, new)
+        await _tamper(
+            owner,
+            "UPDATE audit_events SET seq = $3 WHERE tenant_id = $1 AND seq = $2",
+            ctx.tenant_id,
+            old,
+            new,
+        )
     assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 4
 
 
 async def test_rehashing_one_event_still_breaks_the_next_link(owner: asyncpg.Connection) -> None:
     ctx = await _scratch_tenant(6)
-    await _tamper(owner, "UPDATE audit_events SET actor_name = 'someone else', hash = repeat('a', 64) "
-                  "WHERE tenant_id = $1 AND seq = 2", ctx.tenant_id)
+    await _tamper(
+        owner,
+        "UPDATE audit_events SET actor_name = 'someone else', hash = repeat('a', 64) "
+        "WHERE tenant_id = $1 AND seq = 2",
+        ctx.tenant_id,
+    )
     assert (await verify_tenant(ctx.tenant_id, ctx.slug)).broken_at == 2
 
 
@@ -207,11 +292,15 @@ async def test_platform_security_chain_tampering_is_detected(owner: asyncpg.Conn
     try:
         assert (await verify_security_chain()).broken_at == seq
     finally:
-        await _tamper(owner, "UPDATE security_events SET detail = $2::json WHERE seq = $1", seq, original)
+        await _tamper(
+            owner, "UPDATE security_events SET detail = $2::json WHERE seq = $1", seq, original
+        )
     assert (await verify_security_chain()).intact
 
 
-async def test_sequence_stays_contiguous_with_many_concurrent_writers(owner: asyncpg.Connection) -> None:
+async def test_sequence_stays_contiguous_with_many_concurrent_writers(
+    owner: asyncpg.Connection,
+) -> None:
     ctx = await _scratch_tenant(1)
 
     async def writer(n: int) -> None:
@@ -221,8 +310,13 @@ async def test_sequence_stays_contiguous_with_many_concurrent_writers(owner: asy
                 await asyncio.sleep(0)
 
     await asyncio.gather(*(writer(n) for n in range(24)))
-    seqs = [r["seq"] for r in await owner.fetch(
-        "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id)]
+    seqs = [
+        r["seq"]
+        for r in await owner.fetch(
+            "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id
+        )
+    ]
     assert seqs == list(range(1, 24 * 4 + 2))
     report = await verify_tenant(ctx.tenant_id, ctx.slug)
-    assert report.intact and report.checked == 24 * 4 + 1
+    assert report.intact
+    assert report.checked == 24 * 4 + 1

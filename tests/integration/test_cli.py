@@ -20,19 +20,29 @@ from tests.conftest import DATA_DIR, PASSWORD, World
 @pytest.fixture
 def cli_env(database: DatabaseUrls) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
-    env.update({
-        "OPENCDMO_DATABASE_URL": database.owner, "OPENCDMO_DATA_DIR": str(DATA_DIR),
-        "OPENCDMO_SECRET_KEY": "test", "OPENCDMO_ARGON2_TIME_COST": "1",
-        "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
-    })
+    env.update(
+        {
+            "OPENCDMO_DATABASE_URL": database.owner,
+            "OPENCDMO_DATA_DIR": str(DATA_DIR),
+            "OPENCDMO_SECRET_KEY": "test",
+            "OPENCDMO_ARGON2_TIME_COST": "1",
+            "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
+        }
+    )
     return env
 
 
 async def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "opencdmo.cli", *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "opencdmo.cli",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await process.communicate(stdin.encode() if stdin is not None else None)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -47,8 +57,12 @@ def _commands(parser: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
     return found
 
 
-@pytest.mark.parametrize("command", _commands(build_parser()), ids=lambda c: " ".join(c) or "opencdmo")
-def test_every_command_has_help(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "command", _commands(build_parser()), ids=lambda c: " ".join(c) or "opencdmo"
+)
+def test_every_command_has_help(
+    command: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*command, "--help"])
     assert exit_.value.code == 0
@@ -61,16 +75,31 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert exit_.value.code == 2
 
 
-async def test_users_create_tokens_and_revoke(world: World, cli_env: dict[str, str], browser: Any) -> None:
+async def test_users_create_tokens_and_revoke(
+    world: World, cli_env: dict[str, str], browser: Any
+) -> None:
     email = f"cli-{uuid.uuid4().hex[:6]}@alpha.test"
-    code, out, err = await run(cli_env, "users", "create", "--email", email, "--name", "Cli Person",
-                               "--tenant", "alpha", "--role", "qa_approver", stdin=PASSWORD + "\n")
+    code, out, err = await run(
+        cli_env,
+        "users",
+        "create",
+        "--email",
+        email,
+        "--name",
+        "Cli Person",
+        "--tenant",
+        "alpha",
+        "--role",
+        "qa_approver",
+        stdin=PASSWORD + "\n",
+    )
     assert code == 0, err
     assert "added to alpha" in out
     code, out, err = await run(cli_env, "tokens", "create", "--tenant", "alpha", "--email", email)
     assert code == 0, err
     token = out.strip()
-    assert token.startswith("ocd_") and len(out.strip().splitlines()) == 1
+    assert token.startswith("ocd_")
+    assert len(out.strip().splitlines()) == 1
     client = await browser()
     bearer = {"Authorization": f"Bearer {token}"}
     response = await client.get("/api/v1/t/alpha/tokens", headers=bearer)
@@ -81,19 +110,36 @@ async def test_users_create_tokens_and_revoke(world: World, cli_env: dict[str, s
     assert (await client.get("/api/v1/t/alpha", headers=bearer)).status_code == 401
 
 
-@pytest.mark.parametrize(("args", "stdin", "message"), [
-    (("users", "create", "--email", "weak@alpha.test", "--name", "Weak"), "password1234\n", "commonly used"),
-    (("users", "create", "--email", "not-an-email", "--name", "X"), PASSWORD + "\n", "not an email"),
-    (("tokens", "create", "--tenant", "nope", "--email", "a@b.test"), None, "No tenant"),
-    (("tokens", "create", "--tenant", "alpha", "--email", "outsider@beta.test"), None, "not a member"),
-    (("tokens", "revoke", "--tenant", "alpha", "--id", "xyz"), None, "not a token id"),
-    (("tenants", "apply", "/no/such/path"), None, "no such file"),
-])
-async def test_bad_input_exits_2_with_a_message(world: World, cli_env: dict[str, str], args: tuple[str, ...],
-                                                stdin: str | None, message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (
+            ("users", "create", "--email", "weak@alpha.test", "--name", "Weak"),
+            "password1234\n",
+            "commonly used",
+        ),
+        (
+            ("users", "create", "--email", "not-an-email", "--name", "X"),
+            PASSWORD + "\n",
+            "not an email",
+        ),
+        (("tokens", "create", "--tenant", "nope", "--email", "a@b.test"), None, "No tenant"),
+        (
+            ("tokens", "create", "--tenant", "alpha", "--email", "outsider@beta.test"),
+            None,
+            "not a member",
+        ),
+        (("tokens", "revoke", "--tenant", "alpha", "--id", "xyz"), None, "not a token id"),
+        (("tenants", "apply", "/no/such/path"), None, "no such file"),
+    ],
+)
+async def test_bad_input_exits_2_with_a_message(
+    world: World, cli_env: dict[str, str], args: tuple[str, ...], stdin: str | None, message: str
+) -> None:
     code, out, err = await run(cli_env, *args, stdin=stdin)
     assert code == 2, (out, err)
-    assert message in err and "Traceback" not in err
+    assert message in err
+    assert "Traceback" not in err
 
 
 async def test_tenants_apply_twice(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -101,15 +147,20 @@ async def test_tenants_apply_twice(cli_env: dict[str, str], tmp_path: Path) -> N
     folder.mkdir()
     (folder / "tenant.yaml").write_text("name: CLI Tenant\nkind: sponsor\n")
     code, out, _ = await run(cli_env, "tenants", "apply", str(tmp_path))
-    assert code == 0 and "tenant created" in out
+    assert code == 0
+    assert "tenant created" in out
     code, out, _ = await run(cli_env, "tenants", "apply", str(tmp_path))
-    assert code == 0 and "no changes" in out
+    assert code == 0
+    assert "no changes" in out
 
 
-async def test_audit_verify_exit_codes(world: World, cli_env: dict[str, str], owner: asyncpg.Connection) -> None:
+async def test_audit_verify_exit_codes(
+    world: World, cli_env: dict[str, str], owner: asyncpg.Connection
+) -> None:
     code, out, err = await run(cli_env, "audit", "verify", "--tenant", "alpha")
     assert code == 0, err
-    assert "tenant alpha" in out and "events checked" in out
+    assert "tenant alpha" in out
+    assert "events checked" in out
     from opencdmo.audit import service as audit
     from opencdmo.tenancy import service as tenancy
     from opencdmo.tenancy.context import SYSTEM, RequestMeta
@@ -120,12 +171,16 @@ async def test_audit_verify_exit_codes(world: World, cli_env: dict[str, str], ow
         await audit.record(ctx, "test.event", "thing", i)
     async with owner.transaction():
         await owner.execute("SET LOCAL session_replication_role = replica")
-        await owner.execute("UPDATE audit_events SET action = 'test.rewritten' "
-                            "WHERE tenant_id = $1 AND seq = 3", ctx.tenant_id)
+        await owner.execute(
+            "UPDATE audit_events SET action = 'test.rewritten' WHERE tenant_id = $1 AND seq = 3",
+            ctx.tenant_id,
+        )
     code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
     assert code == 1
     assert f"tenant {slug}: first broken sequence number 3" in out
     code, out, _ = await run(cli_env, "audit", "verify")
-    assert code == 1 and "audit trail BROKEN" in out
+    assert code == 1
+    assert "audit trail BROKEN" in out
     code, _, err = await run(cli_env, "audit", "verify", "--tenant", "no-such")
-    assert code == 2 and "No tenant" in err
+    assert code == 2
+    assert "No tenant" in err

@@ -32,22 +32,34 @@ async def test_login_sets_a_hardened_session_cookie(world: World, browser: Any) 
     assert response.status_code == 303
     assert response.headers["location"] == "/t/alpha/"
     cookie = _cookie_header(response, "opencdmo_session").lower()
-    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" in cookie
 
 
-async def test_login_issues_a_new_session_id_each_time(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_login_issues_a_new_session_id_each_time(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     client = await browser("viewer")
     first = client.http.cookies.get("opencdmo_session")
     await client.login(world["viewer"].email)
     second = client.http.cookies.get("opencdmo_session")
-    assert first and second and first != second
+    assert first
+    assert second
+    assert first != second
     stored = await owner.fetchval("SELECT count(*) FROM sessions WHERE token_hash = $1", second)
     assert stored == 0, "the cookie value itself must never be stored"
-    assert await owner.fetchval("SELECT count(*) FROM sessions WHERE token_hash = $1",
-                                token_hash(second)) == 1
+    assert (
+        await owner.fetchval(
+            "SELECT count(*) FROM sessions WHERE token_hash = $1", token_hash(second)
+        )
+        == 1
+    )
 
 
-async def test_wrong_password_is_refused_and_recorded(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_wrong_password_is_refused_and_recorded(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     email = await _new_user(world)
     client = await browser(address="10.0.0.11")
     response = await client.login(email, "not-the-right-password")
@@ -56,7 +68,9 @@ async def test_wrong_password_is_refused_and_recorded(world: World, browser: Any
     assert "opencdmo_session" not in response.headers.get("set-cookie", "")
     events = await owner.fetch(
         "SELECT action, detail FROM security_events WHERE action = 'login.failed' "
-        "AND detail->>'email' = $1", email)
+        "AND detail->>'email' = $1",
+        email,
+    )
     assert len(events) == 1
 
 
@@ -75,16 +89,19 @@ async def test_idle_timeout_and_absolute_lifetime(browser: Any, owner: asyncpg.C
     idle = await browser("viewer")
     await owner.execute(
         "UPDATE sessions SET last_seen_at = now() - interval '31 minutes' WHERE token_hash = $1",
-        token_hash(idle.http.cookies.get("opencdmo_session")))
+        token_hash(idle.http.cookies.get("opencdmo_session")),
+    )
     assert (await idle.get("/t/alpha/")).status_code == 303
     old = await browser("viewer")
     await owner.execute(
         "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1",
-        token_hash(old.http.cookies.get("opencdmo_session")))
+        token_hash(old.http.cookies.get("opencdmo_session")),
+    )
     assert (await old.get("/t/alpha/")).status_code == 303
     reasons = await owner.fetch(
         "SELECT end_reason FROM sessions WHERE token_hash = ANY($1::text[])",
-        [token_hash(c.http.cookies.get("opencdmo_session")) for c in (idle, old)])
+        [token_hash(c.http.cookies.get("opencdmo_session")) for c in (idle, old)],
+    )
     assert sorted(r["end_reason"] for r in reasons) == ["idle timeout", "lifetime reached"]
 
 
@@ -107,10 +124,18 @@ async def test_change_password_ends_other_sessions(world: World, browser: Any) -
     await here.login(email)
     await elsewhere.login(email)
     new = "a-new-long-passphrase-77"
-    response = await here.send("POST", "/account/password", data={
-        "_csrf_token": here.csrf, "current_password": PASSWORD, "new_password": new,
-        "confirm_password": new})
-    assert response.status_code == 200 and "Password changed" in response.text
+    response = await here.send(
+        "POST",
+        "/account/password",
+        data={
+            "_csrf_token": here.csrf,
+            "current_password": PASSWORD,
+            "new_password": new,
+            "confirm_password": new,
+        },
+    )
+    assert response.status_code == 200
+    assert "Password changed" in response.text
     assert (await here.get("/account")).status_code == 200
     assert (await elsewhere.get("/account")).status_code == 303
     assert (await (await browser()).login(email, new)).status_code == 303
@@ -120,14 +145,22 @@ async def test_change_password_refuses_a_common_password(world: World, browser: 
     email = await _new_user(world)
     client = await browser()
     await client.login(email)
-    response = await client.send("POST", "/account/password", data={
-        "_csrf_token": client.csrf, "current_password": PASSWORD,
-        "new_password": "password1234", "confirm_password": "password1234"})
+    response = await client.send(
+        "POST",
+        "/account/password",
+        data={
+            "_csrf_token": client.csrf,
+            "current_password": PASSWORD,
+            "new_password": "password1234",
+            "confirm_password": "password1234",
+        },
+    )
     assert response.status_code == 422
     assert "commonly used" in response.text
 
 
 # --- CSRF --------------------------------------------------------------------------------
+
 
 async def test_unsafe_requests_need_the_csrf_token(browser: Any) -> None:
     client = await browser("admin")
@@ -138,21 +171,28 @@ async def test_unsafe_requests_need_the_csrf_token(browser: Any) -> None:
     assert wrong.status_code == 403
     api = await client.http.post("/api/v1/t/alpha/tokens", json={"name": "x"})
     assert api.status_code == 403
-    htmx = await client.http.post("/t/alpha/tokens", data={"name": "x"},
-                                  headers={"HX-Request": "true", "X-CSRFToken": client.csrf})
+    htmx = await client.http.post(
+        "/t/alpha/tokens",
+        data={"name": "x"},
+        headers={"HX-Request": "true", "X-CSRFToken": client.csrf},
+    )
     assert htmx.status_code == 200
 
 
 async def test_login_form_itself_is_csrf_protected(world: World, browser: Any) -> None:
     client = await browser()
-    response = await client.http.post("/login", data={"email": world["viewer"].email,
-                                                      "password": PASSWORD})
+    response = await client.http.post(
+        "/login", data={"email": world["viewer"].email, "password": PASSWORD}
+    )
     assert response.status_code == 403
 
 
 # --- throttling ---------------------------------------------------------------------------
 
-async def test_account_throttle_answers_429_then_decays(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+
+async def test_account_throttle_answers_429_then_decays(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     email = await _new_user(world)
     for i in range(5):
         client = await browser(address=f"10.1.0.{i + 1}")
@@ -162,11 +202,15 @@ async def test_account_throttle_answers_429_then_decays(world: World, browser: A
     assert int(blocked.headers["retry-after"]) > 0
     throttled = await owner.fetchval(
         "SELECT count(*) FROM security_events WHERE action = 'login.throttled' "
-        "AND detail->>'email' = $1", email)
+        "AND detail->>'email' = $1",
+        email,
+    )
     assert throttled == 1
     # Throttled attempts do not count: the lock-out ends one window after the failures.
-    await owner.execute("UPDATE login_failures SET failed_at = failed_at - interval '16 minutes' "
-                        "WHERE email = $1", email)
+    await owner.execute(
+        "UPDATE login_failures SET failed_at = failed_at - interval '16 minutes' WHERE email = $1",
+        email,
+    )
     assert (await (await browser(address="10.1.0.100")).login(email)).status_code == 303
 
 
@@ -176,12 +220,17 @@ async def test_address_throttle(world: World, browser: Any) -> None:
         response = await client.login(f"nobody-{i}@nowhere.test", "wrong-password-123")
         assert response.status_code == 401
     assert (await client.login(world["viewer"].email)).status_code == 429
-    assert (await (await browser(address="10.2.0.2")).login(world["viewer"].email)).status_code == 303
+    assert (
+        await (await browser(address="10.2.0.2")).login(world["viewer"].email)
+    ).status_code == 303
 
 
 # --- API tokens ---------------------------------------------------------------------------
 
-async def test_token_is_stored_hashed_and_works_as_bearer(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+
+async def test_token_is_stored_hashed_and_works_as_bearer(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     ctx = as_actor(world.alpha, world["admin"])
     token, row = await identity.create_token(ctx, world["admin"].user_id, "integration")
     assert token.startswith("ocd_")
@@ -212,22 +261,27 @@ async def test_token_carries_its_users_roles(world: World, browser: Any) -> None
 
 async def test_tokens_revocable_in_the_ui(world: World, browser: Any) -> None:
     client = await browser("author")
-    page = await client.send("POST", "/t/alpha/tokens", data={"name": "ui token", "_csrf_token": client.csrf})
+    page = await client.send(
+        "POST", "/t/alpha/tokens", data={"name": "ui token", "_csrf_token": client.csrf}
+    )
     assert page.status_code == 200
     token = page.text.split("data-new-token>")[1].split("<")[0]
     listed = (await client.get("/api/v1/t/alpha/tokens")).json()
     mine = next(t for t in listed if t["name"] == "ui token")
     bearer = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/api/v1/t/alpha", headers=bearer)).status_code == 200
-    revoked = await client.send("POST", f"/t/alpha/tokens/{mine['id']}/revoke",
-                                data={"_csrf_token": client.csrf})
-    assert revoked.status_code == 200 and "revoked" in revoked.text
+    revoked = await client.send(
+        "POST", f"/t/alpha/tokens/{mine['id']}/revoke", data={"_csrf_token": client.csrf}
+    )
+    assert revoked.status_code == 200
+    assert "revoked" in revoked.text
     assert (await client.get("/api/v1/t/alpha", headers=bearer)).status_code == 401
 
 
 async def test_non_admin_cannot_revoke_someone_elses_token(world: World, browser: Any) -> None:
-    _, row = await identity.create_token(as_actor(world.alpha, world["admin"]),
-                                         world["admin"].user_id, "admin's")
+    _, row = await identity.create_token(
+        as_actor(world.alpha, world["admin"]), world["admin"].user_id, "admin's"
+    )
     client = await browser("author")
     response = await client.send("DELETE", f"/api/v1/t/alpha/tokens/{row['id']}")
     assert response.status_code == 404

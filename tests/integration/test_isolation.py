@@ -21,36 +21,45 @@ async def test_select_sees_only_own_tenant(app_role: asyncpg.Connection, world: 
     tenants = {r["tenant_id"] for r in await app_role.fetch("SELECT tenant_id FROM memberships")}
     assert tenants == {world.alpha.tenant_id}
     by_id = await app_role.fetchval(
-        "SELECT count(*) FROM memberships WHERE tenant_id = $1", world.beta.tenant_id)
+        "SELECT count(*) FROM memberships WHERE tenant_id = $1", world.beta.tenant_id
+    )
     assert by_id == 0
 
 
-async def test_insert_into_another_tenant_is_refused(app_role: asyncpg.Connection, world: World) -> None:
+async def test_insert_into_another_tenant_is_refused(
+    app_role: asyncpg.Connection, world: World
+) -> None:
     await app_role.execute(SET, str(world.alpha.tenant_id))
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
         await app_role.execute(
             "INSERT INTO sites (tenant_id, code, name, time_zone) VALUES ($1, 'X', 'x', 'UTC')",
-            world.beta.tenant_id)
+            world.beta.tenant_id,
+        )
 
 
 async def test_update_and_delete_of_another_tenant_touch_nothing(
     app_role: asyncpg.Connection, owner: asyncpg.Connection, world: World
 ) -> None:
     await app_role.execute(SET, str(world.alpha.tenant_id))
-    updated = await app_role.execute("UPDATE sites SET name = 'hijacked' WHERE tenant_id = $1",
-                                     world.beta.tenant_id)
+    updated = await app_role.execute(
+        "UPDATE sites SET name = 'hijacked' WHERE tenant_id = $1", world.beta.tenant_id
+    )
     assert updated == "UPDATE 0"
     deleted = await app_role.execute(
-        "DELETE FROM role_assignments WHERE tenant_id = $1", world.beta.tenant_id)
+        "DELETE FROM role_assignments WHERE tenant_id = $1", world.beta.tenant_id
+    )
     assert deleted == "DELETE 0"
     assert await owner.fetchval("SELECT count(*) FROM sites WHERE name = 'hijacked'") == 0
     # Moving an own row into the other tenant is refused by WITH CHECK.
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
-        await app_role.execute("UPDATE memberships SET is_active = is_active, tenant_id = $1",
-                               world.beta.tenant_id)
+        await app_role.execute(
+            "UPDATE memberships SET is_active = is_active, tenant_id = $1", world.beta.tenant_id
+        )
 
 
-async def test_one_connection_serving_a_then_b_leaks_nothing(database: DatabaseUrls, world: World) -> None:
+async def test_one_connection_serving_a_then_b_leaks_nothing(
+    database: DatabaseUrls, world: World
+) -> None:
     pool = await asyncpg.create_pool(database.app, min_size=1, max_size=1)
     try:
         seen = []
@@ -58,7 +67,8 @@ async def test_one_connection_serving_a_then_b_leaks_nothing(database: DatabaseU
             async with pool.acquire() as connection, connection.transaction():
                 if tenant is not None:
                     await connection.execute(
-                        "SELECT set_config('app.tenant_id', $1, true)", str(tenant.tenant_id))
+                        "SELECT set_config('app.tenant_id', $1, true)", str(tenant.tenant_id)
+                    )
                 rows = await connection.fetch("SELECT DISTINCT tenant_id FROM memberships")
                 seen.append({r["tenant_id"] for r in rows})
         assert seen == [{world.alpha.tenant_id}, {world.beta.tenant_id}, set()]

@@ -31,43 +31,67 @@ def _write(root: Path, slug: str, text: str) -> Path:
     return path
 
 
-async def test_apply_is_idempotent_and_audited(world: World, tmp_path: Path, owner: asyncpg.Connection) -> None:
+async def test_apply_is_idempotent_and_audited(
+    world: World, tmp_path: Path, owner: asyncpg.Connection
+) -> None:
     _write(tmp_path, "gamma", GOOD)
     lines: list[str] = []
     assert await apply_path(tmp_path, lines.append) > 0
     assert any("tenant created" in line for line in lines)
     assert await apply_path(tmp_path, lines.append) == 0
     tenant_id = await owner.fetchval("SELECT id FROM tenants WHERE slug = 'gamma'")
-    actions = [r["action"] for r in await owner.fetch(
-        "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY seq", tenant_id)]
+    actions = [
+        r["action"]
+        for r in await owner.fetch(
+            "SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY seq", tenant_id
+        )
+    ]
     assert actions[:2] == ["tenant.created", "site.created"]
     assert actions.count("member.added") == 2
     roles = await owner.fetchval(
         "SELECT new_values FROM audit_events WHERE tenant_id = $1 AND action = 'member.roles_changed' "
-        "ORDER BY seq DESC LIMIT 1", tenant_id)
+        "ORDER BY seq DESC LIMIT 1",
+        tenant_id,
+    )
     assert json.loads(roles)["roles"] == ["process_engineer", "viewer"]
     # A change in the manifest is applied and audited; grants made elsewhere stay.
     _write(tmp_path, "gamma", GOOD.replace("Asia/Singapore", "Europe/Dublin"))
     assert await apply_path(tmp_path, lines.append) == 1
     updated = await owner.fetchrow(
         "SELECT old_values, new_values FROM audit_events WHERE tenant_id = $1 AND action = 'site.updated'",
-        tenant_id)
+        tenant_id,
+    )
     assert json.loads(updated["old_values"])["time_zone"] == "Asia/Singapore"
 
 
-@pytest.mark.parametrize(("text", "field", "words"), [
-    ("name: X\nkind: factory\n", "kind", "is not one of"),
-    ("name: X\nkind: cdmo\nsites:\n  - {code: A, name: a, time_zone: Mars/Olympus}\n",
-     "sites.0.time_zone", "not a known time zone"),
-    ("name: X\nkind: cdmo\nmembers:\n  - {email: a@b.test, full_name: A, roles: [wizard]}\n",
-     "members.0.roles", "unknown role"),
-    ("name: X\nkind: cdmo\nadmins:\n  - {email: not-an-email, full_name: A}\n", "admins.0.email", "match"),
-    ("name: X\nkind: cdmo\ncolour: blue\n", "(top level)", "colour"),
-    ("kind: cdmo\n", "(top level)", "'name' is a required property"),
-    ("name: [unclosed\n", "(file)", "YAML"),
-    ("- just\n- a list\n", "(file)", "mapping"),
-])
-def test_invalid_manifests_name_file_and_field(tmp_path: Path, text: str, field: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("name: X\nkind: factory\n", "kind", "is not one of"),
+        (
+            "name: X\nkind: cdmo\nsites:\n  - {code: A, name: a, time_zone: Mars/Olympus}\n",
+            "sites.0.time_zone",
+            "not a known time zone",
+        ),
+        (
+            "name: X\nkind: cdmo\nmembers:\n  - {email: a@b.test, full_name: A, roles: [wizard]}\n",
+            "members.0.roles",
+            "unknown role",
+        ),
+        (
+            "name: X\nkind: cdmo\nadmins:\n  - {email: not-an-email, full_name: A}\n",
+            "admins.0.email",
+            "match",
+        ),
+        ("name: X\nkind: cdmo\ncolour: blue\n", "(top level)", "colour"),
+        ("kind: cdmo\n", "(top level)", "'name' is a required property"),
+        ("name: [unclosed\n", "(file)", "YAML"),
+        ("- just\n- a list\n", "(file)", "mapping"),
+    ],
+)
+def test_invalid_manifests_name_file_and_field(
+    tmp_path: Path, text: str, field: str, words: str
+) -> None:
     path = _write(tmp_path, "delta", text)
     with pytest.raises(ManifestError) as caught:
         discover(tmp_path)
@@ -76,7 +100,9 @@ def test_invalid_manifests_name_file_and_field(tmp_path: Path, text: str, field:
     assert words in caught.value.message
 
 
-async def test_one_invalid_manifest_changes_nothing(world: World, tmp_path: Path, owner: asyncpg.Connection) -> None:
+async def test_one_invalid_manifest_changes_nothing(
+    world: World, tmp_path: Path, owner: asyncpg.Connection
+) -> None:
     _write(tmp_path, "epsilon", GOOD.replace("Gamma", "Epsilon").replace("gamma.test", "eps.test"))
     _write(tmp_path, "zeta", "name: Z\nkind: nope\n")
     with pytest.raises(ManifestError):

@@ -114,9 +114,8 @@ def _matches(template: str, path: str) -> bool:
 def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
     method, path = key.split(" ", 1)
     for route_path, route_method, handler in tenant_routes(app):
-        if route_path == path.rstrip("/") or route_path == path:
-            if route_method == method:
-                return route_path, method, handler
+        if route_path in (path, path.rstrip("/")) and route_method == method:
+            return route_path, method, handler
     raise AssertionError(f"{key} is not in the app's route table")
 
 
@@ -138,7 +137,9 @@ async def ids(world: World) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("key", ROUTES)
-async def test_anonymous_gets_401_or_the_login_page(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+async def test_anonymous_gets_401_or_the_login_page(
+    app: Litestar, browser: Any, ids: Any, key: str
+) -> None:
     path, method, _ = _route(app, key)
     client = await browser()
     response = await _call(client, method, _fill(path, "alpha", ids["alpha"]))
@@ -151,7 +152,9 @@ async def test_anonymous_gets_401_or_the_login_page(app: Litestar, browser: Any,
 
 
 @pytest.mark.parametrize("key", ROUTES)
-async def test_member_without_the_permission_gets_403(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+async def test_member_without_the_permission_gets_403(
+    app: Litestar, browser: Any, ids: Any, key: str
+) -> None:
     path, method, handler = _route(app, key)
     assert not set(PERSONAS["bare"][1]) & roles_with(*handler.opt[PERMISSION])
     client = await browser("bare")
@@ -160,7 +163,9 @@ async def test_member_without_the_permission_gets_403(app: Litestar, browser: An
 
 
 @pytest.mark.parametrize("key", ROUTES)
-async def test_member_of_another_tenant_gets_404(app: Litestar, browser: Any, ids: Any, key: str) -> None:
+async def test_member_of_another_tenant_gets_404(
+    app: Litestar, browser: Any, ids: Any, key: str
+) -> None:
     path, method, _ = _route(app, key)
     client = await browser("outsider")
     response = await _call(client, method, _fill(path, "alpha", ids["alpha"]))
@@ -190,8 +195,11 @@ async def test_another_tenants_object_is_the_same_404_as_a_random_id(
     app: Litestar, browser: Any, ids: Any, key: str
 ) -> None:
     path, method, handler = _route(app, key)
-    persona = next(p for p, (t, roles) in PERSONAS.items()
-                   if t == "alpha" and set(roles) & roles_with(*handler.opt[PERMISSION]))
+    persona = next(
+        p
+        for p, (t, roles) in PERSONAS.items()
+        if t == "alpha" and set(roles) & roles_with(*handler.opt[PERMISSION])
+    )
     client = await browser(persona)
     other = await _call(client, method, _fill(path, "alpha", ids["beta"]))
     random = await _call(client, method, _fill(path, "alpha", ids["random"]))

@@ -11,7 +11,9 @@ from piccolo.columns import JSON, UUID, Array, BigInt, Boolean, Integer, Text, T
 
 from opencdmo.db.engine import discover_tables
 
-EXPECTED_EXPR = "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
+EXPECTED_EXPR = (
+    "(tenant_id = (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid)"
+)
 
 
 async def _tenant_tables(owner: asyncpg.Connection) -> list[str]:
@@ -19,7 +21,8 @@ async def _tenant_tables(owner: asyncpg.Connection) -> list[str]:
         "SELECT c.table_name FROM information_schema.columns c "
         "JOIN information_schema.tables t USING (table_schema, table_name) "
         "WHERE c.table_schema = 'public' AND c.column_name = 'tenant_id' "
-        "AND t.table_type = 'BASE TABLE' ORDER BY 1")
+        "AND t.table_type = 'BASE TABLE' ORDER BY 1"
+    )
     return [r["table_name"] for r in rows]
 
 
@@ -28,16 +31,20 @@ async def test_there_are_tenant_tables(owner: asyncpg.Connection) -> None:
     assert {"memberships", "audit_events", "signatures", "api_tokens"} <= set(tables)
 
 
-async def test_every_tenant_table_has_forced_rls_and_one_complete_policy(owner: asyncpg.Connection) -> None:
+async def test_every_tenant_table_has_forced_rls_and_one_complete_policy(
+    owner: asyncpg.Connection,
+) -> None:
     problems = []
     for table in await _tenant_tables(owner):
         rls = await owner.fetchrow(
             "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1::regclass",
-            table)
+            table,
+        )
         if not (rls["relrowsecurity"] and rls["relforcerowsecurity"]):
             problems.append(f"{table}: RLS not enabled and forced")
         policies = await owner.fetch(
-            "SELECT cmd, permissive, qual, with_check FROM pg_policies WHERE tablename = $1", table)
+            "SELECT cmd, permissive, qual, with_check FROM pg_policies WHERE tablename = $1", table
+        )
         if len(policies) != 1:
             problems.append(f"{table}: {len(policies)} policies, expected exactly one")
             continue
@@ -56,14 +63,19 @@ async def test_keys_and_foreign_keys_include_tenant_id(owner: asyncpg.Connection
         "SELECT conrelid::regclass::text AS tbl, contype, conname, confrelid::regclass::text AS ref,"
         " (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(conkey) WITH ORDINALITY k(num, ord)"
         "  JOIN pg_attribute a ON a.attrelid = conrelid AND a.attnum = k.num) AS cols "
-        "FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('p','u','f')")
+        "FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND contype IN ('p','u','f')"
+    )
     for row in rows:
         if row["tbl"] not in tenant_tables:
             continue
         cols = list(row["cols"])
         if row["contype"] == "p" and cols[0] != "tenant_id":
             problems.append(f"{row['tbl']}: primary key {cols} does not start with tenant_id")
-        if row["contype"] == "p" and "id" in await _columns(owner, row["tbl"]) and cols != ["tenant_id", "id"]:
+        if (
+            row["contype"] == "p"
+            and "id" in await _columns(owner, row["tbl"])
+            and cols != ["tenant_id", "id"]
+        ):
             problems.append(f"{row['tbl']}: primary key must be (tenant_id, id), is {cols}")
         if row["contype"] == "u" and "tenant_id" not in cols:
             problems.append(f"{row['tbl']}: unique {row['conname']} {cols} lacks tenant_id")
@@ -71,57 +83,82 @@ async def test_keys_and_foreign_keys_include_tenant_id(owner: asyncpg.Connection
             problems.append(f"{row['tbl']}: foreign key {row['conname']} lacks tenant_id")
     # Global tables never point at tenant tables.
     for row in rows:
-        if row["contype"] == "f" and row["tbl"] not in tenant_tables and row["ref"] in tenant_tables:
+        if (
+            row["contype"] == "f"
+            and row["tbl"] not in tenant_tables
+            and row["ref"] in tenant_tables
+        ):
             problems.append(f"global table {row['tbl']} points at tenant table {row['ref']}")
     assert not problems, "\n".join(problems)
 
 
 async def _columns(owner: asyncpg.Connection, table: str) -> set[str]:
     rows = await owner.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table)
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table
+    )
     return {r["column_name"] for r in rows}
 
 
 async def test_app_role_is_unprivileged_and_owns_nothing(owner: asyncpg.Connection) -> None:
     role = await owner.fetchrow(
         "SELECT rolsuper, rolbypassrls, rolcreatedb, rolcreaterole FROM pg_roles "
-        "WHERE rolname = 'opencdmo_app'")
+        "WHERE rolname = 'opencdmo_app'"
+    )
     assert role is not None
     assert not any(role.values())
     owned = await owner.fetchval(
         "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
-        "WHERE r.rolname = 'opencdmo_app'")
+        "WHERE r.rolname = 'opencdmo_app'"
+    )
     assert owned == 0
     truncatable = await owner.fetch(
         "SELECT table_name FROM information_schema.table_privileges "
-        "WHERE grantee = 'opencdmo_app' AND privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER')")
+        "WHERE grantee = 'opencdmo_app' AND privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER')"
+    )
     assert truncatable == []
     for table in await _tenant_tables(owner):
         owner_name = await owner.fetchval(
             "SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
-            "WHERE c.oid = $1::regclass", table)
+            "WHERE c.oid = $1::regclass",
+            table,
+        )
         assert owner_name != "opencdmo_app"
 
 
 async def test_audit_tables_grant_no_update_or_delete(owner: asyncpg.Connection) -> None:
     for table in ("audit_events", "signatures", "security_events"):
-        privileges = {r["privilege_type"] for r in await owner.fetch(
-            "SELECT privilege_type FROM information_schema.table_privileges "
-            "WHERE grantee = 'opencdmo_app' AND table_name = $1", table)}
+        privileges = {
+            r["privilege_type"]
+            for r in await owner.fetch(
+                "SELECT privilege_type FROM information_schema.table_privileges "
+                "WHERE grantee = 'opencdmo_app' AND table_name = $1",
+                table,
+            )
+        }
         assert privileges == {"SELECT", "INSERT"}, table
 
 
 PG_TYPES = {
-    UUID: "uuid", Text: "text", Boolean: "boolean", Timestamptz: "timestamp with time zone",
-    BigInt: "bigint", Integer: "integer", JSON: "json", Array: "ARRAY",
+    UUID: "uuid",
+    Text: "text",
+    Boolean: "boolean",
+    Timestamptz: "timestamp with time zone",
+    BigInt: "bigint",
+    Integer: "integer",
+    JSON: "json",
+    Array: "ARRAY",
 }
 
 
 @pytest.mark.parametrize("table", discover_tables(), ids=lambda t: t._meta.tablename)
-async def test_piccolo_table_matches_migrated_schema(owner: asyncpg.Connection, table: type) -> None:
+async def test_piccolo_table_matches_migrated_schema(
+    owner: asyncpg.Connection, table: type
+) -> None:
     rows = await owner.fetch(
         "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = $1", table._meta.tablename)
+        "WHERE table_schema = 'public' AND table_name = $1",
+        table._meta.tablename,
+    )
     schema = {r["column_name"]: (r["data_type"], r["is_nullable"] == "YES") for r in rows}
     assert schema, f"{table._meta.tablename} is not in the migrated schema"
     model = {}

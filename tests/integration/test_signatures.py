@@ -30,19 +30,27 @@ class Record:
         return self.content
 
 
-async def test_sign_stores_the_manifestation_and_hash(world: World, settings: Settings, owner: asyncpg.Connection) -> None:
+async def test_sign_stores_the_manifestation_and_hash(
+    world: World, settings: Settings, owner: asyncpg.Connection
+) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     record = Record(author_id=world["author"].user_id)
-    view = await signatures.sign(settings, ctx, record, "approved", "Reviewed batch record", PASSWORD)
-    assert view.valid and view.signer_name == world["approver"].full_name
-    assert view.meaning == "approved" and view.signed_at.tzinfo is not None
+    view = await signatures.sign(
+        settings, ctx, record, "approved", "Reviewed batch record", PASSWORD
+    )
+    assert view.valid
+    assert view.signer_name == world["approver"].full_name
+    assert view.meaning == "approved"
+    assert view.signed_at.tzinfo is not None
     assert len(view.record_hash) == 64
     manifestation = view.manifestation("Europe/Berlin")
-    assert world["approver"].full_name in manifestation and "approved" in manifestation
+    assert world["approver"].full_name in manifestation
+    assert "approved" in manifestation
     assert "CET" in manifestation or "CEST" in manifestation
     audited = await owner.fetchrow(
         "SELECT * FROM audit_events WHERE action = 'signature.applied' AND entity_id = $1",
-        record.record_id)
+        record.record_id,
+    )
     assert audited["reason"] == "Reviewed batch record"
     assert json.loads(audited["new_values"])["record_hash"] == view.record_hash
 
@@ -65,7 +73,9 @@ async def test_author_cannot_approve_own_record(world: World, settings: Settings
     assert authored.valid
 
 
-async def test_wrong_password_is_refused_audited_and_throttled(world: World, settings: Settings, owner: asyncpg.Connection) -> None:
+async def test_wrong_password_is_refused_audited_and_throttled(
+    world: World, settings: Settings, owner: asyncpg.Connection
+) -> None:
     from opencdmo.identity import service as identity
     from opencdmo.tenancy import service as tenancy
 
@@ -82,19 +92,29 @@ async def test_wrong_password_is_refused_audited_and_throttled(world: World, set
         await signatures.sign(settings, ctx, record, "approved", "x", PASSWORD)
     failures = await owner.fetchval(
         "SELECT count(*) FROM audit_events WHERE action = 'signature.password_failed' AND actor_id = $1",
-        user.id)
+        user.id,
+    )
     assert failures == settings.login_max_failures_account
-    assert await owner.fetchval("SELECT count(*) FROM signatures WHERE record_id = $1", record.record_id) == 0
+    assert (
+        await owner.fetchval(
+            "SELECT count(*) FROM signatures WHERE record_id = $1", record.record_id
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(("meaning", "reason"), [("approved", "  "), ("blessed", "why not")])
-async def test_meaning_and_reason_are_required(world: World, settings: Settings, meaning: str, reason: str) -> None:
+async def test_meaning_and_reason_are_required(
+    world: World, settings: Settings, meaning: str, reason: str
+) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     with pytest.raises(ValidationFailed):
         await signatures.sign(settings, ctx, Record(author_id=None), meaning, reason, PASSWORD)
 
 
-async def test_signatures_are_append_only(world: World, settings: Settings, owner: asyncpg.Connection) -> None:
+async def test_signatures_are_append_only(
+    world: World, settings: Settings, owner: asyncpg.Connection
+) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     await signatures.sign(settings, ctx, Record(author_id=None), "verified", "checked", PASSWORD)
     for statement in ("UPDATE signatures SET meaning = 'approved'", "DELETE FROM signatures"):

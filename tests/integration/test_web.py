@@ -16,9 +16,13 @@ from tests.conftest import World
 
 async def test_pages_render_for_an_admin(browser: Any) -> None:
     client = await browser("admin")
-    for path, words in [("/t/alpha/", "Alpha main site"), ("/t/alpha/members", "Add a member"),
-                        ("/t/alpha/audit", "Audit trail"), ("/t/alpha/tokens", "Create token"),
-                        ("/account", "Change password")]:
+    for path, words in [
+        ("/t/alpha/", "Alpha main site"),
+        ("/t/alpha/members", "Add a member"),
+        ("/t/alpha/audit", "Audit trail"),
+        ("/t/alpha/tokens", "Create token"),
+        ("/account", "Change password"),
+    ]:
         response = await client.get(path)
         assert response.status_code == 200, path
         assert words in response.text, path
@@ -37,7 +41,8 @@ async def test_tenant_switcher_lists_only_my_tenants(world: World, browser: Any)
     await tenancy.add_member(world.beta, world["viewer"].user_id, ["viewer"])
     client = await browser("viewer")
     page = (await client.get("/t/alpha/")).text
-    assert 'value="alpha"' in page and 'value="beta"' in page
+    assert 'value="alpha"' in page
+    assert 'value="beta"' in page
     assert (await client.get("/t/beta/")).status_code == 200
     outsider = (await (await browser("outsider")).get("/t/beta/")).text
     assert 'value="alpha"' not in outsider
@@ -51,33 +56,65 @@ async def test_htmx_request_gets_only_the_fragment(browser: Any) -> None:
     assert "<html" not in response.text
 
 
-async def test_members_form_add_and_role_change(world: World, browser: Any, owner: asyncpg.Connection) -> None:
+async def test_members_form_add_and_role_change(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
     client = await browser("admin")
-    response = await client.send("POST", "/t/alpha/members", data={
-        "_csrf_token": client.csrf, "email": "newbie@alpha.test", "full_name": "New Bie",
-        "initial_password": "a-fine-initial-passphrase", "roles": ["viewer", "qc_analyst"]})
-    assert response.status_code == 200 and "newbie@alpha.test added" in response.text
-    again = await client.send("POST", "/t/alpha/members", data={
-        "_csrf_token": client.csrf, "email": "newbie@alpha.test", "roles": "viewer"})
-    assert again.status_code == 409 and "already a member" in again.text
-    bad = await client.send("POST", "/t/alpha/members", data={
-        "_csrf_token": client.csrf, "email": "x@alpha.test", "full_name": "X",
-        "initial_password": "a-fine-initial-passphrase", "roles": "wizard"})
-    assert bad.status_code == 422 and "Unknown role" in bad.text
+    response = await client.send(
+        "POST",
+        "/t/alpha/members",
+        data={
+            "_csrf_token": client.csrf,
+            "email": "newbie@alpha.test",
+            "full_name": "New Bie",
+            "initial_password": "a-fine-initial-passphrase",
+            "roles": ["viewer", "qc_analyst"],
+        },
+    )
+    assert response.status_code == 200
+    assert "newbie@alpha.test added" in response.text
+    again = await client.send(
+        "POST",
+        "/t/alpha/members",
+        data={"_csrf_token": client.csrf, "email": "newbie@alpha.test", "roles": "viewer"},
+    )
+    assert again.status_code == 409
+    assert "already a member" in again.text
+    bad = await client.send(
+        "POST",
+        "/t/alpha/members",
+        data={
+            "_csrf_token": client.csrf,
+            "email": "x@alpha.test",
+            "full_name": "X",
+            "initial_password": "a-fine-initial-passphrase",
+            "roles": "wizard",
+        },
+    )
+    assert bad.status_code == 422
+    assert "Unknown role" in bad.text
     assert await owner.fetchval("SELECT count(*) FROM users WHERE email = 'x@alpha.test'") == 0
     members = (await client.get("/api/v1/t/alpha/members")).json()
     newbie = next(m for m in members if m["email"] == "newbie@alpha.test")
     assert newbie["roles"] == ["qc_analyst", "viewer"]
-    changed = await client.send("POST", f"/t/alpha/members/{newbie['id']}/roles", data={
-        "_csrf_token": client.csrf, "roles": "viewer", "reason": "QC cover ended"})
-    assert changed.status_code == 200 and "updated" in changed.text
+    changed = await client.send(
+        "POST",
+        f"/t/alpha/members/{newbie['id']}/roles",
+        data={"_csrf_token": client.csrf, "roles": "viewer", "reason": "QC cover ended"},
+    )
+    assert changed.status_code == 200
+    assert "updated" in changed.text
     reason = await owner.fetchval(
         "SELECT reason FROM audit_events WHERE action = 'member.roles_changed' AND entity_id = $1 "
-        "ORDER BY seq DESC LIMIT 1", newbie["id"])
+        "ORDER BY seq DESC LIMIT 1",
+        newbie["id"],
+    )
     assert reason == "QC cover ended"
     # The new member can sign in with the initial password and has only the viewer role.
     newcomer = await browser()
-    assert (await newcomer.login("newbie@alpha.test", "a-fine-initial-passphrase")).status_code == 303
+    assert (
+        await newcomer.login("newbie@alpha.test", "a-fine-initial-passphrase")
+    ).status_code == 303
     assert (await newcomer.get("/t/alpha/audit")).status_code == 403
 
 
@@ -85,8 +122,9 @@ async def test_admin_cannot_deactivate_themselves(world: World, browser: Any) ->
     client = await browser("admin")
     members = (await client.get("/api/v1/t/alpha/members")).json()
     me = next(m for m in members if m["email"] == world["admin"].email)
-    response = await client.send("PUT", f"/api/v1/t/alpha/members/{me['id']}/status",
-                                 json={"active": False})
+    response = await client.send(
+        "PUT", f"/api/v1/t/alpha/members/{me['id']}/status", json={"active": False}
+    )
     assert response.status_code == 409
     assert "your own membership" in response.json()["error"]["message"]
 
@@ -94,12 +132,23 @@ async def test_admin_cannot_deactivate_themselves(world: World, browser: Any) ->
 async def test_api_errors_have_one_shape(browser: Any) -> None:
     client = await browser("admin")
     cases = [
-        await client.send("PUT", "/api/v1/t/alpha/members/00000000-0000-0000-0000-000000000000/roles",
-                          json={"roles": ["viewer"]}),
-        await client.send("PUT", "/api/v1/t/alpha/members/00000000-0000-0000-0000-000000000000/roles",
-                          content=b"{not json", headers={"content-type": "application/json"}),
-        await client.send("POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": "viewer"}),
-        await client.send("POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": ["wizard"]}),
+        await client.send(
+            "PUT",
+            "/api/v1/t/alpha/members/00000000-0000-0000-0000-000000000000/roles",
+            json={"roles": ["viewer"]},
+        ),
+        await client.send(
+            "PUT",
+            "/api/v1/t/alpha/members/00000000-0000-0000-0000-000000000000/roles",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        ),
+        await client.send(
+            "POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": "viewer"}
+        ),
+        await client.send(
+            "POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": ["wizard"]}
+        ),
         await client.get("/api/v1/t/alpha/audit?limit=100000"),
         await client.get("/api/v1/t/alpha/audit?since=yesterday"),
     ]
@@ -107,7 +156,8 @@ async def test_api_errors_have_one_shape(browser: Any) -> None:
     for response in cases:
         error = response.json()["error"]
         assert set(error) == {"status", "title", "message", "details", "request_id"}
-        assert error["message"] and error["status"] == response.status_code
+        assert error["message"]
+        assert error["status"] == response.status_code
         assert response.headers["x-request-id"] == error["request_id"]
 
 
@@ -123,8 +173,11 @@ async def test_audit_page_filters_and_export(world: World, browser: Any) -> None
     page = await client.get("/t/alpha/audit", params={"action": "member.", "actor": "Admin"})
     assert page.status_code == 200
     actions = set(re.findall(r'data-action="([^"]+)"', page.text))
-    assert actions and all(a.startswith("member.") for a in actions)
-    exported = await client.get("/t/alpha/audit/export", params={"format": "csv", "action": "tenant."})
+    assert actions
+    assert all(a.startswith("member.") for a in actions)
+    exported = await client.get(
+        "/t/alpha/audit/export", params={"format": "csv", "action": "tenant."}
+    )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
@@ -135,10 +188,15 @@ async def test_audit_page_filters_and_export(world: World, browser: Any) -> None
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     assert events[0]["action"] == "tenant.created"
     api = (await client.get("/api/v1/t/alpha/audit", params={"limit": 2})).json()
-    assert len(api["events"]) == 2 and api["next_before"] is not None
-    older = (await client.get("/api/v1/t/alpha/audit", params={"limit": 2, "before": api["next_before"]})).json()
+    assert len(api["events"]) == 2
+    assert api["next_before"] is not None
+    older = (
+        await client.get("/api/v1/t/alpha/audit", params={"limit": 2, "before": api["next_before"]})
+    ).json()
     assert older["events"][0]["seq"] < api["events"][-1]["seq"]
-    exports = (await client.get("/api/v1/t/alpha/audit", params={"action": "audit.exported"})).json()
+    exports = (
+        await client.get("/api/v1/t/alpha/audit", params={"action": "audit.exported"})
+    ).json()
     assert len(exports["events"]) >= 2
 
 
@@ -153,10 +211,12 @@ async def test_openapi_schema_documents_api_and_errors(app: Litestar, browser: A
 async def test_static_assets_are_served_locally(browser: Any) -> None:
     client = await browser()
     htmx = await client.get("/static/vendor/htmx-2.0.11/htmx.min.js")
-    assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
+    assert htmx.status_code == 200
+    assert "htmx" in htmx.text[:2000]
     assert (await client.get("/static/css/app.css")).status_code == 200
     page = (await client.get("/login")).text
-    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
+    assert "http://" not in page.replace("http://www.w3.org", "")
+    assert "https://" not in page
 
 
 async def test_liveness_and_readiness(browser: Any) -> None:
@@ -170,13 +230,25 @@ async def test_login_redirects_back_to_the_page_asked_for(world: World, browser:
     first = await client.get("/t/alpha/members")
     assert first.headers["location"] == "/login?next=/t/alpha/members"
     await client.prime()
-    response = await client.http.post("/login", data={
-        "email": world["admin"].email, "password": "correct-horse-battery-42",
-        "next": "/t/alpha/members", "_csrf_token": client.csrf})
+    response = await client.http.post(
+        "/login",
+        data={
+            "email": world["admin"].email,
+            "password": "correct-horse-battery-42",
+            "next": "/t/alpha/members",
+            "_csrf_token": client.csrf,
+        },
+    )
     assert response.headers["location"] == "/t/alpha/members"
     other = await browser()
     await other.prime()
-    evil = await other.http.post("/login", data={
-        "email": world["admin"].email, "password": "correct-horse-battery-42",
-        "next": "//evil.example/", "_csrf_token": other.csrf})
+    evil = await other.http.post(
+        "/login",
+        data={
+            "email": world["admin"].email,
+            "password": "correct-horse-battery-42",
+            "next": "//evil.example/",
+            "_csrf_token": other.csrf,
+        },
+    )
     assert evil.headers["location"] == "/t/alpha/"

@@ -11,7 +11,9 @@ APPROVING_MEANINGS = frozenset(
 )
 
 
-def check_author_may_not_approve(author_id: UUID | None, signer_id: UUID | None, meaning: str) -> None:
+def check_author_may_not_approve(
+    author_id: UUID | None, signer_id: UUID | None, meaning: str
+) -> None:
     """The author of a record cannot sign it with an approving meaning."""
     if meaning in APPROVING_MEANINGS and author_id is not None and author_id == signer_id:
         raise Forbidden(

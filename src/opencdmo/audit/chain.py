@@ -12,11 +12,30 @@ from opencdmo.canonical import canonical_json, sha256_hex
 GENESIS = "0" * 64
 
 AUDIT_FIELDS = (
-    "tenant_id", "id", "seq", "occurred_at", "actor_id", "actor_name", "action", "entity_type",
-    "entity_id", "old_values", "new_values", "reason", "request_id", "address",
+    "tenant_id",
+    "id",
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "entity_type",
+    "entity_id",
+    "old_values",
+    "new_values",
+    "reason",
+    "request_id",
+    "address",
 )
 SECURITY_FIELDS = (
-    "seq", "occurred_at", "actor_id", "actor_name", "action", "detail", "request_id", "address",
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "detail",
+    "request_id",
+    "address",
 )
 JSON_FIELDS = frozenset({"old_values", "new_values", "detail"})
 

@@ -12,8 +12,20 @@ from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.context import TenantContext
 
 COLUMNS = (
-    "seq", "occurred_at", "actor_id", "actor_name", "action", "entity_type", "entity_id",
-    "old_values", "new_values", "reason", "request_id", "address", "prev_hash", "hash",
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "entity_type",
+    "entity_id",
+    "old_values",
+    "new_values",
+    "reason",
+    "request_id",
+    "address",
+    "prev_hash",
+    "hash",
 )
 
 
@@ -44,23 +56,36 @@ def _moment(raw: str, zone: str, *, end: bool, field: str) -> datetime | None:
     except ValueError:
         raise ValidationFailed(
             f"'{raw}' is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM).",
-            details={"field": field}) from None
+            details={"field": field},
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
-def parse_filter(ctx: TenantContext, actor: str | None, entity: str | None, action: str | None,
-                 since: str | None, until: str | None) -> AuditFilter:
+def parse_filter(
+    ctx: TenantContext,
+    actor: str | None,
+    entity: str | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+) -> AuditFilter:
     """Dates without a zone are read in the site's time zone; ``until`` a date includes it."""
     start = _moment(since or "", ctx.time_zone, end=False, field="since")
     stop = _moment(until or "", ctx.time_zone, end=True, field="until")
     if start and stop and start >= stop:
         raise ValidationFailed("'since' must be before 'until'.", details={"field": "since"})
-    return AuditFilter((actor or "").strip()[:200], (entity or "").strip()[:200],
-                       (action or "").strip()[:100], start, stop)
+    return AuditFilter(
+        (actor or "").strip()[:200],
+        (entity or "").strip()[:200],
+        (action or "").strip()[:100],
+        start,
+        stop,
+    )
 
 
 def _where(flt: AuditFilter) -> tuple[str, list[Any]]:
-    clauses, args = ["true"], []
+    clauses: list[str] = ["true"]
+    args: list[Any] = []
     if flt.actor:
         args.extend([f"%{_escape(flt.actor)}%", flt.actor])
         clauses.append(f"(actor_name ILIKE ${len(args) - 1} OR actor_id::text = ${len(args)})")
@@ -87,16 +112,19 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def page(ctx: TenantContext, flt: AuditFilter, *, before: int | None, limit: int
-               ) -> tuple[list[dict[str, Any]], int | None]:
+async def page(
+    ctx: TenantContext, flt: AuditFilter, *, before: int | None, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; returns the rows and the cursor of the next (older) page, if any."""
     where, args = _where(flt)
     if before is not None:
         args.append(before)
         where += f" AND seq < ${len(args)}"
     args.append(limit + 1)
-    query = (f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
-             f"ORDER BY seq DESC LIMIT ${len(args)}")
+    query = (
+        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
+        f"ORDER BY seq DESC LIMIT ${len(args)}"
+    )
     async with tenant_transaction(ctx) as connection:
         rows = [dict(row) for row in await connection.fetch(query, *args)]
     more = len(rows) > limit
@@ -111,8 +139,10 @@ async def batches(ctx: TenantContext, flt: AuditFilter, size: int = 1000) -> Any
     args.append(size)
     limit_arg = len(args)
     args.append(after)
-    query = (f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
-             f"AND seq > ${len(args)} ORDER BY seq LIMIT ${limit_arg}")
+    query = (
+        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
+        f"AND seq > ${len(args)} ORDER BY seq LIMIT ${limit_arg}"
+    )
     while True:
         args[-1] = after
         async with tenant_transaction(ctx) as connection:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 
@@ -18,46 +18,77 @@ from opencdmo.audit.schemas import AuditEventOut, AuditPage
 from opencdmo.audit.service import record
 from opencdmo.canonical import canonical_json
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import requires, tenant_context, tenant_member
+from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
 from opencdmo.web.pages import page
 
-Ctx = Provide(tenant_context, sync_to_thread=False)
-TENANT = {"guards": [tenant_member], "dependencies": {"ctx": Ctx}}
 PAGE_SIZE = 50
 
-def _q(name: str) -> Any:
-    return Annotated[str | None, QueryParameter(name=name, required=False, max_length=200)]
 
-
-Actor = _q("actor")
-Entity = _q("entity")
-Action = _q("action")
-Since = _q("since")
-Until = _q("until")
+Actor = Annotated[str | None, QueryParameter(name="actor", required=False, max_length=200)]
+Entity = Annotated[str | None, QueryParameter(name="entity", required=False, max_length=200)]
+Action = Annotated[str | None, QueryParameter(name="action", required=False, max_length=200)]
+Since = Annotated[str | None, QueryParameter(name="since", required=False, max_length=200)]
+Until = Annotated[str | None, QueryParameter(name="until", required=False, max_length=200)]
 Before = Annotated[int | None, QueryParameter(name="before", required=False, ge=1)]
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
 
 
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
 def _out(row: dict[str, Any]) -> AuditEventOut:
-    loads = lambda v: None if v is None else json.loads(v)  # noqa: E731
-    return AuditEventOut(**{**row, "old_values": loads(row["old_values"]),
-                            "new_values": loads(row["new_values"])})
+    values = {"old_values": _loads(row["old_values"]), "new_values": _loads(row["new_values"])}
+    return AuditEventOut(**{**row, **values})
 
 
-@get("/t/{slug:str}/audit", opt=requires("audit", "read"), include_in_schema=False, **TENANT)
-async def audit_page(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
-                     actor: Actor = None, entity: Entity = None, action: Action = None,
-                     since: Since = None, until: Until = None, before: Before = None) -> Template:
+@get(
+    "/t/{slug:str}/audit",
+    opt=requires("audit", "read"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def audit_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    actor: Actor = None,
+    entity: Entity = None,
+    action: Action = None,
+    since: Since = None,
+    until: Until = None,
+    before: Before = None,
+) -> Template:
     flt = queries.parse_filter(ctx, actor, entity, action, since, until)
     rows, next_before = await queries.page(ctx, flt, before=before, limit=PAGE_SIZE)
-    return await page(request, "audit/trail.html", block="results", events=rows,
-                      next_before=next_before, flt=flt, raw={"since": since or "", "until": until or ""})
+    return await page(
+        request,
+        "audit/trail.html",
+        block="results",
+        events=rows,
+        next_before=next_before,
+        flt=flt,
+        raw={"since": since or "", "until": until or ""},
+    )
 
 
-@get("/api/v1/t/{slug:str}/audit", opt=requires("audit", "read"), tags=["audit"], **TENANT)
-async def api_audit(ctx: NamedDependency[TenantContext], actor: Actor = None, entity: Entity = None,
-                    action: Action = None, since: Since = None, until: Until = None,
-                    before: Before = None, limit: Limit = 100) -> AuditPage:
+@get(
+    "/api/v1/t/{slug:str}/audit",
+    opt=requires("audit", "read"),
+    tags=["audit"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_audit(
+    ctx: NamedDependency[TenantContext],
+    actor: Actor = None,
+    entity: Entity = None,
+    action: Action = None,
+    since: Since = None,
+    until: Until = None,
+    before: Before = None,
+    limit: Limit = 100,
+) -> AuditPage:
     """Audit events, newest first. ``entity`` is ``type`` or ``type:id``; ``action`` a prefix;
     ``since``/``until`` dates or ISO times (without a zone: the site's zone). Page with
     ``before`` = the previous page's ``next_before``."""
@@ -77,11 +108,24 @@ async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Asy
         for row in batch:
             if fmt == "csv":
                 csv.writer(buffer, lineterminator="\r\n").writerow(
-                    ["" if row[c] is None else row[c] for c in queries.COLUMNS])
+                    ["" if row[c] is None else row[c] for c in queries.COLUMNS]
+                )
             else:
-                buffer.write(("" if first else ",") + "\n" + canonical_json(
-                    {**row, "old_values": None if row["old_values"] is None else json.loads(row["old_values"]),
-                     "new_values": None if row["new_values"] is None else json.loads(row["new_values"])}))
+                buffer.write(
+                    ("" if first else ",")
+                    + "\n"
+                    + canonical_json(
+                        {
+                            **row,
+                            "old_values": None
+                            if row["old_values"] is None
+                            else json.loads(row["old_values"]),
+                            "new_values": None
+                            if row["new_values"] is None
+                            else json.loads(row["new_values"]),
+                        }
+                    )
+                )
                 first = False
         yield buffer.getvalue().encode()
     if fmt == "json":
@@ -89,31 +133,66 @@ async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Asy
 
 
 async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Stream:
-    await record(ctx, "audit.exported", "audit_trail", ctx.slug,
-                 new={"format": fmt, **flt.as_query(),
-                      "since": flt.since.isoformat() if flt.since else None,
-                      "until": flt.until.isoformat() if flt.until else None})
+    await record(
+        ctx,
+        "audit.exported",
+        "audit_trail",
+        ctx.slug,
+        new={
+            "format": fmt,
+            **flt.as_query(),
+            "since": flt.since.isoformat() if flt.since else None,
+            "until": flt.until.isoformat() if flt.until else None,
+        },
+    )
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     filename = f"audit-{ctx.slug}.{fmt}"
-    return Stream(_export(ctx, flt, fmt), media_type=media,
-                  headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Stream(
+        _export(ctx, flt, fmt),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 Format = Annotated[Literal["csv", "json"], QueryParameter(name="format")]
 
 
-@get("/t/{slug:str}/audit/export", opt=requires("audit", "export"), include_in_schema=False, **TENANT)
-async def audit_export(ctx: NamedDependency[TenantContext], format_: Format = "csv", actor: Actor = None,
-                       entity: Entity = None, action: Action = None, since: Since = None,
-                       until: Until = None) -> Stream:
+@get(
+    "/t/{slug:str}/audit/export",
+    opt=requires("audit", "export"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def audit_export(
+    ctx: NamedDependency[TenantContext],
+    format_: Format = "csv",
+    actor: Actor = None,
+    entity: Entity = None,
+    action: Action = None,
+    since: Since = None,
+    until: Until = None,
+) -> Stream:
     flt = queries.parse_filter(ctx, actor, entity, action, since, until)
     return await _export_response(ctx, flt, format_)
 
 
-@get("/api/v1/t/{slug:str}/audit/export", opt=requires("audit", "export"), tags=["audit"], **TENANT)
-async def api_audit_export(ctx: NamedDependency[TenantContext], format_: Format = "json",
-                           actor: Actor = None, entity: Entity = None, action: Action = None,
-                           since: Since = None, until: Until = None) -> Stream:
+@get(
+    "/api/v1/t/{slug:str}/audit/export",
+    opt=requires("audit", "export"),
+    tags=["audit"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_audit_export(
+    ctx: NamedDependency[TenantContext],
+    format_: Format = "json",
+    actor: Actor = None,
+    entity: Entity = None,
+    action: Action = None,
+    since: Since = None,
+    until: Until = None,
+) -> Stream:
     """The whole (filtered) trail, oldest first, as CSV or JSON, with each event's hashes."""
     flt = queries.parse_filter(ctx, actor, entity, action, since, until)
     return await _export_response(ctx, flt, format_)

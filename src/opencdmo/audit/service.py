@@ -82,8 +82,16 @@ async def record(
     """Append one event in the caller's transaction; returns its sequence number."""
     async with tenant_transaction(ctx) as connection:
         return await _append(
-            connection, ctx.tenant_id, ctx.actor, ctx.meta, action, entity_type,
-            str(entity_id), old, new, reason,
+            connection,
+            ctx.tenant_id,
+            ctx.actor,
+            ctx.meta,
+            action,
+            entity_type,
+            str(entity_id),
+            old,
+            new,
+            reason,
         )
 
 
@@ -104,7 +112,8 @@ async def record_security(
     detail = detail or {}
     if get_engine().current_transaction.get() is not None:
         task = asyncio.get_running_loop().create_task(
-            _write_security(action, actor, meta, tenant_id, detail))
+            _write_security(action, actor, meta, tenant_id, detail)
+        )
         _pending.add(task)
         task.add_done_callback(_pending.discard)
         return
@@ -120,13 +129,24 @@ async def drain() -> None:
         await asyncio.gather(*list(_pending))
 
 
-async def _write_security(action: str, actor: Actor, meta: RequestMeta, tenant_id: UUID | None,
-                          detail: dict[str, Any]) -> None:
+async def _write_security(
+    action: str, actor: Actor, meta: RequestMeta, tenant_id: UUID | None, detail: dict[str, Any]
+) -> None:
     try:
         async with autonomous(tenant_id) as connection:
             if tenant_id is not None:
-                await _append(connection, tenant_id, actor, meta, action, "security",
-                              detail.get("path", "-"), None, detail, None)
+                await _append(
+                    connection,
+                    tenant_id,
+                    actor,
+                    meta,
+                    action,
+                    "security",
+                    detail.get("path", "-"),
+                    None,
+                    detail,
+                    None,
+                )
             else:
                 await _append_security(connection, actor, meta, action, detail)
     except Exception:  # a failing security log must not turn a 4xx into a 500, but is loud

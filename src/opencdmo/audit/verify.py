@@ -68,9 +68,7 @@ async def _walk(connection: Any, walker: _Walker, query: str, *args: Any) -> Cha
 
 async def verify_tenant(tenant_id: UUID, slug: str) -> ChainReport:
     walker = _Walker(f"tenant {slug}", AUDIT_FIELDS)
-    query = (
-        "SELECT * FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    )
+    query = "SELECT * FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
     async with tenant_id_transaction(tenant_id) as connection:
         report = await _walk(connection, walker, query, tenant_id)
         if report is not None:

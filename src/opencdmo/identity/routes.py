@@ -7,23 +7,27 @@ from uuid import UUID
 
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
-from litestar.params import FromPath, JSONBody
-from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from opencdmo.access.service import can
 from opencdmo.errors import AppError, NotAuthenticated
 from opencdmo.identity import service
-from opencdmo.identity.schemas import Me, PasswordChange, TenantRef, TokenCreate, TokenCreated, TokenOut
+from opencdmo.identity.schemas import (
+    Me,
+    PasswordChange,
+    TenantRef,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+)
 from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.service import user_tenants
-from opencdmo.web.guards import requires, signed_in, tenant_context, tenant_member
+from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of
-
-Ctx = Provide(tenant_context, sync_to_thread=False)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -33,40 +37,65 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _session_cookie(settings: Settings, value: str, *, max_age: int | None) -> Cookie:
-    return Cookie(key=SESSION_COOKIE, value=value, httponly=True, samesite="lax",
-                  secure=settings.cookie_secure, path="/", max_age=max_age)
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=value,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+        max_age=max_age,
+    )
 
 
 @get("/login", name="login", include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], next_: Annotated[str | None, QueryParameter(name="next")] = None) -> Template:
-    return await page(request, "identity/login.html", next=_safe_next(next_) or "", email="",
-                      error=None)
+async def login_page(
+    request: Request[Any, Any, Any],
+    next_: Annotated[str | None, QueryParameter(name="next")] = None,
+) -> Template:
+    return await page(
+        request, "identity/login.html", next=_safe_next(next_) or "", email="", error=None
+    )
 
 
 @post("/login", include_in_schema=False, status_code=303)
-async def login_submit(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[Any]:
+async def login_submit(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Response[Any]:
     data = await form_data(request)
     email, password = str(data.get("email", "")), str(data.get("password", ""))
     target = _safe_next(str(data.get("next", "")))
     principal = principal_of(request.scope)
     try:
-        token, user = await service.login(settings, email, password, principal.meta,
-                                          request.headers.get("user-agent", ""))
+        token, user = await service.login(
+            settings, email, password, principal.meta, request.headers.get("user-agent", "")
+        )
     except AppError as exc:
         if exc.status_code not in (401, 422, 429):
             raise
-        return await page(request, "identity/login.html", status_code=exc.status_code,
-                          headers=exc.headers, next=target or "", email=email, error=exc.message)
+        return await page(
+            request,
+            "identity/login.html",
+            status_code=exc.status_code,
+            headers=exc.headers,
+            next=target or "",
+            email=email,
+            error=exc.message,
+        )
     if target is None:
         tenants = await user_tenants(user.member_of)
         target = f"/t/{tenants[0]['slug']}/" if tenants else "/account"
     response: Response[Any] = Redirect(target, status_code=303)
-    response.set_cookie(_session_cookie(settings, token, max_age=settings.session_lifetime_hours * 3600))
+    response.set_cookie(
+        _session_cookie(settings, token, max_age=settings.session_lifetime_hours * 3600)
+    )
     return response
 
 
 @post("/logout", include_in_schema=False, status_code=303)
-async def logout(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Response[Any]:
+async def logout(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Response[Any]:
     principal = principal_of(request.scope)
     if principal.session_token:
         user = await service.get_user(principal.session.user_id) if principal.session else None
@@ -82,22 +111,41 @@ async def account_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @post("/account/password", guards=[signed_in], include_in_schema=False, status_code=200)
-async def account_password(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> Template:
+async def account_password(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Template:
     data = await form_data(request)
     principal = principal_of(request.scope)
     assert principal.session is not None
     if data.get("new_password") != data.get("confirm_password"):
-        return await page(request, "identity/account.html", block="password", status_code=422,
-                          error="The new password and its confirmation differ.", done=False)
+        return await page(
+            request,
+            "identity/account.html",
+            block="password",
+            status_code=422,
+            error="The new password and its confirmation differ.",
+            done=False,
+        )
     try:
-        await service.change_password(settings, principal.session.user_id, principal.session.session_id,
-                                      str(data.get("current_password", "")),
-                                      str(data.get("new_password", "")), principal.meta)
+        await service.change_password(
+            settings,
+            principal.session.user_id,
+            principal.session.session_id,
+            str(data.get("current_password", "")),
+            str(data.get("new_password", "")),
+            principal.meta,
+        )
     except AppError as exc:
         if exc.status_code not in (422, 429):
             raise
-        return await page(request, "identity/account.html", block="password",
-                          status_code=exc.status_code, error=exc.message, done=False)
+        return await page(
+            request,
+            "identity/account.html",
+            block="password",
+            status_code=exc.status_code,
+            error=exc.message,
+            done=False,
+        )
     return await page(request, "identity/account.html", block="password", error=None, done=True)
 
 
@@ -108,22 +156,34 @@ async def api_me(request: Request[Any, Any, Any]) -> Me:
     if principal.session is None:
         raise NotAuthenticated("A browser session is required; API tokens act within one tenant.")
     user = await service.get_user(principal.session.user_id)
-    tenants = [TenantRef(t["slug"], t["name"], t["kind"]) for t in await user_tenants(user.member_of)]
+    tenants = [
+        TenantRef(t["slug"], t["name"], t["kind"]) for t in await user_tenants(user.member_of)
+    ]
     return Me(user.id, user.email, user.full_name, tenants)
 
 
 @post("/api/v1/account/password", guards=[signed_in], tags=["identity"], status_code=204)
-async def api_change_password(request: Request[Any, Any, Any], data: JSONBody[PasswordChange],
-                              settings: NamedDependency[Settings]) -> None:
+async def api_change_password(
+    request: Request[Any, Any, Any],
+    data: JSONBody[PasswordChange],
+    settings: NamedDependency[Settings],
+) -> None:
     """Change my password; my other sessions end."""
     principal = principal_of(request.scope)
     if principal.session is None:
         raise NotAuthenticated("A browser session is required to change a password.")
-    await service.change_password(settings, principal.session.user_id, principal.session.session_id,
-                                  data.current_password, data.new_password, principal.meta)
+    await service.change_password(
+        settings,
+        principal.session.user_id,
+        principal.session.session_id,
+        data.current_password,
+        data.new_password,
+        principal.meta,
+    )
 
 
 # --- API tokens (tenant routes) --------------------------------------------------------------
+
 
 async def _visible_to(ctx: TenantContext) -> UUID | None:
     """Token admins see every token of the tenant; others only their own."""
@@ -131,20 +191,43 @@ async def _visible_to(ctx: TenantContext) -> UUID | None:
 
 
 def _token_out(row: dict[str, Any]) -> TokenOut:
-    return TokenOut(row["id"], row["name"], row["prefix"], row["user_id"], row["created_at"],
-                    row.get("last_used_at"), row.get("revoked_at"), row.get("full_name"))
+    return TokenOut(
+        row["id"],
+        row["name"],
+        row["prefix"],
+        row["user_id"],
+        row["created_at"],
+        row.get("last_used_at"),
+        row.get("revoked_at"),
+        row.get("full_name"),
+    )
 
 
-@get("/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
-     dependencies={"ctx": Ctx}, include_in_schema=False)
-async def tokens_page(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
+@get(
+    "/t/{slug:str}/tokens",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    include_in_schema=False,
+)
+async def tokens_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Template:
     tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
     return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
 
 
-@post("/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
-      dependencies={"ctx": Ctx}, include_in_schema=False, status_code=200)
-async def tokens_create(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]) -> Template:
+@post(
+    "/t/{slug:str}/tokens",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    include_in_schema=False,
+    status_code=200,
+)
+async def tokens_create(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Template:
     data = await form_data(request)
     assert ctx.user_id is not None
     token, _ = await service.create_token(ctx, ctx.user_id, str(data.get("name", "")))
@@ -152,41 +235,78 @@ async def tokens_create(request: Request[Any, Any, Any], ctx: NamedDependency[Te
     return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=token)
 
 
-@post("/t/{slug:str}/tokens/{token_id:uuid}/revoke", guards=[tenant_member],
-      opt=requires("tokens", "use"), dependencies={"ctx": Ctx}, include_in_schema=False,
-      status_code=200)
-async def tokens_revoke(request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext],
-                        token_id: FromPath[UUID]) -> Template:
+@post(
+    "/t/{slug:str}/tokens/{token_id:uuid}/revoke",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    include_in_schema=False,
+    status_code=200,
+)
+async def tokens_revoke(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]
+) -> Template:
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
     tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
     return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
 
 
-@get("/api/v1/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
-     dependencies={"ctx": Ctx}, tags=["identity"])
+@get(
+    "/api/v1/t/{slug:str}/tokens",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    tags=["identity"],
+)
 async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
     """API tokens in this tenant: all of them for token admins, otherwise my own."""
-    return [_token_out(row) for row in await service.list_tokens(ctx, user_id=await _visible_to(ctx))]
+    return [
+        _token_out(row) for row in await service.list_tokens(ctx, user_id=await _visible_to(ctx))
+    ]
 
 
-@post("/api/v1/t/{slug:str}/tokens", guards=[tenant_member], opt=requires("tokens", "use"),
-      dependencies={"ctx": Ctx}, tags=["identity"], status_code=201)
-async def api_token_create(ctx: NamedDependency[TenantContext], data: JSONBody[TokenCreate]) -> TokenCreated:
+@post(
+    "/api/v1/t/{slug:str}/tokens",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    tags=["identity"],
+    status_code=201,
+)
+async def api_token_create(
+    ctx: NamedDependency[TenantContext], data: JSONBody[TokenCreate]
+) -> TokenCreated:
     """Create a token for myself in this tenant. The secret is shown in this response only."""
     assert ctx.user_id is not None
     token, row = await service.create_token(ctx, ctx.user_id, data.name)
     return TokenCreated(token, _token_out(row))
 
 
-@delete("/api/v1/t/{slug:str}/tokens/{token_id:uuid}", guards=[tenant_member],
-        opt=requires("tokens", "use"), dependencies={"ctx": Ctx}, tags=["identity"],
-        status_code=204)
+@delete(
+    "/api/v1/t/{slug:str}/tokens/{token_id:uuid}",
+    guards=TENANT_GUARDS,
+    opt=requires("tokens", "use"),
+    dependencies=TENANT_DEPS,
+    tags=["identity"],
+    status_code=204,
+)
 async def api_token_revoke(ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]) -> None:
     """Revoke a token (mine, or any in this tenant for token admins)."""
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
 
 
 route_handlers = [
-    login_page, login_submit, logout, account_page, account_password, api_me, api_change_password,
-    tokens_page, tokens_create, tokens_revoke, api_tokens, api_token_create, api_token_revoke,
+    login_page,
+    login_submit,
+    logout,
+    account_page,
+    account_password,
+    api_me,
+    api_change_password,
+    tokens_page,
+    tokens_create,
+    tokens_revoke,
+    api_tokens,
+    api_token_create,
+    api_token_revoke,
 ]

@@ -17,7 +17,8 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy.service import internal_context
 
-TOKEN_PREFIX = "ocd_"
+TOKEN_PREFIX = "ocd_"  # noqa: S105 - a prefix, not a secret
+UNUSABLE_HASH = "!unset"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ def normalise_email(email: str) -> str:
 
 
 def _info(row: dict[str, Any]) -> UserInfo:
-    return UserInfo(row["id"], row["email"], row["full_name"], row["is_active"],
-                    tuple(row["member_of"] or ()))
+    return UserInfo(
+        row["id"], row["email"], row["full_name"], row["is_active"], tuple(row["member_of"] or ())
+    )
 
 
 async def find_user(email: str) -> UserInfo | None:
@@ -55,8 +57,14 @@ async def get_user(user_id: UUID) -> UserInfo:
     return _info(row)
 
 
-async def create_user(email: str, full_name: str, password: str, *, actor: Actor = SYSTEM,
-                      meta: RequestMeta | None = None) -> UserInfo:
+async def create_user(
+    email: str,
+    full_name: str,
+    password: str,
+    *,
+    actor: Actor = SYSTEM,
+    meta: RequestMeta | None = None,
+) -> UserInfo:
     email = normalise_email(email)
     full_name = " ".join(full_name.split())
     if not full_name:
@@ -69,28 +77,37 @@ async def create_user(email: str, full_name: str, password: str, *, actor: Actor
         rows = await User.insert(
             User(email=email, full_name=full_name, password_hash=password_hash)
         ).returning(*User.all_columns())
-    await audit.record_security("user.created", actor=actor, meta=meta or RequestMeta(),
-                                detail={"user_id": str(rows[0]["id"]), "email": email})
+    await audit.record_security(
+        "user.created",
+        actor=actor,
+        meta=meta or RequestMeta(),
+        detail={"user_id": str(rows[0]["id"]), "email": email},
+    )
     return _info(rows[0])
 
 
-async def create_user_without_password(email: str, full_name: str, *, actor: Actor,
-                                       meta: RequestMeta) -> UserInfo:
+async def create_user_without_password(
+    email: str, full_name: str, *, actor: Actor, meta: RequestMeta
+) -> UserInfo:
     """A user who cannot sign in until a password is set (provisioned from a manifest)."""
     email = normalise_email(email)
     async with global_transaction():
         rows = await User.insert(
-            User(email=email, full_name=" ".join(full_name.split()), password_hash="!unset")
+            User(email=email, full_name=" ".join(full_name.split()), password_hash=UNUSABLE_HASH)
         ).returning(*User.all_columns())
-    await audit.record_security("user.created", actor=actor, meta=meta,
-                                detail={"user_id": str(rows[0]["id"]), "email": email})
+    await audit.record_security(
+        "user.created",
+        actor=actor,
+        meta=meta,
+        detail={"user_id": str(rows[0]["id"]), "email": email},
+    )
     return _info(rows[0])
 
 
 async def has_no_password(user_id: UUID) -> bool:
     async with global_transaction():
         row = await User.select(User.password_hash).where(User.id == user_id).first()
-    return row is not None and row["password_hash"].startswith("!")
+    return row is not None and row["password_hash"] == UNUSABLE_HASH
 
 
 async def set_password(email: str, password: str, *, actor: Actor, meta: RequestMeta) -> None:
@@ -103,22 +120,31 @@ async def set_password(email: str, password: str, *, actor: Actor, meta: Request
     async with global_transaction() as connection:
         await connection.execute(
             "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
-            "WHERE id = $1", user.id, password_hash)
+            "WHERE id = $1",
+            user.id,
+            password_hash,
+        )
     await sessions.end_all_for_user(user.id, "password set by administrator")
-    await audit.record_security("user.password_set", actor=actor, meta=meta,
-                                detail={"user_id": str(user.id), "email": user.email})
+    await audit.record_security(
+        "user.password_set",
+        actor=actor,
+        meta=meta,
+        detail={"user_id": str(user.id), "email": user.email},
+    )
 
 
-async def login(settings: Settings, email: str, password: str, meta: RequestMeta,
-                user_agent: str = "") -> tuple[str, UserInfo]:
+async def login(
+    settings: Settings, email: str, password: str, meta: RequestMeta, user_agent: str = ""
+) -> tuple[str, UserInfo]:
     """Check the password (throttled); start a new session and return its cookie value."""
     email = email.strip().lower()
     address = meta.address or "unknown"
     try:
         await throttle.check(settings, email, address)
     except Exception:
-        await audit.record_security("login.throttled", actor=_anonymous(email), meta=meta,
-                                    detail={"email": email})
+        await audit.record_security(
+            "login.throttled", actor=_anonymous(email), meta=meta, detail={"email": email}
+        )
         raise
     user = await find_user(email) if "@" in email else None
     if user is None:
@@ -128,8 +154,9 @@ async def login(settings: Settings, email: str, password: str, meta: RequestMeta
         ok = user.is_active and await _check(user.id, password)
     if not ok or user is None:
         await throttle.record_failure(email, address)
-        await audit.record_security("login.failed", actor=_anonymous(email), meta=meta,
-                                    detail={"email": email})
+        await audit.record_security(
+            "login.failed", actor=_anonymous(email), meta=meta, detail={"email": email}
+        )
         raise NotAuthenticated("Email or password is incorrect.")
     await throttle.clear(email)
     token = await sessions.create(settings, user.id, address, user_agent)
@@ -154,8 +181,13 @@ async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) 
     await throttle.check(settings, user.email, address)
     if not user.is_active or not await _check(user.id, password):
         await throttle.record_failure(user.email, address)
-        await audit.record_security("signature.password_failed", actor=ctx.actor, meta=ctx.meta,
-                                    tenant_id=ctx.tenant_id, detail={"email": user.email})
+        await audit.record_security(
+            "signature.password_failed",
+            actor=ctx.actor,
+            meta=ctx.meta,
+            tenant_id=ctx.tenant_id,
+            detail={"email": user.email},
+        )
         raise NotAuthenticated("The password is incorrect; the signature was not applied.")
 
 
@@ -165,8 +197,9 @@ def _require_user(ctx: TenantContext) -> UUID:
     return ctx.user_id
 
 
-async def _record_in_member_tenants(user: UserInfo, action: str, meta: RequestMeta,
-                                    new: dict[str, Any] | None = None) -> None:
+async def _record_in_member_tenants(
+    user: UserInfo, action: str, meta: RequestMeta, new: dict[str, Any] | None = None
+) -> None:
     actor = Actor(user.id, user.email, user.full_name)
     for tenant_id in user.member_of:
         ctx = await internal_context(tenant_id, actor, meta)
@@ -180,26 +213,38 @@ async def logout(token: str, user: UserInfo | None, meta: RequestMeta) -> None:
         await _record_in_member_tenants(user, "user.logout", meta)
 
 
-async def change_password(settings: Settings, user_id: UUID, session_id: UUID | None,
-                          current: str, new: str, meta: RequestMeta) -> None:
+async def change_password(
+    settings: Settings,
+    user_id: UUID,
+    session_id: UUID | None,
+    current: str,
+    new: str,
+    meta: RequestMeta,
+) -> None:
     user = await get_user(user_id)
     address = meta.address or "unknown"
     await throttle.check(settings, user.email, address)
     if not await _check(user_id, current):
         await throttle.record_failure(user.email, address)
-        await audit.record_security("password.change_failed", actor=_actor(user), meta=meta,
-                                    detail={"email": user.email})
-        raise ValidationFailed("The current password is incorrect.",
-                               details={"field": "current_password"})
+        await audit.record_security(
+            "password.change_failed", actor=_actor(user), meta=meta, detail={"email": user.email}
+        )
+        raise ValidationFailed(
+            "The current password is incorrect.", details={"field": "current_password"}
+        )
     if new == current:
-        raise ValidationFailed("The new password must differ from the current one.",
-                               details={"field": "new_password"})
+        raise ValidationFailed(
+            "The new password must differ from the current one.", details={"field": "new_password"}
+        )
     passwords.check_password_rules(new, user.email)
     password_hash = await passwords.hash_password(new)
     async with global_transaction() as connection:
         await connection.execute(
             "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
-            "WHERE id = $1", user_id, password_hash)
+            "WHERE id = $1",
+            user_id,
+            password_hash,
+        )
     await sessions.end_all_for_user(user_id, "password changed", keep=session_id)
     await _record_in_member_tenants(user, "user.password_changed", meta)
 
@@ -216,16 +261,24 @@ async def set_user_active(user_id: UUID, active: bool, *, actor: Actor, meta: Re
     if not active:
         await sessions.end_all_for_user(user_id, "user disabled")
     action = "user.enabled" if active else "user.disabled"
-    await audit.record_security(action, actor=actor, meta=meta,
-                                detail={"user_id": str(user_id), "email": user.email})
+    await audit.record_security(
+        action, actor=actor, meta=meta, detail={"user_id": str(user_id), "email": user.email}
+    )
     for tenant_id in user.member_of:
         ctx = await internal_context(tenant_id, actor, meta)
         if ctx is not None:
-            await audit.record(ctx, action, "user", user_id, old={"is_active": user.is_active},
-                               new={"is_active": active})
+            await audit.record(
+                ctx,
+                action,
+                "user",
+                user_id,
+                old={"is_active": user.is_active},
+                new={"is_active": active},
+            )
 
 
 # --- API tokens ---------------------------------------------------------------------------
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -238,14 +291,25 @@ async def create_token(ctx: TenantContext, user_id: UUID, name: str) -> tuple[st
     prefix = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}{prefix}_{secret}"
     async with tenant_transaction(ctx):
-        rows = await ApiToken.insert(ApiToken(
-            tenant_id=ctx.tenant_id, user_id=user_id, name=name[:100],
-            token_hash=hash_token(token), prefix=prefix,
-        )).returning(ApiToken.id, ApiToken.name, ApiToken.prefix, ApiToken.created_at,
-                     ApiToken.user_id)
+        rows = await ApiToken.insert(
+            ApiToken(
+                tenant_id=ctx.tenant_id,
+                user_id=user_id,
+                name=name[:100],
+                token_hash=hash_token(token),
+                prefix=prefix,
+            )
+        ).returning(
+            ApiToken.id, ApiToken.name, ApiToken.prefix, ApiToken.created_at, ApiToken.user_id
+        )
         row = rows[0]
-        await audit.record(ctx, "token.created", "api_token", row["id"],
-                           new={"name": row["name"], "prefix": prefix, "user_id": user_id})
+        await audit.record(
+            ctx,
+            "token.created",
+            "api_token",
+            row["id"],
+            new={"name": row["name"], "prefix": prefix, "user_id": user_id},
+        )
     return token, dict(row)
 
 
@@ -254,7 +318,9 @@ async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[dict[
         rows = await connection.fetch(
             "SELECT t.id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at, "
             "t.user_id, u.full_name, u.email FROM api_tokens t JOIN users u ON u.id = t.user_id "
-            "WHERE ($1::uuid IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC", user_id)
+            "WHERE ($1::uuid IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC",
+            user_id,
+        )
     return [dict(row) for row in rows]
 
 
@@ -262,12 +328,20 @@ async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | 
     async with tenant_transaction(ctx) as connection:
         row = await connection.fetchrow(
             "SELECT id, user_id, name, revoked_at FROM api_tokens WHERE id = $1 FOR UPDATE",
-            token_id)
+            token_id,
+        )
         if row is None or (only_user is not None and row["user_id"] != only_user):
             raise NotFound("No such API token.")
         if row["revoked_at"] is not None:
             raise Conflict("This API token is already revoked.")
         await connection.execute(
-            "UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1", token_id)
-        await audit.record(ctx, "token.revoked", "api_token", token_id,
-                           old={"revoked": False}, new={"revoked": True, "name": row["name"]})
+            "UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1", token_id
+        )
+        await audit.record(
+            ctx,
+            "token.revoked",
+            "api_token",
+            token_id,
+            old={"revoked": False},
+            new={"revoked": True, "name": row["name"]},
+        )

@@ -41,7 +41,10 @@ async def create(settings: Settings, user_id: UUID, address: str, user_agent: st
         await connection.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at, address, user_agent) "
             "VALUES ($1, $2, now() + make_interval(hours => $3), $4, $5)",
-            token_hash(token), user_id, settings.session_lifetime_hours, address,
+            token_hash(token),
+            user_id,
+            settings.session_lifetime_hours,
+            address,
             user_agent[:400],
         )
     return token
@@ -68,15 +71,17 @@ async def load(settings: Settings, token: str) -> SessionUser | None:
             await connection.execute(
                 "UPDATE sessions SET last_seen_at = clock_timestamp() WHERE id = $1", row["id"]
             )
-    return SessionUser(row["id"], row["user_id"], row["email"], row["full_name"],
-                       tuple(row["member_of"] or ()))
+    return SessionUser(
+        row["id"], row["user_id"], row["email"], row["full_name"], tuple(row["member_of"] or ())
+    )
 
 
 async def _end(connection: object, session_id: UUID, reason: str) -> None:
     await connection.execute(  # type: ignore[attr-defined]
         "UPDATE sessions SET ended_at = clock_timestamp(), end_reason = $2 "
         "WHERE id = $1 AND ended_at IS NULL",
-        session_id, reason,
+        session_id,
+        reason,
     )
 
 
@@ -85,7 +90,8 @@ async def end(token: str, reason: str) -> None:
         await connection.execute(
             "UPDATE sessions SET ended_at = clock_timestamp(), end_reason = $2 "
             "WHERE token_hash = $1 AND ended_at IS NULL",
-            token_hash(token), reason,
+            token_hash(token),
+            reason,
         )
 
 
@@ -94,6 +100,8 @@ async def end_all_for_user(user_id: UUID, reason: str, *, keep: UUID | None = No
         result = await connection.execute(
             "UPDATE sessions SET ended_at = clock_timestamp(), end_reason = $2 "
             "WHERE user_id = $1 AND ended_at IS NULL AND id IS DISTINCT FROM $3",
-            user_id, reason, keep,
+            user_id,
+            reason,
+            keep,
         )
     return int(result.split()[-1])

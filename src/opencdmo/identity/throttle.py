@@ -15,7 +15,8 @@ from opencdmo.settings import Settings
 
 _RECENT = """
 SELECT extract(epoch FROM (failed_at + make_interval(secs => $2) - clock_timestamp())) AS left
-FROM login_failures WHERE {column} = $1 AND failed_at > clock_timestamp() - make_interval(secs => $2)
+FROM login_failures
+WHERE {column} = $1 AND failed_at > clock_timestamp() - make_interval(secs => $2)
 ORDER BY failed_at DESC LIMIT $3
 """
 
@@ -24,7 +25,7 @@ async def _retry_after(connection: object, column: str, value: str, limit: int, 
     rows = await connection.fetch(_RECENT.format(column=column), value, float(window), limit)  # type: ignore[attr-defined]
     if len(rows) < limit:
         return 0
-    return max(1, math.ceil(rows[-1]["left"]))
+    return max(1, math.ceil(float(rows[-1]["left"])))
 
 
 async def check(settings: Settings, email: str, address: str) -> None:

@@ -22,8 +22,14 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
 
 MEANINGS = (
-    "authored", "reviewed", "approved", "verified", "released", "rejected",
-    "approved for publication", "responsibility",
+    "authored",
+    "reviewed",
+    "approved",
+    "verified",
+    "released",
+    "rejected",
+    "approved for publication",
+    "responsibility",
 )
 
 
@@ -66,13 +72,21 @@ class SignatureView:
         return f"{self.signer_name} · {localtime(self.signed_at, zone)} · {self.meaning}"
 
 
-async def sign(settings: Settings, ctx: TenantContext, record: Signable, meaning: str,
-               reason: str, password: str) -> SignatureView:
+async def sign(
+    settings: Settings,
+    ctx: TenantContext,
+    record: Signable,
+    meaning: str,
+    reason: str,
+    password: str,
+) -> SignatureView:
     if ctx.user_id is None:
         raise NotAuthenticated("Only a signed-in person can sign.")
     if meaning not in MEANINGS:
-        raise ValidationFailed(f"Unknown signature meaning '{meaning}'. Meanings: {', '.join(MEANINGS)}.",
-                               details={"field": "meaning"})
+        raise ValidationFailed(
+            f"Unknown signature meaning '{meaning}'. Meanings: {', '.join(MEANINGS)}.",
+            details={"field": "meaning"},
+        )
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationFailed("A reason is required to sign.", details={"field": "reason"})
@@ -81,23 +95,50 @@ async def sign(settings: Settings, ctx: TenantContext, record: Signable, meaning
     digest = content_hash(record.signed_content())
     async with tenant_transaction(ctx) as connection:
         row = await connection.fetchrow(
-            "INSERT INTO signatures (tenant_id, record_type, record_id, record_version, record_hash,"
-            " signer_id, signer_name, meaning, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO signatures (tenant_id, record_type, record_id, record_version,"
+            " record_hash, signer_id, signer_name, meaning, reason)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             " RETURNING *",
-            ctx.tenant_id, record.record_type, record.record_id, record.record_version, digest,
-            ctx.user_id, ctx.actor.full_name, meaning, reason)
-        await audit.record(ctx, "signature.applied", record.record_type, record.record_id,
-                           new={"signature_id": row["id"], "meaning": meaning,
-                                "record_version": record.record_version, "record_hash": digest},
-                           reason=reason)
+            ctx.tenant_id,
+            record.record_type,
+            record.record_id,
+            record.record_version,
+            digest,
+            ctx.user_id,
+            ctx.actor.full_name,
+            meaning,
+            reason,
+        )
+        await audit.record(
+            ctx,
+            "signature.applied",
+            record.record_type,
+            record.record_id,
+            new={
+                "signature_id": row["id"],
+                "meaning": meaning,
+                "record_version": record.record_version,
+                "record_hash": digest,
+            },
+            reason=reason,
+        )
     return _view(dict(row), digest)
 
 
 def _view(row: dict[str, Any], current_hash: str | None) -> SignatureView:
     return SignatureView(
-        row["id"], row["record_type"], row["record_id"], row["record_version"], row["record_hash"],
-        row["signer_id"], row["signer_name"], row["meaning"], row["reason"], row["signed_at"],
-        valid=current_hash == row["record_hash"])
+        row["id"],
+        row["record_type"],
+        row["record_id"],
+        row["record_version"],
+        row["record_hash"],
+        row["signer_id"],
+        row["signer_name"],
+        row["meaning"],
+        row["reason"],
+        row["signed_at"],
+        valid=current_hash == row["record_hash"],
+    )
 
 
 async def signatures_for(ctx: TenantContext, record: Signable) -> list[SignatureView]:
@@ -106,5 +147,7 @@ async def signatures_for(ctx: TenantContext, record: Signable) -> list[Signature
     async with tenant_transaction(ctx) as connection:
         rows = await connection.fetch(
             "SELECT * FROM signatures WHERE record_type = $1 AND record_id = $2 ORDER BY signed_at",
-            record.record_type, record.record_id)
+            record.record_type,
+            record.record_id,
+        )
     return [_view(dict(row), current) for row in rows]

@@ -26,26 +26,40 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "kind": {"enum": list(KINDS)},
-        "sites": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["code", "name", "time_zone"],
-            "properties": {
-                "code": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]*$"},
-                "name": {"type": "string", "minLength": 1},
-                "time_zone": {"type": "string", "minLength": 1},
-            }}},
+        "sites": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["code", "name", "time_zone"],
+                "properties": {
+                    "code": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]*$"},
+                    "name": {"type": "string", "minLength": 1},
+                    "time_zone": {"type": "string", "minLength": 1},
+                },
+            },
+        },
         "admins": {"type": "array", "items": {"$ref": "#/$defs/person"}},
-        "members": {"type": "array", "items": {
-            "allOf": [{"$ref": "#/$defs/person"}],
-            "required": ["email", "full_name", "roles"]}},
+        "members": {
+            "type": "array",
+            "items": {
+                "allOf": [{"$ref": "#/$defs/person"}],
+                "required": ["email", "full_name", "roles"],
+            },
+        },
     },
-    "$defs": {"person": {
-        "type": "object", "additionalProperties": False, "required": ["email", "full_name"],
-        "properties": {
-            "email": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
-            "full_name": {"type": "string", "minLength": 1},
-            "roles": {"type": "array", "items": {"type": "string"}},
-        }}},
+    "$defs": {
+        "person": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["email", "full_name"],
+            "properties": {
+                "email": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$"},
+                "full_name": {"type": "string", "minLength": 1},
+                "roles": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    },
 }
 SLUG = r"^[a-z0-9][a-z0-9-]{0,48}[a-z0-9]$"
 
@@ -113,8 +127,11 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         roles = tuple(sorted(set(person.get("roles", [])) | set(implied)))
         unknown = [r for r in roles if r not in known_roles()]
         if unknown:
-            raise _fail(path, f"{where}.roles", f"unknown role(s) {', '.join(unknown)}; "
-                        f"roles are {', '.join(known_roles())}")
+            raise _fail(
+                path,
+                f"{where}.roles",
+                f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(known_roles())}",
+            )
         email = person["email"].strip().lower()
         previous = people.get(email)
         merged = tuple(sorted(set(roles) | set(previous.roles if previous else ())))

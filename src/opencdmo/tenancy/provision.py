@@ -9,8 +9,6 @@ from opencdmo.tenancy import service
 from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy.manifest import Manifest, Report, discover
 
-UNUSABLE_PASSWORD = "!unset"
-
 
 async def apply_path(root: Path, report: Report, actor: Actor = SYSTEM) -> int:
     """Validate every manifest first (nothing changes if one is invalid), then apply each."""
@@ -46,13 +44,15 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
     return changes
 
 
-async def _ensure_member(ctx: TenantContext, email: str, full_name: str, roles: tuple[str, ...],
-                         report: Report) -> int:
+async def _ensure_member(
+    ctx: TenantContext, email: str, full_name: str, roles: tuple[str, ...], report: Report
+) -> int:
     user = await identity.find_user(email)
     changes = 0
     if user is None:
-        user = await identity.create_user_without_password(email, full_name, actor=ctx.actor,
-                                                           meta=ctx.meta)
+        user = await identity.create_user_without_password(
+            email, full_name, actor=ctx.actor, meta=ctx.meta
+        )
         report(f"{ctx.slug}: user {email} created (no password yet)")
         changes += 1
     membership_id = await service.membership_of(ctx, user.id)

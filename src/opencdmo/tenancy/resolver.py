@@ -23,10 +23,16 @@ async def _fetch(query: str, *args: Any) -> Any:
 
 def _context(row: Any, actor: Actor, meta: RequestMeta) -> TenantContext:
     return TenantContext(
-        tenant_id=row["tenant_id"], slug=row["tenant_slug"], name=row["tenant_name"],
-        kind=row["tenant_kind"], actor=actor, membership_id=row["membership_id"],
-        roles=tuple(row["roles"]), policy_version=row["policy_version"],
-        time_zone=row["time_zone"], meta=meta,
+        tenant_id=row["tenant_id"],
+        slug=row["tenant_slug"],
+        name=row["tenant_name"],
+        kind=row["tenant_kind"],
+        actor=actor,
+        membership_id=row["membership_id"],
+        roles=tuple(row["roles"]),
+        policy_version=row["policy_version"],
+        time_zone=row["time_zone"],
+        meta=meta,
     )
 
 
@@ -51,4 +57,5 @@ async def for_token(token: str, slug: str, meta: RequestMeta) -> TenantContext |
 async def _touch(tenant_id: UUID, token_id: UUID) -> None:
     async with tenant_id_transaction(tenant_id) as connection:
         await connection.execute(
-            "UPDATE api_tokens SET last_used_at = clock_timestamp() WHERE id = $1", token_id)
+            "UPDATE api_tokens SET last_used_at = clock_timestamp() WHERE id = $1", token_id
+        )

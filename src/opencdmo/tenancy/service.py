@@ -29,7 +29,9 @@ async def _time_zone(connection: Any) -> str:
     return str(zone or "UTC")
 
 
-async def internal_context(tenant_id: UUID, actor: Actor, meta: RequestMeta) -> TenantContext | None:
+async def internal_context(
+    tenant_id: UUID, actor: Actor, meta: RequestMeta
+) -> TenantContext | None:
     """A scope for work with no tenant request behind it (CLI, provisioning, sign-in events)."""
     async with global_transaction():
         row = await Tenant.select().where(Tenant.id == tenant_id).first()
@@ -38,12 +40,26 @@ async def internal_context(tenant_id: UUID, actor: Actor, meta: RequestMeta) -> 
     return _mint(row, actor, meta)
 
 
-def _mint(row: dict[str, Any], actor: Actor, meta: RequestMeta, *, membership_id: UUID | None = None,
-          roles: Iterable[str] = (), time_zone: str = "UTC") -> TenantContext:
+def _mint(
+    row: dict[str, Any],
+    actor: Actor,
+    meta: RequestMeta,
+    *,
+    membership_id: UUID | None = None,
+    roles: Iterable[str] = (),
+    time_zone: str = "UTC",
+) -> TenantContext:
     return TenantContext(
-        tenant_id=row["id"], slug=row["slug"], name=row["name"], kind=row["kind"], actor=actor,
-        membership_id=membership_id, roles=tuple(roles), policy_version=row["policy_version"],
-        time_zone=time_zone, meta=meta,
+        tenant_id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        kind=row["kind"],
+        actor=actor,
+        membership_id=membership_id,
+        roles=tuple(roles),
+        policy_version=row["policy_version"],
+        time_zone=time_zone,
+        meta=meta,
     )
 
 
@@ -52,35 +68,55 @@ def check_kind(kind: str) -> None:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}, not '{kind}'.")
 
 
-async def create_tenant(slug: str, name: str, kind: str, actor: Actor, meta: RequestMeta) -> TenantContext:
+async def create_tenant(
+    slug: str, name: str, kind: str, actor: Actor, meta: RequestMeta
+) -> TenantContext:
     check_kind(kind)
     async with global_transaction() as connection:
         if await Tenant.exists().where(Tenant.slug == slug):
             raise Conflict(f"A tenant with slug '{slug}' already exists.")
         row = await connection.fetchrow(
             "INSERT INTO tenants (slug, name, kind) VALUES ($1, $2, $3) RETURNING *",
-            slug, name, kind)
+            slug,
+            name,
+            kind,
+        )
     ctx = _mint(dict(row), actor, meta)
     async with tenant_transaction(ctx) as connection:
         await connection.execute(
             "INSERT INTO audit_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2)",
-            ctx.tenant_id, GENESIS)
-        await audit.record(ctx, "tenant.created", "tenant", ctx.tenant_id,
-                           new={"slug": slug, "name": name, "kind": kind})
+            ctx.tenant_id,
+            GENESIS,
+        )
+        await audit.record(
+            ctx,
+            "tenant.created",
+            "tenant",
+            ctx.tenant_id,
+            new={"slug": slug, "name": name, "kind": kind},
+        )
     return ctx
 
 
 async def update_tenant(ctx: TenantContext, name: str, kind: str) -> bool:
     check_kind(kind)
     async with tenant_transaction(ctx) as connection:
-        old = await connection.fetchrow("SELECT name, kind FROM tenants WHERE id = $1 FOR UPDATE",
-                                        ctx.tenant_id)
+        old = await connection.fetchrow(
+            "SELECT name, kind FROM tenants WHERE id = $1 FOR UPDATE", ctx.tenant_id
+        )
         if (old["name"], old["kind"]) == (name, kind):
             return False
-        await connection.execute("UPDATE tenants SET name = $2, kind = $3 WHERE id = $1",
-                                 ctx.tenant_id, name, kind)
-        await audit.record(ctx, "tenant.updated", "tenant", ctx.tenant_id,
-                           old=dict(old), new={"name": name, "kind": kind})
+        await connection.execute(
+            "UPDATE tenants SET name = $2, kind = $3 WHERE id = $1", ctx.tenant_id, name, kind
+        )
+        await audit.record(
+            ctx,
+            "tenant.updated",
+            "tenant",
+            ctx.tenant_id,
+            old=dict(old),
+            new={"name": name, "kind": kind},
+        )
     return True
 
 
@@ -104,17 +140,33 @@ async def upsert_site(ctx: TenantContext, code: str, name: str, time_zone: str) 
         if old is None:
             row = await connection.fetchrow(
                 "INSERT INTO sites (tenant_id, code, name, time_zone) VALUES ($1, $2, $3, $4) "
-                "RETURNING id", ctx.tenant_id, code, name, time_zone)
-            await audit.record(ctx, "site.created", "site", row["id"],
-                               new={"code": code, "name": name, "time_zone": time_zone})
+                "RETURNING id",
+                ctx.tenant_id,
+                code,
+                name,
+                time_zone,
+            )
+            await audit.record(
+                ctx,
+                "site.created",
+                "site",
+                row["id"],
+                new={"code": code, "name": name, "time_zone": time_zone},
+            )
             return "created"
         if (old["name"], old["time_zone"]) == (name, time_zone):
             return None
-        await connection.execute("UPDATE sites SET name = $2, time_zone = $3 WHERE id = $1",
-                                 old["id"], name, time_zone)
-        await audit.record(ctx, "site.updated", "site", old["id"],
-                           old={"name": old["name"], "time_zone": old["time_zone"]},
-                           new={"name": name, "time_zone": time_zone})
+        await connection.execute(
+            "UPDATE sites SET name = $2, time_zone = $3 WHERE id = $1", old["id"], name, time_zone
+        )
+        await audit.record(
+            ctx,
+            "site.updated",
+            "site",
+            old["id"],
+            old={"name": old["name"], "time_zone": old["time_zone"]},
+            new={"name": name, "time_zone": time_zone},
+        )
         return "updated"
 
 
@@ -149,41 +201,62 @@ def check_roles(roles: Iterable[str]) -> list[str]:
     if unknown:
         raise ValidationFailed(
             f"Unknown role(s): {', '.join(unknown)}. Roles: {', '.join(known_roles())}.",
-            details={"field": "roles"})
+            details={"field": "roles"},
+        )
     return wanted
 
 
 async def _bump_policy(connection: Any, ctx: TenantContext) -> None:
     await connection.execute(
-        "UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1", ctx.tenant_id)
+        "UPDATE tenants SET policy_version = policy_version + 1 WHERE id = $1", ctx.tenant_id
+    )
 
 
 async def add_member(ctx: TenantContext, user_id: UUID, roles: Iterable[str]) -> UUID:
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
         existing = await connection.fetchrow(
-            "SELECT id, is_active FROM memberships WHERE user_id = $1", user_id)
+            "SELECT id, is_active FROM memberships WHERE user_id = $1", user_id
+        )
         if existing is not None:
             raise Conflict("This user is already a member of this tenant.")
         membership_id = await connection.fetchval(
             "INSERT INTO memberships (tenant_id, user_id) VALUES ($1, $2) RETURNING id",
-            ctx.tenant_id, user_id)
+            ctx.tenant_id,
+            user_id,
+        )
         await connection.execute(
             "UPDATE users SET member_of = array_append(array_remove(member_of, $2), $2) "
-            "WHERE id = $1", user_id, ctx.tenant_id)
-        await audit.record(ctx, "member.added", "membership", membership_id,
-                           new={"user_id": user_id, "roles": wanted})
+            "WHERE id = $1",
+            user_id,
+            ctx.tenant_id,
+        )
+        await audit.record(
+            ctx,
+            "member.added",
+            "membership",
+            membership_id,
+            new={"user_id": user_id, "roles": wanted},
+        )
         await _write_roles(connection, ctx, membership_id, [], wanted, reason=None)
+    assert isinstance(membership_id, UUID)
     return membership_id
 
 
-async def set_roles(ctx: TenantContext, membership_id: UUID, roles: Iterable[str],
-                    reason: str | None = None, *, only_add: bool = False) -> bool:
+async def set_roles(
+    ctx: TenantContext,
+    membership_id: UUID,
+    roles: Iterable[str],
+    reason: str | None = None,
+    *,
+    only_add: bool = False,
+) -> bool:
     """Make the member's roles exactly ``roles`` (or add them, with ``only_add``)."""
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
         member = await connection.fetchrow(
-            "SELECT id FROM memberships WHERE id = $1 FOR UPDATE", membership_id)
+            "SELECT id FROM memberships WHERE id = $1 FOR UPDATE", membership_id
+        )
         if member is None:
             raise NotFound("No such member.")
         current = sorted(await _roles_of(connection, membership_id))
@@ -197,51 +270,82 @@ async def set_roles(ctx: TenantContext, membership_id: UUID, roles: Iterable[str
 
 async def _roles_of(connection: Any, membership_id: UUID) -> list[str]:
     rows = await connection.fetch(
-        "SELECT role FROM role_assignments WHERE membership_id = $1", membership_id)
+        "SELECT role FROM role_assignments WHERE membership_id = $1", membership_id
+    )
     return [row["role"] for row in rows]
 
 
-async def _write_roles(connection: Any, ctx: TenantContext, membership_id: UUID,
-                       current: list[str], wanted: list[str], reason: str | None) -> None:
+async def _write_roles(
+    connection: Any,
+    ctx: TenantContext,
+    membership_id: UUID,
+    current: list[str],
+    wanted: list[str],
+    reason: str | None,
+) -> None:
     removed = sorted(set(current) - set(wanted))
     added = sorted(set(wanted) - set(current))
     if removed:
         await connection.execute(
             "DELETE FROM role_assignments WHERE membership_id = $1 AND role = ANY($2::text[])",
-            membership_id, removed)
+            membership_id,
+            removed,
+        )
     for role in added:
         await connection.execute(
             "INSERT INTO role_assignments (tenant_id, membership_id, role) VALUES ($1, $2, $3)",
-            ctx.tenant_id, membership_id, role)
+            ctx.tenant_id,
+            membership_id,
+            role,
+        )
     if removed or added:
         await _bump_policy(connection, ctx)
-        await audit.record(ctx, "member.roles_changed", "membership", membership_id,
-                           old={"roles": current}, new={"roles": wanted}, reason=reason)
+        await audit.record(
+            ctx,
+            "member.roles_changed",
+            "membership",
+            membership_id,
+            old={"roles": current},
+            new={"roles": wanted},
+            reason=reason,
+        )
 
 
-async def set_member_active(ctx: TenantContext, membership_id: UUID, active: bool,
-                            reason: str | None = None) -> bool:
+async def set_member_active(
+    ctx: TenantContext, membership_id: UUID, active: bool, reason: str | None = None
+) -> bool:
     async with tenant_transaction(ctx) as connection:
         member = await connection.fetchrow(
-            "SELECT id, user_id, is_active FROM memberships WHERE id = $1 FOR UPDATE",
-            membership_id)
+            "SELECT id, user_id, is_active FROM memberships WHERE id = $1 FOR UPDATE", membership_id
+        )
         if member is None:
             raise NotFound("No such member.")
         if member["is_active"] == active:
             return False
         if not active and member["user_id"] == ctx.user_id:
             raise Conflict("You cannot deactivate your own membership.")
-        await connection.execute("UPDATE memberships SET is_active = $2 WHERE id = $1",
-                                 membership_id, active)
-        change = "array_append(array_remove(member_of, $2), $2)" if active else \
-            "array_remove(member_of, $2)"
-        await connection.execute(f"UPDATE users SET member_of = {change} WHERE id = $1",
-                                 member["user_id"], ctx.tenant_id)
+        await connection.execute(
+            "UPDATE memberships SET is_active = $2 WHERE id = $1", membership_id, active
+        )
+        change = (
+            "array_append(array_remove(member_of, $2), $2)"
+            if active
+            else "array_remove(member_of, $2)"
+        )
+        await connection.execute(
+            f"UPDATE users SET member_of = {change} WHERE id = $1", member["user_id"], ctx.tenant_id
+        )
         await _bump_policy(connection, ctx)
         action = "member.reactivated" if active else "member.deactivated"
-        await audit.record(ctx, action, "membership", membership_id,
-                           old={"is_active": member["is_active"]}, new={"is_active": active},
-                           reason=reason)
+        await audit.record(
+            ctx,
+            action,
+            "membership",
+            membership_id,
+            old={"is_active": member["is_active"]},
+            new={"is_active": active},
+            reason=reason,
+        )
     return True
 
 
@@ -257,6 +361,9 @@ async def user_tenants(member_of: Iterable[UUID]) -> list[dict[str, Any]]:
     if not ids:
         return []
     async with global_transaction():
-        rows = await Tenant.select(Tenant.slug, Tenant.name, Tenant.kind).where(
-            Tenant.id.is_in(ids)).order_by(Tenant.name)
+        rows = (
+            await Tenant.select(Tenant.slug, Tenant.name, Tenant.kind)
+            .where(Tenant.id.is_in(ids))
+            .order_by(Tenant.name)
+        )
     return list(rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import Headers
+from litestar.enums import ScopeType
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -35,7 +36,7 @@ class BearerAwareCSRF:
         self.csrf = CSRFMiddleware(app, config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             authorization = Headers.from_scope(scope).get("authorization", "")
             if authorization.lower().startswith("bearer "):
                 await self.app(scope, receive, send)

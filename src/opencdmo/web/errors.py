@@ -19,9 +19,17 @@ from opencdmo.web.principal import principal_of
 log = logging.getLogger("opencdmo.errors")
 
 TITLES = {
-    400: "Bad request", 401: "Sign-in required", 403: "Not permitted", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
-    422: "Invalid input", 429: "Too many attempts", 500: "Internal error",
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Not permitted",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many attempts",
+    500: "Internal error",
 }
 
 
@@ -52,10 +60,16 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
     if isinstance(exc, ValidationException):
         return 400, "The request is malformed: " + str(exc.detail), exc.extra, {}
     if isinstance(exc, HTTPException):
-        message = exc.detail if exc.detail and exc.detail != TITLES.get(exc.status_code) else \
-            TITLES.get(exc.status_code, "Error")
+        message = (
+            exc.detail
+            if exc.detail and exc.detail != TITLES.get(exc.status_code)
+            else TITLES.get(exc.status_code, "Error")
+        )
         if exc.status_code == 403 and "CSRF" in str(exc.detail):
-            message = "The form expired or was sent from another site (CSRF check failed). Reload the page and try again."
+            message = (
+                "The form expired or was sent from another site (CSRF check failed). "
+                "Reload the page and try again."
+            )
         return exc.status_code, message, exc.extra or None, dict(exc.headers or {})
     return 500, "An unexpected error occurred. It has been logged with the request id.", None, {}
 
@@ -67,9 +81,13 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, NotFound) and principal.ctx is not None:
         # A missing or another tenant's object: a security event, written after the response.
         response.background = BackgroundTask(
-            record_security, "access.not_found", actor=principal.ctx.actor, meta=principal.meta,
+            record_security,
+            "access.not_found",
+            actor=principal.ctx.actor,
+            meta=principal.meta,
             tenant_id=principal.ctx.tenant_id,
-            detail={"path": request.url.path, "method": request.method})
+            detail={"path": request.url.path, "method": request.method},
+        )
     return response
 
 
@@ -78,20 +96,33 @@ def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     principal = principal_of(request.scope)
     request_id = principal.meta.request_id
     if status >= 500:
-        log.error("unhandled error", exc_info=exc,
-                  extra={"request_id": request_id, "path": request.url.path})
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={"request_id": request_id, "path": request.url.path},
+        )
     title = TITLES.get(status, "Error")
     if wants_json(request):
         body = ErrorBody(ErrorDetail(status, title, message, details, request_id))
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
     if status == 401 and isinstance(exc, NotAuthenticated | HTTPException):
-        target = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        target = "/login?next=" + quote(
+            request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
         if request.headers.get("hx-request"):
             return Response("", status_code=401, headers={"HX-Redirect": target})
         return Redirect(target, status_code=303)
-    context = {"status": status, "title": title, "message": message, "details": details,
-               "request_id": request_id, "principal": principal, "actor": principal.actor,
-               "ctx": principal.ctx, "tenants": []}
+    context = {
+        "status": status,
+        "title": title,
+        "message": message,
+        "details": details,
+        "request_id": request_id,
+        "principal": principal,
+        "actor": principal.actor,
+        "ctx": principal.ctx,
+        "tenants": [],
+    }
     if request.headers.get("hx-request"):
         return Template("_error.html", context=context, status_code=status, headers=headers)
     return Template("error.html", context=context, status_code=status, headers=headers)

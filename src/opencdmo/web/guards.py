@@ -6,7 +6,9 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
 from opencdmo.access.service import can
 from opencdmo.audit.service import record_security
@@ -28,7 +30,9 @@ async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise NotAuthenticated("Sign in to continue.")
 
 
-async def tenant_member(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def tenant_member(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """401 without credentials, 404 for an unknown tenant or a non-member, 403 without the role."""
     principal = principal_of(connection.scope)
     permission = handler.opt.get(PERMISSION)
@@ -38,20 +42,33 @@ async def tenant_member(connection: ASGIConnection[Any, Any, Any, Any], handler:
         if principal.bearer:
             raise NotAuthenticated(
                 "The API token is not valid here: unknown, revoked, or issued for another tenant.",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         if principal.actor is None:
             raise NotAuthenticated("Sign in to continue.")
-        await record_security("access.tenant_not_found", actor=principal.actor,
-                              meta=principal.meta,
-                              detail={"tenant": principal.slug, "path": connection.url.path})
+        await record_security(
+            "access.tenant_not_found",
+            actor=principal.actor,
+            meta=principal.meta,
+            detail={"tenant": principal.slug, "path": connection.url.path},
+        )
         raise NotFound("No such tenant, or you are not a member of it.")
     ctx = principal.ctx
     if not await can(ctx, *permission):
-        await record_security("access.denied", actor=ctx.actor, meta=ctx.meta,
-                              tenant_id=ctx.tenant_id,
-                              detail={"path": connection.url.path, "method": connection.scope.get("method"),
-                                      "permission": list(permission)})
-        raise Forbidden(f"Your roles in {ctx.name} do not allow this ({permission[1]} {permission[0]}).")
+        await record_security(
+            "access.denied",
+            actor=ctx.actor,
+            meta=ctx.meta,
+            tenant_id=ctx.tenant_id,
+            detail={
+                "path": connection.url.path,
+                "method": connection.scope.get("method"),
+                "permission": list(permission),
+            },
+        )
+        raise Forbidden(
+            f"Your roles in {ctx.name} do not allow this ({permission[1]} {permission[0]})."
+        )
 
 
 def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
@@ -67,3 +84,8 @@ def current_actor(request: Request[Any, Any, Any]) -> Actor:
     if actor is None:
         raise NotAuthenticated("Sign in to continue.")
     return actor
+
+
+# Every tenant route: opt=requires(...), guards=TENANT_GUARDS, dependencies=TENANT_DEPS.
+TENANT_GUARDS: list[Guard] = [tenant_member]
+TENANT_DEPS: dict[str, Provide] = {"ctx": Provide(tenant_context, sync_to_thread=False)}

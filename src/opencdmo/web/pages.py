@@ -12,9 +12,15 @@ from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
 
 
-async def page(request: Request[Any, Any, Any], template: str, *, block: str | None = None,
-               status_code: int = 200, headers: dict[str, str] | None = None,
-               **context: Any) -> Template:
+async def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Template:
     principal = principal_of(request.scope)
     member_of = principal.session.member_of if principal.session else ()
     base = {
@@ -26,8 +32,13 @@ async def page(request: Request[Any, Any, Any], template: str, *, block: str | N
     }
     base.update(context)
     if block and request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
-        return HTMXBlockTemplate(template_name=template, block_name=block, context=base,
-                                 status_code=status_code, headers=headers)
+        return HTMXBlockTemplate(
+            template_name=template,
+            block_name=block,
+            context=base,
+            status_code=status_code,
+            headers=headers,
+        )
     return Template(template_name=template, context=base, status_code=status_code, headers=headers)
 
 

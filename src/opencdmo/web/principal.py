@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.datastructures import Headers
@@ -38,7 +38,7 @@ class Principal:
     bearer: str | None = None
     slug: str | None = None
     ctx: TenantContext | None = None
-    meta: RequestMeta = RequestMeta()
+    meta: RequestMeta = field(default_factory=RequestMeta)
 
 
 def principal_of(scope: Scope) -> Principal:
@@ -77,10 +77,17 @@ class PrincipalMiddleware(ASGIMiddleware):
             await next_app(scope, receive, _with_request_id(send, request_id, status))
         finally:
             access_log.info(
-                "%s %s %s", scope.get("method"), scope["path"], status[0] if status else 500,
-                extra={"status": status[0] if status else 500, "user": str(principal.actor.id)
-                       if principal.actor else None, "tenant": principal.slug,
-                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                "%s %s %s",
+                scope.get("method"),
+                scope["path"],
+                status[0] if status else 500,
+                extra={
+                    "status": status[0] if status else 500,
+                    "user": str(principal.actor.id) if principal.actor else None,
+                    "tenant": principal.slug,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
 
     async def _authenticate(self, principal: Principal, headers: Headers) -> None:
         authorization = headers.get("authorization", "")
@@ -97,7 +104,9 @@ class PrincipalMiddleware(ASGIMiddleware):
     async def _resolve(self, principal: Principal) -> None:
         assert principal.slug is not None
         if principal.bearer:
-            principal.ctx = await resolver.for_token(principal.bearer, principal.slug, principal.meta)
+            principal.ctx = await resolver.for_token(
+                principal.bearer, principal.slug, principal.meta
+            )
             if principal.ctx is not None:
                 principal.actor = principal.ctx.actor
         elif principal.actor is not None:

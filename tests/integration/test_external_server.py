@@ -1,0 +1,88 @@
+"""The same code against an external PostgreSQL (the machine's server on 127.0.0.1:5432, 15+):
+migrate, provision the demo tenants, verify the audit trail, and check RLS as the app role."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import DATA_DIR, _recreate, _with_database
+
+SERVER = os.environ.get(
+    "OPENCDMO_TEST_EXTERNAL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+async def external() -> AsyncIterator[str]:
+    try:
+        connection = await asyncpg.connect(SERVER, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no external PostgreSQL at {SERVER}: {exc}")
+    version = await connection.fetchval("SHOW server_version_num")
+    await connection.close()
+    assert int(version) >= 150000, "PostgreSQL 15 or newer is supported"
+    name = f"opencdmo_ext_{uuid.uuid4().hex[:8]}"
+    await _recreate(SERVER, name)
+    yield _with_database(SERVER, name)
+    await _recreate(SERVER, name, drop_only=True)
+
+
+async def _cli(url: str, *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
+    env.update(
+        {
+            "OPENCDMO_DATABASE_URL": url,
+            "OPENCDMO_DATA_DIR": str(DATA_DIR),
+            "OPENCDMO_ARGON2_TIME_COST": "1",
+            "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
+        }
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "opencdmo.cli",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_demo_on_an_external_server(external: str) -> None:
+    code, out = await _cli(external, "demo", "tenants")
+    assert code == 0, out
+    assert "Demo logins" in out
+    code, out = await _cli(external, "demo", "tenants")
+    assert code == 0, out
+    assert "tenant created" not in out, "applying twice changes nothing"
+    code, out = await _cli(external, "audit", "verify")
+    assert code == 0, out
+    assert "audit trail intact" in out
+    app_url = external.replace("postgres@", "opencdmo_app@", 1)
+    connection = await asyncpg.connect(app_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM memberships") == 0
+        tenant = await connection.fetchval("SELECT id FROM tenants WHERE slug = 'larkspur-cdmo'")
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
+            tenants = await connection.fetch("SELECT DISTINCT tenant_id FROM memberships")
+        assert [r["tenant_id"] for r in tenants] == [tenant]
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("DELETE FROM audit_events")
+    finally:
+        await connection.close()

@@ -13,6 +13,7 @@ from typing import Any
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
 
 
@@ -275,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web app and API")
     serve.add_argument("--host", help="address to bind (default OPENCDMO_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default OPENCDMO_PORT or 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default OPENCDMO_WORKERS or 1)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database: start the embedded server, migrate")

@@ -47,6 +47,7 @@ class Settings:
     )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address `serve` binds"})
     port: int = field(default=8000, metadata={"doc": "Port `serve` binds"})
+    workers: int = field(default=1, metadata={"doc": "Worker processes `serve` starts"})
     cookie_secure: bool = field(
         default=True,
         metadata={"doc": "Secure flag on cookies; false only for plain http on localhost"},

@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+
 from opencdmo.db.engine import get_engine
 
 if TYPE_CHECKING:
@@ -29,14 +31,42 @@ async def _scoped(tenant_id: UUID | None) -> AsyncIterator[Any]:
             raise RuntimeError("a transaction for another tenant scope is already open")
         yield current.connection
         return
-    async with engine.transaction(allow_nested=False) as tx:
+    async with _ScopedTransaction(engine, tenant_id) as tx:
         token = _scope.set(tenant_id)
         try:
-            if tenant_id is not None:
-                await tx.connection.execute(SET_TENANT, str(tenant_id))
             yield tx.connection
         finally:
             _scope.reset(token)
+
+
+class _ScopedTransaction(PostgresTransaction):
+    """Piccolo's transaction (ORM queries inside use its connection) that sets the tenant in
+    the same round trip as BEGIN: ``BEGIN; SELECT set_config(...)`` as one simple query.
+
+    The tenant id is a UUID object rendered by ``UUID.__str__`` (hex digits and dashes only),
+    so inlining it is safe.
+    """
+
+    def __init__(self, engine: PostgresEngine, tenant_id: UUID | None) -> None:
+        super().__init__(engine, allow_nested=False)
+        self.tenant_id = tenant_id
+
+    async def begin(self) -> None:
+        if self.tenant_id is None:
+            await self.connection.execute("BEGIN")
+            return
+        tenant = str(UUID(str(self.tenant_id)))
+        await self.connection.execute(
+            f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"
+        )
+
+    async def commit(self) -> None:
+        await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        await self.connection.execute("ROLLBACK")
+        self._rolled_back = True
 
 
 def tenant_transaction(ctx: TenantContext) -> Any:

@@ -172,7 +172,7 @@ async def upsert_site(ctx: TenantContext, code: str, name: str, time_zone: str) 
 
 # --- members and roles -----------------------------------------------------------------------
 
-_MEMBERS = """
+MEMBERS_QUERY = """
 SELECT m.id, m.user_id, m.is_active, m.created_at, u.email, u.full_name, u.is_active AS user_active,
        coalesce(array_agg(r.role ORDER BY r.role) FILTER (WHERE r.role IS NOT NULL), '{}') AS roles
 FROM memberships m JOIN users u ON u.id = m.user_id
@@ -184,12 +184,12 @@ GROUP BY m.tenant_id, m.id, u.id ORDER BY u.full_name, u.email
 
 async def list_members(ctx: TenantContext) -> list[dict[str, Any]]:
     async with tenant_transaction(ctx) as connection:
-        return [dict(row) for row in await connection.fetch(_MEMBERS, None)]
+        return [dict(row) for row in await connection.fetch(MEMBERS_QUERY, None)]
 
 
 async def get_member(ctx: TenantContext, membership_id: UUID) -> dict[str, Any]:
     async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(_MEMBERS, membership_id)
+        row = await connection.fetchrow(MEMBERS_QUERY, membership_id)
     if row is None:
         raise NotFound("No such member.")
     return dict(row)

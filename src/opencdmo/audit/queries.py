@@ -70,6 +70,9 @@ def parse_filter(
     until: str | None,
 ) -> AuditFilter:
     """Dates without a zone are read in the site's time zone; ``until`` a date includes it."""
+    for name, value in (("actor", actor), ("entity", entity), ("action", action)):
+        if value and "\x00" in value:
+            raise ValidationFailed(f"'{name}' contains a NUL character.", details={"field": name})
     start = _moment(since or "", ctx.time_zone, end=False, field="since")
     stop = _moment(until or "", ctx.time_zone, end=True, field="until")
     if start and stop and start >= stop:

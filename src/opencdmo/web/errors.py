@@ -6,6 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.background_tasks import BackgroundTask
 from litestar.exceptions import HTTPException, ValidationException
@@ -57,6 +58,17 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
     if isinstance(exc, AppError):
         return exc.status_code, exc.message, exc.details, exc.headers
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        # Class 22 (data exception): a value from the request the database refuses, such as a
+        # NUL character or an out-of-range number. Nothing was written (the transaction rolled
+        # back).
+        log.info("refused input value: %s", exc)
+        return (
+            422,
+            "A value in the request cannot be stored (for example a NUL character).",
+            None,
+            {},
+        )
     if isinstance(exc, ValidationException):
         return 400, "The request is malformed: " + str(exc.detail), exc.extra, {}
     if isinstance(exc, HTTPException):

@@ -1,0 +1,111 @@
+"""Nothing a user can send produces a 500: malformed bodies, odd parameters, huge or binary
+values, on every API route with a body and on the forms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from litestar import Litestar
+
+from tests.conftest import World
+from tests.integration.test_routes_generic import FACTORIES, PARAM, tenant_routes
+
+BODIES: list[tuple[str, bytes]] = [
+    ("application/json", b""),
+    ("application/json", b"null"),
+    ("application/json", b"[]"),
+    ("application/json", b"{not json"),
+    ("application/json", b'{"roles": 5, "email": null, "name": ["x"], "active": "yes"}'),
+    (
+        "application/json",
+        b'{"roles": ["viewer\\u0000"], "email": "a\\u0000@b.test", "name": "\\u0000"}',
+    ),
+    ("application/json", b'{"email": "' + b"a" * 100_000 + b'@b.test", "roles": ["viewer"]}'),
+    ("application/json", json.dumps({"roles": [[[[[[]]]]]], "reason": 1e308}).encode()),
+    ("application/json", b"\xff\xfe\xfa binary"),
+    ("application/x-www-form-urlencoded", b"email=%00&roles=%00&name=%ff%fe&full_name=%00"),
+    ("text/plain", b"hello"),
+]
+QUERIES = [
+    "?limit=-1",
+    "?limit=abc",
+    "?before=abc",
+    "?before=-5",
+    "?since=9999-99-99",
+    "?until=2026-13-01",
+    "?since=2026-01-02&until=2026-01-01",
+    "?format=xml",
+    "?actor=%00",
+    "?entity=%00:%00",
+    "?action=" + "x" * 5000,
+    "?since=2026-01-01T25:00",
+]
+
+
+async def _ids(world: World) -> dict[str, str]:
+    return {name: await factory(world, world.alpha) for name, factory in FACTORIES.items()}
+
+
+async def test_bodies_never_cause_a_500(app: Litestar, world: World, browser: Any) -> None:
+    client = await browser("admin")
+    ids = await _ids(world)
+    failures = []
+    for path, method, _ in tenant_routes(app):
+        if method == "GET":
+            continue
+        url = PARAM.sub(lambda m: "alpha" if m.group(1) == "slug" else ids[m.group(1)], path)
+        for content_type, body in BODIES:
+            response = await client.send(
+                method, url, content=body, headers={"content-type": content_type}
+            )
+            if response.status_code >= 500:
+                failures.append(f"{method} {url} {body[:40]!r}: {response.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_query_parameters_never_cause_a_500(
+    app: Litestar, world: World, browser: Any
+) -> None:
+    client = await browser("admin")
+    ids = await _ids(world)
+    failures = []
+    for path, method, _ in tenant_routes(app):
+        if method != "GET":
+            continue
+        url = PARAM.sub(lambda m: "alpha" if m.group(1) == "slug" else ids[m.group(1)], path)
+        for query in QUERIES:
+            response = await client.get(url + query)
+            if response.status_code >= 500:
+                failures.append(f"GET {url}{query}: {response.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("\x00", "x"),
+        ("a@b.test", "\x00" * 20),
+        ("a" * 50_000 + "@b.test", "p" * 100_000),
+        ("", ""),
+        ("ünïcødé@exämple.test", "pässwörd-lång-genug"),
+    ],
+)
+async def test_login_with_odd_input(browser: Any, email: str, password: str) -> None:
+    client = await browser(address="10.9.9.9")
+    response = await client.login(email, password)
+    assert response.status_code in (401, 422, 429), response.text
+
+
+async def test_odd_paths(browser: Any) -> None:
+    client = await browser("admin")
+    for path in [
+        "/t/%00/",
+        "/t/" + "x" * 3000 + "/",
+        "/api/v1/t/alpha/members/%00",
+        "/t/alpha/members/00000000-0000-0000-0000-00000000000g/roles",
+        "/t/ALPHA/",
+    ]:
+        response = await client.get(path)
+        assert response.status_code < 500, (path, response.status_code)

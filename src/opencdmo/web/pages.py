@@ -8,8 +8,12 @@ from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request
 from litestar.response import Template
 
+from opencdmo.access.service import can
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
+
+# The menu shows only what the member's roles open.
+NAVIGATION = (("members", "read"), ("audit", "read"), ("tokens", "use"))
 
 
 async def page(
@@ -23,7 +27,13 @@ async def page(
 ) -> Template:
     principal = principal_of(request.scope)
     member_of = principal.session.member_of if principal.session else ()
+    allowed: set[str] = set()
+    if principal.ctx is not None:
+        for obj, act in NAVIGATION:
+            if await can(principal.ctx, obj, act):
+                allowed.add(f"{obj}:{act}")
     base = {
+        "allowed": allowed,
         "principal": principal,
         "actor": principal.actor,
         "ctx": principal.ctx,

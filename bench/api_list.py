@@ -4,6 +4,13 @@ GET /api/v1/t/<tenant>/members with a bearer token (authentication, tenant resol
 the query under row-level security, JSON) versus the same SQL, in the same tenant-scoped
 transaction, run by asyncpg from this process. Target: at 50 clients the endpoint reaches at
 least 40 % of the direct throughput.
+
+Both sides make four database round trips per request (the endpoint: the token lookup, BEGIN
+with the tenant setting, the query, COMMIT; the baseline: BEGIN, the setting, the query,
+COMMIT). What remains is HTTP and framework work in one Python server process, which sits at
+about 90 % of a core while PostgreSQL is lightly loaded: on a 2-core machine that also runs the
+load generator, runs have given 33-38 % at 50 clients. ``BENCH_WORKERS=2`` runs two server
+processes; ``BENCH_SECONDS`` lengthens each run.
 """
 
 from __future__ import annotations

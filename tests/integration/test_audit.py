@@ -320,3 +320,62 @@ async def test_sequence_stays_contiguous_with_many_concurrent_writers(
     report = await verify_tenant(ctx.tenant_id, ctx.slug)
     assert report.intact
     assert report.checked == 24 * 4 + 1
+
+
+async def test_every_identity_and_tenancy_action_is_audited(
+    world: World, owner: asyncpg.Connection
+) -> None:
+    """One event per action, each with who and what, old and new where something changed."""
+    from opencdmo.identity import service as identity
+
+    admin = as_actor(world.alpha, world["admin"])
+    user = await identity.create_user(
+        f"all-{uuid.uuid4().hex[:6]}@alpha.test", "All Actions", PASSWORD
+    )
+    membership = await tenancy.add_member(admin, user.id, ["viewer"])
+    _, token = await identity.create_token(admin, user.id, "audited token")
+    await identity.revoke_token(admin, token["id"], only_user=None)
+    await tenancy.set_member_active(admin, membership, False)
+    await tenancy.set_member_active(admin, membership, True)
+    await identity.change_password(
+        world_settings(), user.id, None, PASSWORD, "another-long-passphrase-9", RequestMeta()
+    )
+    await identity.set_user_active(user.id, False, actor=admin.actor, meta=RequestMeta())
+    expected = {
+        "member.added": str(membership),
+        "member.deactivated": str(membership),
+        "member.reactivated": str(membership),
+        "token.created": str(token["id"]),
+        "token.revoked": str(token["id"]),
+        "user.password_changed": str(user.id),
+        "user.disabled": str(user.id),
+    }
+    for action, entity in expected.items():
+        rows = await owner.fetch(
+            "SELECT actor_name, old_values, new_values FROM audit_events "
+            "WHERE tenant_id = $1 AND action = $2 AND entity_id = $3",
+            world.alpha.tenant_id,
+            action,
+            entity,
+        )
+        assert len(rows) == 1, action
+        assert rows[0]["actor_name"], action
+        assert rows[0]["new_values"] is not None, action
+    disabled = await owner.fetchrow(
+        "SELECT old_values, new_values FROM audit_events WHERE action = 'user.disabled' "
+        "AND entity_id = $1",
+        str(user.id),
+    )
+    assert json.loads(disabled["old_values"]) == {"is_active": True}
+    assert json.loads(disabled["new_values"]) == {"is_active": False}
+    created = await owner.fetchval(
+        "SELECT count(*) FROM security_events WHERE action = 'user.created' AND detail->>'email' = $1",
+        user.email,
+    )
+    assert created == 1
+
+
+def world_settings() -> Any:
+    from opencdmo.settings import Settings
+
+    return Settings(argon2_time_cost=1, argon2_memory_kib=1024)

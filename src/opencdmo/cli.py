@@ -241,6 +241,20 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_hub_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.hub.service import sync
+
+    async def work() -> int:
+        result = await sync(Path(args.path), _print)
+        if result.published:
+            _print(f"published {len(result.published)} version(s); {result.unchanged} unchanged")
+        else:
+            _print(f"no changes: all {result.unchanged} versions already published")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, apply tenants/, give the demo users the demo password, print the logins."""
     from opencdmo.identity import service as identity
@@ -252,7 +266,13 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     root = Path(args.path)
 
     async def work() -> int:
+        from opencdmo.hub.content import ROOT as HUB_ROOT
+        from opencdmo.hub.service import sync
+
         await apply_path(root, _print)
+        if HUB_ROOT.is_dir():
+            result = await sync(HUB_ROOT, lambda line: None)
+            _print(f"HUB: {len(result.published)} published, {result.unchanged} already there")
         meta = RequestMeta(request_id="cli:demo")
         _print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for manifest in discover(root):
@@ -331,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = asub.add_parser("verify", help="recompute the hash chains; exit 1 if any is broken")
     verify.add_argument("--tenant", help="only this tenant (slug)")
     verify.set_defaults(func=cmd_audit_verify)
+
+    hub = sub.add_parser("hub", help="the HUB catalogue")
+    hsub = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
+    hsync = hsub.add_parser("sync", help="publish hub_content/ as the platform (idempotent)")
+    hsync.add_argument("path", help="the hub_content/ folder")
+    hsync.set_defaults(func=cmd_hub_sync)
 
     demo = sub.add_parser("demo", help="migrate, apply the demo tenants, print the demo logins")
     demo.add_argument("path", nargs="?", default="tenants")

@@ -53,7 +53,10 @@ async def _ids(world: World) -> dict[str, str]:
     user = await identity.create_user(f"fuzz-{uuid.uuid4().hex[:8]}@alpha.test", "Fuzz", PASSWORD)
     membership = await tenancy.add_member(world.alpha, user.id, ["viewer"])
     _, token = await identity.create_token(world.alpha, user.id, "fuzz")
-    ids = {"member_id": str(membership), "token_id": str(token["id"])}
+    from tests.integration.test_hub import publish_private
+
+    item = await publish_private(world.alpha)
+    ids = {"member_id": str(membership), "token_id": str(token["id"]), "item_id": str(item.item_id)}
     assert set(ids) == set(FACTORIES), "add the new id parameter here"
     return ids
 

@@ -40,10 +40,17 @@ async def _token(world: World, ctx: TenantContext) -> str:
     return str(row["id"])
 
 
+async def _hub_item(world: World, ctx: TenantContext) -> str:
+    from tests.integration.test_hub import publish_private
+
+    return str((await publish_private(ctx)).item_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
     "token_id": _token,
+    "item_id": _hub_item,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.

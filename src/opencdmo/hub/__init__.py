@@ -1,0 +1,1 @@
+"""HUB context: the catalogue of versioned process content, publishing, search."""

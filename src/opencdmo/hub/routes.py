@@ -1,0 +1,230 @@
+"""HUB browse and search, item pages, and the JSON API."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
+
+from opencdmo.hub import queries
+from opencdmo.hub.schemas import (
+    Dependency,
+    FacetValue,
+    ItemDetail,
+    ItemSummary,
+    SearchPage,
+    VersionSummary,
+)
+from opencdmo.tenancy.context import TenantContext
+from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.pages import page
+
+READ = requires("hub", "read")
+Q = Annotated[str, QueryParameter(name="q", max_length=200)]
+Kind = Annotated[str | None, QueryParameter(name="kind", required=False, max_length=40)]
+Modality = Annotated[str | None, QueryParameter(name="modality", required=False, max_length=40)]
+Category = Annotated[str | None, QueryParameter(name="category", required=False, max_length=60)]
+Publisher = Annotated[str | None, QueryParameter(name="publisher", required=False, max_length=60)]
+Equipment = Annotated[
+    str | None, QueryParameter(name="equipment_class", required=False, max_length=80)
+]
+Sort = Annotated[str, QueryParameter(name="sort", max_length=20)]
+PageNo = Annotated[int, QueryParameter(name="page", ge=1, le=10_000)]
+PerPage = Annotated[int, QueryParameter(name="per_page", ge=1, le=100)]
+
+
+def _query(
+    q: str,
+    kind: str | None,
+    modality: str | None,
+    category: str | None,
+    publisher: str | None,
+    equipment: str | None,
+    sort: str,
+    page_no: int,
+    per_page: int,
+) -> queries.SearchQuery:
+    return queries.SearchQuery(
+        q,
+        kind or None,
+        modality or None,
+        category or None,
+        publisher or None,
+        equipment or None,
+        sort if q or sort != "relevance" else "name",
+        page_no,
+        per_page,
+    )
+
+
+@get(
+    "/t/{slug:str}/hub",
+    opt=READ,
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def hub_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    q: Q = "",
+    kind: Kind = None,
+    modality: Modality = None,
+    category: Category = None,
+    publisher: Publisher = None,
+    equipment_class: Equipment = None,
+    sort: Sort = "relevance",
+    page_no: PageNo = 1,
+) -> Template:
+    query = _query(q, kind, modality, category, publisher, equipment_class, sort, page_no, 20)
+    result = await queries.search(ctx, query)
+    pages = max(1, -(-result.total // query.per_page))
+    return await page(
+        request,
+        "hub/browse.html",
+        block="results",
+        query=query,
+        result=result,
+        pages=pages,
+        sorts=list(queries.SORTS),
+    )
+
+
+def _content_rows(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parameters of every phase, for the parameter table."""
+    rows = []
+    for phase in content.get("phases", []):
+        for parameter in phase.get("parameters", []):
+            rows.append({"phase": phase["name"], **parameter})
+    return rows
+
+
+@get(
+    "/t/{slug:str}/hub/items/{item_id:uuid}",
+    opt=READ,
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def item_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
+) -> Template:
+    item = await queries.get_item(ctx, item_id)
+    latest = item["versions"][0] if item["versions"] else None
+    content: dict[str, Any] = {}
+    tree: list[dict[str, Any]] = []
+    if latest is not None:
+        version = await queries.get_version(ctx, item_id, latest["version"])
+        content = json.loads(version["content"])
+        tree = await queries.dependency_tree(ctx, latest["id"])
+    return await page(
+        request,
+        "hub/item.html",
+        item=item,
+        content=content,
+        tree=tree,
+        parameters=_content_rows(content),
+    )
+
+
+def _summary(row: dict[str, Any]) -> ItemSummary:
+    return ItemSummary(
+        row["id"],
+        row["kind"],
+        row["slug"],
+        row["name"],
+        row["summary"],
+        row["latest_version"],
+        row["category"],
+        list(row["modalities"]),
+        row["publisher"],
+        row["install_count"],
+        row["updated_at"],
+    )
+
+
+@get(
+    "/api/v1/t/{slug:str}/hub/items",
+    opt=READ,
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_search(
+    ctx: NamedDependency[TenantContext],
+    q: Q = "",
+    kind: Kind = None,
+    modality: Modality = None,
+    category: Category = None,
+    publisher: Publisher = None,
+    equipment_class: Equipment = None,
+    sort: Sort = "relevance",
+    page_no: PageNo = 1,
+    per_page: PerPage = 20,
+) -> SearchPage:
+    """Full-text search over names, summaries, descriptions, parameters and tags, with facets
+    (kind, modality, category, publisher, equipment class). ``q`` takes web-search syntax."""
+    query = _query(q, kind, modality, category, publisher, equipment_class, sort, page_no, per_page)
+    result = await queries.search(ctx, query)
+    facets = {name: [FacetValue(v, n) for v, n in values] for name, values in result.facets.items()}
+    return SearchPage(
+        [_summary(r) for r in result.items], result.total, query.page, query.per_page, facets
+    )
+
+
+@get(
+    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
+    opt=READ,
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> ItemDetail:
+    """An item: versions with changelogs, the latest content and its dependency tree."""
+    item = await queries.get_item(ctx, item_id)
+    versions = [
+        VersionSummary(
+            v["version"],
+            v["content_hash"],
+            v["changelog"],
+            v["published_at"],
+            v["deprecated_message"],
+            v["yanked_at"] is not None,
+        )
+        for v in item["versions"]
+    ]
+    content: dict[str, Any] = {}
+    dependencies: list[Dependency] = []
+    if item["versions"]:
+        latest = item["versions"][0]
+        content = json.loads(
+            (await queries.get_version(ctx, item_id, latest["version"]))["content"]
+        )
+        dependencies = [
+            Dependency(
+                d["depth"], d["kind"], d["slug"], d["name"], d["version"], d["pinned"], d["item_id"]
+            )
+            for d in await queries.dependency_tree(ctx, latest["id"])
+        ]
+    return ItemDetail(
+        item["id"],
+        item["kind"],
+        item["slug"],
+        item["name"],
+        item["summary"],
+        item["publisher"],
+        item["visibility"],
+        item["install_count"],
+        item["latest_version"],
+        versions,
+        dependencies,
+        content,
+    )
+
+
+route_handlers = [hub_page, item_page, api_search, api_item]

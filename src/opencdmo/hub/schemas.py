@@ -1,0 +1,70 @@
+"""API structs of the HUB context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from msgspec import Struct
+
+
+class ItemSummary(Struct):
+    id: UUID
+    kind: str
+    slug: str
+    name: str
+    summary: str
+    latest_version: str | None
+    category: str | None
+    modalities: list[str]
+    publisher: str
+    install_count: int
+    updated_at: datetime
+
+
+class FacetValue(Struct):
+    value: str
+    count: int
+
+
+class SearchPage(Struct):
+    items: list[ItemSummary]
+    total: int
+    page: int
+    per_page: int
+    facets: dict[str, list[FacetValue]]
+
+
+class VersionSummary(Struct):
+    version: str
+    content_hash: str
+    changelog: str
+    published_at: datetime
+    deprecated_message: str | None
+    yanked: bool
+
+
+class Dependency(Struct):
+    depth: int
+    kind: str
+    slug: str
+    name: str
+    version: str
+    pinned: bool
+    item_id: UUID
+
+
+class ItemDetail(Struct):
+    id: UUID
+    kind: str
+    slug: str
+    name: str
+    summary: str
+    publisher: str
+    visibility: str
+    install_count: int
+    latest_version: str | None
+    versions: list[VersionSummary]
+    dependencies: list[Dependency]
+    content: dict[str, Any]

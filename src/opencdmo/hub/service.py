@@ -1,0 +1,256 @@
+"""Publishing to the HUB: immutable versions, resolved dependencies, idempotent sync.
+
+A version is published once; publishing the same content again changes nothing, and other
+content under a published version number is refused. Dependencies resolve at publish time to
+exact versions visible to the item's audience, so an install can copy the closure later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from opencdmo.audit import service as audit
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import Conflict, ValidationFailed
+from opencdmo.hub.content import ContentError, Document, Reference, load_tree, search_text
+from opencdmo.tenancy import service as tenancy
+from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
+
+PLATFORM_SLUG = "opencdmo-hub"
+PLATFORM_NAME = "OpenCDMO HUB"
+VISIBILITIES = ("public", "shared", "private")
+
+_SEARCH = """
+setweight(to_tsvector('english', $2), 'A') || setweight(to_tsvector('english', $3), 'B')
+|| setweight(to_tsvector('english', $4), 'C')
+"""
+
+
+@dataclass(frozen=True)
+class Published:
+    item_id: UUID
+    version_id: UUID
+    created: bool  # False: this exact content was already published under this version
+
+
+async def platform_publisher(meta: RequestMeta) -> TenantContext:
+    """The platform's own publisher tenant, created on first use."""
+    row = await tenancy.tenant_by_slug(PLATFORM_SLUG)
+    if row is None:
+        return await tenancy.create_tenant(PLATFORM_SLUG, PLATFORM_NAME, "publisher", SYSTEM, meta)
+    ctx = await tenancy.internal_context(row["id"], SYSTEM, meta)
+    assert ctx is not None
+    return ctx
+
+
+async def _existing(connection: Any, ctx: TenantContext, doc: Document) -> Any:
+    return await connection.fetchrow(
+        "SELECT i.id AS item_id, v.id AS version_id, v.content_hash FROM hub_items i "
+        "LEFT JOIN hub_versions v ON v.item_id = i.id AND v.version = $4 "
+        "WHERE i.publisher_id = $1 AND i.kind = $2 AND i.slug = $3",
+        ctx.tenant_id,
+        doc.kind,
+        doc.slug,
+        doc.version,
+    )
+
+
+async def check_unchanged(ctx: TenantContext, doc: Document) -> bool | None:
+    """None: not published yet; True: published with this content; Conflict otherwise."""
+    async with tenant_transaction(ctx) as connection:
+        row = await _existing(connection, ctx, doc)
+    if row is None or row["version_id"] is None:
+        return None
+    if row["content_hash"] != doc.hash:
+        raise Conflict(
+            f"{doc.source}: {doc.kind} {doc.slug} {doc.version} is already published with other "
+            "content; published versions are immutable: give the change a new version and a "
+            "changelog entry",
+            details={"file": doc.source, "version": doc.version},
+        )
+    return True
+
+
+_RESOLVE = """
+SELECT v.id FROM hub_versions v JOIN hub_items i ON i.id = v.item_id
+WHERE i.kind = $1 AND i.slug = $2 AND ($3::text IS NULL OR v.version = $3)
+  AND ($3::text IS NOT NULL OR v.yanked_at IS NULL)
+  AND (i.visibility = 'public' OR ($5 AND i.publisher_id = $4))
+ORDER BY i.publisher_id = $4 DESC, i.created_at, v.major DESC, v.minor DESC, v.patch DESC
+LIMIT 1
+"""
+
+
+async def _resolve(
+    connection: Any, ctx: TenantContext, doc: Document, visibility: str
+) -> tuple[list[tuple[UUID, bool]], list[str]]:
+    """(version id, pinned) of each reference, and the references that cannot be resolved.
+
+    A reference names a kind and slug, not a publisher: the publisher's own item wins, then
+    the oldest (the platform's library is published first). Public items may depend on public
+    items only; a private item may also depend on its publisher's private items. A pinned
+    yanked version still resolves (it stays resolvable for whoever pinned it).
+    """
+    found: list[tuple[UUID, bool]] = []
+    missing: list[str] = []
+    for ref in doc.references():
+        row = await connection.fetchrow(
+            _RESOLVE, ref.kind, ref.slug, ref.version, ctx.tenant_id, visibility == "private"
+        )
+        if row is None:
+            missing.append(_describe(ref))
+        else:
+            found.append((row["id"], ref.version is not None))
+    return found, missing
+
+
+def _describe(ref: Reference) -> str:
+    return f"{ref.kind} {ref.slug}" + (f" {ref.version}" if ref.version else "")
+
+
+async def publish(
+    ctx: TenantContext, doc: Document, *, visibility: str = "public", actor: Actor | None = None
+) -> Published:
+    """Publish one version as the publisher in ``ctx`` (its own transaction, audited)."""
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    async with tenant_transaction(ctx) as connection:
+        row = await _existing(connection, ctx, doc)
+        if row is not None and row["version_id"] is not None:
+            await check_unchanged(ctx, doc)
+            return Published(row["item_id"], row["version_id"], created=False)
+        dependencies, missing = await _resolve(connection, ctx, doc, visibility)
+        if missing:
+            raise ValidationFailed(
+                f"{doc.source}: dependencies missing or not visible to its audience: "
+                f"{'; '.join(missing)}",
+                details={"missing": missing},
+            )
+        item_id = (
+            row["item_id"]
+            if row is not None
+            else await _create_item(connection, ctx, doc, visibility)
+        )
+        await _check_newer(connection, item_id, doc)
+        version_id = await connection.fetchval(
+            "INSERT INTO hub_versions (item_id, version, major, minor, patch, content, "
+            "content_hash, changelog, published_by) "
+            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
+            "RETURNING id",
+            item_id,
+            doc.version,
+            *doc.semver,
+            json.dumps(doc.data),
+            doc.hash,
+            doc.data["changelog"],
+            (actor or ctx.actor).id,
+        )
+        for depends_on, pinned in dependencies:
+            await connection.execute(
+                "INSERT INTO hub_dependencies (version_id, depends_on_id, pinned) "
+                "VALUES ($1, $2, $3)",
+                version_id,
+                depends_on,
+                pinned,
+            )
+        await _set_latest(connection, item_id, doc)
+        await audit.record(
+            ctx,
+            "hub.version_published",
+            "hub_item",
+            item_id,
+            new={
+                "kind": doc.kind,
+                "slug": doc.slug,
+                "version": doc.version,
+                "content_hash": doc.hash,
+                "visibility": visibility,
+                "dependencies": [str(d) for d, _ in dependencies],
+            },
+        )
+    return Published(item_id, version_id, created=True)
+
+
+async def _create_item(connection: Any, ctx: TenantContext, doc: Document, visibility: str) -> UUID:
+    item_id = await connection.fetchval(
+        "INSERT INTO hub_items (publisher_id, kind, slug, visibility, name, summary) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        ctx.tenant_id,
+        doc.kind,
+        doc.slug,
+        visibility,
+        doc.data["name"],
+        doc.data["summary"],
+    )
+    assert isinstance(item_id, UUID)
+    return item_id
+
+
+async def _check_newer(connection: Any, item_id: UUID, doc: Document) -> None:
+    latest = await connection.fetchrow(
+        "SELECT version, major, minor, patch FROM hub_versions WHERE item_id = $1 "
+        "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1",
+        item_id,
+    )
+    if latest is not None and (latest["major"], latest["minor"], latest["patch"]) >= doc.semver:
+        raise ValidationFailed(
+            f"{doc.source}: version {doc.version} must be newer than the latest published "
+            f"version {latest['version']}",
+            details={"field": "version"},
+        )
+
+
+async def _set_latest(connection: Any, item_id: UUID, doc: Document) -> None:
+    data = doc.data
+    modalities = data.get("modalities") or ([data["modality"]] if data.get("modality") else [])
+    await connection.execute(
+        f"UPDATE hub_items SET latest_version = $5, name = $2, summary = $6, category = $7, "
+        f"modalities = $8, equipment_classes = $9, tags = $10, updated_at = clock_timestamp(), "
+        f"search = {_SEARCH} WHERE id = $1",
+        item_id,
+        *search_text(data),
+        doc.version,
+        data["summary"],
+        data.get("category"),
+        modalities,
+        data.get("equipment_classes", []),
+        data.get("tags", []),
+    )
+
+
+@dataclass
+class SyncReport:
+    published: list[str]
+    unchanged: int
+
+
+async def sync(
+    root: Path, report: Callable[[str], None], meta: RequestMeta | None = None
+) -> SyncReport:
+    """Publish every file under ``root`` as the platform. Every file is validated and checked
+    against what is published before anything is written."""
+    meta = meta or RequestMeta(request_id=f"hub-sync:{root}")
+    documents = load_tree(root)
+    ctx = await platform_publisher(meta)
+    pending = []
+    for doc in documents:
+        if await check_unchanged(ctx, doc) is None:
+            pending.append(doc)
+    unchanged = len(documents) - len(pending)
+    report(
+        f"{len(documents)} files valid; {unchanged} already published; {len(pending)} to publish"
+    )
+    published = []
+    for number, doc in enumerate(pending, 1):
+        await publish(ctx, doc)
+        published.append(f"{doc.kind} {doc.slug} {doc.version}")
+        report(f"[{number}/{len(pending)}] published {doc.kind} {doc.slug} {doc.version}")
+    return SyncReport(published, unchanged)
+
+
+__all__ = ["ContentError", "Published", "SyncReport", "platform_publisher", "publish", "sync"]

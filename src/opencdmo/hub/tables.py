@@ -1,0 +1,54 @@
+"""HUB catalogue tables (global; visibility enforced by row-level security)."""
+
+from __future__ import annotations
+
+from piccolo.columns import JSONB, UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
+from piccolo.table import Table
+
+
+class HubItem(Table, tablename="hub_items"):
+    id = UUID(primary_key=True)
+    publisher_id = UUID()
+    kind = Text()
+    slug = Text()
+    visibility = Text(default="public")
+    name = Text()
+    summary = Text()
+    latest_version = Text(null=True, default=None)
+    category = Text(null=True, default=None)
+    modalities = Array(Text())
+    equipment_classes = Array(Text())
+    tags = Array(Text())
+    # search (tsvector): Piccolo has no tsvector column; it is written and read in SQL.
+    install_count = BigInt(default=0)
+    forked_from_version_id = UUID(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class HubVersion(Table, tablename="hub_versions"):
+    id = UUID(primary_key=True)
+    item_id = UUID()
+    version = Text()
+    major = Integer()
+    minor = Integer()
+    patch = Integer()
+    content = JSONB()
+    content_hash = Text()
+    changelog = Text()
+    published_at = Timestamptz()
+    published_by = UUID(null=True, default=None)
+    deprecated_message = Text(null=True, default=None)
+    yanked_at = Timestamptz(null=True, default=None)
+
+
+class HubDependency(Table, tablename="hub_dependencies"):
+    version_id = UUID(primary_key=True)
+    depends_on_id = UUID()
+    pinned = Boolean()
+
+
+class HubShare(Table, tablename="hub_shares"):
+    item_id = UUID(primary_key=True)
+    publisher_id = UUID()
+    shared_with = UUID()

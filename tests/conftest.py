@@ -150,6 +150,18 @@ async def world(app: Litestar) -> World:
     return World(await _fresh(alpha), await _fresh(beta), people)
 
 
+@pytest.fixture(scope="session")
+async def synced(world: World) -> Any:
+    """The shipped HUB library, published once per session."""
+    from opencdmo.hub import service as hub
+    from opencdmo.hub.content import ROOT
+
+    lines: list[str] = []
+    report = await hub.sync(ROOT, lines.append)
+    assert lines[0].endswith("to publish")
+    return report
+
+
 async def _fresh(ctx: TenantContext) -> TenantContext:
     found = await tenancy.internal_context(ctx.tenant_id, SYSTEM, ctx.meta)
     assert found is not None

@@ -53,10 +53,20 @@ async def _ids(world: World) -> dict[str, str]:
     user = await identity.create_user(f"fuzz-{uuid.uuid4().hex[:8]}@alpha.test", "Fuzz", PASSWORD)
     membership = await tenancy.add_member(world.alpha, user.id, ["viewer"])
     _, token = await identity.create_token(world.alpha, user.id, "fuzz")
+    from opencdmo.hub import library
     from tests.integration.test_hub import publish_private
 
     item = await publish_private(world.alpha)
-    ids = {"member_id": str(membership), "token_id": str(token["id"]), "item_id": str(item.item_id)}
+    await library.install(world.alpha, item.item_id)
+    entry = next(
+        e for e in await library.list_library(world.alpha) if e["hub_item_id"] == item.item_id
+    )
+    ids = {
+        "member_id": str(membership),
+        "token_id": str(token["id"]),
+        "item_id": str(item.item_id),
+        "library_id": str(entry["id"]),
+    }
     assert set(ids) == set(FACTORIES), "add the new id parameter here"
     return ids
 

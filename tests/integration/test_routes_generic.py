@@ -46,11 +46,22 @@ async def _hub_item(world: World, ctx: TenantContext) -> str:
     return str((await publish_private(ctx)).item_id)
 
 
+async def _library_item(world: World, ctx: TenantContext) -> str:
+    from opencdmo.hub import library
+    from tests.integration.test_hub import publish_private
+
+    published = await publish_private(ctx)
+    await library.install(ctx, published.item_id)
+    entries = await library.list_library(ctx)
+    return str(next(e["id"] for e in entries if e["hub_item_id"] == published.item_id))
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
     "token_id": _token,
     "item_id": _hub_item,
+    "library_id": _library_item,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -59,8 +70,15 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"]},
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
+    "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
 }
-FORM_BODY = {"roles": "viewer", "active": "true", "name": "x", "email": "nobody@nowhere.test"}
+FORM_BODY = {
+    "roles": "viewer",
+    "active": "true",
+    "name": "x",
+    "email": "nobody@nowhere.test",
+    "to": "9.9.9",
+}
 
 
 def tenant_routes(app: Litestar) -> list[tuple[str, str, Any]]:

@@ -56,6 +56,11 @@ class SearchQuery:
                     f"'{name}' is too long or contains a NUL character.", details={"field": name}
                 )
 
+    @property
+    def order(self) -> str:
+        """Relevance needs search words; without them the list is by name."""
+        return "name" if self.sort == "relevance" and not self.text.strip() else self.sort
+
     def filters(self) -> dict[str, str]:
         values = {name: getattr(self, name) for name in FACETS}
         return {k: v for k, v in values.items() if v}
@@ -107,7 +112,7 @@ async def search(ctx: TenantContext, query: SearchQuery, *, facets: bool = True)
         "t.slug AS publisher_slug, "
         "CASE WHEN $1 = '' THEN 0 ELSE ts_rank(i.search, websearch_to_tsquery('english', $1)) END "
         "AS rank, count(*) OVER () AS total "
-        f"{_WHERE} ORDER BY {SORTS[query.sort]} LIMIT $7 OFFSET $8"
+        f"{_WHERE} ORDER BY {SORTS[query.order]} LIMIT $7 OFFSET $8"
     )
     offset = (query.page - 1) * query.per_page
     async with tenant_transaction(ctx) as connection:

@@ -68,3 +68,43 @@ class ItemDetail(Struct):
     versions: list[VersionSummary]
     dependencies: list[Dependency]
     content: dict[str, Any]
+
+
+class LibraryEntry(Struct):
+    id: UUID
+    source: str
+    hub_item_id: UUID
+    kind: str
+    slug: str
+    name: str
+    version: str
+    content_hash: str
+    update_available: bool
+    available: str | None
+    deprecated_message: str | None
+
+
+class ChangeOut(Struct):
+    op: str
+    path: str
+    old: Any = None
+    new: Any = None
+
+
+class UpgradePreview(Struct):
+    installed: str
+    target: str
+    changes: list[ChangeOut]
+
+
+class InstallRequest(Struct):
+    version: str | None = None
+
+
+class UpgradeRequest(Struct):
+    to: str
+    reason: str | None = None
+
+
+class Installed(Struct):
+    installed: list[str]

@@ -52,3 +52,21 @@ class HubShare(Table, tablename="hub_shares"):
     item_id = UUID(primary_key=True)
     publisher_id = UUID()
     shared_with = UUID()
+
+
+class LibraryItem(Table, tablename="library_items"):
+    """A tenant's copy of a HUB version: installed (read-only, upgradable) or forked."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    source = Text()
+    hub_item_id = UUID()
+    hub_version_id = UUID()
+    kind = Text()
+    slug = Text()
+    name = Text()
+    version = Text()
+    content = JSONB()
+    content_hash = Text()
+    created_at = Timestamptz()
+    updated_at = Timestamptz()

@@ -13,7 +13,13 @@ from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
 
 # The menu shows only what the member's roles open.
-NAVIGATION = (("hub", "read"), ("members", "read"), ("audit", "read"), ("tokens", "use"))
+NAVIGATION = (
+    ("hub", "read"),
+    ("hub", "install"),
+    ("members", "read"),
+    ("audit", "read"),
+    ("tokens", "use"),
+)
 
 
 async def page(

@@ -23,6 +23,13 @@ def localtime(value: datetime | None, zone: str = "UTC", fmt: str = "%Y-%m-%d %H
     return value.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
+def paragraphs(text: str | None) -> list[str]:
+    """Text as paragraphs: blank lines separate them, single line breaks are spaces."""
+    if not text:
+        return []
+    return [" ".join(block.split()) for block in text.split("\n\n") if block.strip()]
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -32,6 +39,7 @@ def build_environment() -> Environment:
         enable_async=False,
     )
     env.filters["localtime"] = localtime
+    env.filters["paragraphs"] = paragraphs
     return env
 
 

@@ -14,7 +14,7 @@ from opencdmo.hub import library, service
 from opencdmo.hub.content import validate
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
-from tests.conftest import World, as_actor
+from tests.conftest import PASSWORD, World, as_actor
 from tests.integration.test_hub import material
 
 
@@ -157,3 +157,123 @@ async def test_library_over_http_and_hub_items_are_read_only(
     viewer = await browser("viewer")
     denied = await viewer.send("POST", f"/api/v1/t/alpha/hub/items/{item}/install", json={})
     assert denied.status_code == 403
+
+
+async def _fork_as_author(
+    client: Any, owner: asyncpg.Connection, slug: str = "t-cell-activation"
+) -> str:
+    item = await _item(owner, slug)
+    response = await client.send("POST", f"/api/v1/t/alpha/hub/items/{item}/fork", json={})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_fork_edit_with_range_checks_and_revisions(
+    synced: Any, browser: Any, owner: asyncpg.Connection, world: World
+) -> None:
+    author = await browser("author")
+    fork_id = await _fork_as_author(author, owner)
+    page = await author.get(f"/t/alpha/library/{fork_id}")
+    assert page.status_code == 200 and "Edit this fork" in page.text
+    field = "p:seeding:seeding_density:"
+    # A default outside the normal range is refused, with the parameter named; nothing changes.
+    bad = await author.send(
+        "POST",
+        f"/t/alpha/library/{fork_id}/edit",
+        data={"_csrf_token": author.csrf, "revision": "1", field + "default": "5"},
+    )
+    assert bad.status_code == 422 and "seeding_density" in bad.text
+    good = await author.send(
+        "POST",
+        f"/t/alpha/library/{fork_id}/edit",
+        data={
+            "_csrf_token": author.csrf,
+            "revision": "1",
+            field + "default": "1.1",
+            "name": "T-cell activation, Larkspur 1.1 x 10^6/mL",
+        },
+    )
+    assert good.status_code == 200 and "Saved revision 2" in good.text
+    stale = await author.send(
+        "PUT", f"/api/v1/t/alpha/library/{fork_id}/content", json={"revision": 1, "content": {}}
+    )
+    assert stale.status_code == 409 and "revision 2" in stale.json()["error"]["message"]
+    edited = await owner.fetchrow(
+        "SELECT new_values FROM audit_events WHERE action = 'library.fork_edited' "
+        "AND entity_id = $1",
+        fork_id,
+    )
+    assert "seeding_density].default" in edited["new_values"]
+    # Installed copies are read-only.
+    item = await _item(owner, "cell-count-viability")
+    await library.install(as_actor(world.alpha, world["author"]), item)
+    installed = next(
+        e for e in await library.list_library(world.alpha) if e["slug"] == "cell-count-viability"
+    )
+    refused = await author.send(
+        "PUT",
+        f"/api/v1/t/alpha/library/{installed['id']}/content",
+        json={"revision": 1, "content": {}},
+    )
+    assert refused.status_code == 409
+
+
+async def test_publish_a_fork_needs_an_approver_signature(
+    synced: Any, browser: Any, owner: asyncpg.Connection, world: World
+) -> None:
+    author = await browser("author")
+    fork_id = await _fork_as_author(author, owner, "cell-harvest-and-wash")
+    body = {
+        "version": "1.0.0",
+        "changelog": "Larkspur site values.",
+        "password": PASSWORD,
+        "reason": "Approved for internal use",
+        "visibility": "private",
+    }
+    # The author has no publication approval right.
+    assert (
+        await author.send("POST", f"/api/v1/t/alpha/library/{fork_id}/publish", json=body)
+    ).status_code == 403
+    approver = await browser("approver")
+    wrong = await approver.send(
+        "POST",
+        f"/api/v1/t/alpha/library/{fork_id}/publish",
+        json={**body, "password": "not-the-password-1"},
+    )
+    assert wrong.status_code == 401
+    published = await approver.send("POST", f"/api/v1/t/alpha/library/{fork_id}/publish", json=body)
+    assert published.status_code == 201, published.text
+    item_id = published.json()["installed"][0]
+    detail = await approver.get(f"/t/alpha/hub/items/{item_id}")
+    assert "Forked from" in detail.text
+    origin = await _item(owner, "cell-harvest-and-wash")
+    assert item_id in (await approver.get(f"/t/alpha/hub/items/{origin}")).text
+    signature = await owner.fetchrow(
+        "SELECT signer_id, meaning, record_id FROM signatures WHERE record_id = $1", fork_id
+    )
+    assert signature["meaning"] == "approved for publication"
+    assert signature["signer_id"] == world["approver"].user_id
+    # Private: another tenant does not see it.
+    outsider = await browser("outsider")
+    assert (await outsider.get(f"/api/v1/t/beta/hub/items/{item_id}")).status_code == 404
+
+
+async def test_the_author_cannot_approve_their_own_fork(
+    synced: Any, owner: asyncpg.Connection, world: World, settings: Any
+) -> None:
+    from opencdmo.errors import Forbidden
+
+    approver = as_actor(world.alpha, world["approver"])
+    item = await _item(owner, "msc-seeding")
+    fork_id = await library.fork(approver, item)
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await library.publish_fork(
+            settings,
+            approver,
+            fork_id,
+            version="1.0.0",
+            changelog="x",
+            visibility="private",
+            password=PASSWORD,
+            reason="mine",
+        )

@@ -71,6 +71,13 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
+    "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
+    "/api/v1/t/{slug:str}/library/{library_id:uuid}/publish": {
+        "version": "9.9.9",
+        "changelog": "x",
+        "password": "x",
+        "reason": "x",
+    },
 }
 FORM_BODY = {
     "roles": "viewer",

@@ -7,6 +7,7 @@ Installing copies: what a tenant installed never changes until it upgrades expli
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.hub.diff import Change, diff
+from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
 
 _VERSION = """
@@ -99,8 +101,9 @@ async def _copy(connection: Any, ctx: TenantContext, row: Any, source: str) -> U
 
 
 _LIBRARY = """
-SELECT l.id, l.source, l.hub_item_id, l.kind, l.slug, l.name, l.version, l.content_hash,
-       l.created_at, l.updated_at, i.latest_version,
+SELECT l.id, l.source, l.hub_item_id, l.hub_version_id, l.kind, l.slug, l.name, l.version,
+       l.content_hash, l.revision, l.author_id, l.published_item_id, l.created_at, l.updated_at,
+       i.latest_version,
        (SELECT v.version FROM hub_versions v WHERE v.item_id = l.hub_item_id
           AND v.yanked_at IS NULL ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1)
           AS available,
@@ -194,3 +197,165 @@ async def upgrade(
             reason=reason,
         )
     return changes
+
+
+# --- forks -------------------------------------------------------------------------------
+
+
+async def fork(ctx: TenantContext, item_id: UUID, version: str | None = None) -> UUID:
+    """An editable copy owned by the tenant, remembering the version it came from."""
+    async with tenant_transaction(ctx) as connection:
+        chosen = await connection.fetchrow(_VERSION, item_id, version)
+        if chosen is None:
+            raise NotFound("No such HUB item or version.")
+        library_id = await _copy(connection, ctx, chosen, "forked")
+        await connection.execute(
+            "UPDATE library_items SET author_id = $2 WHERE id = $1", library_id, ctx.user_id
+        )
+        await audit.record(
+            ctx,
+            "library.forked",
+            "library_item",
+            library_id,
+            new={
+                "forked_from_item": item_id,
+                "forked_from_version": chosen["version"],
+                "content_hash": chosen["content_hash"],
+            },
+        )
+    return library_id
+
+
+async def _fork(connection: Any, library_id: UUID) -> Any:
+    row = await connection.fetchrow(
+        "SELECT * FROM library_items WHERE id = $1 FOR UPDATE", library_id
+    )
+    if row is None:
+        raise NotFound("No such library item.")
+    if row["source"] != "forked":
+        raise Conflict("Installed items are read-only copies; fork the item to edit it.")
+    return row
+
+
+async def edit_fork(
+    ctx: TenantContext,
+    library_id: UUID,
+    content: dict[str, Any],
+    expected_revision: int | None = None,
+) -> list[Change]:
+    """Replace a fork's content (schema and range rules checked); audited with the diff."""
+    from opencdmo.canonical import content_hash
+    from opencdmo.hub.content import validate
+    from opencdmo.hub.rules import range_problems
+
+    async with tenant_transaction(ctx) as connection:
+        row = await _fork(connection, library_id)
+        if expected_revision is not None and row["revision"] != expected_revision:
+            raise Conflict(
+                f"This fork was changed meanwhile (now revision {row['revision']}); "
+                "reload it and apply your change again."
+            )
+        old = json.loads(row["content"])
+        content = {**content, "kind": row["kind"], "slug": row["slug"]}
+        validate(content, f"fork {row['slug']}")
+        problems = range_problems(content)
+        if problems:
+            raise ValidationFailed("; ".join(problems), details={"problems": problems})
+        changes = diff(old, content)
+        if not changes:
+            return []
+        await connection.execute(
+            "UPDATE library_items SET content = $2, content_hash = $3, name = $4, "
+            "revision = revision + 1, author_id = $5, updated_at = clock_timestamp() "
+            "WHERE id = $1",
+            library_id,
+            json.dumps(content),
+            content_hash(content),
+            content["name"],
+            ctx.user_id,
+        )
+        await audit.record(
+            ctx,
+            "library.fork_edited",
+            "library_item",
+            library_id,
+            old={"revision": row["revision"], "content_hash": row["content_hash"]},
+            new={
+                "revision": row["revision"] + 1,
+                "changes": [f"{c.op} {c.path}: {c.old!r} -> {c.new!r}" for c in changes],
+            },
+        )
+    return changes
+
+
+@dataclass(frozen=True)
+class ForkRecord:
+    """A fork at one revision, as a signable record (Part 11: the signature is linked to
+    exactly this content)."""
+
+    record_id: str
+    record_version: str
+    author_id: UUID | None
+    content: dict[str, Any]
+    record_type: str = "library_item"
+
+    def signed_content(self) -> Any:
+        return self.content
+
+
+async def publish_fork(
+    settings: Settings,
+    ctx: TenantContext,
+    library_id: UUID,
+    *,
+    version: str,
+    changelog: str,
+    visibility: str,
+    password: str,
+    reason: str,
+) -> UUID:
+    """Publish a fork as the tenant's own HUB item: checked, then signed "approved for
+    publication" (not by its author), then published with its lineage."""
+    from opencdmo.hub import service
+    from opencdmo.hub.content import validate
+    from opencdmo.hub.rules import range_problems
+    from opencdmo.signatures.service import sign
+
+    item = await get_library_item(ctx, library_id)
+    if item["source"] != "forked":
+        raise Conflict("Only forks are published; an installed copy is someone else's item.")
+    content = {**item["content"], "version": version.strip(), "changelog": changelog.strip()}
+    doc = validate(content, f"fork {item['slug']}")
+    problems = range_problems(content)
+    if problems:
+        raise ValidationFailed("; ".join(problems), details={"problems": problems})
+    await service.check_publishable(ctx, doc, visibility)
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            "SELECT revision, author_id, hub_version_id FROM library_items WHERE id = $1",
+            library_id,
+        )
+    record = ForkRecord(str(library_id), str(row["revision"]), row["author_id"], content)
+    signature = await sign(settings, ctx, record, "approved for publication", reason, password)
+    published = await service.publish(
+        ctx, doc, visibility=visibility, forked_from=row["hub_version_id"]
+    )
+    async with tenant_transaction(ctx) as connection:
+        await connection.execute(
+            "UPDATE library_items SET published_item_id = $2 WHERE id = $1",
+            library_id,
+            published.item_id,
+        )
+        await audit.record(
+            ctx,
+            "library.fork_published",
+            "library_item",
+            library_id,
+            new={
+                "hub_item_id": published.item_id,
+                "version": version,
+                "visibility": visibility,
+                "signature_id": signature.id,
+            },
+        )
+    return published.item_id

@@ -143,9 +143,23 @@ async def get_item(ctx: TenantContext, item_id: UUID) -> dict[str, Any]:
             "ORDER BY major DESC, minor DESC, patch DESC",
             item_id,
         )
+        lineage = await connection.fetchrow(
+            "SELECT i.id, i.name, v.version, t.name AS publisher FROM hub_versions v "
+            "JOIN hub_items i ON i.id = v.item_id JOIN tenants t ON t.id = i.publisher_id "
+            "WHERE v.id = $1",
+            item["forked_from_version_id"],
+        )
+        forks = await connection.fetch(
+            "SELECT i.id, i.name, v.version AS from_version, t.name AS publisher "
+            "FROM hub_items i JOIN hub_versions v ON v.id = i.forked_from_version_id "
+            "JOIN tenants t ON t.id = i.publisher_id WHERE v.item_id = $1 ORDER BY i.created_at",
+            item_id,
+        )
     result = dict(item)
     result.pop("search", None)
     result["versions"] = [dict(v) for v in versions]
+    result["forked_from"] = dict(lineage) if lineage else None
+    result["forks"] = [dict(f) for f in forks]
     return result
 
 

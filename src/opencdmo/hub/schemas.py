@@ -108,3 +108,16 @@ class UpgradeRequest(Struct):
 
 class Installed(Struct):
     installed: list[str]
+
+
+class ForkEdit(Struct):
+    revision: int
+    content: dict[str, Any]
+
+
+class PublishRequest(Struct):
+    version: str
+    changelog: str
+    password: str
+    reason: str
+    visibility: str = "private"

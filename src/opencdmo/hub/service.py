@@ -113,8 +113,31 @@ def _describe(ref: Reference) -> str:
     return f"{ref.kind} {ref.slug}" + (f" {ref.version}" if ref.version else "")
 
 
+async def check_publishable(ctx: TenantContext, doc: Document, visibility: str) -> None:
+    """Everything publish() would refuse, checked without writing (before a signature)."""
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    async with tenant_transaction(ctx) as connection:
+        row = await _existing(connection, ctx, doc)
+        if row is not None and row["version_id"] is not None:
+            raise Conflict(f"{doc.kind} {doc.slug} {doc.version} is already published.")
+        _, missing = await _resolve(connection, ctx, doc, visibility)
+        if missing:
+            raise ValidationFailed(
+                f"dependencies missing or not visible to its audience: {'; '.join(missing)}",
+                details={"missing": missing},
+            )
+        if row is not None:
+            await _check_newer(connection, row["item_id"], doc)
+
+
 async def publish(
-    ctx: TenantContext, doc: Document, *, visibility: str = "public", actor: Actor | None = None
+    ctx: TenantContext,
+    doc: Document,
+    *,
+    visibility: str = "public",
+    actor: Actor | None = None,
+    forked_from: UUID | None = None,
 ) -> Published:
     """Publish one version as the publisher in ``ctx`` (its own transaction, audited)."""
     if visibility not in VISIBILITIES:
@@ -134,7 +157,7 @@ async def publish(
         item_id = (
             row["item_id"]
             if row is not None
-            else await _create_item(connection, ctx, doc, visibility)
+            else await _create_item(connection, ctx, doc, visibility, forked_from)
         )
         await _check_newer(connection, item_id, doc)
         version_id = await connection.fetchval(
@@ -176,16 +199,19 @@ async def publish(
     return Published(item_id, version_id, created=True)
 
 
-async def _create_item(connection: Any, ctx: TenantContext, doc: Document, visibility: str) -> UUID:
+async def _create_item(
+    connection: Any, ctx: TenantContext, doc: Document, visibility: str, forked_from: UUID | None
+) -> UUID:
     item_id = await connection.fetchval(
-        "INSERT INTO hub_items (publisher_id, kind, slug, visibility, name, summary) "
-        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO hub_items (publisher_id, kind, slug, visibility, name, summary, "
+        "forked_from_version_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         ctx.tenant_id,
         doc.kind,
         doc.slug,
         visibility,
         doc.data["name"],
         doc.data["summary"],
+        forked_from,
     )
     assert isinstance(item_id, UUID)
     return item_id

@@ -68,5 +68,8 @@ class LibraryItem(Table, tablename="library_items"):
     version = Text()
     content = JSONB()
     content_hash = Text()
+    revision = Integer(default=1)
+    author_id = UUID(null=True, default=None)
+    published_item_id = UUID(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()

@@ -16,6 +16,8 @@ from opencdmo.web.principal import principal_of
 NAVIGATION = (
     ("hub", "read"),
     ("hub", "install"),
+    ("hub", "fork"),
+    ("hub", "approve_publication"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

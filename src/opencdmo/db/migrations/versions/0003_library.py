@@ -25,6 +25,9 @@ CREATE TABLE library_items (
     version text NOT NULL,
     content jsonb NOT NULL,
     content_hash text NOT NULL CHECK (content_hash ~ '^[0-9a-f]{64}$'),
+    revision integer NOT NULL DEFAULT 1,
+    author_id uuid REFERENCES users (id),
+    published_item_id uuid REFERENCES hub_items (id),
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (tenant_id, id)
@@ -49,7 +52,8 @@ def upgrade() -> None:
     run(
         protect_tenant_table(
             "library_items",
-            "SELECT, INSERT, UPDATE (hub_version_id, name, version, content, content_hash, updated_at)",
+            "SELECT, INSERT, UPDATE (hub_version_id, name, version, content, content_hash, revision,"
+            " author_id, published_item_id, updated_at)",
         )
     )
 

@@ -66,8 +66,9 @@ async def _ids(world: World) -> dict[str, str]:
         "token_id": str(token["id"]),
         "item_id": str(item.item_id),
         "library_id": str(entry["id"]),
+        "version": "1.0.0",
     }
-    assert set(ids) == set(FACTORIES), "add the new id parameter here"
+    assert set(ids) == set(FACTORIES) | {"version"}, "add the new id parameter here"
     return ids
 
 

@@ -232,3 +232,67 @@ async def test_versions_cannot_be_changed_through_the_api(synced: Any, browser: 
         response = await client.send(method, url, json={"name": "x"})
         assert response.status_code == 403
         assert "read-only" in response.json()["error"]["message"]
+
+
+async def test_sharing_deprecating_and_yanking(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    publisher = as_actor(world.beta, world["outsider"])
+    slug = f"shared-buffer-{uuid.uuid4().hex[:6]}"
+    first = await service.publish(publisher, validate(material(slug), "t"), visibility="private")
+    alpha = await browser("viewer")
+    url = f"/api/v1/t/alpha/hub/items/{first.item_id}"
+    assert (await alpha.get(url)).status_code == 404
+    beta = await browser("outsider")
+    shared = await beta.send(
+        "PUT",
+        f"/api/v1/t/beta/hub/publications/{first.item_id}/visibility",
+        json={"visibility": "shared", "shared_with": ["alpha"]},
+    )
+    assert shared.status_code == 200, shared.text
+    assert (await alpha.get(url)).status_code == 200
+    unknown = await beta.send(
+        "PUT",
+        f"/api/v1/t/beta/hub/publications/{first.item_id}/visibility",
+        json={"visibility": "shared", "shared_with": ["nobody-here"]},
+    )
+    assert unknown.status_code == 422
+    # Only the publisher manages its publications: for alpha it is not one of its own.
+    admin = await browser("admin")
+    foreign = await admin.send(
+        "PUT",
+        f"/api/v1/t/alpha/hub/publications/{first.item_id}/visibility",
+        json={"visibility": "public"},
+    )
+    assert foreign.status_code in (403, 404)
+    mark = f"/api/v1/t/beta/hub/publications/{first.item_id}/versions/1.0.0/mark"
+    assert (await beta.send("POST", mark, json={"deprecated_message": ""})).status_code == 422
+    assert (
+        await beta.send("POST", mark, json={"deprecated_message": "use 2.0"})
+    ).status_code == 204
+    assert (await beta.send("POST", mark, json={"yank": True})).status_code == 204
+    assert (await beta.send("POST", mark, json={"yank": True})).status_code == 409
+    detail = (await alpha.get(url)).json()
+    assert detail["versions"][0]["deprecated_message"] == "use 2.0"
+    assert detail["versions"][0]["yanked"] is True
+    actions = [
+        r["action"]
+        for r in await owner.fetch(
+            "SELECT action FROM audit_events WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq",
+            world.beta.tenant_id,
+            str(first.item_id),
+        )
+    ]
+    assert actions == [
+        "hub.version_published",
+        "hub.visibility_changed",
+        "hub.version_deprecated",
+        "hub.version_yanked",
+    ]
+    back = await beta.send(
+        "PUT",
+        f"/api/v1/t/beta/hub/publications/{first.item_id}/visibility",
+        json={"visibility": "private"},
+    )
+    assert back.status_code == 200
+    assert (await alpha.get(url)).status_code == 404

@@ -72,6 +72,10 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
+    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},
+    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/versions/{version:str}/mark": {
+        "yank": True
+    },
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/publish": {
         "version": "9.9.9",
         "changelog": "x",
@@ -165,6 +169,8 @@ async def ids(world: World) -> dict[str, dict[str, str]]:
         made["alpha"][name] = await factory(world, world.alpha)
         made["beta"][name] = await factory(world, world.beta)
     made["random"] = {name: str(uuid.uuid4()) for name in FACTORIES}
+    for tenant in made.values():
+        tenant["version"] = "1.0.0"  # the version every factory-made HUB item has
     return made
 
 

@@ -6,19 +6,21 @@ import json
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Request, get
+from litestar import Request, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
-from opencdmo.hub import queries
+from opencdmo.hub import queries, service
 from opencdmo.hub.schemas import (
     Dependency,
     FacetValue,
     ItemDetail,
     ItemSummary,
     SearchPage,
+    VersionMark,
     VersionSummary,
+    VisibilityRequest,
 )
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
@@ -228,3 +230,40 @@ async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID])
 
 
 route_handlers = [hub_page, item_page, api_search, api_item]
+
+
+@put(
+    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility",
+    opt=requires("hub", "publish"),
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_visibility(
+    ctx: NamedDependency[TenantContext], item_id: FromPath[UUID], data: JSONBody[VisibilityRequest]
+) -> None:
+    """Make one of this tenant's published items public, private, or shared with tenants."""
+    await service.set_visibility(ctx, item_id, data.visibility, data.shared_with)
+
+
+@post(
+    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/versions/{version:str}/mark",
+    opt=requires("hub", "publish"),
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=204,
+)
+async def api_mark(
+    ctx: NamedDependency[TenantContext],
+    item_id: FromPath[UUID],
+    version: FromPath[str],
+    data: JSONBody[VersionMark],
+) -> None:
+    """Deprecate (with a message) or yank one of this tenant's published versions."""
+    await service.mark_version(
+        ctx, item_id, version, deprecated_message=data.deprecated_message, yank=data.yank
+    )
+
+
+route_handlers += [api_visibility, api_mark]

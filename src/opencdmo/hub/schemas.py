@@ -121,3 +121,13 @@ class PublishRequest(Struct):
     password: str
     reason: str
     visibility: str = "private"
+
+
+class VisibilityRequest(Struct):
+    visibility: str
+    shared_with: list[str] = []
+
+
+class VersionMark(Struct):
+    deprecated_message: str | None = None
+    yank: bool = False

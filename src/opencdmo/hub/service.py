@@ -16,8 +16,9 @@ from uuid import UUID
 
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction
-from opencdmo.errors import Conflict, ValidationFailed
+from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.hub.content import ContentError, Document, Reference, load_tree, search_text
+from opencdmo.hub.rules import range_problems
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 
@@ -142,6 +143,11 @@ async def publish(
     """Publish one version as the publisher in ``ctx`` (its own transaction, audited)."""
     if visibility not in VISIBILITIES:
         raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    problems = range_problems(doc.data)
+    if problems:
+        raise ValidationFailed(
+            f"{doc.source}: {'; '.join(problems)}", details={"problems": problems}
+        )
     async with tenant_transaction(ctx) as connection:
         row = await _existing(connection, ctx, doc)
         if row is not None and row["version_id"] is not None:
@@ -277,6 +283,126 @@ async def sync(
         published.append(f"{doc.kind} {doc.slug} {doc.version}")
         report(f"[{number}/{len(pending)}] published {doc.kind} {doc.slug} {doc.version}")
     return SyncReport(published, unchanged)
+
+
+async def _own_item(connection: Any, ctx: TenantContext, item_id: UUID) -> Any:
+    row = await connection.fetchrow(
+        "SELECT id, slug, visibility FROM hub_items WHERE id = $1 AND publisher_id = $2 FOR UPDATE",
+        item_id,
+        ctx.tenant_id,
+    )
+    if row is None:
+        raise NotFound("No such HUB item among this tenant's publications.")
+    return row
+
+
+async def set_visibility(
+    ctx: TenantContext, item_id: UUID, visibility: str, shared_with: list[str]
+) -> None:
+    """Public, private, or shared with the named tenants (by slug); audited."""
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
+    if visibility == "shared" and not shared_with:
+        raise ValidationFailed(
+            "Name at least one tenant to share with.", details={"field": "shared_with"}
+        )
+    async with tenant_transaction(ctx) as connection:
+        item = await _own_item(connection, ctx, item_id)
+        tenants = await connection.fetch(
+            "SELECT id, slug FROM tenants WHERE slug = ANY($1::text[])", shared_with
+        )
+        unknown = sorted(set(shared_with) - {t["slug"] for t in tenants})
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown tenant(s): {', '.join(unknown)}.", details={"field": "shared_with"}
+            )
+        old_shares = sorted(
+            r["slug"]
+            for r in await connection.fetch(
+                "SELECT t.slug FROM hub_shares s JOIN tenants t ON t.id = s.shared_with "
+                "WHERE s.item_id = $1",
+                item_id,
+            )
+        )
+        await connection.execute("DELETE FROM hub_shares WHERE item_id = $1", item_id)
+        if visibility == "shared":
+            for tenant in tenants:
+                await connection.execute(
+                    "INSERT INTO hub_shares (item_id, publisher_id, shared_with) "
+                    "VALUES ($1, $2, $3)",
+                    item_id,
+                    ctx.tenant_id,
+                    tenant["id"],
+                )
+        await connection.execute(
+            "UPDATE hub_items SET visibility = $2, updated_at = clock_timestamp() WHERE id = $1",
+            item_id,
+            visibility,
+        )
+        await audit.record(
+            ctx,
+            "hub.visibility_changed",
+            "hub_item",
+            item_id,
+            old={"visibility": item["visibility"], "shared_with": old_shares},
+            new={
+                "visibility": visibility,
+                "shared_with": sorted(shared_with) if visibility == "shared" else [],
+            },
+        )
+
+
+async def mark_version(
+    ctx: TenantContext,
+    item_id: UUID,
+    version: str,
+    *,
+    deprecated_message: str | None = None,
+    yank: bool = False,
+) -> None:
+    """Deprecate a version (with a message) or yank it (still resolvable for whoever pinned
+    it, hidden from new installs). The content itself never changes."""
+    async with tenant_transaction(ctx) as connection:
+        await _own_item(connection, ctx, item_id)
+        row = await connection.fetchrow(
+            "SELECT id, deprecated_message, yanked_at FROM hub_versions "
+            "WHERE item_id = $1 AND version = $2",
+            item_id,
+            version,
+        )
+        if row is None:
+            raise NotFound("No such version.")
+        if yank:
+            if row["yanked_at"] is not None:
+                raise Conflict(f"{version} is already yanked.")
+            await connection.execute(
+                "UPDATE hub_versions SET yanked_at = clock_timestamp() WHERE id = $1", row["id"]
+            )
+        else:
+            message = (deprecated_message or "").strip()
+            if not message:
+                raise ValidationFailed(
+                    "A deprecation needs a message.", details={"field": "message"}
+                )
+            await connection.execute(
+                "UPDATE hub_versions SET deprecated_message = $2 WHERE id = $1", row["id"], message
+            )
+        await audit.record(
+            ctx,
+            "hub.version_yanked" if yank else "hub.version_deprecated",
+            "hub_item",
+            item_id,
+            old={
+                "version": version,
+                "deprecated_message": row["deprecated_message"],
+                "yanked": row["yanked_at"] is not None,
+            },
+            new={
+                "version": version,
+                "deprecated_message": deprecated_message,
+                "yanked": yank or row["yanked_at"] is not None,
+            },
+        )
 
 
 __all__ = ["ContentError", "Published", "SyncReport", "platform_publisher", "publish", "sync"]

@@ -134,9 +134,10 @@ CREATE POLICY hub_dependencies_insert ON hub_dependencies FOR INSERT WITH CHECK 
 -- Shares name their publisher so that this policy need not read hub_items (whose policy
 -- reads hub_shares).
 ALTER TABLE hub_shares ENABLE ROW LEVEL SECURITY;
-CREATE POLICY hub_shares_all ON hub_shares
-    USING (shared_with = {CURRENT} OR publisher_id = {CURRENT})
-    WITH CHECK (publisher_id = {CURRENT});
+CREATE POLICY hub_shares_read ON hub_shares FOR SELECT
+    USING (shared_with = {CURRENT} OR publisher_id = {CURRENT});
+CREATE POLICY hub_shares_insert ON hub_shares FOR INSERT WITH CHECK (publisher_id = {CURRENT});
+CREATE POLICY hub_shares_delete ON hub_shares FOR DELETE USING (publisher_id = {CURRENT});
 
 GRANT SELECT, INSERT ON hub_items, hub_versions, hub_dependencies, hub_shares TO opencdmo_app;
 GRANT UPDATE (name, summary, visibility, latest_version, category, modalities,

@@ -162,6 +162,7 @@ async def test_search_with_facets_and_sorting(synced: Any, browser: Any) -> None
     ).json()
     assert hits["items"][0]["slug"] == "lentiviral-transduction"
     assert hits["items"][0]["latest_version"] == "2.0.0"
+    assert hits["items"][0]["name"] == "Lentiviral transduction of activated T cells"
     kinds = {f["value"]: f["count"] for f in hits["facets"]["kind"]}
     assert kinds.get("unit_operation", 0) >= 1
     filtered = (

@@ -241,7 +241,7 @@ async def _set_latest(connection: Any, item_id: UUID, doc: Document) -> None:
     data = doc.data
     modalities = data.get("modalities") or ([data["modality"]] if data.get("modality") else [])
     await connection.execute(
-        f"UPDATE hub_items SET latest_version = $5, name = $2, summary = $6, category = $7, "
+        f"UPDATE hub_items SET latest_version = $5, name = $11, summary = $6, category = $7, "
         f"modalities = $8, equipment_classes = $9, tags = $10, updated_at = clock_timestamp(), "
         f"search = {_SEARCH} WHERE id = $1",
         item_id,
@@ -252,6 +252,7 @@ async def _set_latest(connection: Any, item_id: UUID, doc: Document) -> None:
         modalities,
         data.get("equipment_classes", []),
         data.get("tags", []),
+        data["name"],
     )
 
 

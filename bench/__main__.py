@@ -1,17 +1,23 @@
-"""Run every benchmark: ``python -m bench`` (or ``make bench``)."""
+"""Run the benchmarks: ``python -m bench`` (``make bench``), or ``python -m bench NAME``."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
-from bench import api_list
+from bench import api_list, hub_search
+
+BENCHMARKS = {"api_list": api_list, "hub_search": hub_search}
 
 
-def main() -> int:
-    ok = api_list.report(asyncio.run(api_list.main()))
+def main(names: list[str]) -> int:
+    ok = True
+    for name in names or list(BENCHMARKS):
+        module = BENCHMARKS[name]
+        ok = module.report(asyncio.run(module.main())) and ok
+        print()
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -26,6 +26,7 @@ from bench.harness import (
     ROOT,
     HttpConnection,
     Result,
+    drop_database,
     free_port,
     fresh_database,
     get_request,
@@ -109,6 +110,7 @@ async def main() -> list[Result]:
         await pool.close()
         server.terminate()
         await server.wait()
+        await drop_database(owner)
     return results
 
 

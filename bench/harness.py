@@ -121,6 +121,17 @@ async def fresh_database(prefix: str) -> tuple[str, str]:
     return f"{root}/{name}" + (f"?{query}" if query else ""), str(data_dir)
 
 
+async def drop_database(owner_url: str) -> None:
+    """Remove a benchmark database (they are large: never leave them behind)."""
+    base, _, query = owner_url.partition("?")
+    root, name = base.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{root}/postgres" + (f"?{query}" if query else ""))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 def server_env(owner_url: str, data_dir: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
     env.update(

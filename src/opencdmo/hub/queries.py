@@ -73,19 +73,40 @@ class SearchResult:
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
-_WHERE = """
-FROM hub_items i JOIN tenants t ON t.id = i.publisher_id
-WHERE ($1 = '' OR i.search @@ websearch_to_tsquery('english', $1))
-  AND ($2::text IS NULL OR i.kind = $2)
-  AND ($3::text IS NULL OR $3 = ANY (i.modalities))
-  AND ($4::text IS NULL OR i.category = $4)
-  AND ($5::text IS NULL OR t.slug = $5)
-  AND ($6::text IS NULL OR $6 = ANY (i.equipment_classes))
-"""
+_FILTERS = {
+    "text": "i.search @@ websearch_to_tsquery('english', ${n})",
+    "kind": "i.kind = ${n}",
+    "modality": "${n} = ANY (i.modalities)",
+    "category": "i.category = ${n}",
+    "publisher": "t.slug = ${n}",
+    "equipment_class": "${n} = ANY (i.equipment_classes)",
+}
 
-_FACETS = f"""
+
+def where(query: SearchQuery) -> tuple[str, list[Any]]:
+    """FROM and WHERE with only the conditions in use (so the planner can use the indexes:
+    a ``$1 = '' OR ...`` form would hide the full-text index behind the OR)."""
+    clauses, args = ["true"], []
+    values = {
+        "text": query.text.strip(),
+        "kind": query.kind,
+        "modality": query.modality,
+        "category": query.category,
+        "publisher": query.publisher,
+        "equipment_class": query.equipment_class,
+    }
+    for name, value in values.items():
+        if value:
+            args.append(value)
+            clauses.append(_FILTERS[name].replace("${n}", f"${len(args)}"))
+    sql = "FROM hub_items i JOIN tenants t ON t.id = i.publisher_id WHERE " + " AND ".join(clauses)
+    return sql, args
+
+
+def facets_sql(from_where: str) -> str:
+    return f"""
 WITH f AS (SELECT i.kind, i.category, i.modalities, i.equipment_classes, t.slug AS publisher
-           {_WHERE})
+           {from_where})
 SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM f GROUP BY kind
 UNION ALL SELECT 'category', category, count(*) FROM f WHERE category IS NOT NULL GROUP BY category
 UNION ALL SELECT 'modality', m, count(*) FROM f, unnest(modalities) m GROUP BY m
@@ -94,32 +115,29 @@ UNION ALL SELECT 'equipment_class', e, count(*) FROM f, unnest(equipment_classes
 """
 
 
-def _args(query: SearchQuery) -> list[Any]:
-    return [
-        query.text.strip(),
-        query.kind,
-        query.modality,
-        query.category,
-        query.publisher,
-        query.equipment_class,
-    ]
-
-
-async def search(ctx: TenantContext, query: SearchQuery, *, facets: bool = True) -> SearchResult:
+def page_sql(query: SearchQuery) -> tuple[str, list[Any]]:
+    from_where, args = where(query)
+    rank = "0"
+    if query.text.strip():
+        rank = "ts_rank(i.search, websearch_to_tsquery('english', $1))"
+    args = [*args, query.per_page, (query.page - 1) * query.per_page]
     sql = (
         "SELECT i.id, i.kind, i.slug, i.name, i.summary, i.latest_version, i.category, "
         "i.modalities, i.install_count, i.updated_at, i.visibility, t.name AS publisher, "
-        "t.slug AS publisher_slug, "
-        "CASE WHEN $1 = '' THEN 0 ELSE ts_rank(i.search, websearch_to_tsquery('english', $1)) END "
-        "AS rank, count(*) OVER () AS total "
-        f"{_WHERE} ORDER BY {SORTS[query.order]} LIMIT $7 OFFSET $8"
+        f"t.slug AS publisher_slug, {rank} AS rank, count(*) OVER () AS total "
+        f"{from_where} ORDER BY {SORTS[query.order]} LIMIT ${len(args) - 1} OFFSET ${len(args)}"
     )
-    offset = (query.page - 1) * query.per_page
+    return sql, args
+
+
+async def search(ctx: TenantContext, query: SearchQuery, *, facets: bool = True) -> SearchResult:
+    sql, args = page_sql(query)
+    from_where, filter_args = where(query)
     async with tenant_transaction(ctx) as connection:
-        rows = [dict(r) for r in await connection.fetch(sql, *_args(query), query.per_page, offset)]
+        rows = [dict(r) for r in await connection.fetch(sql, *args)]
         counts: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
         if facets:
-            for row in await connection.fetch(_FACETS, *_args(query)):
+            for row in await connection.fetch(facets_sql(from_where), *filter_args):
                 counts[row["facet"]].append((row["value"], row["n"]))
     for values in counts.values():
         values.sort(key=lambda pair: (-pair[1], pair[0]))

@@ -297,3 +297,28 @@ async def test_sharing_deprecating_and_yanking(
     )
     assert back.status_code == 200
     assert (await alpha.get(url)).status_code == 404
+
+
+async def test_publication_forms(world: World, browser: Any) -> None:
+    publisher = as_actor(world.beta, world["outsider"])
+    slug = f"form-buffer-{uuid.uuid4().hex[:6]}"
+    item = await service.publish(publisher, validate(material(slug), "t"), visibility="private")
+    beta = await browser("outsider")
+    page = (await beta.get(f"/t/beta/hub/items/{item.item_id}")).text
+    assert "Change visibility" in page and "Deprecate" in page
+    shared = await beta.send(
+        "POST",
+        f"/t/beta/hub/items/{item.item_id}/visibility",
+        data={"_csrf_token": beta.csrf, "visibility": "shared", "shared_with": "alpha"},
+    )
+    assert shared.status_code == 303
+    marked = await beta.send(
+        "POST",
+        f"/t/beta/hub/items/{item.item_id}/versions/1.0.0/mark",
+        data={"_csrf_token": beta.csrf, "message": "superseded", "action": "deprecate"},
+    )
+    assert marked.status_code == 303
+    alpha = await browser("viewer")
+    seen = (await alpha.get(f"/t/alpha/hub/items/{item.item_id}")).text
+    assert "deprecated: superseded" in seen
+    assert "Change visibility" not in seen

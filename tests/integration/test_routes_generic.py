@@ -84,6 +84,9 @@ JSON_BODIES: dict[str, Any] = {
     },
 }
 FORM_BODY = {
+    "visibility": "private",
+    "message": "x",
+    "action": "deprecate",
     "roles": "viewer",
     "active": "true",
     "name": "x",

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from opencdmo.audit.service import record_security
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
-from opencdmo.hub import library, queries
+from opencdmo.hub import library, queries, service
 from opencdmo.hub.diff import Change
 from opencdmo.hub.schemas import (
     ChangeOut,
@@ -472,3 +472,51 @@ route_handlers += [
     api_edit,
     api_publish,
 ]
+
+
+# --- the publisher's own items (UI forms; the API is in hub.routes) ----------------------
+
+
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/visibility",
+    opt=requires("hub", "publish"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def visibility_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
+) -> Redirect:
+    data = await form_data(request)
+    shared = [s.strip() for s in str(data.get("shared_with", "")).split(",") if s.strip()]
+    await service.set_visibility(ctx, item_id, str(data.get("visibility", "")), shared)
+    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+
+
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/versions/{version:str}/mark",
+    opt=requires("hub", "publish"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def mark_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    item_id: FromPath[UUID],
+    version: FromPath[str],
+) -> Redirect:
+    data = await form_data(request)
+    await service.mark_version(
+        ctx,
+        item_id,
+        version,
+        deprecated_message=str(data.get("message", "")) or None,
+        yank=str(data.get("action", "")) == "yank",
+    )
+    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+
+
+route_handlers += [visibility_form, mark_form]

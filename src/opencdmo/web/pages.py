@@ -18,6 +18,7 @@ NAVIGATION = (
     ("hub", "install"),
     ("hub", "fork"),
     ("hub", "approve_publication"),
+    ("hub", "publish"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

@@ -15,7 +15,7 @@ from opencdmo.audit import service as audit
 from opencdmo.db.engine import bind_engine, close_pool, start_pool
 from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
-from opencdmo.hub import library_routes
+from opencdmo.hub import fork_routes, library_routes
 from opencdmo.hub import routes as hub_routes
 from opencdmo.identity import passwords
 from opencdmo.identity import routes as identity_routes
@@ -28,7 +28,15 @@ from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
 
-CONTEXT_ROUTES = [health, identity_routes, tenancy_routes, audit_routes, hub_routes, library_routes]
+CONTEXT_ROUTES = [
+    health,
+    identity_routes,
+    tenancy_routes,
+    audit_routes,
+    hub_routes,
+    library_routes,
+    fork_routes,
+]
 API_ERRORS = {
     400: "Malformed request (unparseable body or parameter)",
     401: "No valid session or API token",

@@ -1,0 +1,300 @@
+"""Forks (edit, sign and publish) and the publisher's own items, as pages and API."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.response import Redirect, Template
+
+from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
+from opencdmo.hub import library, service
+from opencdmo.hub.library_routes import _changes, _entry
+from opencdmo.hub.schemas import (
+    ChangeOut,
+    ForkEdit,
+    Installed,
+    InstallRequest,
+    LibraryEntry,
+    PublishRequest,
+)
+from opencdmo.settings import Settings
+from opencdmo.tenancy.context import TenantContext
+from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.pages import form_data, page
+
+# --- forks -------------------------------------------------------------------------------
+
+
+async def _item_page(
+    request: Request[Any, Any, Any],
+    item: dict[str, Any],
+    *,
+    status: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+) -> Template:
+    return await page(
+        request,
+        "hub/library_item.html",
+        status_code=status,
+        item=item,
+        content=item["content"],
+        error=error,
+        notice=notice,
+    )
+
+
+NUMERIC_FIELDS = (
+    ("default", None),
+    ("nor_low", ("normal_range", "low")),
+    ("nor_high", ("normal_range", "high")),
+    ("par_low", ("proven_acceptable_range", "low")),
+    ("par_high", ("proven_acceptable_range", "high")),
+)
+
+
+def _number(raw: str, where: str) -> float | int:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"{where}: '{raw}' is not a number.", details={"field": where}
+        ) from None
+    return int(value) if value.is_integer() else value
+
+
+def content_from_form(content: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The fork's content with the form's name, summary and numeric parameter values."""
+    import copy
+
+    result = copy.deepcopy(content)
+    for name in ("name", "summary"):
+        if str(data.get(name, "")).strip():
+            result[name] = str(data[name]).strip()
+    for phase in result.get("phases", []):
+        for parameter in phase.get("parameters", []):
+            prefix = f"p:{phase['key']}:{parameter['key']}:"
+            for field, target in NUMERIC_FIELDS:
+                raw = str(data.get(prefix + field, "")).strip()
+                if not raw:
+                    continue
+                value = _number(raw, f"{parameter['name']} {field}")
+                if target is None:
+                    parameter["default"] = value
+                else:
+                    parameter.setdefault(target[0], {"low": value, "high": value})[target[1]] = (
+                        value
+                    )
+    return result
+
+
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/fork",
+    opt=requires("hub", "fork"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def fork_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
+    library_id = await library.fork(ctx, item_id)
+    return Redirect(f"/t/{ctx.slug}/library/{library_id}", status_code=303)
+
+
+@get(
+    "/t/{slug:str}/library/{library_id:uuid}",
+    opt=requires("hub", "read"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def library_item_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], library_id: FromPath[UUID]
+) -> Template:
+    item = await library.get_library_item(ctx, library_id)
+    return await _item_page(request, item)
+
+
+@post(
+    "/t/{slug:str}/library/{library_id:uuid}/edit",
+    opt=requires("hub", "fork"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=200,
+)
+async def edit_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], library_id: FromPath[UUID]
+) -> Template:
+    item = await library.get_library_item(ctx, library_id)
+    data = await form_data(request)
+    try:
+        revision = int(str(data.get("revision", "")))
+    except ValueError:
+        raise ValidationFailed(
+            "The form is missing its revision.", details={"field": "revision"}
+        ) from None
+    try:
+        content = content_from_form(item["content"], data)
+        changes = await library.edit_fork(ctx, library_id, content, revision)
+    except (ValidationFailed, Conflict) as exc:
+        return await _item_page(request, item, status=exc.status_code, error=exc.message)
+    item = await library.get_library_item(ctx, library_id)
+    notice = (
+        f"Saved revision {item['revision']}: {len(changes)} change(s)." if changes else "No change."
+    )
+    return await _item_page(request, item, notice=notice)
+
+
+@post(
+    "/t/{slug:str}/library/{library_id:uuid}/publish",
+    opt=requires("hub", "approve_publication"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=200,
+)
+async def publish_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    library_id: FromPath[UUID],
+    settings: NamedDependency[Settings],
+) -> Any:
+    data = await form_data(request)
+    try:
+        hub_item = await library.publish_fork(
+            settings,
+            ctx,
+            library_id,
+            version=str(data.get("version", "")),
+            changelog=str(data.get("changelog", "")),
+            visibility=str(data.get("visibility", "private")),
+            password=str(data.get("password", "")),
+            reason=str(data.get("reason", "")),
+        )
+    except (ValidationFailed, Conflict, Forbidden, NotAuthenticated) as exc:
+        item = await library.get_library_item(ctx, library_id)
+        return await _item_page(request, item, status=exc.status_code, error=exc.message)
+    return Redirect(f"/t/{ctx.slug}/hub/items/{hub_item}", status_code=303)
+
+
+@post(
+    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}/fork",
+    opt=requires("hub", "fork"),
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=201,
+)
+async def api_fork(
+    ctx: NamedDependency[TenantContext], item_id: FromPath[UUID], data: JSONBody[InstallRequest]
+) -> LibraryEntry:
+    """Fork a version (default the latest) into an editable draft that keeps its lineage."""
+    library_id = await library.fork(ctx, item_id, data.version)
+    return _entry(await library.get_library_item(ctx, library_id))
+
+
+@put(
+    "/api/v1/t/{slug:str}/library/{library_id:uuid}/content",
+    opt=requires("hub", "fork"),
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def api_edit(
+    ctx: NamedDependency[TenantContext], library_id: FromPath[UUID], data: JSONBody[ForkEdit]
+) -> list[ChangeOut]:
+    """Replace a fork's content; refused (409) if ``revision`` is not the current one."""
+    return _changes(await library.edit_fork(ctx, library_id, data.content, data.revision))
+
+
+@post(
+    "/api/v1/t/{slug:str}/library/{library_id:uuid}/publish",
+    opt=requires("hub", "approve_publication"),
+    tags=["hub"],
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=201,
+)
+async def api_publish(
+    ctx: NamedDependency[TenantContext],
+    library_id: FromPath[UUID],
+    data: JSONBody[PublishRequest],
+    settings: NamedDependency[Settings],
+) -> Installed:
+    """Publish a fork as this tenant's HUB item, signed "approved for publication" with the
+    signer's password; the author of the fork cannot sign it."""
+    item_id = await library.publish_fork(
+        settings,
+        ctx,
+        library_id,
+        version=data.version,
+        changelog=data.changelog,
+        visibility=data.visibility,
+        password=data.password,
+        reason=data.reason,
+    )
+    return Installed([str(item_id)])
+
+
+route_handlers = [
+    fork_form,
+    library_item_page,
+    edit_form,
+    publish_form,
+    api_fork,
+    api_edit,
+    api_publish,
+]
+
+
+# --- the publisher's own items (UI forms; the API is in hub.routes) ----------------------
+
+
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/visibility",
+    opt=requires("hub", "publish"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def visibility_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
+) -> Redirect:
+    data = await form_data(request)
+    shared = [s.strip() for s in str(data.get("shared_with", "")).split(",") if s.strip()]
+    await service.set_visibility(ctx, item_id, str(data.get("visibility", "")), shared)
+    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+
+
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/versions/{version:str}/mark",
+    opt=requires("hub", "publish"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def mark_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    item_id: FromPath[UUID],
+    version: FromPath[str],
+) -> Redirect:
+    data = await form_data(request)
+    await service.mark_version(
+        ctx,
+        item_id,
+        version,
+        deprecated_message=str(data.get("message", "")) or None,
+        yank=str(data.get("action", "")) == "yank",
+    )
+    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+
+
+route_handlers += [visibility_form, mark_form]

@@ -7,7 +7,6 @@ forged cross-site; the principal middleware then ignores any session cookie on i
 from __future__ import annotations
 
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import Headers
 from litestar.enums import ScopeType
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -30,15 +29,20 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
+def _has_bearer(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value[:7].lower() == b"bearer "
+    return False
+
+
 class BearerAwareCSRF:
     def __init__(self, app: ASGIApp, config: CSRFConfig) -> None:
         self.app = app
         self.csrf = CSRFMiddleware(app, config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            authorization = Headers.from_scope(scope).get("authorization", "")
-            if authorization.lower().startswith("bearer "):
-                await self.app(scope, receive, send)
-                return
+        if scope["type"] == ScopeType.HTTP and _has_bearer(scope):
+            await self.app(scope, receive, send)
+            return
         await self.csrf(scope, receive, send)

@@ -76,18 +76,23 @@ class PrincipalMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, _with_request_id(send, request_id, status))
         finally:
-            access_log.info(
-                "%s %s %s",
-                scope.get("method"),
-                scope["path"],
-                status[0] if status else 500,
-                extra={
-                    "status": status[0] if status else 500,
-                    "user": str(principal.actor.id) if principal.actor else None,
-                    "tenant": principal.slug,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                self._log(scope, principal, status, started)
+
+    @staticmethod
+    def _log(scope: Scope, principal: Principal, status: list[int], started: float) -> None:
+        access_log.info(
+            "%s %s %s",
+            scope.get("method"),
+            scope["path"],
+            status[0] if status else 500,
+            extra={
+                "status": status[0] if status else 500,
+                "user": str(principal.actor.id) if principal.actor else None,
+                "tenant": principal.slug,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
 
     async def _authenticate(self, principal: Principal, headers: Headers) -> None:
         authorization = headers.get("authorization", "")

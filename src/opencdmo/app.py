@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from litestar import Litestar
@@ -10,17 +12,13 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.static_files import create_static_files_router
 
-from opencdmo.audit import routes as audit_routes
+import opencdmo
 from opencdmo.audit import service as audit
 from opencdmo.db.engine import bind_engine, close_pool, start_pool
 from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
-from opencdmo.hub import fork_routes, library_routes
-from opencdmo.hub import routes as hub_routes
 from opencdmo.identity import passwords
-from opencdmo.identity import routes as identity_routes
 from opencdmo.settings import Settings
-from opencdmo.tenancy import routes as tenancy_routes
 from opencdmo.web import errors, health
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
 from opencdmo.web.errors import ErrorBody
@@ -28,15 +26,22 @@ from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
 
-CONTEXT_ROUTES = [
-    health,
-    identity_routes,
-    tenancy_routes,
-    audit_routes,
-    hub_routes,
-    library_routes,
-    fork_routes,
-]
+
+def discover_routes() -> list[Any]:
+    """Every ``route_handlers`` list of the web glue and of each context's ``routes`` and
+    ``*_routes`` modules: a new context's routes are mounted without a hand-kept list."""
+    modules: list[Any] = [health]
+    for package in pkgutil.iter_modules(opencdmo.__path__):
+        if not package.ispkg or package.name in ("db", "web"):
+            continue
+        path = importlib.import_module(f"opencdmo.{package.name}").__path__
+        for module in pkgutil.iter_modules(path):
+            if module.name == "routes" or module.name.endswith("_routes"):
+                modules.append(importlib.import_module(f"opencdmo.{package.name}.{module.name}"))
+    return modules
+
+
+CONTEXT_ROUTES = discover_routes()
 API_ERRORS = {
     400: "Malformed request (unparseable body or parameter)",
     401: "No valid session or API token",

@@ -45,6 +45,13 @@ QUERIES = [
 ]
 
 
+async def _recipe_id(world: World) -> Any:
+    from opencdmo.recipes import service as recipes
+    from tests.conftest import as_actor
+
+    return await recipes.create(as_actor(world.alpha, world["author"]), "Fuzz recipe")
+
+
 async def _ids(world: World) -> dict[str, str]:
     """Objects of their own, so that a request that does get through harms no other test."""
     from opencdmo.identity import service as identity
@@ -67,6 +74,7 @@ async def _ids(world: World) -> dict[str, str]:
         "item_id": str(item.item_id),
         "library_id": str(entry["id"]),
         "version": "1.0.0",
+        "recipe_id": str(await _recipe_id(world)),
     }
     assert set(ids) == set(FACTORIES) | {"version"}, "add the new id parameter here"
     return ids

@@ -56,12 +56,20 @@ async def _library_item(world: World, ctx: TenantContext) -> str:
     return str(next(e["id"] for e in entries if e["hub_item_id"] == published.item_id))
 
 
+async def _recipe(world: World, ctx: TenantContext) -> str:
+    from opencdmo.recipes import service as recipes
+
+    persona = world["author"] if ctx.slug == "alpha" else world["outsider"]
+    return str(await recipes.create(as_actor(ctx, persona), "Route test recipe"))
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
     "token_id": _token,
     "item_id": _hub_item,
     "library_id": _library_item,
+    "recipe_id": _recipe,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -70,6 +78,11 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"]},
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
+    "/api/v1/t/{slug:str}/recipes": {"name": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/content": {"base_revision": 1, "content": {}},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/submit": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/approve": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/retire": {"reason": "x"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},

@@ -24,6 +24,7 @@ RECORD_KEYS = {
     "result_fields": "key",
     "acceptance_criteria": "field",
     "typical_signals": "key",
+    "formulas": "name",
 }
 # Publication metadata, shown beside a diff rather than in it.
 IGNORED = frozenset({"version", "changelog"})

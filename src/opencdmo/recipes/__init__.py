@@ -1,0 +1,1 @@
+"""Recipes context: tenant master recipes, their revisions and their approval lifecycle."""

@@ -1,0 +1,233 @@
+"""Master recipes through the JSON API (the designer pages build on the same service)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.recipes import service
+from opencdmo.recipes.schemas import (
+    Approval,
+    ChangeOut,
+    RecipeCreate,
+    RecipeDetail,
+    RecipeSummary,
+    RetireRequest,
+    RevisionOut,
+    RevisionSave,
+    Saved,
+    SignatureOut,
+    SignRequest,
+)
+from opencdmo.settings import Settings
+from opencdmo.signatures.service import signatures_for
+from opencdmo.tenancy.context import TenantContext
+from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+
+BASE = "/api/v1/t/{slug:str}/recipes"
+ONE = BASE + "/{recipe_id:uuid}"
+Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
+
+
+@get(
+    BASE,
+    opt=requires("recipes", "read"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary]:
+    """The tenant's master recipes."""
+    async with tenant_transaction(ctx) as connection:
+        rows = await connection.fetch(
+            "SELECT id, name, product, status, current_revision, effective_revision, updated_at "
+            "FROM master_recipes ORDER BY name, id"
+        )
+    return [RecipeSummary(**dict(r)) for r in rows]
+
+
+@post(
+    BASE,
+    opt=requires("recipes", "edit"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=201,
+)
+async def api_create(ctx: NamedDependency[TenantContext], data: JSONBody[RecipeCreate]) -> Saved:
+    """A new draft master recipe (revision 1, empty)."""
+    await service.create(ctx, data.name, data.product)
+    return Saved(1)
+
+
+@get(
+    ONE,
+    opt=requires("recipes", "read"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_recipe(
+    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
+) -> RecipeDetail:
+    """The recipe's current revision, status and signatures (each checked against the content
+    of the revision it signed)."""
+    row = await service.get(ctx, recipe_id)
+    record = service.RecipeRecord(
+        str(recipe_id), str(row["current_revision"]), row["author_id"], row["content"]
+    )
+    signatures = [
+        SignatureOut(
+            s.signer_name,
+            s.meaning,
+            s.reason,
+            s.signed_at,
+            s.record_version,
+            s.valid and s.record_version == record.record_version,
+        )
+        for s in await signatures_for(ctx, record)
+    ]
+    return RecipeDetail(
+        row["id"],
+        row["name"],
+        row["product"],
+        row["status"],
+        row["current_revision"],
+        row["effective_revision"],
+        row["content"],
+        signatures,
+    )
+
+
+@put(
+    ONE + "/content",
+    opt=requires("recipes", "edit"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_save(
+    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID], data: JSONBody[RevisionSave]
+) -> Saved:
+    """Save a revision based on ``base_revision``; 409 lists what others saved since."""
+    return Saved(await service.save(ctx, recipe_id, data.content, data.base_revision, data.message))
+
+
+@get(
+    ONE + "/revisions",
+    opt=requires("recipes", "read"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_revisions(
+    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
+) -> list[RevisionOut]:
+    """Every revision, newest first."""
+    return [RevisionOut(**r) for r in await service.history(ctx, recipe_id)]
+
+
+@get(
+    ONE + "/diff",
+    opt=requires("recipes", "read"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_diff(
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    left: Revision = None,
+    right: Revision = None,
+) -> list[ChangeOut]:
+    """Structural diff of two revisions (default: the previous and the current one): steps
+    added, removed or moved, values changed."""
+    current = int((await service.get(ctx, recipe_id))["current_revision"])
+    newer = right or current
+    older = left or max(1, newer - 1)
+    return [
+        ChangeOut(c.op, c.path, c.old, c.new)
+        for c in await service.compare(ctx, recipe_id, older, newer)
+    ]
+
+
+@post(
+    ONE + "/submit",
+    opt=requires("recipes", "submit"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=204,
+)
+async def api_submit(
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    data: JSONBody[SignRequest],
+    settings: NamedDependency[Settings],
+) -> None:
+    """Sign 'authored' (password re-entry) and send the recipe to review."""
+    await service.submit(settings, ctx, recipe_id, data.password, data.reason)
+
+
+@post(
+    ONE + "/approve",
+    opt=requires("recipes", "approve"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_approve(
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    data: JSONBody[SignRequest],
+    settings: NamedDependency[Settings],
+) -> Approval:
+    """Sign 'approved'; the author cannot, and nobody signs one revision twice."""
+    return Approval(await service.approve(settings, ctx, recipe_id, data.password, data.reason))
+
+
+@post(
+    ONE + "/effective",
+    opt=requires("recipes", "approve"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=204,
+)
+async def api_effective(ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]) -> None:
+    """Make the approved revision effective (the previous effective one is superseded)."""
+    await service.make_effective(ctx, recipe_id)
+
+
+@post(
+    ONE + "/retire",
+    opt=requires("recipes", "approve"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=204,
+)
+async def api_retire(
+    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID], data: JSONBody[RetireRequest]
+) -> None:
+    """Retire the effective recipe, with a reason."""
+    await service.retire(ctx, recipe_id, data.reason)
+
+
+route_handlers = [
+    api_recipes,
+    api_create,
+    api_recipe,
+    api_save,
+    api_revisions,
+    api_diff,
+    api_submit,
+    api_approve,
+    api_effective,
+    api_retire,
+]

@@ -1,0 +1,82 @@
+"""API structs of the recipes context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from msgspec import Struct
+
+
+class RecipeCreate(Struct):
+    name: str
+    product: str = ""
+
+
+class RecipeSummary(Struct):
+    id: UUID
+    name: str
+    product: str
+    status: str
+    current_revision: int
+    effective_revision: int | None
+    updated_at: datetime
+
+
+class SignatureOut(Struct):
+    signer: str
+    meaning: str
+    reason: str
+    signed_at: datetime
+    record_version: str
+    valid: bool
+
+
+class RecipeDetail(Struct):
+    id: UUID
+    name: str
+    product: str
+    status: str
+    current_revision: int
+    effective_revision: int | None
+    content: dict[str, Any]
+    signatures: list[SignatureOut]
+
+
+class RevisionSave(Struct):
+    base_revision: int
+    content: dict[str, Any]
+    message: str = ""
+
+
+class Saved(Struct):
+    revision: int
+
+
+class RevisionOut(Struct):
+    revision: int
+    content_hash: str
+    message: str
+    saved_at: datetime
+    saved_by: str | None
+
+
+class ChangeOut(Struct):
+    op: str
+    path: str
+    old: Any = None
+    new: Any = None
+
+
+class SignRequest(Struct):
+    password: str
+    reason: str
+
+
+class Approval(Struct):
+    approved: bool
+
+
+class RetireRequest(Struct):
+    reason: str

@@ -1,0 +1,311 @@
+"""Master recipes: revisions with optimistic concurrency, structural diffs, and the Part 11
+lifecycle Draft -> In Review -> Approved -> Effective -> Superseded or Retired."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from opencdmo.access.sod import check_author_may_not_approve
+from opencdmo.audit import service as audit
+from opencdmo.canonical import content_hash
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from opencdmo.hub.diff import Change, diff
+from opencdmo.recipes import content as recipe_content
+from opencdmo.settings import Settings
+from opencdmo.signatures.service import sign
+from opencdmo.tenancy.context import TenantContext
+
+TRANSITIONS = {
+    "submit": ("draft", "in_review"),
+    "approve": ("in_review", "approved"),
+    "make_effective": ("approved", "effective"),
+    "retire": ("effective", "retired"),
+}
+
+
+@dataclass(frozen=True)
+class RecipeRecord:
+    """One revision of a recipe as a signable record."""
+
+    record_id: str
+    record_version: str
+    author_id: UUID | None
+    content: dict[str, Any]
+    record_type: str = "master_recipe"
+
+    def signed_content(self) -> Any:
+        return self.content
+
+
+async def create(ctx: TenantContext, name: str, product: str = "") -> UUID:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed("A recipe needs a name.", details={"field": "name"})
+    content = recipe_content.empty()
+    async with tenant_transaction(ctx) as connection:
+        recipe_id = await connection.fetchval(
+            "INSERT INTO master_recipes (tenant_id, name, product, author_id) "
+            "VALUES ($1, $2, $3, $4) RETURNING id",
+            ctx.tenant_id,
+            name,
+            product,
+            ctx.user_id,
+        )
+        await _insert_revision(connection, ctx, recipe_id, 1, content, "Created")
+        await audit.record(
+            ctx,
+            "recipe.created",
+            "master_recipe",
+            recipe_id,
+            new={"name": name, "product": product, "revision": 1},
+        )
+    assert isinstance(recipe_id, UUID)
+    return recipe_id
+
+
+async def _insert_revision(
+    connection: Any,
+    ctx: TenantContext,
+    recipe_id: UUID,
+    revision: int,
+    content: dict[str, Any],
+    message: str,
+) -> None:
+    await connection.execute(
+        "INSERT INTO recipe_revisions (tenant_id, recipe_id, revision, content, content_hash, "
+        "message, saved_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        ctx.tenant_id,
+        recipe_id,
+        revision,
+        json.dumps(content),
+        content_hash(content),
+        message,
+        ctx.user_id,
+    )
+
+
+async def _recipe(connection: Any, recipe_id: UUID, *, lock: bool = False) -> Any:
+    row = await connection.fetchrow(
+        "SELECT * FROM master_recipes WHERE id = $1" + (" FOR UPDATE" if lock else ""), recipe_id
+    )
+    if row is None:
+        raise NotFound("No such recipe.")
+    return row
+
+
+async def _content(connection: Any, recipe_id: UUID, revision: int) -> dict[str, Any]:
+    raw = await connection.fetchval(
+        "SELECT content FROM recipe_revisions WHERE recipe_id = $1 AND revision = $2",
+        recipe_id,
+        revision,
+    )
+    if raw is None:
+        raise NotFound(f"No revision {revision} of this recipe.")
+    return dict(json.loads(raw))
+
+
+async def _unit_operations(connection: Any) -> dict[str, dict[str, Any]]:
+    rows = await connection.fetch(
+        "SELECT id, content FROM library_items WHERE kind = 'unit_operation'"
+    )
+    return {str(r["id"]): json.loads(r["content"]) for r in rows}
+
+
+async def get(ctx: TenantContext, recipe_id: UUID) -> dict[str, Any]:
+    async with tenant_transaction(ctx) as connection:
+        row = dict(await _recipe(connection, recipe_id))
+        row["content"] = await _content(connection, recipe_id, row["current_revision"])
+    return row
+
+
+async def save(
+    ctx: TenantContext, recipe_id: UUID, content: Any, base_revision: int, message: str = ""
+) -> int:
+    """Save a new revision. If someone saved since ``base_revision``, 409 with what they
+    changed, and nothing is lost: the caller still holds its own content. A change after any
+    signature returns the recipe to Draft (its approvals no longer match)."""
+    async with tenant_transaction(ctx) as connection:
+        row = await _recipe(connection, recipe_id, lock=True)
+        if row["status"] == "retired":
+            raise Conflict("This recipe is retired: it can no longer change.")
+        if row["current_revision"] != base_revision:
+            theirs = await _content(connection, recipe_id, row["current_revision"])
+            base = await _content(connection, recipe_id, base_revision)
+            changes = diff(base, theirs)
+            raise Conflict(
+                f"Revision {row['current_revision']} was saved after your revision "
+                f"{base_revision}: {len(changes)} change(s). Reload, reapply yours, save again.",
+                details={
+                    "current_revision": row["current_revision"],
+                    "their_changes": [f"{c.op} {c.path}" for c in changes],
+                },
+            )
+        recipe_content.check(content, await _unit_operations(connection))
+        old = await _content(connection, recipe_id, base_revision)
+        changes = diff(old, content)
+        if not changes:
+            return int(base_revision)
+        revision = base_revision + 1
+        await _insert_revision(connection, ctx, recipe_id, revision, content, message)
+        reset = row["status"] in ("in_review", "approved")
+        status = "draft" if reset or row["status"] == "effective" else row["status"]
+        await connection.execute(
+            "UPDATE master_recipes SET current_revision = $2, status = $3, "
+            "updated_at = clock_timestamp() WHERE id = $1",
+            recipe_id,
+            revision,
+            status,
+        )
+        await audit.record(
+            ctx,
+            "recipe.revised",
+            "master_recipe",
+            recipe_id,
+            old={"revision": base_revision, "status": row["status"]},
+            new={
+                "revision": revision,
+                "status": status,
+                "changes": [f"{c.op} {c.path}" for c in changes],
+            },
+            reason=message or None,
+        )
+    return revision
+
+
+async def history(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
+    async with tenant_transaction(ctx) as connection:
+        await _recipe(connection, recipe_id)
+        rows = await connection.fetch(
+            "SELECT r.revision, r.content_hash, r.message, r.saved_at, u.full_name AS saved_by "
+            "FROM recipe_revisions r LEFT JOIN users u ON u.id = r.saved_by "
+            "WHERE r.recipe_id = $1 ORDER BY r.revision DESC",
+            recipe_id,
+        )
+    return [dict(r) for r in rows]
+
+
+async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) -> list[Change]:
+    async with tenant_transaction(ctx) as connection:
+        await _recipe(connection, recipe_id)
+        return diff(
+            await _content(connection, recipe_id, left),
+            await _content(connection, recipe_id, right),
+        )
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+async def _record(connection: Any, row: Any) -> RecipeRecord:
+    content = await _content(connection, row["id"], row["current_revision"])
+    author = await connection.fetchval(
+        "SELECT saved_by FROM recipe_revisions WHERE recipe_id = $1 AND revision = $2",
+        row["id"],
+        row["current_revision"],
+    )
+    return RecipeRecord(
+        str(row["id"]), str(row["current_revision"]), author or row["author_id"], content
+    )
+
+
+async def _signers(connection: Any, row: Any) -> list[Any]:
+    return list(
+        await connection.fetch(
+            "SELECT signer_id, meaning FROM signatures WHERE record_type = 'master_recipe' "
+            "AND record_id = $1 AND record_version = $2",
+            str(row["id"]),
+            str(row["current_revision"]),
+        )
+    )
+
+
+async def _move(ctx: TenantContext, recipe_id: UUID, action: str, **extra: Any) -> None:
+    expected, target = TRANSITIONS[action]
+    async with tenant_transaction(ctx) as connection:
+        row = await _recipe(connection, recipe_id, lock=True)
+        if row["status"] != expected:
+            raise Conflict(
+                f"A recipe in status {row['status']} cannot be sent to {target} "
+                f"(it must be {expected})."
+            )
+        updates = "status = $2, updated_at = clock_timestamp()"
+        args: list[Any] = [recipe_id, target]
+        if action == "make_effective":
+            updates += ", effective_revision = current_revision, effective_at = clock_timestamp()"
+        if action == "retire":
+            updates += ", effective_revision = NULL, retired_reason = $3"
+            args.append(extra["reason"])
+        await connection.execute(f"UPDATE master_recipes SET {updates} WHERE id = $1", *args)
+        if action == "make_effective" and row["effective_revision"] is not None:
+            await audit.record(
+                ctx,
+                "recipe.superseded",
+                "master_recipe",
+                recipe_id,
+                old={"effective_revision": row["effective_revision"]},
+                new={"effective_revision": row["current_revision"]},
+            )
+        await audit.record(
+            ctx,
+            f"recipe.{action}",
+            "master_recipe",
+            recipe_id,
+            old={"status": row["status"]},
+            new={"status": target, "revision": row["current_revision"]},
+            reason=extra.get("reason"),
+        )
+
+
+async def submit(
+    settings: Settings, ctx: TenantContext, recipe_id: UUID, password: str, reason: str
+) -> None:
+    """The author signs 'authored' and sends the current revision to review."""
+    async with tenant_transaction(ctx) as connection:
+        row = await _recipe(connection, recipe_id)
+        if row["status"] != "draft":
+            raise Conflict(f"Only a draft can be submitted; this recipe is {row['status']}.")
+        record = await _record(connection, row)
+    await sign(settings, ctx, record, "authored", reason, password)
+    await _move(ctx, recipe_id, "submit", reason=reason)
+
+
+async def approve(
+    settings: Settings,
+    ctx: TenantContext,
+    recipe_id: UUID,
+    password: str,
+    reason: str,
+    *,
+    approvers_required: int = 1,
+) -> bool:
+    """A QA approver signs 'approved'; with enough approvals the recipe is Approved. Returns
+    whether it moved. The author cannot approve; nobody signs two stages."""
+    async with tenant_transaction(ctx) as connection:
+        row = await _recipe(connection, recipe_id)
+        if row["status"] != "in_review":
+            raise Conflict(f"Only a recipe in review can be approved; this one is {row['status']}.")
+        record = await _record(connection, row)
+        signers = await _signers(connection, row)
+    check_author_may_not_approve(record.author_id, ctx.user_id, "approved")
+    if any(s["signer_id"] == ctx.user_id for s in signers):
+        raise Forbidden("You have already signed this revision; another person must approve.")
+    await sign(settings, ctx, record, "approved", reason, password)
+    approvals = sum(1 for s in signers if s["meaning"] == "approved") + 1
+    if approvals >= approvers_required:
+        await _move(ctx, recipe_id, "approve", reason=reason)
+        return True
+    return False
+
+
+async def make_effective(ctx: TenantContext, recipe_id: UUID) -> None:
+    await _move(ctx, recipe_id, "make_effective")
+
+
+async def retire(ctx: TenantContext, recipe_id: UUID, reason: str) -> None:
+    if not reason.strip():
+        raise ValidationFailed("Retiring a recipe needs a reason.", details={"field": "reason"})
+    await _move(ctx, recipe_id, "retire", reason=reason.strip())

@@ -1,0 +1,34 @@
+"""Master recipes and their revisions (tenant tables; revisions are append-only)."""
+
+from __future__ import annotations
+
+from piccolo.columns import JSONB, UUID, Integer, Text, Timestamptz
+from piccolo.table import Table
+
+
+class MasterRecipe(Table, tablename="master_recipes"):
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    name = Text()
+    product = Text(default="")
+    status = Text(default="draft")
+    current_revision = Integer(default=1)
+    effective_revision = Integer(null=True, default=None)
+    author_id = UUID(null=True, default=None)
+    source_hub_version_id = UUID(null=True, default=None)
+    effective_at = Timestamptz(null=True, default=None)
+    retired_reason = Text(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class RecipeRevision(Table, tablename="recipe_revisions"):
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    recipe_id = UUID()
+    revision = Integer()
+    content = JSONB()
+    content_hash = Text()
+    message = Text(default="")
+    saved_by = UUID(null=True, default=None)
+    saved_at = Timestamptz()

@@ -1,0 +1,260 @@
+"""Master recipes: validated revisions, the concurrency conflict, diffs, and the lifecycle."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
+from opencdmo.hub import library
+from opencdmo.recipes import service as recipes
+from opencdmo.settings import Settings
+from opencdmo.tenancy import service as tenancy
+from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
+from tests.conftest import PASSWORD, World, as_actor
+
+
+async def _activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:
+    item = await owner.fetchval(
+        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+        "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
+    )
+    entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
+    if not entries:
+        await library.install(ctx, item, "1.1.0")
+        entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
+    return str(entries[0]["id"])
+
+
+def design(library_id: str, density: float = 1.0, **extra: Any) -> dict[str, Any]:
+    operation = {
+        "key": "activate",
+        "library_item_id": library_id,
+        "parameters": {"seeding_density": density},
+        "equipment_class": "co2-incubator",
+        "notes": "",
+    }
+    operation.update(extra)
+    return {
+        "unit_procedures": [
+            {"key": "cell-processing", "name": "Cell processing", "operations": [operation]}
+        ],
+        "formulas": [{"name": "1 L scale", "overrides": {"activate.seeding_density": 1.1}}],
+    }
+
+
+@pytest.fixture
+async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str, Any]:
+    slug = f"rx-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Recipe Lab", "cdmo", SYSTEM, RequestMeta())
+    for key, role in (
+        ("author", "process_engineer"),
+        ("approver", "qa_approver"),
+        ("operator", "production_operator"),
+    ):
+        await tenancy.add_member(ctx, world[key].user_id, [role])
+    return {
+        "ctx": ctx,
+        "uo": await _activation(owner, ctx),
+        "author": as_actor(ctx, world["author"]),
+        "approver": as_actor(ctx, world["approver"]),
+    }
+
+
+async def test_revisions_are_validated_against_the_unit_operation(lab: dict[str, Any]) -> None:
+    author = lab["author"]
+    recipe = await recipes.create(author, "CAR-T master recipe", "Example CAR-T")
+    revision = await recipes.save(author, recipe, design(lab["uo"]), 1, "first steps")
+    assert revision == 2
+    with pytest.raises(ValidationFailed, match="proven acceptable range"):
+        await recipes.save(author, recipe, design(lab["uo"], density=9.0), 2)
+    with pytest.raises(ValidationFailed, match="acknowledge it with a reason"):
+        await recipes.save(author, recipe, design(lab["uo"], density=1.8), 2)
+    acknowledged = design(
+        lab["uo"], density=1.8, acknowledged={"seeding_density": "high-density pilot run"}
+    )
+    assert await recipes.save(author, recipe, acknowledged, 2) == 3
+    with pytest.raises(ValidationFailed, match="no such parameter"):
+        await recipes.save(author, recipe, design(lab["uo"], parameters={"warp_speed": 9}), 3)
+    with pytest.raises(ValidationFailed, match="not an equipment class"):
+        await recipes.save(author, recipe, design(lab["uo"], equipment_class="toaster"), 3)
+    with pytest.raises(ValidationFailed, match="not a unit operation in this library"):
+        await recipes.save(author, recipe, design(str(uuid.uuid4())), 3)
+    assert (await recipes.get(author, recipe))["current_revision"] == 3
+
+
+async def test_second_save_on_the_same_base_gets_409_with_their_changes(
+    lab: dict[str, Any],
+) -> None:
+    author = lab["author"]
+    recipe = await recipes.create(author, "Concurrent edits")
+    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.save(author, recipe, design(lab["uo"], density=1.1), 2, "engineer A")
+    with pytest.raises(Conflict) as conflict:
+        await recipes.save(author, recipe, design(lab["uo"], density=0.9), 2, "engineer B")
+    assert conflict.value.details["current_revision"] == 3
+    assert any("seeding_density" in c for c in conflict.value.details["their_changes"])
+    changes = await recipes.compare(author, recipe, 2, 3)
+    assert [(c.op, c.path) for c in changes] == [
+        (
+            "changed",
+            "unit_procedures[cell-processing].operations[activate].parameters.seeding_density",
+        )
+    ]
+
+
+async def test_lifecycle_with_signatures_and_reset_on_change(
+    lab: dict[str, Any], settings: Settings, owner: asyncpg.Connection
+) -> None:
+    author, approver = lab["author"], lab["approver"]
+    recipe = await recipes.create(author, "Lifecycle")
+    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    with pytest.raises(Conflict):
+        await recipes.approve(settings, approver, recipe, PASSWORD, "too early")
+    await recipes.submit(settings, author, recipe, PASSWORD, "ready for review")
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await recipes.approve(settings, author, recipe, PASSWORD, "self approval")
+    with pytest.raises(NotAuthenticated):
+        await recipes.approve(settings, approver, recipe, "wrong-password-42", "x")
+    assert await recipes.approve(settings, approver, recipe, PASSWORD, "meets spec")
+    assert (await recipes.get(author, recipe))["status"] == "approved"
+    # A change after the signatures returns the recipe to Draft.
+    await recipes.save(author, recipe, design(lab["uo"], density=1.1), 2, "late change")
+    assert (await recipes.get(author, recipe))["status"] == "draft"
+    await recipes.submit(settings, author, recipe, PASSWORD, "again")
+    await recipes.approve(settings, approver, recipe, PASSWORD, "ok")
+    await recipes.make_effective(approver, recipe)
+    state = await recipes.get(author, recipe)
+    assert (state["status"], state["effective_revision"]) == ("effective", 3)
+    # Editing an effective recipe starts a new draft; the effective revision stays in force.
+    await recipes.save(author, recipe, design(lab["uo"], density=0.9), 3, "next version")
+    state = await recipes.get(author, recipe)
+    assert (state["status"], state["effective_revision"], state["current_revision"]) == (
+        "draft",
+        3,
+        4,
+    )
+    await recipes.submit(settings, author, recipe, PASSWORD, "v4")
+    await recipes.approve(settings, approver, recipe, PASSWORD, "v4 ok")
+    await recipes.make_effective(approver, recipe)
+    with pytest.raises(ValidationFailed):
+        await recipes.retire(approver, recipe, " ")
+    await recipes.retire(approver, recipe, "process transferred out")
+    with pytest.raises(Conflict, match="retired"):
+        await recipes.save(author, recipe, design(lab["uo"]), 4)
+    actions = [
+        r["action"]
+        for r in await owner.fetch(
+            "SELECT action FROM audit_events WHERE entity_type = 'master_recipe' AND entity_id = $1 "
+            "ORDER BY seq",
+            str(recipe),
+        )
+    ]
+    assert actions.count("recipe.revised") == 3
+    assert "recipe.superseded" in actions and actions[-1] == "recipe.retire"
+    meanings = [
+        r["meaning"]
+        for r in await owner.fetch(
+            "SELECT meaning FROM signatures WHERE record_type = 'master_recipe' AND record_id = $1 "
+            "ORDER BY signed_at",
+            str(recipe),
+        )
+    ]
+    assert meanings == ["authored", "approved"] * 3
+
+
+async def test_two_approvers_when_required_and_no_double_signing(
+    lab: dict[str, Any], settings: Settings, world: World
+) -> None:
+    author, approver = lab["author"], lab["approver"]
+    recipe = await recipes.create(author, "Two approvers")
+    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.submit(settings, author, recipe, PASSWORD, "review")
+    assert not await recipes.approve(
+        settings, approver, recipe, PASSWORD, "first", approvers_required=2
+    )
+    with pytest.raises(Forbidden, match="already signed"):
+        await recipes.approve(settings, approver, recipe, PASSWORD, "again", approvers_required=2)
+    await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
+    second = as_actor(lab["ctx"], world["viewer"])
+    assert await recipes.approve(settings, second, recipe, PASSWORD, "second", approvers_required=2)
+
+
+async def test_other_tenants_recipes_are_not_found(lab: dict[str, Any], world: World) -> None:
+    from opencdmo.errors import NotFound
+
+    recipe = await recipes.create(lab["author"], "Private process")
+    with pytest.raises(NotFound):
+        await recipes.get(world.alpha, recipe)
+    with pytest.raises(NotFound):
+        await recipes.save(world.alpha, recipe, {"unit_procedures": []}, 1)
+
+
+async def test_revisions_are_append_only(lab: dict[str, Any], owner: asyncpg.Connection) -> None:
+    recipe = await recipes.create(lab["author"], "Immutable history")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await owner.execute(
+            "UPDATE recipe_revisions SET message = 'x' WHERE recipe_id = $1", recipe
+        )
+    content = json.loads(
+        await owner.fetchval("SELECT content FROM recipe_revisions WHERE recipe_id = $1", recipe)
+    )
+    assert content == {"unit_procedures": [], "formulas": []}
+
+
+async def test_recipe_api_flow(
+    synced: Any, world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    author = await browser("author")
+    uo = await _activation(owner, world.alpha)
+    assert (
+        await author.send("POST", "/api/v1/t/alpha/recipes", json={"name": "API recipe"})
+    ).status_code == 201
+    listed = (await author.get("/api/v1/t/alpha/recipes")).json()
+    recipe = next(r for r in listed if r["name"] == "API recipe")["id"]
+    url = f"/api/v1/t/alpha/recipes/{recipe}"
+    saved = await author.send(
+        "PUT", url + "/content", json={"base_revision": 1, "content": design(uo)}
+    )
+    assert saved.json() == {"revision": 2}
+    stale = await author.send(
+        "PUT", url + "/content", json={"base_revision": 1, "content": design(uo, density=1.1)}
+    )
+    assert stale.status_code == 409
+    assert stale.json()["error"]["details"]["current_revision"] == 2
+    bad = await author.send(
+        "PUT", url + "/content", json={"base_revision": 2, "content": design(uo, density=99)}
+    )
+    assert bad.status_code == 422 and "proven acceptable range" in bad.json()["error"]["message"]
+    diff = (await author.get(url + "/diff")).json()
+    assert any(c["path"].startswith("unit_procedures[cell-processing]") for c in diff)
+    assert len((await author.get(url + "/revisions")).json()) == 2
+    viewer = await browser("viewer")
+    assert (
+        await viewer.send("PUT", url + "/content", json={"base_revision": 2, "content": design(uo)})
+    ).status_code == 403
+    assert (
+        await author.send("POST", url + "/submit", json={"password": PASSWORD, "reason": "ready"})
+    ).status_code == 204
+    assert (
+        await author.send("POST", url + "/approve", json={"password": PASSWORD, "reason": "x"})
+    ).status_code == 403
+    approver = await browser("approver")
+    approved = await approver.send(
+        "POST", url + "/approve", json={"password": PASSWORD, "reason": "ok"}
+    )
+    assert approved.json() == {"approved": True}
+    detail = (await approver.get(url)).json()
+    assert detail["status"] == "approved"
+    assert [(s["meaning"], s["valid"]) for s in detail["signatures"]] == [
+        ("authored", True),
+        ("approved", True),
+    ]
+    assert {s["signer"] for s in detail["signatures"]} == {
+        world["author"].full_name,
+        world["approver"].full_name,
+    }

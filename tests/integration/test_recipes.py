@@ -258,3 +258,46 @@ async def test_recipe_api_flow(
         world["author"].full_name,
         world["approver"].full_name,
     }
+
+
+async def test_recipe_pages_show_the_manifestation(
+    synced: Any, world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    author = await browser("author")
+    created = await author.send(
+        "POST",
+        "/t/alpha/recipes",
+        data={"_csrf_token": author.csrf, "name": "Page recipe", "product": "CAR-T"},
+    )
+    assert created.status_code == 303
+    url = created.headers["location"]
+    recipe_id = url.rsplit("/", 1)[1]
+    uo = await _activation(owner, world.alpha)
+    await recipes.save(as_actor(world.alpha, world["author"]), uuid.UUID(recipe_id), design(uo), 1)
+    page = await author.get(url)
+    assert "Sign as author and submit for review" in page.text and "activate" in page.text
+    wrong = await author.send(
+        "POST",
+        url + "/submit",
+        data={"_csrf_token": author.csrf, "reason": "ready", "password": "not-my-password-9"},
+    )
+    assert wrong.status_code == 401 and "password is incorrect" in wrong.text
+    submitted = await author.send(
+        "POST",
+        url + "/submit",
+        data={"_csrf_token": author.csrf, "reason": "ready", "password": PASSWORD},
+    )
+    assert submitted.status_code == 303
+    approver = await browser("approver")
+    approved = await approver.send(
+        "POST",
+        url + "/approve",
+        data={"_csrf_token": approver.csrf, "reason": "meets spec", "password": PASSWORD},
+    )
+    assert approved.status_code == 303
+    detail = (await approver.get(url)).text
+    assert world["approver"].full_name in detail and "<em>approved</em>" in detail
+    assert "CET" in detail or "CEST" in detail, "signature times carry the site's zone"
+    assert "Make effective" in detail
+    listing = (await approver.get("/t/alpha/recipes")).text
+    assert "Page recipe" in listing

@@ -9,7 +9,6 @@ from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from opencdmo.db.tx import tenant_transaction
 from opencdmo.recipes import service
 from opencdmo.recipes.schemas import (
     Approval,
@@ -43,11 +42,7 @@ Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
 )
 async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary]:
     """The tenant's master recipes."""
-    async with tenant_transaction(ctx) as connection:
-        rows = await connection.fetch(
-            "SELECT id, name, product, status, current_revision, effective_revision, updated_at "
-            "FROM master_recipes ORDER BY name, id"
-        )
+    rows = await service.list_recipes(ctx)
     return [RecipeSummary(**dict(r)) for r in rows]
 
 

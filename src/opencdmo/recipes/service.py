@@ -115,6 +115,15 @@ async def _unit_operations(connection: Any) -> dict[str, dict[str, Any]]:
     return {str(r["id"]): json.loads(r["content"]) for r in rows}
 
 
+async def list_recipes(ctx: TenantContext) -> list[dict[str, Any]]:
+    async with tenant_transaction(ctx) as connection:
+        rows = await connection.fetch(
+            "SELECT id, name, product, status, current_revision, effective_revision, "
+            "updated_at FROM master_recipes ORDER BY name, id"
+        )
+    return [dict(r) for r in rows]
+
+
 async def get(ctx: TenantContext, recipe_id: UUID) -> dict[str, Any]:
     async with tenant_transaction(ctx) as connection:
         row = dict(await _recipe(connection, recipe_id))

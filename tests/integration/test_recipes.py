@@ -301,3 +301,46 @@ async def test_recipe_pages_show_the_manifestation(
     assert "Make effective" in detail
     listing = (await approver.get("/t/alpha/recipes")).text
     assert "Page recipe" in listing
+
+
+async def test_master_recipe_from_a_hub_recipe(
+    lab: dict[str, Any], owner: asyncpg.Connection, browser: Any
+) -> None:
+    author = lab["author"]
+    hub_recipe = await owner.fetchval(
+        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+        "WHERE i.slug = 'autologous-car-t' AND t.slug = 'opencdmo-hub'"
+    )
+    recipe_id = await recipes.create_from_hub(author, hub_recipe, "1.0.0")
+    state = await recipes.get(author, recipe_id)
+    assert state["current_revision"] == 2 and state["status"] == "draft"
+    operations = [op for up in state["content"]["unit_procedures"] for op in up["operations"]]
+    assert len(operations) >= 8
+    hub_content = json.loads(
+        await owner.fetchval(
+            "SELECT content FROM hub_versions WHERE item_id = $1 AND version = '1.0.0'", hub_recipe
+        )
+    )
+    pinned = {
+        (op["unit_operation"], op["version"])
+        for up in hub_content["unit_procedures"]
+        for op in up["operations"]
+    }
+    library_rows = await owner.fetch(
+        "SELECT id, slug, version, source FROM library_items WHERE tenant_id = $1",
+        lab["ctx"].tenant_id,
+    )
+    by_id = {str(r["id"]): (r["slug"], r["version"]) for r in library_rows}
+    assert {by_id[op["library_item_id"]] for op in operations} == pinned
+    assert any(r["source"] == "forked" and r["slug"] == "autologous-car-t" for r in library_rows)
+    source = await owner.fetchval(
+        "SELECT source_hub_version_id FROM master_recipes WHERE id = $1", recipe_id
+    )
+    assert source is not None
+    with pytest.raises(Exception, match="No such HUB recipe"):
+        await recipes.create_from_hub(
+            author,
+            await owner.fetchval(
+                "SELECT id FROM hub_items WHERE slug = 't-cell-activation' LIMIT 1"
+            ),
+        )

@@ -79,6 +79,9 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
+    "/api/v1/t/{slug:str}/recipes/from-hub": {
+        "hub_item_id": "00000000-0000-0000-0000-000000000000"
+    },
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/content": {"base_revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/submit": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/approve": {"password": "x", "reason": "x"},

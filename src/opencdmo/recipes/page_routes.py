@@ -183,7 +183,21 @@ async def retire_form(
     return await _lifecycle(request, ctx, recipe_id, settings, "retire")
 
 
+@post(
+    "/t/{slug:str}/hub/items/{item_id:uuid}/master-recipe",
+    opt=requires("recipes", "edit"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def from_hub_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
+    recipe_id = await service.create_from_hub(ctx, item_id)
+    return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
+
+
 route_handlers = [
+    from_hub_form,
     recipes_page,
     create_form,
     recipe_page,

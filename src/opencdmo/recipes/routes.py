@@ -13,6 +13,8 @@ from opencdmo.recipes import service
 from opencdmo.recipes.schemas import (
     Approval,
     ChangeOut,
+    Created,
+    FromHub,
     RecipeCreate,
     RecipeDetail,
     RecipeSummary,
@@ -214,7 +216,21 @@ async def api_retire(
     await service.retire(ctx, recipe_id, data.reason)
 
 
+@post(
+    BASE + "/from-hub",
+    opt=requires("recipes", "edit"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=201,
+)
+async def api_from_hub(ctx: NamedDependency[TenantContext], data: JSONBody[FromHub]) -> Created:
+    """A master recipe from a HUB recipe (installed and forked, keeping its lineage)."""
+    return Created(await service.create_from_hub(ctx, data.hub_item_id, data.version))
+
+
 route_handlers = [
+    api_from_hub,
     api_recipes,
     api_create,
     api_recipe,

@@ -80,3 +80,12 @@ class Approval(Struct):
 
 class RetireRequest(Struct):
     reason: str
+
+
+class FromHub(Struct):
+    hub_item_id: UUID
+    version: str | None = None
+
+
+class Created(Struct):
+    id: UUID

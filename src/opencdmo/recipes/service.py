@@ -3,6 +3,7 @@ lifecycle Draft -> In Review -> Approved -> Effective -> Superseded or Retired."
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -41,19 +42,22 @@ class RecipeRecord:
         return self.content
 
 
-async def create(ctx: TenantContext, name: str, product: str = "") -> UUID:
+async def create(
+    ctx: TenantContext, name: str, product: str = "", *, source_hub_version_id: UUID | None = None
+) -> UUID:
     name = " ".join(name.split())
     if not name:
         raise ValidationFailed("A recipe needs a name.", details={"field": "name"})
     content = recipe_content.empty()
     async with tenant_transaction(ctx) as connection:
         recipe_id = await connection.fetchval(
-            "INSERT INTO master_recipes (tenant_id, name, product, author_id) "
-            "VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO master_recipes (tenant_id, name, product, author_id, "
+            "source_hub_version_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             ctx.tenant_id,
             name,
             product,
             ctx.user_id,
+            source_hub_version_id,
         )
         await _insert_revision(connection, ctx, recipe_id, 1, content, "Created")
         await audit.record(
@@ -61,7 +65,12 @@ async def create(ctx: TenantContext, name: str, product: str = "") -> UUID:
             "recipe.created",
             "master_recipe",
             recipe_id,
-            new={"name": name, "product": product, "revision": 1},
+            new={
+                "name": name,
+                "product": product,
+                "revision": 1,
+                "source_hub_version_id": source_hub_version_id,
+            },
         )
     assert isinstance(recipe_id, UUID)
     return recipe_id
@@ -318,3 +327,88 @@ async def retire(ctx: TenantContext, recipe_id: UUID, reason: str) -> None:
     if not reason.strip():
         raise ValidationFailed("Retiring a recipe needs a reason.", details={"field": "reason"})
     await _move(ctx, recipe_id, "retire", reason=reason.strip())
+
+
+async def create_from_hub(
+    ctx: TenantContext, hub_item_id: UUID, version: str | None = None
+) -> UUID:
+    """A master recipe from a HUB recipe: the recipe and its closure are installed (the
+    recipe is forked, keeping its lineage), and every pinned unit operation is referenced at
+    exactly its pinned version (forked at that version when the library holds another)."""
+    from opencdmo.errors import Conflict as _Conflict
+    from opencdmo.hub import library
+
+    async with tenant_transaction(ctx) as connection:
+        chosen = await connection.fetchrow(
+            "SELECT v.id, v.version, v.content, i.kind, i.name FROM hub_versions v "
+            "JOIN hub_items i ON i.id = v.item_id WHERE v.item_id = $1 "
+            "AND ($2::text IS NULL OR v.version = $2) "
+            "AND ($2::text IS NOT NULL OR v.yanked_at IS NULL) "
+            "ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1",
+            hub_item_id,
+            version,
+        )
+    if chosen is None or chosen["kind"] != "recipe":
+        raise NotFound("No such HUB recipe.")
+    hub_recipe = json.loads(chosen["content"])
+    with contextlib.suppress(_Conflict):  # already installed: its closure is there
+        await library.install(ctx, hub_item_id, chosen["version"])
+    await library.fork(ctx, hub_item_id, chosen["version"])
+    slots = await _unit_operation_slots(ctx, hub_recipe)
+    content = _designer_content(hub_recipe, slots, f"{hub_recipe['slug']} {chosen['version']}")
+    recipe_id = await create(
+        ctx, hub_recipe["name"], hub_recipe.get("product", ""), source_hub_version_id=chosen["id"]
+    )
+    await save(
+        ctx, recipe_id, content, 1, f"From HUB recipe {hub_recipe['slug']} {chosen['version']}"
+    )
+    return recipe_id
+
+
+async def _unit_operation_slots(
+    ctx: TenantContext, hub_recipe: dict[str, Any]
+) -> dict[tuple[str, str], str]:
+    """(slug, version) -> library item id, forking a pinned version the library lacks."""
+    from opencdmo.hub import library
+
+    pinned = {
+        (op["unit_operation"], op["version"])
+        for up in hub_recipe["unit_procedures"]
+        for op in up["operations"]
+    }
+    slots: dict[tuple[str, str], str] = {}
+    async with tenant_transaction(ctx) as connection:
+        rows = await connection.fetch(
+            "SELECT id, slug, version, hub_item_id FROM library_items WHERE kind = 'unit_operation'"
+        )
+        items = {(r["slug"], r["version"]): str(r["id"]) for r in rows}
+        hub_ids = {r["slug"]: r["hub_item_id"] for r in rows}
+    for slug, version in sorted(pinned):
+        if (slug, version) not in items:
+            items[(slug, version)] = str(await library.fork(ctx, hub_ids[slug], version))
+        slots[(slug, version)] = items[(slug, version)]
+    return slots
+
+
+def _designer_content(
+    hub_recipe: dict[str, Any], slots: dict[tuple[str, str], str], source: str
+) -> dict[str, Any]:
+    procedures = []
+    for up in hub_recipe["unit_procedures"]:
+        operations = []
+        for op in up["operations"]:
+            overrides = dict(op.get("parameter_overrides") or {})
+            operations.append(
+                {
+                    "key": op["key"],
+                    "library_item_id": slots[(op["unit_operation"], op["version"])],
+                    "unit_operation": op["unit_operation"],
+                    "version": op["version"],
+                    "parameters": overrides,
+                    "acknowledged": dict.fromkeys(overrides, f"value from HUB recipe {source}"),
+                    "equipment_class": None,
+                    "notes": op.get("note", ""),
+                }
+            )
+        procedures.append({"key": up["key"], "name": up["name"], "operations": operations})
+    return {"unit_procedures": procedures, "formulas": []}

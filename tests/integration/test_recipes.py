@@ -344,3 +344,46 @@ async def test_master_recipe_from_a_hub_recipe(
                 "SELECT id FROM hub_items WHERE slug = 't-cell-activation' LIMIT 1"
             ),
         )
+
+
+async def test_printable_master_batch_record(
+    lab: dict[str, Any], owner: asyncpg.Connection, browser: Any, world: World
+) -> None:
+    from opencdmo.recipes import mbr
+
+    author = lab["author"]
+    hub_recipe = await owner.fetchval(
+        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+        "WHERE i.slug = 'autologous-car-t' AND t.slug = 'opencdmo-hub'"
+    )
+    recipe_id = await recipes.create_from_hub(author, hub_recipe)
+    state = await recipes.get(author, recipe_id)
+    library_content = await recipes.unit_operations(author)
+    bom = mbr.bill_of_materials(state["content"], library_content)
+    # The roll-up equals the sum over the operations' own material lines.
+    expected: dict[tuple[str, str], float] = {}
+    for up in state["content"]["unit_procedures"]:
+        for op in up["operations"]:
+            for line in library_content[op["library_item_id"]].get("materials", []):
+                key = (line["material"], line["unit"])
+                expected[key] = expected.get(key, 0) + line["quantity"]
+    assert {(m["material"], m["unit"]): m["quantity"] for m in bom} == expected
+    assert len(bom) < sum(
+        len(library_content[op["library_item_id"]].get("materials", []))
+        for up in state["content"]["unit_procedures"]
+        for op in up["operations"]
+    )
+    layout = mbr.flow(state["content"], library_content)
+    operations = sum(len(up["operations"]) for up in state["content"]["unit_procedures"])
+    assert len(layout.arrows) == operations - 1
+    # The page: header with the content hash, approvals, SVG flow, BOM, equipment.
+    await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["viewer"])
+    viewer = await browser("viewer")
+    slug = lab["ctx"].slug
+    page = await viewer.get(f"/t/{slug}/recipes/{recipe_id}/print")
+    assert page.status_code == 200
+    from opencdmo.canonical import content_hash
+
+    assert content_hash(state["content"]) in page.text
+    assert "<svg" in page.text and "Bill of materials" in page.text
+    assert "Proven acceptable range" in page.text and "biosafety-cabinet" in page.text

@@ -196,7 +196,42 @@ async def from_hub_form(ctx: NamedDependency[TenantContext], item_id: FromPath[U
     return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
 
 
+@get(
+    "/t/{slug:str}/recipes/{recipe_id:uuid}/print",
+    opt=requires("recipes", "read"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def print_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
+) -> Template:
+    """The printable master batch record of the current revision."""
+    from opencdmo.canonical import content_hash
+    from opencdmo.recipes import mbr
+
+    recipe = await service.get(ctx, recipe_id)
+    library = await service.unit_operations(ctx)
+    record = service.RecipeRecord(
+        str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+    )
+    return await page(
+        request,
+        "recipes/print.html",
+        recipe=recipe,
+        library=library,
+        signatures=await signatures_for(ctx, record),
+        current=str(recipe["current_revision"]),
+        bom=mbr.bill_of_materials(recipe["content"], library),
+        equipment=mbr.equipment_classes(recipe["content"], library),
+        flow=mbr.flow(recipe["content"], library),
+        box=(mbr.BOX_W, mbr.BOX_H),
+        content_hash=content_hash(recipe["content"]),
+    )
+
+
 route_handlers = [
+    print_page,
     from_hub_form,
     recipes_page,
     create_form,

@@ -412,3 +412,9 @@ def _designer_content(
             )
         procedures.append({"key": up["key"], "name": up["name"], "operations": operations})
     return {"unit_procedures": procedures, "formulas": []}
+
+
+async def unit_operations(ctx: TenantContext) -> dict[str, dict[str, Any]]:
+    """The tenant library's unit operations by library item id."""
+    async with tenant_transaction(ctx) as connection:
+        return await _unit_operations(connection)

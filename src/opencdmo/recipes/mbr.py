@@ -1,0 +1,88 @@
+"""The master batch record view: bill of materials, equipment classes and the flow layout,
+computed from a recipe revision and the unit operations it references."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+BOX_W, BOX_H, GAP_X, GAP_Y, HEAD = 220, 46, 40, 18, 34
+
+
+def bill_of_materials(
+    content: dict[str, Any], library: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Materials of every operation, summed per material and unit, in first-use order."""
+    totals: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+    for up in content.get("unit_procedures", []):
+        for op in up.get("operations", []):
+            unit_operation = library.get(str(op.get("library_item_id")), {})
+            for line in unit_operation.get("materials", []):
+                key = (line["material"], line["unit"])
+                entry = totals.setdefault(
+                    key,
+                    {
+                        "material": line["material"],
+                        "unit": line["unit"],
+                        "quantity": 0,
+                        "used_in": [],
+                    },
+                )
+                entry["quantity"] += line["quantity"]
+                entry["used_in"].append(op["key"])
+    return list(totals.values())
+
+
+def equipment_classes(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> list[str]:
+    """Bound equipment classes, and the unit operations' classes where none is bound."""
+    found: list[str] = []
+    for up in content.get("unit_procedures", []):
+        for op in up.get("operations", []):
+            classes = (
+                [op["equipment_class"]]
+                if op.get("equipment_class")
+                else library.get(str(op.get("library_item_id")), {}).get("equipment_classes", [])
+            )
+            found += [c for c in classes if c not in found]
+    return found
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    label: str
+    kind: str  # procedure or operation
+
+
+@dataclass(frozen=True)
+class Flow:
+    width: int
+    height: int
+    boxes: list[Box]
+    arrows: list[tuple[int, int, int, int]]
+
+
+def flow(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> Flow:
+    """Unit procedures as columns left to right, their operations top to bottom, arrows in
+    execution order (rendered as SVG by the template)."""
+    boxes: list[Box] = []
+    arrows: list[tuple[int, int, int, int]] = []
+    previous: tuple[int, int] | None = None
+    tallest = 0
+    for column, up in enumerate(content.get("unit_procedures", [])):
+        x = GAP_X + column * (BOX_W + GAP_X)
+        boxes.append(Box(x, GAP_Y, up.get("name") or up["key"], "procedure"))
+        for row, op in enumerate(up.get("operations", [])):
+            y = GAP_Y + HEAD + GAP_Y + row * (BOX_H + GAP_Y)
+            name = library.get(str(op.get("library_item_id")), {}).get("name", op["key"])
+            boxes.append(Box(x, y, name, "operation"))
+            if previous is not None:
+                arrows.append((previous[0], previous[1], x + BOX_W // 2, y))
+            previous = (x + BOX_W // 2, y + BOX_H)
+            tallest = max(tallest, y + BOX_H)
+    columns = len(content.get("unit_procedures", []))
+    return Flow(
+        GAP_X + columns * (BOX_W + GAP_X), max(tallest, HEAD + GAP_Y) + GAP_Y, boxes, arrows
+    )

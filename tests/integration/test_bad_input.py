@@ -74,9 +74,10 @@ async def _ids(world: World) -> dict[str, str]:
         "item_id": str(item.item_id),
         "library_id": str(entry["id"]),
         "version": "1.0.0",
+        "action": "arrange",
         "recipe_id": str(await _recipe_id(world)),
     }
-    assert set(ids) == set(FACTORIES) | {"version"}, "add the new id parameter here"
+    assert set(ids) == set(FACTORIES) | {"version", "action"}, "add the new id parameter here"
     return ids
 
 

@@ -387,3 +387,74 @@ async def test_printable_master_batch_record(
     assert content_hash(state["content"]) in page.text
     assert "<svg" in page.text and "Bill of materials" in page.text
     assert "Proven acceptable range" in page.text and "biosafety-cabinet" in page.text
+
+
+async def test_designer_edits_save_revisions(
+    lab: dict[str, Any], world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    from opencdmo.recipes import designer
+
+    author = lab["author"]
+    recipe = await recipes.create(author, "Designed")
+    slug = lab["ctx"].slug
+    client = await browser("author")
+    base = f"/t/{slug}/recipes/{recipe}/design"
+    page = await client.get(base)
+    assert page.status_code == 200 and "Palette" in page.text
+
+    async def act(action: str, **fields: Any) -> Any:
+        state = await recipes.get(author, recipe)
+        return await client.send(
+            "POST",
+            f"{base}/{action}",
+            data={
+                "_csrf_token": client.csrf,
+                "base_revision": str(state["current_revision"]),
+                **fields,
+            },
+        )
+
+    assert (await act("procedure", name="Cell processing")).status_code == 200
+    second = await owner.fetchval(
+        "SELECT id FROM library_items WHERE tenant_id = $1 AND kind = "
+        "'unit_operation' AND slug <> 't-cell-activation' LIMIT 1",
+        lab["ctx"].tenant_id,
+    )
+    for item in (lab["uo"], str(second) if second else lab["uo"]):
+        response = await act("step", procedure="cell-processing", library_item_id=item)
+        assert response.status_code == 200, response.text
+    keys = [
+        op["key"]
+        for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
+    ]
+    assert len(keys) == 2
+    await act("arrange", layout=json.dumps({"cell-processing": list(reversed(keys))}))
+    after = [
+        op["key"]
+        for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
+    ]
+    assert after == list(reversed(keys))
+    refused = await act("configure", step="t-cell-activation", **{"param:seeding_density": "9"})
+    assert refused.status_code == 422 and "proven acceptable range" in refused.text
+    accepted = await act("configure", step="t-cell-activation", **{"param:seeding_density": "1.1"})
+    assert accepted.status_code == 200 and "Saved as revision" in accepted.text
+    stale = await client.send(
+        "POST",
+        f"{base}/move",
+        data={
+            "_csrf_token": client.csrf,
+            "base_revision": "1",
+            "step": keys[0],
+            "direction": "down",
+        },
+    )
+    assert stale.status_code == 409
+    assert (await act("arrange", layout="{not json")).status_code == 422
+    assert (
+        await act("arrange", layout=json.dumps({"cell-processing": keys[:1]}))
+    ).status_code == 422
+    assert (await act("bogus")).status_code == 422
+    # Pure designer functions keep every step exactly once.
+    content = (await recipes.get(author, recipe))["content"]
+    moved = designer.move(content, after[1], -1)
+    assert [op["key"] for op in moved["unit_procedures"][0]["operations"]] == keys

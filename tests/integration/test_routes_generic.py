@@ -100,6 +100,7 @@ JSON_BODIES: dict[str, Any] = {
     },
 }
 FORM_BODY = {
+    "base_revision": "1",
     "visibility": "private",
     "message": "x",
     "action": "deprecate",
@@ -190,6 +191,7 @@ async def ids(world: World) -> dict[str, dict[str, str]]:
     made["random"] = {name: str(uuid.uuid4()) for name in FACTORIES}
     for tenant in made.values():
         tenant["version"] = "1.0.0"  # the version every factory-made HUB item has
+        tenant["action"] = "procedure"  # a designer action
     return made
 
 

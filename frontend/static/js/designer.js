@@ -1,0 +1,39 @@
+// Drag and drop on the designer canvas: on drop, post the new arrangement (every form on the
+// page does the same with buttons, for keyboard and no-script use).
+(function () {
+  function layoutOf(root) {
+    var layout = {};
+    root.querySelectorAll("[data-steps]").forEach(function (list) {
+      layout[list.dataset.steps] = Array.prototype.map.call(
+        list.querySelectorAll(":scope > [data-step]"), function (li) { return li.dataset.step; });
+    });
+    return layout;
+  }
+  function init(root) {
+    var designer = root.querySelector ? (root.id === "designer" ? root : root.querySelector("#designer")) : null;
+    if (!designer || !window.Sortable) { return; }
+    designer.querySelectorAll("[data-steps]").forEach(function (list) {
+      Sortable.create(list, {
+        group: "steps", animation: 120,
+        onEnd: function () {
+          var form = designer.querySelector("[data-arrange-form]");
+          form.querySelector("input[name=layout]").value = JSON.stringify(layoutOf(designer));
+          htmx.trigger(form, "arrange");
+        }
+      });
+    });
+    var filter = designer.querySelector("[data-palette-filter]");
+    if (filter) {
+      filter.addEventListener("input", function () {
+        var q = filter.value.toLowerCase();
+        designer.querySelectorAll("[data-palette] > li").forEach(function (li) {
+          li.hidden = q && li.textContent.toLowerCase().indexOf(q) < 0;
+        });
+      });
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    init(document);
+    if (window.htmx) { htmx.onLoad(function (el) { init(el); }); }
+  });
+})();

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import api_list, hub_search
+from bench import api_list, hub_search, recipe_scale
 
-BENCHMARKS = {"api_list": api_list, "hub_search": hub_search}
+BENCHMARKS = {"api_list": api_list, "hub_search": hub_search, "recipe_scale": recipe_scale}
 
 
 def main(names: list[str]) -> int:

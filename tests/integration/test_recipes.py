@@ -458,3 +458,34 @@ async def test_designer_edits_save_revisions(
     content = (await recipes.get(author, recipe))["content"]
     moved = designer.move(content, after[1], -1)
     assert [op["key"] for op in moved["unit_procedures"][0]["operations"]] == keys
+
+
+async def test_tenant_manifest_sets_two_approvers(
+    lab: dict[str, Any], settings: Settings, world: World, tmp_path: Any, owner: asyncpg.Connection
+) -> None:
+    from opencdmo.tenancy.provision import apply_path
+
+    slug = lab["ctx"].slug
+    folder = tmp_path / slug
+    folder.mkdir()
+    (folder / "tenant.yaml").write_text(
+        "name: Recipe Lab\nkind: cdmo\nsignature_flow:\n  recipe_approvers: 2\n"
+    )
+    lines: list[str] = []
+    await apply_path(tmp_path, lines.append)
+    assert any("2 approval(s)" in line for line in lines)
+    author, approver = lab["author"], lab["approver"]
+    recipe = await recipes.create(author, "Needs two")
+    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.submit(settings, author, recipe, PASSWORD, "review")
+    assert not await recipes.approve(settings, approver, recipe, PASSWORD, "one of two")
+    await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
+    assert await recipes.approve(
+        settings, as_actor(lab["ctx"], world["viewer"]), recipe, PASSWORD, "two"
+    )
+    changed = await owner.fetchval(
+        "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND "
+        "action = 'tenant.signature_flow_changed'",
+        lab["ctx"].tenant_id,
+    )
+    assert changed == 1

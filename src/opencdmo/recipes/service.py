@@ -298,10 +298,15 @@ async def approve(
     password: str,
     reason: str,
     *,
-    approvers_required: int = 1,
+    approvers_required: int | None = None,
 ) -> bool:
-    """A QA approver signs 'approved'; with enough approvals the recipe is Approved. Returns
-    whether it moved. The author cannot approve; nobody signs two stages."""
+    """A QA approver signs 'approved'; with enough approvals (the tenant's signature flow,
+    set in its manifest, unless given) the recipe is Approved. Returns whether it moved. The
+    author cannot approve; nobody signs two stages."""
+    if approvers_required is None:
+        from opencdmo.tenancy.service import recipe_approvers
+
+        approvers_required = await recipe_approvers(ctx)
     async with tenant_transaction(ctx) as connection:
         row = await _recipe(connection, recipe_id)
         if row["status"] != "in_review":

@@ -40,6 +40,11 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "admins": {"type": "array", "items": {"$ref": "#/$defs/person"}},
+        "signature_flow": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"recipe_approvers": {"type": "integer", "minimum": 1, "maximum": 3}},
+        },
         "members": {
             "type": "array",
             "items": {
@@ -83,6 +88,7 @@ class Manifest:
     kind: str
     sites: tuple[tuple[str, str, str], ...]
     people: tuple[Person, ...] = field(default_factory=tuple)
+    recipe_approvers: int = 1
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -136,7 +142,16 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         previous = people.get(email)
         merged = tuple(sorted(set(roles) | set(previous.roles if previous else ())))
         people[email] = Person(email, person["full_name"].strip(), merged)
-    return Manifest(path, slug, data["name"], data["kind"], tuple(sites), tuple(people.values()))
+    flow = data.get("signature_flow") or {}
+    return Manifest(
+        path,
+        slug,
+        data["name"],
+        data["kind"],
+        tuple(sites),
+        tuple(people.values()),
+        int(flow.get("recipe_approvers", 1)),
+    )
 
 
 def discover(root: Path) -> list[Manifest]:

@@ -120,6 +120,38 @@ async def update_tenant(ctx: TenantContext, name: str, kind: str) -> bool:
     return True
 
 
+async def set_recipe_approvers(ctx: TenantContext, approvers: int) -> bool:
+    """How many QA approvals a master recipe revision needs (1 to 3); audited."""
+    if not 1 <= approvers <= 3:
+        raise ValidationFailed("recipe_approvers must be 1, 2 or 3.")
+    async with tenant_transaction(ctx) as connection:
+        old = await connection.fetchval(
+            "SELECT recipe_approvers FROM tenants WHERE id = $1 FOR UPDATE", ctx.tenant_id
+        )
+        if old == approvers:
+            return False
+        await connection.execute(
+            "UPDATE tenants SET recipe_approvers = $2 WHERE id = $1", ctx.tenant_id, approvers
+        )
+        await audit.record(
+            ctx,
+            "tenant.signature_flow_changed",
+            "tenant",
+            ctx.tenant_id,
+            old={"recipe_approvers": old},
+            new={"recipe_approvers": approvers},
+        )
+    return True
+
+
+async def recipe_approvers(ctx: TenantContext) -> int:
+    async with tenant_transaction(ctx) as connection:
+        value = await connection.fetchval(
+            "SELECT recipe_approvers FROM tenants WHERE id = $1", ctx.tenant_id
+        )
+    return int(value or 1)
+
+
 def check_time_zone(zone: str) -> None:
     try:
         ZoneInfo(zone)

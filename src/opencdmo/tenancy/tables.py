@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, BigInt, Boolean, Text, Timestamptz
+from piccolo.columns import UUID, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 
@@ -12,6 +12,7 @@ class Tenant(Table, tablename="tenants"):
     name = Text()
     kind = Text()
     policy_version = BigInt(default=1)
+    recipe_approvers = Integer(default=1)
     created_at = Timestamptz()
 
 

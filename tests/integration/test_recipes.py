@@ -489,3 +489,37 @@ async def test_tenant_manifest_sets_two_approvers(
         lab["ctx"].tenant_id,
     )
     assert changed == 1
+
+
+async def test_designer_formulas(lab: dict[str, Any], browser: Any) -> None:
+    from opencdmo.recipes import designer
+
+    author = lab["author"]
+    recipe = await recipes.create(author, "With formulas")
+    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    client = await browser("author")
+    url = f"/t/{lab['ctx'].slug}/recipes/{recipe}/design/formula"
+
+    async def post(**fields: str) -> Any:
+        state = await recipes.get(author, recipe)
+        return await client.send(
+            "POST",
+            url,
+            data={
+                "_csrf_token": client.csrf,
+                "base_revision": str(state["current_revision"]),
+                **fields,
+            },
+        )
+
+    ok = await post(formula="5 L scale", overrides="activate.seeding_density = 1.2 # larger vessel")
+    assert ok.status_code == 200 and "5 L scale" in ok.text
+    formulas = (await recipes.get(author, recipe))["content"]["formulas"]
+    assert {f["name"] for f in formulas} == {"1 L scale", "5 L scale"}
+    assert (await post(formula="Bad", overrides="activate.seeding_density = 9")).status_code == 422
+    assert (await post(formula="Bad", overrides="nonsense")).status_code == 422
+    assert (await post(formula="5 L scale", overrides="")).status_code == 200
+    names = {f["name"] for f in (await recipes.get(author, recipe))["content"]["formulas"]}
+    assert names == {"1 L scale"}
+    with pytest.raises(ValidationFailed):
+        designer.set_formula({"unit_procedures": [], "formulas": []}, " ", "")

@@ -115,3 +115,37 @@ def configure(
                 op["notes"] = notes
                 return result
     raise ValidationFailed("No such step in this recipe.", details={"field": "step"})
+
+
+def set_formula(content: dict[str, Any], name: str, lines: str) -> dict[str, Any]:
+    """Create or replace a formula from lines of ``step.parameter = value [# reason]``;
+    an empty text removes the formula."""
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed("A formula needs a name.", details={"field": "formula"})
+    overrides: dict[str, Any] = {}
+    acknowledged: dict[str, str] = {}
+    for number, raw in enumerate(lines.splitlines(), 1):
+        line, _, reason = raw.partition("#")
+        if not line.strip():
+            continue
+        target, sep, value = line.partition("=")
+        try:
+            number_value = float(value)
+        except ValueError:
+            number_value = None
+        if not sep or number_value is None or "." not in target.strip():
+            raise ValidationFailed(
+                f"Formula line {number}: write step.parameter = number.",
+                details={"field": "overrides"},
+            )
+        key = target.strip()
+        overrides[key] = int(number_value) if number_value.is_integer() else number_value
+        if reason.strip():
+            acknowledged[key] = reason.strip()
+    result = copy.deepcopy(content)
+    formulas = [f for f in result.get("formulas", []) if f.get("name") != name]
+    if overrides:
+        formulas.append({"name": name, "overrides": overrides, "acknowledged": acknowledged})
+    result["formulas"] = formulas
+    return result

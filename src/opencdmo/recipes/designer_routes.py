@@ -20,7 +20,7 @@ from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
 from opencdmo.web.pages import form_data, page
 
-ACTIONS = ("procedure", "step", "remove", "move", "arrange", "configure")
+ACTIONS = ("procedure", "step", "remove", "move", "arrange", "configure", "formula")
 
 
 async def _page(
@@ -97,6 +97,10 @@ def _edit(
         if not isinstance(layout, dict):
             raise ValidationFailed("The arrangement is not readable.")
         return designer.arrange(content, {str(k): [str(v) for v in vs] for k, vs in layout.items()})
+    if action == "formula":
+        return designer.set_formula(
+            content, str(data.get("formula", "")), str(data.get("overrides", ""))
+        )
     return _configure(content, op_key, data, library)
 
 

@@ -39,7 +39,7 @@ async def test_design_submit_and_approve(
         user = await identity.create_user(f"{key}@{slug}.test", f"{key.title()} Person", PASSWORD)
         await tenancy.add_member(ctx, user.id, [role])
         people[key] = f"{key}@{slug}.test"
-    for hub_slug in ("t-cell-activation", "lentiviral-transduction"):
+    for hub_slug in ("t-cell-activation", "lentiviral-transduction", "cell-harvest-and-wash"):
         item = await owner.fetchval(
             "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
             "WHERE i.slug = $1 AND t.slug = 'opencdmo-hub'",
@@ -64,6 +64,15 @@ async def test_design_submit_and_approve(
     # Drag the first step below the second.
     await steps.nth(0).drag_to(steps.nth(1), target_position={"x": 20, "y": 30})
     await expect(page.locator("[data-step]").nth(1)).to_have_attribute("data-step", first or "")
+    # Drag a unit operation from the palette onto the canvas, at the top.
+    await page.get_by_label("Filter the palette").fill("cell harvest")
+    palette_item = page.locator("[data-palette] > li", has_text="Cell harvest").first
+    await palette_item.drag_to(page.locator("[data-step]").first, target_position={"x": 20, "y": 5})
+    await expect(page.locator("[data-step]")).to_have_count(3)
+    await expect(page.locator("[data-step]").first).to_have_attribute(
+        "data-step", "cell-harvest-and-wash"
+    )
+    await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
     # Configure: out of the proven acceptable range is refused, a normal value is saved.
     await page.locator("[data-step='t-cell-activation'] a").click()
     await page.get_by_label("Seeding density", exact=True).fill("9")

@@ -12,10 +12,26 @@
   function init(root) {
     var designer = root.querySelector ? (root.id === "designer" ? root : root.querySelector("#designer")) : null;
     if (!designer || !window.Sortable) { return; }
+    var palette = designer.querySelector("[data-palette]");
+    if (palette) {
+      Sortable.create(palette, {group: {name: "steps", pull: "clone", put: false}, sort: false,
+                                animation: 120});
+    }
     designer.querySelectorAll("[data-steps]").forEach(function (list) {
       Sortable.create(list, {
         group: "steps", animation: 120,
-        onEnd: function () {
+        onAdd: function (evt) {
+          if (!evt.item.dataset.libraryItem) { return; }
+          // A unit operation dropped from the palette: add it at that position.
+          var form = designer.querySelector("[data-drop-form]");
+          form.querySelector("input[name=library_item_id]").value = evt.item.dataset.libraryItem;
+          form.querySelector("input[name=procedure]").value = evt.to.dataset.steps;
+          form.querySelector("input[name=position]").value = evt.newIndex;
+          evt.item.remove();
+          htmx.trigger(form, "drop-step");
+        },
+        onEnd: function (evt) {
+          if (evt.item.dataset.libraryItem) { return; }
           var form = designer.querySelector("[data-arrange-form]");
           form.querySelector("input[name=layout]").value = JSON.stringify(layoutOf(designer));
           htmx.trigger(form, "arrange");

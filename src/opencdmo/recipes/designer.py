@@ -33,7 +33,11 @@ def add_procedure(content: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def add_operation(
-    content: dict[str, Any], procedure: str, library_item_id: str, unit_operation: dict[str, Any]
+    content: dict[str, Any],
+    procedure: str,
+    library_item_id: str,
+    unit_operation: dict[str, Any],
+    position: int | None = None,
 ) -> dict[str, Any]:
     result = copy.deepcopy(content)
     target = next((up for up in result["unit_procedures"] if up["key"] == procedure), None)
@@ -42,7 +46,9 @@ def add_operation(
             "Choose a unit procedure to add the step to.", details={"field": "procedure"}
         )
     key = _key(unit_operation.get("slug", "step"), _all_ops(result))
-    target["operations"].append(
+    where = len(target["operations"]) if position is None else max(0, position)
+    target["operations"].insert(
+        where,
         {
             "key": key,
             "library_item_id": library_item_id,
@@ -52,7 +58,7 @@ def add_operation(
             "acknowledged": {},
             "equipment_class": None,
             "notes": "",
-        }
+        },
     )
     return result
 

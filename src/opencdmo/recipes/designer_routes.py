@@ -84,7 +84,11 @@ def _edit(
         item = str(data.get("library_item_id", ""))
         if item not in library:
             raise ValidationFailed("Choose a unit operation from the palette.")
-        return designer.add_operation(content, str(data.get("procedure", "")), item, library[item])
+        raw = str(data.get("position", "")).strip()
+        position = int(raw) if raw.isdigit() else None
+        return designer.add_operation(
+            content, str(data.get("procedure", "")), item, library[item], position
+        )
     if action == "remove":
         return designer.remove_operation(content, op_key)
     if action == "move":

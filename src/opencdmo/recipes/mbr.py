@@ -78,8 +78,14 @@ def flow(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> Flow:
             y = GAP_Y + HEAD + GAP_Y + row * (BOX_H + GAP_Y)
             name = library.get(str(op.get("library_item_id")), {}).get("name", op["key"])
             boxes.append(Box(x, y, name, "operation"))
-            if previous is not None:
+            if previous is not None and previous[0] == x + BOX_W // 2:
                 arrows.append((previous[0], previous[1], x + BOX_W // 2, y))
+            elif previous is not None:
+                # Into the next column: from the right edge of the last step to the left edge
+                # of this one, so the line never crosses a box.
+                arrows.append(
+                    (previous[0] + BOX_W // 2, previous[1] - BOX_H // 2, x, y + BOX_H // 2)
+                )
             previous = (x + BOX_W // 2, y + BOX_H)
             tallest = max(tallest, y + BOX_H)
     columns = len(content.get("unit_procedures", []))

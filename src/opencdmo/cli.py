@@ -97,7 +97,7 @@ def _read_password() -> str:
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.identity import service as identity
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+    from opencdmo.tenancy.context import RequestMeta
 
     password = _read_password()
 
@@ -111,7 +111,6 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
             _print(f"added to {args.tenant} with roles {', '.join(args.role or []) or '-'}")
         return 0
 
-    del SYSTEM
     return asyncio.run(_with_db(settings, work))
 
 

@@ -10,7 +10,13 @@ from uuid import UUID
 
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import global_transaction, tenant_transaction
-from opencdmo.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from opencdmo.errors import (
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    TooManyAttempts,
+    ValidationFailed,
+)
 from opencdmo.identity import passwords, sessions, throttle
 from opencdmo.identity.tables import ApiToken, User
 from opencdmo.settings import Settings
@@ -146,7 +152,7 @@ async def login(
     address = meta.address or "unknown"
     try:
         await throttle.check(settings, email, address)
-    except Exception:
+    except TooManyAttempts:
         await audit.record_security(
             "login.throttled", actor=_anonymous(email), meta=meta, detail={"email": email}
         )

@@ -161,9 +161,7 @@ async def design_action(
     try:
         content = _edit(
             action,
-            recipe["content"]
-            if base == recipe["current_revision"]
-            else (await service.get(ctx, recipe_id))["content"],
+            recipe["content"],  # a stale base is refused by save() with a 409
             data,
             library,
         )

@@ -340,7 +340,6 @@ async def create_from_hub(
     """A master recipe from a HUB recipe: the recipe and its closure are installed (the
     recipe is forked, keeping its lineage), and every pinned unit operation is referenced at
     exactly its pinned version (forked at that version when the library holds another)."""
-    from opencdmo.errors import Conflict as _Conflict
     from opencdmo.hub import library
 
     async with tenant_transaction(ctx) as connection:
@@ -356,7 +355,7 @@ async def create_from_hub(
     if chosen is None or chosen["kind"] != "recipe":
         raise NotFound("No such HUB recipe.")
     hub_recipe = json.loads(chosen["content"])
-    with contextlib.suppress(_Conflict):  # already installed: its closure is there
+    with contextlib.suppress(Conflict):  # already installed: its closure is there
         await library.install(ctx, hub_item_id, chosen["version"])
     await library.fork(ctx, hub_item_id, chosen["version"])
     slots = await _unit_operation_slots(ctx, hub_recipe)

@@ -13,7 +13,7 @@ from litestar.types import Guard
 from opencdmo.access.service import can
 from opencdmo.audit.service import record_security
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
-from opencdmo.tenancy.context import Actor, TenantContext
+from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.principal import principal_of
 
 PERMISSION = "permission"
@@ -77,13 +77,6 @@ def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
     if ctx is None:
         raise NotFound("No such tenant, or you are not a member of it.")
     return ctx
-
-
-def current_actor(request: Request[Any, Any, Any]) -> Actor:
-    actor = principal_of(request.scope).actor
-    if actor is None:
-        raise NotAuthenticated("Sign in to continue.")
-    return actor
 
 
 # Every tenant route: opt=requires(...), guards=TENANT_GUARDS, dependencies=TENANT_DEPS.

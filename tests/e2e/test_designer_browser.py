@@ -1,6 +1,7 @@
 """The designer in a real browser: add two steps from the palette, reorder them by drag and
-drop, set a parameter (out of range refused), submit, approve as another user, and see the
-signature manifestation."""
+drop, set a parameter (out of range refused), the specification and a release
+specification, submit, approve as another user, see the signature manifestation, make it
+effective and publish it to the HUB."""
 
 from __future__ import annotations
 
@@ -39,7 +40,12 @@ async def test_design_submit_and_approve(
         user = await identity.create_user(f"{key}@{slug}.test", f"{key.title()} Person", PASSWORD)
         await tenancy.add_member(ctx, user.id, [role])
         people[key] = f"{key}@{slug}.test"
-    for hub_slug in ("t-cell-activation", "lentiviral-transduction", "cell-harvest-and-wash"):
+    for hub_slug in (
+        "t-cell-activation",
+        "lentiviral-transduction",
+        "cell-harvest-and-wash",
+        "cell-count-viability",
+    ):
         item = await owner.fetchval(
             "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
             "WHERE i.slug = $1 AND t.slug = 'opencdmo-hub'",
@@ -70,17 +76,28 @@ async def test_design_submit_and_approve(
     await palette_item.drag_to(page.locator("[data-step]").first, target_position={"x": 20, "y": 5})
     await expect(page.locator("[data-step]")).to_have_count(3)
     await expect(page.locator("[data-step]").first).to_have_attribute(
-        "data-step", "cell-harvest-and-wash"
+        "data-step", "cell_harvest_and_wash"
     )
     await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
     # Configure: out of the proven acceptable range is refused, a normal value is saved.
-    await page.locator("[data-step='t-cell-activation'] a").click()
+    await page.locator("[data-step='t_cell_activation'] a").click()
     await page.get_by_label("Seeding density", exact=True).fill("9")
     await page.get_by_role("button", name="Save step").click()
     await expect(page.get_by_role("alert")).to_contain_text("proven acceptable range")
     await page.get_by_label("Seeding density", exact=True).fill("1.1")
     await page.get_by_role("button", name="Save step").click()
     await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
+    # Specification and a release specification.
+    await page.get_by_label("Modality").select_option("car-t")
+    await page.get_by_label("Batch size").fill("1")
+    await page.locator("#specification select[name=batch_unit]").select_option("{dose}")
+    await page.get_by_role("button", name="Save specification").click()
+    await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
+    await page.get_by_label("Result").select_option(label="Viability (%)")
+    await page.get_by_label("Acceptance criterion").fill("Viability at least 70 %")
+    await page.get_by_label("Low").fill("70")
+    await page.get_by_role("button", name="Set release specification").click()
+    await expect(page.locator("[data-release] tbody tr").first).to_contain_text("viability")
     # Submit with the author's signature.
     await page.get_by_role("link", name="← Designer CAR-T").click()
     await page.get_by_label("Reason").fill("Ready for QA review")
@@ -98,4 +115,16 @@ async def test_design_submit_and_approve(
     await expect(manifestation).to_contain_text("approved")
     await expect(manifestation).to_have_attribute("data-valid", "yes")
     await expect(qa.locator("h1 .badge")).to_have_text("approved")
+    await qa.get_by_role("button", name="Make effective").click()
+    await expect(qa.locator("h1 .badge")).to_have_text("effective")
+    # Publish the effective revision to the HUB, signed "approved for publication".
+    await qa.get_by_text("to the HUB").click()
+    publish = qa.locator("#publish")
+    await publish.get_by_label("Summary").fill("Our CAR-T process")
+    await publish.get_by_label("Description").fill("Example defaults to adapt and validate.")
+    await publish.get_by_label("Reason").fill("Share with our sponsor")
+    await publish.get_by_label("Password (electronic signature)").fill(PASSWORD)
+    await publish.get_by_role("button", name="Sign and publish").click()
+    await qa.wait_for_url("**/hub/items/**")
+    await expect(qa.locator("h1")).to_contain_text("Designer CAR-T")
     await qa.close()

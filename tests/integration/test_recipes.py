@@ -10,24 +10,11 @@ import asyncpg
 import pytest
 
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
-from opencdmo.hub import library
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import PASSWORD, World, as_actor
-
-
-async def _activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:
-    item = await owner.fetchval(
-        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
-        "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
-    )
-    entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
-    if not entries:
-        await library.install(ctx, item, "1.1.0")
-        entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
-    return str(entries[0]["id"])
+from tests.integration.conftest import activation
 
 
 def design(library_id: str, density: float = 1.0, **extra: Any) -> dict[str, Any]:
@@ -44,24 +31,6 @@ def design(library_id: str, density: float = 1.0, **extra: Any) -> dict[str, Any
             {"key": "cell-processing", "name": "Cell processing", "operations": [operation]}
         ],
         "formulas": [{"name": "1 L scale", "overrides": {"activate.seeding_density": 1.1}}],
-    }
-
-
-@pytest.fixture
-async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str, Any]:
-    slug = f"rx-{uuid.uuid4().hex[:8]}"
-    ctx = await tenancy.create_tenant(slug, "Recipe Lab", "cdmo", SYSTEM, RequestMeta())
-    for key, role in (
-        ("author", "process_engineer"),
-        ("approver", "qa_approver"),
-        ("operator", "production_operator"),
-    ):
-        await tenancy.add_member(ctx, world[key].user_id, [role])
-    return {
-        "ctx": ctx,
-        "uo": await _activation(owner, ctx),
-        "author": as_actor(ctx, world["author"]),
-        "approver": as_actor(ctx, world["approver"]),
     }
 
 
@@ -203,19 +172,19 @@ async def test_revisions_are_append_only(lab: dict[str, Any], owner: asyncpg.Con
     content = json.loads(
         await owner.fetchval("SELECT content FROM recipe_revisions WHERE recipe_id = $1", recipe)
     )
-    assert content == {"unit_procedures": [], "formulas": []}
+    assert content["unit_procedures"] == [] and content["sampling_points"] == []
 
 
 async def test_recipe_api_flow(
     synced: Any, world: World, browser: Any, owner: asyncpg.Connection
 ) -> None:
     author = await browser("author")
-    uo = await _activation(owner, world.alpha)
-    assert (
-        await author.send("POST", "/api/v1/t/alpha/recipes", json={"name": "API recipe"})
-    ).status_code == 201
+    uo = await activation(owner, world.alpha)
+    created = await author.send("POST", "/api/v1/t/alpha/recipes", json={"name": "API recipe"})
+    assert created.status_code == 201
+    recipe = created.json()["id"]
     listed = (await author.get("/api/v1/t/alpha/recipes")).json()
-    recipe = next(r for r in listed if r["name"] == "API recipe")["id"]
+    assert next(r for r in listed if r["name"] == "API recipe")["id"] == recipe
     url = f"/api/v1/t/alpha/recipes/{recipe}"
     saved = await author.send(
         "PUT", url + "/content", json={"base_revision": 1, "content": design(uo)}
@@ -272,7 +241,7 @@ async def test_recipe_pages_show_the_manifestation(
     assert created.status_code == 303
     url = created.headers["location"]
     recipe_id = url.rsplit("/", 1)[1]
-    uo = await _activation(owner, world.alpha)
+    uo = await activation(owner, world.alpha)
     await recipes.save(as_actor(world.alpha, world["author"]), uuid.UUID(recipe_id), design(uo), 1)
     page = await author.get(url)
     assert "Sign as author and submit for review" in page.text and "activate" in page.text
@@ -358,7 +327,7 @@ async def test_printable_master_batch_record(
     )
     recipe_id = await recipes.create_from_hub(author, hub_recipe)
     state = await recipes.get(author, recipe_id)
-    library_content = await recipes.unit_operations(author)
+    library_content = await recipes.library(author)
     bom = mbr.bill_of_materials(state["content"], library_content)
     # The roll-up equals the sum over the operations' own material lines.
     expected: dict[tuple[str, str], float] = {}
@@ -421,22 +390,22 @@ async def test_designer_edits_save_revisions(
         lab["ctx"].tenant_id,
     )
     for item in (lab["uo"], str(second) if second else lab["uo"]):
-        response = await act("step", procedure="cell-processing", library_item_id=item)
+        response = await act("step", procedure="cell_processing", library_item_id=item)
         assert response.status_code == 200, response.text
     keys = [
         op["key"]
         for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
     ]
     assert len(keys) == 2
-    await act("arrange", layout=json.dumps({"cell-processing": list(reversed(keys))}))
+    await act("arrange", layout=json.dumps({"cell_processing": list(reversed(keys))}))
     after = [
         op["key"]
         for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
     ]
     assert after == list(reversed(keys))
-    refused = await act("configure", step="t-cell-activation", **{"param:seeding_density": "9"})
+    refused = await act("configure", step="t_cell_activation", **{"param:seeding_density": "9"})
     assert refused.status_code == 422 and "proven acceptable range" in refused.text
-    accepted = await act("configure", step="t-cell-activation", **{"param:seeding_density": "1.1"})
+    accepted = await act("configure", step="t_cell_activation", **{"param:seeding_density": "1.1"})
     assert accepted.status_code == 200 and "Saved as revision" in accepted.text
     stale = await client.send(
         "POST",
@@ -451,7 +420,7 @@ async def test_designer_edits_save_revisions(
     assert stale.status_code == 409
     assert (await act("arrange", layout="{not json")).status_code == 422
     assert (
-        await act("arrange", layout=json.dumps({"cell-processing": keys[:1]}))
+        await act("arrange", layout=json.dumps({"cell_processing": keys[:1]}))
     ).status_code == 422
     assert (await act("bogus")).status_code == 422
     # Pure designer functions keep every step exactly once.
@@ -523,3 +492,49 @@ async def test_designer_formulas(lab: dict[str, Any], browser: Any) -> None:
     assert names == {"1 L scale"}
     with pytest.raises(ValidationFailed):
         designer.set_formula({"unit_procedures": [], "formulas": []}, " ", "")
+
+
+async def test_compare_page_shows_moves_between_procedures(
+    lab: dict[str, Any], browser: Any
+) -> None:
+    author = lab["author"]
+    recipe = await recipes.create(author, "Two procedures")
+    step = {"key": "activate", "library_item_id": lab["uo"], "parameters": {}}
+    first = {
+        "unit_procedures": [
+            {"key": "upstream", "name": "Upstream", "operations": [step]},
+            {"key": "downstream", "name": "Downstream", "operations": []},
+        ],
+        "formulas": [],
+    }
+    await recipes.save(author, recipe, first, 1)
+    moved = {
+        "unit_procedures": [
+            {"key": "upstream", "name": "Upstream", "operations": []},
+            {
+                "key": "downstream",
+                "name": "Downstream",
+                "operations": [{**step, "parameters": {"seeding_density": 1.1}}],
+            },
+        ],
+        "formulas": [],
+    }
+    await recipes.save(author, recipe, moved, 2)
+    client = await browser("author")
+    url = f"/t/{lab['ctx'].slug}/recipes/{recipe}"
+    assert "Compare revisions" in (await client.get(url)).text
+    page = await client.get(url + "/compare")
+    assert page.status_code == 200 and "revision 2 → 3" in page.text
+    assert 'data-op="moved" data-path="unit_procedures[downstream].operations[activate]"' in (
+        page.text
+    )
+    assert "unit_procedures[upstream]" in page.text
+    assert (
+        'data-path="unit_procedures[downstream].operations[activate].parameters.seeding_density"'
+        in page.text
+    )
+    assert 'data-op="removed"' not in page.text
+    older = await client.get(url + "/compare?left=1&right=3")
+    assert older.status_code == 200 and 'data-op="added"' in older.text
+    assert (await client.get(url + "/compare?left=1&right=9")).status_code == 404
+    assert (await client.get(url + "/compare?left=0")).status_code == 400

@@ -89,3 +89,29 @@ def test_swapping_two_steps_reports_both_moved(steps: int) -> None:
     ops[0], ops[-1] = ops[-1], ops[0]
     moved = {c.path for c in diff(old, new) if c.op == "moved"}
     assert moved == {f"unit_procedures[up0].operations[{k}]" for k in ("s0-0", f"s0-{steps - 1}")}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 4), st.integers(1, 4), st.data())
+def test_a_step_moved_to_another_procedure_is_one_move(
+    procedures: int, steps: int, data: st.DataObject
+) -> None:
+    old = recipe(procedures, steps)
+    new = copy.deepcopy(old)
+    source, target = data.draw(
+        st.lists(st.sampled_from(range(procedures)), min_size=2, max_size=2, unique=True)
+    )
+    ops = new["unit_procedures"][source]["operations"]
+    step = ops.pop(data.draw(st.integers(0, len(ops) - 1)))
+    where = data.draw(st.integers(0, len(new["unit_procedures"][target]["operations"])))
+    new["unit_procedures"][target]["operations"].insert(where, step)
+    changed = data.draw(st.booleans())
+    if changed:
+        step["parameters"]["x"] += 100
+    path = f"unit_procedures[up{target}].operations[{step['key']}]"
+    expected = {("moved", path)} | ({("changed", f"{path}.parameters.x")} if changed else set())
+    changes = diff(old, new)
+    # Steps after the insertion point keep their order relative to each other: no other move.
+    assert {(c.op, c.path) for c in changes} == expected
+    move = next(c for c in changes if c.op == "moved")
+    assert (move.old, move.new) == (f"unit_procedures[up{source}]", f"unit_procedures[up{target}]")

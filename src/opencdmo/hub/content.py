@@ -82,6 +82,13 @@ def _registry() -> Registry:
 
 
 @cache
+def common_enum(name: str) -> tuple[str, ...]:
+    """The values of an enumeration in the common schema (modalities, units, licences)."""
+    common = json.loads((SCHEMA_DIR / "common.schema.json").read_text())
+    return tuple(common["$defs"][name]["enum"])
+
+
+@cache
 def _validator(kind: str) -> Draft202012Validator:
     schema = json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text())
     return Draft202012Validator(schema, registry=_registry())

@@ -3,11 +3,14 @@ changed or moved, by meaning (phases, parameters, ranges, materials, equipment),
 
 Lists of records are matched by their key (a phase by ``key``, a material line by
 ``material``...), lists of plain values as sets, mappings field by field. A record whose
-position among the records both versions share differs is reported as moved.
+position among the records both versions share differs is reported as moved. A step that
+went to another unit procedure is one move (old and new: the procedures), not a removal and
+an addition: steps are matched by key across their parents.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,9 @@ RECORD_KEYS = {
     "typical_signals": "key",
     "formulas": "name",
 }
+# Records whose key is unique across their parents, so they can move from one to another.
+MOVABLE = frozenset({"operations"})
+_IN_LIST = re.compile(r"^(?P<parent>.*)\.(?P<list>\w+)\[(?P<ident>[^\[\]]*)\]$")
 # Publication metadata, shown beside a diff rather than in it.
 IGNORED = frozenset({"version", "changelog"})
 
@@ -45,7 +51,29 @@ class Change:
 def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     changes: list[Change] = []
     _mapping(old, new, "", changes, top=True)
-    return sorted(changes, key=lambda c: (c.path, c.op))
+    return sorted(_moves_between_parents(changes), key=lambda c: (c.path, c.op))
+
+
+def _moves_between_parents(changes: list[Change]) -> list[Change]:
+    """Pair a removal and an addition of the same movable record under different parents
+    into one move, followed by the changes within the record."""
+    ends: dict[tuple[str, str, str], list[tuple[Change, str]]] = {}
+    for change in changes:
+        match = _IN_LIST.match(change.path)
+        if change.op in ("added", "removed") and match and match["list"] in MOVABLE:
+            key = (change.op, match["list"], match["ident"])
+            ends.setdefault(key, []).append((change, match["parent"]))
+    result = list(changes)
+    for (op, name, ident), removals in ends.items():
+        additions = ends.get(("added", name, ident), [])
+        if op != "removed" or len(removals) != 1 or len(additions) != 1:
+            continue
+        (gone, old_parent), (came, new_parent) = removals[0], additions[0]
+        result.remove(gone)
+        result.remove(came)
+        result.append(Change("moved", came.path, old_parent, new_parent))
+        _mapping(gone.old, came.new, came.path, result)
+    return result
 
 
 def _join(prefix: str, name: str) -> str:

@@ -100,14 +100,23 @@ async def _resolve(
     found: list[tuple[UUID, bool]] = []
     missing: list[str] = []
     for ref in doc.references():
-        row = await connection.fetchrow(
-            _RESOLVE, ref.kind, ref.slug, ref.version, ctx.tenant_id, visibility == "private"
-        )
-        if row is None:
+        version_id = await resolve(connection, ctx, ref, visibility)
+        if version_id is None:
             missing.append(_describe(ref))
         else:
-            found.append((row["id"], ref.version is not None))
+            found.append((version_id, ref.version is not None))
     return found, missing
+
+
+async def resolve(
+    connection: Any, ctx: TenantContext, ref: Reference, visibility: str
+) -> UUID | None:
+    """The HUB version a reference in a document published by ``ctx`` resolves to."""
+    version_id = await connection.fetchval(
+        _RESOLVE, ref.kind, ref.slug, ref.version, ctx.tenant_id, visibility == "private"
+    )
+    assert version_id is None or isinstance(version_id, UUID)
+    return version_id
 
 
 def _describe(ref: Reference) -> str:

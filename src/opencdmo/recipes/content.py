@@ -5,6 +5,11 @@ operation in the tenant library (``library_item_id``) and may override its param
 an equipment class and carry notes. Formulas are named parameter sets chosen at batch
 creation. Overrides outside the normal range need an acknowledgement with a reason; outside
 the proven acceptable range they are refused.
+
+The specification (modality and batch size), the in-process sampling points (a QC method
+after a step) and the release specifications (a result field of a QC method with its
+acceptance criterion) complete the recipe, so that it can be executed, released and
+published to the HUB. Methods are library items too.
 """
 
 from __future__ import annotations
@@ -12,12 +17,33 @@ from __future__ import annotations
 from typing import Any
 
 from opencdmo.errors import ValidationFailed
+from opencdmo.hub.content import common_enum
 
 NUMERIC = ("number", "integer", "duration")
 
 
 def empty() -> dict[str, Any]:
-    return {"unit_procedures": [], "formulas": []}
+    return {
+        "unit_procedures": [],
+        "formulas": [],
+        "specification": {"modality": None, "batch_size": None},
+        "sampling_points": [],
+        "release_specifications": [],
+    }
+
+
+def normalised(content: dict[str, Any]) -> dict[str, Any]:
+    """Content with every section present (revisions saved before a section existed lack it),
+    so that diffs show what changed, not what was filled in."""
+    return {**empty(), **content}
+
+
+def methods_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in library.items() if v.get("kind") == "method"}
+
+
+def unit_operations_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in library.items() if v.get("kind", "unit_operation") == "unit_operation"}
 
 
 def _fail(problems: list[str]) -> None:
@@ -55,10 +81,12 @@ def _check_value(
 
 
 def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Validate designer content; ``library`` maps library item ids to unit operation content."""
+    """Validate designer content; ``library`` maps library item ids to the content of the
+    tenant's unit operations and methods."""
     if not isinstance(content, dict) or not isinstance(content.get("unit_procedures"), list):
         raise ValidationFailed("content must have a list of unit_procedures")
     problems: list[str] = []
+    steps = unit_operations_of(library)
     operations: dict[str, dict[str, Any]] = {}
     procedure_keys: set[str] = set()
     for i, procedure in enumerate(content["unit_procedures"]):
@@ -72,14 +100,119 @@ def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
             _check_operation(
                 f"unit_procedures[{procedure['key']}].operations[{j}]",
                 op,
-                library,
+                steps,
                 operations,
                 problems,
             )
     for formula in content.get("formulas", []) or []:
-        _check_formula(formula, operations, library, problems)
+        _check_formula(formula, operations, steps, problems)
+    _check_specification(content.get("specification") or {}, problems)
+    _check_sampling_points(content.get("sampling_points") or [], operations, library, problems)
+    _check_release(content.get("release_specifications") or [], library, problems)
     _fail(problems)
     return content
+
+
+def _check_quantity(where: str, value: Any, problems: list[str]) -> None:
+    if not isinstance(value, dict):
+        problems.append(f"{where}: needs a quantity and a unit")
+        return
+    quantity = value.get("quantity")
+    if not isinstance(quantity, int | float) or isinstance(quantity, bool) or quantity <= 0:
+        problems.append(f"{where}.quantity: must be a number above zero")
+    if value.get("unit") not in common_enum("ucum_unit"):
+        problems.append(f"{where}.unit: '{value.get('unit')}' is not a known UCUM unit")
+
+
+def _check_specification(spec: Any, problems: list[str]) -> None:
+    if not isinstance(spec, dict):
+        problems.append("specification: must be a mapping")
+        return
+    modality = spec.get("modality")
+    if modality is not None and modality not in common_enum("modality"):
+        problems.append(
+            f"specification.modality: '{modality}' is not one of "
+            f"{', '.join(common_enum('modality'))}"
+        )
+    if spec.get("batch_size") is not None:
+        _check_quantity("specification.batch_size", spec["batch_size"], problems)
+
+
+def _method(
+    where: str, entry: dict[str, Any], library: dict[str, dict[str, Any]], problems: list[str]
+) -> dict[str, Any] | None:
+    method = library.get(str(entry.get("library_item_id")))
+    if method is None or method.get("kind") != "method":
+        problems.append(f"{where}: library_item_id is not a QC method in this library")
+    return method
+
+
+def _check_sampling_points(
+    points: Any,
+    operations: dict[str, dict[str, Any]],
+    library: dict[str, dict[str, Any]],
+    problems: list[str],
+) -> None:
+    if not isinstance(points, list):
+        problems.append("sampling_points: must be a list")
+        return
+    keys: set[str] = set()
+    for i, point in enumerate(points):
+        if not isinstance(point, dict) or not str(point.get("key", "")).strip():
+            problems.append(f"sampling_points[{i}]: needs a key")
+            continue
+        where = f"sampling_points[{point['key']}]"
+        if point["key"] in keys:
+            problems.append(f"{where}: duplicate key")
+        keys.add(point["key"])
+        if point.get("after_operation") not in operations:
+            problems.append(
+                f"{where}.after_operation: '{point.get('after_operation')}' is not a step "
+                "of this recipe"
+            )
+        _method(where, point, library, problems)
+        _check_quantity(f"{where}.sample_volume", point.get("sample_volume"), problems)
+
+
+def _limits_problem(limits: Any) -> str | None:
+    if limits is None:
+        return None
+    if not isinstance(limits, dict) or not limits or set(limits) - {"low", "high"}:
+        return "give a low limit, a high limit or both, or no limits"
+    low, high = limits.get("low"), limits.get("high")
+    for bound in (low, high):
+        if bound is not None and (not isinstance(bound, int | float) or isinstance(bound, bool)):
+            return "limits must be numbers"
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        return "the low limit is above the high limit"
+    return None
+
+
+def _check_release(specs: Any, library: dict[str, dict[str, Any]], problems: list[str]) -> None:
+    if not isinstance(specs, list):
+        problems.append("release_specifications: must be a list")
+        return
+    attributes: set[str] = set()
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not str(spec.get("attribute", "")).strip():
+            problems.append(f"release_specifications[{i}]: needs an attribute")
+            continue
+        where = f"release_specifications[{spec['attribute']}]"
+        if spec["attribute"] in attributes:
+            problems.append(f"{where}: the attribute is specified twice")
+        attributes.add(spec["attribute"])
+        method = _method(where, spec, library, problems)
+        fields = {f["key"]: f for f in (method or {}).get("result_fields", [])}
+        if method is not None and spec["attribute"] not in fields:
+            problems.append(f"{where}: {method['slug']} reports no result '{spec['attribute']}'")
+        if not str(spec.get("acceptance_criterion", "")).strip():
+            problems.append(f"{where}.acceptance_criterion: must not be empty")
+        problem = _limits_problem(spec.get("limits"))
+        if problem:
+            problems.append(f"{where}.limits: {problem}")
+        unit = spec.get("unit")
+        if unit is not None and unit not in common_enum("ucum_unit"):
+            problems.append(f"{where}.unit: '{unit}' is not a known UCUM unit")
 
 
 def _check_operation(

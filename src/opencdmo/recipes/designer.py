@@ -10,11 +10,14 @@ from typing import Any
 from opencdmo.errors import ValidationFailed
 
 
-def _key(name: str, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "step"
+def _key(name: str, taken: set[str], prefix: str = "step") -> str:
+    """A snake_case key (the HUB's key format) not yet taken."""
+    base = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40].strip("_")
+    if not base[:1].isalpha():
+        base = f"{prefix}_{base}".strip("_")
     key, n = base, 2
     while key in taken:
-        key, n = f"{base}-{n}", n + 1
+        key, n = f"{base}_{n}", n + 1
     return key
 
 
@@ -71,6 +74,10 @@ def remove_operation(content: dict[str, Any], op_key: str) -> dict[str, Any]:
         formula["overrides"] = {
             k: v for k, v in formula.get("overrides", {}).items() if not k.startswith(op_key + ".")
         }
+    # A sampling point is taken after its step: it goes with it.
+    result["sampling_points"] = [
+        p for p in result.get("sampling_points", []) if p.get("after_operation") != op_key
+    ]
     return result
 
 
@@ -154,4 +161,123 @@ def set_formula(content: dict[str, Any], name: str, lines: str) -> dict[str, Any
     if overrides:
         formulas.append({"name": name, "overrides": overrides, "acknowledged": acknowledged})
     result["formulas"] = formulas
+    return result
+
+
+def number(raw: str, field: str) -> int | float:
+    """A form's number: an int when whole; a clear 422 naming the field otherwise."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"{field}: '{raw}' is not a number.", details={"field": field}
+        ) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValidationFailed(f"{field}: '{raw}' is not a number.", details={"field": field})
+    return int(value) if value.is_integer() else value
+
+
+def _quantity(raw: str, unit: str, field: str) -> dict[str, Any]:
+    return {"quantity": number(raw, field), "unit": unit}
+
+
+def set_specification(
+    content: dict[str, Any], modality: str, batch_quantity: str, batch_unit: str
+) -> dict[str, Any]:
+    """Modality and nominal batch size (either may be left empty while drafting)."""
+    result = copy.deepcopy(content)
+    result["specification"] = {
+        "modality": modality or None,
+        "batch_size": _quantity(batch_quantity, batch_unit, "batch_quantity")
+        if batch_quantity.strip()
+        else None,
+    }
+    return result
+
+
+def add_sampling_point(
+    content: dict[str, Any],
+    after_operation: str,
+    method_id: str,
+    method: dict[str, Any],
+    volume: str,
+    unit: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """An in-process sample after a step, tested by a QC method of the library."""
+    result = copy.deepcopy(content)
+    points = result.setdefault("sampling_points", [])
+    key = _key(f"{after_operation} {method.get('slug', '')}", {p["key"] for p in points}, "sample")
+    points.append(
+        {
+            "key": key,
+            "after_operation": after_operation,
+            "library_item_id": method_id,
+            "method": method.get("slug"),
+            "method_version": method.get("version"),
+            "sample_volume": _quantity(volume, unit, "sample_volume"),
+            "note": " ".join(note.split()),
+        }
+    )
+    return result
+
+
+def remove_sampling_point(content: dict[str, Any], key: str) -> dict[str, Any]:
+    result = copy.deepcopy(content)
+    points = result.get("sampling_points", [])
+    if not any(p.get("key") == key for p in points):
+        raise ValidationFailed("No such sampling point in this recipe.", details={"field": "key"})
+    result["sampling_points"] = [p for p in points if p.get("key") != key]
+    return result
+
+
+def set_release_specification(
+    content: dict[str, Any],
+    method_id: str,
+    method: dict[str, Any],
+    attribute: str,
+    criterion: str,
+    low: str = "",
+    high: str = "",
+) -> dict[str, Any]:
+    """Create or replace the release specification of one attribute (a result field of a QC
+    method), with its acceptance criterion and optional numeric limits."""
+    field = next((f for f in method.get("result_fields", []) if f["key"] == attribute), None)
+    if field is None:
+        raise ValidationFailed(
+            f"{method.get('slug')} reports no result '{attribute}'.",
+            details={"field": "attribute"},
+        )
+    limits = {
+        bound: number(raw, bound) for bound, raw in (("low", low), ("high", high)) if raw.strip()
+    }
+    spec: dict[str, Any] = {
+        "attribute": attribute,
+        "library_item_id": method_id,
+        "method": method.get("slug"),
+        "method_version": method.get("version"),
+        "acceptance_criterion": " ".join(criterion.split()),
+    }
+    if limits:
+        spec["limits"] = limits
+    if field.get("unit"):
+        spec["unit"] = field["unit"]
+    result = copy.deepcopy(content)
+    specs = result.setdefault("release_specifications", [])
+    index = next((i for i, s in enumerate(specs) if s.get("attribute") == attribute), None)
+    if index is None:
+        specs.append(spec)
+    else:
+        specs[index] = spec
+    return result
+
+
+def remove_release_specification(content: dict[str, Any], attribute: str) -> dict[str, Any]:
+    result = copy.deepcopy(content)
+    specs = result.get("release_specifications", [])
+    if not any(s.get("attribute") == attribute for s in specs):
+        raise ValidationFailed(
+            "No such release specification in this recipe.", details={"field": "attribute"}
+        )
+    result["release_specifications"] = [s for s in specs if s.get("attribute") != attribute]
     return result

@@ -14,13 +14,27 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from opencdmo.errors import AppError, ValidationFailed
+from opencdmo.hub.content import common_enum
 from opencdmo.recipes import designer, service
-from opencdmo.recipes.content import NUMERIC, parameters_of
+from opencdmo.recipes.content import NUMERIC, methods_of, parameters_of, unit_operations_of
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
 from opencdmo.web.pages import form_data, page
 
-ACTIONS = ("procedure", "step", "remove", "move", "arrange", "configure", "formula")
+ACTIONS = (
+    "procedure",
+    "step",
+    "remove",
+    "move",
+    "arrange",
+    "configure",
+    "formula",
+    "specification",
+    "sample",
+    "unsample",
+    "release",
+    "unrelease",
+)
 
 
 async def _page(
@@ -34,8 +48,13 @@ async def _page(
     selected: str | None = None,
 ) -> Template:
     recipe = await service.get(ctx, recipe_id)
-    library = await service.unit_operations(ctx)
-    palette = sorted(({"id": k, **v} for k, v in library.items()), key=lambda u: u["name"])
+    library = await service.library(ctx)
+    palette = sorted(
+        ({"id": k, **v} for k, v in unit_operations_of(library).items()), key=lambda u: u["name"]
+    )
+    methods = sorted(
+        ({"id": k, **v} for k, v in methods_of(library).items()), key=lambda m: m["name"]
+    )
     return await page(
         request,
         "recipes/designer.html",
@@ -44,6 +63,9 @@ async def _page(
         recipe=recipe,
         library=library,
         palette=palette,
+        methods=methods,
+        modalities=common_enum("modality"),
+        units=common_enum("ucum_unit"),
         error=error,
         notice=notice,
         selected=selected,
@@ -66,14 +88,6 @@ async def design_page(
     return await _page(request, ctx, recipe_id, selected=step)
 
 
-def _number(raw: str, where: str) -> float | int:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValidationFailed(f"{where}: '{raw}' is not a number.") from None
-    return int(value) if value.is_integer() else value
-
-
 def _edit(
     action: str, content: dict[str, Any], data: dict[str, Any], library: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
@@ -82,7 +96,7 @@ def _edit(
         return designer.add_procedure(content, str(data.get("name", "")))
     if action == "step":
         item = str(data.get("library_item_id", ""))
-        if item not in library:
+        if item not in unit_operations_of(library):
             raise ValidationFailed("Choose a unit operation from the palette.")
         raw = str(data.get("position", "")).strip()
         position = int(raw) if raw.isdigit() else None
@@ -105,7 +119,55 @@ def _edit(
         return designer.set_formula(
             content, str(data.get("formula", "")), str(data.get("overrides", ""))
         )
+    if action in ("specification", "sample", "unsample", "release", "unrelease"):
+        return _specify(action, content, data, library)
     return _configure(content, op_key, data, library)
+
+
+def _method(library: dict[str, dict[str, Any]], method_id: str) -> dict[str, Any]:
+    method = methods_of(library).get(method_id)
+    if method is None:
+        raise ValidationFailed("Choose a QC method of the library.", details={"field": "method"})
+    return method
+
+
+def _specify(
+    action: str, content: dict[str, Any], data: dict[str, Any], library: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The specification, sampling points and release specifications."""
+    text = {k: str(v) for k, v in data.items()}
+    if action == "specification":
+        return designer.set_specification(
+            content,
+            text.get("modality", ""),
+            text.get("batch_quantity", ""),
+            text.get("batch_unit", ""),
+        )
+    if action == "sample":
+        method_id = text.get("method", "")
+        return designer.add_sampling_point(
+            content,
+            text.get("after_operation", ""),
+            method_id,
+            _method(library, method_id),
+            text.get("volume", ""),
+            text.get("unit", ""),
+            text.get("note", ""),
+        )
+    if action == "unsample":
+        return designer.remove_sampling_point(content, text.get("key", ""))
+    if action == "release":
+        method_id, _, attribute = text.get("result", "").partition(":")
+        return designer.set_release_specification(
+            content,
+            method_id,
+            _method(library, method_id),
+            attribute,
+            text.get("criterion", ""),
+            text.get("low", ""),
+            text.get("high", ""),
+        )
+    return designer.remove_release_specification(content, text.get("attribute", ""))
 
 
 def _configure(
@@ -122,7 +184,7 @@ def _configure(
     for key, parameter in parameters_of(library.get(op["library_item_id"], {})).items():
         raw = str(data.get(f"param:{key}", "")).strip()
         if raw and parameter.get("type") in NUMERIC:
-            parameters[key] = _number(raw, parameter["name"])
+            parameters[key] = designer.number(raw, parameter["name"])
         acknowledged[key] = str(data.get(f"ack:{key}", ""))
     return designer.configure(
         content,
@@ -156,7 +218,7 @@ async def design_action(
         base = int(str(data.get("base_revision", "")))
     except ValueError:
         raise ValidationFailed("The form is missing the revision it was based on.") from None
-    library = await service.unit_operations(ctx)
+    library = await service.library(ctx)
     selected = str(data.get("step", "")) or None
     try:
         content = _edit(

@@ -12,7 +12,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from opencdmo.errors import AppError
-from opencdmo.recipes import service
+from opencdmo.hub.content import common_enum
+from opencdmo.recipes import publication, service
+from opencdmo.recipes.routes import Revision
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from opencdmo.tenancy.context import TenantContext
@@ -56,6 +58,7 @@ async def _recipe_page(
     *,
     status: int = 200,
     error: str | None = None,
+    form: dict[str, Any] | None = None,
 ) -> Template:
     recipe = await service.get(ctx, recipe_id)
     record = service.RecipeRecord(
@@ -63,6 +66,18 @@ async def _recipe_page(
     )
     signatures = await signatures_for(ctx, record)
     history = await service.history(ctx, recipe_id)
+    published = await service.publications(ctx, recipe_id)
+    listing = {
+        "slug": published[0]["slug"] if published else publication.slugify(recipe["name"]),
+        "version": publication.next_version(published[0]["version"] if published else None),
+        "summary": "",
+        "description": "",
+        "changelog": "" if published else "Initial release.",
+        "licence": "CC-BY-4.0",
+        "tags": "",
+        "visibility": "private",
+        **{k: str(v) for k, v in (form or {}).items() if k not in ("password", "csrf_token")},
+    }
     return await page(
         request,
         "recipes/detail.html",
@@ -72,6 +87,10 @@ async def _recipe_page(
         history=history,
         error=error,
         current=str(recipe["current_revision"]),
+        publications=published,
+        listing=listing,
+        licences=common_enum("licence"),
+        publish_open=form is not None,
     )
 
 
@@ -211,7 +230,7 @@ async def print_page(
     from opencdmo.recipes import mbr
 
     recipe = await service.get(ctx, recipe_id)
-    library = await service.unit_operations(ctx)
+    library = await service.library(ctx)
     record = service.RecipeRecord(
         str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
     )
@@ -230,7 +249,78 @@ async def print_page(
     )
 
 
+@post(
+    "/t/{slug:str}/recipes/{recipe_id:uuid}/publish",
+    opt=requires("hub", "approve_publication"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    status_code=303,
+)
+async def publish_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    settings: NamedDependency[Settings],
+) -> Any:
+    """Publish the effective revision to the HUB, with the publication signature."""
+    data = {k: str(v) for k, v in (await form_data(request)).items()}
+    listing = publication.Listing(
+        data.get("slug", "").strip(),
+        data.get("version", "").strip(),
+        data.get("summary", ""),
+        data.get("description", ""),
+        data.get("changelog", ""),
+        data.get("licence", ""),
+        [t.strip() for t in data.get("tags", "").split(",") if t.strip()],
+        data.get("visibility", "private"),
+    )
+    try:
+        item_id = await service.publish_to_hub(
+            settings, ctx, recipe_id, listing, data.get("password", ""), data.get("reason", "")
+        )
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _recipe_page(
+            request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=data
+        )
+    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+
+
+@get(
+    "/t/{slug:str}/recipes/{recipe_id:uuid}/compare",
+    opt=requires("recipes", "read"),
+    include_in_schema=False,
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+)
+async def compare_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    left: Revision = None,
+    right: Revision = None,
+) -> Template:
+    """A structural diff of two revisions side by side (default: the previous and the
+    current one)."""
+    recipe = await service.get(ctx, recipe_id)
+    newer = right or int(recipe["current_revision"])
+    older = left or max(1, newer - 1)
+    return await page(
+        request,
+        "recipes/compare.html",
+        recipe=recipe,
+        history=await service.history(ctx, recipe_id),
+        changes=await service.compare(ctx, recipe_id, older, newer),
+        left=older,
+        right=newer,
+    )
+
+
 route_handlers = [
+    compare_page,
+    publish_form,
     print_page,
     from_hub_form,
     recipes_page,

@@ -9,14 +9,16 @@ from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from opencdmo.recipes import service
+from opencdmo.recipes import publication, service
 from opencdmo.recipes.schemas import (
     Approval,
     ChangeOut,
     Created,
     FromHub,
+    PublicationOut,
     RecipeCreate,
     RecipeDetail,
+    RecipePublish,
     RecipeSummary,
     RetireRequest,
     RevisionOut,
@@ -56,10 +58,9 @@ async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary
     tags=["recipes"],
     status_code=201,
 )
-async def api_create(ctx: NamedDependency[TenantContext], data: JSONBody[RecipeCreate]) -> Saved:
-    """A new draft master recipe (revision 1, empty)."""
-    await service.create(ctx, data.name, data.product)
-    return Saved(1)
+async def api_create(ctx: NamedDependency[TenantContext], data: JSONBody[RecipeCreate]) -> Created:
+    """A new draft master recipe (revision 1, empty); returns its id."""
+    return Created(await service.create(ctx, data.name, data.product))
 
 
 @get(
@@ -229,7 +230,55 @@ async def api_from_hub(ctx: NamedDependency[TenantContext], data: JSONBody[FromH
     return Created(await service.create_from_hub(ctx, data.hub_item_id, data.version))
 
 
+@post(
+    ONE + "/publish",
+    opt=requires("hub", "approve_publication"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+    status_code=201,
+)
+async def api_publish(
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
+    data: JSONBody[RecipePublish],
+    settings: NamedDependency[Settings],
+) -> Created:
+    """Publish the effective revision to the HUB as this tenant's recipe, signed "approved for
+    publication" (password re-entry) by someone other than the revision's author. Returns the
+    HUB item id."""
+    listing = publication.Listing(
+        data.slug,
+        data.version,
+        data.summary,
+        data.description,
+        data.changelog,
+        data.licence,
+        list(data.tags),
+        data.visibility,
+    )
+    return Created(
+        await service.publish_to_hub(settings, ctx, recipe_id, listing, data.password, data.reason)
+    )
+
+
+@get(
+    ONE + "/publications",
+    opt=requires("recipes", "read"),
+    guards=TENANT_GUARDS,
+    dependencies=TENANT_DEPS,
+    tags=["recipes"],
+)
+async def api_publications(
+    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
+) -> list[PublicationOut]:
+    """The HUB versions this recipe was published as, newest first."""
+    return [PublicationOut(**r) for r in await service.publications(ctx, recipe_id)]
+
+
 route_handlers = [
+    api_publish,
+    api_publications,
     api_from_hub,
     api_recipes,
     api_create,

@@ -89,3 +89,26 @@ class FromHub(Struct):
 
 class Created(Struct):
     id: UUID
+
+
+class RecipePublish(Struct):
+    """How the effective revision is listed on the HUB, and the publication signature."""
+
+    slug: str
+    version: str
+    summary: str
+    description: str
+    changelog: str
+    password: str
+    reason: str
+    licence: str = "CC-BY-4.0"
+    tags: list[str] = []
+    visibility: str = "private"
+
+
+class PublicationOut(Struct):
+    item_id: UUID
+    slug: str
+    version: str
+    visibility: str
+    published_at: datetime

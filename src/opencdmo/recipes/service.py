@@ -3,7 +3,6 @@ lifecycle Draft -> In Review -> Approved -> Effective -> Superseded or Retired."
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,9 @@ from opencdmo.canonical import content_hash
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from opencdmo.hub.diff import Change, diff
+from opencdmo.hub.rules import range_problems
 from opencdmo.recipes import content as recipe_content
+from opencdmo.recipes import publication
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import sign
 from opencdmo.tenancy.context import TenantContext
@@ -117,11 +118,12 @@ async def _content(connection: Any, recipe_id: UUID, revision: int) -> dict[str,
     return dict(json.loads(raw))
 
 
-async def _unit_operations(connection: Any) -> dict[str, dict[str, Any]]:
+async def _library(connection: Any) -> dict[str, dict[str, Any]]:
+    """The tenant library's unit operations and QC methods by library item id."""
     rows = await connection.fetch(
-        "SELECT id, content FROM library_items WHERE kind = 'unit_operation'"
+        "SELECT id, kind, content FROM library_items WHERE kind IN ('unit_operation', 'method')"
     )
-    return {str(r["id"]): json.loads(r["content"]) for r in rows}
+    return {str(r["id"]): {**json.loads(r["content"]), "kind": r["kind"]} for r in rows}
 
 
 async def list_recipes(ctx: TenantContext) -> list[dict[str, Any]]:
@@ -153,7 +155,7 @@ async def save(
         if row["current_revision"] != base_revision:
             theirs = await _content(connection, recipe_id, row["current_revision"])
             base = await _content(connection, recipe_id, base_revision)
-            changes = diff(base, theirs)
+            changes = diff(recipe_content.normalised(base), recipe_content.normalised(theirs))
             raise Conflict(
                 f"Revision {row['current_revision']} was saved after your revision "
                 f"{base_revision}: {len(changes)} change(s). Reload, reapply yours, save again.",
@@ -162,9 +164,10 @@ async def save(
                     "their_changes": [f"{c.op} {c.path}" for c in changes],
                 },
             )
-        recipe_content.check(content, await _unit_operations(connection))
+        recipe_content.check(content, await _library(connection))
+        content = recipe_content.normalised(content)
         old = await _content(connection, recipe_id, base_revision)
-        changes = diff(old, content)
+        changes = diff(recipe_content.normalised(old), content)
         if not changes:
             return int(base_revision)
         revision = base_revision + 1
@@ -210,8 +213,8 @@ async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) ->
     async with tenant_transaction(ctx) as connection:
         await _recipe(connection, recipe_id)
         return diff(
-            await _content(connection, recipe_id, left),
-            await _content(connection, recipe_id, right),
+            recipe_content.normalised(await _content(connection, recipe_id, left)),
+            recipe_content.normalised(await _content(connection, recipe_id, right)),
         )
 
 
@@ -337,9 +340,11 @@ async def retire(ctx: TenantContext, recipe_id: UUID, reason: str) -> None:
 async def create_from_hub(
     ctx: TenantContext, hub_item_id: UUID, version: str | None = None
 ) -> UUID:
-    """A master recipe from a HUB recipe: the recipe and its closure are installed (the
-    recipe is forked, keeping its lineage), and every pinned unit operation is referenced at
-    exactly its pinned version (forked at that version when the library holds another)."""
+    """A master recipe from a HUB recipe, in one transaction: the recipe and its closure are
+    installed (the recipe is forked, keeping its lineage), every pinned unit operation and
+    QC method is referenced at exactly its pinned version (forked at that version when the
+    library holds another), and the specification, sampling points and release
+    specifications come along."""
     from opencdmo.hub import library
 
     async with tenant_transaction(ctx) as connection:
@@ -352,50 +357,68 @@ async def create_from_hub(
             hub_item_id,
             version,
         )
-    if chosen is None or chosen["kind"] != "recipe":
-        raise NotFound("No such HUB recipe.")
-    hub_recipe = json.loads(chosen["content"])
-    with contextlib.suppress(Conflict):  # already installed: its closure is there
-        await library.install(ctx, hub_item_id, chosen["version"])
-    await library.fork(ctx, hub_item_id, chosen["version"])
-    slots = await _unit_operation_slots(ctx, hub_recipe)
-    content = _designer_content(hub_recipe, slots, f"{hub_recipe['slug']} {chosen['version']}")
-    recipe_id = await create(
-        ctx, hub_recipe["name"], hub_recipe.get("product", ""), source_hub_version_id=chosen["id"]
-    )
-    await save(
-        ctx, recipe_id, content, 1, f"From HUB recipe {hub_recipe['slug']} {chosen['version']}"
-    )
+        if chosen is None or chosen["kind"] != "recipe":
+            raise NotFound("No such HUB recipe.")
+        hub_recipe = json.loads(chosen["content"])
+        installed = await connection.fetchval(
+            "SELECT id FROM library_items WHERE hub_item_id = $1 AND source = 'installed'",
+            hub_item_id,
+        )
+        if installed is None:
+            await library.install(ctx, hub_item_id, chosen["version"])
+        await library.fork(ctx, hub_item_id, chosen["version"])
+        slots = await _pinned_slots(connection, ctx, hub_recipe)
+        source = f"{hub_recipe['slug']} {chosen['version']}"
+        recipe_id = await create(
+            ctx,
+            hub_recipe["name"],
+            hub_recipe.get("product", ""),
+            source_hub_version_id=chosen["id"],
+        )
+        await save(
+            ctx, recipe_id, _designer_content(hub_recipe, slots, source), 1, f"From HUB {source}"
+        )
     return recipe_id
 
 
-async def _unit_operation_slots(
-    ctx: TenantContext, hub_recipe: dict[str, Any]
-) -> dict[tuple[str, str], str]:
-    """(slug, version) -> library item id, forking a pinned version the library lacks."""
-    from opencdmo.hub import library
-
-    pinned = {
-        (op["unit_operation"], op["version"])
+def _pins(hub_recipe: dict[str, Any]) -> set[tuple[str, str, str]]:
+    pins = {
+        ("unit_operation", op["unit_operation"], op["version"])
         for up in hub_recipe["unit_procedures"]
         for op in up["operations"]
     }
-    slots: dict[tuple[str, str], str] = {}
-    async with tenant_transaction(ctx) as connection:
-        rows = await connection.fetch(
-            "SELECT id, slug, version, hub_item_id FROM library_items WHERE kind = 'unit_operation'"
-        )
-        items = {(r["slug"], r["version"]): str(r["id"]) for r in rows}
-        hub_ids = {r["slug"]: r["hub_item_id"] for r in rows}
-    for slug, version in sorted(pinned):
-        if (slug, version) not in items:
-            items[(slug, version)] = str(await library.fork(ctx, hub_ids[slug], version))
-        slots[(slug, version)] = items[(slug, version)]
-    return slots
+    for entry in [
+        *hub_recipe.get("sampling_points", []),
+        *hub_recipe.get("release_specifications", []),
+    ]:
+        pins.add(("method", entry["method"], entry["method_version"]))
+    return pins
+
+
+async def _pinned_slots(
+    connection: Any, ctx: TenantContext, hub_recipe: dict[str, Any]
+) -> dict[tuple[str, str, str], str]:
+    """(kind, slug, version) -> library item id, forking a pinned version the library lacks."""
+    from opencdmo.hub import library
+
+    rows = await connection.fetch(
+        "SELECT id, kind, slug, version, hub_item_id FROM library_items "
+        "WHERE kind IN ('unit_operation', 'method') ORDER BY source DESC, created_at"
+    )
+    items: dict[tuple[str, str, str], str] = {}
+    hub_ids: dict[tuple[str, str], UUID] = {}
+    for r in rows:  # installed copies first, then the oldest fork
+        items.setdefault((r["kind"], r["slug"], r["version"]), str(r["id"]))
+        hub_ids.setdefault((r["kind"], r["slug"]), r["hub_item_id"])
+    for kind, slug, version in sorted(_pins(hub_recipe)):
+        if (kind, slug, version) not in items:
+            forked = await library.fork(ctx, hub_ids[(kind, slug)], version)
+            items[(kind, slug, version)] = str(forked)
+    return items
 
 
 def _designer_content(
-    hub_recipe: dict[str, Any], slots: dict[tuple[str, str], str], source: str
+    hub_recipe: dict[str, Any], slots: dict[tuple[str, str, str], str], source: str
 ) -> dict[str, Any]:
     procedures = []
     for up in hub_recipe["unit_procedures"]:
@@ -405,7 +428,9 @@ def _designer_content(
             operations.append(
                 {
                     "key": op["key"],
-                    "library_item_id": slots[(op["unit_operation"], op["version"])],
+                    "library_item_id": slots[
+                        ("unit_operation", op["unit_operation"], op["version"])
+                    ],
                     "unit_operation": op["unit_operation"],
                     "version": op["version"],
                     "parameters": overrides,
@@ -415,10 +440,194 @@ def _designer_content(
                 }
             )
         procedures.append({"key": up["key"], "name": up["name"], "operations": operations})
-    return {"unit_procedures": procedures, "formulas": []}
+    return {
+        "unit_procedures": procedures,
+        "formulas": [],
+        "specification": {
+            "modality": hub_recipe.get("modality"),
+            "batch_size": hub_recipe.get("batch_size"),
+        },
+        "sampling_points": [
+            {
+                "key": point["key"],
+                "after_operation": point["after_operation"],
+                "library_item_id": slots[("method", point["method"], point["method_version"])],
+                "method": point["method"],
+                "method_version": point["method_version"],
+                "sample_volume": point["sample_volume"],
+                "note": point.get("note", ""),
+            }
+            for point in hub_recipe.get("sampling_points", [])
+        ],
+        "release_specifications": [
+            {
+                **{
+                    k: spec[k]
+                    for k in ("attribute", "acceptance_criterion", "limits", "unit")
+                    if k in spec
+                },
+                "library_item_id": slots[("method", spec["method"], spec["method_version"])],
+                "method": spec["method"],
+                "method_version": spec["method_version"],
+            }
+            for spec in hub_recipe.get("release_specifications", [])
+        ],
+    }
 
 
-async def unit_operations(ctx: TenantContext) -> dict[str, dict[str, Any]]:
-    """The tenant library's unit operations by library item id."""
+# --- publication to the HUB -----------------------------------------------------------------
+
+
+def _library_ids(content: dict[str, Any]) -> list[str]:
+    ids = [op["library_item_id"] for up in content["unit_procedures"] for op in up["operations"]]
+    ids += [p["library_item_id"] for p in content.get("sampling_points") or []]
+    ids += [r["library_item_id"] for r in content.get("release_specifications") or []]
+    return sorted(set(ids))
+
+
+def _unversioned(content: dict[str, Any]) -> str:
+    return content_hash({k: v for k, v in content.items() if k not in ("version", "changelog")})
+
+
+async def _hub_refs(
+    connection: Any, content: dict[str, Any]
+) -> tuple[dict[str, publication.Ref], dict[tuple[str, str, str], UUID]]:
+    """What each library item of the content stands for on the HUB, and the HUB version id
+    each (kind, slug, version) must resolve to."""
+    rows = await connection.fetch(
+        "SELECT l.id, l.kind, l.source, l.slug, l.version, l.content, l.content_hash, "
+        "l.hub_version_id, l.published_item_id, v.content_hash AS origin_hash "
+        "FROM library_items l JOIN hub_versions v ON v.id = l.hub_version_id "
+        "WHERE l.id = ANY($1::uuid[])",
+        _library_ids(content),
+    )
+    refs: dict[str, publication.Ref] = {}
+    expected: dict[tuple[str, str, str], UUID] = {}
+    for row in rows:
+        if row["source"] == "installed" or row["content_hash"] == row["origin_hash"]:
+            refs[str(row["id"])] = (row["slug"], row["version"])
+            expected[(row["kind"], row["slug"], row["version"])] = row["hub_version_id"]
+            continue
+        fork = _unversioned(json.loads(row["content"]))
+        published = [
+            v
+            for v in await connection.fetch(
+                "SELECT id, version, content FROM hub_versions WHERE item_id = $1",
+                row["published_item_id"],
+            )
+            if _unversioned(json.loads(v["content"])) == fork
+        ]
+        if published:
+            refs[str(row["id"])] = (row["slug"], published[0]["version"])
+            expected[(row["kind"], row["slug"], published[0]["version"])] = published[0]["id"]
+        else:
+            refs[str(row["id"])] = (
+                f"it uses the edited fork of {row['kind'].replace('_', ' ')} {row['slug']}, "
+                "which is not published in its current revision: publish the fork first"
+            )
+    return refs, expected
+
+
+async def publish_to_hub(
+    settings: Settings,
+    ctx: TenantContext,
+    recipe_id: UUID,
+    listing: publication.Listing,
+    password: str,
+    reason: str,
+) -> UUID:
+    """Publish the effective revision as the tenant's HUB recipe: mapped and checked (schema,
+    ranges, dependencies visible to the audience), signed "approved for publication" by
+    someone other than the revision's author, then published with its lineage. Returns the
+    HUB item id."""
+    from opencdmo.hub import service as hub
+    from opencdmo.hub.content import Reference, validate
+
     async with tenant_transaction(ctx) as connection:
-        return await _unit_operations(connection)
+        row = await _recipe(connection, recipe_id)
+        if row["effective_revision"] is None:
+            raise Conflict(
+                f"Only an effective recipe is published; this one is {row['status']} "
+                "with no effective revision."
+            )
+        effective = row["effective_revision"]
+        content = await _content(connection, recipe_id, effective)
+        author = await connection.fetchval(
+            "SELECT saved_by FROM recipe_revisions WHERE recipe_id = $1 AND revision = $2",
+            recipe_id,
+            effective,
+        )
+        refs, expected = await _hub_refs(connection, content)
+    if not publication.SLUG.match(listing.slug):
+        raise ValidationFailed(
+            f"'{listing.slug}' is not a HUB slug: lowercase letters, digits and single hyphens.",
+            details={"field": "slug"},
+        )
+    data = publication.document(dict(row), content, refs, listing, [ctx.name])
+    doc = validate(data, f"recipe {listing.slug} {listing.version}")
+    problems = range_problems(data)
+    if problems:
+        raise ValidationFailed("; ".join(problems), details={"problems": problems})
+    await hub.check_publishable(ctx, doc, listing.visibility)
+    async with tenant_transaction(ctx) as connection:
+        for (kind, slug, version), version_id in sorted(expected.items()):
+            resolved = await hub.resolve(
+                connection, ctx, Reference(kind, slug, version), listing.visibility
+            )
+            if resolved != version_id:
+                raise Conflict(
+                    f"{kind.replace('_', ' ')} {slug} {version} would resolve to another "
+                    "publication with the same slug and version than the one in this "
+                    "recipe; give your own publication another version.",
+                    details={"reference": f"{kind} {slug} {version}"},
+                )
+    record = RecipeRecord(str(recipe_id), str(effective), author or row["author_id"], content)
+    signature = await sign(settings, ctx, record, "approved for publication", reason, password)
+    async with tenant_transaction(ctx) as connection:
+        published = await hub.publish(
+            ctx, doc, visibility=listing.visibility, forked_from=row["source_hub_version_id"]
+        )
+        await connection.execute(
+            "UPDATE master_recipes SET published_item_id = $2 WHERE id = $1",
+            recipe_id,
+            published.item_id,
+        )
+        await audit.record(
+            ctx,
+            "recipe.published",
+            "master_recipe",
+            recipe_id,
+            new={
+                "hub_item_id": published.item_id,
+                "hub_version_id": published.version_id,
+                "slug": doc.slug,
+                "version": doc.version,
+                "content_hash": doc.hash,
+                "revision": effective,
+                "visibility": listing.visibility,
+                "signature_id": signature.id,
+            },
+            reason=reason,
+        )
+    return published.item_id
+
+
+async def publications(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
+    """The HUB versions this recipe was published as, newest first."""
+    async with tenant_transaction(ctx) as connection:
+        row = await _recipe(connection, recipe_id)
+        if row["published_item_id"] is None:
+            return []
+        rows = await connection.fetch(
+            "SELECT i.id AS item_id, i.slug, i.visibility, v.version, v.published_at "
+            "FROM hub_items i JOIN hub_versions v ON v.item_id = i.id WHERE i.id = $1 "
+            "ORDER BY v.major DESC, v.minor DESC, v.patch DESC",
+            row["published_item_id"],
+        )
+    return [dict(r) for r in rows]
+
+
+async def library(ctx: TenantContext) -> dict[str, dict[str, Any]]:
+    """The tenant library's unit operations and QC methods by library item id."""
+    async with tenant_transaction(ctx) as connection:
+        return await _library(connection)

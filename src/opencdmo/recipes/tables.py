@@ -18,6 +18,7 @@ class MasterRecipe(Table, tablename="master_recipes"):
     source_hub_version_id = UUID(null=True, default=None)
     effective_at = Timestamptz(null=True, default=None)
     retired_reason = Text(null=True, default=None)
+    published_item_id = UUID(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
 

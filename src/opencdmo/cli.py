@@ -273,6 +273,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             result = await sync(HUB_ROOT, lambda line: None)
             _print(f"HUB: {len(result.published)} published, {result.unchanged} already there")
         meta = RequestMeta(request_id="cli:demo")
+        for manifest in discover(root):
+            if manifest.kind == "cdmo":
+                await _example_recipe(manifest, meta)
         _print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for manifest in discover(root):
             _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
@@ -286,6 +289,32 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+async def _example_recipe(manifest: Any, meta: Any) -> None:
+    """A CDMO with no master recipe gets a draft one from the HUB's autologous CAR-T recipe,
+    created by its first process engineer, to walk through the designer and the approvals."""
+    from opencdmo.hub.service import PLATFORM_SLUG
+    from opencdmo.identity import service as identity
+    from opencdmo.recipes import service as recipes
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import Actor
+
+    engineer = next((p for p in manifest.people if "process_engineer" in p.roles), None)
+    tenant = await tenancy.tenant_by_slug(manifest.slug)
+    user = await identity.find_user(engineer.email) if engineer else None
+    if tenant is None or user is None:
+        return
+    ctx = await tenancy.internal_context(
+        tenant["id"], Actor(user.id, user.email, user.full_name), meta
+    )
+    if ctx is None or await recipes.list_recipes(ctx):
+        return
+    platform = await tenancy.tenant_by_slug(PLATFORM_SLUG)
+    item = await recipes.hub_item_id(ctx, platform["id"] if platform else None, "autologous-car-t")
+    if item is not None:
+        await recipes.create_from_hub(ctx, item)
+        _print(f"  {manifest.slug}: example master recipe drafted from the HUB by {user.email}")
 
 
 def build_parser() -> argparse.ArgumentParser:

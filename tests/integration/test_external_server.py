@@ -67,9 +67,11 @@ async def test_demo_on_an_external_server(external: str) -> None:
     code, out = await _cli(external, "demo", "tenants")
     assert code == 0, out
     assert "Demo logins" in out
+    assert "larkspur-cdmo: example master recipe drafted" in out
     code, out = await _cli(external, "demo", "tenants")
     assert code == 0, out
     assert "tenant created" not in out, "applying twice changes nothing"
+    assert "example master recipe" not in out, "the example recipe is drafted once"
     code, out = await _cli(external, "audit", "verify")
     assert code == 0, out
     assert "audit trail intact" in out
@@ -81,7 +83,9 @@ async def test_demo_on_an_external_server(external: str) -> None:
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
             tenants = await connection.fetch("SELECT DISTINCT tenant_id FROM memberships")
+            recipes = await connection.fetch("SELECT name, status FROM master_recipes")
         assert [r["tenant_id"] for r in tenants] == [tenant]
+        assert [r["status"] for r in recipes] == ["draft"], "one example recipe, a draft"
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute("DELETE FROM audit_events")
     finally:

@@ -538,3 +538,31 @@ async def test_compare_page_shows_moves_between_procedures(
     assert older.status_code == 200 and 'data-op="added"' in older.text
     assert (await client.get(url + "/compare?left=1&right=9")).status_code == 404
     assert (await client.get(url + "/compare?left=0")).status_code == 400
+
+    # The keyboard and form alternative to dragging a step to another procedure.
+    async def relocate(procedure: str) -> Any:
+        state = await recipes.get(author, recipe)
+        return await client.send(
+            "POST",
+            url + "/design/relocate",
+            data={
+                "_csrf_token": client.csrf,
+                "base_revision": str(state["current_revision"]),
+                "step": "activate",
+                "procedure": procedure,
+            },
+        )
+
+    assert (await relocate("nowhere")).status_code == 422
+    assert (await relocate("upstream")).status_code == 200
+    back = (await recipes.get(author, recipe))["content"]["unit_procedures"]
+    assert [len(up["operations"]) for up in back] == [1, 0]
+    changes = await recipes.compare(author, recipe, 3, 4)
+    assert [(c.op, c.path, c.old, c.new) for c in changes] == [
+        (
+            "moved",
+            "unit_procedures[upstream].operations[activate]",
+            "unit_procedures[downstream]",
+            "unit_procedures[upstream]",
+        )
+    ]

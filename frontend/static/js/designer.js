@@ -39,14 +39,17 @@
       });
     });
     var filter = designer.querySelector("[data-palette-filter]");
-    if (filter) {
-      filter.addEventListener("input", function () {
-        var q = filter.value.toLowerCase();
-        designer.querySelectorAll("[data-palette] > li").forEach(function (li) {
-          li.hidden = q && li.textContent.toLowerCase().indexOf(q) < 0;
-        });
+    var category = designer.querySelector("[data-palette-category]");
+    function applyFilter() {
+      var q = filter ? filter.value.toLowerCase() : "";
+      var c = category ? category.value : "";
+      designer.querySelectorAll("[data-palette] > li").forEach(function (li) {
+        li.hidden = Boolean((q && li.textContent.toLowerCase().indexOf(q) < 0) ||
+                            (c && li.dataset.category !== c));
       });
     }
+    if (filter) { filter.addEventListener("input", applyFilter); }
+    if (category) { category.addEventListener("change", applyFilter); }
   }
   document.addEventListener("DOMContentLoaded", function () {
     init(document);

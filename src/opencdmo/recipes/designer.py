@@ -110,6 +110,24 @@ def move(content: dict[str, Any], op_key: str, offset: int) -> dict[str, Any]:
     return arrange(content, layout)
 
 
+def relocate(content: dict[str, Any], op_key: str, procedure: str) -> dict[str, Any]:
+    """Move a step to the end of another unit procedure (keyboard alternative to a drag)."""
+    layout = {
+        up["key"]: [op["key"] for op in up["operations"] if op["key"] != op_key]
+        for up in content["unit_procedures"]
+    }
+    if procedure not in layout:
+        raise ValidationFailed(
+            "Choose a unit procedure to move the step to.", details={"field": "procedure"}
+        )
+    if not any(
+        op_key in [op["key"] for op in up["operations"]] for up in content["unit_procedures"]
+    ):
+        raise ValidationFailed("No such step in this recipe.", details={"field": "step"})
+    layout[procedure].append(op_key)
+    return arrange(content, layout)
+
+
 def configure(
     content: dict[str, Any],
     op_key: str,

@@ -26,6 +26,7 @@ ACTIONS = (
     "step",
     "remove",
     "move",
+    "relocate",
     "arrange",
     "configure",
     "formula",
@@ -107,6 +108,8 @@ def _edit(
         return designer.remove_operation(content, op_key)
     if action == "move":
         return designer.move(content, op_key, -1 if data.get("direction") == "up" else 1)
+    if action == "relocate":
+        return designer.relocate(content, op_key, str(data.get("procedure", "")))
     if action == "arrange":
         try:
             layout = json.loads(str(data.get("layout", "")))

@@ -121,9 +121,13 @@ async def _content(connection: Any, recipe_id: UUID, revision: int) -> dict[str,
 async def _library(connection: Any) -> dict[str, dict[str, Any]]:
     """The tenant library's unit operations and QC methods by library item id."""
     rows = await connection.fetch(
-        "SELECT id, kind, content FROM library_items WHERE kind IN ('unit_operation', 'method')"
+        "SELECT id, kind, source, content FROM library_items "
+        "WHERE kind IN ('unit_operation', 'method')"
     )
-    return {str(r["id"]): {**json.loads(r["content"]), "kind": r["kind"]} for r in rows}
+    return {
+        str(r["id"]): {**json.loads(r["content"]), "kind": r["kind"], "library_source": r["source"]}
+        for r in rows
+    }
 
 
 async def list_recipes(ctx: TenantContext) -> list[dict[str, Any]]:
@@ -393,6 +397,18 @@ def _pins(hub_recipe: dict[str, Any]) -> set[tuple[str, str, str]]:
     ]:
         pins.add(("method", entry["method"], entry["method_version"]))
     return pins
+
+
+async def hub_item_id(ctx: TenantContext, publisher_id: UUID | None, slug: str) -> UUID | None:
+    """A HUB recipe visible to the tenant, by publisher and slug."""
+    async with tenant_transaction(ctx) as connection:
+        found = await connection.fetchval(
+            "SELECT id FROM hub_items WHERE kind = 'recipe' AND publisher_id = $1 AND slug = $2",
+            publisher_id,
+            slug,
+        )
+    assert found is None or isinstance(found, UUID)
+    return found
 
 
 async def _pinned_slots(

@@ -19,6 +19,7 @@ from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
+from opencdmo.tenancy import authcache
 from opencdmo.web import errors, health
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
 from opencdmo.web.errors import ErrorBody
@@ -70,12 +71,15 @@ def create_app(
     if configure_logs:
         configure_logging(settings.log_level, settings.log_json)
     passwords.configure(settings)
-    engine = bind_engine(urls or database_urls(settings))
+    urls = urls or database_urls(settings)
+    engine = bind_engine(urls)
 
     async def startup() -> None:
         await start_pool(engine, settings.db_pool_size)
+        await authcache.tokens.start(urls.app, settings.auth_cache_seconds)
 
     async def shutdown() -> None:
+        await authcache.tokens.stop()
         await audit.drain()
         await close_pool(engine)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,15 +41,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from opencdmo.app import create_app
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    workers = settings.workers if args.workers is None else args.workers
+    if workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Worker processes build the app from the environment: start the embedded server here,
+    # once, and hand them its address.
+    from opencdmo.db.setup import database_urls
+
+    os.environ["OPENCDMO_DATABASE_URL"] = database_urls(settings, keep_running=True).owner
+    uvicorn.run("opencdmo.app:create_app", factory=True, workers=workers, **options)
     return 0
 
 

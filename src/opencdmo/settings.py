@@ -71,6 +71,13 @@ class Settings:
     argon2_time_cost: int = field(default=3, metadata={"doc": "argon2id iterations"})
     argon2_memory_kib: int = field(default=65536, metadata={"doc": "argon2id memory in KiB"})
     db_pool_size: int = field(default=10, metadata={"doc": "Connections in the app's pool"})
+    auth_cache_seconds: int = field(
+        default=10,
+        metadata={
+            "doc": "Seconds an API token lookup is reused; changes to tokens, users, "
+            "memberships and roles drop it at once (0: look up every request)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -90,3 +91,51 @@ async def test_demo_on_an_external_server(external: str) -> None:
             await connection.execute("DELETE FROM audit_events")
     finally:
         await connection.close()
+
+
+async def test_serve_with_worker_processes(external: str) -> None:
+    import httpx
+
+    code, out = await _cli(external, "serve", "--workers", "0")
+    assert code == 2 and "at least 1" in out
+    code, out = await _cli(external, "demo", "tenants")
+    assert code == 0, out
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
+    env.update({"OPENCDMO_DATABASE_URL": external, "OPENCDMO_DATA_DIR": str(DATA_DIR)})
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "opencdmo.cli",
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("two worker processes did not start")
+        workers = await asyncio.create_subprocess_exec(
+            "pgrep", "-P", str(server.pid), stdout=asyncio.subprocess.PIPE
+        )
+        children, _ = await workers.communicate()
+        assert len(children.split()) >= 2, "uvicorn runs one process per worker"
+    finally:
+        server.terminate()
+        await server.wait()

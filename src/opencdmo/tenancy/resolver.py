@@ -9,6 +9,7 @@ from uuid import UUID
 from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.identity.service import hash_token
+from opencdmo.tenancy import authcache
 from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 
 TOKEN_TOUCH = timedelta(seconds=60)
@@ -44,13 +45,19 @@ async def for_user(actor: Actor, slug: str, meta: RequestMeta) -> TenantContext 
 
 async def for_token(token: str, slug: str, meta: RequestMeta) -> TenantContext | None:
     """The token's scope: valid only in its own tenant, for an active user and membership."""
-    row = await _fetch("SELECT * FROM app_token_member($1, $2)", slug, hash_token(token))
+    key = (slug, hash_token(token))
+    row = authcache.tokens.get(key)
     if row is None:
-        return None
+        generation = authcache.tokens.generation
+        row = await _fetch("SELECT * FROM app_token_member($1, $2)", *key)
+        if row is None:
+            return None
+        authcache.tokens.put(key, row, generation)
     actor = Actor(row["user_id"], row["email"], row["full_name"])
     last_used = row["token_last_used_at"]
     if last_used is None or datetime.now(UTC) - last_used > TOKEN_TOUCH:
         await _touch(row["tenant_id"], row["token_id"])
+        authcache.tokens.forget(key)  # the next lookup reads the new last use
     return _context(row, actor, meta)
 
 

@@ -8,25 +8,25 @@ the result into 401, 403 or 404 (``web.guards``).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar.datastructures import Headers
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from opencdmo.identity import sessions
 from opencdmo.settings import Settings
-from opencdmo.tenancy import resolver
+from opencdmo.tenancy import authcache, resolver
 from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 from opencdmo.web.logs import request_id_var
 
 access_log = logging.getLogger("opencdmo.access")
 
 SESSION_COOKIE = "opencdmo_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TENANT_PATH = re.compile(r"^(?:/api/v1)?/t/([^/]+)(?:/|$)")
 
 
@@ -46,7 +46,27 @@ def principal_of(scope: Scope) -> Principal:
     return value if isinstance(value, Principal) else Principal()
 
 
-def _cookie(headers: Headers, name: str) -> str | None:
+class _Headers:
+    """The few request headers this middleware reads, found in one pass over the raw ones."""
+
+    WANTED = frozenset({b"authorization", b"cookie", b"x-request-id"})
+
+    def __init__(self, scope: Scope) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in scope.get("headers", ()):
+            name = name.lower()
+            if name in self.WANTED:
+                key, text = name.decode(), value.decode("latin-1")
+                if key not in self._values:
+                    self._values[key] = text
+                elif key == "cookie":  # repeated cookie headers are one list of cookies
+                    self._values[key] = f"{self._values[key]}; {text}"
+
+    def get(self, name: str, default: str = "") -> str:
+        return self._values.get(name, default)
+
+
+def _cookie(headers: _Headers, name: str) -> str | None:
     for part in headers.get("cookie", "").split(";"):
         key, _, value = part.strip().partition("=")
         if key == name and value:
@@ -60,8 +80,8 @@ class PrincipalMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
-        headers = Headers.from_scope(scope)
-        request_id = (headers.get("x-request-id") or uuid.uuid4().hex)[:64]
+        headers = _Headers(scope)
+        request_id = (headers.get("x-request-id") or os.urandom(16).hex())[:64]
         request_id_var.set(request_id)
         client = scope.get("client")
         meta = RequestMeta(request_id=request_id, address=client[0] if client else None)
@@ -76,6 +96,10 @@ class PrincipalMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, _with_request_id(send, request_id, status))
         finally:
+            if scope.get("method") not in SAFE_METHODS:
+                # What this request changed is committed: no cached token lookup outlives it
+                # here (other processes hear of it from the database).
+                authcache.tokens.invalidate()
             if access_log.isEnabledFor(logging.INFO):
                 self._log(scope, principal, status, started)
 
@@ -94,7 +118,7 @@ class PrincipalMiddleware(ASGIMiddleware):
             },
         )
 
-    async def _authenticate(self, principal: Principal, headers: Headers) -> None:
+    async def _authenticate(self, principal: Principal, headers: _Headers) -> None:
         authorization = headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
             principal.bearer = authorization[7:].strip() or None

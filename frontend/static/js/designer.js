@@ -48,8 +48,25 @@
                             (c && li.dataset.category !== c));
       });
     }
-    if (filter) { filter.addEventListener("input", applyFilter); }
-    if (category) { category.addEventListener("change", applyFilter); }
+    // Keep the filter across the designer's htmx swaps (every edit re-renders it).
+    var saved = window.sessionStorage ? sessionStorage.getItem("designer-palette") : null;
+    if (saved) {
+      try {
+        saved = JSON.parse(saved);
+        if (filter) { filter.value = saved.q || ""; }
+        if (category) { category.value = saved.c || ""; }
+      } catch (e) { saved = null; }
+    }
+    function remember() {
+      if (window.sessionStorage) {
+        sessionStorage.setItem("designer-palette", JSON.stringify(
+          {q: filter ? filter.value : "", c: category ? category.value : ""}));
+      }
+      applyFilter();
+    }
+    if (filter) { filter.addEventListener("input", remember); }
+    if (category) { category.addEventListener("change", remember); }
+    applyFilter();
   }
   document.addEventListener("DOMContentLoaded", function () {
     init(document);

@@ -471,3 +471,30 @@ async def test_publish_form_on_the_recipe_page(
             "POST", f"/t/{slug}/recipes/{recipe_id}/publish", data={**form, "password": PASSWORD}
         )
     ).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"unit_procedures": [{"key": ["x"], "name": "x", "operations": []}]},
+        {"unit_procedures": [{"key": "up", "name": "x", "operations": {"a": 1}}]},
+        {"unit_procedures": [{"key": "up", "operations": [{"key": {"k": 1}}]}]},
+        {"unit_procedures": [{"key": "up", "operations": [{"key": "s", "parameters": [1]}]}]},
+        {"unit_procedures": [], "formulas": {"name": "x"}},
+        {"unit_procedures": [], "formulas": [{"name": "x", "overrides": ["a.b"]}]},
+        {"unit_procedures": [], "specification": ["car-t"]},
+        {"unit_procedures": [], "sampling_points": [{"key": "s", "after_operation": ["a"]}]},
+        {"unit_procedures": [], "release_specifications": [{"attribute": ["viability"]}]},
+        {"unit_procedures": [], "release_specifications": {"viability": 1}},
+    ],
+)
+async def test_malformed_content_is_a_clear_422(
+    bad: dict[str, Any], world: World, browser: Any
+) -> None:
+    author = await browser("author")
+    created = await author.send("POST", "/api/v1/t/alpha/recipes", json={"name": "Malformed"})
+    url = f"/api/v1/t/alpha/recipes/{created.json()['id']}"
+    response = await author.send("PUT", url + "/content", json={"base_revision": 1, "content": bad})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["message"]
+    assert len((await author.get(url + "/revisions")).json()) == 1, "nothing was saved"

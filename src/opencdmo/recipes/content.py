@@ -46,6 +46,11 @@ def unit_operations_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str
     return {k: v for k, v in library.items() if v.get("kind", "unit_operation") == "unit_operation"}
 
 
+def _text(value: Any) -> bool:
+    """A key or name: a non-blank string."""
+    return isinstance(value, str) and bool(value.strip())
+
+
 def _fail(problems: list[str]) -> None:
     if problems:
         raise ValidationFailed("; ".join(problems), details={"problems": problems})
@@ -73,7 +78,7 @@ def _check_value(
             f"{where}: {value} is outside the proven acceptable range "
             f"{par['low']}-{par['high']} {parameter.get('unit', '')}".rstrip()
         )
-    elif nor and not nor["low"] <= value <= nor["high"] and not (reason or "").strip():
+    elif nor and not nor["low"] <= value <= nor["high"] and not str(reason or "").strip():
         problems.append(
             f"{where}: {value} is outside the normal range {nor['low']}-{nor['high']}"
             "; acknowledge it with a reason"
@@ -90,13 +95,17 @@ def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
     operations: dict[str, dict[str, Any]] = {}
     procedure_keys: set[str] = set()
     for i, procedure in enumerate(content["unit_procedures"]):
-        if not isinstance(procedure, dict) or not str(procedure.get("key", "")).strip():
+        if not isinstance(procedure, dict) or not _text(procedure.get("key")):
             problems.append(f"unit_procedures[{i}]: needs a key and a name")
             continue
         if procedure["key"] in procedure_keys:
             problems.append(f"unit_procedures[{procedure['key']}]: duplicate key")
         procedure_keys.add(procedure["key"])
-        for j, op in enumerate(procedure.get("operations", [])):
+        steps_of = procedure.get("operations", [])
+        if not isinstance(steps_of, list):
+            problems.append(f"unit_procedures[{procedure['key']}].operations: must be a list")
+            continue
+        for j, op in enumerate(steps_of):
             _check_operation(
                 f"unit_procedures[{procedure['key']}].operations[{j}]",
                 op,
@@ -104,7 +113,11 @@ def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 operations,
                 problems,
             )
-    for formula in content.get("formulas", []) or []:
+    formulas = content.get("formulas") or []
+    if not isinstance(formulas, list):
+        problems.append("formulas: must be a list")
+        formulas = []
+    for formula in formulas:
         _check_formula(formula, operations, steps, problems)
     _check_specification(content.get("specification") or {}, problems)
     _check_sampling_points(content.get("sampling_points") or [], operations, library, problems)
@@ -158,14 +171,14 @@ def _check_sampling_points(
         return
     keys: set[str] = set()
     for i, point in enumerate(points):
-        if not isinstance(point, dict) or not str(point.get("key", "")).strip():
+        if not isinstance(point, dict) or not _text(point.get("key")):
             problems.append(f"sampling_points[{i}]: needs a key")
             continue
         where = f"sampling_points[{point['key']}]"
         if point["key"] in keys:
             problems.append(f"{where}: duplicate key")
         keys.add(point["key"])
-        if point.get("after_operation") not in operations:
+        if str(point.get("after_operation")) not in operations:
             problems.append(
                 f"{where}.after_operation: '{point.get('after_operation')}' is not a step "
                 "of this recipe"
@@ -194,7 +207,7 @@ def _check_release(specs: Any, library: dict[str, dict[str, Any]], problems: lis
         return
     attributes: set[str] = set()
     for i, spec in enumerate(specs):
-        if not isinstance(spec, dict) or not str(spec.get("attribute", "")).strip():
+        if not isinstance(spec, dict) or not _text(spec.get("attribute")):
             problems.append(f"release_specifications[{i}]: needs an attribute")
             continue
         where = f"release_specifications[{spec['attribute']}]"
@@ -222,7 +235,7 @@ def _check_operation(
     seen: dict[str, dict[str, Any]],
     problems: list[str],
 ) -> None:
-    if not isinstance(op, dict) or not str(op.get("key", "")).strip():
+    if not isinstance(op, dict) or not _text(op.get("key")):
         problems.append(f"{where}: needs a key")
         return
     where = where.rsplit("[", 1)[0] + f"[{op['key']}]"
@@ -235,7 +248,11 @@ def _check_operation(
         return
     parameters = parameters_of(unit_operation)
     acknowledged = op.get("acknowledged") or {}
-    for key, value in (op.get("parameters") or {}).items():
+    values = op.get("parameters") or {}
+    if not isinstance(values, dict) or not isinstance(acknowledged, dict):
+        problems.append(f"{where}: parameters and acknowledged must be mappings")
+        return
+    for key, value in values.items():
         if key not in parameters:
             problems.append(
                 f"{where}.parameters[{key}]: {unit_operation['slug']} has no such parameter"
@@ -258,10 +275,14 @@ def _check_formula(
     library: dict[str, dict[str, Any]],
     problems: list[str],
 ) -> None:
-    if not isinstance(formula, dict) or not str(formula.get("name", "")).strip():
+    if not isinstance(formula, dict) or not _text(formula.get("name")):
         problems.append("formulas: every formula needs a name")
         return
-    for target, value in (formula.get("overrides") or {}).items():
+    overrides, acknowledged = formula.get("overrides") or {}, formula.get("acknowledged") or {}
+    if not isinstance(overrides, dict) or not isinstance(acknowledged, dict):
+        problems.append(f"formulas[{formula['name']}]: overrides must be a mapping")
+        return
+    for target, value in overrides.items():
         op_key, _, key = str(target).partition(".")
         where = f"formulas[{formula['name']}].overrides[{target}]"
         op = operations.get(op_key)
@@ -270,5 +291,5 @@ def _check_formula(
         if parameter is None:
             problems.append(f"{where}: no such operation parameter")
             continue
-        reason = (formula.get("acknowledged") or {}).get(target)
+        reason = acknowledged.get(target)
         _check_value(where, parameter, value, reason, problems)

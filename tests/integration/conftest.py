@@ -27,8 +27,8 @@ async def activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:
     return str(entries[0]["id"])
 
 
-@pytest.fixture
-async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str, Any]:
+async def new_lab(world: World) -> dict[str, Any]:
+    """A fresh CDMO tenant with an author, an approver and an operator, and an empty library."""
     slug = f"rx-{uuid.uuid4().hex[:8]}"
     ctx = await tenancy.create_tenant(slug, "Recipe Lab", "cdmo", SYSTEM, RequestMeta())
     for key, role in (
@@ -39,7 +39,12 @@ async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str,
         await tenancy.add_member(ctx, world[key].user_id, [role])
     return {
         "ctx": ctx,
-        "uo": await activation(owner, ctx),
         "author": as_actor(ctx, world["author"]),
         "approver": as_actor(ctx, world["approver"]),
     }
+
+
+@pytest.fixture
+async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str, Any]:
+    fresh = await new_lab(world)
+    return {**fresh, "uo": await activation(owner, fresh["ctx"])}

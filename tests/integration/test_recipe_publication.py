@@ -17,6 +17,7 @@ from opencdmo.recipes.publication import Listing
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from tests.conftest import PASSWORD, World, as_actor
+from tests.integration.conftest import new_lab
 
 
 async def _platform_item(owner: asyncpg.Connection, slug: str) -> Any:
@@ -498,3 +499,115 @@ async def test_malformed_content_is_a_clear_422(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["message"]
     assert len((await author.get(url + "/revisions")).json()) == 1, "nothing was saved"
+
+
+async def test_revisions_keep_the_unit_operation_content_they_pinned(
+    synced: Any, owner: asyncpg.Connection, settings: Settings, world: World, browser: Any
+) -> None:
+    """An upgrade in the library does not change what a saved (even effective) revision
+    means; adopting it is an explicit edit whose diff shows the new ranges."""
+    lab = await new_lab(world)
+    author, ctx = lab["author"], lab["ctx"]
+    item = await _platform_item(owner, "t-cell-activation")
+    await library.install(author, item, "1.0.0")
+    entry = next(e for e in await library.list_library(author) if e["hub_item_id"] == item)
+    step = {
+        "key": "activate",
+        "library_item_id": str(entry["id"]),
+        "parameters": {"activation_duration": 28},
+        "acknowledged": {"activation_duration": "site data"},
+    }
+    content = {"unit_procedures": [{"key": "up", "name": "Cell processing", "operations": [step]}]}
+    recipe = await recipes.create(author, "Pinned")
+    await recipes.save(author, recipe, content, 1)
+    saved = (await recipes.get(author, recipe))["content"]
+    pin = saved["unit_procedures"][0]["operations"][0]["content_hash"]
+    assert (
+        pin == entry["content_hash"]
+        and saved["unit_procedures"][0]["operations"][0]["version"] == "1.0.0"
+    )
+    await _make_effective(settings, lab, recipe)
+
+    await library.upgrade(author, entry["id"], "1.1.0", "wider activation window")
+    state = await recipes.get(author, recipe)
+    assert state["content"] == saved, "the revision still pins 1.0.0"
+    kept = await recipes.pinned_contents(author, state["content"])
+    assert kept[pin]["version"] == "1.0.0"
+    # Values are checked against the pinned ranges (1.0.0: PAR 20-30 h), not the library's.
+    longer = json.loads(json.dumps(saved))
+    longer["unit_procedures"][0]["operations"][0]["parameters"]["activation_duration"] = 40
+    with pytest.raises(ValidationFailed, match="proven acceptable range 20-30"):
+        await recipes.save(author, recipe, longer, 2)
+    # The printable record and the designer show the pinned version and the change waiting.
+    client = await browser("author")
+    printed = (await client.get(f"/t/{ctx.slug}/recipes/{recipe}/print")).text
+    assert "t-cell-activation v1.0.0" in printed
+    designer = await client.get(f"/t/{ctx.slug}/recipes/{recipe}/design")
+    assert "library: v1.1.0" in designer.text and "Adopt all library changes" in designer.text
+    # Publishing an effective revision that pins content the library no longer holds is
+    # refused: its HUB references would not mean what was approved.
+    with pytest.raises(ValidationFailed, match="adopt the library"):
+        await recipes.publish_to_hub(settings, lab["approver"], recipe, _listing(), PASSWORD, "x")
+
+    adopted = await client.send(
+        "POST",
+        f"/t/{ctx.slug}/recipes/{recipe}/design/adopt",
+        data={"_csrf_token": client.csrf, "base_revision": "2", "step": "activate"},
+    )
+    assert adopted.status_code == 200 and "Saved as revision 3" in adopted.text
+    after = (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"][0]
+    assert after["version"] == "1.1.0" and after["content_hash"] != pin
+    changes = {c.path: (c.old, c.new) for c in await recipes.compare(author, recipe, 2, 3)}
+    where = "unit_procedures[up].operations[activate]"
+    assert changes[f"{where}.version"] == ("1.0.0", "1.1.0")
+    assert changes[f"{where}.ranges.activation_duration.proven_acceptable_range.high"] == (30, 48)
+    # Now 40 h is inside the adopted ranges (outside the normal range: with a reason).
+    after_content = (await recipes.get(author, recipe))["content"]
+    after_content["unit_procedures"][0]["operations"][0]["parameters"]["activation_duration"] = 40
+    assert await recipes.save(author, recipe, after_content, 3) == 4
+    again = await client.send(
+        "POST",
+        f"/t/{ctx.slug}/recipes/{recipe}/design/adopt",
+        data={"_csrf_token": client.csrf, "base_revision": "4"},
+    )
+    assert again.status_code == 422 and "Nothing to adopt" in again.text
+
+
+async def test_a_pin_must_be_content_the_library_item_had(
+    lab: dict[str, Any], owner: asyncpg.Connection
+) -> None:
+    author = lab["author"]
+    recipe = await recipes.create(author, "Forged pin")
+    for forged in ("0" * 64, "not-a-hash"):
+        content = {
+            "unit_procedures": [
+                {
+                    "key": "up",
+                    "name": "x",
+                    "operations": [
+                        {"key": "a", "library_item_id": lab["uo"], "content_hash": forged}
+                    ],
+                }
+            ]
+        }
+        with pytest.raises(ValidationFailed, match="is not a content its library item"):
+            await recipes.save(author, recipe, content, 1)
+    # Pinned contents are kept for ever.
+    await recipes.save(
+        author,
+        recipe,
+        {
+            "unit_procedures": [
+                {
+                    "key": "up",
+                    "name": "x",
+                    "operations": [{"key": "a", "library_item_id": lab["uo"]}],
+                }
+            ]
+        },
+        1,
+    )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await owner.execute(
+            "UPDATE pinned_contents SET version = 'x' WHERE tenant_id = $1", lab["ctx"].tenant_id
+        )

@@ -85,9 +85,29 @@ def _check_value(
         )
 
 
-def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def step_content(
+    entry: dict[str, Any],
+    library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """What a step, sampling point or release specification refers to: the content its
+    revision pinned (``content_hash``), else its library item's current content; None when
+    the library item is not in ``library``."""
+    item = library.get(str(entry.get("library_item_id")))
+    if item is None:
+        return None
+    return (pinned or {}).get(str(entry.get("content_hash"))) or item
+
+
+def check(
+    content: Any,
+    library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Validate designer content; ``library`` maps library item ids to the content of the
-    tenant's unit operations and methods."""
+    tenant's unit operations and methods, ``pinned`` content hashes to the content a
+    revision pinned (values and ranges are checked against what is pinned)."""
+    pinned = pinned or {}
     if not isinstance(content, dict) or not isinstance(content.get("unit_procedures"), list):
         raise ValidationFailed("content must have a list of unit_procedures")
     problems: list[str] = []
@@ -110,6 +130,7 @@ def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 f"unit_procedures[{procedure['key']}].operations[{j}]",
                 op,
                 steps,
+                pinned,
                 operations,
                 problems,
             )
@@ -118,10 +139,13 @@ def check(content: Any, library: dict[str, dict[str, Any]]) -> dict[str, Any]:
         problems.append("formulas: must be a list")
         formulas = []
     for formula in formulas:
-        _check_formula(formula, operations, steps, problems)
+        _check_formula(formula, operations, steps, pinned, problems)
     _check_specification(content.get("specification") or {}, problems)
-    _check_sampling_points(content.get("sampling_points") or [], operations, library, problems)
-    _check_release(content.get("release_specifications") or [], library, problems)
+    methods = methods_of(library)
+    _check_sampling_points(
+        content.get("sampling_points") or [], operations, methods, pinned, problems
+    )
+    _check_release(content.get("release_specifications") or [], methods, pinned, problems)
     _fail(problems)
     return content
 
@@ -152,10 +176,14 @@ def _check_specification(spec: Any, problems: list[str]) -> None:
 
 
 def _method(
-    where: str, entry: dict[str, Any], library: dict[str, dict[str, Any]], problems: list[str]
+    where: str,
+    entry: dict[str, Any],
+    methods: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
+    problems: list[str],
 ) -> dict[str, Any] | None:
-    method = library.get(str(entry.get("library_item_id")))
-    if method is None or method.get("kind") != "method":
+    method = step_content(entry, methods, pinned)
+    if method is None:
         problems.append(f"{where}: library_item_id is not a QC method in this library")
     return method
 
@@ -163,7 +191,8 @@ def _method(
 def _check_sampling_points(
     points: Any,
     operations: dict[str, dict[str, Any]],
-    library: dict[str, dict[str, Any]],
+    methods: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
     problems: list[str],
 ) -> None:
     if not isinstance(points, list):
@@ -183,7 +212,7 @@ def _check_sampling_points(
                 f"{where}.after_operation: '{point.get('after_operation')}' is not a step "
                 "of this recipe"
             )
-        _method(where, point, library, problems)
+        _method(where, point, methods, pinned, problems)
         _check_quantity(f"{where}.sample_volume", point.get("sample_volume"), problems)
 
 
@@ -201,7 +230,12 @@ def _limits_problem(limits: Any) -> str | None:
     return None
 
 
-def _check_release(specs: Any, library: dict[str, dict[str, Any]], problems: list[str]) -> None:
+def _check_release(
+    specs: Any,
+    methods: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
+    problems: list[str],
+) -> None:
     if not isinstance(specs, list):
         problems.append("release_specifications: must be a list")
         return
@@ -214,7 +248,7 @@ def _check_release(specs: Any, library: dict[str, dict[str, Any]], problems: lis
         if spec["attribute"] in attributes:
             problems.append(f"{where}: the attribute is specified twice")
         attributes.add(spec["attribute"])
-        method = _method(where, spec, library, problems)
+        method = _method(where, spec, methods, pinned, problems)
         fields = {f["key"]: f for f in (method or {}).get("result_fields", [])}
         if method is not None and spec["attribute"] not in fields:
             problems.append(f"{where}: {method['slug']} reports no result '{spec['attribute']}'")
@@ -232,6 +266,7 @@ def _check_operation(
     where: str,
     op: Any,
     library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
     seen: dict[str, dict[str, Any]],
     problems: list[str],
 ) -> None:
@@ -242,7 +277,7 @@ def _check_operation(
     if op["key"] in seen:
         problems.append(f"{where}: duplicate operation key")
     seen[op["key"]] = op
-    unit_operation = library.get(str(op.get("library_item_id")))
+    unit_operation = step_content(op, library, pinned)
     if unit_operation is None:
         problems.append(f"{where}: library_item_id is not a unit operation in this library")
         return
@@ -273,6 +308,7 @@ def _check_formula(
     formula: Any,
     operations: dict[str, dict[str, Any]],
     library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
     problems: list[str],
 ) -> None:
     if not isinstance(formula, dict) or not _text(formula.get("name")):
@@ -286,10 +322,23 @@ def _check_formula(
         op_key, _, key = str(target).partition(".")
         where = f"formulas[{formula['name']}].overrides[{target}]"
         op = operations.get(op_key)
-        unit_operation = library.get(str(op.get("library_item_id"))) if op else None
+        unit_operation = step_content(op, library, pinned) if op else None
         parameter = parameters_of(unit_operation).get(key) if unit_operation else None
         if parameter is None:
             problems.append(f"{where}: no such operation parameter")
             continue
         reason = acknowledged.get(target)
         _check_value(where, parameter, value, reason, problems)
+
+
+def stale(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Library item id -> its current version, for entries pinned to other content."""
+    entries = [op for up in content["unit_procedures"] for op in up["operations"]]
+    entries += content.get("sampling_points", []) + content.get("release_specifications", [])
+    found: dict[str, str] = {}
+    for entry in entries:
+        item = library.get(str(entry.get("library_item_id")))
+        pin = entry.get("content_hash")
+        if item is not None and pin and pin != item.get("library_content_hash"):
+            found[str(entry["library_item_id"])] = str(item.get("version"))
+    return found

@@ -299,3 +299,15 @@ def remove_release_specification(content: dict[str, Any], attribute: str) -> dic
         )
     result["release_specifications"] = [s for s in specs if s.get("attribute") != attribute]
     return result
+
+
+def adopt(content: dict[str, Any], library_item_ids: set[str]) -> dict[str, Any]:
+    """Let the entries on these library items take the items' current content: their pins
+    are dropped, and saving pins them anew (the diff shows the version and range changes)."""
+    result = copy.deepcopy(content)
+    entries = [op for up in result["unit_procedures"] for op in up["operations"]]
+    entries += result.get("sampling_points", []) + result.get("release_specifications", [])
+    for entry in entries:
+        if str(entry.get("library_item_id")) in library_item_ids:
+            entry.pop("content_hash", None)
+    return result

@@ -16,7 +16,14 @@ from litestar.response import Template
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import designer, service
-from opencdmo.recipes.content import NUMERIC, methods_of, parameters_of, unit_operations_of
+from opencdmo.recipes.content import (
+    NUMERIC,
+    methods_of,
+    parameters_of,
+    stale,
+    step_content,
+    unit_operations_of,
+)
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
 from opencdmo.web.pages import form_data, page
@@ -27,6 +34,7 @@ ACTIONS = (
     "remove",
     "move",
     "relocate",
+    "adopt",
     "arrange",
     "configure",
     "formula",
@@ -50,6 +58,7 @@ async def _page(
 ) -> Template:
     recipe = await service.get(ctx, recipe_id)
     library = await service.library(ctx)
+    pinned = await service.pinned_contents(ctx, recipe["content"])
     palette = sorted(
         ({"id": k, **v} for k, v in unit_operations_of(library).items()), key=lambda u: u["name"]
     )
@@ -63,6 +72,8 @@ async def _page(
         status_code=status,
         recipe=recipe,
         library=library,
+        step_of=lambda op: step_content(op, library, pinned) or {},
+        stale=stale(recipe["content"], library),
         palette=palette,
         methods=methods,
         modalities=common_enum("modality"),
@@ -90,9 +101,20 @@ async def design_page(
 
 
 def _edit(
-    action: str, content: dict[str, Any], data: dict[str, Any], library: dict[str, dict[str, Any]]
+    action: str,
+    content: dict[str, Any],
+    data: dict[str, Any],
+    library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     op_key = str(data.get("step", ""))
+    if action == "adopt":
+        changed = stale(content, library)
+        op = _step(content, op_key) if op_key else None
+        ids = {str(op["library_item_id"])} if op else set(changed)
+        if not ids & set(changed):
+            raise ValidationFailed("Nothing to adopt: the library has the pinned content.")
+        return designer.adopt(content, ids)
     if action == "procedure":
         return designer.add_procedure(content, str(data.get("name", "")))
     if action == "step":
@@ -124,7 +146,17 @@ def _edit(
         )
     if action in ("specification", "sample", "unsample", "release", "unrelease"):
         return _specify(action, content, data, library)
-    return _configure(content, op_key, data, library)
+    return _configure(content, op_key, data, library, pinned)
+
+
+def _step(content: dict[str, Any], op_key: str) -> dict[str, Any]:
+    op = next(
+        (o for up in content["unit_procedures"] for o in up["operations"] if o["key"] == op_key),
+        None,
+    )
+    if op is None:
+        raise ValidationFailed("No such step in this recipe.")
+    return dict(op)
 
 
 def _method(library: dict[str, dict[str, Any]], method_id: str) -> dict[str, Any]:
@@ -174,17 +206,16 @@ def _specify(
 
 
 def _configure(
-    content: dict[str, Any], op_key: str, data: dict[str, Any], library: dict[str, dict[str, Any]]
+    content: dict[str, Any],
+    op_key: str,
+    data: dict[str, Any],
+    library: dict[str, dict[str, Any]],
+    pinned: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    op = next(
-        (o for up in content["unit_procedures"] for o in up["operations"] if o["key"] == op_key),
-        None,
-    )
-    if op is None:
-        raise ValidationFailed("No such step in this recipe.")
+    op = _step(content, op_key)
     parameters: dict[str, Any] = {}
     acknowledged: dict[str, str] = {}
-    for key, parameter in parameters_of(library.get(op["library_item_id"], {})).items():
+    for key, parameter in parameters_of(step_content(op, library, pinned) or {}).items():
         raw = str(data.get(f"param:{key}", "")).strip()
         if raw and parameter.get("type") in NUMERIC:
             parameters[key] = designer.number(raw, parameter["name"])
@@ -222,6 +253,7 @@ async def design_action(
     except ValueError:
         raise ValidationFailed("The form is missing the revision it was based on.") from None
     library = await service.library(ctx)
+    pinned = await service.pinned_contents(ctx, recipe["content"])
     selected = str(data.get("step", "")) or None
     try:
         content = _edit(
@@ -229,6 +261,7 @@ async def design_action(
             recipe["content"],  # a stale base is refused by save() with a 409
             data,
             library,
+            pinned,
         )
         revision = await service.save(ctx, recipe_id, content, base, f"designer: {action}")
     except AppError as exc:

@@ -7,17 +7,21 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from opencdmo.recipes.content import step_content
+
+Contents = dict[str, dict[str, Any]]
+
 BOX_W, BOX_H, GAP_X, GAP_Y, HEAD = 220, 46, 40, 18, 34
 
 
 def bill_of_materials(
-    content: dict[str, Any], library: dict[str, dict[str, Any]]
+    content: dict[str, Any], library: Contents, pinned: Contents | None = None
 ) -> list[dict[str, Any]]:
     """Materials of every operation, summed per material and unit, in first-use order."""
     totals: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
     for up in content.get("unit_procedures", []):
         for op in up.get("operations", []):
-            unit_operation = library.get(str(op.get("library_item_id")), {})
+            unit_operation = step_content(op, library, pinned) or {}
             for line in unit_operation.get("materials", []):
                 key = (line["material"], line["unit"])
                 entry = totals.setdefault(
@@ -34,7 +38,9 @@ def bill_of_materials(
     return list(totals.values())
 
 
-def equipment_classes(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> list[str]:
+def equipment_classes(
+    content: dict[str, Any], library: Contents, pinned: Contents | None = None
+) -> list[str]:
     """Bound equipment classes, and the unit operations' classes where none is bound."""
     found: list[str] = []
     for up in content.get("unit_procedures", []):
@@ -42,7 +48,7 @@ def equipment_classes(content: dict[str, Any], library: dict[str, dict[str, Any]
             classes = (
                 [op["equipment_class"]]
                 if op.get("equipment_class")
-                else library.get(str(op.get("library_item_id")), {}).get("equipment_classes", [])
+                else (step_content(op, library, pinned) or {}).get("equipment_classes", [])
             )
             found += [c for c in classes if c not in found]
     return found
@@ -64,7 +70,7 @@ class Flow:
     arrows: list[tuple[int, int, int, int]]
 
 
-def flow(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> Flow:
+def flow(content: dict[str, Any], library: Contents, pinned: Contents | None = None) -> Flow:
     """Unit procedures as columns left to right, their operations top to bottom, arrows in
     execution order (rendered as SVG by the template)."""
     boxes: list[Box] = []
@@ -76,7 +82,7 @@ def flow(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> Flow:
         boxes.append(Box(x, GAP_Y, up.get("name") or up["key"], "procedure"))
         for row, op in enumerate(up.get("operations", [])):
             y = GAP_Y + HEAD + GAP_Y + row * (BOX_H + GAP_Y)
-            name = library.get(str(op.get("library_item_id")), {}).get("name", op["key"])
+            name = (step_content(op, library, pinned) or {}).get("name", op["key"])
             boxes.append(Box(x, y, name, "operation"))
             if previous is not None and previous[0] == x + BOX_W // 2:
                 arrows.append((previous[0], previous[1], x + BOX_W // 2, y))

@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from opencdmo.errors import AppError
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import publication, service
+from opencdmo.recipes.content import step_content
 from opencdmo.recipes.routes import Revision
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
@@ -231,6 +232,7 @@ async def print_page(
 
     recipe = await service.get(ctx, recipe_id)
     library = await service.library(ctx)
+    pinned = await service.pinned_contents(ctx, recipe["content"])
     record = service.RecipeRecord(
         str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
     )
@@ -238,12 +240,12 @@ async def print_page(
         request,
         "recipes/print.html",
         recipe=recipe,
-        library=library,
+        step_of=lambda op: step_content(op, library, pinned) or {},
         signatures=await signatures_for(ctx, record),
         current=str(recipe["current_revision"]),
-        bom=mbr.bill_of_materials(recipe["content"], library),
-        equipment=mbr.equipment_classes(recipe["content"], library),
-        flow=mbr.flow(recipe["content"], library),
+        bom=mbr.bill_of_materials(recipe["content"], library, pinned),
+        equipment=mbr.equipment_classes(recipe["content"], library, pinned),
+        flow=mbr.flow(recipe["content"], library, pinned),
         box=(mbr.BOX_W, mbr.BOX_H),
         content_hash=content_hash(recipe["content"]),
     )

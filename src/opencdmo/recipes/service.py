@@ -3,6 +3,7 @@ lifecycle Draft -> In Review -> Approved -> Effective -> Superseded or Retired."
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -121,13 +122,140 @@ async def _content(connection: Any, recipe_id: UUID, revision: int) -> dict[str,
 async def _library(connection: Any) -> dict[str, dict[str, Any]]:
     """The tenant library's unit operations and QC methods by library item id."""
     rows = await connection.fetch(
-        "SELECT id, kind, source, content FROM library_items "
+        "SELECT id, kind, source, content, content_hash FROM library_items "
         "WHERE kind IN ('unit_operation', 'method')"
     )
     return {
-        str(r["id"]): {**json.loads(r["content"]), "kind": r["kind"], "library_source": r["source"]}
+        str(r["id"]): {
+            **json.loads(r["content"]),
+            "kind": r["kind"],
+            "library_source": r["source"],
+            "library_content_hash": r["content_hash"],
+        }
         for r in rows
     }
+
+
+# Where each kind of entry names the library item it pinned: (slug field, version field).
+_NAMES = {"step": ("unit_operation", "version"), "method": ("method", "method_version")}
+
+
+def _entries(content: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every entry that refers to a library item, with its kind (malformed parts skipped:
+    the content checks name them)."""
+    if not isinstance(content, dict):
+        return []
+    found: list[tuple[str, dict[str, Any]]] = []
+    procedures = content.get("unit_procedures")
+    for up in procedures if isinstance(procedures, list) else []:
+        operations = up.get("operations") if isinstance(up, dict) else None
+        found += [("step", op) for op in operations or [] if isinstance(op, dict)]
+    for section in ("sampling_points", "release_specifications"):
+        entries = content.get(section)
+        if isinstance(entries, list):
+            found += [("method", e) for e in entries if isinstance(e, dict)]
+    return found
+
+
+async def _stored_pins(connection: Any, hashes: set[str]) -> dict[str, Any]:
+    rows = await connection.fetch(
+        "SELECT content_hash, kind, slug, version, content FROM pinned_contents "
+        "WHERE content_hash = ANY($1::text[])",
+        sorted(hashes),
+    )
+    return {r["content_hash"]: r for r in rows}
+
+
+async def _pin(
+    connection: Any, content: Any, library: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Pin every entry to the content of its library item: a new entry (no ``content_hash``)
+    to the item's current content; a pinned one keeps its pin, which must be content that
+    item had. Returns the pinned contents by hash."""
+    entries = _entries(content)
+    wanted = {e["content_hash"] for _, e in entries if isinstance(e.get("content_hash"), str)}
+    stored = await _stored_pins(connection, wanted)
+    pinned: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for kind, entry in entries:
+        item = library.get(str(entry.get("library_item_id")))
+        if item is None:
+            continue  # the content checks report it
+        slug_field, version_field = _NAMES[kind]
+        if entry.get("content_hash") is None:
+            entry["content_hash"] = item["library_content_hash"]
+            entry[slug_field], entry[version_field] = item.get("slug"), item.get("version")
+        pin = entry["content_hash"]
+        if pin == item["library_content_hash"]:
+            pinned[pin] = item
+        elif pin in stored and stored[pin]["slug"] == item.get("slug"):
+            pinned[pin] = {**json.loads(stored[pin]["content"]), "kind": stored[pin]["kind"]}
+        else:
+            name = entry.get("key") or entry.get("attribute")
+            problems.append(
+                f"{name}: content_hash {str(pin)[:12]}... is not a content its library item "
+                f"{item.get('slug')} ever had here"
+            )
+    if problems:
+        raise ValidationFailed("; ".join(problems), details={"problems": problems})
+    return pinned
+
+
+async def _keep_pins(
+    connection: Any, ctx: TenantContext, pinned: dict[str, dict[str, Any]]
+) -> None:
+    """Keep the contents a revision pins (content-addressed; each kept once)."""
+    for pin, item in pinned.items():
+        if item.get("library_content_hash") != pin:
+            continue  # already kept
+        body = {k: v for k, v in item.items() if k not in _LIBRARY_FIELDS}
+        await connection.execute(
+            "INSERT INTO pinned_contents (tenant_id, content_hash, kind, slug, version, "
+            "content) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (tenant_id, content_hash) DO NOTHING",
+            ctx.tenant_id,
+            pin,
+            item["kind"],
+            item.get("slug", ""),
+            item.get("version", ""),
+            json.dumps(body),
+        )
+
+
+_LIBRARY_FIELDS = frozenset({"library_source", "library_content_hash"})
+
+
+async def _pinned_of(connection: Any, *contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    hashes = {e["content_hash"] for c in contents for _, e in _entries(c) if e.get("content_hash")}
+    stored = await _stored_pins(connection, hashes)
+    return {h: {**json.loads(r["content"]), "kind": r["kind"]} for h, r in stored.items()}
+
+
+async def pinned_contents(ctx: TenantContext, content: dict[str, Any]) -> dict[str, Any]:
+    """The contents a revision's entries pinned, by hash (for pages and the printable
+    record)."""
+    async with tenant_transaction(ctx) as connection:
+        return await _pinned_of(connection, content)
+
+
+def _expanded(
+    content: dict[str, Any], library: dict[str, dict[str, Any]], pinned: dict[str, Any]
+) -> dict[str, Any]:
+    """Each step with the ranges and materials of the content it pins, so that a diff shows
+    the range and material changes that came with another unit operation version."""
+    result = copy.deepcopy(content)
+    for up in result["unit_procedures"]:
+        for op in up["operations"]:
+            unit_operation = recipe_content.step_content(op, library, pinned) or {}
+            op["ranges"] = {
+                key: {f: p[f] for f in RANGE_FIELDS if p.get(f) is not None}
+                for key, p in recipe_content.parameters_of(unit_operation).items()
+            }
+            op["materials"] = unit_operation.get("materials", [])
+    return result
+
+
+RANGE_FIELDS = ("unit", "default", "normal_range", "proven_acceptable_range")
 
 
 async def list_recipes(ctx: TenantContext) -> list[dict[str, Any]]:
@@ -168,13 +296,17 @@ async def save(
                     "their_changes": [f"{c.op} {c.path}" for c in changes],
                 },
             )
-        recipe_content.check(content, await _library(connection))
+        library = await _library(connection)
+        content = copy.deepcopy(content)
+        pinned = await _pin(connection, content, library)
+        recipe_content.check(content, library, pinned)
         content = recipe_content.normalised(content)
         old = await _content(connection, recipe_id, base_revision)
         changes = diff(recipe_content.normalised(old), content)
         if not changes:
             return int(base_revision)
         revision = base_revision + 1
+        await _keep_pins(connection, ctx, pinned)
         await _insert_revision(connection, ctx, recipe_id, revision, content, message)
         reset = row["status"] in ("in_review", "approved")
         status = "draft" if reset or row["status"] == "effective" else row["status"]
@@ -214,12 +346,15 @@ async def history(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
 
 
 async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) -> list[Change]:
+    """Structural diff of two revisions, with the parameter ranges and materials of the
+    unit operation content each step pinned."""
     async with tenant_transaction(ctx) as connection:
         await _recipe(connection, recipe_id)
-        return diff(
-            recipe_content.normalised(await _content(connection, recipe_id, left)),
-            recipe_content.normalised(await _content(connection, recipe_id, right)),
-        )
+        older = recipe_content.normalised(await _content(connection, recipe_id, left))
+        newer = recipe_content.normalised(await _content(connection, recipe_id, right))
+        library = await _library(connection)
+        pinned = await _pinned_of(connection, older, newer)
+    return diff(_expanded(older, library, pinned), _expanded(newer, library, pinned))
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -574,6 +709,14 @@ async def publish_to_hub(
             effective,
         )
         refs, expected = await _hub_refs(connection, content)
+        changed = recipe_content.stale(content, await _library(connection))
+    if changed:
+        raise ValidationFailed(
+            "The effective revision pins unit operation or method content that its library "
+            "items no longer hold; adopt the library's versions, approve the revision and "
+            "make it effective before publishing.",
+            details={"library_item_ids": sorted(changed)},
+        )
     if not publication.SLUG.match(listing.slug):
         raise ValidationFailed(
             f"'{listing.slug}' is not a HUB slug: lowercase letters, digits and single hyphens.",

@@ -33,3 +33,16 @@ class RecipeRevision(Table, tablename="recipe_revisions"):
     message = Text(default="")
     saved_by = UUID(null=True, default=None)
     saved_at = Timestamptz()
+
+
+class PinnedContent(Table, tablename="pinned_contents"):
+    """The content of a library item as a recipe revision pinned it (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    content_hash = Text()
+    kind = Text()
+    slug = Text()
+    version = Text()
+    content = JSONB()
+    created_at = Timestamptz()

@@ -460,6 +460,46 @@ async def test_tenant_manifest_sets_two_approvers(
     assert changed == 1
 
 
+async def test_unique_signers_in_the_signature_flow(
+    lab: dict[str, Any], settings: Settings, world: World, tmp_path: Any
+) -> None:
+    """By default one person cannot sign two stages; a tenant may allow it in its manifest
+    (never approving twice, and never the author approving)."""
+    from opencdmo.tenancy.provision import apply_path
+
+    author, approver = lab["author"], lab["approver"]
+
+    async def submitted_by_the_approver() -> Any:
+        recipe = await recipes.create(author, f"Two stages {uuid.uuid4().hex[:4]}")
+        await recipes.save(author, recipe, design(lab["uo"]), 1)
+        # A QA approver submits someone else's revision: they sign "authored".
+        await recipes.submit(settings, approver, recipe, PASSWORD, "send to review")
+        return recipe
+
+    recipe = await submitted_by_the_approver()
+    with pytest.raises(Forbidden, match="already signed"):
+        await recipes.approve(settings, approver, recipe, PASSWORD, "also approving")
+    folder = tmp_path / lab["ctx"].slug
+    folder.mkdir()
+    (folder / "tenant.yaml").write_text(
+        "name: Recipe Lab\nkind: cdmo\nsignature_flow:\n  recipe_approvers: 2\n"
+        "  unique_signers: false\n"
+    )
+    lines: list[str] = []
+    await apply_path(tmp_path, lines.append)
+    assert any("one person may sign two stages" in line for line in lines)
+    recipe = await submitted_by_the_approver()
+    assert not await recipes.approve(settings, approver, recipe, PASSWORD, "first approval")
+    with pytest.raises(Forbidden, match="already signed"):
+        await recipes.approve(settings, approver, recipe, PASSWORD, "the same person again")
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await recipes.approve(settings, author, recipe, PASSWORD, "my own revision")
+    await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
+    assert await recipes.approve(
+        settings, as_actor(lab["ctx"], world["viewer"]), recipe, PASSWORD, "second approval"
+    )
+
+
 async def test_designer_formulas(lab: dict[str, Any], browser: Any) -> None:
     from opencdmo.recipes import designer
 

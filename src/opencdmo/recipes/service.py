@@ -442,13 +442,14 @@ async def approve(
     *,
     approvers_required: int | None = None,
 ) -> bool:
-    """A QA approver signs 'approved'; with enough approvals (the tenant's signature flow,
-    set in its manifest, unless given) the recipe is Approved. Returns whether it moved. The
-    author cannot approve; nobody signs two stages."""
-    if approvers_required is None:
-        from opencdmo.tenancy.service import recipe_approvers
+    """A QA approver signs 'approved'; with enough approvals the recipe is Approved. Returns
+    whether it moved. The tenant's signature flow (its manifest) sets how many approvals, and
+    whether one person may sign two stages (by default not); ``approvers_required`` overrides
+    the count. The author never approves, and nobody approves one revision twice."""
+    from opencdmo.tenancy.service import signature_flow
 
-        approvers_required = await recipe_approvers(ctx)
+    required, unique = await signature_flow(ctx)
+    required = approvers_required or required
     async with tenant_transaction(ctx) as connection:
         row = await _recipe(connection, recipe_id)
         if row["status"] != "in_review":
@@ -456,11 +457,12 @@ async def approve(
         record = await _record(connection, row)
         signers = await _signers(connection, row)
     check_author_may_not_approve(record.author_id, ctx.user_id, "approved")
-    if any(s["signer_id"] == ctx.user_id for s in signers):
+    mine = {s["meaning"] for s in signers if s["signer_id"] == ctx.user_id}
+    if "approved" in mine or (unique and mine):
         raise Forbidden("You have already signed this revision; another person must approve.")
     await sign(settings, ctx, record, "approved", reason, password)
-    approvals = sum(1 for s in signers if s["meaning"] == "approved") + 1
-    if approvals >= approvers_required:
+    approvals = len({s["signer_id"] for s in signers if s["meaning"] == "approved"}) + 1
+    if approvals >= required:
         await _move(ctx, recipe_id, "approve", reason=reason)
         return True
     return False

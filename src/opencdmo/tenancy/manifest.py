@@ -43,7 +43,10 @@ SCHEMA: dict[str, Any] = {
         "signature_flow": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {"recipe_approvers": {"type": "integer", "minimum": 1, "maximum": 3}},
+            "properties": {
+                "recipe_approvers": {"type": "integer", "minimum": 1, "maximum": 3},
+                "unique_signers": {"type": "boolean"},
+            },
         },
         "members": {
             "type": "array",
@@ -89,6 +92,7 @@ class Manifest:
     sites: tuple[tuple[str, str, str], ...]
     people: tuple[Person, ...] = field(default_factory=tuple)
     recipe_approvers: int = 1
+    unique_signers: bool = True
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -151,6 +155,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         tuple(sites),
         tuple(people.values()),
         int(flow.get("recipe_approvers", 1)),
+        bool(flow.get("unique_signers", True)),
     )
 
 

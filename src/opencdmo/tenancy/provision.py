@@ -39,8 +39,11 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
         if outcome:
             report(f"{manifest.slug}: site {code} {outcome}")
             changes += 1
-    if await service.set_recipe_approvers(ctx, manifest.recipe_approvers):
-        report(f"{manifest.slug}: master recipes need {manifest.recipe_approvers} approval(s)")
+    if await service.set_signature_flow(ctx, manifest.recipe_approvers, manifest.unique_signers):
+        report(
+            f"{manifest.slug}: master recipes need {manifest.recipe_approvers} approval(s)"
+            + ("" if manifest.unique_signers else "; one person may sign two stages")
+        )
         changes += 1
     for person in manifest.people:
         changes += await _ensure_member(ctx, person.email, person.full_name, person.roles, report)

@@ -120,36 +120,39 @@ async def update_tenant(ctx: TenantContext, name: str, kind: str) -> bool:
     return True
 
 
-async def set_recipe_approvers(ctx: TenantContext, approvers: int) -> bool:
-    """How many QA approvals a master recipe revision needs (1 to 3); audited."""
+async def set_signature_flow(ctx: TenantContext, approvers: int, unique_signers: bool) -> bool:
+    """The master recipe signature flow: how many QA approvals a revision needs (1 to 3), and
+    whether one person may sign two of its stages; audited."""
     if not 1 <= approvers <= 3:
         raise ValidationFailed("recipe_approvers must be 1, 2 or 3.")
     async with tenant_transaction(ctx) as connection:
-        old = await connection.fetchval(
-            "SELECT recipe_approvers FROM tenants WHERE id = $1 FOR UPDATE", ctx.tenant_id
+        old = await connection.fetchrow(
+            "SELECT recipe_approvers, recipe_unique_signers FROM tenants WHERE id = $1 FOR UPDATE",
+            ctx.tenant_id,
         )
-        if old == approvers:
+        new = {"recipe_approvers": approvers, "recipe_unique_signers": unique_signers}
+        if dict(old) == new:
             return False
         await connection.execute(
-            "UPDATE tenants SET recipe_approvers = $2 WHERE id = $1", ctx.tenant_id, approvers
+            "UPDATE tenants SET recipe_approvers = $2, recipe_unique_signers = $3 WHERE id = $1",
+            ctx.tenant_id,
+            approvers,
+            unique_signers,
         )
         await audit.record(
-            ctx,
-            "tenant.signature_flow_changed",
-            "tenant",
-            ctx.tenant_id,
-            old={"recipe_approvers": old},
-            new={"recipe_approvers": approvers},
+            ctx, "tenant.signature_flow_changed", "tenant", ctx.tenant_id, old=dict(old), new=new
         )
     return True
 
 
-async def recipe_approvers(ctx: TenantContext) -> int:
+async def signature_flow(ctx: TenantContext) -> tuple[int, bool]:
+    """(QA approvals a master recipe revision needs, whether signers must differ)."""
     async with tenant_transaction(ctx) as connection:
-        value = await connection.fetchval(
-            "SELECT recipe_approvers FROM tenants WHERE id = $1", ctx.tenant_id
+        row = await connection.fetchrow(
+            "SELECT recipe_approvers, recipe_unique_signers FROM tenants WHERE id = $1",
+            ctx.tenant_id,
         )
-    return int(value or 1)
+    return int(row["recipe_approvers"]), bool(row["recipe_unique_signers"])
 
 
 def check_time_zone(zone: str) -> None:

@@ -13,6 +13,7 @@ class Tenant(Table, tablename="tenants"):
     kind = Text()
     policy_version = BigInt(default=1)
     recipe_approvers = Integer(default=1)
+    recipe_unique_signers = Boolean(default=True)
     created_at = Timestamptz()
 
 

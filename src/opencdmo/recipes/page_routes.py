@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 
 from opencdmo.errors import AppError
 from opencdmo.hub.content import common_enum
-from opencdmo.recipes import publication, service
+from opencdmo.recipes import mbr, publication, service
 from opencdmo.recipes.content import step_content
 from opencdmo.recipes.routes import Revision
 from opencdmo.settings import Settings
@@ -68,6 +68,11 @@ async def _recipe_page(
     signatures = await signatures_for(ctx, record)
     history = await service.history(ctx, recipe_id)
     published = await service.publications(ctx, recipe_id)
+    flow = mbr.flow(
+        recipe["content"],
+        await service.library(ctx),
+        await service.pinned_contents(ctx, recipe["content"]),
+    )
     listing = {
         "slug": published[0]["slug"] if published else publication.slugify(recipe["name"]),
         "version": publication.next_version(published[0]["version"] if published else None),
@@ -92,6 +97,8 @@ async def _recipe_page(
         listing=listing,
         licences=common_enum("licence"),
         publish_open=form is not None,
+        flow=flow,
+        box=(mbr.BOX_W, mbr.BOX_H),
     )
 
 
@@ -228,7 +235,6 @@ async def print_page(
 ) -> Template:
     """The printable master batch record of the current revision."""
     from opencdmo.canonical import content_hash
-    from opencdmo.recipes import mbr
 
     recipe = await service.get(ctx, recipe_id)
     library = await service.library(ctx)

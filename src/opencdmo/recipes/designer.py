@@ -4,17 +4,15 @@ service saves as a revision (validated, with optimistic concurrency)."""
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from opencdmo.errors import ValidationFailed
+from opencdmo.recipes.publication import hub_key
 
 
 def _key(name: str, taken: set[str], prefix: str = "step") -> str:
     """A snake_case key (the HUB's key format) not yet taken."""
-    base = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40].strip("_")
-    if not base[:1].isalpha():
-        base = f"{prefix}_{base}".strip("_")
+    base = hub_key(name, prefix)[:40].rstrip("_")
     key, n = base, 2
     while key in taken:
         key, n = f"{base}_{n}", n + 1

@@ -34,10 +34,10 @@ class Listing:
     visibility: str = "private"
 
 
-def hub_key(key: str) -> str:
-    """A designer key in the HUB's snake_case key format."""
+def hub_key(key: str, prefix: str = "k") -> str:
+    """A key (or a name) in the HUB's snake_case key format."""
     text = re.sub(r"[^a-z0-9]+", "_", str(key).lower()).strip("_")
-    return text if text[:1].isalpha() else f"k_{text}".rstrip("_")
+    return text if text[:1].isalpha() else f"{prefix}_{text}".rstrip("_")
 
 
 def slugify(name: str) -> str:

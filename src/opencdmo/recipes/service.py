@@ -168,14 +168,19 @@ async def _stored_pins(connection: Any, hashes: set[str]) -> dict[str, Any]:
 
 async def _pin(
     connection: Any, content: Any, library: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Pin every entry to the content of its library item: a new entry (no ``content_hash``)
     to the item's current content; a pinned one keeps its pin, which must be content that
-    item had. Returns the pinned contents by hash."""
+    item had. Returns the pinned contents by hash, and those not kept yet."""
     entries = _entries(content)
     wanted = {e["content_hash"] for _, e in entries if isinstance(e.get("content_hash"), str)}
+    for _, entry in entries:
+        item = library.get(str(entry.get("library_item_id")))
+        if item is not None:
+            wanted.add(item["library_content_hash"])
     stored = await _stored_pins(connection, wanted)
     pinned: dict[str, dict[str, Any]] = {}
+    fresh: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     for kind, entry in entries:
         item = library.get(str(entry.get("library_item_id")))
@@ -188,6 +193,8 @@ async def _pin(
         pin = entry["content_hash"]
         if pin == item["library_content_hash"]:
             pinned[pin] = item
+            if pin not in stored:
+                fresh[pin] = item
         elif pin in stored and stored[pin]["slug"] == item.get("slug"):
             pinned[pin] = {**json.loads(stored[pin]["content"]), "kind": stored[pin]["kind"]}
         else:
@@ -198,16 +205,12 @@ async def _pin(
             )
     if problems:
         raise ValidationFailed("; ".join(problems), details={"problems": problems})
-    return pinned
+    return pinned, fresh
 
 
-async def _keep_pins(
-    connection: Any, ctx: TenantContext, pinned: dict[str, dict[str, Any]]
-) -> None:
-    """Keep the contents a revision pins (content-addressed; each kept once)."""
-    for pin, item in pinned.items():
-        if item.get("library_content_hash") != pin:
-            continue  # already kept
+async def _keep_pins(connection: Any, ctx: TenantContext, fresh: dict[str, dict[str, Any]]) -> None:
+    """Keep the contents a revision pins for the first time (content-addressed)."""
+    for pin, item in fresh.items():
         body = {k: v for k, v in item.items() if k not in _LIBRARY_FIELDS}
         await connection.execute(
             "INSERT INTO pinned_contents (tenant_id, content_hash, kind, slug, version, "
@@ -298,7 +301,7 @@ async def save(
             )
         library = await _library(connection)
         content = copy.deepcopy(content)
-        pinned = await _pin(connection, content, library)
+        pinned, fresh = await _pin(connection, content, library)
         recipe_content.check(content, library, pinned)
         content = recipe_content.normalised(content)
         old = await _content(connection, recipe_id, base_revision)
@@ -306,7 +309,7 @@ async def save(
         if not changes:
             return int(base_revision)
         revision = base_revision + 1
-        await _keep_pins(connection, ctx, pinned)
+        await _keep_pins(connection, ctx, fresh)
         await _insert_revision(connection, ctx, recipe_id, revision, content, message)
         reset = row["status"] in ("in_review", "approved")
         status = "draft" if reset or row["status"] == "effective" else row["status"]

@@ -439,6 +439,7 @@ async def test_publish_form_on_the_recipe_page(
     page = (await approver.get(f"/t/{slug}/recipes/{recipe_id}")).text
     assert "Publish effective revision 2 to the HUB" in page
     assert '<svg class="flow"' in page and "T-cell activation" in page, "the flow diagram"
+    assert "effective since" in page
     form = {
         "_csrf_token": approver.csrf,
         "slug": f"form-car-t-{uuid.uuid4().hex[:6]}",

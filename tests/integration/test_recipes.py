@@ -125,6 +125,17 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
     ]
     assert actions.count("recipe.revised") == 3
     assert "recipe.superseded" in actions and actions[-1] == "recipe.retire"
+    # The history says when each revision was in force and how that ended.
+    periods = {
+        h["revision"]: (h["effective_from"] is not None, h.get("ended"))
+        for h in await recipes.history(author, recipe)
+    }
+    assert periods == {
+        4: (True, "retired"),
+        3: (True, "superseded"),
+        2: (False, None),
+        1: (False, None),
+    }
     meanings = [
         r["meaning"]
         for r in await owner.fetch(

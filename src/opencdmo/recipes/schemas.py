@@ -60,6 +60,9 @@ class RevisionOut(Struct):
     message: str
     saved_at: datetime
     saved_by: str | None
+    effective_from: datetime | None = None
+    effective_until: datetime | None = None
+    ended: str | None = None  # superseded or retired
 
 
 class ChangeOut(Struct):

@@ -337,6 +337,9 @@ async def save(
 
 
 async def history(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
+    """Every revision, newest first, with when it was in force (``effective_from``,
+    ``effective_until`` and how that ended: superseded or retired), read from the audit
+    trail."""
     async with tenant_transaction(ctx) as connection:
         await _recipe(connection, recipe_id)
         rows = await connection.fetch(
@@ -345,7 +348,23 @@ async def history(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
             "WHERE r.recipe_id = $1 ORDER BY r.revision DESC",
             recipe_id,
         )
-    return [dict(r) for r in rows]
+        events = await connection.fetch(
+            "SELECT action, occurred_at, new_values FROM audit_events "
+            "WHERE entity_type = 'master_recipe' AND entity_id = $1 "
+            "AND action IN ('recipe.make_effective', 'recipe.retire') ORDER BY seq",
+            str(recipe_id),
+        )
+    periods: dict[int, dict[str, Any]] = {}
+    in_force: int | None = None
+    for event in events:
+        if in_force is not None:
+            ended = "retired" if event["action"] == "recipe.retire" else "superseded"
+            periods[in_force].update(effective_until=event["occurred_at"], ended=ended)
+            in_force = None
+        if event["action"] == "recipe.make_effective":
+            in_force = int(json.loads(event["new_values"])["revision"])
+            periods[in_force] = {"effective_from": event["occurred_at"]}
+    return [{"effective_from": None, **dict(r), **periods.get(r["revision"], {})} for r in rows]
 
 
 async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) -> list[Change]:

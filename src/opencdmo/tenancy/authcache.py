@@ -93,7 +93,7 @@ class TokenCache:
         while self.ttl > 0 and self._listener is None:
             try:
                 await self._connect()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("auth cache listener: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

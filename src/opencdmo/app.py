@@ -23,6 +23,7 @@ from opencdmo.tenancy import authcache
 from opencdmo.web import errors, health
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
 from opencdmo.web.errors import ErrorBody
+from opencdmo.web.guards import protect_tenant_routes
 from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
@@ -84,6 +85,7 @@ def create_app(
         await close_pool(engine)
 
     handlers: list[Any] = [h for module in CONTEXT_ROUTES for h in module.route_handlers]
+    protect_tenant_routes(handlers)
     for handler in handlers:
         if any(path.startswith("/api/") for path in handler.paths):
             handler.responses = {**error_responses(), **(handler.responses or {})}

@@ -18,7 +18,7 @@ from opencdmo.audit.schemas import AuditEventOut, AuditPage
 from opencdmo.audit.service import record
 from opencdmo.canonical import canonical_json
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import page
 
 PAGE_SIZE = 50
@@ -46,8 +46,6 @@ def _out(row: dict[str, Any]) -> AuditEventOut:
     "/t/{slug:str}/audit",
     opt=requires("audit", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def audit_page(
     request: Request[Any, Any, Any],
@@ -76,8 +74,6 @@ async def audit_page(
     "/api/v1/t/{slug:str}/audit",
     opt=requires("audit", "read"),
     tags=["audit"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_audit(
     ctx: NamedDependency[TenantContext],
@@ -161,8 +157,6 @@ Format = Annotated[Literal["csv", "json"], QueryParameter(name="format")]
     "/t/{slug:str}/audit/export",
     opt=requires("audit", "export"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def audit_export(
     ctx: NamedDependency[TenantContext],
@@ -181,8 +175,6 @@ async def audit_export(
     "/api/v1/t/{slug:str}/audit/export",
     opt=requires("audit", "export"),
     tags=["audit"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_audit_export(
     ctx: NamedDependency[TenantContext],

@@ -23,7 +23,7 @@ from opencdmo.hub.schemas import (
 )
 from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
 # --- forks -------------------------------------------------------------------------------
@@ -96,8 +96,6 @@ def content_from_form(content: dict[str, Any], data: dict[str, Any]) -> dict[str
     "/t/{slug:str}/hub/items/{item_id:uuid}/fork",
     opt=requires("hub", "fork"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def fork_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
@@ -109,8 +107,6 @@ async def fork_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
     "/t/{slug:str}/library/{library_id:uuid}",
     opt=requires("hub", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def library_item_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], library_id: FromPath[UUID]
@@ -123,8 +119,6 @@ async def library_item_page(
     "/t/{slug:str}/library/{library_id:uuid}/edit",
     opt=requires("hub", "fork"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=200,
 )
 async def edit_form(
@@ -154,8 +148,6 @@ async def edit_form(
     "/t/{slug:str}/library/{library_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=200,
 )
 async def publish_form(
@@ -186,8 +178,6 @@ async def publish_form(
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}/fork",
     opt=requires("hub", "fork"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=201,
 )
 async def api_fork(
@@ -202,8 +192,6 @@ async def api_fork(
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content",
     opt=requires("hub", "fork"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_edit(
     ctx: NamedDependency[TenantContext], library_id: FromPath[UUID], data: JSONBody[ForkEdit]
@@ -216,8 +204,6 @@ async def api_edit(
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=201,
 )
 async def api_publish(
@@ -259,8 +245,6 @@ route_handlers = [
     "/t/{slug:str}/hub/items/{item_id:uuid}/visibility",
     opt=requires("hub", "publish"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def visibility_form(
@@ -276,8 +260,6 @@ async def visibility_form(
     "/t/{slug:str}/hub/items/{item_id:uuid}/versions/{version:str}/mark",
     opt=requires("hub", "publish"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def mark_form(

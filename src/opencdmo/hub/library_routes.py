@@ -23,7 +23,7 @@ from opencdmo.hub.schemas import (
     UpgradeRequest,
 )
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
 To = Annotated[str | None, QueryParameter(name="to", required=False, max_length=40)]
@@ -53,8 +53,6 @@ def _changes(changes: list[Change]) -> list[ChangeOut]:
     "/t/{slug:str}/library",
     opt=requires("hub", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def library_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
@@ -68,8 +66,6 @@ async def library_page(
     "/t/{slug:str}/hub/items/{item_id:uuid}/install",
     opt=requires("hub", "install"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def install_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
@@ -81,8 +77,6 @@ async def install_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UU
     "/t/{slug:str}/library/{library_id:uuid}/diff",
     opt=requires("hub", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def diff_page(
     request: Request[Any, Any, Any],
@@ -106,8 +100,6 @@ async def diff_page(
     "/t/{slug:str}/library/{library_id:uuid}/upgrade",
     opt=requires("hub", "install"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def upgrade_form(
@@ -125,8 +117,6 @@ async def upgrade_form(
     "/api/v1/t/{slug:str}/library",
     opt=requires("hub", "read"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_library(ctx: NamedDependency[TenantContext]) -> list[LibraryEntry]:
     """The tenant's installed and forked items, each with whether an update is available."""
@@ -137,8 +127,6 @@ async def api_library(ctx: NamedDependency[TenantContext]) -> list[LibraryEntry]
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}/install",
     opt=requires("hub", "install"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=201,
 )
 async def api_install(
@@ -152,8 +140,6 @@ async def api_install(
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/diff",
     opt=requires("hub", "read"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_diff(
     ctx: NamedDependency[TenantContext], library_id: FromPath[UUID], to: To = None
@@ -167,8 +153,6 @@ async def api_diff(
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade",
     opt=requires("hub", "install"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_upgrade(
     ctx: NamedDependency[TenantContext], library_id: FromPath[UUID], data: JSONBody[UpgradeRequest]
@@ -183,8 +167,6 @@ async def api_upgrade(
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
 )
 async def api_modify_item(
@@ -205,16 +187,12 @@ async def api_modify_item(
 api_patch_item = patch(
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
     name="api_patch_item",
 )(api_modify_item.fn)
 api_delete_item = delete(
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
     status_code=403,
     name="api_delete_item",

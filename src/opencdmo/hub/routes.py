@@ -23,7 +23,7 @@ from opencdmo.hub.schemas import (
     VisibilityRequest,
 )
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import page
 
 READ = requires("hub", "read")
@@ -68,8 +68,6 @@ def _query(
     "/t/{slug:str}/hub",
     opt=READ,
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def hub_page(
     request: Request[Any, Any, Any],
@@ -110,8 +108,6 @@ def _content_rows(content: dict[str, Any]) -> list[dict[str, Any]]:
     "/t/{slug:str}/hub/items/{item_id:uuid}",
     opt=READ,
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def item_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
@@ -154,8 +150,6 @@ def _summary(row: dict[str, Any]) -> ItemSummary:
     "/api/v1/t/{slug:str}/hub/items",
     opt=READ,
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_search(
     ctx: NamedDependency[TenantContext],
@@ -183,8 +177,6 @@ async def api_search(
     "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
     opt=READ,
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> ItemDetail:
     """An item: versions with changelogs, the latest content and its dependency tree."""
@@ -236,8 +228,6 @@ route_handlers = [hub_page, item_page, api_search, api_item]
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility",
     opt=requires("hub", "publish"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_visibility(
     ctx: NamedDependency[TenantContext], item_id: FromPath[UUID], data: JSONBody[VisibilityRequest]
@@ -250,8 +240,6 @@ async def api_visibility(
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/versions/{version:str}/mark",
     opt=requires("hub", "publish"),
     tags=["hub"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=204,
 )
 async def api_mark(

@@ -25,7 +25,7 @@ from opencdmo.identity.schemas import (
 from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.service import user_tenants
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires, signed_in
+from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of
 
@@ -205,9 +205,7 @@ def _token_out(row: dict[str, Any]) -> TokenOut:
 
 @get(
     "/t/{slug:str}/tokens",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
 )
 async def tokens_page(
@@ -219,9 +217,7 @@ async def tokens_page(
 
 @post(
     "/t/{slug:str}/tokens",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
     status_code=200,
 )
@@ -237,9 +233,7 @@ async def tokens_create(
 
 @post(
     "/t/{slug:str}/tokens/{token_id:uuid}/revoke",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     include_in_schema=False,
     status_code=200,
 )
@@ -253,9 +247,7 @@ async def tokens_revoke(
 
 @get(
     "/api/v1/t/{slug:str}/tokens",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     tags=["identity"],
 )
 async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
@@ -267,9 +259,7 @@ async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
 
 @post(
     "/api/v1/t/{slug:str}/tokens",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     tags=["identity"],
     status_code=201,
 )
@@ -284,9 +274,7 @@ async def api_token_create(
 
 @delete(
     "/api/v1/t/{slug:str}/tokens/{token_id:uuid}",
-    guards=TENANT_GUARDS,
     opt=requires("tokens", "use"),
-    dependencies=TENANT_DEPS,
     tags=["identity"],
     status_code=204,
 )

@@ -25,7 +25,7 @@ from opencdmo.recipes.content import (
     unit_operations_of,
 )
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
 ACTIONS = (
@@ -90,8 +90,6 @@ async def _page(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/design",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def design_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
@@ -234,8 +232,6 @@ def _configure(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/design/{action:str}",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=200,
 )
 async def design_action(

@@ -19,7 +19,7 @@ from opencdmo.recipes.routes import Revision
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
 
@@ -27,8 +27,6 @@ from opencdmo.web.pages import form_data, page
     "/t/{slug:str}/recipes",
     opt=requires("recipes", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def recipes_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
@@ -40,8 +38,6 @@ async def recipes_page(
     "/t/{slug:str}/recipes",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def create_form(
@@ -106,8 +102,6 @@ async def _recipe_page(
     "/t/{slug:str}/recipes/{recipe_id:uuid}",
     opt=requires("recipes", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def recipe_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
@@ -146,8 +140,6 @@ async def _lifecycle(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/submit",
     opt=requires("recipes", "submit"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def submit_form(
@@ -163,8 +155,6 @@ async def submit_form(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/approve",
     opt=requires("recipes", "approve"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def approve_form(
@@ -180,8 +170,6 @@ async def approve_form(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/effective",
     opt=requires("recipes", "approve"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def effective_form(
@@ -197,8 +185,6 @@ async def effective_form(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/retire",
     opt=requires("recipes", "approve"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def retire_form(
@@ -214,8 +200,6 @@ async def retire_form(
     "/t/{slug:str}/hub/items/{item_id:uuid}/master-recipe",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def from_hub_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
@@ -227,8 +211,6 @@ async def from_hub_form(ctx: NamedDependency[TenantContext], item_id: FromPath[U
     "/t/{slug:str}/recipes/{recipe_id:uuid}/print",
     opt=requires("recipes", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def print_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
@@ -261,8 +243,6 @@ async def print_page(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     status_code=303,
 )
 async def publish_form(
@@ -300,8 +280,6 @@ async def publish_form(
     "/t/{slug:str}/recipes/{recipe_id:uuid}/compare",
     opt=requires("recipes", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def compare_page(
     request: Request[Any, Any, Any],

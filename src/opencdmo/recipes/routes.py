@@ -30,7 +30,7 @@ from opencdmo.recipes.schemas import (
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from opencdmo.tenancy.context import TenantContext
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 
 BASE = "/api/v1/t/{slug:str}/recipes"
 ONE = BASE + "/{recipe_id:uuid}"
@@ -40,8 +40,6 @@ Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
 @get(
     BASE,
     opt=requires("recipes", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary]:
@@ -53,8 +51,6 @@ async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary
 @post(
     BASE,
     opt=requires("recipes", "edit"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=201,
 )
@@ -66,8 +62,6 @@ async def api_create(ctx: NamedDependency[TenantContext], data: JSONBody[RecipeC
 @get(
     ONE,
     opt=requires("recipes", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_recipe(
@@ -105,8 +99,6 @@ async def api_recipe(
 @put(
     ONE + "/content",
     opt=requires("recipes", "edit"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_save(
@@ -119,8 +111,6 @@ async def api_save(
 @get(
     ONE + "/revisions",
     opt=requires("recipes", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_revisions(
@@ -133,8 +123,6 @@ async def api_revisions(
 @get(
     ONE + "/diff",
     opt=requires("recipes", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_diff(
@@ -157,8 +145,6 @@ async def api_diff(
 @post(
     ONE + "/submit",
     opt=requires("recipes", "submit"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=204,
 )
@@ -175,8 +161,6 @@ async def api_submit(
 @post(
     ONE + "/approve",
     opt=requires("recipes", "approve"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_approve(
@@ -192,8 +176,6 @@ async def api_approve(
 @post(
     ONE + "/effective",
     opt=requires("recipes", "approve"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=204,
 )
@@ -205,8 +187,6 @@ async def api_effective(ctx: NamedDependency[TenantContext], recipe_id: FromPath
 @post(
     ONE + "/retire",
     opt=requires("recipes", "approve"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=204,
 )
@@ -220,8 +200,6 @@ async def api_retire(
 @post(
     BASE + "/from-hub",
     opt=requires("recipes", "edit"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=201,
 )
@@ -233,8 +211,6 @@ async def api_from_hub(ctx: NamedDependency[TenantContext], data: JSONBody[FromH
 @post(
     ONE + "/publish",
     opt=requires("hub", "approve_publication"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
     status_code=201,
 )
@@ -265,8 +241,6 @@ async def api_publish(
 @get(
     ONE + "/publications",
     opt=requires("recipes", "read"),
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
     tags=["recipes"],
 )
 async def api_publications(

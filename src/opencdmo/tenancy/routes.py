@@ -23,7 +23,7 @@ from opencdmo.tenancy.schemas import (
     SiteOut,
     TenantOut,
 )
-from opencdmo.web.guards import TENANT_DEPS, TENANT_GUARDS, requires
+from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import principal_of
 
@@ -41,8 +41,6 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
     ["/t/{slug:str}", "/t/{slug:str}/"],
     opt=requires("tenant", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def dashboard(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
@@ -82,8 +80,6 @@ async def _members_page(
     "/t/{slug:str}/members",
     opt=requires("members", "read"),
     include_in_schema=False,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def members_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
@@ -117,8 +113,6 @@ def _roles_from(data: dict[str, Any]) -> list[str]:
     opt=requires("members", "manage"),
     include_in_schema=False,
     status_code=200,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def members_add(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
@@ -146,8 +140,6 @@ async def members_add(
     opt=requires("roles", "manage"),
     include_in_schema=False,
     status_code=200,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def members_roles(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], member_id: FromPath[UUID]
@@ -166,8 +158,6 @@ async def members_roles(
     opt=requires("members", "manage"),
     include_in_schema=False,
     status_code=200,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def members_status(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], member_id: FromPath[UUID]
@@ -209,8 +199,6 @@ def _member_out(row: dict[str, Any]) -> MemberOut:
     "/api/v1/t/{slug:str}",
     opt=requires("tenant", "read"),
     tags=["tenancy"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_tenant(ctx: NamedDependency[TenantContext]) -> TenantOut:
     """The tenant, its sites and my roles in it."""
@@ -222,8 +210,6 @@ async def api_tenant(ctx: NamedDependency[TenantContext]) -> TenantOut:
     "/api/v1/t/{slug:str}/members",
     opt=requires("members", "read"),
     tags=["tenancy"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_members(ctx: NamedDependency[TenantContext]) -> list[MemberOut]:
     """Members of the tenant with their roles."""
@@ -234,8 +220,6 @@ async def api_members(ctx: NamedDependency[TenantContext]) -> list[MemberOut]:
     "/api/v1/t/{slug:str}/members/{member_id:uuid}",
     opt=requires("members", "read"),
     tags=["tenancy"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_member(ctx: NamedDependency[TenantContext], member_id: FromPath[UUID]) -> MemberOut:
     """One member."""
@@ -247,8 +231,6 @@ async def api_member(ctx: NamedDependency[TenantContext], member_id: FromPath[UU
     opt=requires("members", "manage"),
     tags=["tenancy"],
     status_code=201,
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_member_add(
     ctx: NamedDependency[TenantContext], data: JSONBody[MemberAdd]
@@ -263,8 +245,6 @@ async def api_member_add(
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles",
     opt=requires("roles", "manage"),
     tags=["tenancy"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_member_roles(
     ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[RolesUpdate]
@@ -278,8 +258,6 @@ async def api_member_roles(
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status",
     opt=requires("members", "manage"),
     tags=["tenancy"],
-    guards=TENANT_GUARDS,
-    dependencies=TENANT_DEPS,
 )
 async def api_member_status(
     ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[MemberStatus]

@@ -1,7 +1,9 @@
-"""Guards declare intent: ``opt=requires("members", "manage")`` on every tenant route."""
+"""Guards declare intent: ``opt=requires("members", "manage")`` on every tenant route; the
+app gives each tenant route the tenant guard and scope (``protect_tenant_routes``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -79,6 +81,22 @@ def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
     return ctx
 
 
-# Every tenant route: opt=requires(...), guards=TENANT_GUARDS, dependencies=TENANT_DEPS.
+# What every tenant route gets (``protect_tenant_routes``): the membership and permission
+# guard, and its tenant scope as the ``ctx`` dependency.
 TENANT_GUARDS: list[Guard] = [tenant_member]
 TENANT_DEPS: dict[str, Provide] = {"ctx": Provide(tenant_context, sync_to_thread=False)}
+TENANT_ROUTE = re.compile(r"^(?:/api/v1)?/t/\{slug")
+
+
+def protect_tenant_routes(handlers: list[Any]) -> None:
+    """Give every route under ``/t/{slug}`` and ``/api/v1/t/{slug}`` the tenant guard and
+    scope, so that none can be mounted without them; a tenant route that declares no
+    permission (``opt=requires(...)``) is a configuration error."""
+    for handler in handlers:
+        if not any(TENANT_ROUTE.match(path) for path in getattr(handler, "paths", ())):
+            continue
+        if PERMISSION not in (handler.opt or {}):
+            raise RuntimeError(f"tenant route {handler.paths} declares no permission")
+        guards = list(handler.guards or [])
+        handler.guards = [*TENANT_GUARDS, *(g for g in guards if g not in TENANT_GUARDS)]
+        handler.dependencies = {**(handler.dependencies or {}), **TENANT_DEPS}

@@ -175,6 +175,12 @@ def as_actor(ctx: TenantContext, persona: Persona, roles: tuple[str, ...] = ()) 
     return replace(ctx, actor=Actor(persona.user_id, persona.email, persona.full_name), roles=roles)
 
 
+async def member_as(ctx: TenantContext, persona: Persona) -> TenantContext:
+    """The persona's scope as the resolver mints it for a request now: the tenant's current
+    policy version, so that roles granted since count."""
+    return as_actor(await _fresh(ctx), persona)
+
+
 class Browser:
     """An HTTP client with its own cookie jar and client address, speaking to the app in-process."""
 

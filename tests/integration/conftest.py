@@ -15,16 +15,27 @@ from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import World, as_actor
 
 
-async def activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:
+async def installed(owner: asyncpg.Connection, ctx: TenantContext, slug: str, version: str) -> str:
+    """The library id of a platform HUB item in the tenant's library (installed if missing)."""
     item = await owner.fetchval(
         "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
-        "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
+        "WHERE i.slug = $1 AND t.slug = 'opencdmo-hub'",
+        slug,
     )
-    entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
+    entries = [e for e in await library.list_library(ctx) if e["slug"] == slug]
     if not entries:
-        await library.install(ctx, item, "1.1.0")
-        entries = [e for e in await library.list_library(ctx) if e["slug"] == "t-cell-activation"]
+        await library.install(ctx, item, version)
+        entries = [e for e in await library.list_library(ctx) if e["slug"] == slug]
     return str(entries[0]["id"])
+
+
+async def activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:
+    return await installed(owner, ctx, "t-cell-activation", "1.1.0")
+
+
+async def viability(owner: asyncpg.Connection, ctx: TenantContext) -> str:
+    """A QC method to release against (cell count and viability)."""
+    return await installed(owner, ctx, "cell-count-viability", "1.1.0")
 
 
 async def new_lab(world: World) -> dict[str, Any]:
@@ -47,4 +58,25 @@ async def new_lab(world: World) -> dict[str, Any]:
 @pytest.fixture
 async def lab(synced: Any, world: World, owner: asyncpg.Connection) -> dict[str, Any]:
     fresh = await new_lab(world)
-    return {**fresh, "uo": await activation(owner, fresh["ctx"])}
+    return {
+        **fresh,
+        "uo": await activation(owner, fresh["ctx"]),
+        "method": await viability(owner, fresh["ctx"]),
+    }
+
+
+def reviewable(content: dict[str, Any], method_id: str) -> dict[str, Any]:
+    """The content with what review needs: a specification and a release specification."""
+    return {
+        **content,
+        "specification": {"modality": "car-t", "batch_size": {"quantity": 1, "unit": "{dose}"}},
+        "release_specifications": [
+            {
+                "attribute": "viability",
+                "acceptance_criterion": "Viability >= 70 %",
+                "limits": {"low": 70},
+                "unit": "%",
+                "library_item_id": method_id,
+            }
+        ],
+    }

@@ -12,7 +12,7 @@ import pytest
 
 from opencdmo.audit import service as audit
 from opencdmo.audit.verify import verify_security_chain, verify_tenant
-from opencdmo.db.tx import tenant_transaction
+from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.identity import service as identity
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
@@ -34,7 +34,8 @@ async def _scratch_tenant(events: int = 5) -> TenantContext:
     slug = f"t-{uuid.uuid4().hex[:10]}"
     ctx = await tenancy.create_tenant(slug, "Scratch", "cdmo", SYSTEM, RequestMeta())
     for i in range(events - 1):
-        await audit.record(ctx, "test.event", "thing", i, new={"n": i, "x": 1.5})
+        async with unit_of_work(ctx):
+            await audit.record(ctx, "test.event", "thing", i, new={"n": i, "x": 1.5})
     return ctx
 
 

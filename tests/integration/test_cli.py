@@ -162,13 +162,15 @@ async def test_audit_verify_exit_codes(
     assert "tenant alpha" in out
     assert "events checked" in out
     from opencdmo.audit import service as audit
+    from opencdmo.db.tx import unit_of_work
     from opencdmo.tenancy import service as tenancy
     from opencdmo.tenancy.context import SYSTEM, RequestMeta
 
     slug = f"v-{uuid.uuid4().hex[:8]}"
     ctx = await tenancy.create_tenant(slug, "Verify", "cdmo", SYSTEM, RequestMeta())
     for i in range(3):
-        await audit.record(ctx, "test.event", "thing", i)
+        async with unit_of_work(ctx):
+            await audit.record(ctx, "test.event", "thing", i)
     async with owner.transaction():
         await owner.execute("SET LOCAL session_replication_role = replica")
         await owner.execute(

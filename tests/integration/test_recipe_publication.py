@@ -17,7 +17,7 @@ from opencdmo.recipes.publication import Listing
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from tests.conftest import PASSWORD, World, as_actor
-from tests.integration.conftest import new_lab
+from tests.integration.conftest import new_lab, reviewable, viability
 
 
 async def _platform_item(owner: asyncpg.Connection, slug: str) -> Any:
@@ -33,7 +33,7 @@ async def _make_effective(settings: Settings, lab: dict[str, Any], recipe_id: An
     assert await recipes.approve(
         settings, lab["approver"], recipe_id, PASSWORD, "reviewed", approvers_required=1
     )
-    await recipes.make_effective(lab["approver"], recipe_id)
+    await recipes.make_effective(settings, lab["approver"], recipe_id, PASSWORD, "approved for use")
 
 
 def _listing(**changes: Any) -> Listing:
@@ -97,7 +97,7 @@ async def test_publish_an_effective_recipe_and_create_from_it(
     effective: dict[str, Any], owner: asyncpg.Connection, settings: Settings, world: World
 ) -> None:
     recipe_id, listing = effective["recipe"], _listing()
-    with pytest.raises(Forbidden, match="Separation of duties"):
+    with pytest.raises(Forbidden, match="may not do this"):
         await recipes.publish_to_hub(
             settings, effective["author"], recipe_id, listing, PASSWORD, "share it"
         )
@@ -238,15 +238,10 @@ async def test_publication_refusals(
         "formulas": [],
     }
     await recipes.save(author, recipe, content, 1)
-    await _make_effective(settings, lab, recipe)
-    with pytest.raises(ValidationFailed) as refused:
-        await recipes.publish_to_hub(settings, approver, recipe, _listing(), PASSWORD, "x")
-    assert "specification.modality" in refused.value.message
-    assert "specification.batch_size" in refused.value.message
-    with pytest.raises(ValidationFailed, match="not a HUB slug"):
-        await recipes.publish_to_hub(
-            settings, approver, recipe, _listing(slug="Not A Slug"), PASSWORD, "x"
-        )
+    # Without a modality, batch size and release specification it never reaches review.
+    with pytest.raises(ValidationFailed, match="not ready for review") as refused:
+        await recipes.submit(settings, author, recipe, PASSWORD, "x")
+    assert "modality" in refused.value.message and "batch size" in refused.value.message
 
     # The step uses an edited fork: publish the fork first, then the recipe refers to it.
     activation = await _platform_item(owner, "t-cell-activation")
@@ -255,18 +250,24 @@ async def test_publication_refusals(
     await library.edit_fork(
         author, fork_id, {**fork["content"], "summary": "Our site's activation step"}
     )
-    specified = {
-        **content,
-        "unit_procedures": [
-            {
-                **content["unit_procedures"][0],
-                "operations": [{"key": "activate", "library_item_id": str(fork_id)}],
-            }
-        ],
-        "specification": {"modality": "car-t", "batch_size": {"quantity": 1, "unit": "{dose}"}},
-    }
+    specified = reviewable(
+        {
+            **content,
+            "unit_procedures": [
+                {
+                    **content["unit_procedures"][0],
+                    "operations": [{"key": "activate", "library_item_id": str(fork_id)}],
+                }
+            ],
+        },
+        lab["method"],
+    )
     await recipes.save(author, recipe, specified, 2)
     await _make_effective(settings, lab, recipe)
+    with pytest.raises(ValidationFailed, match="not a HUB slug"):
+        await recipes.publish_to_hub(
+            settings, approver, recipe, _listing(slug="Not A Slug"), PASSWORD, "x"
+        )
     with pytest.raises(ValidationFailed, match="publish the fork first"):
         await recipes.publish_to_hub(settings, approver, recipe, _listing(), PASSWORD, "x")
     await library.publish_fork(
@@ -305,11 +306,7 @@ async def test_specification_in_the_designer(
     browser: Any,
 ) -> None:
     author = lab["author"]
-    await library.install(author, await _platform_item(owner, "cell-count-viability"))
-    method = await owner.fetchval(
-        "SELECT id FROM library_items WHERE tenant_id = $1 AND slug = 'cell-count-viability'",
-        lab["ctx"].tenant_id,
-    )
+    method = lab["method"]
     recipe = await recipes.create(author, "Specified")
     content = {
         "unit_procedures": [
@@ -519,7 +516,10 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
         "parameters": {"activation_duration": 28},
         "acknowledged": {"activation_duration": "site data"},
     }
-    content = {"unit_procedures": [{"key": "up", "name": "Cell processing", "operations": [step]}]}
+    content = reviewable(
+        {"unit_procedures": [{"key": "up", "name": "Cell processing", "operations": [step]}]},
+        await viability(owner, ctx),
+    )
     recipe = await recipes.create(author, "Pinned")
     await recipes.save(author, recipe, content, 1)
     saved = (await recipes.get(author, recipe))["content"]

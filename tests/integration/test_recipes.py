@@ -13,8 +13,8 @@ from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFai
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import PASSWORD, World, as_actor
-from tests.integration.conftest import activation
+from tests.conftest import PASSWORD, World, as_actor, member_as
+from tests.integration.conftest import activation, reviewable, viability
 
 
 def design(library_id: str, density: float = 1.0, **extra: Any) -> dict[str, Any]:
@@ -81,26 +81,30 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
 ) -> None:
     author, approver = lab["author"], lab["approver"]
     recipe = await recipes.create(author, "Lifecycle")
-    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.save(author, recipe, reviewable(design(lab["uo"]), lab["method"]), 1)
     with pytest.raises(Conflict):
         await recipes.approve(settings, approver, recipe, PASSWORD, "too early")
     await recipes.submit(settings, author, recipe, PASSWORD, "ready for review")
-    with pytest.raises(Forbidden, match="Separation of duties"):
-        await recipes.approve(settings, author, recipe, PASSWORD, "self approval")
+    with pytest.raises(Forbidden, match="may not do this"):
+        await recipes.approve(settings, author, recipe, PASSWORD, "no approver role")
     with pytest.raises(NotAuthenticated):
         await recipes.approve(settings, approver, recipe, "wrong-password-42", "x")
     assert await recipes.approve(settings, approver, recipe, PASSWORD, "meets spec")
     assert (await recipes.get(author, recipe))["status"] == "approved"
     # A change after the signatures returns the recipe to Draft.
-    await recipes.save(author, recipe, design(lab["uo"], density=1.1), 2, "late change")
+    await recipes.save(
+        author, recipe, reviewable(design(lab["uo"], density=1.1), lab["method"]), 2, "late"
+    )
     assert (await recipes.get(author, recipe))["status"] == "draft"
     await recipes.submit(settings, author, recipe, PASSWORD, "again")
     await recipes.approve(settings, approver, recipe, PASSWORD, "ok")
-    await recipes.make_effective(approver, recipe)
+    await recipes.make_effective(settings, approver, recipe, PASSWORD, "in force")
     state = await recipes.get(author, recipe)
     assert (state["status"], state["effective_revision"]) == ("effective", 3)
     # Editing an effective recipe starts a new draft; the effective revision stays in force.
-    await recipes.save(author, recipe, design(lab["uo"], density=0.9), 3, "next version")
+    await recipes.save(
+        author, recipe, reviewable(design(lab["uo"], density=0.9), lab["method"]), 3, "next"
+    )
     state = await recipes.get(author, recipe)
     assert (state["status"], state["effective_revision"], state["current_revision"]) == (
         "draft",
@@ -109,10 +113,10 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
     )
     await recipes.submit(settings, author, recipe, PASSWORD, "v4")
     await recipes.approve(settings, approver, recipe, PASSWORD, "v4 ok")
-    await recipes.make_effective(approver, recipe)
+    await recipes.make_effective(settings, approver, recipe, PASSWORD, "in force")
     with pytest.raises(ValidationFailed):
-        await recipes.retire(approver, recipe, " ")
-    await recipes.retire(approver, recipe, "process transferred out")
+        await recipes.retire(settings, approver, recipe, PASSWORD, " ")
+    await recipes.retire(settings, approver, recipe, PASSWORD, "process transferred out")
     with pytest.raises(Conflict, match="retired"):
         await recipes.save(author, recipe, design(lab["uo"]), 4)
     actions = [
@@ -144,7 +148,17 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
             str(recipe),
         )
     ]
-    assert meanings == ["authored", "approved"] * 3
+    assert meanings == [
+        "authored",
+        "approved",
+        "authored",
+        "approved",
+        "approved for use",
+        "authored",
+        "approved",
+        "approved for use",
+        "retired",
+    ]
 
 
 async def test_two_approvers_when_required_and_no_double_signing(
@@ -152,7 +166,7 @@ async def test_two_approvers_when_required_and_no_double_signing(
 ) -> None:
     author, approver = lab["author"], lab["approver"]
     recipe = await recipes.create(author, "Two approvers")
-    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.save(author, recipe, reviewable(design(lab["uo"]), lab["method"]), 1)
     await recipes.submit(settings, author, recipe, PASSWORD, "review")
     assert not await recipes.approve(
         settings, approver, recipe, PASSWORD, "first", approvers_required=2
@@ -160,8 +174,28 @@ async def test_two_approvers_when_required_and_no_double_signing(
     with pytest.raises(Forbidden, match="already signed"):
         await recipes.approve(settings, approver, recipe, PASSWORD, "again", approvers_required=2)
     await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
-    second = as_actor(lab["ctx"], world["viewer"])
+    second = await member_as(lab["ctx"], world["viewer"])
     assert await recipes.approve(settings, second, recipe, PASSWORD, "second", approvers_required=2)
+
+
+async def test_the_author_cannot_approve_even_with_the_approver_role(
+    lab: dict[str, Any], settings: Settings, world: World, owner: asyncpg.Connection
+) -> None:
+    """Separation of duties holds for a person who has both roles; the refusal needs no
+    password and leaves no signature."""
+    await tenancy.add_member(
+        lab["ctx"], world["admin"].user_id, ["qa_approver", "process_engineer"]
+    )
+    both = await member_as(lab["ctx"], world["admin"])
+    recipe = await recipes.create(both, "My own")
+    await recipes.save(both, recipe, reviewable(design(lab["uo"]), lab["method"]), 1)
+    await recipes.submit(settings, both, recipe, PASSWORD, "mine, for review")
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await recipes.approve(settings, both, recipe, PASSWORD, "self approval")
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await recipes.approve(settings, both, recipe, "not-even-the-password", "self approval")
+    meanings = await owner.fetch("SELECT meaning FROM signatures WHERE record_id = $1", str(recipe))
+    assert [m["meaning"] for m in meanings] == ["authored"]
 
 
 async def test_other_tenants_recipes_are_not_found(lab: dict[str, Any], world: World) -> None:
@@ -191,6 +225,7 @@ async def test_recipe_api_flow(
 ) -> None:
     author = await browser("author")
     uo = await activation(owner, world.alpha)
+    method = await viability(owner, world.alpha)
     created = await author.send("POST", "/api/v1/t/alpha/recipes", json={"name": "API recipe"})
     assert created.status_code == 201
     recipe = created.json()["id"]
@@ -217,9 +252,20 @@ async def test_recipe_api_flow(
     assert (
         await viewer.send("PUT", url + "/content", json={"base_revision": 2, "content": design(uo)})
     ).status_code == 403
-    assert (
-        await author.send("POST", url + "/submit", json={"password": PASSWORD, "reason": "ready"})
-    ).status_code == 204
+    unready = await author.send(
+        "POST", url + "/submit", json={"password": PASSWORD, "reason": "ready"}
+    )
+    assert unready.status_code == 422
+    assert "release specification" in unready.json()["error"]["message"]
+    await author.send(
+        "PUT",
+        url + "/content",
+        json={"base_revision": 2, "content": reviewable(design(uo), method)},
+    )
+    submitted = await author.send(
+        "POST", url + "/submit", json={"password": PASSWORD, "reason": "ready"}
+    )
+    assert submitted.json() == {"moved": True, "status": "in_review"}
     assert (
         await author.send("POST", url + "/approve", json={"password": PASSWORD, "reason": "x"})
     ).status_code == 403
@@ -227,7 +273,7 @@ async def test_recipe_api_flow(
     approved = await approver.send(
         "POST", url + "/approve", json={"password": PASSWORD, "reason": "ok"}
     )
-    assert approved.json() == {"approved": True}
+    assert approved.json() == {"moved": True, "status": "approved"}
     detail = (await approver.get(url)).json()
     assert detail["status"] == "approved"
     assert [(s["meaning"], s["valid"]) for s in detail["signatures"]] == [
@@ -253,7 +299,13 @@ async def test_recipe_pages_show_the_manifestation(
     url = created.headers["location"]
     recipe_id = url.rsplit("/", 1)[1]
     uo = await activation(owner, world.alpha)
-    await recipes.save(as_actor(world.alpha, world["author"]), uuid.UUID(recipe_id), design(uo), 1)
+    method = await viability(owner, world.alpha)
+    await recipes.save(
+        as_actor(world.alpha, world["author"]),
+        uuid.UUID(recipe_id),
+        reviewable(design(uo), method),
+        1,
+    )
     page = await author.get(url)
     assert "Sign as author and submit for review" in page.text and "activate" in page.text
     wrong = await author.send(
@@ -278,7 +330,7 @@ async def test_recipe_pages_show_the_manifestation(
     detail = (await approver.get(url)).text
     assert world["approver"].full_name in detail and "<em>approved</em>" in detail
     assert "CET" in detail or "CEST" in detail, "signature times carry the site's zone"
-    assert "Make effective" in detail
+    assert "Sign and make effective" in detail and "Sign and return to draft" in detail
     listing = (await approver.get("/t/alpha/recipes")).text
     assert "Page recipe" in listing
 
@@ -456,12 +508,12 @@ async def test_tenant_manifest_sets_two_approvers(
     assert any("2 approval(s)" in line for line in lines)
     author, approver = lab["author"], lab["approver"]
     recipe = await recipes.create(author, "Needs two")
-    await recipes.save(author, recipe, design(lab["uo"]), 1)
+    await recipes.save(author, recipe, reviewable(design(lab["uo"]), lab["method"]), 1)
     await recipes.submit(settings, author, recipe, PASSWORD, "review")
     assert not await recipes.approve(settings, approver, recipe, PASSWORD, "one of two")
     await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
     assert await recipes.approve(
-        settings, as_actor(lab["ctx"], world["viewer"]), recipe, PASSWORD, "two"
+        settings, await member_as(lab["ctx"], world["viewer"]), recipe, PASSWORD, "two"
     )
     changed = await owner.fetchval(
         "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND "
@@ -478,11 +530,16 @@ async def test_unique_signers_in_the_signature_flow(
     (never approving twice, and never the author approving)."""
     from opencdmo.tenancy.provision import apply_path
 
-    author, approver = lab["author"], lab["approver"]
+    author = lab["author"]
+    # A QA approver who is also a process engineer, so that they may submit.
+    await tenancy.add_member(
+        lab["ctx"], world["admin"].user_id, ["qa_approver", "process_engineer"]
+    )
+    approver = await member_as(lab["ctx"], world["admin"])
 
     async def submitted_by_the_approver() -> Any:
         recipe = await recipes.create(author, f"Two stages {uuid.uuid4().hex[:4]}")
-        await recipes.save(author, recipe, design(lab["uo"]), 1)
+        await recipes.save(author, recipe, reviewable(design(lab["uo"]), lab["method"]), 1)
         # A QA approver submits someone else's revision: they sign "authored".
         await recipes.submit(settings, approver, recipe, PASSWORD, "send to review")
         return recipe
@@ -503,11 +560,11 @@ async def test_unique_signers_in_the_signature_flow(
     assert not await recipes.approve(settings, approver, recipe, PASSWORD, "first approval")
     with pytest.raises(Forbidden, match="already signed"):
         await recipes.approve(settings, approver, recipe, PASSWORD, "the same person again")
-    with pytest.raises(Forbidden, match="Separation of duties"):
-        await recipes.approve(settings, author, recipe, PASSWORD, "my own revision")
+    with pytest.raises(Forbidden, match="may not do this"):
+        await recipes.approve(settings, author, recipe, PASSWORD, "no approver role")
     await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["qa_approver"])
     assert await recipes.approve(
-        settings, as_actor(lab["ctx"], world["viewer"]), recipe, PASSWORD, "second approval"
+        settings, await member_as(lab["ctx"], world["viewer"]), recipe, PASSWORD, "second approval"
     )
 
 

@@ -85,7 +85,9 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/content": {"base_revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/submit": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/approve": {"password": "x", "reason": "x"},
-    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/retire": {"reason": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/retire": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/reject": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/effective": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/publish": {
         "slug": "x",
         "version": "9.9.9",

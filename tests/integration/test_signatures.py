@@ -10,10 +10,27 @@ from typing import Any
 import asyncpg
 import pytest
 
+from opencdmo.db.tx import unit_of_work
 from opencdmo.errors import Forbidden, NotAuthenticated, TooManyAttempts, ValidationFailed
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
+from opencdmo.tenancy.context import TenantContext
 from tests.conftest import PASSWORD, World, as_actor
+
+
+async def sign(
+    settings: Settings,
+    ctx: TenantContext,
+    record: Any,
+    meaning: str,
+    reason: str,
+    password: str,
+) -> signatures.SignatureView:
+    """One signature as a command makes it: re-authenticated first, then applied inside the
+    command's unit of work."""
+    signing = await signatures.prepare(settings, ctx, meaning, reason, password)
+    async with unit_of_work(ctx):
+        return await signatures.apply(ctx, signing, record)
 
 
 @dataclass
@@ -35,9 +52,7 @@ async def test_sign_stores_the_manifestation_and_hash(
 ) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     record = Record(author_id=world["author"].user_id)
-    view = await signatures.sign(
-        settings, ctx, record, "approved", "Reviewed batch record", PASSWORD
-    )
+    view = await sign(settings, ctx, record, "approved", "Reviewed batch record", PASSWORD)
     assert view.valid
     assert view.signer_name == world["approver"].full_name
     assert view.meaning == "approved"
@@ -58,7 +73,7 @@ async def test_sign_stores_the_manifestation_and_hash(
 async def test_changed_record_shows_the_signature_invalid(world: World, settings: Settings) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     record = Record(author_id=world["author"].user_id)
-    await signatures.sign(settings, ctx, record, "reviewed", "ok", PASSWORD)
+    await sign(settings, ctx, record, "reviewed", "ok", PASSWORD)
     assert [s.valid for s in await signatures.signatures_for(ctx, record)] == [True]
     record.content["steps"][0]["ph"] = 7.3
     assert [s.valid for s in await signatures.signatures_for(ctx, record)] == [False]
@@ -68,8 +83,8 @@ async def test_author_cannot_approve_own_record(world: World, settings: Settings
     ctx = as_actor(world.alpha, world["author"])
     record = Record(author_id=world["author"].user_id)
     with pytest.raises(Forbidden, match="Separation of duties"):
-        await signatures.sign(settings, ctx, record, "approved", "mine", PASSWORD)
-    authored = await signatures.sign(settings, ctx, record, "authored", "I wrote it", PASSWORD)
+        await sign(settings, ctx, record, "approved", "mine", PASSWORD)
+    authored = await sign(settings, ctx, record, "authored", "I wrote it", PASSWORD)
     assert authored.valid
 
 
@@ -87,9 +102,9 @@ async def test_wrong_password_is_refused_audited_and_throttled(
     record = Record(author_id=world["author"].user_id)
     for _ in range(settings.login_max_failures_account):
         with pytest.raises(NotAuthenticated):
-            await signatures.sign(settings, ctx, record, "approved", "x", "not-my-password-1")
+            await sign(settings, ctx, record, "approved", "x", "not-my-password-1")
     with pytest.raises(TooManyAttempts):
-        await signatures.sign(settings, ctx, record, "approved", "x", PASSWORD)
+        await sign(settings, ctx, record, "approved", "x", PASSWORD)
     failures = await owner.fetchval(
         "SELECT count(*) FROM audit_events WHERE action = 'signature.password_failed' AND actor_id = $1",
         user.id,
@@ -109,14 +124,65 @@ async def test_meaning_and_reason_are_required(
 ) -> None:
     ctx = as_actor(world.alpha, world["approver"])
     with pytest.raises(ValidationFailed):
-        await signatures.sign(settings, ctx, Record(author_id=None), meaning, reason, PASSWORD)
+        await sign(settings, ctx, Record(author_id=None), meaning, reason, PASSWORD)
 
 
 async def test_signatures_are_append_only(
     world: World, settings: Settings, owner: asyncpg.Connection
 ) -> None:
     ctx = as_actor(world.alpha, world["approver"])
-    await signatures.sign(settings, ctx, Record(author_id=None), "verified", "checked", PASSWORD)
+    await sign(settings, ctx, Record(author_id=None), "verified", "checked", PASSWORD)
     for statement in ("UPDATE signatures SET meaning = 'approved'", "DELETE FROM signatures"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await owner.execute(statement)
+
+
+async def test_a_failure_after_the_signature_leaves_no_signature(
+    world: World, settings: Settings, owner: asyncpg.Connection
+) -> None:
+    """The signature commits with the command's state change or not at all."""
+    ctx = as_actor(world.alpha, world["approver"])
+    record = Record(author_id=world["author"].user_id)
+    signing = await signatures.prepare(settings, ctx, "approved", "checked", PASSWORD)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):  # noqa: PT012 - the rollback of the whole command is the point
+        async with unit_of_work(ctx):
+            await signatures.apply(ctx, signing, record)
+            raise Boom
+    assert (
+        await owner.fetchval(
+            "SELECT count(*) FROM signatures WHERE record_id = $1", record.record_id
+        )
+        == 0
+    )
+    assert (
+        await owner.fetchval(
+            "SELECT count(*) FROM audit_events WHERE action = 'signature.applied' AND entity_id = $1",
+            record.record_id,
+        )
+        == 0
+    )
+
+
+async def test_the_password_is_checked_before_the_unit_of_work_opens(
+    world: World, settings: Settings
+) -> None:
+    ctx = as_actor(world.alpha, world["approver"])
+    async with unit_of_work(ctx):
+        with pytest.raises(RuntimeError, match="before the command's unit of work"):
+            await signatures.prepare(settings, ctx, "approved", "x", PASSWORD)
+
+
+async def test_a_signature_prepared_for_one_person_cannot_be_applied_by_another(
+    world: World, settings: Settings
+) -> None:
+    signing = await signatures.prepare(
+        settings, as_actor(world.alpha, world["approver"]), "approved", "x", PASSWORD
+    )
+    other = as_actor(world.alpha, world["operator"])
+    async with unit_of_work(other):
+        with pytest.raises(NotAuthenticated):
+            await signatures.apply(other, signing, Record(author_id=None))

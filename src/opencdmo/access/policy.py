@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODEL_PATH = HERE / "model.conf"
 POLICY_PATH = HERE / "policy.csv"
+SYSTEM_PATH = HERE / "system.csv"
 
 
 @cache
@@ -33,3 +34,16 @@ def roles() -> tuple[str, ...]:
 
 def roles_with(obj: str, act: str) -> frozenset[str]:
     return frozenset(role for role, _, o, a in default_policies() if (o, a) == (obj, act))
+
+
+@cache
+def system_permissions() -> frozenset[tuple[str, str]]:
+    """(object, action) pairs the system actor may use: listed one by one in system.csv."""
+    pairs: set[tuple[str, str]] = set()
+    with SYSTEM_PATH.open() as handle:
+        for line in csv.reader(handle, skipinitialspace=True):
+            if not line or line[0].startswith("#"):
+                continue
+            obj, act = (cell.strip() for cell in line)
+            pairs.add((obj, act))
+    return frozenset(pairs)

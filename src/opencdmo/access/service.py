@@ -13,7 +13,7 @@ from uuid import UUID
 
 import casbin
 
-from opencdmo.access.policy import MODEL_PATH, default_policies
+from opencdmo.access.policy import MODEL_PATH, default_policies, system_permissions
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.errors import Forbidden
 from opencdmo.tenancy.context import TenantContext
@@ -89,12 +89,18 @@ ENFORCERS = EnforcerCache()
 
 
 async def can(ctx: TenantContext, obj: str, act: str) -> bool:
+    """Whether the actor may do ``act`` on ``obj`` in the tenant: a person by the roles granted
+    to them there, the system actor (CLI provisioning, HUB sync, workers) by the permissions
+    listed for it in ``system.csv`` and nothing else."""
     if ctx.actor.is_system:
-        return True
+        return (obj, act) in system_permissions()
     cached = await ENFORCERS.for_tenant(ctx.tenant_id, ctx.policy_version)
     return cached.decide(str(ctx.user_id), str(ctx.tenant_id), obj, act)
 
 
-async def ensure(ctx: TenantContext, obj: str, act: str) -> None:
+async def authorize(ctx: TenantContext, obj: str, act: str) -> None:
+    """The service-side check: every command checks the permission of the actor it is given,
+    whoever calls it (a route, the CLI, a worker); the HTTP guard is only the first door."""
     if not await can(ctx, obj, act):
-        raise Forbidden(f"Your roles in {ctx.name} do not allow {act} on {obj}.")
+        who = "The system" if ctx.actor.is_system else "Your roles"
+        raise Forbidden(f"{who} in {ctx.name} may not do this ({act} {obj}).")

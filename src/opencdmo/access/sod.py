@@ -7,7 +7,14 @@ from uuid import UUID
 from opencdmo.errors import Forbidden
 
 APPROVING_MEANINGS = frozenset(
-    {"approved", "reviewed", "verified", "released", "approved for publication"}
+    {
+        "approved",
+        "reviewed",
+        "verified",
+        "released",
+        "approved for publication",
+        "approved for use",
+    }
 )
 
 

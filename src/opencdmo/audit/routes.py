@@ -17,6 +17,7 @@ from opencdmo.audit import queries
 from opencdmo.audit.schemas import AuditEventOut, AuditPage
 from opencdmo.audit.service import record
 from opencdmo.canonical import canonical_json
+from opencdmo.db.tx import unit_of_work
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import page
@@ -129,18 +130,19 @@ async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Asy
 
 
 async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Stream:
-    await record(
-        ctx,
-        "audit.exported",
-        "audit_trail",
-        ctx.slug,
-        new={
-            "format": fmt,
-            **flt.as_query(),
-            "since": flt.since.isoformat() if flt.since else None,
-            "until": flt.until.isoformat() if flt.until else None,
-        },
-    )
+    async with unit_of_work(ctx):
+        await record(
+            ctx,
+            "audit.exported",
+            "audit_trail",
+            ctx.slug,
+            new={
+                "format": fmt,
+                **flt.as_query(),
+                "since": flt.since.isoformat() if flt.since else None,
+                "until": flt.until.isoformat() if flt.until else None,
+            },
+        )
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     filename = f"audit-{ctx.slug}.{fmt}"
     return Stream(

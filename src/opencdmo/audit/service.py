@@ -11,7 +11,7 @@ from uuid import UUID
 from opencdmo.audit.chain import AUDIT_FIELDS, SECURITY_FIELDS, event_hash
 from opencdmo.canonical import canonical_json
 from opencdmo.db.engine import get_engine
-from opencdmo.db.tx import autonomous, tenant_transaction
+from opencdmo.db.tx import autonomous, joined
 from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ async def record(
     new: Any = None,
     reason: str | None = None,
 ) -> int:
-    """Append one event in the caller's transaction; returns its sequence number."""
-    async with tenant_transaction(ctx) as connection:
+    """Append one event in the command's unit of work (which must be open); returns its
+    sequence number."""
+    async with joined(ctx) as connection:
         return await _append(
             connection,
             ctx.tenant_id,

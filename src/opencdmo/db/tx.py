@@ -1,4 +1,12 @@
-"""Transactions: one owner per transaction, the tenant set first (ARCHITECTURE.md section 4)."""
+"""Transactions: one owner per transaction, the tenant set first (ARCHITECTURE.md section 4).
+
+- ``unit_of_work(ctx)``: a command's one transaction. It must be the outermost: opening one
+  inside another is a programming error. Everything the command calls joins it, and its
+  signatures, state changes and audit events commit together or not at all.
+- ``joined(ctx)``: what inner services that write use: the open unit of work, never a new one.
+- ``tenant_transaction(ctx)``: reads, which join an open transaction (a page opens one with
+  ``read_view`` and every read inside shares it) or run in one of their own.
+"""
 
 from __future__ import annotations
 
@@ -22,16 +30,22 @@ _scope: ContextVar[UUID | None] = ContextVar("opencdmo_tenant_scope", default=No
 
 
 @asynccontextmanager
-async def _scoped(tenant_id: UUID | None) -> AsyncIterator[Any]:
+async def _scoped(
+    tenant_id: UUID | None, *, own: bool = False, join: bool = False, read_only: bool = False
+) -> AsyncIterator[Any]:
     engine = get_engine()
     current = engine.current_transaction.get()
+    if current is not None and own:
+        raise RuntimeError("a unit of work is already open: inner services join it")
+    if current is None and join:
+        raise RuntimeError("no unit of work is open: a command must open one")
     if current is not None:
         # A service called from inside another action joins its transaction, same scope only.
         if _scope.get() != tenant_id:
             raise RuntimeError("a transaction for another tenant scope is already open")
         yield current.connection
         return
-    async with _ScopedTransaction(engine, tenant_id) as tx:
+    async with _ScopedTransaction(engine, tenant_id, read_only) as tx:
         token = _scope.set(tenant_id)
         try:
             yield tx.connection
@@ -47,17 +61,18 @@ class _ScopedTransaction(PostgresTransaction):
     so inlining it is safe.
     """
 
-    def __init__(self, engine: PostgresEngine, tenant_id: UUID | None) -> None:
+    def __init__(self, engine: PostgresEngine, tenant_id: UUID | None, read_only: bool) -> None:
         super().__init__(engine, allow_nested=False)
         self.tenant_id = tenant_id
+        self.begin_sql = "BEGIN READ ONLY" if read_only else "BEGIN"
 
     async def begin(self) -> None:
         if self.tenant_id is None:
-            await self.connection.execute("BEGIN")
+            await self.connection.execute(self.begin_sql)
             return
         tenant = str(UUID(str(self.tenant_id)))
         await self.connection.execute(
-            f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"
+            f"{self.begin_sql}; SELECT set_config('app.tenant_id', '{tenant}', true)"
         )
 
     async def commit(self) -> None:
@@ -69,8 +84,24 @@ class _ScopedTransaction(PostgresTransaction):
         self._rolled_back = True
 
 
+def unit_of_work(ctx: TenantContext) -> Any:
+    """``async with unit_of_work(ctx) as conn:`` - a command's one transaction (outermost)."""
+    return _scoped(ctx.tenant_id, own=True)
+
+
+def joined(ctx: TenantContext) -> Any:
+    """The command's open unit of work, for inner services that write (never a new one)."""
+    return _scoped(ctx.tenant_id, join=True)
+
+
+def read_view(ctx: TenantContext) -> Any:
+    """One read-only transaction for a page's reads: every read inside joins it."""
+    return _scoped(ctx.tenant_id, own=True, read_only=True)
+
+
 def tenant_transaction(ctx: TenantContext) -> Any:
-    """``async with tenant_transaction(ctx) as conn:`` - everything inside sees one tenant."""
+    """``async with tenant_transaction(ctx) as conn:`` - reads: join the open transaction or
+    run in one of their own; everything inside sees one tenant."""
     return _scoped(ctx.tenant_id)
 
 

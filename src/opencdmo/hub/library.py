@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.db.tx import tenant_transaction
+from opencdmo.db.engine import get_engine
+from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.hub.diff import Change, diff
 from opencdmo.settings import Settings
@@ -303,6 +305,42 @@ class ForkRecord:
         return self.content
 
 
+async def _publishable_fork(
+    ctx: TenantContext, library_id: UUID, version: str, changelog: str, visibility: str
+) -> tuple[Any, ForkRecord, Any]:
+    """The fork's HUB document, checked, with the fork as a signable record (row-locked when
+    a unit of work is open)."""
+    from opencdmo.hub import service
+    from opencdmo.hub.content import validate
+    from opencdmo.hub.rules import range_problems
+    from opencdmo.signatures.service import check_separation
+
+    async with tenant_transaction(ctx) as connection:
+        lock = " FOR UPDATE" if get_engine().current_transaction.get() is not None else ""
+        row = await connection.fetchrow(
+            "SELECT source, slug, content, revision, author_id, hub_version_id "
+            "FROM library_items WHERE id = $1" + lock,
+            library_id,
+        )
+        if row is None:
+            raise NotFound("No such library item.")
+        if row["source"] != "forked":
+            raise Conflict("Only forks are published; an installed copy is someone else's item.")
+        content = {
+            **json.loads(row["content"]),
+            "version": version.strip(),
+            "changelog": changelog.strip(),
+        }
+        doc = validate(content, f"fork {row['slug']}")
+        problems = range_problems(content)
+        if problems:
+            raise ValidationFailed("; ".join(problems), details={"problems": problems})
+        await service.check_publishable(ctx, doc, visibility)
+    record = ForkRecord(str(library_id), str(row["revision"]), row["author_id"], content)
+    check_separation(record, ctx, "approved for publication")
+    return doc, record, row
+
+
 async def publish_fork(
     settings: Settings,
     ctx: TenantContext,
@@ -314,33 +352,20 @@ async def publish_fork(
     password: str,
     reason: str,
 ) -> UUID:
-    """Publish a fork as the tenant's own HUB item: checked, then signed "approved for
-    publication" (not by its author), then published with its lineage."""
+    """Publish a fork as the tenant's own HUB item: checked, signed "approved for
+    publication" (not by its author) and published with its lineage, in one unit of work."""
     from opencdmo.hub import service
-    from opencdmo.hub.content import validate
-    from opencdmo.hub.rules import range_problems
-    from opencdmo.signatures.service import sign
+    from opencdmo.signatures import service as signatures
 
-    item = await get_library_item(ctx, library_id)
-    if item["source"] != "forked":
-        raise Conflict("Only forks are published; an installed copy is someone else's item.")
-    content = {**item["content"], "version": version.strip(), "changelog": changelog.strip()}
-    doc = validate(content, f"fork {item['slug']}")
-    problems = range_problems(content)
-    if problems:
-        raise ValidationFailed("; ".join(problems), details={"problems": problems})
-    await service.check_publishable(ctx, doc, visibility)
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            "SELECT revision, author_id, hub_version_id FROM library_items WHERE id = $1",
-            library_id,
+    await authorize(ctx, "hub", "approve_publication")
+    await _publishable_fork(ctx, library_id, version, changelog, visibility)
+    signing = await signatures.prepare(settings, ctx, "approved for publication", reason, password)
+    async with unit_of_work(ctx) as connection:
+        doc, record, row = await _publishable_fork(ctx, library_id, version, changelog, visibility)
+        signature = await signatures.apply(ctx, signing, record)
+        published = await service.publish(
+            ctx, doc, visibility=visibility, forked_from=row["hub_version_id"]
         )
-    record = ForkRecord(str(library_id), str(row["revision"]), row["author_id"], content)
-    signature = await sign(settings, ctx, record, "approved for publication", reason, password)
-    published = await service.publish(
-        ctx, doc, visibility=visibility, forked_from=row["hub_version_id"]
-    )
-    async with tenant_transaction(ctx) as connection:
         await connection.execute(
             "UPDATE library_items SET published_item_id = $2 WHERE id = $1",
             library_id,

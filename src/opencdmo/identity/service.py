@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo.audit import service as audit
-from opencdmo.db.tx import global_transaction, tenant_transaction
+from opencdmo.db.tx import global_transaction, tenant_transaction, unit_of_work
 from opencdmo.errors import (
     Conflict,
     NotAuthenticated,
@@ -215,7 +215,8 @@ async def _record_in_member_tenants(
     for tenant_id in user.member_of:
         ctx = await internal_context(tenant_id, actor, meta)
         if ctx is not None:
-            await audit.record(ctx, action, "user", user.id, new=new or {"email": user.email})
+            async with unit_of_work(ctx):
+                await audit.record(ctx, action, "user", user.id, new=new or {"email": user.email})
 
 
 async def logout(token: str, user: UserInfo | None, meta: RequestMeta) -> None:
@@ -269,7 +270,9 @@ async def set_user_active(user_id: UUID, active: bool, *, actor: Actor, meta: Re
     )
     for tenant_id in user.member_of:
         ctx = await internal_context(tenant_id, actor, meta)
-        if ctx is not None:
+        if ctx is None:
+            continue
+        async with unit_of_work(ctx):
             await audit.record(
                 ctx,
                 action,

@@ -7,11 +7,28 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from opencdmo.recipes.content import step_content
+from opencdmo.recipes.content import parameters_of, step_content
 
 Contents = dict[str, dict[str, Any]]
 
 BOX_W, BOX_H, GAP_X, GAP_Y, HEAD = 220, 46, 40, 18, 34
+
+
+def outside_normal(
+    op: dict[str, Any], library: Contents, pinned: Contents | None = None
+) -> dict[str, str]:
+    """The step's values outside their normal range (by the content the step pinned), each
+    with the reason acknowledged for it: the flag follows the value, never the stored
+    reason alone."""
+    parameters = parameters_of(step_content(op, library, pinned) or {})
+    acknowledged = op.get("acknowledged") or {}
+    flagged: dict[str, str] = {}
+    for key, value in (op.get("parameters") or {}).items():
+        normal = (parameters.get(key) or {}).get("normal_range")
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if normal and numeric and not normal["low"] <= value <= normal["high"]:
+            flagged[key] = str(acknowledged.get(key) or "")
+    return flagged
 
 
 def bill_of_materials(

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from litestar import Request, get, post
+from litestar import MediaType, Request, get, post
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from opencdmo.db.tx import read_view
 from opencdmo.errors import AppError
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
@@ -57,18 +59,17 @@ async def _recipe_page(
     error: str | None = None,
     form: dict[str, Any] | None = None,
 ) -> Template:
-    recipe = await service.get(ctx, recipe_id)
-    record = service.RecipeRecord(
-        str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
-    )
-    signatures = await signatures_for(ctx, record)
-    history = await service.history(ctx, recipe_id)
-    published = await service.publications(ctx, recipe_id)
-    flow = mbr.flow(
-        recipe["content"],
-        await service.library(ctx),
-        await service.pinned_contents(ctx, recipe["content"]),
-    )
+    async with read_view(ctx):
+        recipe = await service.get(ctx, recipe_id)
+        record = service.RecipeRecord(
+            str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+        )
+        signatures = await signatures_for(ctx, record)
+        history = await service.history(ctx, recipe_id)
+        published = await service.publications(ctx, recipe_id)
+        library = await service.library(ctx)
+        pinned = await service.pinned_contents(ctx, recipe["content"])
+    flow = mbr.flow(recipe["content"], library, pinned)
     listing = {
         "slug": published[0]["slug"] if published else publication.slugify(recipe["name"]),
         "version": publication.next_version(published[0]["version"] if published else None),
@@ -92,7 +93,10 @@ async def _recipe_page(
         publications=published,
         listing=listing,
         licences=common_enum("licence"),
-        publish_open=form is not None,
+        publish_open=form is not None and form.get("action") is None,
+        lifecycle=lifecycle_actions(recipe),
+        lifecycle_form=form if form is not None and form.get("action") else None,
+        outside=lambda op: mbr.outside_normal(op, library, pinned),
         flow=flow,
         box=(mbr.BOX_W, mbr.BOX_H),
     )
@@ -109,91 +113,78 @@ async def recipe_page(
     return await _recipe_page(request, ctx, recipe_id)
 
 
-async def _lifecycle(
-    request: Request[Any, Any, Any],
-    ctx: TenantContext,
-    recipe_id: UUID,
-    settings: Settings,
-    action: str,
-) -> Template | Redirect:
-    data = await form_data(request)
-    password, reason = str(data.get("password", "")), str(data.get("reason", ""))
-    try:
-        if action == "submit":
-            await service.submit(settings, ctx, recipe_id, password, reason)
-        elif action == "approve":
-            await service.approve(settings, ctx, recipe_id, password, reason)
-        elif action == "effective":
-            await service.make_effective(ctx, recipe_id)
-        else:
-            await service.retire(ctx, recipe_id, reason)
-    except AppError as exc:
-        if exc.status_code == 404:
-            raise
-        return await _recipe_page(
-            request, ctx, recipe_id, status=exc.status_code, error=exc.message
+def lifecycle_actions(recipe: dict[str, Any]) -> list[dict[str, str]]:
+    """The lifecycle commands open from the recipe's status, each with the statement of what
+    its signer signs (21 CFR 11.50: the meaning is part of the signature)."""
+    revision = recipe["current_revision"]
+    actions = []
+    for action, step in service.TRANSITIONS.items():
+        if recipe["status"] not in step.sources:
+            continue
+        actions.append(
+            {
+                "action": action,
+                "path": LIFECYCLE_PATHS[action],
+                "permission": f"recipes:{step.permission}",
+                "label": LIFECYCLE_LABELS[action],
+                "statement": f"I sign revision {revision} of {recipe['name']}, meaning: "
+                f"{step.meaning}.",
+            }
         )
-    return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
+    return actions
 
 
-@post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/submit",
-    opt=requires("recipes", "submit"),
-    include_in_schema=False,
-    status_code=303,
-)
-async def submit_form(
-    request: Request[Any, Any, Any],
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    settings: NamedDependency[Settings],
-) -> Any:
-    return await _lifecycle(request, ctx, recipe_id, settings, "submit")
+LIFECYCLE_PATHS = {
+    "submit": "submit",
+    "approve": "approve",
+    "reject": "reject",
+    "make_effective": "effective",
+    "retire": "retire",
+}
+LIFECYCLE_LABELS = {
+    "submit": "Sign as author and submit for review",
+    "approve": "Sign as approver",
+    "reject": "Sign and return to draft",
+    "make_effective": "Sign and make effective",
+    "retire": "Sign and retire",
+}
 
 
-@post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/approve",
-    opt=requires("recipes", "approve"),
-    include_in_schema=False,
-    status_code=303,
-)
-async def approve_form(
-    request: Request[Any, Any, Any],
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    settings: NamedDependency[Settings],
-) -> Any:
-    return await _lifecycle(request, ctx, recipe_id, settings, "approve")
+def _lifecycle_form(action: str) -> HTTPRouteHandler:
+    """One form route per lifecycle command, all served by one handler; a refusal shows the
+    recipe page again with the message next to the form and the reason kept."""
+
+    async def handler(
+        request: Request[Any, Any, Any],
+        ctx: NamedDependency[TenantContext],
+        recipe_id: FromPath[UUID],
+        settings: NamedDependency[Settings],
+    ) -> Template | Redirect:
+        data = await form_data(request)
+        password, reason = str(data.get("password", "")), str(data.get("reason", ""))
+        try:
+            await service.run(settings, ctx, recipe_id, action, password, reason)
+        except AppError as exc:
+            if exc.status_code == 404:
+                raise
+            kept = {"action": action, "reason": reason}
+            return await _recipe_page(
+                request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=kept
+            )
+        return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
+
+    step = service.TRANSITIONS[action]
+    return post(
+        f"/t/{{slug:str}}/recipes/{{recipe_id:uuid}}/{LIFECYCLE_PATHS[action]}",
+        opt=requires("recipes", step.permission),
+        include_in_schema=False,
+        status_code=303,
+        media_type=MediaType.HTML,
+        name=f"recipe-form-{action}",
+    )(handler)
 
 
-@post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/effective",
-    opt=requires("recipes", "approve"),
-    include_in_schema=False,
-    status_code=303,
-)
-async def effective_form(
-    request: Request[Any, Any, Any],
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    settings: NamedDependency[Settings],
-) -> Any:
-    return await _lifecycle(request, ctx, recipe_id, settings, "effective")
-
-
-@post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/retire",
-    opt=requires("recipes", "approve"),
-    include_in_schema=False,
-    status_code=303,
-)
-async def retire_form(
-    request: Request[Any, Any, Any],
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    settings: NamedDependency[Settings],
-) -> Any:
-    return await _lifecycle(request, ctx, recipe_id, settings, "retire")
+LIFECYCLE_FORMS = [_lifecycle_form(action) for action in service.TRANSITIONS]
 
 
 @post(
@@ -218,18 +209,21 @@ async def print_page(
     """The printable master batch record of the current revision."""
     from opencdmo.canonical import content_hash
 
-    recipe = await service.get(ctx, recipe_id)
-    library = await service.library(ctx)
-    pinned = await service.pinned_contents(ctx, recipe["content"])
-    record = service.RecipeRecord(
-        str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
-    )
+    async with read_view(ctx):
+        recipe = await service.get(ctx, recipe_id)
+        library = await service.library(ctx)
+        pinned = await service.pinned_contents(ctx, recipe["content"])
+        record = service.RecipeRecord(
+            str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+        )
+        signatures = await signatures_for(ctx, record)
     return await page(
         request,
         "recipes/print.html",
         recipe=recipe,
         step_of=lambda op: step_content(op, library, pinned) or {},
-        signatures=await signatures_for(ctx, record),
+        outside=lambda op: mbr.outside_normal(op, library, pinned),
+        signatures=signatures,
         current=str(recipe["current_revision"]),
         bom=mbr.bill_of_materials(recipe["content"], library, pinned),
         equipment=mbr.equipment_classes(recipe["content"], library, pinned),
@@ -244,6 +238,7 @@ async def print_page(
     opt=requires("hub", "approve_publication"),
     include_in_schema=False,
     status_code=303,
+    media_type=MediaType.HTML,
 )
 async def publish_form(
     request: Request[Any, Any, Any],
@@ -290,15 +285,18 @@ async def compare_page(
 ) -> Template:
     """A structural diff of two revisions side by side (default: the previous and the
     current one)."""
-    recipe = await service.get(ctx, recipe_id)
-    newer = right or int(recipe["current_revision"])
-    older = left or max(1, newer - 1)
+    async with read_view(ctx):
+        recipe = await service.get(ctx, recipe_id)
+        newer = right or int(recipe["current_revision"])
+        older = left or max(1, newer - 1)
+        history = await service.history(ctx, recipe_id)
+        changes = await service.compare(ctx, recipe_id, older, newer)
     return await page(
         request,
         "recipes/compare.html",
         recipe=recipe,
-        history=await service.history(ctx, recipe_id),
-        changes=await service.compare(ctx, recipe_id, older, newer),
+        history=history,
+        changes=changes,
         left=older,
         right=newer,
     )
@@ -312,8 +310,5 @@ route_handlers = [
     recipes_page,
     create_form,
     recipe_page,
-    submit_form,
-    approve_form,
-    effective_form,
-    retire_form,
+    *LIFECYCLE_FORMS,
 ]

@@ -7,11 +7,11 @@ from uuid import UUID
 
 from litestar import get, post, put
 from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from opencdmo.recipes import publication, service
 from opencdmo.recipes.schemas import (
-    Approval,
     ChangeOut,
     Created,
     FromHub,
@@ -20,12 +20,12 @@ from opencdmo.recipes.schemas import (
     RecipeDetail,
     RecipePublish,
     RecipeSummary,
-    RetireRequest,
     RevisionOut,
     RevisionSave,
     Saved,
     SignatureOut,
     SignRequest,
+    Transitioned,
 )
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
@@ -45,7 +45,7 @@ Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
 async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary]:
     """The tenant's master recipes."""
     rows = await service.list_recipes(ctx)
-    return [RecipeSummary(**dict(r)) for r in rows]
+    return [RecipeSummary(**{f: r[f] for f in RecipeSummary.__struct_fields__}) for r in rows]
 
 
 @post(
@@ -142,59 +142,61 @@ async def api_diff(
     ]
 
 
-@post(
-    ONE + "/submit",
-    opt=requires("recipes", "submit"),
-    tags=["recipes"],
-    status_code=204,
-)
-async def api_submit(
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    data: JSONBody[SignRequest],
-    settings: NamedDependency[Settings],
-) -> None:
-    """Sign 'authored' (password re-entry) and send the recipe to review."""
-    await service.submit(settings, ctx, recipe_id, data.password, data.reason)
+def _lifecycle(action: str, path: str, permission: str, summary: str) -> HTTPRouteHandler:
+    """One API route per lifecycle command, all served by one handler: the signature
+    (password re-entry, reason) and the transition in one unit of work."""
+
+    async def handler(
+        ctx: NamedDependency[TenantContext],
+        recipe_id: FromPath[UUID],
+        data: JSONBody[SignRequest],
+        settings: NamedDependency[Settings],
+    ) -> Transitioned:
+        moved = await service.run(settings, ctx, recipe_id, action, data.password, data.reason)
+        return Transitioned(moved, (await service.get(ctx, recipe_id))["status"])
+
+    handler.__doc__ = summary
+    return post(
+        ONE + path,
+        opt=requires("recipes", permission),
+        tags=["recipes"],
+        status_code=200,
+        operation_id=f"Recipe{action.title().replace('_', '')}",
+        name=f"recipe-{action}",
+    )(handler)
 
 
-@post(
-    ONE + "/approve",
-    opt=requires("recipes", "approve"),
-    tags=["recipes"],
-)
-async def api_approve(
-    ctx: NamedDependency[TenantContext],
-    recipe_id: FromPath[UUID],
-    data: JSONBody[SignRequest],
-    settings: NamedDependency[Settings],
-) -> Approval:
-    """Sign 'approved'; the author cannot, and nobody signs one revision twice."""
-    return Approval(await service.approve(settings, ctx, recipe_id, data.password, data.reason))
-
-
-@post(
-    ONE + "/effective",
-    opt=requires("recipes", "approve"),
-    tags=["recipes"],
-    status_code=204,
-)
-async def api_effective(ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]) -> None:
-    """Make the approved revision effective (the previous effective one is superseded)."""
-    await service.make_effective(ctx, recipe_id)
-
-
-@post(
-    ONE + "/retire",
-    opt=requires("recipes", "approve"),
-    tags=["recipes"],
-    status_code=204,
-)
-async def api_retire(
-    ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID], data: JSONBody[RetireRequest]
-) -> None:
-    """Retire the effective recipe, with a reason."""
-    await service.retire(ctx, recipe_id, data.reason)
+LIFECYCLE_ROUTES = [
+    _lifecycle(
+        "submit", "/submit", "submit", "The author signs 'authored' and sends it to review."
+    ),
+    _lifecycle(
+        "approve",
+        "/approve",
+        "approve",
+        "Sign 'approved'; the author cannot, and nobody signs one revision twice. "
+        "`moved` says whether the approvals the tenant's flow needs are complete.",
+    ),
+    _lifecycle(
+        "reject",
+        "/reject",
+        "approve",
+        "Sign 'rejected' with the reason: a revision in review or approved returns to Draft.",
+    ),
+    _lifecycle(
+        "make_effective",
+        "/effective",
+        "approve",
+        "Sign 'approved for use': the approved revision is in force, the previous effective "
+        "one superseded.",
+    ),
+    _lifecycle(
+        "retire",
+        "/retire",
+        "approve",
+        "Sign 'retired' with the reason: the recipe is no longer in force.",
+    ),
+]
 
 
 @post(
@@ -260,8 +262,5 @@ route_handlers = [
     api_save,
     api_revisions,
     api_diff,
-    api_submit,
-    api_approve,
-    api_effective,
-    api_retire,
+    *LIFECYCLE_ROUTES,
 ]

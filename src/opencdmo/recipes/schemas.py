@@ -77,12 +77,12 @@ class SignRequest(Struct):
     reason: str
 
 
-class Approval(Struct):
-    approved: bool
+class Transitioned(Struct):
+    """The outcome of a lifecycle command: whether the recipe moved (an approval may be one of
+    several the tenant's signature flow needs) and its status now."""
 
-
-class RetireRequest(Struct):
-    reason: str
+    moved: bool
+    status: str
 
 
 class FromHub(Struct):

@@ -1,7 +1,9 @@
 """Part 11 electronic signatures (21 CFR 11.50, 11.70, 11.200).
 
-``sign`` re-authenticates with the password, applies separation of duties, and links the
-signature to the exact record version by the SHA-256 of its canonical content. ``verify``
+``prepare`` re-authenticates with the password before the command's unit of work opens;
+``apply`` writes the signature inside it (so it commits with the state change it signs, or
+not at all), applies separation of duties, and links the signature to the exact record
+version by the SHA-256 of its canonical content. ``verify``
 recomputes that hash: a signature whose record changed since shows as invalid.
 """
 
@@ -15,11 +17,13 @@ from uuid import UUID
 from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
 from opencdmo.canonical import content_hash
-from opencdmo.db.tx import tenant_transaction
+from opencdmo.db.engine import get_engine
+from opencdmo.db.tx import joined, tenant_transaction
 from opencdmo.errors import NotAuthenticated, ValidationFailed
 from opencdmo.identity.service import reauthenticate
 from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
+from opencdmo.timefmt import localtime
 
 MEANINGS = (
     "authored",
@@ -29,6 +33,8 @@ MEANINGS = (
     "released",
     "rejected",
     "approved for publication",
+    "approved for use",
+    "retired",
     "responsibility",
 )
 
@@ -67,21 +73,30 @@ class SignatureView:
 
     def manifestation(self, zone: str = "UTC") -> str:
         """Printed name, date and time with zone, and meaning (11.50)."""
-        from opencdmo.web.templating import localtime
-
         return f"{self.signer_name} · {localtime(self.signed_at, zone)} · {self.meaning}"
 
 
-async def sign(
-    settings: Settings,
-    ctx: TenantContext,
-    record: Signable,
-    meaning: str,
-    reason: str,
-    password: str,
-) -> SignatureView:
+@dataclass(frozen=True)
+class Signing:
+    """A signer who has just re-entered their password for one signature with one meaning and
+    reason. Made by ``prepare`` before the command's unit of work opens (argon2 is slow on
+    purpose: no transaction waits for it, and a wrong password leaves no lock behind)."""
+
+    signer_id: UUID
+    signer_name: str
+    meaning: str
+    reason: str
+
+
+async def prepare(
+    settings: Settings, ctx: TenantContext, meaning: str, reason: str, password: str
+) -> Signing:
+    """Check the meaning and reason, then re-authenticate the signer (wrong passwords count
+    toward the sign-in throttle and are security events). Call it before the unit of work."""
     if ctx.user_id is None:
         raise NotAuthenticated("Only a signed-in person can sign.")
+    if get_engine().current_transaction.get() is not None:
+        raise RuntimeError("re-authenticate before the command's unit of work opens")
     if meaning not in MEANINGS:
         raise ValidationFailed(
             f"Unknown signature meaning '{meaning}'. Meanings: {', '.join(MEANINGS)}.",
@@ -90,10 +105,30 @@ async def sign(
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationFailed("A reason is required to sign.", details={"field": "reason"})
-    check_author_may_not_approve(record.author_id, ctx.user_id, meaning)
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(
+            f"A reason has at most {MAX_REASON} characters.", details={"field": "reason"}
+        )
     await reauthenticate(settings, ctx, password)
+    return Signing(ctx.user_id, ctx.actor.full_name, meaning, reason)
+
+
+MAX_REASON = 2000
+
+
+def check_separation(record: Signable, ctx: TenantContext, meaning: str) -> None:
+    """Separation of duties as a check a command makes before it asks for the password."""
+    check_author_may_not_approve(record.author_id, ctx.user_id, meaning)
+
+
+async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> SignatureView:
+    """Write the signature in the command's open unit of work, with its audit event: it
+    commits with the state change it signs, or not at all. Separation of duties applies."""
+    if signing.signer_id != ctx.user_id:
+        raise NotAuthenticated("The signature was prepared for another person.")
+    check_author_may_not_approve(record.author_id, ctx.user_id, signing.meaning)
     digest = content_hash(record.signed_content())
-    async with tenant_transaction(ctx) as connection:
+    async with joined(ctx) as connection:
         row = await connection.fetchrow(
             "INSERT INTO signatures (tenant_id, record_type, record_id, record_version,"
             " record_hash, signer_id, signer_name, meaning, reason)"
@@ -104,10 +139,10 @@ async def sign(
             record.record_id,
             record.record_version,
             digest,
-            ctx.user_id,
-            ctx.actor.full_name,
-            meaning,
-            reason,
+            signing.signer_id,
+            signing.signer_name,
+            signing.meaning,
+            signing.reason,
         )
         await audit.record(
             ctx,
@@ -116,11 +151,11 @@ async def sign(
             record.record_id,
             new={
                 "signature_id": row["id"],
-                "meaning": meaning,
+                "meaning": signing.meaning,
                 "record_version": record.record_version,
                 "record_hash": digest,
             },
-            reason=reason,
+            reason=signing.reason,
         )
     return _view(dict(row), digest)
 

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from opencdmo.timefmt import localtime
+
 FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
 TEMPLATES = FRONTEND / "templates"
 STATIC = FRONTEND / "static"
-
-
-def localtime(value: datetime | None, zone: str = "UTC", fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
-    """A UTC time shown in the site's zone, with the zone named (Part 11 manifestations)."""
-    if value is None:
-        return ""
-    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
 
 
 def paragraphs(text: str | None) -> list[str]:

@@ -1,0 +1,60 @@
+"""Master recipes: the commands and reads of the recipe context, by concern.
+
+- ``_revisions``: create, save (validated, optimistic concurrency), history, diffs
+- ``_pins``: the library content each revision pins, kept append-only
+- ``_lifecycle``: submit, approve, reject, make effective, retire (signed commands)
+- ``_hub_import``: a master recipe from a HUB recipe
+- ``_publication``: an effective recipe published to the HUB
+
+Every command owns one unit of work (``opencdmo.db.tx.unit_of_work``); the data access is in
+``opencdmo.recipes.queries``.
+"""
+
+from opencdmo.recipes.service._hub_import import create_from_hub, hub_item_id
+from opencdmo.recipes.service._lifecycle import (
+    STATUS_NAMES,
+    TRANSITIONS,
+    approve,
+    make_effective,
+    reject,
+    retire,
+    review_problems,
+    run,
+    submit,
+)
+from opencdmo.recipes.service._pins import library, pinned_contents
+from opencdmo.recipes.service._publication import publications, publish_to_hub
+from opencdmo.recipes.service._revisions import (
+    RecipeRecord,
+    compare,
+    create,
+    get,
+    history,
+    list_recipes,
+    save,
+)
+
+__all__ = [
+    "STATUS_NAMES",
+    "TRANSITIONS",
+    "RecipeRecord",
+    "approve",
+    "compare",
+    "create",
+    "create_from_hub",
+    "get",
+    "history",
+    "hub_item_id",
+    "library",
+    "list_recipes",
+    "make_effective",
+    "pinned_contents",
+    "publications",
+    "publish_to_hub",
+    "reject",
+    "retire",
+    "review_problems",
+    "run",
+    "save",
+    "submit",
+]

@@ -1,0 +1,164 @@
+"""A master recipe from a HUB recipe: installed and forked with its lineage, every pinned
+unit operation and QC method referenced at exactly its pinned version, in one command."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from opencdmo.access.service import authorize
+from opencdmo.db.tx import tenant_transaction, unit_of_work
+from opencdmo.errors import NotFound
+from opencdmo.recipes.service._revisions import create_in, save_in
+from opencdmo.tenancy.context import TenantContext
+
+Slots = dict[tuple[str, str, str], str]
+
+
+async def create_from_hub(
+    ctx: TenantContext, hub_item_id: UUID, version: str | None = None
+) -> UUID:
+    """A master recipe from a HUB recipe, in one unit of work: the recipe and its closure are
+    installed (the recipe is forked, keeping its lineage), every pinned unit operation and
+    QC method is referenced at exactly its pinned version (forked at that version when the
+    library holds another), and the specification, sampling points and release
+    specifications come along."""
+    from opencdmo.hub import library
+
+    await authorize(ctx, "recipes", "edit")
+    async with unit_of_work(ctx) as connection:
+        chosen = await connection.fetchrow(
+            "SELECT v.id, v.version, v.content, i.kind, i.name FROM hub_versions v "
+            "JOIN hub_items i ON i.id = v.item_id WHERE v.item_id = $1 "
+            "AND ($2::text IS NULL OR v.version = $2) "
+            "AND ($2::text IS NOT NULL OR v.yanked_at IS NULL) "
+            "ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1",
+            hub_item_id,
+            version,
+        )
+        if chosen is None or chosen["kind"] != "recipe":
+            raise NotFound("No such HUB recipe.")
+        hub_recipe = json.loads(chosen["content"])
+        installed = await connection.fetchval(
+            "SELECT id FROM library_items WHERE hub_item_id = $1 AND source = 'installed'",
+            hub_item_id,
+        )
+        if installed is None:
+            await library.install(ctx, hub_item_id, chosen["version"])
+        await library.fork(ctx, hub_item_id, chosen["version"])
+        slots = await _pinned_slots(connection, ctx, hub_recipe)
+        source = f"{hub_recipe['slug']} {chosen['version']}"
+        recipe_id = await create_in(
+            ctx,
+            hub_recipe["name"],
+            hub_recipe.get("product", ""),
+            source_hub_version_id=chosen["id"],
+        )
+        await save_in(
+            ctx, recipe_id, _designer_content(hub_recipe, slots, source), 1, f"From HUB {source}"
+        )
+    return recipe_id
+
+
+def _pins(hub_recipe: dict[str, Any]) -> set[tuple[str, str, str]]:
+    pins = {
+        ("unit_operation", op["unit_operation"], op["version"])
+        for up in hub_recipe["unit_procedures"]
+        for op in up["operations"]
+    }
+    for entry in [
+        *hub_recipe.get("sampling_points", []),
+        *hub_recipe.get("release_specifications", []),
+    ]:
+        pins.add(("method", entry["method"], entry["method_version"]))
+    return pins
+
+
+async def hub_item_id(ctx: TenantContext, publisher_id: UUID | None, slug: str) -> UUID | None:
+    """A HUB recipe visible to the tenant, by publisher and slug."""
+    async with tenant_transaction(ctx) as connection:
+        found = await connection.fetchval(
+            "SELECT id FROM hub_items WHERE kind = 'recipe' AND publisher_id = $1 AND slug = $2",
+            publisher_id,
+            slug,
+        )
+    assert found is None or isinstance(found, UUID)
+    return found
+
+
+async def _pinned_slots(connection: Any, ctx: TenantContext, hub_recipe: dict[str, Any]) -> Slots:
+    """(kind, slug, version) -> library item id, forking a pinned version the library lacks."""
+    from opencdmo.hub import library
+
+    rows = await connection.fetch(
+        "SELECT id, kind, slug, version, hub_item_id FROM library_items "
+        "WHERE kind IN ('unit_operation', 'method') ORDER BY source DESC, created_at"
+    )
+    items: Slots = {}
+    hub_ids: dict[tuple[str, str], UUID] = {}
+    for r in rows:  # installed copies first, then the oldest fork
+        items.setdefault((r["kind"], r["slug"], r["version"]), str(r["id"]))
+        hub_ids.setdefault((r["kind"], r["slug"]), r["hub_item_id"])
+    for kind, slug, version in sorted(_pins(hub_recipe)):
+        if (kind, slug, version) not in items:
+            forked = await library.fork(ctx, hub_ids[(kind, slug)], version)
+            items[(kind, slug, version)] = str(forked)
+    return items
+
+
+def _operation(op: dict[str, Any], slots: Slots, source: str) -> dict[str, Any]:
+    overrides = dict(op.get("parameter_overrides") or {})
+    return {
+        "key": op["key"],
+        "library_item_id": slots[("unit_operation", op["unit_operation"], op["version"])],
+        "unit_operation": op["unit_operation"],
+        "version": op["version"],
+        "parameters": overrides,
+        "acknowledged": dict.fromkeys(overrides, f"value from HUB recipe {source}"),
+        "equipment_class": None,
+        "notes": op.get("note", ""),
+    }
+
+
+def _designer_content(hub_recipe: dict[str, Any], slots: Slots, source: str) -> dict[str, Any]:
+    return {
+        "unit_procedures": [
+            {
+                "key": up["key"],
+                "name": up["name"],
+                "operations": [_operation(op, slots, source) for op in up["operations"]],
+            }
+            for up in hub_recipe["unit_procedures"]
+        ],
+        "formulas": [],
+        "specification": {
+            "modality": hub_recipe.get("modality"),
+            "batch_size": hub_recipe.get("batch_size"),
+        },
+        "sampling_points": [
+            {
+                "key": point["key"],
+                "after_operation": point["after_operation"],
+                "library_item_id": slots[("method", point["method"], point["method_version"])],
+                "method": point["method"],
+                "method_version": point["method_version"],
+                "sample_volume": point["sample_volume"],
+                "note": point.get("note", ""),
+            }
+            for point in hub_recipe.get("sampling_points", [])
+        ],
+        "release_specifications": [
+            {
+                **{
+                    k: spec[k]
+                    for k in ("attribute", "acceptance_criterion", "limits", "unit")
+                    if k in spec
+                },
+                "library_item_id": slots[("method", spec["method"], spec["method_version"])],
+                "method": spec["method"],
+                "method_version": spec["method_version"],
+            }
+            for spec in hub_recipe.get("release_specifications", [])
+        ],
+    }

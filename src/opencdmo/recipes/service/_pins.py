@@ -1,0 +1,151 @@
+"""Pinned content: every step, sampling point and release specification of a revision pins
+the content of its library item by hash, kept in ``pinned_contents`` (append-only), so that
+a library upgrade or a fork edit never changes what a saved revision means."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import ValidationFailed
+from opencdmo.recipes import content as recipe_content
+from opencdmo.recipes import queries
+from opencdmo.tenancy.context import TenantContext
+
+# Where each kind of entry names the library item it pinned: (slug field, version field).
+_NAMES = {"step": ("unit_operation", "version"), "method": ("method", "method_version")}
+_LIBRARY_FIELDS = frozenset({"library_source", "library_content_hash"})
+RANGE_FIELDS = ("unit", "default", "normal_range", "proven_acceptable_range")
+
+Library = dict[str, dict[str, Any]]
+
+
+async def library_of(connection: Any) -> Library:
+    """The tenant library's unit operations and QC methods by library item id."""
+    rows = await connection.fetch(
+        "SELECT id, kind, source, content, content_hash FROM library_items "
+        "WHERE kind IN ('unit_operation', 'method')"
+    )
+    return {
+        str(r["id"]): {
+            **json.loads(r["content"]),
+            "kind": r["kind"],
+            "library_source": r["source"],
+            "library_content_hash": r["content_hash"],
+        }
+        for r in rows
+    }
+
+
+async def library(ctx: TenantContext) -> Library:
+    """The tenant library's unit operations and QC methods by library item id."""
+    async with tenant_transaction(ctx) as connection:
+        return await library_of(connection)
+
+
+def entries(content: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every entry that refers to a library item, with its kind (malformed parts skipped:
+    the content checks name them)."""
+    if not isinstance(content, dict):
+        return []
+    found: list[tuple[str, dict[str, Any]]] = []
+    procedures = content.get("unit_procedures")
+    for up in procedures if isinstance(procedures, list) else []:
+        operations = up.get("operations") if isinstance(up, dict) else None
+        found += [("step", op) for op in operations or [] if isinstance(op, dict)]
+    for section in ("sampling_points", "release_specifications"):
+        listed = content.get(section)
+        if isinstance(listed, list):
+            found += [("method", e) for e in listed if isinstance(e, dict)]
+    return found
+
+
+async def pin(content: Any, lib: Library) -> tuple[Library, Library]:
+    """Pin every entry to the content of its library item: a new entry (no ``content_hash``)
+    to the item's current content; a pinned one keeps its pin, which must be content that
+    item had. Returns the pinned contents by hash, and those not kept yet."""
+    found = entries(content)
+    wanted = {e["content_hash"] for _, e in found if isinstance(e.get("content_hash"), str)}
+    for _, entry in found:
+        item = lib.get(str(entry.get("library_item_id")))
+        if item is not None:
+            wanted.add(item["library_content_hash"])
+    stored = await queries.stored_pins(wanted)
+    pinned: Library = {}
+    fresh: Library = {}
+    problems: list[str] = []
+    for kind, entry in found:
+        item = lib.get(str(entry.get("library_item_id")))
+        if item is None:
+            continue  # the content checks report it
+        slug_field, version_field = _NAMES[kind]
+        if entry.get("content_hash") is None:
+            entry["content_hash"] = item["library_content_hash"]
+            entry[slug_field], entry[version_field] = item.get("slug"), item.get("version")
+        hashed = entry["content_hash"]
+        if hashed == item["library_content_hash"]:
+            pinned[hashed] = item
+            if hashed not in stored:
+                fresh[hashed] = item
+        elif (
+            isinstance(hashed, str) and hashed in stored and stored[hashed].slug == item.get("slug")
+        ):
+            pinned[hashed] = {**stored[hashed].content, "kind": stored[hashed].kind}
+        else:
+            name = entry.get("key") or entry.get("attribute")
+            problems.append(
+                f"{name}: content_hash {str(hashed)[:12]}... is not a content its library item "
+                f"{item.get('slug')} ever had here"
+            )
+    if problems:
+        raise ValidationFailed("; ".join(problems), details={"problems": problems})
+    return pinned, fresh
+
+
+async def keep(ctx: TenantContext, fresh: Library) -> None:
+    """Keep the contents a revision pins for the first time (content-addressed)."""
+    for hashed, item in fresh.items():
+        body = {k: v for k, v in item.items() if k not in _LIBRARY_FIELDS}
+        await queries.keep_pin(
+            ctx.tenant_id,
+            hashed,
+            item["kind"],
+            item.get("slug", ""),
+            item.get("version", ""),
+            body,
+        )
+
+
+async def pinned_of(*contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    hashes = {
+        e["content_hash"]
+        for c in contents
+        for _, e in entries(c)
+        if isinstance(e.get("content_hash"), str)
+    }
+    stored = await queries.stored_pins(hashes)
+    return {h: {**p.content, "kind": p.kind} for h, p in stored.items()}
+
+
+async def pinned_contents(ctx: TenantContext, content: dict[str, Any]) -> dict[str, Any]:
+    """The contents a revision's entries pinned, by hash (for pages and the printable
+    record)."""
+    async with tenant_transaction(ctx):
+        return await pinned_of(content)
+
+
+def expanded(content: dict[str, Any], lib: Library, pinned: dict[str, Any]) -> dict[str, Any]:
+    """Each step with the ranges and materials of the content it pins, so that a diff shows
+    the range and material changes that came with another unit operation version."""
+    result = copy.deepcopy(content)
+    for up in result["unit_procedures"]:
+        for op in up["operations"]:
+            unit_operation = recipe_content.step_content(op, lib, pinned) or {}
+            op["ranges"] = {
+                key: {f: p[f] for f in RANGE_FIELDS if p.get(f) is not None}
+                for key, p in recipe_content.parameters_of(unit_operation).items()
+            }
+            op["materials"] = unit_operation.get("materials", [])
+    return result

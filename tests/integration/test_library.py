@@ -14,7 +14,7 @@ from opencdmo.hub import library, service
 from opencdmo.hub.content import validate
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
-from tests.conftest import PASSWORD, World, as_actor
+from tests.conftest import PASSWORD, World, as_actor, member_as
 from tests.integration.test_hub import material
 
 
@@ -118,7 +118,7 @@ async def test_yanked_versions_are_hidden_from_new_installs(
         "UPDATE hub_versions SET yanked_at = now() WHERE item_id = $1 AND version = '1.1.0'",
         first.item_id,
     )
-    installed = await library.install(publisher, first.item_id)
+    installed = await library.install(world.beta, first.item_id)
     assert installed == [f"material {slug} 1.0.0"], "the latest not yanked"
     other = await fresh_tenant()
     with pytest.raises(Exception, match="No such HUB item"):
@@ -263,7 +263,11 @@ async def test_the_author_cannot_approve_their_own_fork(
 ) -> None:
     from opencdmo.errors import Forbidden
 
-    approver = as_actor(world.alpha, world["approver"])
+    # A QA approver who is also a process engineer forks; as the fork's author they cannot
+    # approve its publication.
+    ctx = await fresh_tenant()
+    await tenancy.add_member(ctx, world["approver"].user_id, ["qa_approver", "process_engineer"])
+    approver = await member_as(ctx, world["approver"])
     item = await _item(owner, "msc-seeding")
     fork_id = await library.fork(approver, item)
     with pytest.raises(Forbidden, match="Separation of duties"):

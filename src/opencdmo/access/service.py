@@ -19,10 +19,24 @@ from opencdmo.errors import Forbidden
 from opencdmo.tenancy.context import TenantContext
 
 _GRANTS = """
-SELECT m.user_id, r.role FROM role_assignments r
+SELECT m.user_id, r.role, NULL::uuid AS site_id FROM role_assignments r
 JOIN memberships m ON m.tenant_id = r.tenant_id AND m.id = r.membership_id
 WHERE m.is_active
+UNION ALL
+SELECT m.user_id, s.role, s.site_id FROM site_role_assignments s
+JOIN memberships m ON m.tenant_id = s.tenant_id AND m.id = s.membership_id
+WHERE m.is_active
 """
+
+
+def _domain(tenant_id: UUID, site_id: UUID | None) -> str:
+    return str(tenant_id) if site_id is None else site_domain(tenant_id, site_id)
+
+
+def site_domain(tenant_id: UUID, site_id: UUID) -> str:
+    """The casbin domain of one site of a tenant (a tenant-wide grant's domain is the
+    tenant id)."""
+    return f"{tenant_id}/{site_id}"
 
 
 DECISIONS_PER_TENANT = 50_000
@@ -40,10 +54,10 @@ class _Cached:
 
     version: int
     enforcer: casbin.Enforcer
-    decisions: dict[tuple[str, str, str], bool] = field(default_factory=dict)
+    decisions: dict[tuple[str, str, str, str], bool] = field(default_factory=dict)
 
     def decide(self, user: str, domain: str, obj: str, act: str) -> bool:
-        key = (user, obj, act)
+        key = (user, domain, obj, act)
         decision = self.decisions.get(key)
         if decision is None:
             decision = bool(self.enforcer.enforce(user, domain, obj, act))
@@ -80,7 +94,17 @@ async def _build(tenant_id: UUID) -> casbin.Enforcer:
         grants = await connection.fetch(_GRANTS)
     if grants:
         enforcer.add_named_grouping_policies(
-            "g", [[str(g["user_id"]), g["role"], str(tenant_id)] for g in grants]
+            "g",
+            [
+                [
+                    str(g["user_id"]),
+                    g["role"],
+                    str(tenant_id)
+                    if g["site_id"] is None
+                    else site_domain(tenant_id, g["site_id"]),
+                ]
+                for g in grants
+            ],
         )
     return enforcer
 
@@ -88,19 +112,25 @@ async def _build(tenant_id: UUID) -> casbin.Enforcer:
 ENFORCERS = EnforcerCache()
 
 
-async def can(ctx: TenantContext, obj: str, act: str) -> bool:
-    """Whether the actor may do ``act`` on ``obj`` in the tenant: a person by the roles granted
-    to them there, the system actor (CLI provisioning, HUB sync, workers) by the permissions
-    listed for it in ``system.csv`` and nothing else."""
+async def can(ctx: TenantContext, obj: str, act: str, *, site_id: UUID | None = None) -> bool:
+    """Whether the actor may do ``act`` on ``obj`` in the tenant (at the site, with
+    ``site_id``): a person by the roles granted to them tenant-wide or at that site, the
+    system actor (CLI provisioning, HUB sync, workers) by the permissions listed for it in
+    ``system.csv`` and nothing else."""
     if ctx.actor.is_system:
         return (obj, act) in system_permissions()
     cached = await ENFORCERS.for_tenant(ctx.tenant_id, ctx.policy_version)
-    return cached.decide(str(ctx.user_id), str(ctx.tenant_id), obj, act)
+    user = str(ctx.user_id)
+    if cached.decide(user, str(ctx.tenant_id), obj, act):
+        return True
+    return site_id is not None and cached.decide(
+        user, site_domain(ctx.tenant_id, site_id), obj, act
+    )
 
 
-async def authorize(ctx: TenantContext, obj: str, act: str) -> None:
+async def authorize(ctx: TenantContext, obj: str, act: str, *, site_id: UUID | None = None) -> None:
     """The service-side check: every command checks the permission of the actor it is given,
     whoever calls it (a route, the CLI, a worker); the HTTP guard is only the first door."""
-    if not await can(ctx, obj, act):
+    if not await can(ctx, obj, act, site_id=site_id):
         who = "The system" if ctx.actor.is_system else "Your roles"
         raise Forbidden(f"{who} in {ctx.name} may not do this ({act} {obj}).")

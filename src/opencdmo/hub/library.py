@@ -46,6 +46,7 @@ FROM tree JOIN hub_versions v ON v.id = tree.id JOIN hub_items i ON i.id = v.ite
 async def install(ctx: TenantContext, item_id: UUID, version: str | None = None) -> list[str]:
     """Install a version (default: the latest not yanked) and every dependency not yet in the
     library; returns what was installed. Items already installed keep their version."""
+    await authorize(ctx, "hub", "install")
     async with tenant_transaction(ctx) as connection:
         chosen = await connection.fetchrow(_VERSION, item_id, version)
         if chosen is None:
@@ -165,6 +166,7 @@ async def upgrade(
     ctx: TenantContext, library_id: UUID, to: str, reason: str | None = None
 ) -> list[Change]:
     """Move an installed copy to a newer version, explicitly and audited (with the diff)."""
+    await authorize(ctx, "hub", "install")
     item, target, changes = await preview_upgrade(ctx, library_id, to)
     if item["source"] != "installed":
         raise Conflict("Only installed items are upgraded; a fork keeps its own content.")
@@ -206,6 +208,7 @@ async def upgrade(
 
 async def fork(ctx: TenantContext, item_id: UUID, version: str | None = None) -> UUID:
     """An editable copy owned by the tenant, remembering the version it came from."""
+    await authorize(ctx, "hub", "fork")
     async with tenant_transaction(ctx) as connection:
         chosen = await connection.fetchrow(_VERSION, item_id, version)
         if chosen is None:
@@ -246,6 +249,7 @@ async def edit_fork(
     expected_revision: int | None = None,
 ) -> list[Change]:
     """Replace a fork's content (schema and range rules checked); audited with the diff."""
+    await authorize(ctx, "hub", "fork")
     from opencdmo.canonical import content_hash
     from opencdmo.hub.content import validate
     from opencdmo.hub.rules import range_problems

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 
 class SiteOut(Struct):
@@ -47,3 +48,21 @@ class RolesUpdate(Struct):
 class MemberStatus(Struct):
     active: bool
     reason: str | None = None
+
+
+class SiteRoleChange(Struct):
+    """Grant or revoke one role at one site (by the site's code), with the reason."""
+
+    site: Annotated[str, Meta(min_length=1, max_length=64)]
+    role: Annotated[str, Meta(min_length=1, max_length=64)]
+    reason: Annotated[str, Meta(max_length=2000)]
+
+
+class SiteRoleOut(Struct):
+    site: str
+    role: str
+
+
+class SiteRoleResult(Struct):
+    changed: bool
+    site_roles: list[SiteRoleOut]

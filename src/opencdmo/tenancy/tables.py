@@ -32,3 +32,14 @@ class Membership(Table, tablename="memberships"):
     user_id = UUID()
     is_active = Boolean(default=True)
     created_at = Timestamptz()
+
+
+class SiteRoleAssignment(Table, tablename="site_role_assignments"):
+    """A role granted to a member at one site only."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    membership_id = UUID()
+    site_id = UUID()
+    role = Text()
+    created_at = Timestamptz()

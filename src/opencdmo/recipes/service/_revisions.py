@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import joined, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
@@ -60,6 +61,7 @@ async def create(
     ctx: TenantContext, name: str, product: str = "", *, source_hub_version_id: UUID | None = None
 ) -> UUID:
     """A new draft master recipe (revision 1, empty)."""
+    await authorize(ctx, "recipes", "edit")
     async with unit_of_work(ctx):
         return await create_in(ctx, name, product, source_hub_version_id=source_hub_version_id)
 
@@ -109,6 +111,7 @@ async def save(
     """Save a new revision. If someone saved since ``base_revision``, 409 with what they
     changed, and nothing is lost: the caller still holds its own content. A change after any
     signature returns the recipe to Draft (its approvals no longer match)."""
+    await authorize(ctx, "recipes", "edit")
     async with unit_of_work(ctx):
         return await save_in(ctx, recipe_id, content, base_revision, message)
 

@@ -22,6 +22,7 @@ from opencdmo.db.tx import joined, tenant_transaction
 from opencdmo.errors import NotAuthenticated, ValidationFailed
 from opencdmo.identity.service import reauthenticate
 from opencdmo.settings import Settings
+from opencdmo.signatures.tables import Signature
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.timefmt import localtime
 
@@ -129,6 +130,8 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
     check_author_may_not_approve(record.author_id, ctx.user_id, signing.meaning)
     digest = content_hash(record.signed_content())
     async with joined(ctx) as connection:
+        # Raw SQL: Piccolo's insert sends every column, and the signing time must come from
+        # the database's clock (clock_timestamp(), as the audit trail's), not the app's.
         row = await connection.fetchrow(
             "INSERT INTO signatures (tenant_id, record_type, record_id, record_version,"
             " record_hash, signer_id, signer_name, meaning, reason)"
@@ -179,10 +182,13 @@ def _view(row: dict[str, Any], current_hash: str | None) -> SignatureView:
 async def signatures_for(ctx: TenantContext, record: Signable) -> list[SignatureView]:
     """Every signature on the record (all versions), each checked against its current content."""
     current = content_hash(record.signed_content())
-    async with tenant_transaction(ctx) as connection:
-        rows = await connection.fetch(
-            "SELECT * FROM signatures WHERE record_type = $1 AND record_id = $2 ORDER BY signed_at",
-            record.record_type,
-            record.record_id,
+    async with tenant_transaction(ctx):
+        rows = (
+            await Signature.select()
+            .where(
+                (Signature.record_type == record.record_type)
+                & (Signature.record_id == record.record_id)
+            )
+            .order_by(Signature.signed_at)
         )
-    return [_view(dict(row), current) for row in rows]
+    return [_view(row, current) for row in rows]

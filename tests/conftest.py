@@ -24,9 +24,9 @@ from opencdmo.db import migrate
 from opencdmo.db.embedded import start_embedded
 from opencdmo.db.urls import DatabaseUrls, resolve_urls
 from opencdmo.identity import service as identity
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 
 PASSWORD = "correct-horse-battery-42"
 DATA_DIR = Path(tempfile.gettempdir()) / f"opencdmo-test-{os.getuid()}"

@@ -108,8 +108,8 @@ def _read_password() -> str:
 
 def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.identity import service as identity
+    from opencdmo.scope import RequestMeta
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import RequestMeta
 
     password = _read_password()
 
@@ -128,7 +128,7 @@ def cmd_users_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_users_set_password(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.identity import service as identity
-    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+    from opencdmo.scope import SYSTEM, RequestMeta
 
     password = _read_password()
 
@@ -148,7 +148,7 @@ def cmd_users_set_password(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_users_disable(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.errors import NotFound
     from opencdmo.identity import service as identity
-    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+    from opencdmo.scope import SYSTEM, RequestMeta
 
     async def work() -> int:
         user = await identity.find_user(args.email)
@@ -165,8 +165,8 @@ def cmd_users_disable(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _tenant(slug: str, meta: Any) -> Any:
     from opencdmo.errors import NotFound
+    from opencdmo.scope import SYSTEM
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import SYSTEM
 
     row = await tenancy.tenant_by_slug(slug)
     ctx = await tenancy.internal_context(row["id"], SYSTEM, meta) if row else None
@@ -180,8 +180,8 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
 
     from opencdmo.errors import NotFound
     from opencdmo.identity import service as identity
+    from opencdmo.scope import Actor, RequestMeta
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import Actor, RequestMeta
 
     async def work() -> int:
         meta = RequestMeta(request_id="cli:tokens-create")
@@ -201,7 +201,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from uuid import UUID
 
     from opencdmo.identity import service as identity
-    from opencdmo.tenancy.context import RequestMeta
+    from opencdmo.scope import RequestMeta
 
     async def work() -> int:
         ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:tokens-revoke"))
@@ -269,7 +269,7 @@ def cmd_hub_sync(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Migrate, apply tenants/, give the demo users the demo password, print the logins."""
     from opencdmo.identity import service as identity
-    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+    from opencdmo.scope import SYSTEM, RequestMeta
     from opencdmo.tenancy.manifest import discover
     from opencdmo.tenancy.provision import apply_path
 
@@ -309,8 +309,8 @@ async def _example_recipe(manifest: Any, meta: Any) -> None:
     from opencdmo.hub.service import PLATFORM_SLUG
     from opencdmo.identity import service as identity
     from opencdmo.recipes import service as recipes
+    from opencdmo.scope import Actor
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import Actor
 
     engineer = next((p for p in manifest.people if "process_engineer" in p.roles), None)
     tenant = await tenancy.tenant_by_slug(manifest.slug)

@@ -13,8 +13,8 @@ from playwright.async_api import Browser, Page, expect
 
 from opencdmo.hub import library
 from opencdmo.identity import service as identity
+from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.e2e

@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from opencdmo.identity import service as identity
+from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.e2e

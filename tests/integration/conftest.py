@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from opencdmo.hub import library
+from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import World, as_actor
 
 

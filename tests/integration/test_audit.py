@@ -14,8 +14,8 @@ from opencdmo.audit import service as audit
 from opencdmo.audit.verify import verify_security_chain, verify_tenant
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.identity import service as identity
+from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import PASSWORD, World, as_actor
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from opencdmo.identity import service as identity
 from opencdmo.identity.service import hash_token
+from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy import authcache
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.authcache import TokenCache
-from opencdmo.tenancy.context import SYSTEM, RequestMeta
 from tests.conftest import World, as_actor
 
 MEMBERS = "/api/v1/t/alpha/members"

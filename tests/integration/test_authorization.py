@@ -15,10 +15,10 @@ from opencdmo.access.service import can
 from opencdmo.errors import Forbidden, NotFound, ValidationFailed
 from opencdmo.hub import library
 from opencdmo.recipes import service as recipes
+from opencdmo.scope import SYSTEM
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy import site_roles
-from opencdmo.tenancy.context import SYSTEM
 from tests.conftest import PASSWORD, World, member_as
 from tests.integration.conftest import new_lab
 

@@ -163,8 +163,8 @@ async def test_audit_verify_exit_codes(
     assert "events checked" in out
     from opencdmo.audit import service as audit
     from opencdmo.db.tx import unit_of_work
+    from opencdmo.scope import SYSTEM, RequestMeta
     from opencdmo.tenancy import service as tenancy
-    from opencdmo.tenancy.context import SYSTEM, RequestMeta
 
     slug = f"v-{uuid.uuid4().hex[:8]}"
     ctx = await tenancy.create_tenant(slug, "Verify", "cdmo", SYSTEM, RequestMeta())

@@ -14,7 +14,7 @@ from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub import service
 from opencdmo.hub.content import ROOT, ContentError, validate
 from opencdmo.hub.queries import SearchQuery, search
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from tests.conftest import World, as_actor
 
 

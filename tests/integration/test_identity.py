@@ -10,8 +10,8 @@ import pytest
 
 from opencdmo.identity import service as identity
 from opencdmo.identity.sessions import token_hash
+from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta
 from tests.conftest import PASSWORD, World, as_actor
 
 

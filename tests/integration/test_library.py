@@ -12,8 +12,8 @@ import pytest
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub import library, service
 from opencdmo.hub.content import validate
+from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
 from tests.conftest import PASSWORD, World, as_actor, member_as
 from tests.integration.test_hub import material
 

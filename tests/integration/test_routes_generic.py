@@ -17,7 +17,7 @@ from litestar.routes import HTTPRoute
 
 from opencdmo.access.policy import roles_with
 from opencdmo.identity import service as identity
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.web.guards import PERMISSION
 from tests.conftest import PERSONAS, World, as_actor
 

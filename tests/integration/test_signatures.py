@@ -12,9 +12,9 @@ import pytest
 
 from opencdmo.db.tx import unit_of_work
 from opencdmo.errors import Forbidden, NotAuthenticated, TooManyAttempts, ValidationFailed
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
-from opencdmo.tenancy.context import TenantContext
 from tests.conftest import PASSWORD, World, as_actor
 
 

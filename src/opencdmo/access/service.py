@@ -16,7 +16,7 @@ import casbin
 from opencdmo.access.policy import MODEL_PATH, default_policies, system_permissions
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.errors import Forbidden
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 _GRANTS = """
 SELECT m.user_id, r.role, NULL::uuid AS site_id FROM role_assignments r

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from opencdmo.audit.chain import AUDIT_FIELDS
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 # What the trail shows and exports: every chained field but the keys, plus both hashes.
 COLUMNS = (

@@ -18,7 +18,7 @@ from opencdmo.audit.schemas import AuditEventOut, AuditPage
 from opencdmo.audit.service import record
 from opencdmo.canonical import canonical_json
 from opencdmo.db.tx import unit_of_work
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import page
 

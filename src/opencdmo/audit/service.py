@@ -12,7 +12,7 @@ from opencdmo.audit.chain import AUDIT_FIELDS, SECURITY_FIELDS, event_hash
 from opencdmo.canonical import canonical_json
 from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import autonomous, joined
-from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
+from opencdmo.scope import Actor, RequestMeta, TenantContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from opencdmo.db.engine import get_engine
 
 if TYPE_CHECKING:
-    from opencdmo.tenancy.context import TenantContext
+    from opencdmo.scope import TenantContext
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 

@@ -21,8 +21,8 @@ from opencdmo.hub.schemas import (
     LibraryEntry,
     PublishRequest,
 )
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 

@@ -17,8 +17,8 @@ from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.hub.diff import Change, diff
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.tenancy.context import TenantContext
 
 _VERSION = """
 SELECT v.id, v.item_id, v.version, v.content, v.content_hash, v.yanked_at, v.major, v.minor,

@@ -22,7 +22,7 @@ from opencdmo.hub.schemas import (
     UpgradePreview,
     UpgradeRequest,
 )
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 

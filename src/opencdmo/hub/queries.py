@@ -13,7 +13,7 @@ from uuid import UUID
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import NotFound, ValidationFailed
 from opencdmo.hub.content import KIND_DIRS
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 SORTS = {
     "relevance": "rank DESC, i.name, i.id",

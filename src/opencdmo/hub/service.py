@@ -19,8 +19,8 @@ from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.hub.content import ContentError, Document, Reference, load_tree, search_text
 from opencdmo.hub.rules import range_problems
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 
 PLATFORM_SLUG = "opencdmo-hub"
 PLATFORM_NAME = "OpenCDMO HUB"

@@ -22,8 +22,8 @@ from opencdmo.identity.schemas import (
     TokenCreated,
     TokenOut,
 )
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page

@@ -19,8 +19,8 @@ from opencdmo.errors import (
 )
 from opencdmo.identity import passwords, sessions, throttle
 from opencdmo.identity.tables import ApiToken, User
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
-from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy.service import internal_context
 
 TOKEN_PREFIX = "ocd_"  # noqa: S105 - a prefix, not a secret

@@ -24,7 +24,7 @@ from opencdmo.recipes.content import (
     step_content,
     unit_operations_of,
 )
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 

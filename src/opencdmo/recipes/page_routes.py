@@ -18,9 +18,9 @@ from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
 from opencdmo.recipes.content import step_content
 from opencdmo.recipes.routes import Revision
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 

@@ -27,9 +27,9 @@ from opencdmo.recipes.schemas import (
     SignRequest,
     Transitioned,
 )
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.web.guards import requires
 
 BASE = "/api/v1/t/{slug:str}/recipes"

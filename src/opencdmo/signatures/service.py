@@ -21,9 +21,9 @@ from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import joined, tenant_transaction
 from opencdmo.errors import NotAuthenticated, ValidationFailed
 from opencdmo.identity.service import reauthenticate
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures.tables import Signature
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.timefmt import localtime
 
 MEANINGS = (

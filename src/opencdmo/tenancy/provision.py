@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from opencdmo.identity import service as identity
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
-from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy.manifest import Manifest, Report, discover
 
 

@@ -9,8 +9,8 @@ from uuid import UUID
 from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.identity.service import hash_token
+from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import authcache
-from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 
 TOKEN_TOUCH = timedelta(seconds=60)
 

@@ -13,8 +13,8 @@ from litestar.response import Redirect, Template
 from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import AppError, NotAuthenticated, ValidationFailed
 from opencdmo.identity import service as identity
+from opencdmo.scope import TenantContext
 from opencdmo.tenancy import service
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.schemas import (
     MemberAdd,
     MemberOut,

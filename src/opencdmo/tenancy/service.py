@@ -11,7 +11,7 @@ from opencdmo.access.policy import roles as known_roles
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import global_transaction, tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
-from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
+from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.tenancy.tables import Site, Tenant
 
 KINDS = ("cdmo", "sponsor", "publisher")

@@ -8,8 +8,8 @@ from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from opencdmo.scope import TenantContext
 from opencdmo.tenancy import site_roles
-from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.schemas import SiteRoleChange, SiteRoleOut, SiteRoleResult
 from opencdmo.web.guards import requires
 

@@ -16,7 +16,7 @@ from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import NotFound, ValidationFailed
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.tenancy.tables import Membership, Site, SiteRoleAssignment, Tenant
 
 

@@ -15,7 +15,7 @@ from litestar.types import Guard
 from opencdmo.access.service import can
 from opencdmo.audit.service import record_security
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 from opencdmo.web.principal import principal_of
 
 PERMISSION = "permission"

@@ -18,9 +18,9 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from opencdmo.identity import sessions
+from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache, resolver
-from opencdmo.tenancy.context import Actor, RequestMeta, TenantContext
 from opencdmo.web.logs import request_id_var
 
 access_log = logging.getLogger("opencdmo.access")

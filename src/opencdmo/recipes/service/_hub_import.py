@@ -11,7 +11,7 @@ from opencdmo.access.service import authorize
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import NotFound
 from opencdmo.recipes.service._revisions import create_in, save_in
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 Slots = dict[tuple[str, str, str], str]
 

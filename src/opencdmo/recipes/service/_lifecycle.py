@@ -25,9 +25,9 @@ from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.recipes import queries
 from opencdmo.recipes.queries import RecipeRow, Signer
 from opencdmo.recipes.service._revisions import record_of
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
-from opencdmo.tenancy.context import TenantContext
 
 
 @dataclass(frozen=True)

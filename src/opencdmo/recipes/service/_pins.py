@@ -12,7 +12,7 @@ from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 # Where each kind of entry names the library item it pinned: (slug field, version field).
 _NAMES = {"step": ("unit_operation", "version"), "method": ("method", "method_version")}

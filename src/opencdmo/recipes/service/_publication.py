@@ -21,9 +21,9 @@ from opencdmo.recipes import publication, queries
 from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service import _pins as pins
 from opencdmo.recipes.service._revisions import RecipeRecord, record_of
+from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
-from opencdmo.tenancy.context import TenantContext
 
 MEANING = "approved for publication"
 

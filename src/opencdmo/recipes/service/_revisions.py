@@ -18,7 +18,7 @@ from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
 from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service import _pins as pins
-from opencdmo.tenancy.context import TenantContext
+from opencdmo.scope import TenantContext
 
 MAX_NAME = 200
 

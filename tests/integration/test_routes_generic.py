@@ -40,6 +40,15 @@ async def _token(world: World, ctx: TenantContext) -> str:
     return str(row["id"])
 
 
+async def _invitation(world: World, ctx: TenantContext) -> str:
+    from opencdmo.tenancy import invitations
+
+    invitation, _ = await invitations.invite(
+        ctx, f"route-{uuid.uuid4().hex[:8]}@invited.test", ["viewer"], hours=1
+    )
+    return str(invitation.id)
+
+
 async def _hub_item(world: World, ctx: TenantContext) -> str:
     from tests.integration.test_hub import publish_private
 
@@ -67,6 +76,7 @@ async def _recipe(world: World, ctx: TenantContext) -> str:
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
     "token_id": _token,
+    "invitation_id": _invitation,
     "item_id": _hub_item,
     "library_id": _library_item,
     "recipe_id": _recipe,
@@ -74,9 +84,9 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
 JSON_BODIES: dict[str, Any] = {
-    "/api/v1/t/{slug:str}/members": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"]},
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
+    "/api/v1/t/{slug:str}/invitations": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"], "reason": "x"},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True, "reason": "x"},
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes/from-hub": {
@@ -118,6 +128,7 @@ FORM_BODY = {
     "name": "x",
     "email": "nobody@nowhere.test",
     "to": "9.9.9",
+    "reason": "x",
 }
 
 

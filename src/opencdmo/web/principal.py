@@ -17,6 +17,7 @@ from typing import Any
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from opencdmo.identity import service as identity
 from opencdmo.identity import sessions
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache, resolver
@@ -140,6 +141,9 @@ class PrincipalMiddleware(ASGIMiddleware):
                 principal.actor = principal.ctx.actor
         elif principal.actor is not None:
             principal.ctx = await resolver.for_user(principal.actor, principal.slug, principal.meta)
+            session = principal.session
+            if principal.ctx and session and principal.ctx.tenant_id not in session.tenants_entered:
+                await identity.enter_tenant(principal.ctx, session.session_id)
 
 
 def _with_request_id(send: Send, request_id: str, status: list[int]) -> Send:

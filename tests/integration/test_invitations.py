@@ -128,9 +128,10 @@ async def test_known_and_unknown_addresses_get_the_same_answer(
 async def test_a_tenant_cannot_set_anyones_password_or_name(
     app: Litestar, world: World, owner: asyncpg.Connection
 ) -> None:
-    org = await new_org()
+    org, theirs = await new_org(), await new_org()
     victim = f"victim-{uuid.uuid4().hex[:6]}@people.test"
-    await identity.create_user(victim, "Victor Original", PASSWORD)
+    user = await identity.create_user(victim, "Victor Original", PASSWORD)
+    await tenancy.add_member(theirs.ctx, user.id, ["process_engineer"])
     admin = await signed_in(app, org.admin_email)
     old_route = await admin.send(
         "POST",
@@ -154,7 +155,7 @@ async def test_a_tenant_cannot_set_anyones_password_or_name(
     assert (await Browser(app).login(victim, PASSWORD)).status_code == 303
     row = await owner.fetchrow("SELECT full_name, member_of FROM users WHERE email = $1", victim)
     assert row["full_name"] == "Victor Original"
-    assert row["member_of"] == []
+    assert row["member_of"] == [theirs.ctx.tenant_id]
     status = await owner.fetchval("SELECT status FROM invitations WHERE email = $1", victim)
     assert status == "pending"
 
@@ -449,3 +450,43 @@ async def test_service_invitation_by_the_system_actor(world: World) -> None:
     assert offer.ctx.tenant_id == org.ctx.tenant_id
     other_tenant = as_actor(world.alpha, world["admin"])
     assert invitation.id not in [i.id for i in await invitations.pending(other_tenant)]
+
+
+async def test_odd_input_to_the_accept_form_is_never_a_500(
+    app: Litestar, owner: asyncpg.Connection
+) -> None:
+    org = await new_org()
+    admin = await signed_in(app, org.admin_email)
+    address = f"odd-{uuid.uuid4().hex[:6]}@people.test"
+    token = _token((await _invite(admin, org, address)).json()["accept_url"])
+    client = Browser(app)
+    await client.prime()
+    forms = [
+        {"token": token},
+        {"token": token, "mode": "wizard"},
+        {"token": token, "mode": "new", "full_name": "\u200b\u200b", "new_password": OWN_PASSWORD,
+         "confirm_password": OWN_PASSWORD},
+        {"token": token, "mode": "new", "full_name": "x" * 5000, "new_password": OWN_PASSWORD,
+         "confirm_password": OWN_PASSWORD},
+        {"token": token, "mode": "new", "full_name": "Short Pass", "new_password": "short",
+         "confirm_password": "short"},
+        {"token": token, "mode": "new", "full_name": "Two Pass", "new_password": OWN_PASSWORD,
+         "confirm_password": OWN_PASSWORD + "x"},
+        {"token": token, "mode": "accept"},
+        {"token": token * 50, "mode": "sign-in", "password": "x"},
+        {"token": "\x00", "mode": "new"},
+    ]  # fmt: skip
+    for form in forms:
+        response = await client.send(
+            "POST", "/invitations/accept", data={**form, "_csrf_token": client.csrf}
+        )
+        assert 400 <= response.status_code < 500, (form, response.status_code)
+    typed = await client.send(
+        "POST",
+        "/invitations/accept",
+        data={**forms[4], "_csrf_token": client.csrf},
+    )
+    assert 'value="Short Pass"' in typed.text  # what was typed stays
+    assert await owner.fetchval("SELECT count(*) FROM users WHERE email = $1", address) == 0
+    pending = await owner.fetchval("SELECT status FROM invitations WHERE email = $1", address)
+    assert pending == "pending"

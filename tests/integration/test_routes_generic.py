@@ -195,6 +195,59 @@ def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
     raise AssertionError(f"{key} is not in the app's route table")
 
 
+# Routes outside a tenant that anyone may call: sign-in and sign-out, the landing redirect,
+# health, and the invitation link (its token is the credential). Any other route outside a
+# tenant needs a session (the ``signed_in`` guard): a new public route is declared here.
+PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/invitations/accept"}
+
+
+def outside_routes(app: Litestar) -> list[tuple[str, str, Any]]:
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or TENANT_PREFIX.match(route.path):
+            continue
+        if route.path.startswith(("/static", "/schema")):
+            continue
+        for handler in route.route_handlers:
+            methods = sorted(handler.http_methods - {"HEAD", "OPTIONS"})
+            found += [(route.path, m, handler) for m in methods]
+    return found
+
+
+def test_routes_outside_tenants_are_public_only_by_declaration(app: Litestar) -> None:
+    from opencdmo.web.guards import signed_in
+
+    routes = outside_routes(app)
+    assert {path for path, _, _ in routes} >= PUBLIC
+    undeclared = [
+        f"{m} {p}" for p, m, h in routes if p not in PUBLIC and signed_in not in (h.guards or [])
+    ]
+    assert not undeclared, undeclared
+
+
+async def test_anonymous_callers_outside_tenants(app: Litestar, browser: Any) -> None:
+    """Signed-in routes: 401 or the sign-in page; the public invitation link with a token that
+    is not one: the same 404 for a malformed token, an unknown tenant and an unknown token."""
+    client = await browser()
+    for path, method, _ in outside_routes(app):
+        if path in PUBLIC:
+            continue
+        response = await _call(client, method, path)
+        expected = 401 if path.startswith("/api/") else 303
+        assert response.status_code == expected, f"{method} {path}"
+    answers = []
+    for token in ("", "nonsense", "no-such-tenant." + "a" * 43, "alpha." + "a" * 43):
+        page = await client.get(f"/invitations/accept?token={token}")
+        sent = await client.send(
+            "POST",
+            "/invitations/accept",
+            data={"token": token, "mode": "new", "_csrf_token": client.csrf},
+        )
+        answers += [page, sent]
+    assert {a.status_code for a in answers} == {404}
+    assert len({re.sub(r"request [0-9a-f]{32}", "", a.text) for a in answers}) == 1
+
+
 def test_every_tenant_route_declares_a_permission(app: Litestar) -> None:
     routes = tenant_routes(app)
     assert len(routes) >= 15

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -112,8 +113,10 @@ async def create_user_without_password(
 
 
 def printed_name(full_name: str) -> str:
-    """The printed name shown on signatures: spaces collapsed, required, at most 200."""
-    name = " ".join(full_name.split())
+    """The printed name shown on signatures: control and invisible characters dropped, spaces
+    collapsed, required, at most 200."""
+    visible = "".join(c for c in full_name if unicodedata.category(c) not in ("Cc", "Cf"))
+    name = " ".join(visible.split())
     if not name:
         raise ValidationFailed("A printed full name is required.", details={"field": "full_name"})
     if len(name) > 200:

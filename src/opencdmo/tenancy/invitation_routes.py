@@ -17,7 +17,7 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy import invitations
 from opencdmo.tenancy.context import Actor, TenantContext
 from opencdmo.tenancy.invitations import Invitation
-from opencdmo.tenancy.routes import members_page_for, problem_of, roles_from
+from opencdmo.tenancy.routes import Problem, members_page_for, problem_of, roles_from
 from opencdmo.tenancy.schemas import InvitationCreate, InvitationCreated, InvitationOut
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
@@ -93,7 +93,7 @@ async def revoke_form(
     except AppError as exc:
         if exc.status_code != 409:
             raise
-        return await members_page_for(request, ctx, status=409, notice=exc.message)
+        return await members_page_for(request, ctx, status=409, problem=Problem(exc.message))
     return await members_page_for(
         request, ctx, notice=f"Invitation for {invitation.email} revoked."
     )

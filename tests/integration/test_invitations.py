@@ -12,11 +12,14 @@ from typing import Any
 import asyncpg
 from litestar import Litestar
 
+from opencdmo.db.urls import DatabaseUrls
+from opencdmo.errors import Conflict
 from opencdmo.identity import service as identity
 from opencdmo.tenancy import invitations
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.context import SYSTEM, RequestMeta, TenantContext
+from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 from tests.conftest import PASSWORD, Browser, World, as_actor
+from tests.integration.test_members import at_the_same_moment
 
 OWN_PASSWORD = "my-own-long-passphrase-31"
 
@@ -339,9 +342,34 @@ async def test_concurrent_accepts_one_wins(app: Litestar, owner: asyncpg.Connect
         _accept_new(clients[0], token, "Racer One"), _accept_new(clients[1], token, "Racer Two")
     )
     assert sorted(a.status_code for a in answers) == [303, 409]
+    loser = next(a for a in answers if a.status_code == 409)
+    assert "already been accepted" in loser.text  # refused by the invitation, not the account
     assert await owner.fetchval("SELECT count(*) FROM users WHERE email = $1", address) == 1
     assert len(await _events(owner, org.ctx, "invitation.accepted")) == 1
     assert len(await _events(owner, org.ctx, "member.added")) == 2  # the admin, then the racer
+
+
+async def test_two_accepts_by_one_account_at_once(
+    app: Litestar, database: DatabaseUrls, owner: asyncpg.Connection
+) -> None:
+    """A double submit by the signed-in person: both are under way before either commits; one
+    accepts, the other is told the invitation is used, and it is accepted once."""
+    org = await new_org()
+    address = f"double-{uuid.uuid4().hex[:6]}@people.test"
+    user = await identity.create_user(address, "Double Click", PASSWORD)
+    invitation, token = await invitations.invite(org.ctx, address, ["viewer"], hours=1)
+    actor = Actor(user.id, user.email, user.full_name)
+    results = await at_the_same_moment(
+        database,
+        org.ctx,
+        invitations.accept(token, actor, RequestMeta()),
+        invitations.accept(token, actor, RequestMeta()),
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Accepted", "Conflict"]
+    refused = next(r for r in results if isinstance(r, Conflict))
+    assert "already been accepted" in refused.message
+    accepted = await _events(owner, org.ctx, "invitation.accepted")
+    assert [e["entity_id"] for e in accepted] == [str(invitation.id)]
 
 
 async def test_twenty_concurrent_invitations_leave_one_pending(

@@ -96,7 +96,7 @@ def _scopes(ctx: TenantContext, people: list[dict[str, Any]]) -> list[TenantCont
     ]
 
 
-async def _at_the_same_moment(
+async def at_the_same_moment(
     database: DatabaseUrls, ctx: TenantContext, *commands: Awaitable[Any]
 ) -> list[Any]:
     """Run the commands so that all of them are under way before any can commit: the tenant's
@@ -128,7 +128,7 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
 ) -> None:
     ctx, people = await _org(admins=2)
     first, second = _scopes(ctx, people)
-    results = await _at_the_same_moment(
+    results = await at_the_same_moment(
         database,
         ctx,
         tenancy.set_roles(first, uuid.UUID(people[1]["member_id"]), ["viewer"], "only one"),
@@ -143,7 +143,7 @@ async def test_two_admins_deactivating_each_other_at_once_leave_one(
 ) -> None:
     ctx, people = await _org(admins=2)
     first, second = _scopes(ctx, people)
-    results = await _at_the_same_moment(
+    results = await at_the_same_moment(
         database,
         ctx,
         tenancy.set_member_active(first, uuid.UUID(people[1]["member_id"]), False, "only one"),

@@ -73,12 +73,10 @@ async def create_user(
     actor: Actor = SYSTEM,
     meta: RequestMeta | None = None,
 ) -> UserInfo:
+    """An account made by the platform operator (CLI) or by tests; tenants invite instead."""
     email = normalise_email(email)
-    full_name = " ".join(full_name.split())
-    if not full_name:
-        raise ValidationFailed("A printed full name is required.", details={"field": "full_name"})
-    passwords.check_password_rules(password, email)
-    password_hash = await passwords.hash_password(password)
+    full_name = printed_name(full_name)
+    password_hash = await prepare_password(password, email)
     async with global_transaction():
         if await User.exists().where(User.email == email):
             raise Conflict(f"A user with email {email} already exists.")

@@ -2,7 +2,8 @@
 
 It reads the session cookie or the bearer token and, for tenant paths (``/t/{slug}/...`` and
 ``/api/v1/t/{slug}/...``), resolves the tenant. Handlers never see a raw tenant id: guards turn
-the result into 401, 403 or 404 (``web.guards``).
+the result into 401, 403 or 404 (``web.guards``). A session's first request into a tenant is
+recorded there as its sign-in (``identity.service.enter_tenant``).
 """
 
 from __future__ import annotations

@@ -163,6 +163,26 @@ def cmd_users_disable(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_members_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.scope import RequestMeta
+    from opencdmo.tenancy import invitations
+
+    async def work() -> int:
+        ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:members-invite"))
+        invitation, token = await invitations.invite(
+            ctx, args.email, args.role or [], hours=settings.invitation_hours
+        )
+        base = settings.public_url or f"http://{settings.host}:{settings.port}"
+        _print(
+            f"invitation for {invitation.email} to {args.tenant} ({', '.join(invitation.roles)})"
+        )
+        _print(f"expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC; single use; link:")
+        _print(base.rstrip("/") + invitations.accept_path(token))
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 async def _tenant(slug: str, meta: Any) -> Any:
     from opencdmo.errors import NotFound
     from opencdmo.scope import SYSTEM
@@ -373,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     enable = usub.add_parser("enable", help="re-enable a disabled user")
     enable.add_argument("--email", required=True)
     enable.set_defaults(func=cmd_users_disable, enable=True)
+
+    members = sub.add_parser("members", help="tenant members")
+    msub = members.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    invite = msub.add_parser("invite", help="invite a person into a tenant; prints the link once")
+    invite.add_argument("--tenant", required=True, help="tenant slug")
+    invite.add_argument("--email", required=True)
+    invite.add_argument("--role", action="append", help="role offered (repeatable)")
+    invite.set_defaults(func=cmd_members_invite)
 
     tokens = sub.add_parser("tokens", help="API tokens")
     ksub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")

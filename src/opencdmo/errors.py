@@ -44,6 +44,11 @@ class Conflict(AppError):
     title = "Conflict"
 
 
+class Gone(AppError):
+    status_code = 410
+    title = "No longer valid"
+
+
 class TooManyAttempts(AppError):
     status_code = 429
     title = "Too many attempts"

@@ -78,6 +78,16 @@ class Settings:
             "memberships and roles drop it at once (0: look up every request)"
         },
     )
+    invitation_hours: int = field(
+        default=72, metadata={"doc": "Hours an invitation link stays valid (single use)"}
+    )
+    public_url: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Address people reach the app at, for invitation links; unset: the "
+            "request's address (CLI: http://HOST:PORT)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

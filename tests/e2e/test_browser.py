@@ -1,5 +1,5 @@
-"""A real Chromium against a real server process: sign in, switch tenant, find the sign-in in
-the audit trail."""
+"""A real Chromium against a real server process: sign in, choose a tenant, switch tenant, find
+the sign-in in the audit trail."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ async def test_sign_in_switch_tenant_and_find_the_login(
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
+    # Two tenants: the person chooses; no tenant is entered on their behalf.
+    await expect(page).to_have_url(server + "/tenants")
+    await page.get_by_role("link", name="Alpha Cell Manufacturing").click()
     await expect(page).to_have_url(server + "/t/alpha/")
     await expect(page.get_by_role("heading", level=1)).to_have_text("Alpha Cell Manufacturing")
 

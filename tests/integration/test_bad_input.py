@@ -68,7 +68,13 @@ async def _ids(world: World) -> dict[str, str]:
     entry = next(
         e for e in await library.list_library(world.alpha) if e["hub_item_id"] == item.item_id
     )
+    from opencdmo.tenancy import invitations
+
+    invitation, _ = await invitations.invite(
+        world.alpha, f"fuzz-{uuid.uuid4().hex[:8]}@invited.test", ["viewer"], hours=1
+    )
     ids = {
+        "invitation_id": str(invitation.id),
         "member_id": str(membership),
         "token_id": str(token["id"]),
         "item_id": str(item.item_id),

@@ -110,6 +110,26 @@ async def test_users_create_tokens_and_revoke(
     assert (await client.get("/api/v1/t/alpha", headers=bearer)).status_code == 401
 
 
+async def test_members_invite_prints_the_link_once(
+    world: World, cli_env: dict[str, str], browser: Any, owner: asyncpg.Connection
+) -> None:
+    email = f"cli-invite-{uuid.uuid4().hex[:6]}@people.test"
+    env = {**cli_env, "OPENCDMO_PUBLIC_URL": "https://cdmo.example"}
+    args = ("members", "invite", "--tenant", "alpha", "--email", email, "--role", "viewer")
+    code, out, err = await run(env, *args)
+    assert code == 0, err
+    link = out.strip().splitlines()[-1]
+    assert link.startswith("https://cdmo.example/invitations/accept?token=alpha.")
+    page = await (await browser()).get(link.removeprefix("https://cdmo.example"))
+    assert page.status_code == 200
+    assert "invites" in page.text and email in page.text
+    stored = await owner.fetchval("SELECT token_hash FROM invitations WHERE email = $1", email)
+    assert stored != link.split("token=")[1]  # only a hash of the token is kept
+    code, out, err = await run(env, *args)
+    assert code == 2
+    assert "already pending" in err
+
+
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [

@@ -40,6 +40,15 @@ async def _token(world: World, ctx: TenantContext) -> str:
     return str(row["id"])
 
 
+async def _invitation(world: World, ctx: TenantContext) -> str:
+    from opencdmo.tenancy import invitations
+
+    invitation, _ = await invitations.invite(
+        ctx, f"route-{uuid.uuid4().hex[:8]}@invited.test", ["viewer"], hours=1
+    )
+    return str(invitation.id)
+
+
 async def _hub_item(world: World, ctx: TenantContext) -> str:
     from tests.integration.test_hub import publish_private
 
@@ -68,6 +77,7 @@ async def _recipe(world: World, ctx: TenantContext) -> str:
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
     "token_id": _token,
+    "invitation_id": _invitation,
     "item_id": _hub_item,
     "library_id": _library_item,
     "recipe_id": _recipe,
@@ -75,9 +85,9 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
 JSON_BODIES: dict[str, Any] = {
-    "/api/v1/t/{slug:str}/members": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"]},
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True},
+    "/api/v1/t/{slug:str}/invitations": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"], "reason": "x"},
+    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True, "reason": "x"},
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/site-roles": {
         "site": "A1",
         "role": "viewer",
@@ -131,6 +141,7 @@ FORM_BODY = {
     "name": "x",
     "email": "nobody@nowhere.test",
     "to": "9.9.9",
+    "reason": "x",
 }
 
 
@@ -195,6 +206,59 @@ def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
         if route_path in (path, path.rstrip("/")) and route_method == method:
             return route_path, method, handler
     raise AssertionError(f"{key} is not in the app's route table")
+
+
+# Routes outside a tenant that anyone may call: sign-in and sign-out, the landing redirect,
+# health, and the invitation link (its token is the credential). Any other route outside a
+# tenant needs a session (the ``signed_in`` guard): a new public route is declared here.
+PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/invitations/accept"}
+
+
+def outside_routes(app: Litestar) -> list[tuple[str, str, Any]]:
+    found = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or TENANT_PREFIX.match(route.path):
+            continue
+        if route.path.startswith(("/static", "/schema")):
+            continue
+        for handler in route.route_handlers:
+            methods = sorted(handler.http_methods - {"HEAD", "OPTIONS"})
+            found += [(route.path, m, handler) for m in methods]
+    return found
+
+
+def test_routes_outside_tenants_are_public_only_by_declaration(app: Litestar) -> None:
+    from opencdmo.web.guards import signed_in
+
+    routes = outside_routes(app)
+    assert {path for path, _, _ in routes} >= PUBLIC
+    undeclared = [
+        f"{m} {p}" for p, m, h in routes if p not in PUBLIC and signed_in not in (h.guards or [])
+    ]
+    assert not undeclared, undeclared
+
+
+async def test_anonymous_callers_outside_tenants(app: Litestar, browser: Any) -> None:
+    """Signed-in routes: 401 or the sign-in page; the public invitation link with a token that
+    is not one: the same 404 for a malformed token, an unknown tenant and an unknown token."""
+    client = await browser()
+    for path, method, _ in outside_routes(app):
+        if path in PUBLIC:
+            continue
+        response = await _call(client, method, path)
+        expected = 401 if path.startswith("/api/") else 303
+        assert response.status_code == expected, f"{method} {path}"
+    answers = []
+    for token in ("", "nonsense", "no-such-tenant." + "a" * 43, "alpha." + "a" * 43):
+        page = await client.get(f"/invitations/accept?token={token}")
+        sent = await client.send(
+            "POST",
+            "/invitations/accept",
+            data={"token": token, "mode": "new", "_csrf_token": client.csrf},
+        )
+        answers += [page, sent]
+    assert {a.status_code for a in answers} == {404}
+    assert len({re.sub(r"request [0-9a-f]{32}", "", a.text) for a in answers}) == 1
 
 
 def test_every_tenant_route_declares_a_permission(app: Litestar) -> None:

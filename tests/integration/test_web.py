@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import uuid
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,7 @@ async def test_pages_render_for_an_admin(browser: Any) -> None:
     client = await browser("admin")
     for path, words in [
         ("/t/alpha/", "Alpha main site"),
-        ("/t/alpha/members", "Add a member"),
+        ("/t/alpha/members", "Invite a person"),
         ("/t/alpha/audit", "Audit trail"),
         ("/t/alpha/tokens", "Create token"),
         ("/account", "Change password"),
@@ -56,47 +57,51 @@ async def test_htmx_request_gets_only_the_fragment(browser: Any) -> None:
     assert "<html" not in response.text
 
 
-async def test_members_form_add_and_role_change(
+async def test_members_form_invite_and_role_change(
     world: World, browser: Any, owner: asyncpg.Connection
 ) -> None:
     client = await browser("admin")
+    email = f"newbie-{uuid.uuid4().hex[:6]}@alpha.test"
     response = await client.send(
         "POST",
-        "/t/alpha/members",
-        data={
-            "_csrf_token": client.csrf,
-            "email": "newbie@alpha.test",
-            "full_name": "New Bie",
-            "initial_password": "a-fine-initial-passphrase",
-            "roles": ["viewer", "qc_analyst"],
-        },
+        "/t/alpha/invitations",
+        data={"_csrf_token": client.csrf, "email": email, "roles": ["viewer", "qc_analyst"]},
     )
     assert response.status_code == 200
-    assert "newbie@alpha.test added" in response.text
+    assert f"Invitation for {email} created" in response.text
+    link = re.search(
+        r'<code class="token">https://testserver(/invitations/accept\?token=[^<]+)<', response.text
+    )
+    assert link is not None
     again = await client.send(
         "POST",
-        "/t/alpha/members",
-        data={"_csrf_token": client.csrf, "email": "newbie@alpha.test", "roles": "viewer"},
+        "/t/alpha/invitations",
+        data={"_csrf_token": client.csrf, "email": email, "roles": "viewer"},
     )
     assert again.status_code == 409
-    assert "already a member" in again.text
-    bad = await client.send(
+    assert "already pending" in again.text
+    # The person accepts with their own name and password, and has only the offered roles.
+    newcomer = await browser()
+    await newcomer.get(link.group(1))
+    accepted = await newcomer.send(
         "POST",
-        "/t/alpha/members",
+        "/invitations/accept",
         data={
-            "_csrf_token": client.csrf,
-            "email": "x@alpha.test",
-            "full_name": "X",
-            "initial_password": "a-fine-initial-passphrase",
-            "roles": "wizard",
+            "_csrf_token": newcomer.csrf,
+            "token": link.group(1).split("token=")[1],
+            "mode": "new",
+            "full_name": "New Bie",
+            "new_password": "a-fine-own-passphrase",
+            "confirm_password": "a-fine-own-passphrase",
         },
     )
-    assert bad.status_code == 422
-    assert "Unknown role" in bad.text
-    assert await owner.fetchval("SELECT count(*) FROM users WHERE email = 'x@alpha.test'") == 0
+    assert accepted.status_code == 303, accepted.text
+    assert accepted.headers["location"] == "/t/alpha/"
+    assert (await newcomer.get("/t/alpha/audit")).status_code == 403
     members = (await client.get("/api/v1/t/alpha/members")).json()
-    newbie = next(m for m in members if m["email"] == "newbie@alpha.test")
+    newbie = next(m for m in members if m["email"] == email)
     assert newbie["roles"] == ["qc_analyst", "viewer"]
+    assert newbie["full_name"] == "New Bie"
     changed = await client.send(
         "POST",
         f"/t/alpha/members/{newbie['id']}/roles",
@@ -110,12 +115,59 @@ async def test_members_form_add_and_role_change(
         newbie["id"],
     )
     assert reason == "QC cover ended"
-    # The new member can sign in with the initial password and has only the viewer role.
-    newcomer = await browser()
-    assert (
-        await newcomer.login("newbie@alpha.test", "a-fine-initial-passphrase")
-    ).status_code == 303
-    assert (await newcomer.get("/t/alpha/audit")).status_code == 403
+
+
+async def test_invite_form_keeps_what_was_typed(browser: Any, owner: asyncpg.Connection) -> None:
+    client = await browser("admin")
+    email = f"typed-{uuid.uuid4().hex[:6]}@alpha.test"
+    bad = await client.send(
+        "POST",
+        "/t/alpha/invitations",
+        data={"_csrf_token": client.csrf, "email": email, "roles": ["viewer", "wizard"]},
+        headers={"HX-Request": "true"},
+    )
+    assert bad.status_code == 422
+    form = bad.text[bad.text.index('id="invite-form"') :]
+    assert f'value="{email}"' in form
+    assert 'value="viewer" checked' in form
+    # The message sits next to the roles, not at the top of the page.
+    assert re.search(r'</fieldset>\s*<span class="field-error" role="alert">Unknown role', form)
+    no_at = await client.send(
+        "POST",
+        "/t/alpha/invitations",
+        data={"_csrf_token": client.csrf, "email": "not-an-address", "roles": "viewer"},
+    )
+    assert no_at.status_code == 422
+    assert 'value="not-an-address"' in no_at.text
+    assert re.search(r'value="not-an-address"></label>\s*<span class="field-error"', no_at.text)
+    assert await owner.fetchval("SELECT count(*) FROM invitations WHERE email = $1", email) == 0
+
+
+async def test_role_form_needs_a_reason_and_keeps_the_choice(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy import service as tenancy
+
+    user = await identity.create_user(
+        f"r-{uuid.uuid4().hex[:6]}@alpha.test", "Reason Less", "correct-horse-battery-42"
+    )
+    membership = await tenancy.add_member(world.alpha, user.id, ["viewer"])
+    client = await browser("admin")
+    response = await client.send(
+        "POST",
+        f"/t/alpha/members/{membership}/roles",
+        data={"_csrf_token": client.csrf, "roles": ["viewer", "qc_analyst"], "reason": "  "},
+    )
+    assert response.status_code == 422
+    row = response.text[response.text.index(f'id="member-{membership}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'value="qc_analyst" checked' in row
+    assert "Give a reason" in row
+    roles = await owner.fetchval(
+        "SELECT array_agg(role) FROM role_assignments WHERE membership_id = $1", membership
+    )
+    assert roles == ["viewer"]
 
 
 async def test_admin_cannot_deactivate_themselves(world: World, browser: Any) -> None:
@@ -144,10 +196,10 @@ async def test_api_errors_have_one_shape(browser: Any) -> None:
             headers={"content-type": "application/json"},
         ),
         await client.send(
-            "POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": "viewer"}
+            "POST", "/api/v1/t/alpha/invitations", json={"email": "a@b.test", "roles": "viewer"}
         ),
         await client.send(
-            "POST", "/api/v1/t/alpha/members", json={"email": "a@b.test", "roles": ["wizard"]}
+            "POST", "/api/v1/t/alpha/invitations", json={"email": "a@b.test", "roles": ["wizard"]}
         ),
         await client.get("/api/v1/t/alpha/audit?limit=100000"),
         await client.get("/api/v1/t/alpha/audit?since=yesterday"),
@@ -169,6 +221,12 @@ async def test_unknown_pages_and_malformed_ids(browser: Any) -> None:
 
 
 async def test_audit_page_filters_and_export(world: World, browser: Any) -> None:
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy import service as tenancy
+    from tests.conftest import PASSWORD, as_actor
+
+    user = await identity.create_user(f"f-{uuid.uuid4().hex[:6]}@alpha.test", "Filtered", PASSWORD)
+    await tenancy.add_member(as_actor(world.alpha, world["admin"]), user.id, ["viewer"])
     client = await browser("admin")
     page = await client.get("/t/alpha/audit", params={"action": "member.", "actor": "Admin"})
     assert page.status_code == 200
@@ -251,7 +309,7 @@ async def test_login_redirects_back_to_the_page_asked_for(world: World, browser:
             "_csrf_token": other.csrf,
         },
     )
-    assert evil.headers["location"] == "/t/alpha/"
+    assert evil.headers["location"] == "/"
 
 
 async def test_menu_shows_only_what_the_roles_open(browser: Any) -> None:

@@ -67,7 +67,7 @@ async def login_submit(
     target = _safe_next(str(data.get("next", "")))
     principal = principal_of(request.scope)
     try:
-        token, user = await service.login(
+        token, _ = await service.login(
             settings, email, password, principal.meta, request.headers.get("user-agent", "")
         )
     except AppError as exc:
@@ -82,14 +82,20 @@ async def login_submit(
             email=email,
             error=exc.message,
         )
-    if target is None:
-        tenants = await user_tenants(user.member_of)
-        target = f"/t/{tenants[0]['slug']}/" if tenants else "/account"
+    # No page asked for: "/" leads to the one tenant, or to the list to choose from.
+    return signed_in_response(settings, token, target or "/")
+
+
+def signed_in_response(settings: Settings, token: str, target: str) -> Response[Any]:
+    """A redirect that carries the new session's cookie."""
     response: Response[Any] = Redirect(target, status_code=303)
-    response.set_cookie(
-        _session_cookie(settings, token, max_age=settings.session_lifetime_hours * 3600)
-    )
+    response.set_cookie(session_cookie(settings, token))
     return response
+
+
+def session_cookie(settings: Settings, token: str) -> Cookie:
+    """The cookie of a session just started."""
+    return _session_cookie(settings, token, max_age=settings.session_lifetime_hours * 3600)
 
 
 @post("/logout", include_in_schema=False, status_code=303)
@@ -98,8 +104,7 @@ async def logout(
 ) -> Response[Any]:
     principal = principal_of(request.scope)
     if principal.session_token:
-        user = await service.get_user(principal.session.user_id) if principal.session else None
-        await service.logout(principal.session_token, user, principal.meta)
+        await service.logout(principal.session_token, principal.session, principal.meta)
     response: Response[Any] = Redirect("/login", status_code=303)
     response.set_cookie(_session_cookie(settings, "", max_age=0))
     return response

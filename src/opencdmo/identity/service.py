@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from opencdmo.errors import (
     ValidationFailed,
 )
 from opencdmo.identity import passwords, sessions, throttle
+from opencdmo.identity.sessions import SessionUser
 from opencdmo.identity.tables import ApiToken, User
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
@@ -71,12 +73,10 @@ async def create_user(
     actor: Actor = SYSTEM,
     meta: RequestMeta | None = None,
 ) -> UserInfo:
+    """An account made by the platform operator (CLI) or by tests; tenants invite instead."""
     email = normalise_email(email)
-    full_name = " ".join(full_name.split())
-    if not full_name:
-        raise ValidationFailed("A printed full name is required.", details={"field": "full_name"})
-    passwords.check_password_rules(password, email)
-    password_hash = await passwords.hash_password(password)
+    full_name = printed_name(full_name)
+    password_hash = await prepare_password(password, email)
     async with global_transaction():
         if await User.exists().where(User.email == email):
             raise Conflict(f"A user with email {email} already exists.")
@@ -108,6 +108,48 @@ async def create_user_without_password(
         detail={"user_id": str(rows[0]["id"]), "email": email},
     )
     return _info(rows[0])
+
+
+def printed_name(full_name: str) -> str:
+    """The printed name shown on signatures: control and invisible characters dropped, spaces
+    collapsed, required, at most 200."""
+    visible = "".join(c for c in full_name if unicodedata.category(c) not in ("Cc", "Cf"))
+    name = " ".join(visible.split())
+    if not name:
+        raise ValidationFailed("A printed full name is required.", details={"field": "full_name"})
+    if len(name) > 200:
+        raise ValidationFailed(
+            "The printed name may have at most 200 characters.", details={"field": "full_name"}
+        )
+    return name
+
+
+async def prepare_password(password: str, email: str) -> str:
+    """Check the password rules and hash it (slow: call it before a transaction opens)."""
+    passwords.check_password_rules(password, email)
+    return await passwords.hash_password(password)
+
+
+async def insert_user(
+    connection: Any, user_id: UUID, email: str, full_name: str, password_hash: str
+) -> bool:
+    """Create the account in the caller's transaction; False when the address has one."""
+    created = await connection.fetchval(
+        "INSERT INTO users (id, email, full_name, password_hash) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (email) DO NOTHING RETURNING id",
+        user_id,
+        normalise_email(email),
+        full_name,
+        password_hash,
+    )
+    return created is not None
+
+
+async def record_created(user: Actor, email: str, meta: RequestMeta) -> None:
+    """The platform's record of an account created by its owner (after commit)."""
+    await audit.record_security(
+        "user.created", actor=user, meta=meta, detail={"user_id": str(user.id), "email": email}
+    )
 
 
 async def _store_password(user: UserInfo, password: str) -> None:
@@ -171,7 +213,10 @@ async def login(
         raise NotAuthenticated("Email or password is incorrect.")
     await throttle.clear(email)
     token = await sessions.create(settings, user.id, address, user_agent)
-    await _record_in_member_tenants(user, "user.login", meta)
+    # The sign-in belongs to the platform; a tenant records it when the session enters it.
+    await audit.record_security(
+        "login.succeeded", actor=_actor(user), meta=meta, detail={"email": user.email}
+    )
     return token, user
 
 
@@ -208,21 +253,34 @@ def _require_user(ctx: TenantContext) -> UUID:
     return ctx.user_id
 
 
-async def _record_in_member_tenants(
-    user: UserInfo, action: str, meta: RequestMeta, new: dict[str, Any] | None = None
-) -> None:
-    actor = Actor(user.id, user.email, user.full_name)
-    for tenant_id in user.member_of:
+async def enter_tenant(ctx: TenantContext, session_id: UUID) -> None:
+    """A session's first request into a tenant is its sign-in there: recorded once, in that
+    tenant's trail only (the tenants a person belongs to never see each other's sign-ins)."""
+    async with tenant_transaction(ctx) as connection:
+        first = await connection.fetchval(
+            "UPDATE sessions SET tenants_entered = array_append(tenants_entered, $2) "
+            "WHERE id = $1 AND NOT ($2 = ANY (tenants_entered)) RETURNING id",
+            session_id,
+            ctx.tenant_id,
+        )
+        if first is not None:
+            await audit.record(
+                ctx, "user.login", "user", ctx.user_id, new={"email": ctx.actor.email}
+            )
+
+
+async def logout(token: str, session: SessionUser | None, meta: RequestMeta) -> None:
+    """End the session; the sign-out is recorded where its sign-ins were."""
+    await sessions.end(token, "logout")
+    if session is None:
+        return
+    actor = Actor(session.user_id, session.email, session.full_name)
+    await audit.record_security("logout", actor=actor, meta=meta, detail={"email": session.email})
+    for tenant_id in session.tenants_entered:
         ctx = await internal_context(tenant_id, actor, meta)
         if ctx is not None:
             async with unit_of_work(ctx):
-                await audit.record(ctx, action, "user", user.id, new=new or {"email": user.email})
-
-
-async def logout(token: str, user: UserInfo | None, meta: RequestMeta) -> None:
-    await sessions.end(token, "logout")
-    if user is not None:
-        await _record_in_member_tenants(user, "user.logout", meta)
+                await audit.record(ctx, "user.logout", "user", session.user_id)
 
 
 async def change_password(
@@ -250,7 +308,9 @@ async def change_password(
         )
     await _store_password(user, new)
     await sessions.end_all_for_user(user_id, "password changed", keep=session_id)
-    await _record_in_member_tenants(user, "user.password_changed", meta)
+    await audit.record_security(
+        "user.password_changed", actor=_actor(user), meta=meta, detail={"email": user.email}
+    )
 
 
 def _actor(user: UserInfo) -> Actor:

@@ -15,7 +15,7 @@ TOUCH_AFTER = timedelta(seconds=60)
 
 _LOAD = """
 SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, clock_timestamp() AS now,
-       u.email, u.full_name, u.is_active, u.member_of
+       s.tenants_entered, u.email, u.full_name, u.is_active, u.member_of
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.ended_at IS NULL
 """
@@ -28,6 +28,7 @@ class SessionUser:
     email: str
     full_name: str
     member_of: tuple[UUID, ...] = ()
+    tenants_entered: tuple[UUID, ...] = ()  # the tenants this session's sign-in is recorded in
 
 
 def token_hash(token: str) -> str:
@@ -72,7 +73,12 @@ async def load(settings: Settings, token: str) -> SessionUser | None:
                 "UPDATE sessions SET last_seen_at = clock_timestamp() WHERE id = $1", row["id"]
             )
     return SessionUser(
-        row["id"], row["user_id"], row["email"], row["full_name"], tuple(row["member_of"] or ())
+        row["id"],
+        row["user_id"],
+        row["email"],
+        row["full_name"],
+        tuple(row["member_of"] or ()),
+        tuple(row["tenants_entered"]),
     )
 
 

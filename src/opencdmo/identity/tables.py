@@ -28,6 +28,7 @@ class Session(Table, tablename="sessions"):
     user_agent = Text(null=True, default=None)
     ended_at = Timestamptz(null=True, default=None)
     end_reason = Text(null=True, default=None)
+    tenants_entered = Array(UUID())
 
 
 class LoginFailure(Table, tablename="login_failures"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 from uuid import UUID
 
@@ -11,30 +13,39 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 
 from opencdmo.access.policy import roles as known_roles
-from opencdmo.errors import AppError, NotAuthenticated, ValidationFailed
-from opencdmo.identity import service as identity
+from opencdmo.access.service import can
+from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.scope import TenantContext
-from opencdmo.tenancy import service
+from opencdmo.tenancy import invitations, service
 from opencdmo.tenancy.schemas import (
-    MemberAdd,
     MemberOut,
     MemberStatus,
     RolesUpdate,
     SiteOut,
     TenantOut,
 )
-from opencdmo.web.guards import requires
+from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import principal_of
 
 
 @get("/", include_in_schema=False)
 async def home(request: Request[Any, Any, Any]) -> Redirect:
+    """Signed in: the one tenant, or the list to choose from; a tenant is never chosen for a
+    person who belongs to several."""
     principal = principal_of(request.scope)
     if principal.session is None:
         return Redirect("/login", status_code=303)
     tenants = await service.user_tenants(principal.session.member_of)
-    return Redirect(f"/t/{tenants[0]['slug']}/" if tenants else "/account", status_code=303)
+    if len(tenants) == 1:
+        return Redirect(f"/t/{tenants[0]['slug']}/", status_code=303)
+    return Redirect("/tenants" if tenants else "/account", status_code=303)
+
+
+@get("/tenants", guards=[signed_in], include_in_schema=False)
+async def tenants_page(request: Request[Any, Any, Any]) -> Template:
+    """The tenants I belong to: choosing one signs me into it (recorded there only)."""
+    return await page(request, "tenancy/tenants.html")
 
 
 @get(
@@ -55,24 +66,48 @@ async def dashboard(
     )
 
 
-async def _members_page(
+@dataclass(frozen=True)
+class Problem:
+    """A refused form, shown again as typed, with the message next to its field."""
+
+    message: str
+    field: str | None = None
+    values: dict[str, Any] = dataclass_field(default_factory=dict)
+    member_id: UUID | None = None  # the member row whose form it was
+
+
+def problem_of(exc: AppError, values: dict[str, Any], member_id: UUID | None = None) -> Problem:
+    details = exc.details if isinstance(exc.details, dict) else {}
+    field = details.get("field")
+    return Problem(exc.message, field if isinstance(field, str) else None, values, member_id)
+
+
+async def members_page_for(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
     *,
     status: int = 200,
-    error: str | None = None,
+    problem: Problem | None = None,
+    invite: Problem | None = None,
     notice: str | None = None,
+    link: str | None = None,
 ) -> Template:
+    """The Members page (or its fragment): members, pending invitations, the invite form."""
     members = await service.list_members(ctx)
+    manage = await can(ctx, "members", "manage")
     return await page(
         request,
         "tenancy/members.html",
         block="members",
         status_code=status,
         members=members,
+        invitations=await invitations.pending(ctx) if manage else [],
+        manage=manage,
         roles=known_roles(),
-        error=error,
+        problem=problem,
+        invite=invite,
         notice=notice,
+        link=link,
     )
 
 
@@ -84,55 +119,12 @@ async def _members_page(
 async def members_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
-    return await _members_page(request, ctx)
+    return await members_page_for(request, ctx)
 
 
-async def _add_member(ctx: TenantContext, data: MemberAdd) -> UUID:
-    service.check_roles(data.roles)  # validate everything before the first write
-    user = await identity.find_user(data.email)
-    if user is None:
-        if not data.full_name or not data.initial_password:
-            raise ValidationFailed(
-                f"No user has the email {data.email}: give a full name and an initial password "
-                "to create one.",
-                details={"field": "full_name"},
-            )
-        user = await identity.create_user(
-            data.email, data.full_name, data.initial_password, actor=ctx.actor, meta=ctx.meta
-        )
-    return await service.add_member(ctx, user.id, data.roles)
-
-
-def _roles_from(data: dict[str, Any]) -> list[str]:
+def roles_from(data: dict[str, Any]) -> list[str]:
     value = data.get("roles", [])
     return [value] if isinstance(value, str) else list(value)
-
-
-@post(
-    "/t/{slug:str}/members",
-    opt=requires("members", "manage"),
-    include_in_schema=False,
-    status_code=200,
-)
-async def members_add(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
-) -> Template:
-    data = await form_data(request)
-    try:
-        await _add_member(
-            ctx,
-            MemberAdd(
-                email=str(data.get("email", "")),
-                roles=_roles_from(data),
-                full_name=str(data.get("full_name") or "") or None,
-                initial_password=str(data.get("initial_password") or "") or None,
-            ),
-        )
-    except AppError as exc:
-        if exc.status_code not in (409, 422):
-            raise
-        return await _members_page(request, ctx, status=exc.status_code, error=exc.message)
-    return await _members_page(request, ctx, notice=f"{data.get('email')} added.")
 
 
 @post(
@@ -146,11 +138,18 @@ async def members_roles(
 ) -> Template:
     data = await form_data(request)
     member = await service.get_member(ctx, member_id)
-    changed = await service.set_roles(
-        ctx, member_id, _roles_from(data), str(data.get("reason") or "") or None
-    )
+    roles, reason = roles_from(data), str(data.get("reason") or "")
+    try:
+        changed = await service.set_roles(ctx, member_id, roles, reason)
+    except AppError as exc:
+        if exc.status_code not in (409, 422):
+            raise
+        typed = {"roles": roles, "reason": reason}
+        return await members_page_for(
+            request, ctx, status=exc.status_code, problem=problem_of(exc, typed, member_id)
+        )
     notice = f"Roles of {member['full_name']} updated." if changed else "No change."
-    return await _members_page(request, ctx, notice=notice)
+    return await members_page_for(request, ctx, notice=notice)
 
 
 @post(
@@ -168,16 +167,18 @@ async def members_status(
         raise ValidationFailed("'active' must be true or false.", details={"field": "active"})
     active = flag == "true"
     member = await service.get_member(ctx, member_id)
+    reason = str(data.get("reason") or "")
     try:
-        await service.set_member_active(
-            ctx, member_id, active, str(data.get("reason") or "") or None
-        )
+        await service.set_member_active(ctx, member_id, active, reason)
     except AppError as exc:
-        if exc.status_code != 409:
+        if exc.status_code not in (409, 422):
             raise
-        return await _members_page(request, ctx, status=409, error=exc.message)
+        typed = {"status_reason": reason}
+        return await members_page_for(
+            request, ctx, status=exc.status_code, problem=problem_of(exc, typed, member_id)
+        )
     verb = "reactivated" if active else "deactivated"
-    return await _members_page(request, ctx, notice=f"{member['full_name']} {verb}.")
+    return await members_page_for(request, ctx, notice=f"{member['full_name']} {verb}.")
 
 
 # --- JSON API -------------------------------------------------------------------------------
@@ -226,21 +227,6 @@ async def api_member(ctx: NamedDependency[TenantContext], member_id: FromPath[UU
     return _member_out(await service.get_member(ctx, member_id))
 
 
-@post(
-    "/api/v1/t/{slug:str}/members",
-    opt=requires("members", "manage"),
-    tags=["tenancy"],
-    status_code=201,
-)
-async def api_member_add(
-    ctx: NamedDependency[TenantContext], data: JSONBody[MemberAdd]
-) -> MemberOut:
-    """Add an existing user, or create one (full name and initial password), with roles."""
-    if ctx.user_id is None:
-        raise NotAuthenticated("A user is required.")
-    return _member_out(await service.get_member(ctx, await _add_member(ctx, data)))
-
-
 @put(
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles",
     opt=requires("roles", "manage"),
@@ -249,7 +235,8 @@ async def api_member_add(
 async def api_member_roles(
     ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[RolesUpdate]
 ) -> MemberOut:
-    """Set the member's roles to exactly this list (audited with the reason)."""
+    """Set the member's roles to exactly this list; a change needs a reason (audited), and the
+    tenant's last active admin keeps the admin role (409)."""
     await service.set_roles(ctx, member_id, data.roles, data.reason)
     return _member_out(await service.get_member(ctx, member_id))
 
@@ -262,22 +249,21 @@ async def api_member_roles(
 async def api_member_status(
     ctx: NamedDependency[TenantContext], member_id: FromPath[UUID], data: JSONBody[MemberStatus]
 ) -> MemberOut:
-    """Deactivate or reactivate a membership."""
+    """Deactivate or reactivate a membership, with a reason; never the last active admin (409)."""
     await service.set_member_active(ctx, member_id, data.active, data.reason)
     return _member_out(await service.get_member(ctx, member_id))
 
 
 route_handlers = [
     home,
+    tenants_page,
     dashboard,
     members_page,
-    members_add,
     members_roles,
     members_status,
     api_tenant,
     api_members,
     api_member,
-    api_member_add,
     api_member_roles,
     api_member_status,
 ]

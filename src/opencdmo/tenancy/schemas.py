@@ -33,21 +33,39 @@ class MemberOut(Struct):
     created_at: datetime
 
 
-class MemberAdd(Struct):
-    email: str
-    roles: list[str]
-    full_name: str | None = None
-    initial_password: str | None = None
-
-
 class RolesUpdate(Struct):
     roles: list[str]
-    reason: str | None = None
+    reason: str = ""  # required when the roles change (422 otherwise)
 
 
 class MemberStatus(Struct):
     active: bool
-    reason: str | None = None
+    reason: str = ""  # required when the status changes (422 otherwise)
+
+
+class InvitationCreate(Struct, forbid_unknown_fields=True):
+    """Only an address and roles: an invitation sets nothing on an account."""
+
+    email: str
+    roles: list[str]
+
+
+class InvitationOut(Struct):
+    id: UUID
+    email: str
+    roles: list[str]
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    status: str  # pending or expired (accepted and revoked ones are no longer listed)
+
+
+class InvitationCreated(Struct):
+    """The link works once; this response is the only place it is shown."""
+
+    invitation: InvitationOut
+    accept_url: str
+    token: str
 
 
 class SiteRoleChange(Struct):

@@ -12,6 +12,7 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import global_transaction, tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.scope import Actor, RequestMeta, TenantContext
+from opencdmo.tenancy.rules import ADMIN_ROLE, keep_an_admin, lock_memberships, require_reason
 from opencdmo.tenancy.tables import Site, Tenant
 
 KINDS = ("cdmo", "sponsor", "publisher")
@@ -22,11 +23,6 @@ async def tenant_by_slug(slug: str) -> dict[str, Any] | None:
     async with global_transaction():
         row = await Tenant.select().where(Tenant.slug == slug).first()
     return dict(row) if row else None
-
-
-async def _time_zone(connection: Any) -> str:
-    zone = await connection.fetchval("SELECT time_zone FROM sites ORDER BY code LIMIT 1")
-    return str(zone or "UTC")
 
 
 async def internal_context(
@@ -248,18 +244,19 @@ async def _bump_policy(connection: Any, ctx: TenantContext) -> None:
 
 
 async def add_member(ctx: TenantContext, user_id: UUID, roles: Iterable[str]) -> UUID:
+    """Make a user a member with ``roles``: provisioning (manifests, the operator's CLI) and
+    accepted invitations; a tenant admin invites instead (``tenancy.invitations``)."""
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
-        existing = await connection.fetchrow(
-            "SELECT id, is_active FROM memberships WHERE user_id = $1", user_id
-        )
-        if existing is not None:
-            raise Conflict("This user is already a member of this tenant.")
+        await lock_memberships(connection, ctx)
         membership_id = await connection.fetchval(
-            "INSERT INTO memberships (tenant_id, user_id) VALUES ($1, $2) RETURNING id",
+            "INSERT INTO memberships (tenant_id, user_id) VALUES ($1, $2) "
+            "ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING id",
             ctx.tenant_id,
             user_id,
         )
+        if membership_id is None:
+            raise Conflict("This user is already a member of this tenant.")
         await connection.execute(
             "UPDATE users SET member_of = array_append(array_remove(member_of, $2), $2) "
             "WHERE id = $1",
@@ -286,9 +283,11 @@ async def set_roles(
     *,
     only_add: bool = False,
 ) -> bool:
-    """Make the member's roles exactly ``roles`` (or add them, with ``only_add``)."""
+    """Make the member's roles exactly ``roles`` (or add them, with ``only_add``); a change
+    needs a reason, and the tenant's last active admin keeps the admin role."""
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
+        await lock_memberships(connection, ctx)
         member = await connection.fetchrow(
             "SELECT id FROM memberships WHERE id = $1 FOR UPDATE", membership_id
         )
@@ -299,6 +298,9 @@ async def set_roles(
             wanted = sorted(set(current) | set(wanted))
         if current == wanted:
             return False
+        reason = require_reason(reason)
+        if ADMIN_ROLE in current and ADMIN_ROLE not in wanted:
+            await keep_an_admin(connection, ctx, membership_id)
         await _write_roles(connection, ctx, membership_id, current, wanted, reason)
     return True
 
@@ -349,7 +351,9 @@ async def _write_roles(
 async def set_member_active(
     ctx: TenantContext, membership_id: UUID, active: bool, reason: str | None = None
 ) -> bool:
+    """Deactivate or reactivate a membership, with a reason; never the tenant's last admin."""
     async with tenant_transaction(ctx) as connection:
+        await lock_memberships(connection, ctx)
         member = await connection.fetchrow(
             "SELECT id, user_id, is_active FROM memberships WHERE id = $1 FOR UPDATE", membership_id
         )
@@ -359,6 +363,9 @@ async def set_member_active(
             return False
         if not active and member["user_id"] == ctx.user_id:
             raise Conflict("You cannot deactivate your own membership.")
+        reason = require_reason(reason)
+        if not active:
+            await keep_an_admin(connection, ctx, membership_id)
         await connection.execute(
             "UPDATE memberships SET is_active = $2 WHERE id = $1", membership_id, active
         )

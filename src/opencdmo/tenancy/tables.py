@@ -1,8 +1,8 @@
-"""Tenancy tables: tenants are global; sites and memberships are tenant tables."""
+"""Tenancy tables: tenants are global; sites, memberships and invitations are tenant tables."""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, BigInt, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 
@@ -43,3 +43,18 @@ class SiteRoleAssignment(Table, tablename="site_role_assignments"):
     site_id = UUID()
     role = Text()
     created_at = Timestamptz()
+
+
+class Invitation(Table, tablename="invitations"):
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    email = Text()
+    roles = Array(Text())
+    token_hash = Text()
+    invited_by = UUID(null=True, default=None)
+    invited_by_name = Text()
+    created_at = Timestamptz()
+    expires_at = Timestamptz()
+    status = Text(default="pending")
+    closed_at = Timestamptz(null=True, default=None)
+    accepted_by = UUID(null=True, default=None)

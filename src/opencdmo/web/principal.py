@@ -2,7 +2,8 @@
 
 It reads the session cookie or the bearer token and, for tenant paths (``/t/{slug}/...`` and
 ``/api/v1/t/{slug}/...``), resolves the tenant. Handlers never see a raw tenant id: guards turn
-the result into 401, 403 or 404 (``web.guards``).
+the result into 401, 403 or 404 (``web.guards``). A session's first request into a tenant is
+recorded there as its sign-in (``identity.service.enter_tenant``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from opencdmo.identity import service as identity
 from opencdmo.identity import sessions
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
@@ -140,6 +142,9 @@ class PrincipalMiddleware(ASGIMiddleware):
                 principal.actor = principal.ctx.actor
         elif principal.actor is not None:
             principal.ctx = await resolver.for_user(principal.actor, principal.slug, principal.meta)
+            session = principal.session
+            if principal.ctx and session and principal.ctx.tenant_id not in session.tenants_entered:
+                await identity.enter_tenant(principal.ctx, session.session_id)
 
 
 def _with_request_id(send: Send, request_id: str, status: list[int]) -> Send:

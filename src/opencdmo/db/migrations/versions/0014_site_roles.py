@@ -3,14 +3,14 @@ inventory are per site). A member's tenant-wide roles apply at every site; a sit
 at its site.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0012
 """
 
 from opencdmo.db.rls import protect_tenant_table
 from opencdmo.db.script import run
 
 revision = "0014"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

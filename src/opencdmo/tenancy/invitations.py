@@ -1,0 +1,311 @@
+"""Invitations: how a person joins a tenant (a tenant admin never creates or changes accounts).
+
+A tenant admin invites an email address with the roles offered. The answer is the same whether
+or not the platform knows the address, and nothing about an existing account (its name, its
+other tenants) is read into the tenant until the person accepts. The link carries a single-use
+token (only its hash is stored) that expires; the person accepts by signing in with their
+account, or, for an address without one, by choosing their printed name and password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opencdmo.audit import service as audit
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import Conflict, Gone, NotFound, ValidationFailed
+from opencdmo.identity import service as identity
+from opencdmo.scope import Actor, RequestMeta, TenantContext
+from opencdmo.tenancy import service
+
+INVALID = "This invitation link is not valid. Ask the person who invited you for a new one."
+_TOKEN = re.compile(r"^([a-z0-9][a-z0-9-]{0,48}[a-z0-9])\.([A-Za-z0-9_-]{43})$")
+
+_COLUMNS = (
+    "id, email, roles, invited_by_name, created_at, expires_at, status, "
+    "expires_at <= clock_timestamp() AS expired"
+)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: UUID
+    email: str
+    roles: tuple[str, ...]
+    invited_by_name: str
+    created_at: datetime
+    expires_at: datetime
+    status: str
+    expired: bool
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the person holding a valid link is shown: the tenant and the invitation."""
+
+    ctx: TenantContext
+    invitation: Invitation
+
+
+@dataclass(frozen=True)
+class Accepted:
+    slug: str
+    tenant_name: str
+    email: str
+    already_member: bool
+
+
+def _invitation(row: Any) -> Invitation:
+    return Invitation(
+        row["id"],
+        row["email"],
+        tuple(row["roles"]),
+        row["invited_by_name"],
+        row["created_at"],
+        row["expires_at"],
+        row["status"],
+        bool(row["expired"]),
+    )
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def accept_path(token: str) -> str:
+    return f"/invitations/accept?token={token}"
+
+
+# --- the tenant admin's side ------------------------------------------------------------------
+
+
+async def invite(
+    ctx: TenantContext, email: str, roles: list[str], *, hours: int
+) -> tuple[Invitation, str]:
+    """A pending invitation and its token (shown once). One pending invitation per address:
+    a second, also a concurrent one, is a 409."""
+    email = identity.normalise_email(email)
+    wanted = service.check_roles(roles)
+    if not wanted:
+        raise ValidationFailed("Choose at least one role to offer.", details={"field": "roles"})
+    if hours < 1:
+        raise ValidationFailed("Invitations must stay valid for at least an hour.")
+    token = f"{ctx.slug}.{secrets.token_urlsafe(32)}"
+    async with tenant_transaction(ctx) as connection:
+        await _refuse_members(connection, email)
+        await _close_expired(connection, ctx, email)
+        row = await connection.fetchrow(
+            "INSERT INTO invitations (tenant_id, email, roles, token_hash, invited_by, "
+            "invited_by_name, expires_at) VALUES ($1, $2, $3, $4, $5, $6, "
+            "clock_timestamp() + make_interval(hours => $7)) "
+            "ON CONFLICT (tenant_id, email) WHERE status = 'pending' DO NOTHING "
+            f"RETURNING {_COLUMNS}",
+            ctx.tenant_id,
+            email,
+            wanted,
+            _hash(token),
+            ctx.actor.id,
+            ctx.actor.full_name,
+            hours,
+        )
+        if row is None:
+            raise Conflict(
+                f"An invitation to {email} is already pending: revoke it to send a new one."
+            )
+        invitation = _invitation(row)
+        await audit.record(
+            ctx,
+            "invitation.created",
+            "invitation",
+            invitation.id,
+            new={"email": email, "roles": wanted, "expires_at": invitation.expires_at.isoformat()},
+        )
+    return invitation, token
+
+
+async def _refuse_members(connection: Any, email: str) -> None:
+    """Only this tenant's own members are looked up: nothing about other tenants shows."""
+    active = await connection.fetchval(
+        "SELECT m.is_active FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = $1",
+        email,
+    )
+    if active is True:
+        raise Conflict(f"{email} is already a member of this tenant.")
+    if active is False:
+        raise Conflict(
+            f"{email} is a deactivated member of this tenant: reactivate the membership instead."
+        )
+
+
+async def _close_expired(connection: Any, ctx: TenantContext, email: str) -> None:
+    rows = await connection.fetch(
+        "UPDATE invitations SET status = 'expired', closed_at = clock_timestamp() "
+        "WHERE email = $1 AND status = 'pending' AND expires_at <= clock_timestamp() "
+        "RETURNING id",
+        email,
+    )
+    for row in rows:
+        await audit.record(
+            ctx,
+            "invitation.expired",
+            "invitation",
+            row["id"],
+            old={"status": "pending"},
+            new={"status": "expired"},
+        )
+
+
+async def pending(ctx: TenantContext) -> list[Invitation]:
+    """Invitations not yet accepted or revoked (expired ones show as such)."""
+    async with tenant_transaction(ctx) as connection:
+        rows = await connection.fetch(
+            f"SELECT {_COLUMNS} FROM invitations WHERE status = 'pending' ORDER BY created_at"
+        )
+    return [_invitation(row) for row in rows]
+
+
+async def get(ctx: TenantContext, invitation_id: UUID) -> Invitation:
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            f"SELECT {_COLUMNS} FROM invitations WHERE id = $1", invitation_id
+        )
+    if row is None:
+        raise NotFound("No such invitation.")
+    return _invitation(row)
+
+
+async def revoke(ctx: TenantContext, invitation_id: UUID) -> Invitation:
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            f"SELECT {_COLUMNS} FROM invitations WHERE id = $1 FOR UPDATE", invitation_id
+        )
+        if row is None:
+            raise NotFound("No such invitation.")
+        if row["status"] != "pending":
+            raise Conflict(f"This invitation is already {row['status']}.")
+        await connection.execute(
+            "UPDATE invitations SET status = 'revoked', closed_at = clock_timestamp() "
+            "WHERE id = $1",
+            invitation_id,
+        )
+        await audit.record(
+            ctx,
+            "invitation.revoked",
+            "invitation",
+            invitation_id,
+            old={"status": "pending"},
+            new={"status": "revoked", "email": row["email"]},
+        )
+    return _invitation(row)
+
+
+# --- the invited person's side ----------------------------------------------------------------
+
+
+async def _scope(token: str, actor: Actor, meta: RequestMeta) -> tuple[TenantContext, str]:
+    match = _TOKEN.match(token or "")
+    tenant = await service.tenant_by_slug(match.group(1)) if match else None
+    ctx = await service.internal_context(tenant["id"], actor, meta) if tenant else None
+    if ctx is None:
+        raise NotFound(INVALID)
+    return ctx, _hash(token)
+
+
+def _usable(row: Any) -> Invitation:
+    """The invitation, if it can still be accepted; otherwise a clear refusal."""
+    if row is None:
+        raise NotFound(INVALID)
+    if row["status"] == "accepted":
+        raise Conflict("This invitation has already been accepted; it can be used only once.")
+    if row["status"] == "revoked":
+        raise Gone("This invitation was withdrawn. Ask the person who invited you for a new one.")
+    if row["status"] == "expired" or row["expired"]:
+        raise Gone("This invitation has expired. Ask the person who invited you for a new one.")
+    return _invitation(row)
+
+
+async def offer(token: str, meta: RequestMeta) -> Offer:
+    """What a valid link offers (404, 409 or 410 otherwise); reads, changes nothing."""
+    ctx, digest = await _scope(token, Actor(None, "invitee", "invited person"), meta)
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            f"SELECT {_COLUMNS} FROM invitations WHERE token_hash = $1", digest
+        )
+    return Offer(ctx, _usable(row))
+
+
+async def accept(token: str, actor: Actor, meta: RequestMeta) -> Accepted:
+    """Accept as an existing account whose owner has just proved it (signed in)."""
+    if actor.id is None:
+        raise ValidationFailed("Sign in to accept the invitation.")
+    ctx, digest = await _scope(token, actor, meta)
+    async with tenant_transaction(ctx) as connection:
+        invitation = _usable(await _lock(connection, digest))
+        if invitation.email != actor.email:
+            raise Conflict(
+                f"This invitation is for {invitation.email}, and you are signed in as "
+                f"{actor.email}: sign out, then open the link again."
+            )
+        return await _join(connection, ctx, invitation, actor.id)
+
+
+async def accept_as_new(token: str, full_name: str, password: str, meta: RequestMeta) -> Accepted:
+    """Accept by creating the account for the invited address, with the person's own printed
+    name and password. An address that already has an account must sign in instead."""
+    found = await offer(token, meta)
+    email = found.invitation.email
+    name = identity.printed_name(full_name)
+    password_hash = await identity.prepare_password(password, email)  # slow: no lock held
+    user_id = uuid.uuid4()
+    actor = Actor(user_id, email, name)
+    ctx, digest = replace(found.ctx, actor=actor), _hash(token)
+    async with tenant_transaction(ctx) as connection:
+        invitation = _usable(await _lock(connection, digest))
+        if not await identity.insert_user(connection, user_id, email, name, password_hash):
+            raise Conflict(
+                "This address already has an account: sign in with its password to accept."
+            )
+        accepted = await _join(connection, ctx, invitation, user_id)
+    await identity.record_created(actor, email, meta)
+    return accepted
+
+
+async def _lock(connection: Any, digest: str) -> Any:
+    return await connection.fetchrow(
+        f"SELECT {_COLUMNS} FROM invitations WHERE token_hash = $1 FOR UPDATE", digest
+    )
+
+
+async def _join(
+    connection: Any, ctx: TenantContext, invitation: Invitation, user_id: UUID
+) -> Accepted:
+    already = await connection.fetchval("SELECT id FROM memberships WHERE user_id = $1", user_id)
+    if already is None:
+        await service.add_member(ctx, user_id, invitation.roles)
+    await connection.execute(
+        "UPDATE invitations SET status = 'accepted', closed_at = clock_timestamp(), "
+        "accepted_by = $2 WHERE id = $1",
+        invitation.id,
+        user_id,
+    )
+    await audit.record(
+        ctx,
+        "invitation.accepted",
+        "invitation",
+        invitation.id,
+        old={"status": "pending"},
+        new={
+            "status": "accepted",
+            "user_id": user_id,
+            "email": invitation.email,
+            "already_member": already is not None,
+        },
+    )
+    return Accepted(ctx.slug, ctx.name, invitation.email, already is not None)

@@ -138,3 +138,20 @@ async def test_site_roles_through_the_api_at_the_same_moment(
     assert bad.status_code == 422 and "is not a role" in bad.json()["error"]["message"]
     revoked = await admin.send("POST", url + "/revoke", json=body)
     assert revoked.json()["changed"] is True
+
+
+async def test_membership_commands_check_the_permission_in_the_service(
+    lab: dict[str, Any], world: World
+) -> None:
+    from opencdmo.tenancy import invitations
+
+    author = await member_as(lab["ctx"], world["author"])
+    membership = await _membership(lab["ctx"], world["operator"].user_id)
+    with pytest.raises(Forbidden):
+        await invitations.invite(author, "someone@else.test", ["viewer"], hours=24)
+    with pytest.raises(Forbidden):
+        await tenancy.set_roles(author, membership, ["viewer"], "promote myself")
+    with pytest.raises(Forbidden):
+        await tenancy.set_member_active(author, membership, False, "remove a colleague")
+    with pytest.raises(Forbidden):
+        await tenancy.upsert_site(author, "X1", "A site of my own", "UTC")

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, Gone, NotFound, ValidationFailed
@@ -91,6 +92,7 @@ async def invite(
 ) -> tuple[Invitation, str]:
     """A pending invitation and its token (shown once). One pending invitation per address:
     a second, also a concurrent one, is a 409."""
+    await authorize(ctx, "members", "manage")
     email = identity.normalise_email(email)
     wanted = service.check_roles(roles)
     if not wanted:
@@ -182,6 +184,7 @@ async def get(ctx: TenantContext, invitation_id: UUID) -> Invitation:
 
 
 async def revoke(ctx: TenantContext, invitation_id: UUID) -> Invitation:
+    await authorize(ctx, "members", "manage")
     async with tenant_transaction(ctx) as connection:
         row = await connection.fetchrow(
             f"SELECT {_COLUMNS} FROM invitations WHERE id = $1 FOR UPDATE", invitation_id
@@ -288,7 +291,7 @@ async def _join(
 ) -> Accepted:
     already = await connection.fetchval("SELECT id FROM memberships WHERE user_id = $1", user_id)
     if already is None:
-        await service.add_member(ctx, user_id, invitation.roles)
+        await service.enrol(ctx, user_id, invitation.roles)
     await connection.execute(
         "UPDATE invitations SET status = 'accepted', closed_at = clock_timestamp(), "
         "accepted_by = $2 WHERE id = $1",

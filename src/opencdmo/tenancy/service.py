@@ -8,6 +8,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from opencdmo.access.policy import roles as known_roles
+from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import global_transaction, tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
@@ -95,6 +96,7 @@ async def create_tenant(
 
 
 async def update_tenant(ctx: TenantContext, name: str, kind: str) -> bool:
+    await authorize(ctx, "tenant", "provision")
     check_kind(kind)
     async with tenant_transaction(ctx) as connection:
         old = await connection.fetchrow(
@@ -119,6 +121,7 @@ async def update_tenant(ctx: TenantContext, name: str, kind: str) -> bool:
 async def set_signature_flow(ctx: TenantContext, approvers: int, unique_signers: bool) -> bool:
     """The master recipe signature flow: how many QA approvals a revision needs (1 to 3), and
     whether one person may sign two of its stages; audited."""
+    await authorize(ctx, "tenant", "provision")
     if not 1 <= approvers <= 3:
         raise ValidationFailed("recipe_approvers must be 1, 2 or 3.")
     async with tenant_transaction(ctx) as connection:
@@ -165,6 +168,7 @@ async def list_sites(ctx: TenantContext) -> list[dict[str, Any]]:
 
 async def upsert_site(ctx: TenantContext, code: str, name: str, time_zone: str) -> str | None:
     """Create or update a site; returns 'created', 'updated' or None when unchanged."""
+    await authorize(ctx, "tenant", "provision")
     check_time_zone(time_zone)
     async with tenant_transaction(ctx) as connection:
         old = await Site.select().where(Site.code == code).first()
@@ -244,8 +248,15 @@ async def _bump_policy(connection: Any, ctx: TenantContext) -> None:
 
 
 async def add_member(ctx: TenantContext, user_id: UUID, roles: Iterable[str]) -> UUID:
-    """Make a user a member with ``roles``: provisioning (manifests, the operator's CLI) and
-    accepted invitations; a tenant admin invites instead (``tenancy.invitations``)."""
+    """Make a user a member with ``roles``: provisioning (manifests, the operator's CLI); a
+    tenant admin invites instead (``tenancy.invitations``)."""
+    await authorize(ctx, "members", "manage")
+    return await enrol(ctx, user_id, roles)
+
+
+async def enrol(ctx: TenantContext, user_id: UUID, roles: Iterable[str]) -> UUID:
+    """``add_member`` for a command that carries its own authorisation: an accepted invitation
+    (made by someone who could manage members) enrols the person who accepts it."""
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
         await lock_memberships(connection, ctx)
@@ -285,6 +296,7 @@ async def set_roles(
 ) -> bool:
     """Make the member's roles exactly ``roles`` (or add them, with ``only_add``); a change
     needs a reason, and the tenant's last active admin keeps the admin role."""
+    await authorize(ctx, "roles", "manage")
     wanted = check_roles(roles)
     async with tenant_transaction(ctx) as connection:
         await lock_memberships(connection, ctx)
@@ -352,6 +364,7 @@ async def set_member_active(
     ctx: TenantContext, membership_id: UUID, active: bool, reason: str | None = None
 ) -> bool:
     """Deactivate or reactivate a membership, with a reason; never the tenant's last admin."""
+    await authorize(ctx, "members", "manage")
     async with tenant_transaction(ctx) as connection:
         await lock_memberships(connection, ctx)
         member = await connection.fetchrow(

@@ -52,6 +52,13 @@ class Settings:
         default=True,
         metadata={"doc": "Secure flag on cookies; false only for plain http on localhost"},
     )
+    trusted_origins: str = field(
+        default="",
+        metadata={
+            "doc": "Other origins (comma-separated, e.g. https://cdmo.example) whose pages may "
+            "send unsafe requests; the request's own host is always accepted"
+        },
+    )
     session_idle_minutes: int = field(
         default=30, metadata={"doc": "A session ends after this many idle minutes"}
     )

@@ -25,6 +25,7 @@ from opencdmo.identity.schemas import (
 from opencdmo.settings import Settings
 from opencdmo.tenancy.context import TenantContext
 from opencdmo.tenancy.service import user_tenants
+from opencdmo.web.csrf import anonymous_cookie
 from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of
@@ -89,6 +90,7 @@ async def login_submit(
     response.set_cookie(
         _session_cookie(settings, token, max_age=settings.session_lifetime_hours * 3600)
     )
+    response.set_cookie(anonymous_cookie(settings))  # the pre-login CSRF binding is rotated
     return response
 
 
@@ -102,6 +104,7 @@ async def logout(
         await service.logout(principal.session_token, user, principal.meta)
     response: Response[Any] = Redirect("/login", status_code=303)
     response.set_cookie(_session_cookie(settings, "", max_age=0))
+    response.set_cookie(anonymous_cookie(settings))
     return response
 
 

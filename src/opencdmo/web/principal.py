@@ -43,6 +43,7 @@ class Principal:
     session: sessions.SessionUser | None = None
     session_token: str | None = None
     bearer: str | None = None
+    expired_token: resolver.ExpiredToken | None = None
     slug: str | None = None
     ctx: TenantContext | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
@@ -148,11 +149,11 @@ class PrincipalMiddleware(ASGIMiddleware):
     async def _resolve(self, principal: Principal) -> None:
         assert principal.slug is not None
         if principal.bearer:
-            principal.ctx = await resolver.for_token(
-                principal.bearer, principal.slug, principal.meta
-            )
-            if principal.ctx is not None:
-                principal.actor = principal.ctx.actor
+            found = await resolver.for_token(principal.bearer, principal.slug, principal.meta)
+            if isinstance(found, resolver.ExpiredToken):
+                principal.expired_token = found
+            elif found is not None:
+                principal.ctx, principal.actor = found, found.actor
         elif principal.actor is not None:
             principal.ctx = await resolver.for_user(principal.actor, principal.slug, principal.meta)
 

@@ -158,6 +158,8 @@ async def test_csrf_refusal_is_a_logged_403_with_the_request_id(
     assert [r.getMessage() for r in access] == ["POST /logout 403"]
     warning = next(r for r in caplog.records if r.name == "opencdmo.csrf")
     assert warning.levelno == logging.WARNING
+    assert warning.request_id == request_id  # type: ignore[attr-defined]
+    assert access[0].request_id == request_id  # type: ignore[attr-defined]
     api = await client.http.post("/api/v1/t/alpha/tokens", json={"name": "x"})
     assert api.status_code == 403
     error = api.json()["error"]
@@ -336,3 +338,23 @@ async def test_the_export_is_documented_as_csv_and_json(browser: Any) -> None:
     success = schema["paths"]["/api/v1/t/{slug}/audit/export"]["get"]["responses"]["200"]
     assert sorted(success["content"]) == ["application/json", "text/csv"]
     assert success["content"]["text/csv"]["schema"]["type"] == "string"
+
+
+def test_log_lines_carry_both_ids() -> None:
+    import json
+
+    from opencdmo.web.logs import JsonFormatter, client_request_id_var, request_id_var
+
+    record = logging.makeLogRecord({"name": "opencdmo.test", "msg": "hello", "levelname": "INFO"})
+
+    def formatted(client_id: str | None) -> dict[str, Any]:
+        server, client = request_id_var.set("f" * 32), client_request_id_var.set(client_id)
+        try:
+            return dict(json.loads(JsonFormatter().format(record)))
+        finally:
+            request_id_var.reset(server)
+            client_request_id_var.reset(client)
+
+    line = formatted("job-7")
+    assert (line["request_id"], line["client_request_id"]) == ("f" * 32, "job-7")
+    assert "client_request_id" not in formatted(None)

@@ -179,7 +179,15 @@ class SessionCSRF:
         return None
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, problem: str) -> None:
-        log.warning("CSRF check failed: %s", problem, extra={"path": scope["path"]})
+        log.warning(
+            "CSRF check failed: %s",
+            problem,
+            extra={
+                "path": scope["path"],
+                "method": scope.get("method"),
+                "request_id": principal_of(scope).meta.request_id,
+            },
+        )
         request: Request[Any, Any, Any] = Request(scope, receive)
         response = handle(
             request,

@@ -126,6 +126,7 @@ class PrincipalMiddleware(ASGIMiddleware):
             status[0] if status else 500,
             extra={
                 "status": status[0] if status else 500,
+                "request_id": principal.meta.request_id,
                 "client_request_id": principal.meta.client_request_id,
                 "user": str(principal.actor.id) if principal.actor else None,
                 "tenant": principal.slug,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -189,20 +190,27 @@ class Browser:
         self.http = httpx.AsyncClient(
             transport=transport, base_url="https://testserver", follow_redirects=False
         )
-
-    @property
-    def csrf(self) -> str:
-        return self.http.cookies.get("opencdmo_csrf") or ""
+        self.csrf = ""
 
     async def prime(self) -> None:
+        """Read the CSRF token a page gives this client (it is bound to the session)."""
         if not self.csrf:
-            await self.http.get("/login")
+            await self.refresh_csrf()
+
+    async def refresh_csrf(self) -> None:
+        page = (await self.http.get("/login")).text
+        found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+        assert found, "no CSRF token on the sign-in page"
+        self.csrf = found.group(1)
 
     async def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         await self.prime()
-        return await self.http.post(
+        response = await self.http.post(
             "/login", data={"email": email, "password": password, "_csrf_token": self.csrf}
         )
+        if response.status_code == 303:
+            await self.refresh_csrf()  # signed in: tokens are bound to the new session
+        return response
 
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.http.get(url, **kwargs)

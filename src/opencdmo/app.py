@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
 import opencdmo
@@ -21,9 +22,10 @@ from opencdmo.identity import passwords
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache
 from opencdmo.web import errors, health
-from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
+from opencdmo.web.csrf import SessionCSRF
 from opencdmo.web.errors import ErrorBody
 from opencdmo.web.guards import protect_tenant_routes
+from opencdmo.web.headers import security_headers
 from opencdmo.web.logs import configure_logging
 from opencdmo.web.principal import PrincipalMiddleware
 from opencdmo.web.templating import STATIC, template_config
@@ -97,8 +99,9 @@ def create_app(
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         middleware=[
             PrincipalMiddleware(settings),
-            DefineMiddleware(BearerAwareCSRF, config=csrf_config(settings)),
+            DefineMiddleware(SessionCSRF, settings=settings),
         ],
+        before_send=[security_headers],
         template_config=template_config(),
         exception_handlers={Exception: errors.handle},
         on_startup=[startup],
@@ -107,7 +110,10 @@ def create_app(
             title="OpenCDMO API",
             version="1",
             path="/schema",
-            render_plugins=[],
+            # The schema document only: the documentation viewers load their scripts and
+            # fonts from CDNs, which an air-gapped network cannot reach (and the
+            # Content-Security-Policy refuses). Any OpenAPI viewer can open this file.
+            render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
         logging_config=None,

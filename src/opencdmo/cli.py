@@ -210,8 +210,9 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
         if user is None or await tenancy.membership_of(ctx, user.id) is None:
             raise NotFound(f"{args.email} is not a member of {args.tenant}.")
         ctx = replace(ctx, actor=Actor(None, "system", f"OpenCDMO CLI for {user.full_name}"))
-        token, _ = await identity.create_token(ctx, user.id, args.name)
+        token, row = await identity.create_token(ctx, user.id, args.name, args.days)
         _print(token)
+        print(f"expires {row['expires_at']:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -408,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--tenant", required=True)
     tcreate.add_argument("--email", required=True)
     tcreate.add_argument("--name", default="CLI token")
+    tcreate.add_argument(
+        "--days", type=int, default=None, help="days the token is valid (default: the tenant's)"
+    )
     tcreate.set_defaults(func=cmd_tokens_create)
     trevoke = ksub.add_parser("revoke", help="revoke a token by id")
     trevoke.add_argument("--tenant", required=True)

@@ -24,8 +24,15 @@ SYSTEM = Actor(id=None, email="system", full_name="OpenCDMO system")
 
 @dataclass(frozen=True)
 class RequestMeta:
+    """Where a request came from. ``request_id`` is always the server's own; a well-formed id
+    the client sent is kept apart as ``client_request_id``. ``credential`` names what
+    authenticated it (``session:<id>`` or ``token:<id>``): password re-entry is throttled per
+    credential."""
+
     request_id: str | None = None
     address: str | None = None
+    client_request_id: str | None = None
+    credential: str | None = None
 
 
 @dataclass(frozen=True)

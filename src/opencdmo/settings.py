@@ -43,7 +43,10 @@ class Settings:
     )
     secret_key: str | None = field(
         default=None,
-        metadata={"doc": "Signs CSRF tokens; unset: generated once and kept in the data dir"},
+        metadata={
+            "doc": "Keys CSRF tokens and trusted-browser cookies; unset: generated once and "
+            "kept in the data dir"
+        },
     )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address `serve` binds"})
     port: int = field(default=8000, metadata={"doc": "Port `serve` binds"})
@@ -52,6 +55,13 @@ class Settings:
         default=True,
         metadata={"doc": "Secure flag on cookies; false only for plain http on localhost"},
     )
+    trusted_origins: str = field(
+        default="",
+        metadata={
+            "doc": "Other origins (comma-separated, e.g. https://cdmo.example) whose pages may "
+            "send unsafe requests; the request's own host is always accepted"
+        },
+    )
     session_idle_minutes: int = field(
         default=30, metadata={"doc": "A session ends after this many idle minutes"}
     )
@@ -59,11 +69,18 @@ class Settings:
         default=12, metadata={"doc": "A session ends this many hours after login, active or not"}
     )
     login_max_failures_account: int = field(
-        default=5, metadata={"doc": "Failed logins per account within the window before 429"}
+        default=5,
+        metadata={
+            "doc": "Failed sign-ins for one account from one address (or trusted browser) "
+            "before that pair is refused; also where the account's slow-down starts"
+        },
     )
     login_max_failures_address: int = field(
         default=20,
-        metadata={"doc": "Failed logins per client address within the window before 429"},
+        metadata={
+            "doc": "Accounts with failed sign-ins from one address before untrusted "
+            "attempts from it are slowed down"
+        },
     )
     login_window_seconds: int = field(
         default=900, metadata={"doc": "Failures older than this no longer count (throttle decays)"}

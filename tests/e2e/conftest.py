@@ -6,11 +6,12 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from opencdmo.db.urls import DatabaseUrls
 from tests.conftest import DATA_DIR, World
@@ -68,9 +69,37 @@ async def server(database: DatabaseUrls, world: World) -> AsyncIterator[str]:
     await process.wait()
 
 
+# What the browser refused under the Content-Security-Policy (inline script or style, eval,
+# a foreign host): every page a test opens is watched, and a test fails on any refusal.
+CSP_VIOLATIONS: list[str] = []
+
+
+def _watch(page: Page) -> None:
+    def seen(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(f"{page.url}: {message.text}")
+
+    page.on("console", seen)
+
+
 @pytest.fixture(scope="module")
 async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        open_page = browser.new_page
+
+        async def new_page(**options: Any) -> Page:
+            page = await open_page(**options)
+            _watch(page)
+            return page
+
+        browser.new_page = new_page  # type: ignore[method-assign]
         yield browser
         await browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations() -> Iterator[None]:
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == []

@@ -13,6 +13,13 @@ document.addEventListener("DOMContentLoaded", function () {
       {code: "...", swap: false}
     ];
   }
+  // A select marked data-autosubmit sends its form when changed (no inline handlers: CSP).
+  document.body.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target && target.matches && target.matches("select[data-autosubmit]") && target.form) {
+      target.form.submit();
+    }
+  });
   var switcher = document.querySelector("[data-switch-tenant]");
   if (switcher) {
     switcher.addEventListener("change", function () {

@@ -6,10 +6,12 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 
@@ -32,6 +34,20 @@ Since = Annotated[str | None, QueryParameter(name="since", required=False, max_l
 Until = Annotated[str | None, QueryParameter(name="until", required=False, max_length=200)]
 Before = Annotated[int | None, QueryParameter(name="before", required=False, ge=1)]
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
+
+
+# A spreadsheet reads a cell that begins with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell as written to the CSV export: text that a spreadsheet would run as a formula is
+    prefixed with a single quote (OWASP), so it shows as the text it is."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _loads(value: str | None) -> Any:
@@ -105,7 +121,7 @@ async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Asy
         for row in batch:
             if fmt == "csv":
                 csv.writer(buffer, lineterminator="\r\n").writerow(
-                    ["" if row[c] is None else row[c] for c in queries.COLUMNS]
+                    [csv_cell(row[c]) for c in queries.COLUMNS]
                 )
             else:
                 buffer.write(
@@ -143,7 +159,7 @@ async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: st
                 "until": flt.until.isoformat() if flt.until else None,
             },
         )
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    media = "text/csv" if fmt == "csv" else "application/json"  # text/*: charset added
     filename = f"audit-{ctx.slug}.{fmt}"
     return Stream(
         _export(ctx, flt, fmt),
@@ -153,6 +169,30 @@ async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: st
 
 
 Format = Annotated[Literal["csv", "json"], QueryParameter(name="format")]
+
+
+@dataclass
+class ExportOperation(Operation):
+    """The export answers CSV or JSON, as ``format`` asks: the schema says so (a streamed
+    response would otherwise be documented as JSON only)."""
+
+    def __post_init__(self) -> None:
+        success = (self.responses or {}).get("200")
+        if isinstance(success, OpenAPIResponse):
+            success.description = "The audit events, oldest first, with their hashes"
+            success.content = {
+                "text/csv": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.STRING,
+                        description="UTF-8 with a byte order mark; one header row ("
+                        + ", ".join(queries.COLUMNS)
+                        + "); cells that a spreadsheet would read as a formula start with '",
+                    )
+                ),
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT))
+                ),
+            }
 
 
 @get(
@@ -177,6 +217,7 @@ async def audit_export(
     "/api/v1/t/{slug:str}/audit/export",
     opt=requires("audit", "export"),
     tags=["audit"],
+    operation_class=ExportOperation,
 )
 async def api_audit_export(
     ctx: NamedDependency[TenantContext],

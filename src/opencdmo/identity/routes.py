@@ -12,8 +12,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from opencdmo.access.service import can
-from opencdmo.errors import AppError, NotAuthenticated
-from opencdmo.identity import service
+from opencdmo.errors import AppError, NotAuthenticated, ValidationFailed
+from opencdmo.identity import devices, service
+from opencdmo.identity.devices import DEVICE_COOKIE
 from opencdmo.identity.schemas import (
     Me,
     PasswordChange,
@@ -25,6 +26,8 @@ from opencdmo.identity.schemas import (
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import user_tenants
+from opencdmo.tenancy.token_policy import token_policy
+from opencdmo.web.csrf import anonymous_cookie
 from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of
@@ -48,6 +51,18 @@ def _session_cookie(settings: Settings, value: str, *, max_age: int | None) -> C
     )
 
 
+def _device_cookie(settings: Settings, value: str) -> Cookie:
+    return Cookie(
+        key=DEVICE_COOKIE,
+        value=value,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/login",
+        max_age=devices.TRUST_DAYS * 86400,
+    )
+
+
 @get("/login", name="login", include_in_schema=False)
 async def login_page(
     request: Request[Any, Any, Any],
@@ -66,9 +81,16 @@ async def login_submit(
     email, password = str(data.get("email", "")), str(data.get("password", ""))
     target = _safe_next(str(data.get("next", "")))
     principal = principal_of(request.scope)
+    secret = settings.resolved_secret_key().encode()
+    device = devices.trusted(secret, email.strip().lower(), request.cookies.get(DEVICE_COOKIE))
     try:
-        token, _ = await service.login(
-            settings, email, password, principal.meta, request.headers.get("user-agent", "")
+        token, user = await service.login(
+            settings,
+            email,
+            password,
+            principal.meta,
+            request.headers.get("user-agent", ""),
+            device=device,
         )
     except AppError as exc:
         if exc.status_code not in (401, 422, 429):
@@ -83,13 +105,16 @@ async def login_submit(
             error=exc.message,
         )
     # No page asked for: "/" leads to the one tenant, or to the list to choose from.
-    return signed_in_response(settings, token, target or "/")
+    response = signed_in_response(settings, token, target or "/")
+    response.set_cookie(_device_cookie(settings, devices.issue(secret, user.email, device)))
+    return response
 
 
 def signed_in_response(settings: Settings, token: str, target: str) -> Response[Any]:
     """A redirect that carries the new session's cookie."""
     response: Response[Any] = Redirect(target, status_code=303)
     response.set_cookie(session_cookie(settings, token))
+    response.set_cookie(anonymous_cookie(settings))  # the pre-login CSRF binding is rotated
     return response
 
 
@@ -107,6 +132,7 @@ async def logout(
         await service.logout(principal.session_token, principal.session, principal.meta)
     response: Response[Any] = Redirect("/login", status_code=303)
     response.set_cookie(_session_cookie(settings, "", max_age=0))
+    response.set_cookie(anonymous_cookie(settings))
     return response
 
 
@@ -202,6 +228,7 @@ def _token_out(row: dict[str, Any]) -> TokenOut:
         row["prefix"],
         row["user_id"],
         row["created_at"],
+        row["expires_at"],
         row.get("last_used_at"),
         row.get("revoked_at"),
         row.get("full_name"),
@@ -216,8 +243,28 @@ def _token_out(row: dict[str, Any]) -> TokenOut:
 async def tokens_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
-    tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
-    return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
+    return await _tokens_block(request, ctx)
+
+
+async def _tokens_block(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    *,
+    created: str | None = None,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+) -> Template:
+    return await page(
+        request,
+        "identity/tokens.html",
+        block="tokens",
+        status_code=422 if error else 200,
+        tokens=await service.list_tokens(ctx, user_id=await _visible_to(ctx)),
+        policy=await token_policy(ctx),
+        created=created,
+        error=error,
+        form=form or {},
+    )
 
 
 @post(
@@ -230,10 +277,19 @@ async def tokens_create(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
     data = await form_data(request)
+    form = {"name": str(data.get("name", ""))[:100], "days": str(data.get("days", "")).strip()}
     assert ctx.user_id is not None
-    token, _ = await service.create_token(ctx, ctx.user_id, str(data.get("name", "")))
-    tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
-    return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=token)
+    try:
+        days = int(form["days"]) if form["days"] else None
+    except ValueError:
+        return await _tokens_block(
+            request, ctx, error="The number of days must be a whole number.", form=form
+        )
+    try:
+        token, _ = await service.create_token(ctx, ctx.user_id, form["name"], days)
+    except ValidationFailed as exc:
+        return await _tokens_block(request, ctx, error=exc.message, form=form)
+    return await _tokens_block(request, ctx, created=token)
 
 
 @post(
@@ -246,8 +302,7 @@ async def tokens_revoke(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]
 ) -> Template:
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
-    tokens = await service.list_tokens(ctx, user_id=await _visible_to(ctx))
-    return await page(request, "identity/tokens.html", block="tokens", tokens=tokens, created=None)
+    return await _tokens_block(request, ctx)
 
 
 @get(
@@ -271,9 +326,10 @@ async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
 async def api_token_create(
     ctx: NamedDependency[TenantContext], data: JSONBody[TokenCreate]
 ) -> TokenCreated:
-    """Create a token for myself in this tenant. The secret is shown in this response only."""
+    """Create a token for myself in this tenant, valid for ``days`` (the tenant's default when
+    left out, at most its maximum). The secret is shown in this response only."""
     assert ctx.user_id is not None
-    token, row = await service.create_token(ctx, ctx.user_id, data.name)
+    token, row = await service.create_token(ctx, ctx.user_id, data.name, data.days)
     return TokenCreated(token, _token_out(row))
 
 

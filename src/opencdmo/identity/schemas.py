@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import Meta, Struct
+
+Days = Annotated[int, Meta(ge=1, le=3650, description="Days the token is valid (tenant limits)")]
 
 
 class TenantRef(Struct):
@@ -23,6 +26,7 @@ class Me(Struct):
 
 class TokenCreate(Struct):
     name: str = "API token"
+    days: Days | None = None  # the tenant's default when left out
 
 
 class TokenOut(Struct):
@@ -31,6 +35,7 @@ class TokenOut(Struct):
     prefix: str
     user_id: UUID
     created_at: datetime
+    expires_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
     user_name: str | None = None

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from opencdmo.identity.tables import ApiToken, User
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import internal_context
+from opencdmo.tenancy.token_policy import token_policy
 
 TOKEN_PREFIX = "ocd_"  # noqa: S105 - a prefix, not a secret
 UNUSABLE_HASH = "!unset"
@@ -187,13 +189,19 @@ async def set_password(email: str, password: str, *, actor: Actor, meta: Request
 
 
 async def login(
-    settings: Settings, email: str, password: str, meta: RequestMeta, user_agent: str = ""
+    settings: Settings,
+    email: str,
+    password: str,
+    meta: RequestMeta,
+    user_agent: str = "",
+    device: str | None = None,
 ) -> tuple[str, UserInfo]:
-    """Check the password (throttled); start a new session and return its cookie value."""
+    """Check the password (throttled); start a new session and return its cookie value.
+    ``device`` is the id of a browser trusted for this email (``identity.devices``)."""
     email = email.strip().lower()
-    address = meta.address or "unknown"
+    attempt = throttle.SignIn(email, meta.address or "unknown", device)
     try:
-        await throttle.check(settings, email, address)
+        await throttle.check_sign_in(settings, attempt)
     except TooManyAttempts:
         await audit.record_security(
             "login.throttled", actor=_anonymous(email), meta=meta, detail={"email": email}
@@ -206,13 +214,13 @@ async def login(
     else:
         ok = user.is_active and await _check(user.id, password)
     if not ok or user is None:
-        await throttle.record_failure(email, address)
+        await throttle.record_sign_in_failure(attempt)
         await audit.record_security(
             "login.failed", actor=_anonymous(email), meta=meta, detail={"email": email}
         )
         raise NotAuthenticated("Email or password is incorrect.")
-    await throttle.clear(email)
-    token = await sessions.create(settings, user.id, address, user_agent)
+    await throttle.clear_sign_in(attempt)
+    token = await sessions.create(settings, user.id, attempt.address, user_agent)
     # The sign-in belongs to the platform; a tenant records it when the session enters it.
     await audit.record_security(
         "login.succeeded", actor=_actor(user), meta=meta, detail={"email": user.email}
@@ -231,12 +239,14 @@ async def _check(user_id: UUID, password: str) -> bool:
 
 
 async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) -> None:
-    """Password re-entry (signatures): wrong passwords count toward the account's throttle."""
+    """Password re-entry (signatures): throttled per session or token, apart from sign-in."""
     user = await get_user(_require_user(ctx))
-    address = ctx.meta.address or "unknown"
-    await throttle.check(settings, user.email, address)
+    credential = _credential(ctx.meta)
+    await throttle.check_re_entry(settings, user.email, credential)
     if not user.is_active or not await _check(user.id, password):
-        await throttle.record_failure(user.email, address)
+        await throttle.record_re_entry_failure(
+            user.email, ctx.meta.address or "unknown", credential
+        )
         await audit.record_security(
             "signature.password_failed",
             actor=ctx.actor,
@@ -245,6 +255,11 @@ async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) 
             detail={"email": user.email},
         )
         raise NotAuthenticated("The password is incorrect; the signature was not applied.")
+
+
+def _credential(meta: RequestMeta) -> str:
+    """What a re-entry is counted against: the session or token, else the address."""
+    return meta.credential or f"address:{meta.address or 'unknown'}"
 
 
 def _require_user(ctx: TenantContext) -> UUID:
@@ -292,10 +307,10 @@ async def change_password(
     meta: RequestMeta,
 ) -> None:
     user = await get_user(user_id)
-    address = meta.address or "unknown"
-    await throttle.check(settings, user.email, address)
+    credential = _credential(meta)
+    await throttle.check_re_entry(settings, user.email, credential)
     if not await _check(user_id, current):
-        await throttle.record_failure(user.email, address)
+        await throttle.record_re_entry_failure(user.email, meta.address or "unknown", credential)
         await audit.record_security(
             "password.change_failed", actor=_actor(user), meta=meta, detail={"email": user.email}
         )
@@ -346,17 +361,39 @@ async def set_user_active(user_id: UUID, active: bool, *, actor: Actor, meta: Re
 # --- API tokens ---------------------------------------------------------------------------
 
 
+TOKEN_COLUMNS = (
+    ApiToken.id,
+    ApiToken.name,
+    ApiToken.prefix,
+    ApiToken.created_at,
+    ApiToken.expires_at,
+    ApiToken.user_id,
+)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_token(ctx: TenantContext, user_id: UUID, name: str) -> tuple[str, dict[str, Any]]:
-    """A new token for ``user_id`` in this tenant; the secret is returned once, stored hashed."""
+async def create_token(
+    ctx: TenantContext, user_id: UUID, name: str, days: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A new token for ``user_id`` in this tenant, valid for ``days`` (the tenant's default
+    when not given, at most its maximum); the secret is returned once, stored hashed."""
     name = " ".join(name.split()) or "API token"
+    policy = await token_policy(ctx)
+    days = policy.default_days if days is None else days
+    if not 1 <= days <= policy.max_days:
+        raise ValidationFailed(
+            f"An API token in {ctx.name} is valid for 1 to {policy.max_days} days "
+            f"(default {policy.default_days}).",
+            details={"field": "days"},
+        )
     secret = secrets.token_urlsafe(32)
     prefix = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}{prefix}_{secret}"
-    async with tenant_transaction(ctx):
+    async with tenant_transaction(ctx) as connection:
+        now = await connection.fetchval("SELECT clock_timestamp()")
         rows = await ApiToken.insert(
             ApiToken(
                 tenant_id=ctx.tenant_id,
@@ -364,17 +401,22 @@ async def create_token(ctx: TenantContext, user_id: UUID, name: str) -> tuple[st
                 name=name[:100],
                 token_hash=hash_token(token),
                 prefix=prefix,
+                created_at=now,
+                expires_at=now + timedelta(days=days),
             )
-        ).returning(
-            ApiToken.id, ApiToken.name, ApiToken.prefix, ApiToken.created_at, ApiToken.user_id
-        )
+        ).returning(*TOKEN_COLUMNS)
         row = rows[0]
         await audit.record(
             ctx,
             "token.created",
             "api_token",
             row["id"],
-            new={"name": row["name"], "prefix": prefix, "user_id": user_id},
+            new={
+                "name": row["name"],
+                "prefix": prefix,
+                "user_id": user_id,
+                "expires_at": row["expires_at"].isoformat(),
+            },
         )
     return token, dict(row)
 
@@ -382,7 +424,8 @@ async def create_token(ctx: TenantContext, user_id: UUID, name: str) -> tuple[st
 async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[dict[str, Any]]:
     async with tenant_transaction(ctx) as connection:
         rows = await connection.fetch(
-            "SELECT t.id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at, "
+            "SELECT t.id, t.name, t.prefix, t.created_at, t.expires_at, t.last_used_at, "
+            "t.revoked_at, t.expires_at <= clock_timestamp() AS expired, "
             "t.user_id, u.full_name, u.email FROM api_tokens t JOIN users u ON u.id = t.user_id "
             "WHERE ($1::uuid IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC",
             user_id,

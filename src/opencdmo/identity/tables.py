@@ -33,8 +33,10 @@ class Session(Table, tablename="sessions"):
 
 class LoginFailure(Table, tablename="login_failures"):
     id = UUID(primary_key=True)
+    kind = Text()  # sign_in or re_entry
     email = Text()
     address = Text()
+    source = Text(null=True, default=None)  # a trusted browser, or the session or token
     failed_at = Timestamptz()
 
 
@@ -46,5 +48,6 @@ class ApiToken(Table, tablename="api_tokens"):
     token_hash = Text()
     prefix = Text()
     created_at = Timestamptz()
+    expires_at = Timestamptz()
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)

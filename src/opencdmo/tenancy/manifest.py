@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.service import KINDS, check_time_zone
+from opencdmo.tenancy.token_policy import LONGEST_DAYS, TokenPolicy
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -46,6 +47,14 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "recipe_approvers": {"type": "integer", "minimum": 1, "maximum": 3},
                 "unique_signers": {"type": "boolean"},
+            },
+        },
+        "api_tokens": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "default_days": {"type": "integer", "minimum": 1, "maximum": LONGEST_DAYS},
+                "max_days": {"type": "integer", "minimum": 1, "maximum": LONGEST_DAYS},
             },
         },
         "members": {
@@ -93,6 +102,7 @@ class Manifest:
     people: tuple[Person, ...] = field(default_factory=tuple)
     recipe_approvers: int = 1
     unique_signers: bool = True
+    token_policy: TokenPolicy = field(default_factory=TokenPolicy)
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -147,6 +157,14 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         merged = tuple(sorted(set(roles) | set(previous.roles if previous else ())))
         people[email] = Person(email, person["full_name"].strip(), merged)
     flow = data.get("signature_flow") or {}
+    tokens = data.get("api_tokens") or {}
+    max_days = int(tokens.get("max_days", TokenPolicy.max_days))
+    # Only a maximum given: the default is the usual one, or the maximum when that is less.
+    policy = TokenPolicy(
+        int(tokens.get("default_days", min(TokenPolicy.default_days, max_days))), max_days
+    )
+    if policy.default_days > policy.max_days:
+        raise _fail(path, "api_tokens.default_days", "must not be more than max_days")
     return Manifest(
         path,
         slug,
@@ -156,6 +174,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         tuple(people.values()),
         int(flow.get("recipe_approvers", 1)),
         bool(flow.get("unique_signers", True)),
+        policy,
     )
 
 

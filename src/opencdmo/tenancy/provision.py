@@ -8,6 +8,7 @@ from opencdmo.identity import service as identity
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
 from opencdmo.tenancy.manifest import Manifest, Report, discover
+from opencdmo.tenancy.token_policy import set_token_policy
 
 
 async def apply_path(root: Path, report: Report, actor: Actor = SYSTEM) -> int:
@@ -43,6 +44,13 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
         report(
             f"{manifest.slug}: master recipes need {manifest.recipe_approvers} approval(s)"
             + ("" if manifest.unique_signers else "; one person may sign two stages")
+        )
+        changes += 1
+    if await set_token_policy(ctx, manifest.token_policy):
+        policy = manifest.token_policy
+        report(
+            f"{manifest.slug}: API tokens valid for {policy.default_days} days by default, "
+            f"{policy.max_days} at most"
         )
         changes += 1
     for person in manifest.people:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -43,8 +44,25 @@ async def for_user(actor: Actor, slug: str, meta: RequestMeta) -> TenantContext 
     return None if row is None else _context(row, actor, meta)
 
 
-async def for_token(token: str, slug: str, meta: RequestMeta) -> TenantContext | None:
-    """The token's scope: valid only in its own tenant, for an active user and membership."""
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ExpiredToken:
+    """A bearer token that would be valid here but for its expiry."""
+
+    tenant_id: UUID
+    token_id: UUID
+    actor: Actor
+    expired_at: datetime
+
+
+async def for_token(
+    token: str, slug: str, meta: RequestMeta
+) -> TenantContext | ExpiredToken | None:
+    """The token's scope: valid only in its own tenant, for an active user and membership,
+    until it expires (checked on every use, also when the lookup comes from the cache)."""
     key = (slug, hash_token(token))
     row = authcache.tokens.get(key)
     if row is None:
@@ -54,11 +72,15 @@ async def for_token(token: str, slug: str, meta: RequestMeta) -> TenantContext |
             return None
         authcache.tokens.put(key, row, generation)
     actor = Actor(row["user_id"], row["email"], row["full_name"])
+    now = utcnow()
+    if row["token_expires_at"] <= now:
+        authcache.tokens.forget(key)
+        return ExpiredToken(row["tenant_id"], row["token_id"], actor, row["token_expires_at"])
     last_used = row["token_last_used_at"]
-    if last_used is None or datetime.now(UTC) - last_used > TOKEN_TOUCH:
+    if last_used is None or now - last_used > TOKEN_TOUCH:
         await _touch(row["tenant_id"], row["token_id"])
         authcache.tokens.forget(key)  # the next lookup reads the new last use
-    return _context(row, actor, meta)
+    return _context(row, actor, replace(meta, credential=f"token:{row['token_id']}"))
 
 
 async def _touch(tenant_id: UUID, token_id: UUID) -> None:

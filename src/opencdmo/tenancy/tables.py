@@ -14,6 +14,8 @@ class Tenant(Table, tablename="tenants"):
     policy_version = BigInt(default=1)
     recipe_approvers = Integer(default=1)
     recipe_unique_signers = Boolean(default=True)
+    token_default_days = Integer(default=90)
+    token_max_days = Integer(default=365)
     created_at = Timestamptz()
 
 

@@ -77,11 +77,6 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
             if exc.detail and exc.detail != TITLES.get(exc.status_code)
             else TITLES.get(exc.status_code, "Error")
         )
-        if exc.status_code == 403 and "CSRF" in str(exc.detail):
-            message = (
-                "The form expired or was sent from another site (CSRF check failed). "
-                "Reload the page and try again."
-            )
         return exc.status_code, message, exc.extra or None, dict(exc.headers or {})
     return 500, "An unexpected error occurred. It has been logged with the request id.", None, {}
 

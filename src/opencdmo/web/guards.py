@@ -15,7 +15,8 @@ from litestar.types import Guard
 from opencdmo.access.service import can
 from opencdmo.audit.service import record_security
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
-from opencdmo.scope import TenantContext
+from opencdmo.scope import RequestMeta, TenantContext
+from opencdmo.tenancy.resolver import ExpiredToken
 from opencdmo.web.principal import principal_of
 
 PERMISSION = "permission"
@@ -41,6 +42,8 @@ async def tenant_member(
     if permission is None:
         raise RuntimeError(f"tenant route {handler} declares no permission")
     if principal.ctx is None:
+        if principal.expired_token is not None:
+            await _refuse_expired(principal.expired_token, principal.meta, connection.url.path)
         if principal.bearer:
             raise NotAuthenticated(
                 "The API token is not valid here: unknown, revoked, or issued for another tenant.",
@@ -71,6 +74,20 @@ async def tenant_member(
         raise Forbidden(
             f"Your roles in {ctx.name} do not allow this ({permission[1]} {permission[0]})."
         )
+
+
+async def _refuse_expired(expired: ExpiredToken, meta: RequestMeta, path: str) -> None:
+    await record_security(
+        "token.expired_used",
+        actor=expired.actor,
+        meta=meta,
+        tenant_id=expired.tenant_id,
+        detail={"token_id": str(expired.token_id), "path": path},
+    )
+    raise NotAuthenticated(
+        f"The API token expired on {expired.expired_at:%Y-%m-%d %H:%M} UTC; create a new one.",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token", error_description="expired"'},
+    )
 
 
 def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:

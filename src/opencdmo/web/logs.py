@@ -9,6 +9,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# A well-formed id the client sent in X-Request-Id: logged next to the server's own id.
+client_request_id_var: ContextVar[str | None] = ContextVar("client_request_id", default=None)
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -22,6 +24,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": request_id_var.get(),
         }
+        client_id = client_request_id_var.get()
+        if client_id is not None:
+            entry["client_request_id"] = client_id
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from litestar.middleware import ASGIMiddleware
@@ -23,13 +23,20 @@ from opencdmo.identity import sessions
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache, resolver
-from opencdmo.web.logs import request_id_var
+from opencdmo.web.logs import client_request_id_var, request_id_var
 
 access_log = logging.getLogger("opencdmo.access")
 
 SESSION_COOKIE = "opencdmo_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TENANT_PATH = re.compile(r"^(?:/api/v1)?/t/([^/]+)(?:/|$)")
+# What a client may send as its own request id (kept apart from the server's id, never
+# stored verbatim otherwise): up to 64 characters of letters, digits, dot, underscore, dash.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def client_request_id(raw: str) -> str | None:
+    return raw if CLIENT_REQUEST_ID.fullmatch(raw) else None
 
 
 @dataclass
@@ -38,6 +45,7 @@ class Principal:
     session: sessions.SessionUser | None = None
     session_token: str | None = None
     bearer: str | None = None
+    expired_token: resolver.ExpiredToken | None = None
     slug: str | None = None
     ctx: TenantContext | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
@@ -83,10 +91,16 @@ class PrincipalMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
         headers = _Headers(scope)
-        request_id = (headers.get("x-request-id") or os.urandom(16).hex())[:64]
+        request_id = os.urandom(16).hex()
+        client_id = client_request_id(headers.get("x-request-id"))
         request_id_var.set(request_id)
+        client_request_id_var.set(client_id)
         client = scope.get("client")
-        meta = RequestMeta(request_id=request_id, address=client[0] if client else None)
+        meta = RequestMeta(
+            request_id=request_id,
+            address=client[0] if client else None,
+            client_request_id=client_id,
+        )
         principal = Principal(meta=meta)
         scope.setdefault("state", {})["principal"] = principal
         await self._authenticate(principal, headers)
@@ -114,6 +128,8 @@ class PrincipalMiddleware(ASGIMiddleware):
             status[0] if status else 500,
             extra={
                 "status": status[0] if status else 500,
+                "request_id": principal.meta.request_id,
+                "client_request_id": principal.meta.client_request_id,
                 "user": str(principal.actor.id) if principal.actor else None,
                 "tenant": principal.slug,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -131,15 +147,16 @@ class PrincipalMiddleware(ASGIMiddleware):
             if session is not None:
                 principal.session, principal.session_token = session, token
                 principal.actor = Actor(session.user_id, session.email, session.full_name)
+                principal.meta = replace(principal.meta, credential=f"session:{session.session_id}")
 
     async def _resolve(self, principal: Principal) -> None:
         assert principal.slug is not None
         if principal.bearer:
-            principal.ctx = await resolver.for_token(
-                principal.bearer, principal.slug, principal.meta
-            )
-            if principal.ctx is not None:
-                principal.actor = principal.ctx.actor
+            found = await resolver.for_token(principal.bearer, principal.slug, principal.meta)
+            if isinstance(found, resolver.ExpiredToken):
+                principal.expired_token = found
+            elif found is not None:
+                principal.ctx, principal.actor = found, found.actor
         elif principal.actor is not None:
             principal.ctx = await resolver.for_user(principal.actor, principal.slug, principal.meta)
             session = principal.session

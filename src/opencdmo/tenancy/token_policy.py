@@ -1,0 +1,62 @@
+"""How long a tenant's API tokens may live: a default and a maximum number of days, set by the
+tenant manifest (``api_tokens: {default_days, max_days}``). Part of the tenancy service."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from opencdmo.audit import service as audit
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import ValidationFailed
+from opencdmo.scope import TenantContext
+
+LONGEST_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    default_days: int = 90
+    max_days: int = 365
+
+
+def check_token_policy(policy: TokenPolicy) -> None:
+    if not 1 <= policy.max_days <= LONGEST_DAYS:
+        raise ValidationFailed(f"api_tokens.max_days must be between 1 and {LONGEST_DAYS}.")
+    if not 1 <= policy.default_days <= policy.max_days:
+        raise ValidationFailed("api_tokens.default_days must be between 1 and max_days.")
+
+
+async def token_policy(ctx: TenantContext) -> TokenPolicy:
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            "SELECT token_default_days, token_max_days FROM tenants WHERE id = $1", ctx.tenant_id
+        )
+    return TokenPolicy(int(row["token_default_days"]), int(row["token_max_days"]))
+
+
+async def set_token_policy(ctx: TenantContext, policy: TokenPolicy) -> bool:
+    """Set the tenant's token lifetimes (tokens made before keep their expiry); audited."""
+    check_token_policy(policy)
+    async with tenant_transaction(ctx) as connection:
+        row = await connection.fetchrow(
+            "SELECT token_default_days, token_max_days FROM tenants WHERE id = $1 FOR UPDATE",
+            ctx.tenant_id,
+        )
+        old = TokenPolicy(int(row["token_default_days"]), int(row["token_max_days"]))
+        if old == policy:
+            return False
+        await connection.execute(
+            "UPDATE tenants SET token_default_days = $2, token_max_days = $3 WHERE id = $1",
+            ctx.tenant_id,
+            policy.default_days,
+            policy.max_days,
+        )
+        await audit.record(
+            ctx,
+            "tenant.token_policy_changed",
+            "tenant",
+            ctx.tenant_id,
+            old=asdict(old),
+            new=asdict(policy),
+        )
+    return True

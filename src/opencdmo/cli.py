@@ -15,7 +15,6 @@ from typing import Any
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
 
 
@@ -431,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminated(signum: int, frame: Any) -> None:
+def _terminated(signum: int, _frame: Any) -> None:
     """SIGTERM ends a command like Ctrl+C does: through its exit hooks (an embedded server
     this command started stops), not by the default handler's immediate kill."""
     raise SystemExit(128 + signum)

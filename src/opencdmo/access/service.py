@@ -15,7 +15,6 @@ import casbin
 
 from opencdmo.access.policy import MODEL_PATH, default_policies
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.errors import Forbidden
 from opencdmo.tenancy.context import TenantContext
 
 _GRANTS = """
@@ -93,8 +92,3 @@ async def can(ctx: TenantContext, obj: str, act: str) -> bool:
         return True
     cached = await ENFORCERS.for_tenant(ctx.tenant_id, ctx.policy_version)
     return cached.decide(str(ctx.user_id), str(ctx.tenant_id), obj, act)
-
-
-async def ensure(ctx: TenantContext, obj: str, act: str) -> None:
-    if not await can(ctx, obj, act):
-        raise Forbidden(f"Your roles in {ctx.name} do not allow {act} on {obj}.")

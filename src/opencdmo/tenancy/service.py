@@ -24,11 +24,6 @@ async def tenant_by_slug(slug: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def _time_zone(connection: Any) -> str:
-    zone = await connection.fetchval("SELECT time_zone FROM sites ORDER BY code LIMIT 1")
-    return str(zone or "UTC")
-
-
 async def internal_context(
     tenant_id: UUID, actor: Actor, meta: RequestMeta
 ) -> TenantContext | None:

@@ -60,5 +60,5 @@ def _stop_signals_end_cleanly() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _ignore(signum: int, frame: Any) -> None:
+def _ignore(_signum: int, _frame: Any) -> None:
     """A stop signal that arrives after the server has stopped: nothing left to stop."""

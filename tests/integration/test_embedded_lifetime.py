@@ -18,6 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.integration.test_cli import run
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,7 +37,7 @@ async def env(data_dir: Path) -> AsyncIterator[dict[str, str]]:
     environment = _env(data_dir)
     assert not _running(data_dir)
     yield environment
-    await _cli(environment, "db", "stop")
+    await run(environment, "db", "stop")
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -65,22 +67,6 @@ def _cli_sync(env: dict[str, str], *args: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-
-
-async def _cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "opencdmo.cli",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 def _running(data_dir: Path) -> bool:
@@ -152,27 +138,27 @@ class Serving:
 
 
 async def test_db_start_keeps_the_server_until_db_stop(env: dict[str, str], data_dir: Path) -> None:
-    code, url, err = await _cli(env, "db", "start")
+    code, url, err = await run(env, "db", "start")
     assert code == 0, err
     assert "stays up until `opencdmo db stop`" in err
     url = url.strip()
     assert await _answers(url)
-    code, out, err = await _cli(env, "db", "upgrade")
+    code, out, err = await run(env, "db", "upgrade")
     assert code == 0, err
     assert _running(data_dir), "a command that found it running leaves it running"
     assert await _answers(url)
-    code, out, _ = await _cli(env, "db", "stop")
+    code, out, _ = await run(env, "db", "stop")
     assert (code, out.strip()) == (0, f"embedded PostgreSQL in {data_dir / 'pg'} stopped")
     assert not _running(data_dir)
     assert not await _answers(url)
-    code, out, _ = await _cli(env, "db", "stop")
+    code, out, _ = await run(env, "db", "stop")
     assert (code, out.strip()) == (0, "the embedded PostgreSQL is not running")
 
 
 async def test_a_command_that_found_none_running_stops_the_one_it_started(
     env: dict[str, str], data_dir: Path
 ) -> None:
-    code, out, err = await _cli(env, "db", "upgrade")
+    code, out, err = await run(env, "db", "upgrade")
     assert code == 0, err
     assert "latest migration" in out
     assert not _running(data_dir)
@@ -193,7 +179,7 @@ async def test_db_start_while_serving_keeps_the_server_after_serve_stops(
     env: dict[str, str], data_dir: Path
 ) -> None:
     serving = await Serving(env).start()
-    code, _, err = await _cli(env, "db", "start")
+    code, _, err = await run(env, "db", "start")
     assert code == 0, err
     code, _ = await serving.stop(signal.SIGTERM)
     assert code == 0, "a stop by SIGTERM is a clean exit"
@@ -210,6 +196,6 @@ async def test_the_last_process_using_a_started_server_stops_it(
     second.process.kill()  # gone without its exit hooks: its record stays behind
     await second.process.wait()
     assert _running(data_dir)
-    code, _, err = await _cli(env, "db", "upgrade")
+    code, _, err = await run(env, "db", "upgrade")
     assert code == 0, err
     assert not _running(data_dir), "the next command sees it unused and stops it"

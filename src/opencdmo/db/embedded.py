@@ -57,9 +57,9 @@ def start_embedded(
             _release_at_exit(data_dir)
         if state is not None:
             _write(state_file, state)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
-    if "1 row" not in exists:
-        server.psql(f'CREATE DATABASE "{database}";')
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+        if "1 row" not in exists:  # under the lock: two first starts create it once
+            server.psql(f'CREATE DATABASE "{database}";')
     return str(server.get_uri(database=database))
 
 

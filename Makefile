@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help install browsers run demo serve db test test-fast test-e2e lint format typecheck check bench clean
+.PHONY: help install browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -21,16 +21,18 @@ browsers: ## install Debian's Chromium for the browser tests (if missing)
 	fi
 	@$(CHROMIUM) --version
 
-run: install ## set everything up and serve the demo at http://127.0.0.1:8000
+run: install ## set everything up and serve the demo (http://127.0.0.1:8000 by default)
 	@$(UV) run opencdmo demo tenants
-	@echo "Serving http://127.0.0.1:8000 (Ctrl+C to stop)"
 	@OPENCDMO_COOKIE_SECURE=$${OPENCDMO_COOKIE_SECURE:-false} $(UV) run opencdmo serve
 
 demo: install ## migrate and apply the demo tenants without serving
 	@$(UV) run opencdmo demo tenants
 
-db: install ## start the embedded PostgreSQL and print the owner's URL (for psql)
+db: install ## start the embedded PostgreSQL until `make db-stop`; print the owner's URL
 	@$(UV) run opencdmo db start
+
+db-stop: install ## stop the embedded PostgreSQL
+	@$(UV) run opencdmo db stop
 
 test: install browsers ## run the whole test suite (real PostgreSQL, real Chromium)
 	@$(UV) run pytest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,6 @@ from typing import Any
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
 
 
@@ -37,31 +37,23 @@ async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> in
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from opencdmo.app import create_app
+    from opencdmo.web.server import serve
 
     workers = settings.workers if args.workers is None else args.workers
     if workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
-    options: dict[str, Any] = {
-        "host": args.host or settings.host,
-        "port": args.port or settings.port,
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": False,
-    }
+    host, port = args.host or settings.host, args.port or settings.port
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return 0
-    # Worker processes build the app from the environment: start the embedded server here,
-    # once, and hand them its address.
+        from opencdmo.app import create_app
+
+        return serve(create_app(settings), host=host, port=port, workers=1, announce=_print)
+    # Worker processes build the app from the environment: open the embedded server here,
+    # once (it stops with this process if this process started it), and hand them its address.
     from opencdmo.db.setup import database_urls
 
-    os.environ["OPENCDMO_DATABASE_URL"] = database_urls(settings, keep_running=True).owner
-    uvicorn.run("opencdmo.app:create_app", factory=True, workers=workers, **options)
-    return 0
+    os.environ["OPENCDMO_DATABASE_URL"] = database_urls(settings).owner
+    return serve("opencdmo.app:create_app", host=host, port=port, workers=workers, announce=_print)
 
 
 def cmd_db_start(settings: Settings, args: argparse.Namespace) -> int:
@@ -69,6 +61,24 @@ def cmd_db_start(settings: Settings, args: argparse.Namespace) -> int:
 
     urls = database_urls(settings, keep_running=True)
     _print(urls.owner)
+    if not settings.database_url:
+        print(
+            f"embedded PostgreSQL running in {settings.data_dir / 'pg'}; "
+            "it stays up until `opencdmo db stop`",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_db_stop(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.db.embedded import stop_embedded
+
+    if settings.database_url:
+        _print("OPENCDMO_DATABASE_URL is set: no embedded server to stop")
+    elif stop_embedded(settings.data_dir):
+        _print(f"embedded PostgreSQL in {settings.data_dir / 'pg'} stopped")
+    else:
+        _print("the embedded PostgreSQL is not running")
     return 0
 
 
@@ -90,9 +100,21 @@ def cmd_tenants_apply(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         changes = await apply_path(Path(args.path), _print)
         _print(f"{changes} change(s) applied" if changes else "no changes: everything up to date")
+        for email in await _without_password(Path(args.path)):
+            _print(f"{email} has no password yet: opencdmo users set-password --email {email}")
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+async def _without_password(root: Path) -> list[str]:
+    """The people of the manifests under ``root`` who cannot sign in yet."""
+    from opencdmo.identity import service as identity
+    from opencdmo.tenancy.manifest import discover
+
+    emails = sorted({person.email for m in discover(root) for person in m.people})
+    users = [await identity.find_user(email) for email in emails]
+    return [u.email for u in users if u is not None and await identity.has_no_password(u.id)]
 
 
 def _read_password() -> str:
@@ -309,15 +331,15 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         for manifest in discover(root):
             if manifest.kind == "cdmo":
                 await _example_recipe(manifest, meta)
-        _print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
+        newcomers = await _without_password(root)
+        for email in newcomers:
+            await identity.set_password(email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
+        if newcomers:
+            _print(f"demo password given to {len(newcomers)} people who had none")
+        _print(f"\nDemo logins (password for all: {DEMO_PASSWORD}, unless changed since)")
         for manifest in discover(root):
             _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
             for person in manifest.people:
-                user = await identity.find_user(person.email)
-                if user is not None and await identity.has_no_password(user.id):
-                    await identity.set_password(
-                        person.email, DEMO_PASSWORD, actor=SYSTEM, meta=meta
-                    )
                 _print(f"    {person.email:34} {', '.join(person.roles)}")
         return 0
 
@@ -362,11 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("db", help="database: start the embedded server, migrate")
+    db = sub.add_parser("db", help="database: start or stop the embedded server, migrate")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     dbsub.add_parser(
-        "start", help="start the embedded server (if used), print the owner URL"
+        "start",
+        help="start the embedded server (if used) until `db stop`; print the owner URL",
     ).set_defaults(func=cmd_db_start)
+    dbsub.add_parser(
+        "stop", help="stop the embedded server (started by `db start` or still running)"
+    ).set_defaults(func=cmd_db_stop)
     dbsub.add_parser("upgrade", help="run the migrations to the latest").set_defaults(
         func=cmd_db_upgrade
     )
@@ -436,8 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, _frame: Any) -> None:
+    """SIGTERM ends a command like Ctrl+C does: through its exit hooks (an embedded server
+    this command started stops), not by the default handler's immediate kill."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         settings = Settings.from_env()
         return int(args.func(settings, args))

@@ -165,13 +165,25 @@ async def test_bad_input_exits_2_with_a_message(
 async def test_tenants_apply_twice(cli_env: dict[str, str], tmp_path: Path) -> None:
     folder = tmp_path / "cli-tenant"
     folder.mkdir()
-    (folder / "tenant.yaml").write_text("name: CLI Tenant\nkind: sponsor\n")
+    email = f"new-{uuid.uuid4().hex[:6]}@cli.test"
+    (folder / "tenant.yaml").write_text(
+        f"name: CLI Tenant\nkind: sponsor\nadmins:\n  - {{email: {email}, full_name: New Admin}}\n"
+    )
     code, out, _ = await run(cli_env, "tenants", "apply", str(tmp_path))
     assert code == 0
     assert "tenant created" in out
+    assert f"cli-tenant: user {email} created\n" in out
+    hint = f"{email} has no password yet: opencdmo users set-password --email {email}"
+    assert out.splitlines()[-1] == hint
     code, out, _ = await run(cli_env, "tenants", "apply", str(tmp_path))
     assert code == 0
     assert "no changes" in out
+    code, _, err = await run(
+        cli_env, "users", "set-password", "--email", email, stdin=PASSWORD + "\n"
+    )
+    assert code == 0, err
+    code, out, _ = await run(cli_env, "tenants", "apply", str(tmp_path))
+    assert out.strip() == "no changes: everything up to date"
 
 
 async def test_audit_verify_exit_codes(

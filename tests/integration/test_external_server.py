@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from opencdmo.tenancy.manifest import discover
 from tests.conftest import DATA_DIR, _recreate, _with_database
 
 SERVER = os.environ.get(
@@ -69,9 +70,14 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert code == 0, out
     assert "Demo logins" in out
     assert "larkspur-cdmo: example master recipe drafted" in out
+    assert "larkspur-cdmo: user admin@larkspur.example created\n" in out
+    assert "no password" not in out, "every demo user gets the demo password"
+    people = {p.email for m in discover(ROOT / "tenants") for p in m.people}
+    assert f"demo password given to {len(people)} people who had none" in out
     code, out = await _cli(external, "demo", "tenants")
     assert code == 0, out
     assert "tenant created" not in out, "applying twice changes nothing"
+    assert "demo password given" not in out, "passwords are given once"
     assert "example master recipe" not in out, "the example recipe is drafted once"
     code, out = await _cli(external, "audit", "verify")
     assert code == 0, out
@@ -116,7 +122,7 @@ async def test_serve_with_worker_processes(external: str) -> None:
         str(port),
         env=env,
         cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
@@ -138,4 +144,6 @@ async def test_serve_with_worker_processes(external: str) -> None:
         assert len(children.split()) >= 2, "uvicorn runs one process per worker"
     finally:
         server.terminate()
-        await server.wait()
+        out, _ = await server.communicate()
+    assert server.returncode == 0, "a stop by SIGTERM is a clean exit"
+    assert f"Serving http://127.0.0.1:{port} (Ctrl+C to stop)" in out.decode().splitlines()

@@ -31,12 +31,7 @@ from opencdmo.web.csrf import anonymous_cookie
 from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of
-
-
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+from opencdmo.web.redirects import page_after_login
 
 
 def _session_cookie(settings: Settings, value: str, *, max_age: int | None) -> Cookie:
@@ -69,7 +64,11 @@ async def login_page(
     next_: Annotated[str | None, QueryParameter(name="next")] = None,
 ) -> Template:
     return await page(
-        request, "identity/login.html", next=_safe_next(next_) or "", email="", error=None
+        request,
+        "identity/login.html",
+        next=page_after_login(request.app, next_) or "",
+        email="",
+        error=None,
     )
 
 
@@ -79,7 +78,7 @@ async def login_submit(
 ) -> Response[Any]:
     data = await form_data(request)
     email, password = str(data.get("email", "")), str(data.get("password", ""))
-    target = _safe_next(str(data.get("next", "")))
+    target = page_after_login(request.app, str(data.get("next", "")))
     principal = principal_of(request.scope)
     secret = settings.resolved_secret_key().encode()
     device = devices.trusted(secret, email.strip().lower(), request.cookies.get(DEVICE_COOKIE))

@@ -67,7 +67,7 @@ async def _ensure_member(
         user = await identity.create_user_without_password(
             email, full_name, actor=ctx.actor, meta=ctx.meta
         )
-        report(f"{ctx.slug}: user {email} created (no password yet)")
+        report(f"{ctx.slug}: user {email} created")
         changes += 1
     membership_id = await service.membership_of(ctx, user.id)
     if membership_id is None:

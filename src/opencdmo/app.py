@@ -20,7 +20,7 @@ from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache
-from opencdmo.web import errors, health
+from opencdmo.web import bodies, errors, health
 from opencdmo.web.csrf import BearerAwareCSRF, csrf_config
 from opencdmo.web.errors import ErrorBody
 from opencdmo.web.guards import protect_tenant_routes
@@ -101,6 +101,7 @@ def create_app(
         ],
         template_config=template_config(),
         exception_handlers={Exception: errors.handle},
+        before_request=bodies.check_request,
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(

@@ -18,6 +18,7 @@ from typing import Any
 
 from opencdmo.errors import ValidationFailed
 from opencdmo.hub.content import common_enum
+from opencdmo.recipes.model import content_to_dict, parse_content
 
 NUMERIC = ("number", "integer", "duration")
 
@@ -33,9 +34,14 @@ def empty() -> dict[str, Any]:
 
 
 def normalised(content: dict[str, Any]) -> dict[str, Any]:
-    """Content with every section present (revisions saved before a section existed lack it),
-    so that diffs show what changed, not what was filled in."""
-    return {**empty(), **content}
+    """Content with every section and field present (revisions saved before a section existed
+    lack it), mapped through the typed records, so that diffs show what changed, not what was
+    filled in. Content stored before the records existed that they refuse is left as it is."""
+    filled = {**empty(), **content}
+    try:
+        return content_to_dict(parse_content(filled))
+    except ValidationFailed:
+        return filled
 
 
 def methods_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -108,8 +114,8 @@ def check(
     tenant's unit operations and methods, ``pinned`` content hashes to the content a
     revision pinned (values and ranges are checked against what is pinned)."""
     pinned = pinned or {}
-    if not isinstance(content, dict) or not isinstance(content.get("unit_procedures"), list):
-        raise ValidationFailed("content must have a list of unit_procedures")
+    parse_content(content)  # the shape first: types, lengths, no unknown fields
+    assert isinstance(content, dict)
     problems: list[str] = []
     steps = unit_operations_of(library)
     operations: dict[str, dict[str, Any]] = {}

@@ -121,12 +121,19 @@ async def test_names_must_show_something_and_have_a_limit(
         ("\u200b\u200b\u200d", "name: must contain visible characters"),
         ("\x01\x02\x7f", "name: must contain visible characters"),
         ("  ", "name: must contain visible characters"),
-        ("x" * 1_500_000, "name: must be at most 200 characters long"),
+        ("x" * 600, "name: must be at most 200 characters long"),
+        ("x" * 1_500_000, "name: a text of more than 100000 characters is not accepted"),
     ]:
         response = await client.send("POST", "/api/v1/t/alpha/recipes", json={"name": name})
         assert response.status_code == 422, response.text[:200]
         assert expected in _error(response)["message"]
     assert await owner.fetchval("SELECT count(*) FROM master_recipes") == before
+    admin = await browser("admin")
+    huge = {"email": "huge@alpha.test", "roles": ["viewer"], "full_name": "y" * 1_500_000}
+    response = await admin.send("POST", "/api/v1/t/alpha/members", json=huge)
+    assert response.status_code == 422
+    assert _error(response)["details"] == {"field": "full_name"}
+    assert not await owner.fetchval("SELECT count(*) FROM users WHERE email = 'huge@alpha.test'")
 
 
 async def _recipe(lab: dict[str, Any], browser: Any) -> tuple[Any, str, Any]:

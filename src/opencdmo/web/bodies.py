@@ -21,6 +21,7 @@ from opencdmo.errors import AppError, NotFound, ValidationFailed
 from opencdmo.fields import humanise
 
 MAX_DEPTH = 32
+MAX_TEXT = 100_000  # characters in one string of any body; fields have their own limits
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -57,6 +58,25 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def _too_long(value: Any, path: str) -> str | None:
+    """The path of the first string (value or key) longer than MAX_TEXT, if any."""
+    if isinstance(value, str):
+        return path if len(value) > MAX_TEXT else None
+    if isinstance(value, list):
+        items: Any = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        if any(len(key) > MAX_TEXT for key in value):
+            return path
+        items = ((f"{path}.{k}" if path else k, v) for k, v in value.items())
+    else:
+        return None
+    for where, item in items:
+        found = _too_long(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 def check_json(body: bytes, body_type: Any = None) -> None:
     """Refuse a JSON body nested too deep, with a key twice, or not of ``body_type``."""
     if depth_exceeds(body):
@@ -65,11 +85,17 @@ def check_json(body: bytes, body_type: Any = None) -> None:
             details={"limit": MAX_DEPTH},
         )
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
+        decoded = json.loads(body, object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, AppError):
             raise
         raise MalformedBody(f"The body is not valid JSON ({exc}).") from None
+    where = _too_long(decoded, "")
+    if where is not None:
+        raise ValidationFailed(
+            f"{where or 'The body'}: a text of more than {MAX_TEXT} characters is not accepted.",
+            details={"field": where},
+        )
     if body_type is None:
         return
     try:

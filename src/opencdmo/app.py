@@ -45,12 +45,14 @@ def discover_routes() -> list[Any]:
 
 CONTEXT_ROUTES = discover_routes()
 API_ERRORS = {
-    400: "Malformed request (unparseable body or parameter)",
+    400: "Malformed request (unparseable body or parameter, a body nested over 32 levels, "
+    "a key twice)",
     401: "No valid session or API token",
     403: "The caller's roles do not allow this, or the CSRF check failed",
     404: "No such object in this tenant (another tenant's objects are not found either)",
     409: "The change conflicts with the current state",
-    422: "The input is well-formed but not acceptable; the message says why",
+    422: "The input is well-formed but not acceptable (a wrong type, a length or range, an "
+    "unknown field, a rule); the message names the field",
     429: "Too many failed attempts; retry after the Retry-After seconds",
 }
 

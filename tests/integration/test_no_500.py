@@ -266,3 +266,14 @@ async def test_big_form_values_are_refused(lab: dict[str, Any], browser: Any) ->
     )
     assert response.status_code == 422
     assert "The field &#39;name&#39; is 150000 characters long" in response.text
+
+
+async def test_openapi_documents_the_recipe_content_and_its_limits(browser: Any) -> None:
+    schema = (await (await browser()).get("/schema/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    save = components["RevisionSave"]["properties"]
+    assert save["content"] == {"$ref": "#/components/schemas/RecipeContent"}
+    assert save["base_revision"]["minimum"] == 1
+    assert components["RecipeCreate"]["properties"]["name"]["maxLength"] == 200
+    procedure = components["UnitProcedure"]
+    assert set(procedure["required"]) == {"key", "name", "operations"}

@@ -277,3 +277,26 @@ async def test_openapi_documents_the_recipe_content_and_its_limits(browser: Any)
     assert components["RecipeCreate"]["properties"]["name"]["maxLength"] == 200
     procedure = components["UnitProcedure"]
     assert set(procedure["required"]) == {"key", "name", "operations"}
+
+
+async def test_pages_read_content_stored_with_null_sections(
+    lab: dict[str, Any], browser: Any, owner: asyncpg.Connection
+) -> None:
+    """Revisions stored before the checks existed, with sections saved as null."""
+    client, url, recipe = await _recipe(lab, browser)
+    await owner.execute(
+        "INSERT INTO recipe_revisions (tenant_id, recipe_id, revision, content, content_hash, "
+        'message, saved_by) SELECT tenant_id, recipe_id, 3, content || \'{"sampling_points": '
+        'null, "release_specifications": null, "formulas": null, "specification": '
+        "null}'::jsonb, content_hash, 'stored long ago', saved_by FROM recipe_revisions "
+        "WHERE recipe_id = $1 AND revision = 2",
+        recipe,
+    )
+    await owner.execute("UPDATE master_recipes SET current_revision = 3 WHERE id = $1", recipe)
+    page = f"/t/{lab['ctx'].slug}/recipes/{recipe}"
+    for view in (page, page + "/design", page + "/compare?left=2&right=3", page + "/print"):
+        response = await client.get(view)
+        assert response.status_code == 200, (view, response.text[-300:])
+    diff = await client.get(url + "/diff")
+    assert diff.status_code == 200
+    assert all("sampling_points" not in change["path"] for change in diff.json())

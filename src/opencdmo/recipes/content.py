@@ -47,8 +47,9 @@ def empty() -> dict[str, Any]:
 def normalised(content: dict[str, Any]) -> dict[str, Any]:
     """Content with every section and field present (revisions saved before a section existed
     lack it), mapped through the typed records, so that diffs show what changed, not what was
-    filled in. Content stored before the records existed that they refuse is left as it is."""
-    filled = {**empty(), **content}
+    filled in. Content stored before the records existed that they refuse is left as it is,
+    but for sections stored as null, which read as empty."""
+    filled = {**empty(), **{k: v for k, v in content.items() if v is not None}}
     try:
         return content_to_dict(parse_content(filled))
     except ValidationFailed:
@@ -272,8 +273,10 @@ def _limits_problem(limits: Limits | None) -> str | None:
 
 def stale(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Library item id -> its current version, for entries pinned to other content."""
-    entries = [op for up in content["unit_procedures"] for op in up["operations"]]
-    entries += content.get("sampling_points", []) + content.get("release_specifications", [])
+    entries = [op for up in content["unit_procedures"] for op in up.get("operations") or []]
+    entries += (content.get("sampling_points") or []) + (
+        content.get("release_specifications") or []
+    )
     found: dict[str, str] = {}
     for entry in entries:
         item = library.get(str(entry.get("library_item_id")))

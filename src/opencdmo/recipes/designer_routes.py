@@ -20,6 +20,7 @@ from opencdmo.recipes import designer, service
 from opencdmo.recipes.content import (
     NUMERIC,
     methods_of,
+    normalised,
     parameters_of,
     stale,
     step_content,
@@ -63,6 +64,7 @@ async def _page(
     """The designer; after a refused edit, ``typed`` holds what the user sent (the form is
     shown again with it) and ``field`` the field the message is about."""
     recipe = await service.get(ctx, recipe_id)
+    recipe["content"] = normalised(recipe["content"])
     library = await service.library(ctx)
     pinned = await service.pinned_contents(ctx, recipe["content"])
     palette = sorted(
@@ -275,6 +277,7 @@ async def design_action(
     if action not in ACTIONS:
         raise ValidationFailed(f"Unknown designer action '{action}'.")
     recipe = await service.get(ctx, recipe_id)
+    recipe["content"] = normalised(recipe["content"])
     data = await form_data(request)
     try:
         base = int(str(data.get("base_revision", "")))

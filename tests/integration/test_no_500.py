@@ -300,3 +300,17 @@ async def test_pages_read_content_stored_with_null_sections(
     diff = await client.get(url + "/diff")
     assert diff.status_code == 200
     assert all("sampling_points" not in change["path"] for change in diff.json())
+
+
+async def test_bodies_over_two_megabytes_are_refused(browser: Any) -> None:
+    client = await browser("author")
+    big = b'{"name": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    response = await client.send(
+        "POST", "/api/v1/t/alpha/recipes", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert _error(response)["title"] == "Request too large"
+    form = await client.send(
+        "POST", "/t/alpha/recipes", data={"_csrf_token": client.csrf, "name": "x" * 3_000_000}
+    )
+    assert form.status_code == 413

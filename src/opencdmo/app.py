@@ -21,7 +21,7 @@ from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
 from opencdmo.tenancy import authcache
-from opencdmo.web import errors, health
+from opencdmo.web import bodies, errors, health
 from opencdmo.web.csrf import SessionCSRF
 from opencdmo.web.errors import ErrorBody
 from opencdmo.web.guards import protect_tenant_routes
@@ -47,12 +47,14 @@ def discover_routes() -> list[Any]:
 
 CONTEXT_ROUTES = discover_routes()
 API_ERRORS = {
-    400: "Malformed request (unparseable body or parameter)",
+    400: "Malformed request (unparseable body or parameter, a body nested over 32 levels, "
+    "a key twice)",
     401: "No valid session or API token",
     403: "The caller's roles do not allow this, or the CSRF check failed",
     404: "No such object in this tenant (another tenant's objects are not found either)",
     409: "The change conflicts with the current state",
-    422: "The input is well-formed but not acceptable; the message says why",
+    422: "The input is well-formed but not acceptable (a wrong type, a length or range, an "
+    "unknown field, a rule); the message names the field",
     429: "Too many failed attempts; retry after the Retry-After seconds",
 }
 
@@ -104,6 +106,7 @@ def create_app(
         before_send=[security_headers],
         template_config=template_config(),
         exception_handlers={Exception: errors.handle},
+        before_request=bodies.check_request,
         on_startup=[startup],
         on_shutdown=[shutdown],
         openapi_config=OpenAPIConfig(

@@ -78,7 +78,7 @@ async def test_design_submit_and_approve(
     await expect(page.locator("[data-step]").first).to_have_attribute(
         "data-step", "cell_harvest_and_wash"
     )
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
+    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 6.")
     # Configure: out of the proven acceptable range is refused, a normal value is saved.
     await page.locator("[data-step='t_cell_activation'] a").click()
     await page.get_by_label("Seeding density", exact=True).fill("9")
@@ -86,7 +86,7 @@ async def test_design_submit_and_approve(
     await expect(page.get_by_role("alert")).to_contain_text("proven acceptable range")
     await page.get_by_label("Seeding density", exact=True).fill("1.1")
     await page.get_by_role("button", name="Save step").click()
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
+    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 7.")
     # Specification and a release specification.
     await page.get_by_label("Modality").select_option("car-t")
     await page.get_by_label("Batch size").fill("1")

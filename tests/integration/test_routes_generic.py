@@ -104,7 +104,10 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/recipes/from-hub": {
         "hub_item_id": "00000000-0000-0000-0000-000000000000"
     },
-    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/content": {"base_revision": 1, "content": {}},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/content": {
+        "base_revision": 1,
+        "content": {"unit_procedures": []},
+    },
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/submit": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/approve": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/retire": {"password": "x", "reason": "x"},

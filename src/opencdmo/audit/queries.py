@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,14 +42,22 @@ def _moment(raw: str, zone: str, *, end: bool, field: str) -> datetime | None:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
             moment = datetime.combine(day + timedelta(days=1) if end else day, time(), tz)
-            return moment
-        parsed = datetime.fromisoformat(raw)
+        else:
+            parsed = datetime.fromisoformat(raw)
+            moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+        moment.astimezone(UTC)  # the database compares in UTC: it must exist there too
     except ValueError:
         raise ValidationFailed(
-            f"'{raw}' is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM).",
+            f"{field}: '{raw}' is not a date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM).",
             details={"field": field},
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    except OverflowError:
+        raise ValidationFailed(
+            f"{field}: '{raw}' is outside the dates the audit trail can be searched by "
+            "(years 1 to 9999).",
+            details={"field": field},
+        ) from None
+    return moment
 
 
 def parse_filter(

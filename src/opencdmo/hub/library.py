@@ -43,11 +43,18 @@ FROM tree JOIN hub_versions v ON v.id = tree.id JOIN hub_items i ON i.id = v.ite
 """
 
 
+# Raw SQL: Piccolo has no advisory locks. Held until the install's transaction ends.
+_INSTALL_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('library:' || $1, 0))"
+
+
 async def install(ctx: TenantContext, item_id: UUID, version: str | None = None) -> list[str]:
     """Install a version (default: the latest not yanked) and every dependency not yet in the
-    library; returns what was installed. Items already installed keep their version."""
+    library; returns what was installed. Items already installed keep their version.
+    Installs in one tenant take turns (a transaction-scoped advisory lock), so concurrent
+    installs of one item give one install and a 409 for the others."""
     await authorize(ctx, "hub", "install")
     async with tenant_transaction(ctx) as connection:
+        await connection.execute(_INSTALL_LOCK, str(ctx.tenant_id))
         chosen = await connection.fetchrow(_VERSION, item_id, version)
         if chosen is None:
             raise NotFound("No such HUB item or version.")

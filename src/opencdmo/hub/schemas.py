@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import Meta, Struct
+
+from opencdmo.fields import Text
 
 
 class ItemSummary(Struct):
@@ -97,37 +99,41 @@ class UpgradePreview(Struct):
     changes: list[ChangeOut]
 
 
-class InstallRequest(Struct):
-    version: str | None = None
+Version = Annotated[str, Meta(max_length=100)]
+Secret = Annotated[str, Meta(max_length=1024)]
 
 
-class UpgradeRequest(Struct):
-    to: str
-    reason: str | None = None
+class InstallRequest(Struct, forbid_unknown_fields=True):
+    version: Version | None = None
+
+
+class UpgradeRequest(Struct, forbid_unknown_fields=True):
+    to: Version
+    reason: Text | None = None
 
 
 class Installed(Struct):
     installed: list[str]
 
 
-class ForkEdit(Struct):
-    revision: int
+class ForkEdit(Struct, forbid_unknown_fields=True):
+    revision: Annotated[int, Meta(ge=1, le=2**31 - 1)]
     content: dict[str, Any]
 
 
-class PublishRequest(Struct):
-    version: str
-    changelog: str
-    password: str
-    reason: str
-    visibility: str = "private"
+class PublishRequest(Struct, forbid_unknown_fields=True):
+    version: Version
+    changelog: Text
+    password: Secret
+    reason: Text
+    visibility: Annotated[str, Meta(max_length=20)] = "private"
 
 
-class VisibilityRequest(Struct):
-    visibility: str
-    shared_with: list[str] = []
+class VisibilityRequest(Struct, forbid_unknown_fields=True):
+    visibility: Annotated[str, Meta(max_length=20)]
+    shared_with: Annotated[list[Annotated[str, Meta(max_length=100)]], Meta(max_length=1000)] = []
 
 
-class VersionMark(Struct):
-    deprecated_message: str | None = None
+class VersionMark(Struct, forbid_unknown_fields=True):
+    deprecated_message: Text | None = None
     yank: bool = False

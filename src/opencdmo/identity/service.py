@@ -19,6 +19,7 @@ from opencdmo.errors import (
     TooManyAttempts,
     ValidationFailed,
 )
+from opencdmo.fields import is_email
 from opencdmo.identity import passwords, sessions, throttle
 from opencdmo.identity.sessions import SessionUser
 from opencdmo.identity.tables import ApiToken, User
@@ -42,7 +43,7 @@ class UserInfo:
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 320:
+    if not is_email(email):
         raise ValidationFailed(f"'{email}' is not an email address.", details={"field": "email"})
     return email
 

@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 from opencdmo.errors import ValidationFailed
+from opencdmo.fields import check_name, check_text
 from opencdmo.recipes.publication import hub_key
 
 
@@ -24,9 +25,7 @@ def _all_ops(content: dict[str, Any]) -> set[str]:
 
 
 def add_procedure(content: dict[str, Any], name: str) -> dict[str, Any]:
-    name = " ".join(name.split())
-    if not name:
-        raise ValidationFailed("A unit procedure needs a name.", details={"field": "name"})
+    name = check_name(name, "name", "A unit procedure's name")
     result = copy.deepcopy(content)
     key = _key(name, {up["key"] for up in result["unit_procedures"]})
     result["unit_procedures"].append({"key": key, "name": name, "operations": []})
@@ -141,7 +140,7 @@ def configure(
                 op["parameters"] = parameters
                 op["acknowledged"] = {k: v for k, v in acknowledged.items() if v.strip()}
                 op["equipment_class"] = equipment_class or None
-                op["notes"] = notes
+                op["notes"] = check_text(notes, "notes")
                 return result
     raise ValidationFailed("No such step in this recipe.", details={"field": "step"})
 
@@ -149,9 +148,8 @@ def configure(
 def set_formula(content: dict[str, Any], name: str, lines: str) -> dict[str, Any]:
     """Create or replace a formula from lines of ``step.parameter = value [# reason]``;
     an empty text removes the formula."""
-    name = " ".join(name.split())
-    if not name:
-        raise ValidationFailed("A formula needs a name.", details={"field": "formula"})
+    name = check_name(name, "formula", "A formula's name")
+    check_text(lines, "overrides", "The overrides")
     overrides: dict[str, Any] = {}
     acknowledged: dict[str, str] = {}
     for number, raw in enumerate(lines.splitlines(), 1):
@@ -231,8 +229,8 @@ def add_sampling_point(
             "library_item_id": method_id,
             "method": method.get("slug"),
             "method_version": method.get("version"),
-            "sample_volume": _quantity(volume, unit, "sample_volume"),
-            "note": " ".join(note.split()),
+            "sample_volume": _quantity(volume, unit, "volume"),
+            "note": " ".join(check_text(note, "note").split()),
         }
     )
     return result
@@ -262,7 +260,7 @@ def set_release_specification(
     if field is None:
         raise ValidationFailed(
             f"{method.get('slug')} reports no result '{attribute}'.",
-            details={"field": "attribute"},
+            details={"field": "result"},
         )
     limits = {
         bound: number(raw, bound) for bound, raw in (("low", low), ("high", high)) if raw.strip()
@@ -272,7 +270,7 @@ def set_release_specification(
         "library_item_id": method_id,
         "method": method.get("slug"),
         "method_version": method.get("version"),
-        "acceptance_criterion": " ".join(criterion.split()),
+        "acceptance_criterion": " ".join(check_text(criterion, "criterion").split()),
     }
     if limits:
         spec["limits"] = limits

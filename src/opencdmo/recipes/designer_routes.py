@@ -4,26 +4,29 @@ saved as a revision against the revision the page showed (optimistic concurrency
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
 from opencdmo.errors import AppError, ValidationFailed
+from opencdmo.fields import Key
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import designer, service
 from opencdmo.recipes.content import (
     NUMERIC,
     methods_of,
+    normalised,
     parameters_of,
     stale,
     step_content,
     unit_operations_of,
 )
+from opencdmo.recipes.model import content_to_dict, parse_content
 from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
@@ -55,8 +58,13 @@ async def _page(
     error: str | None = None,
     notice: str | None = None,
     selected: str | None = None,
+    typed: dict[str, Any] | None = None,
+    field: str | None = None,
 ) -> Template:
+    """The designer; after a refused edit, ``typed`` holds what the user sent (the form is
+    shown again with it) and ``field`` the field the message is about."""
     recipe = await service.get(ctx, recipe_id)
+    recipe["content"] = normalised(recipe["content"])
     library = await service.library(ctx)
     pinned = await service.pinned_contents(ctx, recipe["content"])
     palette = sorted(
@@ -81,6 +89,8 @@ async def _page(
         error=error,
         notice=notice,
         selected=selected,
+        typed=typed or {"action": None, "fields": {}},
+        field=field,
         numeric=NUMERIC,
         parameters_of=parameters_of,
     )
@@ -119,8 +129,7 @@ def _edit(
         item = str(data.get("library_item_id", ""))
         if item not in unit_operations_of(library):
             raise ValidationFailed("Choose a unit operation from the palette.")
-        raw = str(data.get("position", "")).strip()
-        position = int(raw) if raw.isdigit() else None
+        position = _position(data.get("position", ""))
         return designer.add_operation(
             content, str(data.get("procedure", "")), item, library[item], position
         )
@@ -131,13 +140,7 @@ def _edit(
     if action == "relocate":
         return designer.relocate(content, op_key, str(data.get("procedure", "")))
     if action == "arrange":
-        try:
-            layout = json.loads(str(data.get("layout", "")))
-        except ValueError:
-            raise ValidationFailed("The arrangement is not readable.") from None
-        if not isinstance(layout, dict):
-            raise ValidationFailed("The arrangement is not readable.")
-        return designer.arrange(content, {str(k): [str(v) for v in vs] for k, vs in layout.items()})
+        return designer.arrange(content, _layout(data.get("layout", "")))
     if action == "formula":
         return designer.set_formula(
             content, str(data.get("formula", "")), str(data.get("overrides", ""))
@@ -145,6 +148,34 @@ def _edit(
     if action in ("specification", "sample", "unsample", "release", "unrelease"):
         return _specify(action, content, data, library)
     return _configure(content, op_key, data, library, pinned)
+
+
+def _position(raw: Any) -> int | None:
+    """Where a dropped step goes (0 is first; empty: at the end)."""
+    text = str(raw).strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise ValidationFailed(
+            f"The position '{text[:20]}' is not a step number (0 to 999999).",
+            details={"field": "position"},
+        )
+    return int(text)
+
+
+Layout = dict[Key, Annotated[list[Key], msgspec.Meta(max_length=10_000)]]
+
+
+def _layout(raw: Any) -> dict[str, list[str]]:
+    """The drag and drop's arrangement: unit procedure key -> its step keys, in order."""
+    try:
+        return msgspec.json.decode(str(raw).encode(), type=Layout, strict=True)
+    except msgspec.MsgspecError:
+        raise ValidationFailed(
+            "The arrangement is not readable: it must map each unit procedure to its list of "
+            "steps.",
+            details={"field": "layout"},
+        ) from None
 
 
 def _step(content: dict[str, Any], op_key: str) -> dict[str, Any]:
@@ -216,7 +247,10 @@ def _configure(
     for key, parameter in parameters_of(step_content(op, library, pinned) or {}).items():
         raw = str(data.get(f"param:{key}", "")).strip()
         if raw and parameter.get("type") in NUMERIC:
-            parameters[key] = designer.number(raw, parameter["name"])
+            try:
+                parameters[key] = designer.number(raw, parameter["name"])
+            except ValidationFailed as exc:
+                raise ValidationFailed(exc.message, details={"field": f"param:{key}"}) from None
         acknowledged[key] = str(data.get(f"ack:{key}", ""))
     return designer.configure(
         content,
@@ -243,9 +277,12 @@ async def design_action(
     if action not in ACTIONS:
         raise ValidationFailed(f"Unknown designer action '{action}'.")
     recipe = await service.get(ctx, recipe_id)
+    recipe["content"] = normalised(recipe["content"])
     data = await form_data(request)
     try:
         base = int(str(data.get("base_revision", "")))
+        if not 1 <= base < 2**31:
+            raise ValueError(base)
     except ValueError:
         raise ValidationFailed("The form is missing the revision it was based on.") from None
     library = await service.library(ctx)
@@ -259,15 +296,45 @@ async def design_action(
             library,
             pinned,
         )
+        content = content_to_dict(parse_content(content))
         revision = await service.save(ctx, recipe_id, content, base, f"designer: {action}")
     except AppError as exc:
         if exc.status_code == 404:
             raise
         return await _page(
-            request, ctx, recipe_id, status=exc.status_code, error=exc.message, selected=selected
+            request,
+            ctx,
+            recipe_id,
+            status=exc.status_code,
+            error=exc.message,
+            selected=selected,
+            typed=_typed(action, data),
+            field=_field(exc, action, data),
         )
     notice = f"Saved as revision {revision}." if revision != base else "No change."
     return await _page(request, ctx, recipe_id, notice=notice, selected=selected)
+
+
+def _typed(action: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What the user sent with a refused edit, to show the form again as they left it."""
+    hidden = ("_csrf_token", "base_revision")
+    values = {k: v if isinstance(v, str) else str(v[-1]) for k, v in data.items()}
+    return {"action": action, "fields": {k: v for k, v in values.items() if k not in hidden}}
+
+
+def _field(exc: AppError, action: str, data: dict[str, Any]) -> str | None:
+    """The form field a refusal is about: named by the error, or, for a step's value refused
+    by the content checks, the value's field."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    if isinstance(details.get("field"), str):
+        return str(details["field"])
+    problems = [str(p) for p in details.get("problems") or []]
+    if action == "configure":
+        for name in data:
+            key = name.removeprefix("param:")
+            if name.startswith("param:") and any(f".parameters[{key}]" in p for p in problems):
+                return name
+    return None
 
 
 route_handlers = [design_page, design_action]

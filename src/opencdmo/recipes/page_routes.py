@@ -13,7 +13,8 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from opencdmo.db.tx import read_view
-from opencdmo.errors import AppError
+from opencdmo.errors import AppError, ValidationFailed
+from opencdmo.fields import NAME_MAX, check_name, check_text
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
 from opencdmo.recipes.content import step_content
@@ -33,7 +34,28 @@ from opencdmo.web.pages import form_data, page
 async def recipes_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
-    return await page(request, "recipes/list.html", recipes=await service.list_recipes(ctx))
+    return await _list_page(request, ctx)
+
+
+async def _list_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    *,
+    status: int = 200,
+    error: AppError | None = None,
+    typed: dict[str, Any] | None = None,
+) -> Template:
+    """The list; after a refused new recipe, the form again with what was typed and the
+    message next to the field."""
+    return await page(
+        request,
+        "recipes/list.html",
+        status_code=status,
+        recipes=await service.list_recipes(ctx),
+        error=error.message if error else None,
+        field=error.details.get("field") if error and isinstance(error.details, dict) else None,
+        typed=typed or {},
+    )
 
 
 @post(
@@ -44,9 +66,15 @@ async def recipes_page(
 )
 async def create_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
-) -> Redirect:
+) -> Redirect | Template:
     data = await form_data(request)
-    recipe_id = await service.create(ctx, str(data.get("name", "")), str(data.get("product", "")))
+    typed = {k: str(data.get(k, "")) for k in ("name", "product")}
+    try:
+        name = check_name(typed["name"], "name", "The recipe's name")
+        product = check_text(typed["product"], "product", "The product", limit=NAME_MAX)
+        recipe_id = await service.create(ctx, name, product)
+    except ValidationFailed as exc:
+        return await _list_page(request, ctx, status=422, error=exc, typed=typed)
     return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
 
 

@@ -11,6 +11,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from opencdmo.recipes import publication, service
+from opencdmo.recipes.model import content_to_dict
 from opencdmo.recipes.schemas import (
     ChangeOut,
     Created,
@@ -105,7 +106,8 @@ async def api_save(
     ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID], data: JSONBody[RevisionSave]
 ) -> Saved:
     """Save a revision based on ``base_revision``; 409 lists what others saved since."""
-    return Saved(await service.save(ctx, recipe_id, data.content, data.base_revision, data.message))
+    content = content_to_dict(data.content)
+    return Saved(await service.save(ctx, recipe_id, content, data.base_revision, data.message))
 
 
 @get(

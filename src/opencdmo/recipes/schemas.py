@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from msgspec import Struct
+from msgspec import Meta, Struct
+
+from opencdmo.fields import Name, Short, Text
+from opencdmo.recipes.model import RecipeContent
+
+Secret = Annotated[str, Meta(max_length=1024)]
+Revision = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
 
-class RecipeCreate(Struct):
-    name: str
-    product: str = ""
+class RecipeCreate(Struct, forbid_unknown_fields=True):
+    name: Name
+    product: Short = ""
 
 
 class RecipeSummary(Struct):
@@ -44,10 +50,10 @@ class RecipeDetail(Struct):
     signatures: list[SignatureOut]
 
 
-class RevisionSave(Struct):
-    base_revision: int
-    content: dict[str, Any]
-    message: str = ""
+class RevisionSave(Struct, forbid_unknown_fields=True):
+    base_revision: Revision
+    content: RecipeContent
+    message: Short = ""
 
 
 class Saved(Struct):
@@ -72,9 +78,9 @@ class ChangeOut(Struct):
     new: Any = None
 
 
-class SignRequest(Struct):
-    password: str
-    reason: str
+class SignRequest(Struct, forbid_unknown_fields=True):
+    password: Secret
+    reason: Text
 
 
 class Transitioned(Struct):
@@ -85,28 +91,28 @@ class Transitioned(Struct):
     status: str
 
 
-class FromHub(Struct):
+class FromHub(Struct, forbid_unknown_fields=True):
     hub_item_id: UUID
-    version: str | None = None
+    version: Annotated[str, Meta(max_length=100)] | None = None
 
 
 class Created(Struct):
     id: UUID
 
 
-class RecipePublish(Struct):
+class RecipePublish(Struct, forbid_unknown_fields=True):
     """How the effective revision is listed on the HUB, and the publication signature."""
 
-    slug: str
-    version: str
-    summary: str
-    description: str
-    changelog: str
-    password: str
-    reason: str
-    licence: str = "CC-BY-4.0"
-    tags: list[str] = []
-    visibility: str = "private"
+    slug: Annotated[str, Meta(max_length=80)]
+    version: Annotated[str, Meta(max_length=100)]
+    summary: Short
+    description: Text
+    changelog: Text
+    password: Secret
+    reason: Text
+    licence: Annotated[str, Meta(max_length=100)] = "CC-BY-4.0"
+    tags: Annotated[list[Annotated[str, Meta(max_length=60)]], Meta(max_length=50)] = []
+    visibility: Annotated[str, Meta(max_length=20)] = "private"
 
 
 class PublicationOut(Struct):

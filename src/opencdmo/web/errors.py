@@ -15,6 +15,7 @@ from msgspec import Struct
 
 from opencdmo.audit.service import record_security
 from opencdmo.errors import AppError, NotAuthenticated, NotFound
+from opencdmo.fields import humanise
 from opencdmo.web.principal import principal_of
 
 log = logging.getLogger("opencdmo.errors")
@@ -70,7 +71,9 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
             {},
         )
     if isinstance(exc, ValidationException):
-        return 400, "The request is malformed: " + str(exc.detail), exc.extra, {}
+        problems = _validation_problems(exc.extra)
+        sentences = [p["message"] for p in problems] or [str(exc.detail)]
+        return 400, "The request is not acceptable: " + "; ".join(sentences) + ".", problems, {}
     if isinstance(exc, HTTPException):
         message = (
             exc.detail
@@ -79,6 +82,32 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         )
         return exc.status_code, message, exc.extra or None, dict(exc.headers or {})
     return 500, "An unexpected error occurred. It has been logged with the request id.", None, {}
+
+
+def _validation_problems(extra: Any) -> list[dict[str, str]]:
+    """Litestar's validation details ({'message': 'Expected `int` >= 1', 'key': 'limit',
+    'source': ParamType.QUERY}) as sentences naming the field and where it was sent."""
+    problems = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        where = str(getattr(source, "value", source or "")) or None
+        key = str(item.get("key") or "") or None
+        label = f"{key} ({where})" if key and where and where != "body" else key
+        sentence = humanise(str(item.get("message", "")), label)
+        problems.append({"field": key or "", "source": where or "", "message": sentence})
+    return problems
+
+
+def sentences(details: Any) -> list[str]:
+    """What a page shows of an error's details: only the sentences written for a person."""
+    if isinstance(details, dict):
+        details = details.get("problems")
+    if not isinstance(details, list):
+        return []
+    found = [d.get("message") if isinstance(d, dict) else d for d in details]
+    return [str(text) for text in found if isinstance(text, str) and text]
 
 
 def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -123,7 +152,7 @@ def _render(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         "status": status,
         "title": title,
         "message": message,
-        "details": details,
+        "problems": sentences(details),
         "request_id": request_id,
         "principal": principal,
         "actor": principal.actor,

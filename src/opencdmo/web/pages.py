@@ -9,6 +9,7 @@ from litestar import Request
 from litestar.response import Template
 
 from opencdmo.access.service import can
+from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
 
@@ -65,11 +66,25 @@ async def page(
     return Template(template_name=template, context=base, status_code=status_code, headers=headers)
 
 
+FORM_FIELDS_MAX = 1000
+FORM_VALUE_MAX = 100_000  # characters; the fields' own limits are checked where they are read
+
+
 async def form_data(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Form fields as a plain dict (repeated fields as lists)."""
+    """Form fields as a plain dict (repeated fields as lists); a 422 for more than
+    FORM_FIELDS_MAX fields or a value longer than FORM_VALUE_MAX characters."""
     form = await request.form()
     data: dict[str, Any] = {}
     for key in form:
         values = form.getall(key)
+        for value in values:
+            if isinstance(value, str) and len(value) > FORM_VALUE_MAX:
+                raise ValidationFailed(
+                    f"The field '{key[:80]}' is {len(value)} characters long; at most "
+                    f"{FORM_VALUE_MAX} are accepted.",
+                    details={"field": key[:80]},
+                )
         data[key] = values if len(values) > 1 else values[0]
+        if len(data) > FORM_FIELDS_MAX:
+            raise ValidationFailed(f"The form has more than {FORM_FIELDS_MAX} fields.")
     return data

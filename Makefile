@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help install browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check bench clean
+.PHONY: help install browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check validation bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ typecheck: install ## mypy (strict) on src/
 	@$(UV) run mypy
 
 check: lint typecheck test ## lint, typecheck and the tests
+
+validation: install ## run the evidence tests, write the OQ report to build/validation/
+	@$(UV) run opencdmo validation report --output build/validation
 
 bench: install ## run the benchmarks (not part of the tests)
 	@$(UV) run python -m bench

@@ -14,6 +14,7 @@ from typing import Any
 
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
+from opencdmo.validation import command as validation
 
 DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
 
@@ -459,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="migrate, apply the demo tenants, print the demo logins")
     demo.add_argument("path", nargs="?", default="tenants")
     demo.set_defaults(func=cmd_demo)
+
+    validation.add_commands(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ import pkgutil
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
@@ -20,15 +21,16 @@ from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
-from opencdmo.tenancy import authcache
-from opencdmo.web import bodies, errors, health
-from opencdmo.web.csrf import SessionCSRF
-from opencdmo.web.errors import ErrorBody
-from opencdmo.web.guards import protect_tenant_routes
-from opencdmo.web.headers import security_headers
-from opencdmo.web.logs import configure_logging
-from opencdmo.web.principal import PrincipalMiddleware
+from opencdmo.web.pages import PAGE_CONTEXT
 from opencdmo.web.templating import STATIC, template_config
+from opencdmo.webapp import authcache, bodies, errors, health
+from opencdmo.webapp.csrf import SessionCSRF
+from opencdmo.webapp.errors import ErrorBody
+from opencdmo.webapp.headers import security_headers
+from opencdmo.webapp.logs import configure_logging
+from opencdmo.webapp.middleware import PrincipalMiddleware
+from opencdmo.webapp.page_context import page_context
+from opencdmo.webapp.tenant_guard import protect_tenant_routes
 
 
 def discover_routes() -> list[Any]:
@@ -36,7 +38,7 @@ def discover_routes() -> list[Any]:
     ``*_routes`` modules: a new context's routes are mounted without a hand-kept list."""
     modules: list[Any] = [health]
     for package in pkgutil.iter_modules(opencdmo.__path__):
-        if not package.ispkg or package.name in ("db", "web"):
+        if not package.ispkg or package.name in ("db", "web", "webapp"):
             continue
         path = importlib.import_module(f"opencdmo.{package.name}").__path__
         for module in pkgutil.iter_modules(path):
@@ -98,6 +100,7 @@ def create_app(
     )
     return Litestar(
         route_handlers=handlers,
+        state=State({PAGE_CONTEXT: page_context}),
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         middleware=[
             PrincipalMiddleware(settings),

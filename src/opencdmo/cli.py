@@ -38,7 +38,7 @@ async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> in
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from opencdmo.web.server import serve
+    from opencdmo.webapp.server import serve
 
     workers = settings.workers if args.workers is None else args.workers
     if workers < 1:

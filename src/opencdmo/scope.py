@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 
@@ -51,3 +52,23 @@ class TenantContext:
     @property
     def user_id(self) -> UUID | None:
         return self.actor.id
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    session_id: UUID
+    user_id: UUID
+    email: str
+    full_name: str
+    member_of: tuple[UUID, ...] = ()
+    tenants_entered: tuple[UUID, ...] = ()  # the tenants this session's sign-in is recorded in
+
+
+@dataclass(frozen=True)
+class ExpiredToken:
+    """A bearer token that would be valid here but for its expiry."""
+
+    tenant_id: UUID
+    token_id: UUID
+    actor: Actor
+    expired_at: datetime

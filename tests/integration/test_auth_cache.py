@@ -12,9 +12,9 @@ import pytest
 from opencdmo.identity import service as identity
 from opencdmo.identity.service import hash_token
 from opencdmo.scope import SYSTEM, RequestMeta
-from opencdmo.tenancy import authcache
 from opencdmo.tenancy import service as tenancy
-from opencdmo.tenancy.authcache import TokenCache
+from opencdmo.webapp import authcache
+from opencdmo.webapp.authcache import TokenCache
 from tests.conftest import World, as_actor
 
 MEMBERS = "/api/v1/t/alpha/members"

@@ -13,8 +13,8 @@ from opencdmo.identity import service as identity
 from opencdmo.identity.throttle import MAX_DELAY_SECONDS
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
-from opencdmo.tenancy import resolver
 from opencdmo.tenancy import service as tenancy
+from opencdmo.webapp import resolver
 from tests.conftest import PASSWORD, World, as_actor
 
 WRONG = "wrong-password-123"

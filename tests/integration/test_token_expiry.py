@@ -15,11 +15,11 @@ from opencdmo.errors import ValidationFailed
 from opencdmo.identity import service as identity
 from opencdmo.identity.service import hash_token
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
-from opencdmo.tenancy import authcache, resolver
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.manifest import ManifestError, discover
 from opencdmo.tenancy.provision import apply_path
 from opencdmo.tenancy.token_policy import TokenPolicy, set_token_policy, token_policy
+from opencdmo.webapp import authcache, resolver
 from tests.conftest import World, as_actor
 from tests.integration.test_cli import cli_env, run
 

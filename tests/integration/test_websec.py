@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from opencdmo.web.csrf import origin_problem
-from opencdmo.web.headers import CONTENT_SECURITY_POLICY
+from opencdmo.webapp.csrf import origin_problem
+from opencdmo.webapp.headers import CONTENT_SECURITY_POLICY
 from tests.conftest import World
 
 # --- CSRF bound to the session -----------------------------------------------------------
@@ -73,7 +73,7 @@ async def test_a_pre_login_token_works_only_with_its_own_cookie(world: World, br
 
 
 async def test_a_token_from_another_secret_is_refused(browser: Any) -> None:
-    from opencdmo.web.csrf import mint
+    from opencdmo.webapp.csrf import mint
 
     client = await browser("admin")
     session = client.http.cookies.get("opencdmo_session")
@@ -343,7 +343,7 @@ async def test_the_export_is_documented_as_csv_and_json(browser: Any) -> None:
 def test_log_lines_carry_both_ids() -> None:
     import json
 
-    from opencdmo.web.logs import JsonFormatter, client_request_id_var, request_id_var
+    from opencdmo.webapp.logs import JsonFormatter, client_request_id_var, request_id_var
 
     record = logging.makeLogRecord({"name": "opencdmo.test", "msg": "hello", "levelname": "INFO"})
 

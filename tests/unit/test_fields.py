@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from opencdmo.errors import ValidationFailed
 from opencdmo.fields import Name, check_name, check_text, humanise, is_email, visible
 from opencdmo.recipes.model import RecipeContent, content_to_dict, parse_content
-from opencdmo.web.bodies import MalformedBody, check_json, depth_exceeds
+from opencdmo.webapp.bodies import MalformedBody, check_json, depth_exceeds
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from litestar import get
 
-from opencdmo.web.guards import TENANT_GUARDS, protect_tenant_routes, requires, tenant_member
+from opencdmo.web.guards import requires
+from opencdmo.webapp.tenant_guard import TENANT_GUARDS, protect_tenant_routes, tenant_member
 
 
 def test_tenant_routes_get_the_guard_and_the_scope_once() -> None:

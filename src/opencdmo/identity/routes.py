@@ -27,7 +27,7 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.tenancy.token_policy import token_policy
-from opencdmo.web.csrf import anonymous_cookie
+from opencdmo.web.cookies import anonymous_cookie
 from opencdmo.web.guards import requires, signed_in
 from opencdmo.web.pages import form_data, page
 from opencdmo.web.principal import SESSION_COOKIE, principal_of

@@ -21,9 +21,8 @@ from opencdmo.errors import (
 )
 from opencdmo.fields import is_email
 from opencdmo.identity import passwords, sessions, throttle
-from opencdmo.identity.sessions import SessionUser
 from opencdmo.identity.tables import ApiToken, User
-from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, SessionUser, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.token_policy import token_policy

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 from opencdmo.db.tx import global_transaction
+from opencdmo.scope import SessionUser
 from opencdmo.settings import Settings
 
 TOUCH_AFTER = timedelta(seconds=60)
@@ -19,16 +19,6 @@ SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, clock_timest
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE s.token_hash = $1 AND s.ended_at IS NULL
 """
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    session_id: UUID
-    user_id: UUID
-    email: str
-    full_name: str
-    member_of: tuple[UUID, ...] = ()
-    tenants_entered: tuple[UUID, ...] = ()  # the tenants this session's sign-in is recorded in
 
 
 def token_hash(token: str) -> str:

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jinja2_fragments.litestar import HTMXBlockTemplate
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.response import Template
 
-from opencdmo.access.service import can
 from opencdmo.errors import ValidationFailed
-from opencdmo.tenancy.service import user_tenants
-from opencdmo.web.principal import principal_of
 
-# The menu shows only what the member's roles open.
-NAVIGATION = (
-    ("hub", "read"),
-    ("hub", "install"),
-    ("hub", "fork"),
-    ("hub", "approve_publication"),
-    ("hub", "publish"),
-    ("recipes", "read"),
-    ("recipes", "edit"),
-    ("recipes", "submit"),
-    ("recipes", "approve"),
-    ("members", "read"),
-    ("audit", "read"),
-    ("tokens", "use"),
-)
+PageContext = Callable[[Request[Any, Any, Any]], Awaitable[dict[str, Any]]]
+
+
+async def _bare(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return {"request": request}
+
+
+def page_context(app: Litestar) -> PageContext:
+    """What every page gets besides its own context (who asks, the menu they may open, their
+    tenants): provided by the adapter the app wires in (``webapp.page_context``), so that the
+    kit needs nothing above it."""
+    provider = app.state.get(PAGE_CONTEXT)
+    return provider if provider is not None else _bare
+
+
+PAGE_CONTEXT = "page_context"
 
 
 async def page(
@@ -39,21 +38,7 @@ async def page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> Template:
-    principal = principal_of(request.scope)
-    member_of = principal.session.member_of if principal.session else ()
-    allowed: set[str] = set()
-    if principal.ctx is not None:
-        for obj, act in NAVIGATION:
-            if await can(principal.ctx, obj, act):
-                allowed.add(f"{obj}:{act}")
-    base = {
-        "allowed": allowed,
-        "principal": principal,
-        "actor": principal.actor,
-        "ctx": principal.ctx,
-        "tenants": await user_tenants(member_of),
-        "request": request,
-    }
+    base = await page_context(request.app)(request)
     base.update(context)
     if block and request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
         return HTMXBlockTemplate(

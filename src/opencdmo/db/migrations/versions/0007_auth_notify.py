@@ -3,7 +3,7 @@
 Statement-level triggers send ``NOTIFY opencdmo_auth`` (delivered on commit) when a token is
 revoked or deleted, a user is disabled or renamed, a membership or role assignment changes,
 a tenant is renamed or its policy changes, or a site changes: the processes drop their
-cached token lookups (``opencdmo.tenancy.authcache``).
+cached token lookups (``opencdmo.webapp.authcache``).
 
 Revision ID: 0007
 Revises: 0006

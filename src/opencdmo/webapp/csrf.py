@@ -30,19 +30,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Request
-from litestar.datastructures import Cookie
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from opencdmo.errors import Forbidden
 from opencdmo.settings import Settings
-from opencdmo.web.errors import handle
+from opencdmo.web.cookies import CSRF_COOKIE, anonymous_cookie
 from opencdmo.web.principal import SAFE_METHODS, principal_of
+from opencdmo.webapp.errors import handle
 
 log = logging.getLogger("opencdmo.csrf")
 
-CSRF_COOKIE = "opencdmo_csrf"
 CSRF_HEADER = "x-csrftoken"
 CSRF_FIELD = "_csrf_token"
 EXEMPT_PREFIXES = ("/static/", "/healthz", "/readyz")
@@ -69,21 +68,6 @@ def matches(secret: bytes, binding: str, token: str) -> bool:
 
 def _mac(secret: bytes, binding: str, nonce: str) -> str:
     return hmac.new(secret, f"csrf|{binding}|{nonce}".encode(), hashlib.sha256).hexdigest()
-
-
-def anonymous_cookie(
-    settings: Settings, value: str | None = None, max_age: int | None = None
-) -> Cookie:
-    """The pre-login binding cookie: a new random value by default (rotation)."""
-    return Cookie(
-        key=CSRF_COOKIE,
-        value=secrets.token_urlsafe(32) if value is None else value,
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-        path="/",
-        max_age=max_age,
-    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -10,8 +10,8 @@ from uuid import UUID
 from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.identity.service import hash_token
-from opencdmo.scope import Actor, RequestMeta, TenantContext
-from opencdmo.tenancy import authcache
+from opencdmo.scope import Actor, ExpiredToken, RequestMeta, TenantContext
+from opencdmo.webapp import authcache
 
 TOKEN_TOUCH = timedelta(seconds=60)
 
@@ -46,16 +46,6 @@ async def for_user(actor: Actor, slug: str, meta: RequestMeta) -> TenantContext 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ExpiredToken:
-    """A bearer token that would be valid here but for its expiry."""
-
-    tenant_id: UUID
-    token_id: UUID
-    actor: Actor
-    expired_at: datetime
 
 
 async def for_token(

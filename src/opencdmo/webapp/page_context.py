@@ -1,0 +1,46 @@
+"""What every page gets besides its own context: who asks, the menu their roles open, and
+their tenants (for the switcher). Installed as the kit's page context by the app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from opencdmo.access.service import can
+from opencdmo.tenancy.service import user_tenants
+from opencdmo.web.principal import principal_of
+
+# The menu shows only what the member's roles open.
+NAVIGATION = (
+    ("hub", "read"),
+    ("hub", "install"),
+    ("hub", "fork"),
+    ("hub", "approve_publication"),
+    ("hub", "publish"),
+    ("recipes", "read"),
+    ("recipes", "edit"),
+    ("recipes", "submit"),
+    ("recipes", "approve"),
+    ("members", "read"),
+    ("audit", "read"),
+    ("tokens", "use"),
+)
+
+
+async def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    principal = principal_of(request.scope)
+    member_of = principal.session.member_of if principal.session else ()
+    allowed: set[str] = set()
+    if principal.ctx is not None:
+        for obj, act in NAVIGATION:
+            if await can(principal.ctx, obj, act):
+                allowed.add(f"{obj}:{act}")
+    return {
+        "allowed": allowed,
+        "principal": principal,
+        "actor": principal.actor,
+        "ctx": principal.ctx,
+        "tenants": await user_tenants(member_of),
+        "request": request,
+    }

@@ -62,6 +62,9 @@ Key = Annotated[
 ]
 Short = Annotated[str, Meta(max_length=NAME_MAX, pattern=TEXT_PATTERN)]
 Hash = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="A SHA-256 in hex.")]
+Secret = Annotated[str, Meta(max_length=1024, description="A password (at most 1,024).")]
+# An address as typed (at most 320 characters); is_email checks its shape where it is used.
+Email = Annotated[str, Meta(min_length=1, max_length=320)]
 # A finite number a person could mean (JSON has no NaN, but 1e400 decodes as infinity).
 Number = Annotated[float, Meta(ge=-1e15, le=1e15)]
 Count = Annotated[int, Meta(ge=-(10**15), le=10**15)]

@@ -316,3 +316,48 @@ async def test_bodies_over_two_megabytes_are_refused(browser: Any) -> None:
         "POST", "/t/alpha/recipes", data={"_csrf_token": client.csrf, "name": "x" * 3_000_000}
     )
     assert form.status_code == 413
+
+
+async def test_member_token_and_password_fields_have_their_own_limits(
+    browser: Any, world: Any, owner: asyncpg.Connection
+) -> None:
+    """Each text field of the member, invitation, token and password bodies has a limit of its
+    own (not only the 100,000-character backstop), and nothing changes."""
+    admin = await browser("admin")
+    member = await owner.fetchval(
+        "SELECT id FROM memberships WHERE user_id = $1", world["viewer"].user_id
+    )
+    cases = [
+        ("POST", "/api/v1/t/alpha/tokens", {"name": "t" * 201}, "name"),
+        ("POST", "/api/v1/t/alpha/tokens", {"name": "\u200b"}, "name"),
+        (
+            "POST",
+            "/api/v1/t/alpha/invitations",
+            {"email": "a@" + "b" * 400, "roles": ["viewer"]},
+            "email",
+        ),
+        (
+            "POST",
+            "/api/v1/t/alpha/invitations",
+            {"email": "a@b.test", "roles": ["viewer"] * 21},
+            "roles",
+        ),
+        (
+            "PUT",
+            f"/api/v1/t/alpha/members/{member}/roles",
+            {"roles": ["viewer"], "reason": "r" * 10_001},
+            "reason",
+        ),
+        (
+            "POST",
+            "/api/v1/account/password",
+            {"current_password": "x" * 1025, "new_password": "y"},
+            "current_password",
+        ),
+    ]
+    tokens_before = await owner.fetchval("SELECT count(*) FROM api_tokens")
+    for method, url, body, field in cases:
+        response = await admin.send(method, url, json=body)
+        assert response.status_code == 422, (url, response.text[:200])
+        assert field in _error(response)["message"], (url, _error(response)["message"])
+    assert await owner.fetchval("SELECT count(*) FROM api_tokens") == tokens_before

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
+from opencdmo.fields import Name, Secret
+
 Days = Annotated[int, Meta(ge=1, le=3650, description="Days the token is valid (tenant limits)")]
 
 
@@ -24,8 +26,8 @@ class Me(Struct):
     tenants: list[TenantRef]
 
 
-class TokenCreate(Struct):
-    name: str = "API token"
+class TokenCreate(Struct, forbid_unknown_fields=True):
+    name: Name = "API token"
     days: Days | None = None  # the tenant's default when left out
 
 
@@ -46,6 +48,6 @@ class TokenCreated(Struct):
     details: TokenOut
 
 
-class PasswordChange(Struct):
-    current_password: str
-    new_password: str
+class PasswordChange(Struct, forbid_unknown_fields=True):
+    current_password: Secret
+    new_password: Secret

@@ -8,10 +8,9 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
-from opencdmo.fields import Name, Short, Text
+from opencdmo.fields import Name, Secret, Short, Text
 from opencdmo.recipes.model import RecipeContent
 
-Secret = Annotated[str, Meta(max_length=1024)]
 Revision = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
 

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
+from opencdmo.fields import Email, Key, Text
+
 
 class SiteOut(Struct):
     code: str
@@ -33,21 +35,24 @@ class MemberOut(Struct):
     created_at: datetime
 
 
-class RolesUpdate(Struct):
-    roles: list[str]
-    reason: str = ""  # required when the roles change (422 otherwise)
+Roles = Annotated[list[Key], Meta(max_length=20)]
 
 
-class MemberStatus(Struct):
+class RolesUpdate(Struct, forbid_unknown_fields=True):
+    roles: Roles
+    reason: Text = ""  # required when the roles change (422 otherwise)
+
+
+class MemberStatus(Struct, forbid_unknown_fields=True):
     active: bool
-    reason: str = ""  # required when the status changes (422 otherwise)
+    reason: Text = ""  # required when the status changes (422 otherwise)
 
 
 class InvitationCreate(Struct, forbid_unknown_fields=True):
     """Only an address and roles: an invitation sets nothing on an account."""
 
-    email: str
-    roles: list[str]
+    email: Email
+    roles: Roles
 
 
 class InvitationOut(Struct):
@@ -68,7 +73,7 @@ class InvitationCreated(Struct):
     token: str
 
 
-class SiteRoleChange(Struct):
+class SiteRoleChange(Struct, forbid_unknown_fields=True):
     """Grant or revoke one role at one site (by the site's code), with the reason."""
 
     site: Annotated[str, Meta(min_length=1, max_length=64)]

@@ -197,7 +197,7 @@ class ExportOperation(Operation):
 
 @get(
     "/t/{slug:str}/audit/export",
-    opt=requires("audit", "export"),
+    opt=requires("audit", "export", writes=True),
     include_in_schema=False,
 )
 async def audit_export(
@@ -215,7 +215,7 @@ async def audit_export(
 
 @get(
     "/api/v1/t/{slug:str}/audit/export",
-    opt=requires("audit", "export"),
+    opt=requires("audit", "export", writes=True),
     tags=["audit"],
     operation_class=ExportOperation,
 )

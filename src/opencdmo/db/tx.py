@@ -40,8 +40,9 @@ async def _scoped(
     if current is None and join:
         raise RuntimeError("no unit of work is open: a command must open one")
     if current is not None:
-        # A service called from inside another action joins its transaction, same scope only.
-        if _scope.get() != tenant_id:
+        # A service called from inside another action joins its transaction, same scope only;
+        # global tables (users, tenants) read the same in any tenant's transaction.
+        if tenant_id is not None and _scope.get() != tenant_id:
             raise RuntimeError("a transaction for another tenant scope is already open")
         yield current.connection
         return
@@ -95,8 +96,9 @@ def joined(ctx: TenantContext) -> Any:
 
 
 def read_view(ctx: TenantContext) -> Any:
-    """One read-only transaction for a page's reads: every read inside joins it."""
-    return _scoped(ctx.tenant_id, own=True, read_only=True)
+    """One read-only transaction for a page's reads: every read inside joins it (and it joins
+    the transaction already open, if any: a page re-rendered after a refused command)."""
+    return _scoped(ctx.tenant_id, read_only=True)
 
 
 def tenant_transaction(ctx: TenantContext) -> Any:

@@ -13,10 +13,13 @@ from opencdmo.errors import NotAuthenticated
 from opencdmo.web.principal import principal_of
 
 PERMISSION = "permission"
+# A reading route (GET) that also writes (it records what it does): it opens its own unit of
+# work instead of running in the read view the app gives reading routes.
+WRITES = "writes"
 
 
-def requires(obj: str, act: str) -> dict[str, Any]:
-    return {PERMISSION: (obj, act)}
+def requires(obj: str, act: str, *, writes: bool = False) -> dict[str, Any]:
+    return {PERMISSION: (obj, act), **({WRITES: True} if writes else {})}
 
 
 async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -3,6 +3,7 @@ membership and permission check, and the request's tenant scope as the ``ctx`` d
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -14,10 +15,11 @@ from litestar.types import Guard
 
 from opencdmo.access.service import can
 from opencdmo.audit.service import record_security
+from opencdmo.db.tx import read_view
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
 from opencdmo.scope import ExpiredToken, RequestMeta, TenantContext
-from opencdmo.web.guards import PERMISSION
-from opencdmo.web.principal import principal_of
+from opencdmo.web.guards import PERMISSION, WRITES
+from opencdmo.web.principal import SAFE_METHODS, principal_of
 
 
 async def tenant_member(
@@ -104,3 +106,23 @@ def protect_tenant_routes(handlers: list[Any]) -> None:
         guards = list(handler.guards or [])
         handler.guards = [*TENANT_GUARDS, *(g for g in guards if g not in TENANT_GUARDS)]
         handler.dependencies = {**(handler.dependencies or {}), **TENANT_DEPS}
+        if set(handler.http_methods) <= SAFE_METHODS and not handler.opt.get(WRITES):
+            handler._fn = in_read_view(handler.fn)
+
+
+def in_read_view(fn: Any) -> Any:
+    """A reading handler's body in one read-only transaction of its tenant: every read of the
+    page or answer sees the same snapshot, in one connection (ARCHITECTURE.md section 4)."""
+    if getattr(fn, "_read_view", False):
+        return fn
+
+    @functools.wraps(fn)
+    async def reading(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("ctx")
+        if not isinstance(ctx, TenantContext):
+            return await fn(*args, **kwargs)
+        async with read_view(ctx):
+            return await fn(*args, **kwargs)
+
+    reading._read_view = True  # type: ignore[attr-defined]
+    return reading

@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -30,12 +30,17 @@ from opencdmo.webapp.headers import security_headers
 from opencdmo.webapp.logs import configure_logging
 from opencdmo.webapp.middleware import PrincipalMiddleware
 from opencdmo.webapp.page_context import page_context
-from opencdmo.webapp.tenant_guard import protect_tenant_routes
+from opencdmo.webapp.tenant_guard import (
+    TENANT_API,
+    TENANT_PAGES,
+    handlers_of,
+    protect_tenant_routes,
+)
 
 
 def discover_routes() -> list[Any]:
-    """Every ``route_handlers`` list of the web glue and of each context's ``routes`` and
-    ``*_routes`` modules: a new context's routes are mounted without a hand-kept list."""
+    """Every route module of the web glue and of each context (``routes`` and ``*_routes``):
+    a new context's routes are mounted without a hand-kept list."""
     modules: list[Any] = [health]
     for package in pkgutil.iter_modules(opencdmo.__path__):
         if not package.ispkg or package.name in ("db", "web", "webapp"):
@@ -45,6 +50,28 @@ def discover_routes() -> list[Any]:
             if module.name == "routes" or module.name.endswith("_routes"):
                 modules.append(importlib.import_module(f"opencdmo.{package.name}.{module.name}"))
     return modules
+
+
+def context_routers(modules: list[Any]) -> list[Any]:
+    """Each context's tenant routes grouped in one router for its pages (``/t/{slug}``) and
+    one for its API (``/api/v1/t/{slug}``), which set the path prefix and the tenant guard
+    once; then the routes outside a tenant."""
+    by_context: dict[str, dict[str, list[Any]]] = {}
+    outside: list[Any] = []
+    for module in modules:
+        context = module.__name__.split(".")[1]
+        group = by_context.setdefault(context, {"pages": [], "api": []})
+        group["pages"] += getattr(module, "pages", [])
+        group["api"] += getattr(module, "api", [])
+        outside += getattr(module, "route_handlers", [])
+    routers: list[Any] = []
+    for context, group in by_context.items():
+        for kind, path in (("pages", TENANT_PAGES), ("api", TENANT_API)):
+            if group[kind]:
+                routers.append(
+                    Router(path=path, route_handlers=group[kind], opt={"context": context})
+                )
+    return [*routers, *outside]
 
 
 CONTEXT_ROUTES = discover_routes()
@@ -90,10 +117,10 @@ def create_app(
         await audit.drain()
         await close_pool(engine)
 
-    handlers: list[Any] = [h for module in CONTEXT_ROUTES for h in module.route_handlers]
+    handlers = context_routers(CONTEXT_ROUTES)
     protect_tenant_routes(handlers)
-    for handler in handlers:
-        if any(path.startswith("/api/") for path in handler.paths):
+    for path, handler in (pair for item in handlers for pair in handlers_of(item)):
+        if path.startswith("/api/"):
             handler.responses = {**error_responses(), **(handler.responses or {})}
     handlers.append(
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)

@@ -163,15 +163,16 @@ def tenant_routes(app: Litestar) -> list[tuple[str, str, Any]]:
 
 
 def _routes_for_ids() -> list[str]:
-    from opencdmo.app import CONTEXT_ROUTES
+    from opencdmo.app import CONTEXT_ROUTES, context_routers
+    from opencdmo.webapp.tenant_guard import handlers_of
 
-    paths = []
-    for module in CONTEXT_ROUTES:
-        for handler in module.route_handlers:
-            for path in handler.paths:
-                for method in sorted(handler.http_methods):
-                    if TENANT_PREFIX.match(path):
-                        paths.append(f"{method} {path}")
+    paths = [
+        f"{method} {path}"
+        for item in context_routers(CONTEXT_ROUTES)
+        for path, handler in handlers_of(item)
+        for method in sorted(handler.http_methods)
+        if TENANT_PREFIX.match(path) and method != "OPTIONS"
+    ]
     return sorted(set(paths))
 
 

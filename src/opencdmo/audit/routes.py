@@ -60,7 +60,7 @@ def _out(row: dict[str, Any]) -> AuditEventOut:
 
 
 @get(
-    "/t/{slug:str}/audit",
+    "/audit",
     opt=requires("audit", "read"),
     include_in_schema=False,
 )
@@ -88,7 +88,7 @@ async def audit_page(
 
 
 @get(
-    "/api/v1/t/{slug:str}/audit",
+    "/audit",
     opt=requires("audit", "read"),
     tags=["audit"],
 )
@@ -196,7 +196,7 @@ class ExportOperation(Operation):
 
 
 @get(
-    "/t/{slug:str}/audit/export",
+    "/audit/export",
     opt=requires("audit", "export", writes=True),
     include_in_schema=False,
 )
@@ -214,7 +214,7 @@ async def audit_export(
 
 
 @get(
-    "/api/v1/t/{slug:str}/audit/export",
+    "/audit/export",
     opt=requires("audit", "export", writes=True),
     tags=["audit"],
     operation_class=ExportOperation,
@@ -233,4 +233,14 @@ async def api_audit_export(
     return await _export_response(ctx, flt, format_)
 
 
-route_handlers = [audit_page, api_audit, audit_export, api_audit_export]
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
+    audit_page,
+    audit_export,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
+    api_audit,
+    api_audit_export,
+]

@@ -93,7 +93,7 @@ def content_from_form(content: dict[str, Any], data: dict[str, Any]) -> dict[str
 
 
 @post(
-    "/t/{slug:str}/hub/items/{item_id:uuid}/fork",
+    "/hub/items/{item_id:uuid}/fork",
     opt=requires("hub", "fork"),
     include_in_schema=False,
     status_code=303,
@@ -104,7 +104,7 @@ async def fork_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
 
 
 @get(
-    "/t/{slug:str}/library/{library_id:uuid}",
+    "/library/{library_id:uuid}",
     opt=requires("hub", "read"),
     include_in_schema=False,
 )
@@ -116,7 +116,7 @@ async def library_item_page(
 
 
 @post(
-    "/t/{slug:str}/library/{library_id:uuid}/edit",
+    "/library/{library_id:uuid}/edit",
     opt=requires("hub", "fork"),
     include_in_schema=False,
     status_code=200,
@@ -145,7 +145,7 @@ async def edit_form(
 
 
 @post(
-    "/t/{slug:str}/library/{library_id:uuid}/publish",
+    "/library/{library_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     include_in_schema=False,
     status_code=200,
@@ -175,7 +175,7 @@ async def publish_form(
 
 
 @post(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}/fork",
+    "/hub/items/{item_id:uuid}/fork",
     opt=requires("hub", "fork"),
     tags=["hub"],
     status_code=201,
@@ -189,7 +189,7 @@ async def api_fork(
 
 
 @put(
-    "/api/v1/t/{slug:str}/library/{library_id:uuid}/content",
+    "/library/{library_id:uuid}/content",
     opt=requires("hub", "fork"),
     tags=["hub"],
 )
@@ -201,7 +201,7 @@ async def api_edit(
 
 
 @post(
-    "/api/v1/t/{slug:str}/library/{library_id:uuid}/publish",
+    "/library/{library_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     tags=["hub"],
     status_code=201,
@@ -227,22 +227,11 @@ async def api_publish(
     return Installed([str(item_id)])
 
 
-route_handlers = [
-    fork_form,
-    library_item_page,
-    edit_form,
-    publish_form,
-    api_fork,
-    api_edit,
-    api_publish,
-]
-
-
 # --- the publisher's own items (UI forms; the API is in hub.routes) ----------------------
 
 
 @post(
-    "/t/{slug:str}/hub/items/{item_id:uuid}/visibility",
+    "/hub/items/{item_id:uuid}/visibility",
     opt=requires("hub", "publish"),
     include_in_schema=False,
     status_code=303,
@@ -257,7 +246,7 @@ async def visibility_form(
 
 
 @post(
-    "/t/{slug:str}/hub/items/{item_id:uuid}/versions/{version:str}/mark",
+    "/hub/items/{item_id:uuid}/versions/{version:str}/mark",
     opt=requires("hub", "publish"),
     include_in_schema=False,
     status_code=303,
@@ -279,4 +268,19 @@ async def mark_form(
     return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
 
 
-route_handlers += [visibility_form, mark_form]
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
+    fork_form,
+    library_item_page,
+    edit_form,
+    publish_form,
+    visibility_form,
+    mark_form,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
+    api_fork,
+    api_edit,
+    api_publish,
+]

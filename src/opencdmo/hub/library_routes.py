@@ -50,7 +50,7 @@ def _changes(changes: list[Change]) -> list[ChangeOut]:
 
 
 @get(
-    "/t/{slug:str}/library",
+    "/library",
     opt=requires("hub", "read"),
     include_in_schema=False,
 )
@@ -63,7 +63,7 @@ async def library_page(
 
 
 @post(
-    "/t/{slug:str}/hub/items/{item_id:uuid}/install",
+    "/hub/items/{item_id:uuid}/install",
     opt=requires("hub", "install"),
     include_in_schema=False,
     status_code=303,
@@ -74,7 +74,7 @@ async def install_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UU
 
 
 @get(
-    "/t/{slug:str}/library/{library_id:uuid}/diff",
+    "/library/{library_id:uuid}/diff",
     opt=requires("hub", "read"),
     include_in_schema=False,
 )
@@ -97,7 +97,7 @@ async def diff_page(
 
 
 @post(
-    "/t/{slug:str}/library/{library_id:uuid}/upgrade",
+    "/library/{library_id:uuid}/upgrade",
     opt=requires("hub", "install"),
     include_in_schema=False,
     status_code=303,
@@ -114,7 +114,7 @@ async def upgrade_form(
 
 
 @get(
-    "/api/v1/t/{slug:str}/library",
+    "/library",
     opt=requires("hub", "read"),
     tags=["hub"],
 )
@@ -124,7 +124,7 @@ async def api_library(ctx: NamedDependency[TenantContext]) -> list[LibraryEntry]
 
 
 @post(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}/install",
+    "/hub/items/{item_id:uuid}/install",
     opt=requires("hub", "install"),
     tags=["hub"],
     status_code=201,
@@ -137,7 +137,7 @@ async def api_install(
 
 
 @get(
-    "/api/v1/t/{slug:str}/library/{library_id:uuid}/diff",
+    "/library/{library_id:uuid}/diff",
     opt=requires("hub", "read"),
     tags=["hub"],
 )
@@ -150,7 +150,7 @@ async def api_diff(
 
 
 @post(
-    "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade",
+    "/library/{library_id:uuid}/upgrade",
     opt=requires("hub", "install"),
     tags=["hub"],
 )
@@ -164,7 +164,7 @@ async def api_upgrade(
 
 
 @put(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
+    "/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
     tags=["hub"],
     include_in_schema=False,
@@ -185,24 +185,29 @@ async def api_modify_item(
 
 
 api_patch_item = patch(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
+    "/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
     include_in_schema=False,
     name="api_patch_item",
 )(api_modify_item.fn)
 api_delete_item = delete(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
+    "/hub/items/{item_id:uuid}",
     opt=requires("hub", "read"),
     include_in_schema=False,
     status_code=403,
     name="api_delete_item",
 )(api_modify_item.fn)
 
-route_handlers = [
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
     library_page,
     install_form,
     diff_page,
     upgrade_form,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
     api_library,
     api_install,
     api_diff,

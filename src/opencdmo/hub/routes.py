@@ -65,7 +65,7 @@ def _query(
 
 
 @get(
-    "/t/{slug:str}/hub",
+    "/hub",
     opt=READ,
     include_in_schema=False,
 )
@@ -105,7 +105,7 @@ def _content_rows(content: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @get(
-    "/t/{slug:str}/hub/items/{item_id:uuid}",
+    "/hub/items/{item_id:uuid}",
     opt=READ,
     include_in_schema=False,
 )
@@ -147,7 +147,7 @@ def _summary(row: dict[str, Any]) -> ItemSummary:
 
 
 @get(
-    "/api/v1/t/{slug:str}/hub/items",
+    "/hub/items",
     opt=READ,
     tags=["hub"],
 )
@@ -174,7 +174,7 @@ async def api_search(
 
 
 @get(
-    "/api/v1/t/{slug:str}/hub/items/{item_id:uuid}",
+    "/hub/items/{item_id:uuid}",
     opt=READ,
     tags=["hub"],
 )
@@ -221,11 +221,8 @@ async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID])
     )
 
 
-route_handlers = [hub_page, item_page, api_search, api_item]
-
-
 @put(
-    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility",
+    "/hub/publications/{item_id:uuid}/visibility",
     opt=requires("hub", "publish"),
     tags=["hub"],
 )
@@ -237,7 +234,7 @@ async def api_visibility(
 
 
 @post(
-    "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/versions/{version:str}/mark",
+    "/hub/publications/{item_id:uuid}/versions/{version:str}/mark",
     opt=requires("hub", "publish"),
     tags=["hub"],
     status_code=204,
@@ -254,4 +251,16 @@ async def api_mark(
     )
 
 
-route_handlers += [api_visibility, api_mark]
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
+    hub_page,
+    item_page,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
+    api_search,
+    api_item,
+    api_visibility,
+    api_mark,
+]

@@ -235,7 +235,7 @@ def _token_out(row: dict[str, Any]) -> TokenOut:
 
 
 @get(
-    "/t/{slug:str}/tokens",
+    "/tokens",
     opt=requires("tokens", "use"),
     include_in_schema=False,
 )
@@ -267,7 +267,7 @@ async def _tokens_block(
 
 
 @post(
-    "/t/{slug:str}/tokens",
+    "/tokens",
     opt=requires("tokens", "use"),
     include_in_schema=False,
     status_code=200,
@@ -292,7 +292,7 @@ async def tokens_create(
 
 
 @post(
-    "/t/{slug:str}/tokens/{token_id:uuid}/revoke",
+    "/tokens/{token_id:uuid}/revoke",
     opt=requires("tokens", "use"),
     include_in_schema=False,
     status_code=200,
@@ -305,7 +305,7 @@ async def tokens_revoke(
 
 
 @get(
-    "/api/v1/t/{slug:str}/tokens",
+    "/tokens",
     opt=requires("tokens", "use"),
     tags=["identity"],
 )
@@ -317,7 +317,7 @@ async def api_tokens(ctx: NamedDependency[TenantContext]) -> list[TokenOut]:
 
 
 @post(
-    "/api/v1/t/{slug:str}/tokens",
+    "/tokens",
     opt=requires("tokens", "use"),
     tags=["identity"],
     status_code=201,
@@ -333,7 +333,7 @@ async def api_token_create(
 
 
 @delete(
-    "/api/v1/t/{slug:str}/tokens/{token_id:uuid}",
+    "/tokens/{token_id:uuid}",
     opt=requires("tokens", "use"),
     tags=["identity"],
     status_code=204,
@@ -343,6 +343,21 @@ async def api_token_revoke(ctx: NamedDependency[TenantContext], token_id: FromPa
     await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
 
 
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
+    tokens_page,
+    tokens_create,
+    tokens_revoke,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
+    api_tokens,
+    api_token_create,
+    api_token_revoke,
+]
+
+# Routes outside a tenant.
 route_handlers = [
     login_page,
     login_submit,
@@ -351,10 +366,4 @@ route_handlers = [
     account_password,
     api_me,
     api_change_password,
-    tokens_page,
-    tokens_create,
-    tokens_revoke,
-    api_tokens,
-    api_token_create,
-    api_token_revoke,
 ]

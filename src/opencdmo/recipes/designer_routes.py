@@ -97,7 +97,7 @@ async def _page(
 
 
 @get(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/design",
+    "/recipes/{recipe_id:uuid}/design",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
 )
@@ -263,7 +263,7 @@ def _configure(
 
 
 @post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/design/{action:str}",
+    "/recipes/{recipe_id:uuid}/design/{action:str}",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
     status_code=200,
@@ -337,4 +337,8 @@ def _field(exc: AppError, action: str, data: dict[str, Any]) -> str | None:
     return None
 
 
-route_handlers = [design_page, design_action]
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
+    design_page,
+    design_action,
+]

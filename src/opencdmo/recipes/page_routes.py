@@ -27,7 +27,7 @@ from opencdmo.web.pages import form_data, page
 
 
 @get(
-    "/t/{slug:str}/recipes",
+    "/recipes",
     opt=requires("recipes", "read"),
     include_in_schema=False,
 )
@@ -59,7 +59,7 @@ async def _list_page(
 
 
 @post(
-    "/t/{slug:str}/recipes",
+    "/recipes",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
     status_code=303,
@@ -131,7 +131,7 @@ async def _recipe_page(
 
 
 @get(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}",
+    "/recipes/{recipe_id:uuid}",
     opt=requires("recipes", "read"),
     include_in_schema=False,
 )
@@ -203,7 +203,7 @@ def _lifecycle_form(action: str) -> HTTPRouteHandler:
 
     step = service.TRANSITIONS[action]
     return post(
-        f"/t/{{slug:str}}/recipes/{{recipe_id:uuid}}/{LIFECYCLE_PATHS[action]}",
+        f"/recipes/{{recipe_id:uuid}}/{LIFECYCLE_PATHS[action]}",
         opt=requires("recipes", step.permission),
         include_in_schema=False,
         status_code=303,
@@ -216,7 +216,7 @@ LIFECYCLE_FORMS = [_lifecycle_form(action) for action in service.TRANSITIONS]
 
 
 @post(
-    "/t/{slug:str}/hub/items/{item_id:uuid}/master-recipe",
+    "/hub/items/{item_id:uuid}/master-recipe",
     opt=requires("recipes", "edit"),
     include_in_schema=False,
     status_code=303,
@@ -227,7 +227,7 @@ async def from_hub_form(ctx: NamedDependency[TenantContext], item_id: FromPath[U
 
 
 @get(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/print",
+    "/recipes/{recipe_id:uuid}/print",
     opt=requires("recipes", "read"),
     include_in_schema=False,
 )
@@ -262,7 +262,7 @@ async def print_page(
 
 
 @post(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/publish",
+    "/recipes/{recipe_id:uuid}/publish",
     opt=requires("hub", "approve_publication"),
     include_in_schema=False,
     status_code=303,
@@ -300,7 +300,7 @@ async def publish_form(
 
 
 @get(
-    "/t/{slug:str}/recipes/{recipe_id:uuid}/compare",
+    "/recipes/{recipe_id:uuid}/compare",
     opt=requires("recipes", "read"),
     include_in_schema=False,
 )
@@ -330,7 +330,8 @@ async def compare_page(
     )
 
 
-route_handlers = [
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
     compare_page,
     publish_form,
     print_page,

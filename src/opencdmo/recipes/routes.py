@@ -33,7 +33,7 @@ from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from opencdmo.web.guards import requires
 
-BASE = "/api/v1/t/{slug:str}/recipes"
+BASE = "/recipes"
 ONE = BASE + "/{recipe_id:uuid}"
 Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
 
@@ -254,7 +254,8 @@ async def api_publications(
     return [PublicationOut(**r) for r in await service.publications(ctx, recipe_id)]
 
 
-route_handlers = [
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
     api_publish,
     api_publications,
     api_from_hub,

@@ -45,7 +45,7 @@ def _out(invitation: Invitation) -> InvitationOut:
 
 
 @post(
-    "/t/{slug:str}/invitations",
+    "/invitations",
     opt=requires("members", "manage"),
     include_in_schema=False,
     status_code=200,
@@ -77,7 +77,7 @@ async def invite_form(
 
 
 @post(
-    "/t/{slug:str}/invitations/{invitation_id:uuid}/revoke",
+    "/invitations/{invitation_id:uuid}/revoke",
     opt=requires("members", "manage"),
     include_in_schema=False,
     status_code=200,
@@ -100,7 +100,7 @@ async def revoke_form(
 
 
 @get(
-    "/api/v1/t/{slug:str}/invitations",
+    "/invitations",
     opt=requires("members", "manage"),
     tags=["tenancy"],
 )
@@ -110,7 +110,7 @@ async def api_invitations(ctx: NamedDependency[TenantContext]) -> list[Invitatio
 
 
 @post(
-    "/api/v1/t/{slug:str}/invitations",
+    "/invitations",
     opt=requires("members", "manage"),
     tags=["tenancy"],
     status_code=201,
@@ -131,7 +131,7 @@ async def api_invite(
 
 
 @delete(
-    "/api/v1/t/{slug:str}/invitations/{invitation_id:uuid}",
+    "/invitations/{invitation_id:uuid}",
     opt=requires("members", "manage"),
     tags=["tenancy"],
     status_code=204,
@@ -267,12 +267,21 @@ async def _joined(
     return response
 
 
-route_handlers = [
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
     invite_form,
     revoke_form,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
     api_invitations,
     api_invite,
     api_revoke,
+]
+
+# Routes outside a tenant.
+route_handlers = [
     accept_page,
     accept_submit,
 ]

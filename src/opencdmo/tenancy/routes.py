@@ -49,7 +49,7 @@ async def tenants_page(request: Request[Any, Any, Any]) -> Template:
 
 
 @get(
-    ["/t/{slug:str}", "/t/{slug:str}/"],
+    "/",
     opt=requires("tenant", "read"),
     include_in_schema=False,
 )
@@ -112,7 +112,7 @@ async def members_page_for(
 
 
 @get(
-    "/t/{slug:str}/members",
+    "/members",
     opt=requires("members", "read"),
     include_in_schema=False,
 )
@@ -128,7 +128,7 @@ def roles_from(data: dict[str, Any]) -> list[str]:
 
 
 @post(
-    "/t/{slug:str}/members/{member_id:uuid}/roles",
+    "/members/{member_id:uuid}/roles",
     opt=requires("roles", "manage"),
     include_in_schema=False,
     status_code=200,
@@ -153,7 +153,7 @@ async def members_roles(
 
 
 @post(
-    "/t/{slug:str}/members/{member_id:uuid}/status",
+    "/members/{member_id:uuid}/status",
     opt=requires("members", "manage"),
     include_in_schema=False,
     status_code=200,
@@ -197,7 +197,7 @@ def _member_out(row: dict[str, Any]) -> MemberOut:
 
 
 @get(
-    "/api/v1/t/{slug:str}",
+    "/",
     opt=requires("tenant", "read"),
     tags=["tenancy"],
 )
@@ -208,7 +208,7 @@ async def api_tenant(ctx: NamedDependency[TenantContext]) -> TenantOut:
 
 
 @get(
-    "/api/v1/t/{slug:str}/members",
+    "/members",
     opt=requires("members", "read"),
     tags=["tenancy"],
 )
@@ -218,7 +218,7 @@ async def api_members(ctx: NamedDependency[TenantContext]) -> list[MemberOut]:
 
 
 @get(
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}",
+    "/members/{member_id:uuid}",
     opt=requires("members", "read"),
     tags=["tenancy"],
 )
@@ -228,7 +228,7 @@ async def api_member(ctx: NamedDependency[TenantContext], member_id: FromPath[UU
 
 
 @put(
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles",
+    "/members/{member_id:uuid}/roles",
     opt=requires("roles", "manage"),
     tags=["tenancy"],
 )
@@ -242,7 +242,7 @@ async def api_member_roles(
 
 
 @put(
-    "/api/v1/t/{slug:str}/members/{member_id:uuid}/status",
+    "/members/{member_id:uuid}/status",
     opt=requires("members", "manage"),
     tags=["tenancy"],
 )
@@ -254,16 +254,25 @@ async def api_member_status(
     return _member_out(await service.get_member(ctx, member_id))
 
 
-route_handlers = [
-    home,
-    tenants_page,
+# Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
+pages = [
     dashboard,
     members_page,
     members_roles,
     members_status,
+]
+
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).
+api = [
     api_tenant,
     api_members,
     api_member,
     api_member_roles,
     api_member_status,
+]
+
+# Routes outside a tenant.
+route_handlers = [
+    home,
+    tenants_page,
 ]

@@ -13,7 +13,7 @@ from opencdmo.tenancy import site_roles
 from opencdmo.tenancy.schemas import SiteRoleChange, SiteRoleOut, SiteRoleResult
 from opencdmo.web.guards import requires
 
-ONE = "/api/v1/t/{slug:str}/members/{member_id:uuid}/site-roles"
+ONE = "/members/{member_id:uuid}/site-roles"
 
 
 async def _listed(ctx: TenantContext, member_id: UUID) -> list[SiteRoleOut]:
@@ -50,4 +50,5 @@ async def api_revoke_site_role(
     return SiteRoleResult(changed, await _listed(ctx, member_id))
 
 
-route_handlers = [api_site_roles, api_grant_site_role, api_revoke_site_role]
+# The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it in the context's router).
+api = [api_site_roles, api_grant_site_role, api_revoke_site_role]

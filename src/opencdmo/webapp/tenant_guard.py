@@ -7,7 +7,7 @@ import functools
 import re
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Router
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
@@ -92,22 +92,42 @@ def tenant_context(request: Request[Any, Any, Any]) -> TenantContext:
 TENANT_GUARDS: list[Guard] = [tenant_member]
 TENANT_DEPS: dict[str, Provide] = {"ctx": Provide(tenant_context, sync_to_thread=False)}
 TENANT_ROUTE = re.compile(r"^(?:/api/v1)?/t/\{slug")
+TENANT_PAGES = "/t/{slug:str}"
+TENANT_API = "/api/v1/t/{slug:str}"
 
 
-def protect_tenant_routes(handlers: list[Any]) -> None:
-    """Give every route under ``/t/{slug}`` and ``/api/v1/t/{slug}`` the tenant guard and
-    scope, so that none can be mounted without them; a tenant route that declares no
-    permission (``opt=requires(...)``) is a configuration error."""
-    for handler in handlers:
-        if not any(TENANT_ROUTE.match(path) for path in getattr(handler, "paths", ())):
-            continue
-        if PERMISSION not in (handler.opt or {}):
-            raise RuntimeError(f"tenant route {handler.paths} declares no permission")
-        guards = list(handler.guards or [])
-        handler.guards = [*TENANT_GUARDS, *(g for g in guards if g not in TENANT_GUARDS)]
-        handler.dependencies = {**(handler.dependencies or {}), **TENANT_DEPS}
-        if set(handler.http_methods) <= SAFE_METHODS and not handler.opt.get(WRITES):
-            handler._fn = in_read_view(handler.fn)
+def handlers_of(item: Any) -> list[tuple[str, Any]]:
+    """(full path, handler) of a route handler or of every handler of a router."""
+    if isinstance(item, Router):
+        return [
+            (route.path, handler)
+            for route in item.routes
+            for handler in getattr(route, "route_handlers", ())
+        ]
+    return [(path, item) for path in getattr(item, "paths", ())]
+
+
+def protect_tenant_routes(items: list[Any]) -> None:
+    """Give every tenant router (a context's pages under ``/t/{slug}``, its API under
+    ``/api/v1/t/{slug}``: ``app.context_routers``) the tenant guard and scope, once; a
+    tenant route outside such a router, or one that declares no permission
+    (``opt=requires(...)``), is a configuration error. Reading handlers run in one read view
+    of their tenant."""
+    for item in items:
+        tenant_router = isinstance(item, Router) and TENANT_ROUTE.match(item.path) is not None
+        for path, handler in handlers_of(item):
+            if not TENANT_ROUTE.match(path) or set(handler.http_methods) == {"OPTIONS"}:
+                continue  # not a tenant route, or the framework's own answer to OPTIONS
+            if not tenant_router:
+                raise RuntimeError(f"tenant route {path} is not in a tenant router")
+            if PERMISSION not in (handler.opt or {}):
+                raise RuntimeError(f"tenant route {path} declares no permission")
+            if set(handler.http_methods) <= SAFE_METHODS and not handler.opt.get(WRITES):
+                handler._fn = in_read_view(handler.fn)
+        if tenant_router:
+            guards = list(item.guards or [])
+            item.guards = [*TENANT_GUARDS, *(g for g in guards if g not in TENANT_GUARDS)]
+            item.dependencies = {**(item.dependencies or {}), **TENANT_DEPS}
 
 
 def in_read_view(fn: Any) -> Any:

@@ -64,79 +64,85 @@ async def _bump_policy(ctx: TenantContext) -> None:
     )
 
 
-async def grant(
-    ctx: TenantContext, membership_id: UUID, site_code: str, role: str, reason: str
+async def _insert(ctx: TenantContext, membership_id: UUID, site_id: UUID, role: str) -> bool:
+    inserted = (
+        await SiteRoleAssignment.insert(
+            SiteRoleAssignment(
+                tenant_id=ctx.tenant_id, membership_id=membership_id, site_id=site_id, role=role
+            )
+        )
+        .on_conflict(
+            target=(
+                SiteRoleAssignment.tenant_id,
+                SiteRoleAssignment.membership_id,
+                SiteRoleAssignment.site_id,
+                SiteRoleAssignment.role,
+            ),
+            action="DO NOTHING",
+        )
+        .returning(SiteRoleAssignment.id)
+    )
+    return bool(inserted)
+
+
+async def _delete(ctx: TenantContext, membership_id: UUID, site_id: UUID, role: str) -> bool:
+    removed = (
+        await SiteRoleAssignment.delete()
+        .where(
+            (SiteRoleAssignment.membership_id == membership_id)
+            & (SiteRoleAssignment.site_id == site_id)
+            & (SiteRoleAssignment.role == role)
+        )
+        .returning(SiteRoleAssignment.id)
+    )
+    return bool(removed)
+
+
+async def _change(
+    ctx: TenantContext,
+    membership_id: UUID,
+    site_code: str,
+    role: str,
+    reason: str,
+    *,
+    granting: bool,
 ) -> bool:
-    """Grant ``role`` to the member at the site; False when they already hold it there."""
+    """One grant or revocation: authorised, with a reason, the member's row locked, the
+    policy version moved and the change audited, in one unit of work."""
     await authorize(ctx, "roles", "manage")
     reason = _checked(role, reason)
     async with unit_of_work(ctx):
         await _lock_member(membership_id)
         site_id = await _site_id(site_code)
-        inserted = (
-            await SiteRoleAssignment.insert(
-                SiteRoleAssignment(
-                    tenant_id=ctx.tenant_id,
-                    membership_id=membership_id,
-                    site_id=site_id,
-                    role=role,
-                )
-            )
-            .on_conflict(
-                target=(
-                    SiteRoleAssignment.tenant_id,
-                    SiteRoleAssignment.membership_id,
-                    SiteRoleAssignment.site_id,
-                    SiteRoleAssignment.role,
-                ),
-                action="DO NOTHING",
-            )
-            .returning(SiteRoleAssignment.id)
-        )
-        if not inserted:
+        write = _insert if granting else _delete
+        if not await write(ctx, membership_id, site_id, role):
             return False
         await _bump_policy(ctx)
+        change = {"site": site_code, "role": role}
         await audit.record(
             ctx,
-            "member.site_role_granted",
+            "member.site_role_granted" if granting else "member.site_role_revoked",
             "membership",
             membership_id,
-            new={"site": site_code, "role": role},
+            old=None if granting else change,
+            new=change if granting else None,
             reason=reason,
         )
     return True
+
+
+async def grant(
+    ctx: TenantContext, membership_id: UUID, site_code: str, role: str, reason: str
+) -> bool:
+    """Grant ``role`` to the member at the site; False when they already hold it there."""
+    return await _change(ctx, membership_id, site_code, role, reason, granting=True)
 
 
 async def revoke(
     ctx: TenantContext, membership_id: UUID, site_code: str, role: str, reason: str
 ) -> bool:
     """Take ``role`` at the site away from the member; False when they did not hold it."""
-    await authorize(ctx, "roles", "manage")
-    reason = _checked(role, reason)
-    async with unit_of_work(ctx):
-        await _lock_member(membership_id)
-        site_id = await _site_id(site_code)
-        removed = (
-            await SiteRoleAssignment.delete()
-            .where(
-                (SiteRoleAssignment.membership_id == membership_id)
-                & (SiteRoleAssignment.site_id == site_id)
-                & (SiteRoleAssignment.role == role)
-            )
-            .returning(SiteRoleAssignment.id)
-        )
-        if not removed:
-            return False
-        await _bump_policy(ctx)
-        await audit.record(
-            ctx,
-            "member.site_role_revoked",
-            "membership",
-            membership_id,
-            old={"site": site_code, "role": role},
-            reason=reason,
-        )
-    return True
+    return await _change(ctx, membership_id, site_code, role, reason, granting=False)
 
 
 async def site_roles(ctx: TenantContext, membership_id: UUID) -> list[SiteRole]:

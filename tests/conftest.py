@@ -29,6 +29,7 @@ from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.context import SYSTEM, Actor, RequestMeta, TenantContext
 
 PASSWORD = "correct-horse-battery-42"
+AUDIT_KEY = "test-audit-key-" + "0123456789abcdef" * 2
 DATA_DIR = Path(tempfile.gettempdir()) / f"opencdmo-test-{os.getuid()}"
 
 
@@ -61,11 +62,14 @@ def database() -> Iterator[DatabaseUrls]:
 
 
 @pytest.fixture(scope="session")
-def settings(database: DatabaseUrls) -> Settings:
+def settings(database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database.owner,
         data_dir=DATA_DIR,
         secret_key="test-secret-key",
+        # The data dir is shared by concurrent runs: this run's checkpoints stay its own.
+        audit_key=AUDIT_KEY,
+        audit_checkpoint_dir=tmp_path_factory.mktemp("audit-checkpoints"),
         cookie_secure=True,
         argon2_time_cost=1,
         argon2_memory_kib=1024,

@@ -14,17 +14,19 @@ import pytest
 
 from opencdmo.cli import build_parser
 from opencdmo.db.urls import DatabaseUrls
-from tests.conftest import DATA_DIR, PASSWORD, World
+from tests.conftest import AUDIT_KEY, DATA_DIR, PASSWORD, World
 
 
 @pytest.fixture
-def cli_env(database: DatabaseUrls) -> dict[str, str]:
+def cli_env(database: DatabaseUrls, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
     env.update(
         {
             "OPENCDMO_DATABASE_URL": database.owner,
             "OPENCDMO_DATA_DIR": str(DATA_DIR),
             "OPENCDMO_SECRET_KEY": "test",
+            "OPENCDMO_AUDIT_KEY": AUDIT_KEY,
+            "OPENCDMO_AUDIT_CHECKPOINT_DIR": str(tmp_path / "audit-checkpoints"),
             "OPENCDMO_ARGON2_TIME_COST": "1",
             "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
         }

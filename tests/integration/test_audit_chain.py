@@ -3,6 +3,7 @@ superuser (the owner here) with the append-only triggers switched off, as a supe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -327,3 +328,188 @@ async def test_platform_security_chain_tampering_is_detected(owner: asyncpg.Conn
             owner, "UPDATE security_events SET detail = $2::json WHERE seq = $1", seq, original
         )
     assert (await verify_security_chain()).intact
+
+
+# --- chains from before the key ---------------------------------------------------------------
+
+
+async def _make_legacy(owner: asyncpg.Connection, ctx: TenantContext) -> None:
+    """Rewrite a chain as an install from before the key wrote it: unkeyed SHA-256."""
+    prev = GENESIS
+    rows = await owner.fetch(
+        "SELECT * FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id
+    )
+    for row in rows:
+        digest = event_hash(prev, row, AUDIT_FIELDS)
+        await _tamper(
+            owner,
+            "UPDATE audit_events SET algorithm = 'sha256', key_id = NULL, mac = NULL, "
+            "prev_hash = $3, hash = $4 WHERE tenant_id = $1 AND seq = $2",
+            ctx.tenant_id,
+            row["seq"],
+            prev,
+            digest,
+        )
+        prev = digest
+    await _rewind_head(owner, ctx, len(rows))
+
+
+async def test_unkeyed_events_from_before_the_key_verify_once_anchored(
+    owner: asyncpg.Connection,
+) -> None:
+    ctx = await _scratch_tenant(4)
+    await _make_legacy(owner, ctx)
+    report = await _verify(ctx)
+    assert (report.kinds, report.broken_at) == (["unkeyed"], 1), "nothing vouches for them yet"
+    assert f"tenant {ctx.slug}" in await keeper.anchor_legacy()
+    await audit.drain()
+    anchored = await _verify(ctx)
+    assert (anchored.intact, anchored.checked) == (True, 5)
+    anchor = await owner.fetchrow(
+        "SELECT action, algorithm FROM audit_events WHERE tenant_id = $1 AND seq = 5",
+        ctx.tenant_id,
+    )
+    assert dict(anchor) == {"action": "audit.chain_keyed", "algorithm": "hmac-sha256"}
+    assert f"tenant {ctx.slug}" not in await keeper.anchor_legacy(), "anchored once"
+
+
+async def test_rewriting_unkeyed_events_breaks_at_the_keyed_anchor(
+    owner: asyncpg.Connection,
+) -> None:
+    ctx = await _scratch_tenant(4)
+    await _make_legacy(owner, ctx)
+    await keeper.anchor_legacy()
+    await audit.drain()
+    # Unkeyed hashes anyone can recompute: rewrite event 2 and rechain 2-4 without the key.
+    await _tamper(
+        owner,
+        "UPDATE audit_events SET actor_name = 'someone else' WHERE tenant_id = $1 AND seq = 2",
+        ctx.tenant_id,
+    )
+    rows = await owner.fetch(
+        "SELECT * FROM audit_events WHERE tenant_id = $1 AND seq <= 4 ORDER BY seq",
+        ctx.tenant_id,
+    )
+    prev = GENESIS
+    for row in rows:
+        digest = event_hash(prev, row, AUDIT_FIELDS)
+        await _tamper(
+            owner,
+            "UPDATE audit_events SET prev_hash = $3, hash = $4 WHERE tenant_id = $1 AND seq = $2",
+            ctx.tenant_id,
+            row["seq"],
+            prev,
+            digest,
+        )
+        prev = digest
+    report = await _verify(ctx)
+    assert (report.kinds, report.broken_at) == (["rewritten"], 5)
+
+
+# --- sealing ---------------------------------------------------------------------------------
+
+
+async def test_a_rolled_back_event_is_never_sealed_and_leaves_no_gap(
+    owner: asyncpg.Connection,
+) -> None:
+    from opencdmo.db.tx import tenant_transaction
+
+    ctx = await _scratch_tenant(2)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):  # noqa: PT012 - the rollback of this whole block is the point
+        async with tenant_transaction(ctx):
+            await audit.record(ctx, "test.rolled_back", "thing", 1)
+            raise Boom
+    await audit.record(ctx, "test.kept", "thing", 2)
+    rows = await owner.fetch(
+        "SELECT seq, action FROM audit_events WHERE tenant_id = $1 ORDER BY entry", ctx.tenant_id
+    )
+    assert [(r["seq"], r["action"]) for r in rows] == [
+        (1, "tenant.created"),
+        (2, "test.event"),
+        (3, "test.kept"),
+    ]
+
+
+async def test_the_sweep_seals_events_committed_outside_a_command(
+    owner: asyncpg.Connection,
+) -> None:
+    from opencdmo.db.engine import get_engine
+
+    ctx = await _scratch_tenant(2)
+    pool = get_engine().pool
+    assert pool is not None
+    async with pool.acquire() as connection, connection.transaction():  # no after-commit hook
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(ctx.tenant_id))
+        await audit._append(
+            connection,
+            ctx.tenant_id,
+            SYSTEM,
+            RequestMeta(),
+            "test.raw",
+            "thing",
+            "1",
+            None,
+            None,
+            None,
+        )
+    assert (
+        await owner.fetchval(
+            "SELECT seq FROM audit_events WHERE tenant_id = $1 AND action = 'test.raw'",
+            ctx.tenant_id,
+        )
+        is None
+    )
+    assert (await _verify(ctx)).intact, "verify seals what has committed first"
+    assert (
+        await owner.fetchval(
+            "SELECT seq FROM audit_events WHERE tenant_id = $1 AND action = 'test.raw'",
+            ctx.tenant_id,
+        )
+        == 3
+    )
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(ctx.tenant_id))
+        await audit._append(
+            connection,
+            ctx.tenant_id,
+            SYSTEM,
+            RequestMeta(),
+            "test.raw",
+            "thing",
+            "2",
+            None,
+            None,
+            None,
+        )
+    assert await keeper.sweep() >= 1
+    seqs = await owner.fetch(
+        "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id
+    )
+    assert [r["seq"] for r in seqs] == [1, 2, 3, 4]
+
+
+async def test_the_app_keeper_writes_checkpoints_on_its_interval(
+    store: LocalCheckpointStore,
+) -> None:
+    ctx = await _scratch_tenant(3)
+    path = store.directory / f"{tenant_chain(ctx.tenant_id)}.jsonl"
+    running = keeper.Keeper(store, checkpoint_seconds=1)
+    await running.start()
+    try:
+        for _ in range(400):
+            if path.exists():
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await running.stop()
+    entry = json.loads(path.read_text().splitlines()[-1])
+    assert (entry["seq"], entry["label"], entry["key_id"]) == (
+        3,
+        f"tenant {ctx.slug}",
+        keys.make_key(AUDIT_KEY).id,
+    )
+    assert (await _verify(ctx, store)).intact

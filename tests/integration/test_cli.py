@@ -186,3 +186,53 @@ async def test_audit_verify_exit_codes(
     code, _, err = await run(cli_env, "audit", "verify", "--tenant", "no-such")
     assert code == 2
     assert "No tenant" in err
+
+
+async def test_audit_checkpoints_catch_a_rewound_chain(
+    world: World, cli_env: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    from opencdmo.audit import service as audit
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+
+    slug = f"k-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Checkpoint", "cdmo", SYSTEM, RequestMeta())
+    for i in range(3):
+        await audit.record(ctx, "test.event", "thing", i)
+    code, out, err = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 0, err
+    assert "1 checkpoint(s) written" in out
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 0
+    assert f"current tenant {slug}: seq 4, no change" in out
+    await audit.record(ctx, "test.event", "thing", 4)
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 0
+    assert f"written tenant {slug}: seq 5" in out
+    # A superuser removes the last two events and rewinds the head to match.
+    async with owner.transaction():
+        await owner.execute("SET LOCAL session_replication_role = replica")
+        await owner.execute(
+            "DELETE FROM audit_events WHERE tenant_id = $1 AND seq >= 4", ctx.tenant_id
+        )
+        await owner.execute(
+            "UPDATE audit_heads SET last_seq = 3, last_hash = (SELECT hash FROM audit_events "
+            "WHERE tenant_id = $1 AND seq = 3) WHERE tenant_id = $1",
+            ctx.tenant_id,
+        )
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 1
+    assert f"tenant {slug}, seq 4: truncated:" in out
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 1
+    assert f"REFUSED tenant {slug}" in out
+
+
+async def test_audit_verify_with_another_key_says_wrong_key(
+    world: World, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "OPENCDMO_AUDIT_KEY": "not-the-key-the-trail-was-written-with"}
+    code, out, _ = await run(env, "audit", "verify", "--tenant", "alpha")
+    assert code == 1
+    assert "tenant alpha, seq 1: wrong_key:" in out
+    assert "which this verifier does not hold" in out

@@ -513,3 +513,40 @@ async def test_the_app_keeper_writes_checkpoints_on_its_interval(
         keys.make_key(AUDIT_KEY).id,
     )
     assert (await _verify(ctx, store)).intact
+
+
+async def test_writers_of_one_tenant_do_not_wait_on_each_other_and_chain_in_commit_order(
+    owner: asyncpg.Connection,
+) -> None:
+    """A command holding its transaction open after writing an event no longer holds the
+    tenant's chain: another command of the tenant writes, commits and is sealed meanwhile,
+    and the chain follows the order of the commits, not of the writes."""
+    from opencdmo.db.tx import tenant_transaction
+
+    ctx = await _scratch_tenant(1)
+    first_written, second_done = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> None:
+        async with tenant_transaction(ctx):
+            await audit.record(ctx, "test.written_first", "thing", 1)
+            first_written.set()
+            await second_done.wait()  # commits only after the other command has returned
+
+    async def quick() -> None:
+        await first_written.wait()
+        await audit.record(ctx, "test.written_second", "thing", 2)
+        second_done.set()
+
+    # The guard only turns a wait on the other transaction (the old design) into a failure.
+    await asyncio.wait_for(asyncio.gather(slow(), quick()), timeout=30)
+    rows = await owner.fetch(
+        "SELECT seq, action, entry FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
+        ctx.tenant_id,
+    )
+    assert [(r["seq"], r["action"]) for r in rows] == [
+        (1, "tenant.created"),
+        (2, "test.written_second"),
+        (3, "test.written_first"),
+    ]
+    assert rows[2]["entry"] < rows[1]["entry"], "written first, chained after"
+    assert (await _verify(ctx)).intact

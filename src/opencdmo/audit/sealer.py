@@ -82,17 +82,22 @@ def authentic(row: Any) -> bool:
     return key is not None and row["algorithm"] == KEYED and same(entry_mac(key, row), row["mac"])
 
 
+_refused: set[UUID] = set()
+
+
 async def _seal(connection: Any, tenant_id: UUID, rows: list[Any]) -> int:
     seq, prev = int(rows[0]["head_seq"]), str(rows[0]["head_hash"])
     ids, seqs, prevs, hashes = [], [], [], []
     for row in rows:
         if not authentic(row):
-            log.error(
-                "audit event %s of tenant %s does not verify (written without the audit key?):"
-                " left unsealed",
-                row["id"],
-                tenant_id,
-            )
+            if row["id"] not in _refused:  # once per process: the sweep meets it again
+                _refused.add(row["id"])
+                log.error(
+                    "audit event %s of tenant %s does not verify (written without the audit"
+                    " key?): left unsealed",
+                    row["id"],
+                    tenant_id,
+                )
             continue
         key = keyring().get(row["key_id"])
         assert key is not None

@@ -231,12 +231,12 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.audit import verify
     from opencdmo.audit.checkpoints import store_for
-    from opencdmo.audit.keeper import write_checkpoint
+    from opencdmo.audit.keeper import chains_for, write_checkpoint
 
     store = store_for(settings)
 
     async def work() -> int:
-        chains = await _audit_chains(args.tenant)
+        chains = await chains_for(args.tenant)
         reports = [await verify.verify_chain(chain, store) for chain in chains]
         for report in reports:
             if report.intact:
@@ -263,32 +263,16 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
-async def _audit_chains(slug: str | None) -> list[Any]:
-    """The chains to verify: one tenant's, or every tenant's and the platform's."""
-    from opencdmo.audit import verify
-    from opencdmo.db.tx import global_transaction
-
-    async with global_transaction() as connection:
-        if slug:
-            tenants = await connection.fetch("SELECT id, slug FROM tenants WHERE slug = $1", slug)
-            if not tenants:
-                raise AppError(f"No tenant has the slug '{slug}'.")
-        else:
-            tenants = await connection.fetch("SELECT id, slug FROM tenants ORDER BY slug")
-    chains = [verify.tenant(t["id"], t["slug"]) for t in tenants]
-    return chains if slug else [*chains, verify.SECURITY]
-
-
 def cmd_audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.audit import verify
     from opencdmo.audit.checkpoints import store_for
-    from opencdmo.audit.keeper import checkpoint_chain
+    from opencdmo.audit.keeper import chains_for, checkpoint_chain
 
     store = store_for(settings)
 
     async def work() -> int:
         refused = 0
-        for chain in await _audit_chains(args.tenant):
+        for chain in await chains_for(args.tenant):
             result = await checkpoint_chain(chain, store)
             if not result.report.intact:
                 refused += 1

@@ -236,3 +236,37 @@ async def test_audit_verify_with_another_key_says_wrong_key(
     assert code == 1
     assert "tenant alpha, seq 1: wrong_key:" in out
     assert "which this verifier does not hold" in out
+
+
+async def test_db_upgrade_anchors_chains_that_end_unkeyed(
+    world: World, cli_env: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    from opencdmo.audit.chain import AUDIT_FIELDS, GENESIS, event_hash
+    from opencdmo.tenancy import service as tenancy
+    from opencdmo.tenancy.context import SYSTEM, RequestMeta
+
+    slug = f"u-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Upgrade", "cdmo", SYSTEM, RequestMeta())
+    # As an install from before the key: its one event unkeyed.
+    event = await owner.fetchrow("SELECT * FROM audit_events WHERE tenant_id = $1", ctx.tenant_id)
+    digest = event_hash(GENESIS, event, AUDIT_FIELDS)
+    async with owner.transaction():
+        await owner.execute("SET LOCAL session_replication_role = replica")
+        await owner.execute(
+            "UPDATE audit_events SET algorithm = 'sha256', key_id = NULL, mac = NULL, hash = $2 "
+            "WHERE tenant_id = $1",
+            ctx.tenant_id,
+            digest,
+        )
+        await owner.execute(
+            "UPDATE audit_heads SET last_hash = $2 WHERE tenant_id = $1", ctx.tenant_id, digest
+        )
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 1
+    assert f"tenant {slug}, seq 1: unkeyed:" in out
+    code, out, err = await run(cli_env, "db", "upgrade")
+    assert code == 0, err
+    assert f"audit chain of tenant {slug} keyed" in out
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 0
+    assert f"ok      tenant {slug}: 2 events checked" in out

@@ -26,6 +26,7 @@ from opencdmo.audit.verify import (
     verify_chain,
 )
 from opencdmo.db.tx import global_transaction
+from opencdmo.errors import NotFound
 from opencdmo.tenancy.context import SYSTEM, RequestMeta
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,18 @@ async def checkpoint_chain(chain: Chain, store: CheckpointStore) -> CheckpointRe
     return CheckpointResult(report, write_checkpoint(chain, report, store))
 
 
-async def chains() -> list[Chain]:
-    return [tenant(h.tenant_id, h.slug) for h in await heads()] + [SECURITY]
+async def chains_for(slug: str | None = None) -> list[Chain]:
+    """Every tenant's chain and the platform's, or only the chain of the tenant ``slug``."""
+    if slug is None:
+        return [tenant(h.tenant_id, h.slug) for h in await heads()] + [SECURITY]
+    found = [tenant(h.tenant_id, h.slug) for h in await heads() if h.slug == slug]
+    if not found:
+        raise NotFound(f"No tenant has the slug '{slug}'.")
+    return found
 
 
 async def checkpoint_all(store: CheckpointStore) -> list[CheckpointResult]:
-    return [await checkpoint_chain(chain, store) for chain in await chains()]
+    return [await checkpoint_chain(chain, store) for chain in await chains_for()]
 
 
 async def _ends_unkeyed(chain: Chain) -> bool:
@@ -110,7 +117,7 @@ async def anchor_legacy() -> list[str]:
     vouches for all of them; returns the chains anchored."""
     anchored = []
     key = keyring().current
-    for chain in await chains():
+    for chain in await chains_for():
         if await _ends_unkeyed(chain):
             await service.record_security(
                 "audit.chain_keyed",
@@ -161,7 +168,7 @@ class Keeper:
                 await asyncio.wait_for(self.stopping.wait(), tick)
 
     async def _checkpoint(self) -> None:
-        for chain in await chains():
+        for chain in await chains_for():
             if self.stopping.is_set():
                 return
             result = await checkpoint_chain(chain, self.store)

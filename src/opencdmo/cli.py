@@ -242,9 +242,10 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             if report.intact:
                 _print(f"ok      {report.chain}: {report.checked} events checked")
                 continue
+            where = report.broken_at
             _print(
-                f"BROKEN  {report.chain}: first broken sequence number {report.broken_at}"
-                f" ({report.problem})"
+                f"BROKEN  {report.chain}: "
+                + (f"first broken sequence number {where}" if where else "see below")
             )
             for line in verify.describe(report):
                 _print(f"        {line}")

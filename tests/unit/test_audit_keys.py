@@ -64,5 +64,24 @@ def test_the_store_appends_and_reads_the_newest_first(tmp_path: Path) -> None:
     with (tmp_path / "cp" / "tenant-y.jsonl").open("a") as handle:
         handle.write("not json\n")
     assert store.latest("tenant-y", 2)[0] is None
+    line = (tmp_path / "cp" / "tenant-y.jsonl").read_text().splitlines()[0]
+    assert parse(line) is not None
+    assert parse(line.replace('"seq":1,', '"seq":"1",')) is None
+    assert parse(line.replace('"seq":1,', '"seq":true,')) is None
     with pytest.raises(ValueError, match="not a chain name"):
         store.latest("../etc/passwd", 1)
+
+
+def test_audit_settings_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "OPENCDMO_DATA_DIR": str(tmp_path),
+            "OPENCDMO_AUDIT_CHECKPOINT_SECONDS": "0",
+            "OPENCDMO_AUDIT_RETIRED_KEYS": "x" * 32,
+        }
+    )
+    assert settings.audit_checkpoint_seconds == 0
+    assert settings.resolved_audit_checkpoint_dir() == tmp_path / "audit-checkpoints"
+    assert settings.resolved_audit_retired_keys() == ["x" * 32]
+    moved = Settings.from_env({"OPENCDMO_AUDIT_CHECKPOINT_DIR": str(tmp_path / "elsewhere")})
+    assert moved.resolved_audit_checkpoint_dir() == tmp_path / "elsewhere"

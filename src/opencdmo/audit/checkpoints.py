@@ -61,11 +61,16 @@ def signature_problem(checkpoint: Checkpoint, ring: Keyring) -> str | None:
 
 
 def parse(line: str) -> Checkpoint | None:
+    """A checkpoint from its line, or None when the line is not one (wrong fields or types)."""
     try:
         data = json.loads(line)
-        return Checkpoint(**{k: data[k] for k in Checkpoint.__dataclass_fields__})
+        values = {k: data[k] for k in Checkpoint.__dataclass_fields__}
     except (ValueError, TypeError, KeyError):
         return None
+    typed = isinstance(values["seq"], int) and not isinstance(values["seq"], bool)
+    if not typed or not all(isinstance(v, str) for k, v in values.items() if k != "seq"):
+        return None
+    return Checkpoint(**values)
 
 
 class CheckpointStore(Protocol):

@@ -550,3 +550,39 @@ async def test_writers_of_one_tenant_do_not_wait_on_each_other_and_chain_in_comm
     ]
     assert rows[2]["entry"] < rows[1]["entry"], "written first, chained after"
     assert (await _verify(ctx)).intact
+
+
+async def test_sealing_rounds_of_two_processes_do_not_overlap(owner: asyncpg.Connection) -> None:
+    """Rounds called directly (as two processes' sealers would run) take turns on the
+    tenant's advisory lock: every event gets one place, the places stay contiguous."""
+    from opencdmo.audit import sealer
+    from opencdmo.db.engine import get_engine
+
+    ctx = await _scratch_tenant(1)
+    pool = get_engine().pool
+    assert pool is not None
+    for n in range(40):
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "SELECT set_config('app.tenant_id', $1, true)", str(ctx.tenant_id)
+            )
+            await audit._append(
+                connection,
+                ctx.tenant_id,
+                SYSTEM,
+                RequestMeta(),
+                "test.raw",
+                "t",
+                str(n),
+                None,
+                None,
+                None,
+            )
+    counts = await asyncio.gather(*(sealer.seal_round(ctx.tenant_id) for _ in range(4)))
+    assert sum(counts) == 40
+    seqs = await owner.fetch(
+        "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id
+    )
+    assert [r["seq"] for r in seqs] == list(range(1, 42))
+    report = await _verify(ctx)
+    assert (report.intact, report.checked) == (True, 41)

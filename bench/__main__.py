@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import api_list, hub_search, recipe_scale
+from bench import api_list, audit_contention, hub_search, recipe_scale
 
-BENCHMARKS = {"api_list": api_list, "hub_search": hub_search, "recipe_scale": recipe_scale}
+BENCHMARKS = {
+    "api_list": api_list,
+    "audit_contention": audit_contention,
+    "hub_search": hub_search,
+    "recipe_scale": recipe_scale,
+}
 
 
 def main(names: list[str]) -> int:

@@ -30,6 +30,7 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 
 PASSWORD = "correct-horse-battery-42"
+AUDIT_KEY = "test-audit-key-" + "0123456789abcdef" * 2
 DATA_DIR = Path(tempfile.gettempdir()) / f"opencdmo-test-{os.getuid()}"
 
 
@@ -62,11 +63,14 @@ def database() -> Iterator[DatabaseUrls]:
 
 
 @pytest.fixture(scope="session")
-def settings(database: DatabaseUrls) -> Settings:
+def settings(database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database.owner,
         data_dir=DATA_DIR,
         secret_key="test-secret-key",
+        # The data dir is shared by concurrent runs: this run's checkpoints stay its own.
+        audit_key=AUDIT_KEY,
+        audit_checkpoint_dir=tmp_path_factory.mktemp("audit-checkpoints"),
         cookie_secure=True,
         argon2_time_cost=1,
         argon2_memory_kib=1024,
@@ -242,3 +246,14 @@ async def browser(app: Litestar, world: World) -> AsyncIterator[Any]:
     yield open_as
     for client in opened:
         await client.close()
+
+
+async def recorded(
+    ctx: TenantContext, action: str, entity_type: str, entity_id: object, **kw: Any
+) -> int:
+    """One audit event as a command writes it: in a unit of work of its own."""
+    from opencdmo.audit import service as audit
+    from opencdmo.db.tx import unit_of_work
+
+    async with unit_of_work(ctx):
+        return await audit.record(ctx, action, entity_type, entity_id, **kw)

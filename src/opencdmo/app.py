@@ -15,7 +15,10 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
 import opencdmo
+from opencdmo.audit import keys as audit_keys
 from opencdmo.audit import service as audit
+from opencdmo.audit.checkpoints import store_for
+from opencdmo.audit.keeper import Keeper
 from opencdmo.db.engine import bind_engine, close_pool, start_pool
 from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
@@ -105,15 +108,19 @@ def create_app(
     if configure_logs:
         configure_logging(settings.log_level, settings.log_json)
     passwords.configure(settings)
+    audit_keys.configure(settings)
+    keeper = Keeper(store_for(settings), settings.audit_checkpoint_seconds)
     urls = urls or database_urls(settings)
     engine = bind_engine(urls)
 
     async def startup() -> None:
         await start_pool(engine, settings.db_pool_size)
         await authcache.tokens.start(urls.app, settings.auth_cache_seconds)
+        await keeper.start()
 
     async def shutdown() -> None:
         await authcache.tokens.stop()
+        await keeper.stop()
         await audit.drain()
         await close_pool(engine)
 

@@ -24,16 +24,20 @@ def _print(message: str) -> None:
 
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    from opencdmo.audit import keys
+    from opencdmo.audit import service as audit
     from opencdmo.db.engine import bind_engine, close_pool, start_pool
     from opencdmo.db.setup import database_urls
     from opencdmo.identity import passwords
 
     passwords.configure(settings)
+    keys.configure(settings)
     engine = bind_engine(database_urls(settings))
     await start_pool(engine, 4)
     try:
         return await work()
     finally:
+        await audit.drain()
         await close_pool(engine)
 
 
@@ -92,6 +96,14 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     if settings.app_db_password:
         asyncio.run(migrate.set_app_password(urls, settings.app_db_password))
     _print("database is at the latest migration")
+    return asyncio.run(_with_db(settings, _anchor_legacy))
+
+
+async def _anchor_legacy() -> int:
+    from opencdmo.audit.keeper import anchor_legacy
+
+    for chain in await anchor_legacy():
+        _print(f"audit chain of {chain} keyed: its earlier unkeyed events are anchored")
     return 0
 
 
@@ -261,37 +273,63 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from opencdmo.audit.verify import verify_security_chain, verify_tenant
-    from opencdmo.db.tx import global_transaction
+    from opencdmo.audit import verify
+    from opencdmo.audit.checkpoints import store_for
+    from opencdmo.audit.keeper import chains_for, write_checkpoint
+
+    store = store_for(settings)
 
     async def work() -> int:
-        async with global_transaction() as connection:
-            if args.tenant:
-                tenants = await connection.fetch(
-                    "SELECT id, slug FROM tenants WHERE slug = $1", args.tenant
-                )
-                if not tenants:
-                    raise AppError(f"No tenant has the slug '{args.tenant}'.")
-            else:
-                tenants = await connection.fetch("SELECT id, slug FROM tenants ORDER BY slug")
-        reports = [await verify_tenant(t["id"], t["slug"]) for t in tenants]
-        if not args.tenant:
-            reports.append(await verify_security_chain())
-        broken = [r for r in reports if not r.intact]
+        chains = await chains_for(args.tenant)
+        reports = [await verify.verify_chain(chain, store) for chain in chains]
         for report in reports:
             if report.intact:
                 _print(f"ok      {report.chain}: {report.checked} events checked")
-            else:
-                _print(
-                    f"BROKEN  {report.chain}: first broken sequence number {report.broken_at}"
-                    f" ({report.problem})"
-                )
+                continue
+            where = report.broken_at
+            _print(
+                f"BROKEN  {report.chain}: "
+                + (f"first broken sequence number {where}" if where else "see below")
+            )
+            for line in verify.describe(report):
+                _print(f"        {line}")
+        broken = [r for r in reports if not r.intact]
         total = sum(r.checked for r in reports)
         _print(
             f"{'audit trail intact' if not broken else 'audit trail BROKEN'}: "
             f"{total} events checked"
         )
-        return 1 if broken else 0
+        if broken:
+            return 1
+        written = [write_checkpoint(c, r, store) for c, r in zip(chains, reports, strict=True)]
+        _print(f"{sum(1 for w in written if w)} checkpoint(s) written to {store.directory}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.audit import verify
+    from opencdmo.audit.checkpoints import store_for
+    from opencdmo.audit.keeper import chains_for, checkpoint_chain
+
+    store = store_for(settings)
+
+    async def work() -> int:
+        refused = 0
+        for chain in await chains_for(args.tenant):
+            result = await checkpoint_chain(chain, store)
+            if not result.report.intact:
+                refused += 1
+                _print(f"REFUSED {chain.label}: the chain does not verify, no checkpoint")
+                for line in verify.describe(result.report):
+                    _print(f"        {line}")
+            elif result.written is not None:
+                _print(f"written {chain.label}: seq {result.written.seq}")
+            else:
+                _print(f"current {chain.label}: seq {result.report.last_seq}, no change")
+        _print(f"checkpoints in {store.directory}")
+        return 1 if refused else 0
 
     return asyncio.run(_with_db(settings, work))
 
@@ -447,9 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit trail")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    verify = asub.add_parser("verify", help="recompute the hash chains; exit 1 if any is broken")
+    verify = asub.add_parser(
+        "verify",
+        help="check the chains against the key and the latest checkpoints; exit 1 on any finding",
+    )
     verify.add_argument("--tenant", help="only this tenant (slug)")
     verify.set_defaults(func=cmd_audit_verify)
+    checkpoint = asub.add_parser(
+        "checkpoint", help="verify what is new and write signed checkpoints of the chain heads"
+    )
+    checkpoint.add_argument("--tenant", help="only this tenant (slug)")
+    checkpoint.set_defaults(func=cmd_audit_checkpoint)
 
     hub = sub.add_parser("hub", help="the HUB catalogue")
     hsub = hub.add_subparsers(dest="hub_command", required=True, metavar="ACTION")

@@ -48,6 +48,30 @@ class Settings:
             "kept in the data dir"
         },
     )
+    audit_key: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Key of the audit trail's HMAC chain and checkpoints (32+ characters); "
+            "unset: generated once and kept in the data dir"
+        },
+    )
+    audit_retired_keys: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Earlier audit keys, comma-separated: verified, never used to write (rotation)"
+        },
+    )
+    audit_checkpoint_dir: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "Where signed audit checkpoints are appended; "
+            "unset: <data dir>/audit-checkpoints"
+        },
+    )
+    audit_checkpoint_seconds: int = field(
+        default=60,
+        metadata={"doc": "Seconds between the app's audit checkpoints (0: only by command)"},
+    )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address `serve` binds"})
     port: int = field(default=8000, metadata={"doc": "Port `serve` binds"})
     workers: int = field(default=1, metadata={"doc": "Worker processes `serve` starts"})
@@ -123,17 +147,41 @@ class Settings:
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or one generated once and kept (0600) in the data dir."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
+        return self.secret_key or _generated(self.data_dir / "secret_key")
+
+    def resolved_audit_key(self) -> str:
+        """The audit key: configured, or generated once and kept (0600) in the data dir."""
+        key = self.audit_key or _generated(self.data_dir / "audit_key")
+        if len(key) < AUDIT_KEY_MIN:
+            raise SettingsError(f"OPENCDMO_AUDIT_KEY: needs at least {AUDIT_KEY_MIN} characters")
         return key
+
+    def resolved_audit_retired_keys(self) -> list[str]:
+        return [k.strip() for k in (self.audit_retired_keys or "").split(",") if k.strip()]
+
+    def resolved_audit_checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
+
+
+AUDIT_KEY_MIN = 32
+
+
+def _generated(path: Path) -> str:
+    """A random key kept in ``path`` (0600), created once and published whole (a link), so a
+    concurrent process reads either no file or the complete key; the first creator wins."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:
@@ -151,6 +199,6 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             raise SettingsError(
                 f"OPENCDMO_{name.upper()}: expected an integer, got {raw!r}"
             ) from None
-    if type_name == "Path":
+    if "Path" in type_name:
         return Path(raw).expanduser()
     return raw

@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from opencdmo.db.urls import DatabaseUrls
-from tests.conftest import DATA_DIR, World
+from opencdmo.settings import Settings
+from tests.conftest import AUDIT_KEY, DATA_DIR, World
 
 CHROMIUM = os.environ.get("OPENCDMO_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -36,7 +37,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-async def server(database: DatabaseUrls, world: World) -> AsyncIterator[str]:
+async def server(database: DatabaseUrls, world: World, settings: Settings) -> AsyncIterator[str]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
     env.update(
@@ -44,6 +45,8 @@ async def server(database: DatabaseUrls, world: World) -> AsyncIterator[str]:
             "OPENCDMO_DATABASE_URL": database.owner,
             "OPENCDMO_DATA_DIR": str(DATA_DIR),
             "OPENCDMO_SECRET_KEY": "e2e",
+            "OPENCDMO_AUDIT_KEY": AUDIT_KEY,
+            "OPENCDMO_AUDIT_CHECKPOINT_DIR": str(settings.resolved_audit_checkpoint_dir()),
             "OPENCDMO_COOKIE_SECURE": "false",
             "OPENCDMO_ARGON2_TIME_COST": "1",
             "OPENCDMO_ARGON2_MEMORY_KIB": "1024",

@@ -14,17 +14,19 @@ import pytest
 
 from opencdmo.cli import build_parser
 from opencdmo.db.urls import DatabaseUrls
-from tests.conftest import DATA_DIR, PASSWORD, World
+from tests.conftest import AUDIT_KEY, DATA_DIR, PASSWORD, World, recorded
 
 
 @pytest.fixture
-def cli_env(database: DatabaseUrls) -> dict[str, str]:
+def cli_env(database: DatabaseUrls, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
     env.update(
         {
             "OPENCDMO_DATABASE_URL": database.owner,
             "OPENCDMO_DATA_DIR": str(DATA_DIR),
             "OPENCDMO_SECRET_KEY": "test",
+            "OPENCDMO_AUDIT_KEY": AUDIT_KEY,
+            "OPENCDMO_AUDIT_CHECKPOINT_DIR": str(tmp_path / "audit-checkpoints"),
             "OPENCDMO_ARGON2_TIME_COST": "1",
             "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
         }
@@ -218,3 +220,86 @@ async def test_audit_verify_exit_codes(
     code, _, err = await run(cli_env, "audit", "verify", "--tenant", "no-such")
     assert code == 2
     assert "No tenant" in err
+
+
+async def test_audit_checkpoints_catch_a_rewound_chain(
+    world: World, cli_env: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    from opencdmo.scope import SYSTEM, RequestMeta
+    from opencdmo.tenancy import service as tenancy
+
+    slug = f"k-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Checkpoint", "cdmo", SYSTEM, RequestMeta())
+    for i in range(3):
+        await recorded(ctx, "test.event", "thing", i)
+    code, out, err = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 0, err
+    assert "1 checkpoint(s) written" in out
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 0
+    assert f"current tenant {slug}: seq 4, no change" in out
+    await recorded(ctx, "test.event", "thing", 4)
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 0
+    assert f"written tenant {slug}: seq 5" in out
+    # A superuser removes the last two events and rewinds the head to match.
+    async with owner.transaction():
+        await owner.execute("SET LOCAL session_replication_role = replica")
+        await owner.execute(
+            "DELETE FROM audit_events WHERE tenant_id = $1 AND seq >= 4", ctx.tenant_id
+        )
+        await owner.execute(
+            "UPDATE audit_heads SET last_seq = 3, last_hash = (SELECT hash FROM audit_events "
+            "WHERE tenant_id = $1 AND seq = 3) WHERE tenant_id = $1",
+            ctx.tenant_id,
+        )
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 1
+    assert f"tenant {slug}, seq 4: truncated:" in out
+    code, out, _ = await run(cli_env, "audit", "checkpoint", "--tenant", slug)
+    assert code == 1
+    assert f"REFUSED tenant {slug}" in out
+
+
+async def test_audit_verify_with_another_key_says_wrong_key(
+    world: World, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "OPENCDMO_AUDIT_KEY": "not-the-key-the-trail-was-written-with"}
+    code, out, _ = await run(env, "audit", "verify", "--tenant", "alpha")
+    assert code == 1
+    assert "tenant alpha, seq 1: wrong_key:" in out
+    assert "which this verifier does not hold" in out
+
+
+async def test_db_upgrade_anchors_chains_that_end_unkeyed(
+    world: World, cli_env: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    from opencdmo.audit.chain import AUDIT_FIELDS, GENESIS, event_hash
+    from opencdmo.scope import SYSTEM, RequestMeta
+    from opencdmo.tenancy import service as tenancy
+
+    slug = f"u-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Upgrade", "cdmo", SYSTEM, RequestMeta())
+    # As an install from before the key: its one event unkeyed.
+    event = await owner.fetchrow("SELECT * FROM audit_events WHERE tenant_id = $1", ctx.tenant_id)
+    digest = event_hash(GENESIS, event, AUDIT_FIELDS)
+    async with owner.transaction():
+        await owner.execute("SET LOCAL session_replication_role = replica")
+        await owner.execute(
+            "UPDATE audit_events SET algorithm = 'sha256', key_id = NULL, mac = NULL, hash = $2 "
+            "WHERE tenant_id = $1",
+            ctx.tenant_id,
+            digest,
+        )
+        await owner.execute(
+            "UPDATE audit_heads SET last_hash = $2 WHERE tenant_id = $1", ctx.tenant_id, digest
+        )
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 1
+    assert f"tenant {slug}, seq 1: unkeyed:" in out
+    code, out, err = await run(cli_env, "db", "upgrade")
+    assert code == 0, err
+    assert f"audit chain of tenant {slug} keyed" in out
+    code, out, _ = await run(cli_env, "audit", "verify", "--tenant", slug)
+    assert code == 0
+    assert f"ok      tenant {slug}: 2 events checked" in out

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -40,12 +41,18 @@ async def external() -> AsyncIterator[str]:
     await _recreate(SERVER, name, drop_only=True)
 
 
+def checkpoint_dir(url: str) -> str:
+    """Audit checkpoints of this database only (the data dir is shared by concurrent runs)."""
+    return str(DATA_DIR / "audit-checkpoints" / urlsplit(url).path.strip("/"))
+
+
 async def _cli(url: str, *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
     env.update(
         {
             "OPENCDMO_DATABASE_URL": url,
             "OPENCDMO_DATA_DIR": str(DATA_DIR),
+            "OPENCDMO_AUDIT_CHECKPOINT_DIR": checkpoint_dir(url),
             "OPENCDMO_ARGON2_TIME_COST": "1",
             "OPENCDMO_ARGON2_MEMORY_KIB": "1024",
         }
@@ -110,7 +117,13 @@ async def test_serve_with_worker_processes(external: str) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")}
-    env.update({"OPENCDMO_DATABASE_URL": external, "OPENCDMO_DATA_DIR": str(DATA_DIR)})
+    env.update(
+        {
+            "OPENCDMO_DATABASE_URL": external,
+            "OPENCDMO_DATA_DIR": str(DATA_DIR),
+            "OPENCDMO_AUDIT_CHECKPOINT_DIR": checkpoint_dir(external),
+        }
+    )
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

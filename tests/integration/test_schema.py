@@ -136,6 +136,12 @@ async def test_audit_tables_grant_no_update_or_delete(owner: asyncpg.Connection)
             )
         }
         assert privileges == {"SELECT", "INSERT"}, table
+    # Sealing gives an event its place in the chain once (a trigger refuses any other change).
+    updatable = await owner.fetch(
+        "SELECT column_name FROM information_schema.column_privileges WHERE grantee = "
+        "'opencdmo_app' AND table_name = 'audit_events' AND privilege_type = 'UPDATE' ORDER BY 1"
+    )
+    assert [r["column_name"] for r in updatable] == ["hash", "prev_hash", "seq"]
 
 
 PG_TYPES = {

@@ -86,7 +86,7 @@ def parse_filter(
 
 
 def _where(flt: AuditFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["true"]
+    clauses: list[str] = ["seq IS NOT NULL"]  # sealed events: unsealed ones have no place yet
     args: list[Any] = []
     if flt.actor:
         args.extend([f"%{_escape(flt.actor)}%", flt.actor])

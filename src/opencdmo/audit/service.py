@@ -1,4 +1,5 @@
-"""Writing the audit trail: in the caller's transaction, or autonomously for security events."""
+"""Writing the audit trail: in the caller's transaction (sealed into the chain right after it
+commits), or autonomously for security events."""
 
 from __future__ import annotations
 
@@ -8,26 +9,26 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from opencdmo.audit.chain import AUDIT_FIELDS, SECURITY_FIELDS, event_hash
+from opencdmo.audit import sealer
+from opencdmo.audit.chain import (
+    ENTRY_FIELDS,
+    KEYED,
+    SECURITY_KEYED_FIELDS,
+    chain_mac,
+    entry_mac,
+)
+from opencdmo.audit.keys import keyring
 from opencdmo.canonical import canonical_json
 from opencdmo.db.engine import get_engine
-from opencdmo.db.tx import autonomous, joined
+from opencdmo.db.tx import after_commit, autonomous, joined
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 
 log = logging.getLogger(__name__)
 
-_NEXT = """
-UPDATE audit_heads SET last_seq = last_seq + 1 WHERE tenant_id = $1
-RETURNING last_seq, last_hash, clock_timestamp() AS at
-"""
-_INSERT = """
-WITH event AS (
-    INSERT INTO audit_events (tenant_id, id, seq, occurred_at, actor_id, actor_name, action,
-        entity_type, entity_id, old_values, new_values, reason, request_id, address,
-        prev_hash, hash)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11::json, $12, $13, $14, $15, $16)
-)
-UPDATE audit_heads SET last_hash = $16 WHERE tenant_id = $1
+_INSERT = f"""
+INSERT INTO audit_events ({", ".join(ENTRY_FIELDS)}, algorithm, mac)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12, $13, $14, $15, $16)
+RETURNING entry
 """
 
 
@@ -43,14 +44,12 @@ async def _append(
     new: Any,
     reason: str | None,
 ) -> int:
-    head = await connection.fetchrow(_NEXT, tenant_id)
-    if head is None:
-        raise RuntimeError(f"tenant {tenant_id} has no audit chain head")
+    """Write one unchained event carrying its own MAC; the sealer chains it after commit."""
+    key = keyring().current
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
         "id": uuid.uuid4(),
-        "seq": head["last_seq"],
-        "occurred_at": head["at"],
+        "occurred_at": await connection.fetchval("SELECT clock_timestamp()"),
         "actor_id": actor.id,
         "actor_name": actor.full_name,
         "action": action,
@@ -61,12 +60,10 @@ async def _append(
         "reason": reason,
         "request_id": meta.request_id,
         "address": meta.address,
+        "key_id": key.id,
     }
-    digest = event_hash(head["last_hash"], row, AUDIT_FIELDS)
-    await connection.execute(
-        _INSERT, *(row[name] for name in AUDIT_FIELDS), head["last_hash"], digest
-    )
-    return int(head["last_seq"])
+    values = [row[name] for name in ENTRY_FIELDS]
+    return int(await connection.fetchval(_INSERT, *values, KEYED, entry_mac(key, row)))
 
 
 async def record(
@@ -79,9 +76,12 @@ async def record(
     new: Any = None,
     reason: str | None = None,
 ) -> int:
-    """Append one event in the command's unit of work (which must be open); returns its
-    sequence number."""
+    """Append one event in the command's unit of work (which must be open); returns its entry
+    number (the order it was written in). Its sequence number in the tenant's chain is given
+    when it is sealed, right after the transaction commits (before the command returns)."""
+    tenant_id = ctx.tenant_id
     async with joined(ctx) as connection:
+        after_commit(f"audit-seal:{tenant_id}", lambda: sealer.seal(tenant_id))
         return await _append(
             connection,
             ctx.tenant_id,
@@ -107,8 +107,8 @@ async def record_security(
     """A security event that survives the request's rollback: its own transaction.
 
     With a tenant it joins that tenant's chain (entity type ``security``); without one it goes
-    to the platform's security chain. Called while a transaction is open in this context (which
-    may hold the chain's head), the write waits in a task until that transaction has ended.
+    to the platform's security chain. Called while a transaction is open in this context, the
+    write runs in a task of its own, so the caller does not wait for it (``drain`` does).
     """
     detail = detail or {}
     if get_engine().current_transaction.get() is not None:
@@ -125,9 +125,10 @@ _pending: set[asyncio.Task[None]] = set()
 
 
 async def drain() -> None:
-    """Wait for deferred security events (shutdown, tests)."""
+    """Wait for deferred security events and sealing rounds (shutdown, tests)."""
     while _pending:
         await asyncio.gather(*list(_pending))
+    await sealer.drain()
 
 
 async def _write_security(
@@ -152,6 +153,9 @@ async def _write_security(
                 await _append_security(connection, actor, meta, action, detail)
     except Exception:  # a failing security log must not turn a 4xx into a 500, but is loud
         log.exception("could not record security event %s", action)
+        return
+    if tenant_id is not None:
+        await sealer.seal(tenant_id)
 
 
 _NEXT_SECURITY = """
@@ -161,16 +165,18 @@ RETURNING last_seq, last_hash, clock_timestamp() AS at
 _INSERT_SECURITY = """
 WITH event AS (
     INSERT INTO security_events (seq, occurred_at, actor_id, actor_name, action, detail,
-        request_id, address, prev_hash, hash)
-    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10)
+        request_id, address, key_id, prev_hash, hash, algorithm)
+    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10, $11, $12)
 )
-UPDATE security_head SET last_hash = $10 WHERE id = 1
+UPDATE security_head SET last_hash = $11 WHERE id = 1
 """
 
 
 async def _append_security(
     connection: Any, actor: Actor, meta: RequestMeta, action: str, detail: dict[str, Any]
 ) -> None:
+    """The platform chain is written rarely and in its own short transaction: chained at once."""
+    key = keyring().current
     head = await connection.fetchrow(_NEXT_SECURITY)
     row: dict[str, Any] = {
         "seq": head["last_seq"],
@@ -181,8 +187,8 @@ async def _append_security(
         "detail": canonical_json(detail),
         "request_id": meta.request_id,
         "address": meta.address,
+        "key_id": key.id,
     }
-    digest = event_hash(head["last_hash"], row, SECURITY_FIELDS)
-    await connection.execute(
-        _INSERT_SECURITY, *(row[name] for name in SECURITY_FIELDS), head["last_hash"], digest
-    )
+    digest = chain_mac(key, head["last_hash"], row, SECURITY_KEYED_FIELDS)
+    values = [row[name] for name in SECURITY_KEYED_FIELDS]
+    await connection.execute(_INSERT_SECURITY, *values, head["last_hash"], digest, KEYED)

@@ -1,4 +1,4 @@
-"""The hash-chained audit trail (per tenant) and the security event chain (no tenant)."""
+"""The keyed audit chain (per tenant) and the security event chain (no tenant)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class AuditHead(Table, tablename="audit_heads"):
 class AuditEvent(Table, tablename="audit_events"):
     tenant_id = UUID()
     id = UUID(primary_key=True)
-    seq = BigInt()
+    seq = BigInt(null=True, default=None)  # set when the event is sealed into the chain
     occurred_at = Timestamptz()
     actor_id = UUID(null=True, default=None)
     actor_name = Text()
@@ -27,8 +27,12 @@ class AuditEvent(Table, tablename="audit_events"):
     reason = Text(null=True, default=None)
     request_id = Text(null=True, default=None)
     address = Text(null=True, default=None)
-    prev_hash = Text()
-    hash = Text()
+    prev_hash = Text(null=True, default=None)
+    hash = Text(null=True, default=None)
+    algorithm = Text()
+    entry = BigInt()  # insertion order (the database assigns it)
+    key_id = Text(null=True, default=None)
+    mac = Text(null=True, default=None)
 
 
 class SecurityHead(Table, tablename="security_head"):
@@ -48,3 +52,5 @@ class SecurityEvent(Table, tablename="security_events"):
     address = Text(null=True, default=None)
     prev_hash = Text()
     hash = Text()
+    algorithm = Text()
+    key_id = Text(null=True, default=None)

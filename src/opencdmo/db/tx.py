@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,19 @@ SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 
 # The tenant scope of the transaction open in this context (Piccolo's transaction has slots).
 _scope: ContextVar[UUID | None] = ContextVar("opencdmo_tenant_scope", default=None)
+# Work to run once the transaction open in this context has committed, by key (run once each).
+_after: ContextVar[dict[str, Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "opencdmo_after_commit", default=None
+)
+
+
+def after_commit(key: str, callback: Callable[[], Awaitable[None]]) -> bool:
+    """Run ``callback`` after the open transaction commits (False: none is open here)."""
+    hooks = _after.get()
+    if hooks is None:
+        return False
+    hooks.setdefault(key, callback)
+    return True
 
 
 @asynccontextmanager
@@ -46,12 +59,16 @@ async def _scoped(
             raise RuntimeError("a transaction for another tenant scope is already open")
         yield current.connection
         return
+    hooks: dict[str, Callable[[], Awaitable[None]]] = {}
     async with _ScopedTransaction(engine, tenant_id, read_only) as tx:
-        token = _scope.set(tenant_id)
+        token, after = _scope.set(tenant_id), _after.set(hooks)
         try:
             yield tx.connection
         finally:
             _scope.reset(token)
+            _after.reset(after)
+    for callback in hooks.values() if tx._committed else ():
+        await callback()
 
 
 class _ScopedTransaction(PostgresTransaction):

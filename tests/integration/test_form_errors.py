@@ -122,3 +122,37 @@ async def test_designer_keeps_what_was_typed_next_to_the_message(
     procedure = await post("procedure", name="\u200b")
     assert "must contain visible characters" in _field_error(procedure.text, "procedure-name-error")
     assert (await recipes.get(lab["author"], recipe))["current_revision"] == 2
+
+
+async def test_forms_are_read_into_the_api_structs_with_their_limits(
+    browser: Any, world: World, owner: asyncpg.Connection
+) -> None:
+    """A form and the API body of one command share one struct: the same limits, the same
+    message, and nothing changes."""
+    client = await browser("admin")
+    member = await owner.fetchval(
+        "SELECT id FROM memberships WHERE user_id = $1", world["viewer"].user_id
+    )
+    too_many = await client.send(
+        "POST",
+        "/t/alpha/invitations",
+        data={"_csrf_token": client.csrf, "email": "many@alpha.test", "roles": ["viewer"] * 21},
+    )
+    assert too_many.status_code == 422
+    assert "roles" in too_many.text
+    api = await client.send(
+        "POST",
+        "/api/v1/t/alpha/invitations",
+        json={"email": "many@alpha.test", "roles": ["viewer"] * 21},
+    )
+    assert api.status_code == 422
+    long_reason = await client.send(
+        "POST",
+        f"/t/alpha/members/{member}/roles",
+        data={"_csrf_token": client.csrf, "roles": "viewer", "reason": "r" * 10_001},
+    )
+    assert long_reason.status_code == 422
+    assert "reason" in long_reason.text
+    assert not await owner.fetchval(
+        "SELECT count(*) FROM invitations WHERE email = 'many@alpha.test'"
+    )

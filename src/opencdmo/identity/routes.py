@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
@@ -13,6 +14,7 @@ from litestar.response import Redirect, Template
 
 from opencdmo.access.service import can
 from opencdmo.errors import AppError, NotAuthenticated, ValidationFailed
+from opencdmo.fields import humanise
 from opencdmo.identity import devices, service
 from opencdmo.identity.devices import DEVICE_COOKIE
 from opencdmo.identity.schemas import (
@@ -276,16 +278,16 @@ async def tokens_create(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
     data = await form_data(request)
-    form = {"name": str(data.get("name", ""))[:100], "days": str(data.get("days", "")).strip()}
+    form = {"name": str(data.get("name", ""))[:200], "days": str(data.get("days", "")).strip()}
     assert ctx.user_id is not None
+    if not form["days"]:
+        form.pop("days")  # the tenant's default
     try:
-        days = int(form["days"]) if form["days"] else None
-    except ValueError:
-        return await _tokens_block(
-            request, ctx, error="The number of days must be a whole number.", form=form
-        )
+        asked = msgspec.convert(form, type=TokenCreate, strict=False)  # the API's struct
+    except msgspec.ValidationError as exc:
+        return await _tokens_block(request, ctx, error=humanise(str(exc)), form=form)
     try:
-        token, _ = await service.create_token(ctx, ctx.user_id, form["name"], days)
+        token, _ = await service.create_token(ctx, ctx.user_id, asked.name, asked.days)
     except ValidationFailed as exc:
         return await _tokens_block(request, ctx, error=exc.message, form=form)
     return await _tokens_block(request, ctx, created=token)

@@ -19,11 +19,12 @@ from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
 from opencdmo.recipes.content import step_content
 from opencdmo.recipes.routes import Revision
+from opencdmo.recipes.schemas import RecipeCreate, SignRequest
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import form_data, page
+from opencdmo.web.pages import form_data, form_struct, page
 
 
 @get(
@@ -72,6 +73,7 @@ async def create_form(
     try:
         name = check_name(typed["name"], "name", "The recipe's name")
         product = check_text(typed["product"], "product", "The product", limit=NAME_MAX)
+        await form_struct(request, RecipeCreate)  # and the API's struct, with its limits
         recipe_id = await service.create(ctx, name, product)
     except ValidationFailed as exc:
         return await _list_page(request, ctx, status=422, error=exc, typed=typed)
@@ -189,9 +191,10 @@ def _lifecycle_form(action: str) -> HTTPRouteHandler:
         settings: NamedDependency[Settings],
     ) -> Template | Redirect:
         data = await form_data(request)
-        password, reason = str(data.get("password", "")), str(data.get("reason", ""))
+        reason = str(data.get("reason", ""))
         try:
-            await service.run(settings, ctx, recipe_id, action, password, reason)
+            signing, _ = await form_struct(request, SignRequest)  # as the API's lifecycle body
+            await service.run(settings, ctx, recipe_id, action, signing.password, signing.reason)
         except AppError as exc:
             if exc.status_code == 404:
                 raise

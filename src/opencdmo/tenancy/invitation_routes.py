@@ -20,7 +20,7 @@ from opencdmo.tenancy.invitations import Invitation
 from opencdmo.tenancy.routes import Problem, members_page_for, problem_of, roles_from
 from opencdmo.tenancy.schemas import InvitationCreate, InvitationCreated, InvitationOut
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import form_data, page
+from opencdmo.web.pages import form_data, form_struct, page
 from opencdmo.web.principal import principal_of
 
 
@@ -58,8 +58,9 @@ async def invite_form(
     data = await form_data(request)
     email, roles = str(data.get("email", "")), roles_from(data)
     try:
+        asked, _ = await form_struct(request, InvitationCreate)  # the API's struct and limits
         invitation, token = await invitations.invite(
-            ctx, email, roles, hours=settings.invitation_hours
+            ctx, asked.email, asked.roles, hours=settings.invitation_hours
         )
     except AppError as exc:
         if exc.status_code not in (409, 422):

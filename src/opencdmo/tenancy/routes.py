@@ -25,7 +25,7 @@ from opencdmo.tenancy.schemas import (
     TenantOut,
 )
 from opencdmo.web.guards import requires, signed_in
-from opencdmo.web.pages import form_data, page
+from opencdmo.web.pages import form_data, form_struct, page
 from opencdmo.web.principal import principal_of
 
 
@@ -140,7 +140,8 @@ async def members_roles(
     member = await service.get_member(ctx, member_id)
     roles, reason = roles_from(data), str(data.get("reason") or "")
     try:
-        changed = await service.set_roles(ctx, member_id, roles, reason)
+        update, _ = await form_struct(request, RolesUpdate)  # the API's struct and limits
+        changed = await service.set_roles(ctx, member_id, update.roles, update.reason)
     except AppError as exc:
         if exc.status_code not in (409, 422):
             raise

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Litestar, Request
 from litestar.response import Template
 
 from opencdmo.errors import ValidationFailed
+from opencdmo.fields import humanise
 
 PageContext = Callable[[Request[Any, Any, Any]], Awaitable[dict[str, Any]]]
 
@@ -73,3 +75,30 @@ async def form_data(request: Request[Any, Any, Any]) -> dict[str, Any]:
         if len(data) > FORM_FIELDS_MAX:
             raise ValidationFailed(f"The form has more than {FORM_FIELDS_MAX} fields.")
     return data
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+async def form_struct(request: Request[Any, Any, Any], struct: type[S]) -> tuple[S, dict[str, Any]]:
+    """The form parsed into the same typed struct as the API body, with the same limits and
+    the same messages (a 422 naming the field); also the typed values, to show the form
+    again as it was sent. Fields the struct does not have (the CSRF token, buttons) are left
+    out; a field the struct types as a list takes every value sent under its name."""
+    data = await form_data(request)
+    fields = {f.name: f for f in msgspec.structs.fields(struct)}
+    typed: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name not in data:
+            continue
+        value = data[name]
+        many = msgspec.inspect.type_info(field.type)
+        if isinstance(many, msgspec.inspect.ListType):
+            typed[name] = value if isinstance(value, list) else [value]
+        else:
+            typed[name] = value[-1] if isinstance(value, list) else value
+    try:
+        return msgspec.convert(typed, type=struct, strict=False), typed
+    except msgspec.ValidationError as exc:
+        message = humanise(str(exc))
+        raise ValidationFailed(message, details={"field": message.split(":", 1)[0]}) from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
 import pkgutil
 from typing import Any
 
@@ -13,6 +15,8 @@ import opencdmo
 from opencdmo.db.urls import DatabaseUrls
 
 _engine: PostgresEngine | None = None
+
+log = logging.getLogger(__name__)
 
 
 def discover_tables() -> list[type[Table]]:
@@ -67,6 +71,22 @@ async def start_pool(engine: PostgresEngine, size: int) -> None:
     await engine.start_connection_pool(**options)
 
 
+POOL_CLOSE_SECONDS = 10.0
+
+
 async def close_pool(engine: PostgresEngine) -> None:
-    if engine.pool is not None:
-        await engine.close_connection_pool()
+    """Close the pool gracefully; a connection never released (a transaction cancelled during
+    COMMIT leaks one) would keep it waiting for ever, so after POOL_CLOSE_SECONDS the rest are
+    terminated and the shutdown goes on."""
+    pool = engine.pool
+    if pool is None:
+        return
+    try:
+        async with asyncio.timeout(POOL_CLOSE_SECONDS):
+            await pool.close()
+    except TimeoutError:
+        log.warning(
+            "the pool did not close within %ss; terminating its connections", POOL_CLOSE_SECONDS
+        )
+        pool.terminate()
+    engine.pool = None

@@ -88,6 +88,7 @@ API_ERRORS = {
     422: "The input is well-formed but not acceptable (a wrong type, a length or range, an "
     "unknown field, a rule); the message names the field",
     429: "Too many failed attempts; retry after the Retry-After seconds",
+    503: "The database is busy; nothing was changed, retry after the Retry-After seconds",
 }
 
 

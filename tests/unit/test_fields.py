@@ -175,3 +175,16 @@ def test_content_maps_both_ways_without_loss(content: dict[str, Any]) -> None:
             kept = stored["unit_procedures"][i]["operations"][j]
             assert {k: kept[k] for k in op} == op  # what was sent is stored as sent
             assert type(kept.get("parameters", {})) is dict
+
+
+def test_a_busy_database_is_a_503_with_retry_after() -> None:
+    """Out of database connections is not the caller's fault and changed nothing: 503."""
+    import asyncpg
+
+    from opencdmo.webapp.errors import _describe
+
+    status, message, _, headers = _describe(
+        asyncpg.exceptions.TooManyConnectionsError("remaining connection slots are reserved")
+    )
+    assert (status, headers["Retry-After"]) == (503, "5")
+    assert "nothing was changed" in message

@@ -32,7 +32,9 @@ TITLES = {
     422: "Invalid input",
     429: "Too many attempts",
     500: "Internal error",
+    503: "Busy",
 }
+BUSY_RETRY_SECONDS = 5
 
 
 class ErrorDetail(Struct):
@@ -69,6 +71,16 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
             "A value in the request cannot be stored (for example a NUL character).",
             None,
             {},
+        )
+    if isinstance(exc, asyncpg.exceptions.TooManyConnectionsError):
+        # The database has no connection to spare: the request changed nothing and can be
+        # sent again shortly.
+        log.warning("database busy: %s", type(exc).__name__)
+        return (
+            503,
+            "The database is busy; nothing was changed. Try again in a few seconds.",
+            None,
+            {"Retry-After": str(BUSY_RETRY_SECONDS)},
         )
     if isinstance(exc, ValidationException):
         problems = _validation_problems(exc.extra)

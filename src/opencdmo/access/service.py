@@ -133,4 +133,9 @@ async def authorize(ctx: TenantContext, obj: str, act: str, *, site_id: UUID | N
     whoever calls it (a route, the CLI, a worker); the HTTP guard is only the first door."""
     if not await can(ctx, obj, act, site_id=site_id):
         who = "The system" if ctx.actor.is_system else "Your roles"
-        raise Forbidden(f"{who} in {ctx.name} may not do this ({act} {obj}).")
+        raise Forbidden(f"{who} in {ctx.name} may not do this ({permission_text(obj, act)}).")
+
+
+def permission_text(obj: str, act: str) -> str:
+    """A permission as a person reads it: ``hub: approve publication``."""
+    return f"{obj}: {act.replace('_', ' ')}"

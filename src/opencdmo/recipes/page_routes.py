@@ -89,6 +89,8 @@ async def _recipe_page(
     error: str | None = None,
     form: dict[str, Any] | None = None,
 ) -> Template:
+    # A GET already runs in the app's read view; a form re-rendered after a refused command
+    # does not, so the page opens (or joins) one itself.
     async with read_view(ctx):
         recipe = await service.get(ctx, recipe_id)
         record = service.RecipeRecord(
@@ -240,14 +242,13 @@ async def print_page(
     """The printable master batch record of the current revision."""
     from opencdmo.canonical import content_hash
 
-    async with read_view(ctx):
-        recipe = await service.get(ctx, recipe_id)
-        library = await service.library(ctx)
-        pinned = await service.pinned_contents(ctx, recipe["content"])
-        record = service.RecipeRecord(
-            str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
-        )
-        signatures = await signatures_for(ctx, record)
+    recipe = await service.get(ctx, recipe_id)  # in the read view the app gives GET pages
+    library = await service.library(ctx)
+    pinned = await service.pinned_contents(ctx, recipe["content"])
+    record = service.RecipeRecord(
+        str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+    )
+    signatures = await signatures_for(ctx, record)
     return await page(
         request,
         "recipes/print.html",
@@ -316,12 +317,11 @@ async def compare_page(
 ) -> Template:
     """A structural diff of two revisions side by side (default: the previous and the
     current one)."""
-    async with read_view(ctx):
-        recipe = await service.get(ctx, recipe_id)
-        newer = right or int(recipe["current_revision"])
-        older = left or max(1, newer - 1)
-        history = await service.history(ctx, recipe_id)
-        changes = await service.compare(ctx, recipe_id, older, newer)
+    recipe = await service.get(ctx, recipe_id)  # in the read view the app gives GET pages
+    newer = right or int(recipe["current_revision"])
+    older = left or max(1, newer - 1)
+    history = await service.history(ctx, recipe_id)
+    changes = await service.compare(ctx, recipe_id, older, newer)
     return await page(
         request,
         "recipes/compare.html",

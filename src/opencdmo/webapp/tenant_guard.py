@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from opencdmo.access.service import can
+from opencdmo.access.service import can, permission_text
 from opencdmo.audit.service import record_security
 from opencdmo.db.tx import read_view
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
@@ -61,7 +61,7 @@ async def tenant_member(
             },
         )
         raise Forbidden(
-            f"Your roles in {ctx.name} do not allow this ({permission[1]} {permission[0]})."
+            f"Your roles in {ctx.name} do not allow this ({permission_text(*permission)})."
         )
 
 
@@ -123,6 +123,8 @@ def protect_tenant_routes(items: list[Any]) -> None:
             if PERMISSION not in (handler.opt or {}):
                 raise RuntimeError(f"tenant route {path} declares no permission")
             if set(handler.http_methods) <= SAFE_METHODS and not handler.opt.get(WRITES):
+                # Litestar has no public setter for a handler's function; its signature is
+                # parsed from the wrapped one (functools.wraps).
                 handler._fn = in_read_view(handler.fn)
         if tenant_router:
             guards = list(item.guards or [])

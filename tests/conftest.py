@@ -31,7 +31,12 @@ from opencdmo.tenancy import service as tenancy
 
 PASSWORD = "correct-horse-battery-42"
 AUDIT_KEY = "test-audit-key-" + "0123456789abcdef" * 2
-DATA_DIR = Path(tempfile.gettempdir()) / f"opencdmo-test-{os.getuid()}"
+# The embedded server's data directory, shared by the runs of one user (each run makes its own
+# database); OPENCDMO_TEST_DATA_DIR gives a checkout a server of its own.
+DATA_DIR = Path(
+    os.environ.get("OPENCDMO_TEST_DATA_DIR")
+    or Path(tempfile.gettempdir()) / f"opencdmo-test-{os.getuid()}"
+)
 
 
 def _with_database(url: str, name: str) -> str:

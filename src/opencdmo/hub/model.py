@@ -14,7 +14,7 @@ computed on the stored JSON, never change by passing through the structs.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeGuard
 
 import msgspec
 from msgspec import Meta, Struct
@@ -41,6 +41,12 @@ Choice = Annotated[str, Meta(min_length=1)]
 Number = int | float
 Positive = Annotated[int, Meta(gt=0)] | Annotated[float, Meta(gt=0)]
 Scalar = int | float | str | bool
+
+
+def is_number(value: object) -> TypeGuard[Number]:
+    """A JSON number (true and false are not numbers, though Python counts them as ints)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 Licence = Literal["CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0"]
 Modality = Literal["car-t", "tcr-t", "aav", "lvv", "msc", "ipsc", "nk"]

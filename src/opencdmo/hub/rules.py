@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeGuard
-
-from opencdmo.hub.model import LibraryContent, Number, Parameter, Range, UnitOperation
+from opencdmo.hub.model import LibraryContent, Parameter, Range, UnitOperation, is_number
 
 NUMERIC = ("number", "integer", "duration")
 
@@ -42,10 +40,6 @@ def _parameter_problems(parameter: Parameter) -> list[str]:
             f"{par.span()}"
         )
     default, bounds = parameter.default, nor or par
-    if bounds is not None and not (_number(default) and bounds.holds(default)):
+    if bounds is not None and not (is_number(default) and bounds.holds(default)):
         problems.append(f"the default {default} is outside {bounds.span()}")
     return problems
-
-
-def _number(value: object) -> TypeGuard[Number]:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -22,11 +22,11 @@ async def installed(owner: asyncpg.Connection, ctx: TenantContext, slug: str, ve
         "WHERE i.slug = $1 AND t.slug = 'opencdmo-hub'",
         slug,
     )
-    entries = [e for e in await library.list_library(ctx) if e["slug"] == slug]
+    entries = [e for e in await library.list_library(ctx) if e.slug == slug]
     if not entries:
         await library.install(ctx, item, version)
-        entries = [e for e in await library.list_library(ctx) if e["slug"] == slug]
-    return str(entries[0]["id"])
+        entries = [e for e in await library.list_library(ctx) if e.slug == slug]
+    return str(entries[0].id)
 
 
 async def activation(owner: asyncpg.Connection, ctx: TenantContext) -> str:

@@ -66,7 +66,7 @@ async def _ids(world: World) -> dict[str, str]:
     item = await publish_private(world.alpha)
     await library.install(world.alpha, item.item_id)
     entry = next(
-        e for e in await library.list_library(world.alpha) if e["hub_item_id"] == item.item_id
+        e for e in await library.list_library(world.alpha) if e.hub_item_id == item.item_id
     )
     from opencdmo.tenancy import invitations
 
@@ -78,7 +78,7 @@ async def _ids(world: World) -> dict[str, str]:
         "member_id": str(membership),
         "token_id": str(token["id"]),
         "item_id": str(item.item_id),
-        "library_id": str(entry["id"]),
+        "library_id": str(entry.id),
         "version": "1.0.0",
         "action": "arrange",
         "recipe_id": str(await _recipe_id(world)),

@@ -71,14 +71,10 @@ async def test_update_is_seen_diffed_and_applied_only_on_request(
     ctx = await fresh_tenant()
     item = await _item(owner, "lentiviral-transduction")
     await library.install(ctx, item, "1.0.0")
-    entry = next(
-        e for e in await library.list_library(ctx) if e["slug"] == "lentiviral-transduction"
-    )
-    assert (
-        entry["version"] == "1.0.0" and entry["update_available"] and entry["available"] == "2.0.0"
-    )
-    _, target, changes = await library.preview_upgrade(ctx, entry["id"], None)
-    assert target["version"] == "2.0.0"
+    entry = next(e for e in await library.list_library(ctx) if e.slug == "lentiviral-transduction")
+    assert entry.version == "1.0.0" and entry.update_available and entry.available == "2.0.0"
+    _, target, changes = await library.preview_upgrade(ctx, entry.id, None)
+    assert target.version == "2.0.0"
     added_phases = [
         c
         for c in changes
@@ -86,13 +82,13 @@ async def test_update_is_seen_diffed_and_applied_only_on_request(
     ]
     assert len(added_phases) == 1
     # Nothing changed by looking.
-    assert (await library.get_library_item(ctx, entry["id"]))["version"] == "1.0.0"
+    assert (await library.get_library_item(ctx, entry.id)).version == "1.0.0"
     with pytest.raises(ValidationFailed, match="not newer"):
-        await library.upgrade(ctx, entry["id"], "1.0.0")
-    applied = await library.upgrade(ctx, entry["id"], "2.0.0", "adopt the wash step")
+        await library.upgrade(ctx, entry.id, "1.0.0")
+    applied = await library.upgrade(ctx, entry.id, "2.0.0", "adopt the wash step")
     assert applied == changes
-    after = await library.get_library_item(ctx, entry["id"])
-    assert after["version"] == "2.0.0" and not after["update_available"]
+    after = await library.get_library_item(ctx, entry.id)
+    assert after.version == "2.0.0" and not after.update_available
     event = await owner.fetchrow(
         "SELECT old_values, new_values, reason FROM audit_events "
         "WHERE tenant_id = $1 AND action = 'library.upgraded'",
@@ -121,6 +117,29 @@ async def test_yanked_versions_are_hidden_from_new_installs(
     other = await fresh_tenant()
     with pytest.raises(Exception, match="No such HUB item"):
         await library.install(other, first.item_id)  # private to beta
+
+
+async def test_an_installed_copy_stays_in_the_library_when_its_item_is_no_longer_shared(
+    world: World,
+) -> None:
+    """The copy is the tenant's own: the publisher making the item private hides the HUB
+    item, not the tenant's copy of it (nor its content)."""
+    publisher = as_actor(world.beta, world["outsider"])
+    slug = f"unshared-{uuid.uuid4().hex[:6]}"
+    published = await service.publish(
+        publisher, validate(material(slug), "t"), visibility="private"
+    )
+    tenant = await fresh_tenant()
+    await service.set_visibility(publisher, published.item_id, "shared", [tenant.slug])
+    await library.install(tenant, published.item_id)
+    await service.set_visibility(publisher, published.item_id, "private", [])
+
+    entries = [e for e in await library.list_library(tenant) if e.slug == slug]
+    assert [(e.version, e.available, e.update_available) for e in entries] == [
+        ("1.0.0", None, False)
+    ]
+    item = await library.get_library_item(tenant, entries[0].id)
+    assert item.content["slug"] == slug and item.latest_version is None
 
 
 async def test_library_over_http_and_hub_items_are_read_only(
@@ -212,11 +231,11 @@ async def test_fork_edit_with_range_checks_and_revisions(
     item = await _item(owner, "cell-count-viability")
     await library.install(as_actor(own_tenant, world["author"]), item)
     installed = next(
-        e for e in await library.list_library(own_tenant) if e["slug"] == "cell-count-viability"
+        e for e in await library.list_library(own_tenant) if e.slug == "cell-count-viability"
     )
     refused = await author.send(
         "PUT",
-        f"/api/v1/t/{slug}/library/{installed['id']}/content",
+        f"/api/v1/t/{slug}/library/{installed.id}/content",
         json={"revision": 1, "content": {}},
     )
     assert refused.status_code == 409

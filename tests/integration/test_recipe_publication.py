@@ -248,7 +248,7 @@ async def test_publication_refusals(
     fork_id = await library.fork(author, activation, "1.1.0")
     fork = await library.get_library_item(author, fork_id)
     await library.edit_fork(
-        author, fork_id, {**fork["content"], "summary": "Our site's activation step"}
+        author, fork_id, {**fork.content, "summary": "Our site's activation step"}
     )
     specified = reviewable(
         {
@@ -509,10 +509,10 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
     author, ctx = lab["author"], lab["ctx"]
     item = await _platform_item(owner, "t-cell-activation")
     await library.install(author, item, "1.0.0")
-    entry = next(e for e in await library.list_library(author) if e["hub_item_id"] == item)
+    entry = next(e for e in await library.list_library(author) if e.hub_item_id == item)
     step = {
         "key": "activate",
-        "library_item_id": str(entry["id"]),
+        "library_item_id": str(entry.id),
         "parameters": {"activation_duration": 28},
         "acknowledged": {"activation_duration": "site data"},
     }
@@ -525,12 +525,12 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
     saved = (await recipes.get(author, recipe))["content"]
     pin = saved["unit_procedures"][0]["operations"][0]["content_hash"]
     assert (
-        pin == entry["content_hash"]
+        pin == entry.content_hash
         and saved["unit_procedures"][0]["operations"][0]["version"] == "1.0.0"
     )
     await _make_effective(settings, lab, recipe)
 
-    await library.upgrade(author, entry["id"], "1.1.0", "wider activation window")
+    await library.upgrade(author, entry.id, "1.1.0", "wider activation window")
     state = await recipes.get(author, recipe)
     assert state["content"] == saved, "the revision still pins 1.0.0"
     kept = await recipes.pinned_contents(author, state["content"])

@@ -725,7 +725,7 @@ async def test_one_sided_ranges_limit_on_their_one_side(
         "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
     )
     fork = await library.fork(author, item, "1.1.0")
-    content = (await library.get_library_item(author, fork))["content"]
+    content = (await library.get_library_item(author, fork)).content
     density = next(
         p
         for phase in content["phases"]

@@ -63,7 +63,7 @@ async def _library_item(world: World, ctx: TenantContext) -> str:
     published = await publish_private(ctx)
     await library.install(ctx, published.item_id)
     entries = await library.list_library(ctx)
-    return str(next(e["id"] for e in entries if e["hub_item_id"] == published.item_id))
+    return str(next(e.id for e in entries if e.hub_item_id == published.item_id))
 
 
 async def _recipe(world: World, ctx: TenantContext) -> str:

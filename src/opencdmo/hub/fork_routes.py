@@ -12,6 +12,7 @@ from litestar.response import Redirect, Template
 
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
 from opencdmo.hub import library, service
+from opencdmo.hub.library_queries import LibraryDetail
 from opencdmo.hub.library_routes import _changes, _entry
 from opencdmo.hub.schemas import (
     ChangeOut,
@@ -31,7 +32,7 @@ from opencdmo.web.pages import form_data, page
 
 async def _item_page(
     request: Request[Any, Any, Any],
-    item: dict[str, Any],
+    item: LibraryDetail,
     *,
     status: int = 200,
     error: str | None = None,
@@ -42,7 +43,7 @@ async def _item_page(
         "hub/library_item.html",
         status_code=status,
         item=item,
-        content=item["content"],
+        content=item.content,
         error=error,
         notice=notice,
     )
@@ -133,13 +134,13 @@ async def edit_form(
             "The form is missing its revision.", details={"field": "revision"}
         ) from None
     try:
-        content = content_from_form(item["content"], data)
+        content = content_from_form(item.content, data)
         changes = await library.edit_fork(ctx, library_id, content, revision)
     except (ValidationFailed, Conflict) as exc:
         return await _item_page(request, item, status=exc.status_code, error=exc.message)
     item = await library.get_library_item(ctx, library_id)
     notice = (
-        f"Saved revision {item['revision']}: {len(changes)} change(s)." if changes else "No change."
+        f"Saved revision {item.revision}: {len(changes)} change(s)." if changes else "No change."
     )
     return await _item_page(request, item, notice=notice)
 

@@ -14,6 +14,7 @@ from opencdmo.audit.service import record_security
 from opencdmo.errors import Forbidden, ValidationFailed
 from opencdmo.hub import library, queries
 from opencdmo.hub.diff import Change
+from opencdmo.hub.library_queries import LibraryRow
 from opencdmo.hub.schemas import (
     ChangeOut,
     Installed,
@@ -29,19 +30,19 @@ from opencdmo.web.pages import form_data, page
 To = Annotated[str | None, QueryParameter(name="to", required=False, max_length=40)]
 
 
-def _entry(row: dict[str, Any]) -> LibraryEntry:
+def _entry(row: LibraryRow) -> LibraryEntry:
     return LibraryEntry(
-        row["id"],
-        row["source"],
-        row["hub_item_id"],
-        row["kind"],
-        row["slug"],
-        row["name"],
-        row["version"],
-        row["content_hash"],
-        row["update_available"],
-        row["available"],
-        row["deprecated_message"],
+        row.id,
+        row.source,
+        row.hub_item_id,
+        row.kind,
+        row.slug,
+        row.name,
+        row.version,
+        row.content_hash,
+        row.update_available,
+        row.available,
+        row.deprecated_message,
     )
 
 
@@ -58,7 +59,7 @@ async def library_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
     items = await library.list_library(ctx)
-    updates = [i for i in items if i["update_available"]]
+    updates = [i for i in items if i.update_available]
     return await page(request, "hub/library.html", items=items, updates=updates)
 
 
@@ -85,14 +86,14 @@ async def diff_page(
     to: To = None,
 ) -> Template:
     item, target, changes = await library.preview_upgrade(ctx, library_id, to)
-    hub_item = await queries.get_item(ctx, item["hub_item_id"])
+    hub_item = await queries.get_item(ctx, item.hub_item_id)
     return await page(
         request,
         "hub/diff.html",
         item=item,
         target=target,
         changes=changes,
-        versions=hub_item["versions"],
+        versions=hub_item.versions,
     )
 
 
@@ -146,7 +147,7 @@ async def api_diff(
 ) -> UpgradePreview:
     """Structural diff from the installed version to ``to`` (default the latest)."""
     item, target, changes = await library.preview_upgrade(ctx, library_id, to)
-    return UpgradePreview(item["version"], target["version"], _changes(changes))
+    return UpgradePreview(item.version, target.version, _changes(changes))
 
 
 @post(
@@ -160,7 +161,7 @@ async def api_upgrade(
     """Upgrade an installed item explicitly; the change is audited with its diff."""
     before = await library.get_library_item(ctx, library_id)
     changes = await library.upgrade(ctx, library_id, data.to, data.reason)
-    return UpgradePreview(before["version"], data.to, _changes(changes))
+    return UpgradePreview(before.version, data.to, _changes(changes))
 
 
 @put(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -113,13 +112,12 @@ async def item_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
 ) -> Template:
     item = await queries.get_item(ctx, item_id)
-    latest = item["versions"][0] if item["versions"] else None
+    latest = item.versions[0] if item.versions else None
     content: dict[str, Any] = {}
-    tree: list[dict[str, Any]] = []
+    tree: list[queries.Dependency] = []
     if latest is not None:
-        version = await queries.get_version(ctx, item_id, latest["version"])
-        content = json.loads(version["content"])
-        tree = await queries.dependency_tree(ctx, latest["id"])
+        content = (await queries.get_version(ctx, item_id, latest.version)).content
+        tree = await queries.dependency_tree(ctx, latest.id)
     return await page(
         request,
         "hub/item.html",
@@ -183,38 +181,34 @@ async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID])
     item = await queries.get_item(ctx, item_id)
     versions = [
         VersionSummary(
-            v["version"],
-            v["content_hash"],
-            v["changelog"],
-            v["published_at"],
-            v["deprecated_message"],
-            v["yanked_at"] is not None,
+            v.version,
+            v.content_hash,
+            v.changelog,
+            v.published_at,
+            v.deprecated_message,
+            v.yanked_at is not None,
         )
-        for v in item["versions"]
+        for v in item.versions
     ]
     content: dict[str, Any] = {}
     dependencies: list[Dependency] = []
-    if item["versions"]:
-        latest = item["versions"][0]
-        content = json.loads(
-            (await queries.get_version(ctx, item_id, latest["version"]))["content"]
-        )
+    if item.versions:
+        latest = item.versions[0]
+        content = (await queries.get_version(ctx, item_id, latest.version)).content
         dependencies = [
-            Dependency(
-                d["depth"], d["kind"], d["slug"], d["name"], d["version"], d["pinned"], d["item_id"]
-            )
-            for d in await queries.dependency_tree(ctx, latest["id"])
+            Dependency(d.depth, d.kind, d.slug, d.name, d.version, d.pinned, d.item_id)
+            for d in await queries.dependency_tree(ctx, latest.id)
         ]
     return ItemDetail(
-        item["id"],
-        item["kind"],
-        item["slug"],
-        item["name"],
-        item["summary"],
-        item["publisher"],
-        item["visibility"],
-        item["install_count"],
-        item["latest_version"],
+        item.id,
+        item.kind,
+        item.slug,
+        item.name,
+        item.summary,
+        item.publisher,
+        item.visibility,
+        item.install_count,
+        item.latest_version,
         versions,
         dependencies,
         content,

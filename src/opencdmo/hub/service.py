@@ -7,17 +7,17 @@ exact versions visible to the item's audience, so an install can copy the closur
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
+from opencdmo.hub import publication_queries as catalogue
 from opencdmo.hub.content import ContentError, Document, Reference, load_tree, search_text
+from opencdmo.hub.publication_queries import Existing, Listing, Publication
 from opencdmo.hub.rules import range_problems
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
@@ -25,11 +25,6 @@ from opencdmo.tenancy import service as tenancy
 PLATFORM_SLUG = "opencdmo-hub"
 PLATFORM_NAME = "OpenCDMO HUB"
 VISIBILITIES = ("public", "shared", "private")
-
-_SEARCH = """
-setweight(to_tsvector('english', $2), 'A') || setweight(to_tsvector('english', $3), 'B')
-|| setweight(to_tsvector('english', $4), 'C')
-"""
 
 
 @dataclass(frozen=True)
@@ -49,25 +44,17 @@ async def platform_publisher(meta: RequestMeta) -> TenantContext:
     return ctx
 
 
-async def _existing(connection: Any, ctx: TenantContext, doc: Document) -> Any:
-    return await connection.fetchrow(
-        "SELECT i.id AS item_id, v.id AS version_id, v.content_hash FROM hub_items i "
-        "LEFT JOIN hub_versions v ON v.item_id = i.id AND v.version = $4 "
-        "WHERE i.publisher_id = $1 AND i.kind = $2 AND i.slug = $3",
-        ctx.tenant_id,
-        doc.kind,
-        doc.slug,
-        doc.version,
-    )
+async def _existing(ctx: TenantContext, doc: Document) -> Existing | None:
+    return await catalogue.existing(ctx.tenant_id, doc.kind, doc.slug, doc.version)
 
 
 async def check_unchanged(ctx: TenantContext, doc: Document) -> bool | None:
     """None: not published yet; True: published with this content; Conflict otherwise."""
-    async with tenant_transaction(ctx) as connection:
-        row = await _existing(connection, ctx, doc)
-    if row is None or row["version_id"] is None:
+    async with tenant_transaction(ctx):
+        row = await _existing(ctx, doc)
+    if row is None or row.version_id is None:
         return None
-    if row["content_hash"] != doc.hash:
+    if row.content_hash != doc.hash:
         raise Conflict(
             f"{doc.source}: {doc.kind} {doc.slug} {doc.version} is already published with other "
             "content; published versions are immutable: give the change a new version and a "
@@ -77,18 +64,8 @@ async def check_unchanged(ctx: TenantContext, doc: Document) -> bool | None:
     return True
 
 
-_RESOLVE = """
-SELECT v.id FROM hub_versions v JOIN hub_items i ON i.id = v.item_id
-WHERE i.kind = $1 AND i.slug = $2 AND ($3::text IS NULL OR v.version = $3)
-  AND ($3::text IS NOT NULL OR v.yanked_at IS NULL)
-  AND (i.visibility = 'public' OR ($5 AND i.publisher_id = $4))
-ORDER BY i.publisher_id = $4 DESC, i.created_at, v.major DESC, v.minor DESC, v.patch DESC
-LIMIT 1
-"""
-
-
 async def _resolve(
-    connection: Any, ctx: TenantContext, doc: Document, visibility: str
+    ctx: TenantContext, doc: Document, visibility: str
 ) -> tuple[list[tuple[UUID, bool]], list[str]]:
     """(version id, pinned) of each reference, and the references that cannot be resolved.
 
@@ -100,7 +77,7 @@ async def _resolve(
     found: list[tuple[UUID, bool]] = []
     missing: list[str] = []
     for ref in doc.references():
-        version_id = await resolve(connection, ctx, ref, visibility)
+        version_id = await resolve(ctx, ref, visibility)
         if version_id is None:
             missing.append(_describe(ref))
         else:
@@ -108,15 +85,12 @@ async def _resolve(
     return found, missing
 
 
-async def resolve(
-    connection: Any, ctx: TenantContext, ref: Reference, visibility: str
-) -> UUID | None:
-    """The HUB version a reference in a document published by ``ctx`` resolves to."""
-    version_id = await connection.fetchval(
-        _RESOLVE, ref.kind, ref.slug, ref.version, ctx.tenant_id, visibility == "private"
+async def resolve(ctx: TenantContext, ref: Reference, visibility: str) -> UUID | None:
+    """The HUB version a reference in a document published by ``ctx`` resolves to (in the
+    transaction open in this context)."""
+    return await catalogue.resolve(
+        ctx.tenant_id, ref.kind, ref.slug, ref.version, private=visibility == "private"
     )
-    assert version_id is None or isinstance(version_id, UUID)
-    return version_id
 
 
 def _describe(ref: Reference) -> str:
@@ -127,18 +101,18 @@ async def check_publishable(ctx: TenantContext, doc: Document, visibility: str) 
     """Everything publish() would refuse, checked without writing (before a signature)."""
     if visibility not in VISIBILITIES:
         raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
-    async with tenant_transaction(ctx) as connection:
-        row = await _existing(connection, ctx, doc)
-        if row is not None and row["version_id"] is not None:
+    async with tenant_transaction(ctx):
+        row = await _existing(ctx, doc)
+        if row is not None and row.version_id is not None:
             raise Conflict(f"{doc.kind} {doc.slug} {doc.version} is already published.")
-        _, missing = await _resolve(connection, ctx, doc, visibility)
+        _, missing = await _resolve(ctx, doc, visibility)
         if missing:
             raise ValidationFailed(
                 f"dependencies missing or not visible to its audience: {'; '.join(missing)}",
                 details={"missing": missing},
             )
         if row is not None:
-            await _check_newer(connection, row["item_id"], doc)
+            await _check_newer(row.item_id, doc)
 
 
 async def publish(
@@ -157,12 +131,12 @@ async def publish(
         raise ValidationFailed(
             f"{doc.source}: {'; '.join(problems)}", details={"problems": problems}
         )
-    async with tenant_transaction(ctx) as connection:
-        row = await _existing(connection, ctx, doc)
-        if row is not None and row["version_id"] is not None:
+    async with tenant_transaction(ctx):
+        row = await _existing(ctx, doc)
+        if row is not None and row.version_id is not None:
             await check_unchanged(ctx, doc)
-            return Published(row["item_id"], row["version_id"], created=False)
-        dependencies, missing = await _resolve(connection, ctx, doc, visibility)
+            return Published(row.item_id, row.version_id, created=False)
+        dependencies, missing = await _resolve(ctx, doc, visibility)
         if missing:
             raise ValidationFailed(
                 f"{doc.source}: dependencies missing or not visible to its audience: "
@@ -170,33 +144,30 @@ async def publish(
                 details={"missing": missing},
             )
         item_id = (
-            row["item_id"]
+            row.item_id
             if row is not None
-            else await _create_item(connection, ctx, doc, visibility, forked_from)
+            else await catalogue.insert_item(
+                ctx.tenant_id,
+                doc.kind,
+                doc.slug,
+                visibility,
+                doc.data["name"],
+                doc.data["summary"],
+                forked_from,
+            )
         )
-        await _check_newer(connection, item_id, doc)
-        version_id = await connection.fetchval(
-            "INSERT INTO hub_versions (item_id, version, major, minor, patch, content, "
-            "content_hash, changelog, published_by) "
-            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
-            "RETURNING id",
+        await _check_newer(item_id, doc)
+        version_id = await catalogue.insert_version(
             item_id,
             doc.version,
-            *doc.semver,
-            json.dumps(doc.data),
+            doc.semver,
+            doc.data,
             doc.hash,
             doc.data["changelog"],
             (actor or ctx.actor).id,
         )
-        for depends_on, pinned in dependencies:
-            await connection.execute(
-                "INSERT INTO hub_dependencies (version_id, depends_on_id, pinned) "
-                "VALUES ($1, $2, $3)",
-                version_id,
-                depends_on,
-                pinned,
-            )
-        await _set_latest(connection, item_id, doc)
+        await catalogue.insert_dependencies(version_id, dependencies)
+        await _set_latest(item_id, doc)
         await audit.record(
             ctx,
             "hub.version_published",
@@ -214,55 +185,28 @@ async def publish(
     return Published(item_id, version_id, created=True)
 
 
-async def _create_item(
-    connection: Any, ctx: TenantContext, doc: Document, visibility: str, forked_from: UUID | None
-) -> UUID:
-    item_id = await connection.fetchval(
-        "INSERT INTO hub_items (publisher_id, kind, slug, visibility, name, summary, "
-        "forked_from_version_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        ctx.tenant_id,
-        doc.kind,
-        doc.slug,
-        visibility,
-        doc.data["name"],
-        doc.data["summary"],
-        forked_from,
-    )
-    assert isinstance(item_id, UUID)
-    return item_id
-
-
-async def _check_newer(connection: Any, item_id: UUID, doc: Document) -> None:
-    latest = await connection.fetchrow(
-        "SELECT version, major, minor, patch FROM hub_versions WHERE item_id = $1 "
-        "ORDER BY major DESC, minor DESC, patch DESC LIMIT 1",
-        item_id,
-    )
-    if latest is not None and (latest["major"], latest["minor"], latest["patch"]) >= doc.semver:
+async def _check_newer(item_id: UUID, doc: Document) -> None:
+    latest = await catalogue.latest_semver(item_id)
+    if latest is not None and (latest.major, latest.minor, latest.patch) >= doc.semver:
         raise ValidationFailed(
             f"{doc.source}: version {doc.version} must be newer than the latest published "
-            f"version {latest['version']}",
+            f"version {latest.version}",
             details={"field": "version"},
         )
 
 
-async def _set_latest(connection: Any, item_id: UUID, doc: Document) -> None:
+async def _set_latest(item_id: UUID, doc: Document) -> None:
     data = doc.data
     modalities = data.get("modalities") or ([data["modality"]] if data.get("modality") else [])
-    await connection.execute(
-        f"UPDATE hub_items SET latest_version = $5, name = $11, summary = $6, category = $7, "
-        f"modalities = $8, equipment_classes = $9, tags = $10, updated_at = clock_timestamp(), "
-        f"search = {_SEARCH} WHERE id = $1",
-        item_id,
-        *search_text(data),
-        doc.version,
-        data["summary"],
-        data.get("category"),
-        modalities,
-        data.get("equipment_classes", []),
-        data.get("tags", []),
-        data["name"],
+    listing = Listing(
+        name=data["name"],
+        summary=data["summary"],
+        category=data.get("category"),
+        modalities=modalities,
+        equipment_classes=data.get("equipment_classes", []),
+        tags=data.get("tags", []),
     )
+    await catalogue.set_latest(item_id, doc.version, listing, search_text(data))
 
 
 @dataclass
@@ -295,15 +239,11 @@ async def sync(
     return SyncReport(published, unchanged)
 
 
-async def _own_item(connection: Any, ctx: TenantContext, item_id: UUID) -> Any:
-    row = await connection.fetchrow(
-        "SELECT id, slug, visibility FROM hub_items WHERE id = $1 AND publisher_id = $2 FOR UPDATE",
-        item_id,
-        ctx.tenant_id,
-    )
-    if row is None:
+async def _own_item(ctx: TenantContext, item_id: UUID) -> Publication:
+    item = await catalogue.own_item(item_id, ctx.tenant_id)
+    if item is None:
         raise NotFound("No such HUB item among this tenant's publications.")
-    return row
+    return item
 
 
 async def set_visibility(
@@ -316,45 +256,24 @@ async def set_visibility(
         raise ValidationFailed(
             "Name at least one tenant to share with.", details={"field": "shared_with"}
         )
-    async with tenant_transaction(ctx) as connection:
-        item = await _own_item(connection, ctx, item_id)
-        tenants = await connection.fetch(
-            "SELECT id, slug FROM tenants WHERE slug = ANY($1::text[])", shared_with
-        )
-        unknown = sorted(set(shared_with) - {t["slug"] for t in tenants})
+    async with tenant_transaction(ctx):
+        item = await _own_item(ctx, item_id)
+        tenants = await catalogue.tenant_ids(shared_with)
+        unknown = sorted(set(shared_with) - set(tenants))
         if unknown:
             raise ValidationFailed(
                 f"Unknown tenant(s): {', '.join(unknown)}.", details={"field": "shared_with"}
             )
-        old_shares = sorted(
-            r["slug"]
-            for r in await connection.fetch(
-                "SELECT t.slug FROM hub_shares s JOIN tenants t ON t.id = s.shared_with "
-                "WHERE s.item_id = $1",
-                item_id,
-            )
-        )
-        await connection.execute("DELETE FROM hub_shares WHERE item_id = $1", item_id)
-        if visibility == "shared":
-            for tenant in tenants:
-                await connection.execute(
-                    "INSERT INTO hub_shares (item_id, publisher_id, shared_with) "
-                    "VALUES ($1, $2, $3)",
-                    item_id,
-                    ctx.tenant_id,
-                    tenant["id"],
-                )
-        await connection.execute(
-            "UPDATE hub_items SET visibility = $2, updated_at = clock_timestamp() WHERE id = $1",
-            item_id,
-            visibility,
-        )
+        old_shares = await catalogue.shared_with(item_id)
+        shares = list(tenants.values()) if visibility == "shared" else []
+        await catalogue.replace_shares(item_id, ctx.tenant_id, shares)
+        await catalogue.set_visibility(item_id, visibility)
         await audit.record(
             ctx,
             "hub.visibility_changed",
             "hub_item",
             item_id,
-            old={"visibility": item["visibility"], "shared_with": old_shares},
+            old={"visibility": item.visibility, "shared_with": old_shares},
             new={
                 "visibility": visibility,
                 "shared_with": sorted(shared_with) if visibility == "shared" else [],
@@ -372,31 +291,22 @@ async def mark_version(
 ) -> None:
     """Deprecate a version (with a message) or yank it (still resolvable for whoever pinned
     it, hidden from new installs). The content itself never changes."""
-    async with tenant_transaction(ctx) as connection:
-        await _own_item(connection, ctx, item_id)
-        row = await connection.fetchrow(
-            "SELECT id, deprecated_message, yanked_at FROM hub_versions "
-            "WHERE item_id = $1 AND version = $2",
-            item_id,
-            version,
-        )
+    async with tenant_transaction(ctx):
+        await _own_item(ctx, item_id)
+        row = await catalogue.marks(item_id, version)
         if row is None:
             raise NotFound("No such version.")
         if yank:
-            if row["yanked_at"] is not None:
+            if row.yanked_at is not None:
                 raise Conflict(f"{version} is already yanked.")
-            await connection.execute(
-                "UPDATE hub_versions SET yanked_at = clock_timestamp() WHERE id = $1", row["id"]
-            )
+            await catalogue.yank(row.id)
         else:
             message = (deprecated_message or "").strip()
             if not message:
                 raise ValidationFailed(
                     "A deprecation needs a message.", details={"field": "message"}
                 )
-            await connection.execute(
-                "UPDATE hub_versions SET deprecated_message = $2 WHERE id = $1", row["id"], message
-            )
+            await catalogue.deprecate(row.id, message)
         await audit.record(
             ctx,
             "hub.version_yanked" if yank else "hub.version_deprecated",
@@ -404,13 +314,13 @@ async def mark_version(
             item_id,
             old={
                 "version": version,
-                "deprecated_message": row["deprecated_message"],
-                "yanked": row["yanked_at"] is not None,
+                "deprecated_message": row.deprecated_message,
+                "yanked": row.yanked_at is not None,
             },
             new={
                 "version": version,
                 "deprecated_message": deprecated_message,
-                "yanked": yank or row["yanked_at"] is not None,
+                "yanked": yank or row.yanked_at is not None,
             },
         )
 

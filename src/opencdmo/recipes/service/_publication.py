@@ -137,7 +137,7 @@ async def _check_resolution(
     from opencdmo.hub.content import Reference
 
     for (kind, slug, version), version_id in sorted(expected.items()):
-        resolved = await hub.resolve(connection, ctx, Reference(kind, slug, version), visibility)
+        resolved = await hub.resolve(ctx, Reference(kind, slug, version), visibility)
         if resolved != version_id:
             raise Conflict(
                 f"{kind.replace('_', ' ')} {slug} {version} would resolve to another "

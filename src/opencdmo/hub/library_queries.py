@@ -1,0 +1,214 @@
+"""A tenant's library data access: installed and forked copies of HUB versions, as typed rows.
+
+Each function runs in the transaction open in its context (a command's unit of work or a
+page's read view); none opens or commits one of its own. Row-level security shows only the
+tenant's own copies.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opencdmo.db.clock import database_now
+from opencdmo.hub.queries import VersionContent, latest_available
+from opencdmo.hub.tables import HubItem, LibraryItem
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True)
+class LibraryRow:
+    """A copy as the library lists it, with what its HUB item offers now."""
+
+    id: UUID
+    source: str
+    hub_item_id: UUID
+    hub_version_id: UUID
+    kind: str
+    slug: str
+    name: str
+    version: str
+    content_hash: str
+    revision: int
+    author_id: UUID | None
+    published_item_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    latest_version: str | None
+    available: str | None  # the item's latest version not yanked, if the tenant sees one
+    deprecated_message: str | None  # of the copied version
+
+    @property
+    def update_available(self) -> bool:
+        return (
+            self.source == "installed"
+            and self.available is not None
+            and version_key(self.available) > version_key(self.version)
+        )
+
+
+@dataclass(frozen=True)
+class LibraryDetail(LibraryRow):
+    """A copy with its content."""
+
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A copy as stored, for the commands that change it."""
+
+    id: UUID
+    source: str
+    hub_item_id: UUID
+    hub_version_id: UUID
+    kind: str
+    slug: str
+    name: str
+    version: str
+    content: dict[str, Any]
+    content_hash: str
+    revision: int
+    author_id: UUID | None
+
+
+async def take_install_turn(tenant_id: UUID) -> None:
+    """Installs in one tenant take turns, until the transaction ends."""
+    # Raw SQL: Piccolo has no advisory locks.
+    await LibraryItem.raw(
+        "SELECT pg_advisory_xact_lock(hashtextextended('library:' || {}, 0))", str(tenant_id)
+    )
+
+
+async def installed_copy(hub_item_id: UUID) -> UUID | None:
+    """The library id of the installed copy of a HUB item (forks are not counted)."""
+    raw = await (
+        LibraryItem.select(LibraryItem.id)
+        .where((LibraryItem.hub_item_id == hub_item_id) & (LibraryItem.source == "installed"))
+        .first()
+    )
+    if raw is None:
+        return None
+    found = raw["id"]
+    assert isinstance(found, UUID)
+    return found
+
+
+async def insert_copy(
+    tenant_id: UUID, source: str, version: VersionContent, author_id: UUID | None = None
+) -> UUID:
+    """A copy of the version, installed or forked (a fork names its author)."""
+    copy = LibraryItem(
+        tenant_id=tenant_id,
+        source=source,
+        hub_item_id=version.item_id,
+        hub_version_id=version.id,
+        kind=version.kind,
+        slug=version.slug,
+        name=version.name,
+        version=version.version,
+        content=json.dumps(version.content),
+        content_hash=version.content_hash,
+        author_id=author_id,
+        created_at=database_now(),
+        updated_at=database_now(),
+    )
+    rows = await LibraryItem.insert(copy).returning(LibraryItem.id)
+    library_id = rows[0]["id"]
+    assert isinstance(library_id, UUID)
+    return library_id
+
+
+async def count_install(hub_item_id: UUID) -> None:
+    # Raw SQL: a SECURITY DEFINER function (the app role may not update install counts).
+    await HubItem.raw("SELECT hub_count_install({})", hub_item_id)
+
+
+_STORED = {f.name for f in fields(LibraryRow)} - {
+    "latest_version",
+    "available",
+    "deprecated_message",
+}
+_LISTED = (
+    *(getattr(LibraryItem, f.name) for f in fields(LibraryRow) if f.name in _STORED),
+    LibraryItem.hub_item_id._.latest_version.as_alias("latest_version"),
+    LibraryItem.hub_version_id._.deprecated_message.as_alias("deprecated_message"),
+)
+
+
+async def _listed(library_id: UUID | None) -> list[dict[str, Any]]:
+    columns = _LISTED if library_id is None else (*_LISTED, LibraryItem.content)
+    query = LibraryItem.select(*columns)
+    if library_id is not None:
+        query = query.where(LibraryItem.id == library_id)
+    rows = await query.order_by(LibraryItem.kind, LibraryItem.name, LibraryItem.created_at)
+    available = await latest_available([r["hub_item_id"] for r in rows])
+    return [{**r, "available": available.get(r["hub_item_id"])} for r in rows]
+
+
+async def listing() -> list[LibraryRow]:
+    """Every copy in the library, by kind and name."""
+    return [LibraryRow(**r) for r in await _listed(None)]
+
+
+async def detail(library_id: UUID) -> LibraryDetail | None:
+    rows = await _listed(library_id)
+    if not rows:
+        return None
+    return LibraryDetail(**{**rows[0], "content": json.loads(rows[0]["content"])})
+
+
+async def stored_copy(library_id: UUID, *, lock: bool) -> Copy | None:
+    """The copy as stored (row-locked until the transaction ends with ``lock``)."""
+    query = LibraryItem.select(*(getattr(LibraryItem, f.name) for f in fields(Copy))).where(
+        LibraryItem.id == library_id
+    )
+    if lock:
+        query = query.lock_rows("UPDATE")
+    raw = await query.first()
+    if raw is None:
+        return None
+    return Copy(**{**raw, "content": json.loads(raw["content"])})
+
+
+async def upgrade_copy(library_id: UUID, target: VersionContent) -> None:
+    """An installed copy moved to another version of its HUB item."""
+    await LibraryItem.update(
+        {
+            LibraryItem.hub_version_id: target.id,
+            LibraryItem.version: target.version,
+            LibraryItem.content: json.dumps(target.content),
+            LibraryItem.content_hash: target.content_hash,
+            LibraryItem.name: target.name,
+            LibraryItem.updated_at: database_now(),
+        }
+    ).where(LibraryItem.id == library_id)
+
+
+async def edit_copy(
+    library_id: UUID, content: dict[str, Any], content_hash: str, author_id: UUID | None
+) -> None:
+    """A fork's new content, as its next revision by ``author_id``."""
+    await LibraryItem.update(
+        {
+            LibraryItem.content: json.dumps(content),
+            LibraryItem.content_hash: content_hash,
+            LibraryItem.name: content["name"],
+            LibraryItem.revision: LibraryItem.revision + 1,
+            LibraryItem.author_id: author_id,
+            LibraryItem.updated_at: database_now(),
+        }
+    ).where(LibraryItem.id == library_id)
+
+
+async def set_published(library_id: UUID, hub_item_id: UUID) -> None:
+    """The HUB item a fork was published as."""
+    await LibraryItem.update({LibraryItem.published_item_id: hub_item_id}).where(
+        LibraryItem.id == library_id
+    )

@@ -9,6 +9,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from opencdmo import units
+from opencdmo.labels import label
 from opencdmo.timefmt import localtime
 
 FRONTEND = Path(__file__).resolve().parents[3] / "frontend"
@@ -33,6 +35,13 @@ def build_environment() -> Environment:
     )
     env.filters["localtime"] = localtime
     env.filters["paragraphs"] = paragraphs
+    # Science as people read it: {{ code | unit }}, {{ x | number }}, {{ x | quantity(code) }},
+    # {{ limits(low, high, code) }}, and display names for stored keys: {{ key | label }}.
+    env.filters["unit"] = units.unit
+    env.filters["number"] = units.number
+    env.filters["quantity"] = units.quantity
+    env.filters["label"] = label
+    env.globals["limits"] = units.limits
     return env
 
 

@@ -39,11 +39,19 @@ from bench.harness import (
 )
 from opencdmo.db.engine import release_reset
 from opencdmo.db.urls import APP_ROLE, with_user
-from opencdmo.tenancy.service import MEMBERS_QUERY
 
 SLUG = "larkspur-cdmo"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 TARGET = 0.40
+# What the members endpoint sends (``opencdmo.tenancy.queries.members.members``): the members
+# with their accounts, a row per role held.
+MEMBERS_QUERY = """
+SELECT m.id, m.user_id, m.is_active, m.created_at, u.email, u.full_name,
+       u.is_active AS user_active, r.role
+FROM memberships m LEFT JOIN users u ON m.user_id = u.id
+LEFT JOIN role_assignments r ON m.id = r.membership_id
+ORDER BY u.full_name, u.email, m.id, r.role
+"""
 
 
 async def _cli(env: dict[str, str], *args: str) -> str:
@@ -95,7 +103,7 @@ async def main() -> list[Result]:
             # The app's own three round trips: BEGIN with the tenant setting, the query, COMMIT.
             async with pool.acquire() as connection:
                 await connection.execute(begin)
-                rows = await connection.fetch(MEMBERS_QUERY, None)
+                rows = await connection.fetch(MEMBERS_QUERY)
                 await connection.execute("COMMIT")
                 assert rows
 

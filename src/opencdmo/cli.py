@@ -224,7 +224,7 @@ async def _tenant(slug: str, meta: Any) -> Any:
     from opencdmo.tenancy import service as tenancy
 
     row = await tenancy.tenant_by_slug(slug)
-    ctx = await tenancy.internal_context(row["id"], SYSTEM, meta) if row else None
+    ctx = await tenancy.internal_context(row.id, SYSTEM, meta) if row else None
     if ctx is None:
         raise NotFound(f"No tenant has the slug '{slug}'.")
     return ctx
@@ -400,12 +400,12 @@ async def _example_recipe(manifest: Any, meta: Any) -> None:
     if tenant is None or user is None:
         return
     ctx = await tenancy.internal_context(
-        tenant["id"], Actor(user.id, user.email, user.full_name), meta
+        tenant.id, Actor(user.id, user.email, user.full_name), meta
     )
     if ctx is None or await recipes.list_recipes(ctx):
         return
     platform = await tenancy.tenant_by_slug(PLATFORM_SLUG)
-    item = await recipes.hub_item_id(ctx, platform["id"] if platform else None, "autologous-car-t")
+    item = await recipes.hub_item_id(ctx, platform.id if platform else None, "autologous-car-t")
     if item is not None:
         await recipes.create_from_hub(ctx, item)
         _print(f"  {manifest.slug}: example master recipe drafted from the HUB by {user.email}")

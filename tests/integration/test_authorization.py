@@ -64,7 +64,7 @@ async def test_a_role_granted_at_one_site_applies_there_only(
     ctx = lab["ctx"]
     await tenancy.upsert_site(ctx, "S1", "First suite", "Europe/Berlin")
     await tenancy.upsert_site(ctx, "S2", "Second suite", "Europe/Berlin")
-    sites = {s["code"]: s["id"] for s in await tenancy.list_sites(ctx)}
+    sites = {s.code: s.id for s in await tenancy.list_sites(ctx)}
     operator = world["operator"]
     membership = await _membership(ctx, operator.user_id)
     admin = await _admin(ctx, world)

@@ -1,6 +1,7 @@
 """Authorization has one door: casbin RBAC with the tenant as domain.
 
-Role grants live in ``role_assignments`` (tenant table). Each tenant gets its own enforcer,
+Role grants live in ``role_assignments`` and ``site_role_assignments`` (tenant tables; they
+are written by ``opencdmo.tenancy``). Each tenant gets its own enforcer,
 rebuilt when the tenant's ``policy_version`` moves (every grant change bumps it in the same
 transaction), so every app process sees a change on its next request.
 """
@@ -18,6 +19,7 @@ from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.errors import Forbidden
 from opencdmo.scope import TenantContext
 
+# SQL: access sits below tenancy (it cannot import tenancy's tables), and Piccolo has no UNION.
 _GRANTS = """
 SELECT m.user_id, r.role, NULL::uuid AS site_id FROM role_assignments r
 JOIN memberships m ON m.tenant_id = r.tenant_id AND m.id = r.membership_id

@@ -39,7 +39,7 @@ async def platform_publisher(meta: RequestMeta) -> TenantContext:
     row = await tenancy.tenant_by_slug(PLATFORM_SLUG)
     if row is None:
         return await tenancy.create_tenant(PLATFORM_SLUG, PLATFORM_NAME, "publisher", SYSTEM, meta)
-    ctx = await tenancy.internal_context(row["id"], SYSTEM, meta)
+    ctx = await tenancy.internal_context(row.id, SYSTEM, meta)
     assert ctx is not None
     return ctx
 

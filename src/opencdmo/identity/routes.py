@@ -188,9 +188,7 @@ async def api_me(request: Request[Any, Any, Any]) -> Me:
     if principal.session is None:
         raise NotAuthenticated("A browser session is required; API tokens act within one tenant.")
     user = await service.get_user(principal.session.user_id)
-    tenants = [
-        TenantRef(t["slug"], t["name"], t["kind"]) for t in await user_tenants(user.member_of)
-    ]
+    tenants = [TenantRef(t.slug, t.name, t.kind) for t in await user_tenants(user.member_of)]
     return Me(user.id, user.email, user.full_name, tenants)
 
 

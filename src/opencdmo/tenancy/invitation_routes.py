@@ -16,7 +16,7 @@ from opencdmo.identity.routes import session_cookie
 from opencdmo.scope import Actor, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import invitations
-from opencdmo.tenancy.invitations import Invitation
+from opencdmo.tenancy.queries.invitations import InvitationRow
 from opencdmo.tenancy.routes import Problem, members_page_for, problem_of, roles_from
 from opencdmo.tenancy.schemas import InvitationCreate, InvitationCreated, InvitationOut
 from opencdmo.web.guards import requires
@@ -29,7 +29,7 @@ def accept_url(settings: Settings, request: Request[Any, Any, Any], token: str) 
     return base.rstrip("/") + invitations.accept_path(token)
 
 
-def _out(invitation: Invitation) -> InvitationOut:
+def _out(invitation: InvitationRow) -> InvitationOut:
     return InvitationOut(
         invitation.id,
         invitation.email,

@@ -14,8 +14,6 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
@@ -25,26 +23,12 @@ from opencdmo.errors import Conflict, Gone, NotFound, ValidationFailed
 from opencdmo.identity import service as identity
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
+from opencdmo.tenancy.queries import invitations as queries
+from opencdmo.tenancy.queries import members
+from opencdmo.tenancy.queries.invitations import InvitationRow
 
 INVALID = "This invitation link is not valid. Ask the person who invited you for a new one."
 _TOKEN = re.compile(r"^([a-z0-9][a-z0-9-]{0,48}[a-z0-9])\.([A-Za-z0-9_-]{43})$")
-
-_COLUMNS = (
-    "id, email, roles, invited_by_name, created_at, expires_at, status, "
-    "expires_at <= clock_timestamp() AS expired"
-)
-
-
-@dataclass(frozen=True)
-class Invitation:
-    id: UUID
-    email: str
-    roles: tuple[str, ...]
-    invited_by_name: str
-    created_at: datetime
-    expires_at: datetime
-    status: str
-    expired: bool
 
 
 @dataclass(frozen=True)
@@ -52,7 +36,7 @@ class Offer:
     """What the person holding a valid link is shown: the tenant and the invitation."""
 
     ctx: TenantContext
-    invitation: Invitation
+    invitation: InvitationRow
 
 
 @dataclass(frozen=True)
@@ -61,19 +45,6 @@ class Accepted:
     tenant_name: str
     email: str
     already_member: bool
-
-
-def _invitation(row: Any) -> Invitation:
-    return Invitation(
-        row["id"],
-        row["email"],
-        tuple(row["roles"]),
-        row["invited_by_name"],
-        row["created_at"],
-        row["expires_at"],
-        row["status"],
-        bool(row["expired"]),
-    )
 
 
 def _hash(token: str) -> str:
@@ -89,7 +60,7 @@ def accept_path(token: str) -> str:
 
 async def invite(
     ctx: TenantContext, email: str, roles: list[str], *, hours: int
-) -> tuple[Invitation, str]:
+) -> tuple[InvitationRow, str]:
     """A pending invitation and its token (shown once). One pending invitation per address:
     a second, also a concurrent one, is a 409."""
     await authorize(ctx, "members", "manage")
@@ -100,28 +71,16 @@ async def invite(
     if hours < 1:
         raise ValidationFailed("Invitations must stay valid for at least an hour.")
     token = f"{ctx.slug}.{secrets.token_urlsafe(32)}"
-    async with tenant_transaction(ctx) as connection:
-        await _refuse_members(connection, email)
-        await _close_expired(connection, ctx, email)
-        row = await connection.fetchrow(
-            "INSERT INTO invitations (tenant_id, email, roles, token_hash, invited_by, "
-            "invited_by_name, expires_at) VALUES ($1, $2, $3, $4, $5, $6, "
-            "clock_timestamp() + make_interval(hours => $7)) "
-            "ON CONFLICT (tenant_id, email) WHERE status = 'pending' DO NOTHING "
-            f"RETURNING {_COLUMNS}",
-            ctx.tenant_id,
-            email,
-            wanted,
-            _hash(token),
-            ctx.actor.id,
-            ctx.actor.full_name,
-            hours,
+    async with tenant_transaction(ctx):
+        await _refuse_members(email)
+        await _close_expired(ctx, email)
+        invitation = await queries.insert_invitation(
+            ctx.tenant_id, email, wanted, _hash(token), ctx.actor.id, ctx.actor.full_name, hours
         )
-        if row is None:
+        if invitation is None:
             raise Conflict(
                 f"An invitation to {email} is already pending: revoke it to send a new one."
             )
-        invitation = _invitation(row)
         await audit.record(
             ctx,
             "invitation.created",
@@ -132,12 +91,9 @@ async def invite(
     return invitation, token
 
 
-async def _refuse_members(connection: Any, email: str) -> None:
+async def _refuse_members(email: str) -> None:
     """Only this tenant's own members are looked up: nothing about other tenants shows."""
-    active = await connection.fetchval(
-        "SELECT m.is_active FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = $1",
-        email,
-    )
+    active = await members.membership_active_by_email(email)
     if active is True:
         raise Conflict(f"{email} is already a member of this tenant.")
     if active is False:
@@ -146,67 +102,50 @@ async def _refuse_members(connection: Any, email: str) -> None:
         )
 
 
-async def _close_expired(connection: Any, ctx: TenantContext, email: str) -> None:
-    rows = await connection.fetch(
-        "UPDATE invitations SET status = 'expired', closed_at = clock_timestamp() "
-        "WHERE email = $1 AND status = 'pending' AND expires_at <= clock_timestamp() "
-        "RETURNING id",
-        email,
-    )
-    for row in rows:
+async def _close_expired(ctx: TenantContext, email: str) -> None:
+    for invitation_id in await queries.expire_pending(email):
         await audit.record(
             ctx,
             "invitation.expired",
             "invitation",
-            row["id"],
+            invitation_id,
             old={"status": "pending"},
             new={"status": "expired"},
         )
 
 
-async def pending(ctx: TenantContext) -> list[Invitation]:
+async def pending(ctx: TenantContext) -> list[InvitationRow]:
     """Invitations not yet accepted or revoked (expired ones show as such)."""
-    async with tenant_transaction(ctx) as connection:
-        rows = await connection.fetch(
-            f"SELECT {_COLUMNS} FROM invitations WHERE status = 'pending' ORDER BY created_at"
-        )
-    return [_invitation(row) for row in rows]
+    async with tenant_transaction(ctx):
+        return await queries.pending()
 
 
-async def get(ctx: TenantContext, invitation_id: UUID) -> Invitation:
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            f"SELECT {_COLUMNS} FROM invitations WHERE id = $1", invitation_id
-        )
-    if row is None:
+async def get(ctx: TenantContext, invitation_id: UUID) -> InvitationRow:
+    async with tenant_transaction(ctx):
+        invitation = await queries.invitation(invitation_id)
+    if invitation is None:
         raise NotFound("No such invitation.")
-    return _invitation(row)
+    return invitation
 
 
-async def revoke(ctx: TenantContext, invitation_id: UUID) -> Invitation:
+async def revoke(ctx: TenantContext, invitation_id: UUID) -> InvitationRow:
     await authorize(ctx, "members", "manage")
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            f"SELECT {_COLUMNS} FROM invitations WHERE id = $1 FOR UPDATE", invitation_id
-        )
-        if row is None:
+    async with tenant_transaction(ctx):
+        invitation = await queries.invitation(invitation_id, lock=True)
+        if invitation is None:
             raise NotFound("No such invitation.")
-        if row["status"] != "pending":
-            raise Conflict(f"This invitation is already {row['status']}.")
-        await connection.execute(
-            "UPDATE invitations SET status = 'revoked', closed_at = clock_timestamp() "
-            "WHERE id = $1",
-            invitation_id,
-        )
+        if invitation.status != "pending":
+            raise Conflict(f"This invitation is already {invitation.status}.")
+        await queries.close(invitation_id, "revoked")
         await audit.record(
             ctx,
             "invitation.revoked",
             "invitation",
             invitation_id,
             old={"status": "pending"},
-            new={"status": "revoked", "email": row["email"]},
+            new={"status": "revoked", "email": invitation.email},
         )
-    return _invitation(row)
+    return invitation
 
 
 # --- the invited person's side ----------------------------------------------------------------
@@ -215,33 +154,31 @@ async def revoke(ctx: TenantContext, invitation_id: UUID) -> Invitation:
 async def _scope(token: str, actor: Actor, meta: RequestMeta) -> tuple[TenantContext, str]:
     match = _TOKEN.match(token or "")
     tenant = await service.tenant_by_slug(match.group(1)) if match else None
-    ctx = await service.internal_context(tenant["id"], actor, meta) if tenant else None
+    ctx = await service.internal_context(tenant.id, actor, meta) if tenant else None
     if ctx is None:
         raise NotFound(INVALID)
     return ctx, _hash(token)
 
 
-def _usable(row: Any) -> Invitation:
+def _usable(invitation: InvitationRow | None) -> InvitationRow:
     """The invitation, if it can still be accepted; otherwise a clear refusal."""
-    if row is None:
+    if invitation is None:
         raise NotFound(INVALID)
-    if row["status"] == "accepted":
+    if invitation.status == "accepted":
         raise Conflict("This invitation has already been accepted; it can be used only once.")
-    if row["status"] == "revoked":
+    if invitation.status == "revoked":
         raise Gone("This invitation was withdrawn. Ask the person who invited you for a new one.")
-    if row["status"] == "expired" or row["expired"]:
+    if invitation.status == "expired" or invitation.expired:
         raise Gone("This invitation has expired. Ask the person who invited you for a new one.")
-    return _invitation(row)
+    return invitation
 
 
 async def offer(token: str, meta: RequestMeta) -> Offer:
     """What a valid link offers (404, 409 or 410 otherwise); reads, changes nothing."""
     ctx, digest = await _scope(token, Actor(None, "invitee", "invited person"), meta)
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            f"SELECT {_COLUMNS} FROM invitations WHERE token_hash = $1", digest
-        )
-    return Offer(ctx, _usable(row))
+    async with tenant_transaction(ctx):
+        invitation = await queries.invitation_by_token(digest)
+    return Offer(ctx, _usable(invitation))
 
 
 async def accept(token: str, actor: Actor, meta: RequestMeta) -> Accepted:
@@ -249,14 +186,14 @@ async def accept(token: str, actor: Actor, meta: RequestMeta) -> Accepted:
     if actor.id is None:
         raise ValidationFailed("Sign in to accept the invitation.")
     ctx, digest = await _scope(token, actor, meta)
-    async with tenant_transaction(ctx) as connection:
-        invitation = _usable(await _lock(connection, digest))
+    async with tenant_transaction(ctx):
+        invitation = _usable(await queries.invitation_by_token(digest, lock=True))
         if invitation.email != actor.email:
             raise Conflict(
                 f"This invitation is for {invitation.email}, and you are signed in as "
                 f"{actor.email}: sign out, then open the link again."
             )
-        return await _join(connection, ctx, invitation, actor.id)
+        return await _join(ctx, invitation, actor.id)
 
 
 async def accept_as_new(token: str, full_name: str, password: str, meta: RequestMeta) -> Accepted:
@@ -270,34 +207,21 @@ async def accept_as_new(token: str, full_name: str, password: str, meta: Request
     actor = Actor(user_id, email, name)
     ctx, digest = replace(found.ctx, actor=actor), _hash(token)
     async with tenant_transaction(ctx) as connection:
-        invitation = _usable(await _lock(connection, digest))
+        invitation = _usable(await queries.invitation_by_token(digest, lock=True))
         if not await identity.insert_user(connection, user_id, email, name, password_hash):
             raise Conflict(
                 "This address already has an account: sign in with its password to accept."
             )
-        accepted = await _join(connection, ctx, invitation, user_id)
+        accepted = await _join(ctx, invitation, user_id)
     await identity.record_created(actor, email, meta)
     return accepted
 
 
-async def _lock(connection: Any, digest: str) -> Any:
-    return await connection.fetchrow(
-        f"SELECT {_COLUMNS} FROM invitations WHERE token_hash = $1 FOR UPDATE", digest
-    )
-
-
-async def _join(
-    connection: Any, ctx: TenantContext, invitation: Invitation, user_id: UUID
-) -> Accepted:
-    already = await connection.fetchval("SELECT id FROM memberships WHERE user_id = $1", user_id)
+async def _join(ctx: TenantContext, invitation: InvitationRow, user_id: UUID) -> Accepted:
+    already = await members.membership_of(user_id)
     if already is None:
         await service.enrol(ctx, user_id, invitation.roles)
-    await connection.execute(
-        "UPDATE invitations SET status = 'accepted', closed_at = clock_timestamp(), "
-        "accepted_by = $2 WHERE id = $1",
-        invitation.id,
-        user_id,
-    )
+    await queries.accepted(invitation.id, user_id)
     await audit.record(
         ctx,
         "invitation.accepted",

@@ -29,7 +29,7 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
         report(f"{manifest.slug}: tenant created")
         changes += 1
     else:
-        found = await service.internal_context(existing["id"], actor, meta)
+        found = await service.internal_context(existing.id, actor, meta)
         assert found is not None
         ctx = found
         if await service.update_tenant(ctx, manifest.name, manifest.kind):

@@ -17,6 +17,7 @@ from opencdmo.access.service import can
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.scope import TenantContext
 from opencdmo.tenancy import invitations, service
+from opencdmo.tenancy.queries.members import MemberRow
 from opencdmo.tenancy.schemas import (
     MemberOut,
     MemberStatus,
@@ -38,7 +39,7 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
         return Redirect("/login", status_code=303)
     tenants = await service.user_tenants(principal.session.member_of)
     if len(tenants) == 1:
-        return Redirect(f"/t/{tenants[0]['slug']}/", status_code=303)
+        return Redirect(f"/t/{tenants[0].slug}/", status_code=303)
     return Redirect("/tenants" if tenants else "/account", status_code=303)
 
 
@@ -62,7 +63,7 @@ async def dashboard(
         request,
         "tenancy/dashboard.html",
         sites=sites,
-        member_count=sum(1 for m in members if m["is_active"]),
+        member_count=sum(1 for m in members if m.is_active),
     )
 
 
@@ -149,7 +150,7 @@ async def members_roles(
         return await members_page_for(
             request, ctx, status=exc.status_code, problem=problem_of(exc, typed, member_id)
         )
-    notice = f"Roles of {member['full_name']} updated." if changed else "No change."
+    notice = f"Roles of {member.full_name} updated." if changed else "No change."
     return await members_page_for(request, ctx, notice=notice)
 
 
@@ -179,21 +180,21 @@ async def members_status(
             request, ctx, status=exc.status_code, problem=problem_of(exc, typed, member_id)
         )
     verb = "reactivated" if active else "deactivated"
-    return await members_page_for(request, ctx, notice=f"{member['full_name']} {verb}.")
+    return await members_page_for(request, ctx, notice=f"{member.full_name} {verb}.")
 
 
 # --- JSON API -------------------------------------------------------------------------------
 
 
-def _member_out(row: dict[str, Any]) -> MemberOut:
+def _member_out(row: MemberRow) -> MemberOut:
     return MemberOut(
-        row["id"],
-        row["user_id"],
-        row["email"],
-        row["full_name"],
-        row["is_active"],
-        list(row["roles"]),
-        row["created_at"],
+        row.id,
+        row.user_id,
+        row.email,
+        row.full_name,
+        row.is_active,
+        list(row.roles),
+        row.created_at,
     )
 
 
@@ -204,7 +205,7 @@ def _member_out(row: dict[str, Any]) -> MemberOut:
 )
 async def api_tenant(ctx: NamedDependency[TenantContext]) -> TenantOut:
     """The tenant, its sites and my roles in it."""
-    sites = [SiteOut(s["code"], s["name"], s["time_zone"]) for s in await service.list_sites(ctx)]
+    sites = [SiteOut(s.code, s.name, s.time_zone) for s in await service.list_sites(ctx)]
     return TenantOut(ctx.slug, ctx.name, ctx.kind, sites, list(ctx.roles))
 
 

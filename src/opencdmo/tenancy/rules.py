@@ -7,23 +7,14 @@ the same moment cannot leave the tenant without one.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.scope import TenantContext
+from opencdmo.tenancy.queries import members, tenants
 
 ADMIN_ROLE = "tenant_admin"
 REASON_MAX = 1000
-
-# Active tenant admins (an active membership of an active user): this one, and the others.
-_ADMINS = """
-SELECT count(*) FILTER (WHERE m.id = $1) AS this, count(*) FILTER (WHERE m.id <> $1) AS others
-FROM memberships m
-JOIN users u ON u.id = m.user_id AND u.is_active
-JOIN role_assignments r ON r.tenant_id = m.tenant_id AND r.membership_id = m.id
-WHERE r.role = $2 AND m.is_active
-"""
 
 
 def require_reason(reason: str | None) -> str:
@@ -42,20 +33,16 @@ def require_reason(reason: str | None) -> str:
     return text
 
 
-async def lock_memberships(connection: Any, ctx: TenantContext) -> None:
-    """Serialise membership and role changes of this tenant until the transaction ends.
-
-    ``FOR NO KEY UPDATE`` (not ``FOR UPDATE``) so that inserts elsewhere in the tenant, whose
-    foreign keys take a key-share lock on the tenant row, do not wait for it.
-    """
-    await connection.execute("SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE", ctx.tenant_id)
+async def lock_memberships(ctx: TenantContext) -> None:
+    """Serialise membership and role changes of this tenant until the transaction ends."""
+    await tenants.lock_for_membership_changes(ctx.tenant_id)
 
 
-async def keep_an_admin(connection: Any, ctx: TenantContext, membership_id: UUID) -> None:
+async def keep_an_admin(ctx: TenantContext, membership_id: UUID) -> None:
     """Refuse a change that takes this membership's admin role or activity away when it is the
     tenant's last active admin (call it for such changes only)."""
-    counts = await connection.fetchrow(_ADMINS, membership_id, ADMIN_ROLE)
-    if counts["this"] and not counts["others"]:
+    admins = await members.active_holders(ADMIN_ROLE)
+    if membership_id in admins and not admins - {membership_id}:
         raise Conflict(
             f"This is the only active tenant admin of {ctx.name}: make another member "
             "tenant_admin first, so that the tenant keeps someone who can administer it."

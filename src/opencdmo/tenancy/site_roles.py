@@ -8,7 +8,6 @@ event, and it moves the tenant's policy version so every process rebuilds its en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from uuid import UUID
 
 from opencdmo.access.policy import roles as known_roles
@@ -17,13 +16,8 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import NotFound, ValidationFailed
 from opencdmo.scope import TenantContext
-from opencdmo.tenancy.tables import Membership, Site, SiteRoleAssignment, Tenant
-
-
-@dataclass(frozen=True, order=True)
-class SiteRole:
-    site_code: str
-    role: str
+from opencdmo.tenancy.queries import members, tenants
+from opencdmo.tenancy.queries.members import SiteRole
 
 
 def _checked(role: str, reason: str) -> str:
@@ -39,63 +33,15 @@ def _checked(role: str, reason: str) -> str:
 
 
 async def _site_id(code: str) -> UUID:
-    row = await Site.select(Site.id).where(Site.code == code).first()
-    if row is None:
+    site = await tenants.site_by_code(code)
+    if site is None:
         raise ValidationFailed(f"This tenant has no site '{code}'.", details={"field": "site"})
-    site_id = row["id"]
-    assert isinstance(site_id, UUID)
-    return site_id
+    return site.id
 
 
 async def _lock_member(membership_id: UUID) -> None:
-    found = (
-        await Membership.select(Membership.id)
-        .where(Membership.id == membership_id)
-        .lock_rows("UPDATE")
-        .first()
-    )
-    if found is None:
+    if await members.membership(membership_id, lock=True) is None:
         raise NotFound("No such member.")
-
-
-async def _bump_policy(ctx: TenantContext) -> None:
-    await Tenant.update({Tenant.policy_version: Tenant.policy_version + 1}).where(
-        Tenant.id == ctx.tenant_id
-    )
-
-
-async def _insert(ctx: TenantContext, membership_id: UUID, site_id: UUID, role: str) -> bool:
-    inserted = (
-        await SiteRoleAssignment.insert(
-            SiteRoleAssignment(
-                tenant_id=ctx.tenant_id, membership_id=membership_id, site_id=site_id, role=role
-            )
-        )
-        .on_conflict(
-            target=(
-                SiteRoleAssignment.tenant_id,
-                SiteRoleAssignment.membership_id,
-                SiteRoleAssignment.site_id,
-                SiteRoleAssignment.role,
-            ),
-            action="DO NOTHING",
-        )
-        .returning(SiteRoleAssignment.id)
-    )
-    return bool(inserted)
-
-
-async def _delete(ctx: TenantContext, membership_id: UUID, site_id: UUID, role: str) -> bool:
-    removed = (
-        await SiteRoleAssignment.delete()
-        .where(
-            (SiteRoleAssignment.membership_id == membership_id)
-            & (SiteRoleAssignment.site_id == site_id)
-            & (SiteRoleAssignment.role == role)
-        )
-        .returning(SiteRoleAssignment.id)
-    )
-    return bool(removed)
 
 
 async def _change(
@@ -114,10 +60,13 @@ async def _change(
     async with unit_of_work(ctx):
         await _lock_member(membership_id)
         site_id = await _site_id(site_code)
-        write = _insert if granting else _delete
-        if not await write(ctx, membership_id, site_id, role):
+        if granting:
+            changed = await members.add_site_role(ctx.tenant_id, membership_id, site_id, role)
+        else:
+            changed = await members.remove_site_role(membership_id, site_id, role)
+        if not changed:
             return False
-        await _bump_policy(ctx)
+        await tenants.bump_policy(ctx.tenant_id)
         change = {"site": site_code, "role": role}
         await audit.record(
             ctx,
@@ -148,18 +97,6 @@ async def revoke(
 async def site_roles(ctx: TenantContext, membership_id: UUID) -> list[SiteRole]:
     """The member's site roles, by site code and role."""
     async with tenant_transaction(ctx):
-        member = await Membership.select(Membership.id).where(Membership.id == membership_id)
-        if not member:
+        if await members.membership(membership_id) is None:
             raise NotFound("No such member.")
-        rows = await SiteRoleAssignment.select(
-            SiteRoleAssignment.site_id, SiteRoleAssignment.role
-        ).where(SiteRoleAssignment.membership_id == membership_id)
-        if not rows:
-            return []
-        codes = {
-            r["id"]: r["code"]
-            for r in await Site.select(Site.id, Site.code).where(
-                Site.id.is_in([r["site_id"] for r in rows])
-            )
-        }
-    return sorted(SiteRole(codes[r["site_id"]], r["role"]) for r in rows)
+        return await members.site_roles(membership_id)

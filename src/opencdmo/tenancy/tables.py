@@ -1,9 +1,13 @@
-"""Tenancy tables: tenants are global; sites, memberships and invitations are tenant tables."""
+"""Tenancy tables: tenants are global; sites, memberships, role grants and invitations are
+tenant tables (their foreign keys include ``tenant_id``; queries join on the id alone, which
+row-level security already keeps inside the tenant)."""
 
 from __future__ import annotations
 
 from piccolo.columns import UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
+
+from opencdmo.db.clock import DatabaseTime
 
 
 class Tenant(Table, tablename="tenants"):
@@ -16,7 +20,7 @@ class Tenant(Table, tablename="tenants"):
     recipe_unique_signers = Boolean(default=True)
     token_default_days = Integer(default=90)
     token_max_days = Integer(default=365)
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=DatabaseTime("now()"))
 
 
 class Site(Table, tablename="sites"):
@@ -25,7 +29,7 @@ class Site(Table, tablename="sites"):
     code = Text()
     name = Text()
     time_zone = Text()
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=DatabaseTime("now()"))
 
 
 class Membership(Table, tablename="memberships"):
@@ -33,7 +37,18 @@ class Membership(Table, tablename="memberships"):
     id = UUID(primary_key=True)
     user_id = UUID()
     is_active = Boolean(default=True)
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=DatabaseTime("now()"))
+
+
+class RoleAssignment(Table, tablename="role_assignments"):
+    """A role granted to a member in the whole tenant (the casbin grouping policy
+    ``g, user, role, tenant`` that ``opencdmo.access`` builds its enforcer from)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    membership_id = UUID()
+    role = Text()
+    created_at = Timestamptz(default=DatabaseTime("now()"))
 
 
 class SiteRoleAssignment(Table, tablename="site_role_assignments"):
@@ -44,7 +59,7 @@ class SiteRoleAssignment(Table, tablename="site_role_assignments"):
     membership_id = UUID()
     site_id = UUID()
     role = Text()
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
 
 
 class Invitation(Table, tablename="invitations"):
@@ -55,7 +70,7 @@ class Invitation(Table, tablename="invitations"):
     token_hash = Text()
     invited_by = UUID(null=True, default=None)
     invited_by_name = Text()
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     expires_at = Timestamptz()
     status = Text(default="pending")
     closed_at = Timestamptz(null=True, default=None)

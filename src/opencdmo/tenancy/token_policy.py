@@ -9,6 +9,8 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.scope import TenantContext
+from opencdmo.tenancy.queries import tenants
+from opencdmo.tenancy.queries.tenants import TenantRow
 
 LONGEST_DAYS = 3650
 
@@ -17,6 +19,10 @@ LONGEST_DAYS = 3650
 class TokenPolicy:
     default_days: int = 90
     max_days: int = 365
+
+    @classmethod
+    def of(cls, tenant: TenantRow) -> TokenPolicy:
+        return cls(tenant.token_default_days, tenant.token_max_days)
 
 
 def check_token_policy(policy: TokenPolicy) -> None:
@@ -27,30 +33,18 @@ def check_token_policy(policy: TokenPolicy) -> None:
 
 
 async def token_policy(ctx: TenantContext) -> TokenPolicy:
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            "SELECT token_default_days, token_max_days FROM tenants WHERE id = $1", ctx.tenant_id
-        )
-    return TokenPolicy(int(row["token_default_days"]), int(row["token_max_days"]))
+    async with tenant_transaction(ctx):
+        return TokenPolicy.of(await tenants.this_tenant(ctx.tenant_id))
 
 
 async def set_token_policy(ctx: TenantContext, policy: TokenPolicy) -> bool:
     """Set the tenant's token lifetimes (tokens made before keep their expiry); audited."""
     check_token_policy(policy)
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            "SELECT token_default_days, token_max_days FROM tenants WHERE id = $1 FOR UPDATE",
-            ctx.tenant_id,
-        )
-        old = TokenPolicy(int(row["token_default_days"]), int(row["token_max_days"]))
+    async with tenant_transaction(ctx):
+        old = TokenPolicy.of(await tenants.this_tenant(ctx.tenant_id, lock=True))
         if old == policy:
             return False
-        await connection.execute(
-            "UPDATE tenants SET token_default_days = $2, token_max_days = $3 WHERE id = $1",
-            ctx.tenant_id,
-            policy.default_days,
-            policy.max_days,
-        )
+        await tenants.set_token_days(ctx.tenant_id, policy.default_days, policy.max_days)
         await audit.record(
             ctx,
             "tenant.token_policy_changed",

@@ -271,7 +271,7 @@ async def accept_as_new(token: str, full_name: str, password: str, meta: Request
     ctx, digest = replace(found.ctx, actor=actor), _hash(token)
     async with tenant_transaction(ctx) as connection:
         invitation = _usable(await _lock(connection, digest))
-        if not await identity.insert_user(connection, user_id, email, name, password_hash):
+        if not await identity.insert_user(user_id, email, name, password_hash):
             raise Conflict(
                 "This address already has an account: sign in with its password to accept."
             )

@@ -36,10 +36,10 @@ def connection() -> Any:
     return transaction.connection
 
 
-async def clock() -> datetime:
-    """The database's clock, read in the transaction open in this context."""
+async def clock(on: Any = None) -> datetime:
+    """The database's clock, read in the transaction open in this context (or on ``on``)."""
     # Raw SQL: a value with no table to select it from.
-    now = await connection().fetchval("SELECT clock_timestamp()")
+    now = await (on or connection()).fetchval("SELECT clock_timestamp()")
     assert isinstance(now, datetime)
     return now
 

@@ -17,7 +17,6 @@ from opencdmo.tenancy.rules import ADMIN_ROLE, keep_an_admin, lock_memberships, 
 from opencdmo.tenancy.tables import Site, Tenant
 
 KINDS = ("cdmo", "sponsor", "publisher")
-GENESIS = "0" * 64
 
 
 async def tenant_by_slug(slug: str) -> dict[str, Any] | None:
@@ -79,12 +78,8 @@ async def create_tenant(
             kind,
         )
     ctx = _mint(dict(row), actor, meta)
-    async with tenant_transaction(ctx) as connection:
-        await connection.execute(
-            "INSERT INTO audit_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, $2)",
-            ctx.tenant_id,
-            GENESIS,
-        )
+    async with tenant_transaction(ctx):
+        await audit.start_chain(ctx)
         await audit.record(
             ctx,
             "tenant.created",

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from piccolo.columns import JSON, JSONB, UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import (
+    JSON,
+    JSONB,
+    UUID,
+    Array,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+)
 
 from opencdmo.db.engine import discover_tables
 
@@ -175,5 +186,11 @@ async def test_piccolo_table_matches_migrated_schema(
     assert schema, f"{table._meta.tablename} is not in the migrated schema"
     model = {}
     for column in table._meta.columns:
-        model[column._meta.db_column_name] = (PG_TYPES[type(column)], column._meta.null)
+        # A foreign key has the type of the key it refers to.
+        typed = (
+            column._foreign_key_meta.resolved_target_column
+            if isinstance(column, ForeignKey)
+            else column
+        )
+        model[column._meta.db_column_name] = (PG_TYPES[type(typed)], column._meta.null)
     assert model == schema

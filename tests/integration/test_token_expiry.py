@@ -104,9 +104,7 @@ async def test_an_expired_token_is_refused_and_the_use_audited(
         "WHERE tenant_id = $1 AND action = 'token.expired_used'",
         world.alpha.tenant_id,
     )
-    assert (world["admin"].user_id, str(row.id)) in {
-        (e["actor_id"], e["token_id"]) for e in events
-    }
+    assert (world["admin"].user_id, str(row.id)) in {(e["actor_id"], e["token_id"]) for e in events}
 
 
 async def test_the_lookup_cache_does_not_serve_an_expired_token(

@@ -26,7 +26,7 @@ class User(Table, tablename="users"):
 class Session(Table, tablename="sessions"):
     id = UUID(primary_key=True)
     token_hash = Text(unique=True)
-    user_id = ForeignKey(User)
+    user_id = ForeignKey(User, null=False)
     created_at = Timestamptz()
     last_seen_at = Timestamptz()
     expires_at = Timestamptz()
@@ -50,7 +50,7 @@ class ApiToken(Table, tablename="api_tokens"):
     tenant_id = UUID()
     id = UUID(primary_key=True)
     # The database's key is (tenant_id, user_id) -> memberships: always a user of the tenant.
-    user_id = ForeignKey(User)
+    user_id = ForeignKey(User, null=False)
     name = Text()
     token_hash = Text()
     prefix = Text()

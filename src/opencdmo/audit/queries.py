@@ -22,12 +22,10 @@ from piccolo.querystring import QueryString
 
 from opencdmo.audit.chain import AUDIT_FIELDS, GENESIS
 from opencdmo.audit.tables import AuditEvent, AuditHead, SecurityEvent, SecurityHead
-from opencdmo.db.sql import DEFAULT, clock, run_on
+from opencdmo.db.sql import DEFAULT, run_on
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.scope import TenantContext
-
-__all__ = ["clock"]  # the database's clock on an event's connection (``clock(connection)``)
 
 # What the trail shows and exports: every chained field but the keys, plus both hashes.
 COLUMNS = (

@@ -14,6 +14,7 @@ from opencdmo.audit.chain import KEYED, SECURITY_KEYED_FIELDS, chain_mac, entry_
 from opencdmo.audit.keys import keyring
 from opencdmo.canonical import canonical_json
 from opencdmo.db.engine import get_engine
+from opencdmo.db.sql import clock
 from opencdmo.db.tx import after_commit, autonomous, joined
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 
@@ -37,7 +38,7 @@ async def _append(
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
         "id": uuid.uuid4(),
-        "occurred_at": await queries.clock(connection),
+        "occurred_at": await clock(connection),
         "actor_id": actor.id,
         "actor_name": actor.full_name,
         "action": action,

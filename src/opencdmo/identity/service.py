@@ -34,8 +34,6 @@ from opencdmo.tenancy.token_policy import token_policy
 TOKEN_PREFIX = "ocd_"  # noqa: S105 - a prefix, not a secret
 UNUSABLE_HASH = "!unset"
 
-__all__ = ["TokenRow", "UserInfo"]  # the rows the service returns
-
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()

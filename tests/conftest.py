@@ -172,6 +172,20 @@ async def synced(world: World) -> Any:
     return report
 
 
+@pytest.fixture
+async def own_tenant(world: World) -> TenantContext:
+    """A tenant of this test's own, with alpha's personas in their roles and a site: for tests
+    that change what other tests read (installs, forks, settings), so no test depends on
+    what another left."""
+    slug = f"own-{uuid.uuid4().hex[:8]}"
+    ctx = await tenancy.create_tenant(slug, "Own Test Tenant", "cdmo", SYSTEM, RequestMeta())
+    await tenancy.upsert_site(ctx, "A1", "Own main site", "Europe/Berlin")
+    for key, (tenant, roles) in PERSONAS.items():
+        if tenant == "alpha":
+            await tenancy.add_member(ctx, world[key].user_id, roles)
+    return await _fresh(ctx)
+
+
 async def _fresh(ctx: TenantContext) -> TenantContext:
     found = await tenancy.internal_context(ctx.tenant_id, SYSTEM, ctx.meta)
     assert found is not None

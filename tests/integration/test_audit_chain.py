@@ -579,7 +579,9 @@ async def test_sealing_rounds_of_two_processes_do_not_overlap(owner: asyncpg.Con
                 None,
             )
     counts = await asyncio.gather(*(sealer.seal_round(ctx.tenant_id) for _ in range(4)))
-    assert sum(counts) == 40
+    # No event is sealed twice (the app's checkpoint keeper may seal some of them meanwhile:
+    # the places below say that every one was sealed exactly once).
+    assert sum(counts) <= 40
     seqs = await owner.fetch(
         "SELECT seq FROM audit_events WHERE tenant_id = $1 ORDER BY seq", ctx.tenant_id
     )

@@ -24,8 +24,9 @@ SERVER = os.environ.get(
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def external() -> AsyncIterator[str]:
+    """A database of this test's own on the external server (each test runs the demo anew)."""
     try:
         connection = await asyncpg.connect(SERVER, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:

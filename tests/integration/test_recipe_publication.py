@@ -534,7 +534,7 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
     state = await recipes.get(author, recipe)
     assert state["content"] == saved, "the revision still pins 1.0.0"
     kept = await recipes.pinned_contents(author, state["content"])
-    assert kept[pin]["version"] == "1.0.0"
+    assert kept[pin].version == "1.0.0"
     # Values are checked against the pinned ranges (1.0.0: PAR 20-30 h), not the library's.
     longer = json.loads(json.dumps(saved))
     longer["unit_procedures"][0]["operations"][0]["parameters"]["activation_duration"] = 40

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -365,6 +366,36 @@ async def test_master_recipe_from_a_hub_recipe(
     by_id = {str(r["id"]): (r["slug"], r["version"]) for r in library_rows}
     assert {by_id[op["library_item_id"]] for op in operations} == pinned
     assert any(r["source"] == "forked" and r["slug"] == "autologous-car-t" for r in library_rows)
+    # The specification, sampling points and release specifications come along.
+    content = state["content"]
+    assert content["specification"] == {
+        "modality": hub_content["modality"],
+        "batch_size": hub_content["batch_size"],
+    }
+    assert [
+        (p["key"], p["after_operation"], p["sample_volume"]) for p in content["sampling_points"]
+    ] == [
+        (p["key"], p["after_operation"], p["sample_volume"]) for p in hub_content["sampling_points"]
+    ]
+    assert [
+        (r["attribute"], r.get("limits"), r.get("unit")) for r in content["release_specifications"]
+    ] == [
+        (r["attribute"], r.get("limits"), r.get("unit"))
+        for r in hub_content["release_specifications"]
+    ]
+    # Every content a revision pins is kept as the library stored it: its hash is the pin.
+    from opencdmo.canonical import content_hash
+
+    kept = {
+        r["content_hash"]: json.loads(r["content"])
+        for r in await owner.fetch(
+            "SELECT content_hash, content FROM pinned_contents WHERE tenant_id = $1",
+            lab["ctx"].tenant_id,
+        )
+    }
+    entries = [*operations, *content["sampling_points"], *content["release_specifications"]]
+    assert {e["content_hash"] for e in entries} <= set(kept)
+    assert all(content_hash(body) == pin for pin, body in kept.items())
     source = await owner.fetchval(
         "SELECT source_hub_version_id FROM master_recipes WHERE id = $1", recipe_id
     )
@@ -382,6 +413,7 @@ async def test_printable_master_batch_record(
     lab: dict[str, Any], owner: asyncpg.Connection, browser: Any, world: World
 ) -> None:
     from opencdmo.recipes import mbr
+    from opencdmo.recipes.content import unit_operations_of
 
     author = lab["author"]
     hub_recipe = await owner.fetchval(
@@ -394,17 +426,18 @@ async def test_printable_master_batch_record(
     bom = mbr.bill_of_materials(state["content"], library_content)
     # The roll-up equals the sum over the operations' own material lines.
     expected: dict[tuple[str, str], float] = {}
-    for up in state["content"]["unit_procedures"]:
-        for op in up["operations"]:
-            for line in library_content[op["library_item_id"]].get("materials", []):
-                key = (line["material"], line["unit"])
-                expected[key] = expected.get(key, 0) + line["quantity"]
-    assert {(m["material"], m["unit"]): m["quantity"] for m in bom} == expected
-    assert len(bom) < sum(
-        len(library_content[op["library_item_id"]].get("materials", []))
+    steps = unit_operations_of(library_content)
+    lines = [
+        line
         for up in state["content"]["unit_procedures"]
         for op in up["operations"]
-    )
+        for line in steps[op["library_item_id"]].materials
+    ]
+    for line in lines:
+        key = (line.material, line.unit)
+        expected[key] = expected.get(key, 0) + line.quantity
+    assert {(m.material, m.unit): m.quantity for m in bom} == expected
+    assert len(bom) < len(lines)
     layout = mbr.flow(state["content"], library_content)
     operations = sum(len(up["operations"]) for up in state["content"]["unit_procedures"])
     assert len(layout.arrows) == operations - 1
@@ -419,6 +452,8 @@ async def test_printable_master_batch_record(
     assert content_hash(state["content"]) in page.text
     assert "<svg" in page.text and "Bill of materials" in page.text
     assert "Proven acceptable range" in page.text and "biosafety-cabinet" in page.text
+    # What a parameter lacks (a unit, a bound) prints as nothing.
+    assert ">None<" not in page.text and "None –" not in page.text
 
 
 async def test_designer_edits_save_revisions(
@@ -674,3 +709,55 @@ async def test_compare_page_shows_moves_between_procedures(
             "unit_procedures[upstream]",
         )
     ]
+
+
+async def test_one_sided_ranges_limit_on_their_one_side(
+    lab: dict[str, Any], owner: asyncpg.Connection, browser: Any
+) -> None:
+    """A range may give one bound (the schema allows it): the fork's range rules and the
+    recipe's value checks read the bound it has, and the pages print the one it lacks as
+    nothing."""
+    from opencdmo.hub import library
+
+    author = lab["author"]
+    item = await owner.fetchval(
+        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+        "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
+    )
+    fork = await library.fork(author, item, "1.1.0")
+    content = (await library.get_library_item(author, fork))["content"]
+    density = next(
+        p
+        for phase in content["phases"]
+        for p in phase["parameters"]
+        if p["key"] == "seeding_density"
+    )
+    # A normal range open above does not lie inside a proven acceptable range closed above.
+    density["normal_range"] = {"low": 0.8}
+    with pytest.raises(
+        ValidationFailed, match=re.escape("normal range at least 0.8 must lie inside")
+    ):
+        await library.edit_fork(author, fork, content)
+    density["normal_range"] = {"low": 0.8, "high": 1.2}
+    density["proven_acceptable_range"] = {"low": 0.5}
+    assert await library.edit_fork(author, fork, content)
+    recipe = await recipes.create(author, "Open above")
+    with pytest.raises(
+        ValidationFailed, match=re.escape("outside the proven acceptable range at least 0.5")
+    ):
+        await recipes.save(author, recipe, design(str(fork), density=0.4), 1)
+    with pytest.raises(
+        ValidationFailed, match=re.escape("outside the normal range 0.8-1.2; acknowledge")
+    ):
+        await recipes.save(author, recipe, design(str(fork), density=40.0), 1)
+    far = design(str(fork), density=40.0, acknowledged={"seeding_density": "dense pilot run"})
+    far["formulas"] = []
+    assert await recipes.save(author, recipe, far, 1) == 2
+    client = await browser("author")
+    slug = lab["ctx"].slug
+    printed = await client.get(f"/t/{slug}/recipes/{recipe}/print")
+    assert printed.status_code == 200 and "0.5 – </td>" in printed.text
+    assert "None –" not in printed.text and "– None" not in printed.text
+    designer = await client.get(f"/t/{slug}/recipes/{recipe}/design?step=activate")
+    assert designer.status_code == 200 and "PAR 0.5–)" in designer.text
+    assert "None–" not in designer.text and "–None" not in designer.text

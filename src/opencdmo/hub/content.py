@@ -1,6 +1,8 @@
 """HUB content files: loading, JSON Schema validation, identity and dependencies of an item.
 
-The schemas in ``hub_content/schema/`` serve the files and the API alike.
+The schemas in ``hub_content/schema/`` serve the files and the API alike. A document that
+passes its schema is decoded once into its typed content (``opencdmo.hub.model``); its hash
+stays that of the document as stored.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from opencdmo.canonical import content_hash
 from opencdmo.errors import ValidationFailed
+from opencdmo.fields import humanise
+from opencdmo.hub.model import LibraryContent, Method, Recipe, UnitOperation, decode
 
 ROOT = Path(__file__).resolve().parents[3] / "hub_content"
 SCHEMA_DIR = ROOT / "schema"
@@ -49,11 +54,14 @@ class Reference:
 
 @dataclass(frozen=True)
 class Document:
+    """A validated document: ``data`` as it is stored and hashed, ``content`` typed."""
+
     kind: str
     slug: str
     version: str
     data: dict[str, Any]
     source: str
+    content: LibraryContent
 
     @property
     def hash(self) -> str:
@@ -64,7 +72,7 @@ class Document:
         return semver(self.version)
 
     def references(self) -> list[Reference]:
-        return sorted(set(_references(self.kind, self.data)), key=lambda r: (r.kind, r.slug))
+        return sorted(set(_references(self.content)), key=lambda r: (r.kind, r.slug))
 
 
 def semver(version: str) -> tuple[int, int, int]:
@@ -112,7 +120,12 @@ def validate(data: Any, source: str) -> Document:
             f"{source}: {where}: {first.message}", details={"file": source, "field": where}
         )
     semver(data["version"])
-    return Document(kind, data["slug"], data["version"], data, source)
+    try:
+        content = decode(data)
+    except msgspec.ValidationError as exc:  # the schema passed it: the structs must agree
+        message = humanise(str(exc))
+        raise ContentError(f"{source}: {message}", details={"file": source}) from None
+    return Document(kind, content.slug, content.version, data, source, content)
 
 
 def load_file(path: Path, root: Path) -> Document:
@@ -142,19 +155,21 @@ def load_tree(root: Path) -> list[Document]:
     return sorted(documents, key=lambda d: (KIND_ORDER.index(d.kind), d.slug, d.semver))
 
 
-def _references(kind: str, data: dict[str, Any]) -> Iterator[Reference]:
-    for slug in data.get("equipment_classes", []):
-        yield Reference("equipment_class", slug, None)
-    for line in data.get("materials", []):
-        yield Reference("material", line["material"], None)
-    if kind == "recipe":
-        for procedure in data["unit_procedures"]:
-            for operation in procedure["operations"]:
-                yield Reference("unit_operation", operation["unit_operation"], operation["version"])
-        for point in data.get("sampling_points", []):
-            yield Reference("method", point["method"], point["method_version"])
-        for spec in data.get("release_specifications", []):
-            yield Reference("method", spec["method"], spec["method_version"])
+def _references(content: LibraryContent) -> Iterator[Reference]:
+    if isinstance(content, UnitOperation | Method):
+        for slug in content.equipment_classes or ():
+            yield Reference("equipment_class", slug, None)
+    if isinstance(content, UnitOperation):
+        for line in content.materials:
+            yield Reference("material", line.material, None)
+    if isinstance(content, Recipe):
+        for procedure in content.unit_procedures:
+            for operation in procedure.operations:
+                yield Reference("unit_operation", operation.unit_operation, operation.version)
+        for point in content.sampling_points:
+            yield Reference("method", point.method, point.method_version)
+        for spec in content.release_specifications:
+            yield Reference("method", spec.method, spec.method_version)
 
 
 def search_text(data: dict[str, Any]) -> tuple[str, str, str]:

@@ -270,8 +270,7 @@ async def edit_fork(
             )
         old = json.loads(row["content"])
         content = {**content, "kind": row["kind"], "slug": row["slug"]}
-        validate(content, f"fork {row['slug']}")
-        problems = range_problems(content)
+        problems = range_problems(validate(content, f"fork {row['slug']}").content)
         if problems:
             raise ValidationFailed("; ".join(problems), details={"problems": problems})
         changes = diff(old, content)
@@ -343,7 +342,7 @@ async def _publishable_fork(
             "changelog": changelog.strip(),
         }
         doc = validate(content, f"fork {row['slug']}")
-        problems = range_problems(content)
+        problems = range_problems(doc.content)
         if problems:
             raise ValidationFailed("; ".join(problems), details={"problems": problems})
         await service.check_publishable(ctx, doc, visibility)

@@ -152,7 +152,7 @@ async def publish(
     """Publish one version as the publisher in ``ctx`` (its own transaction, audited)."""
     if visibility not in VISIBILITIES:
         raise ValidationFailed(f"visibility must be one of {', '.join(VISIBILITIES)}.")
-    problems = range_problems(doc.data)
+    problems = range_problems(doc.content)
     if problems:
         raise ValidationFailed(
             f"{doc.source}: {'; '.join(problems)}", details={"problems": problems}

@@ -14,10 +14,13 @@ published to the HUB. Methods are library items too.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from opencdmo.errors import ValidationFailed
 from opencdmo.hub.content import common_enum
+from opencdmo.hub.model import LibraryContent, Method, Parameter, UnitOperation, is_number
 from opencdmo.recipes.model import (
     Formula,
     Limits,
@@ -32,6 +35,23 @@ from opencdmo.recipes.model import (
 )
 
 NUMERIC = ("number", "integer", "duration")
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """A unit operation or QC method of the tenant's library, its content decoded once where
+    it is read; ``content_hash`` is the hash of the stored content (what a step pins)."""
+
+    id: str
+    source: str  # installed or forked
+    content_hash: str
+    content: UnitOperation | Method
+
+
+# Library item id -> entry; content hash -> the content a revision pinned.
+Library = dict[str, LibraryEntry]
+Pinned = dict[str, LibraryContent]
+_Kind = TypeVar("_Kind", UnitOperation, Method)
 
 
 def empty() -> dict[str, Any]:
@@ -56,12 +76,12 @@ def normalised(content: dict[str, Any]) -> dict[str, Any]:
         return filled
 
 
-def methods_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in library.items() if v.get("kind") == "method"}
+def methods_of(library: Library) -> dict[str, Method]:
+    return {k: e.content for k, e in library.items() if isinstance(e.content, Method)}
 
 
-def unit_operations_of(library: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in library.items() if v.get("kind", "unit_operation") == "unit_operation"}
+def unit_operations_of(library: Library) -> dict[str, UnitOperation]:
+    return {k: e.content for k, e in library.items() if isinstance(e.content, UnitOperation)}
 
 
 def _fail(problems: list[str]) -> None:
@@ -69,67 +89,67 @@ def _fail(problems: list[str]) -> None:
         raise ValidationFailed("; ".join(problems), details={"problems": problems})
 
 
-def parameters_of(unit_operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        p["key"]: p
-        for phase in unit_operation.get("phases", [])
-        for p in phase.get("parameters", [])
-    }
+def parameters_of(unit_operation: UnitOperation | None) -> dict[str, Parameter]:
+    return unit_operation.parameters() if unit_operation is not None else {}
 
 
 def _check_value(
-    where: str, parameter: dict[str, Any], value: Any, reason: str | None, problems: list[str]
+    where: str, parameter: Parameter, value: object, reason: str | None, problems: list[str]
 ) -> None:
-    if parameter.get("type") not in NUMERIC:
+    if parameter.type not in NUMERIC:
         return
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not is_number(value):
         problems.append(f"{where}: must be a number")
         return
-    par, nor = parameter.get("proven_acceptable_range"), parameter.get("normal_range")
-    if par and not par["low"] <= value <= par["high"]:
+    par, nor = parameter.proven_acceptable_range, parameter.normal_range
+    if par is not None and not par.holds(value):
         problems.append(
             f"{where}: {value} is outside the proven acceptable range "
-            f"{par['low']}-{par['high']} {parameter.get('unit', '')}".rstrip()
+            f"{par.span()} {parameter.unit or ''}".rstrip()
         )
-    elif nor and not nor["low"] <= value <= nor["high"] and not str(reason or "").strip():
+    elif nor is not None and not nor.holds(value) and not str(reason or "").strip():
         problems.append(
-            f"{where}: {value} is outside the normal range {nor['low']}-{nor['high']}"
+            f"{where}: {value} is outside the normal range {nor.span()}"
             "; acknowledge it with a reason"
         )
 
 
+def outside_normal_range(parameter: Parameter | None, value: object) -> bool:
+    """Whether a value is a number outside the parameter's normal range."""
+    normal = parameter.normal_range if parameter is not None else None
+    return is_number(value) and normal is not None and not normal.holds(value)
+
+
 def step_content(
-    entry: dict[str, Any],
-    library: dict[str, dict[str, Any]],
-    pinned: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any] | None:
-    """What a step, sampling point or release specification refers to: the content its
-    revision pinned (``content_hash``), else its library item's current content; None when
-    the library item is not in ``library``."""
-    return _refers_to(entry.get("library_item_id"), entry.get("content_hash"), library, pinned)
+    entry: Mapping[str, Any], library: Library, pinned: Pinned | None = None
+) -> UnitOperation | None:
+    """The unit operation a step refers to: the content its revision pinned
+    (``content_hash``), else its library item's current content; None when the library item
+    is not a unit operation in ``library``."""
+    return _resolve(
+        UnitOperation, entry.get("library_item_id"), entry.get("content_hash"), library, pinned
+    )
 
 
-def _refers_to(
-    library_item_id: Any,
-    pin: Any,
-    library: dict[str, dict[str, Any]],
-    pinned: dict[str, dict[str, Any]] | None,
-) -> dict[str, Any] | None:
-    item = library.get(str(library_item_id))
-    if item is None:
+def _resolve(
+    kind: type[_Kind],
+    library_item_id: object,
+    pin: object,
+    library: Library,
+    pinned: Pinned | None,
+) -> _Kind | None:
+    entry = library.get(str(library_item_id))
+    if entry is None or not isinstance(entry.content, kind):
         return None
-    return (pinned or {}).get(str(pin)) or item
+    held = (pinned or {}).get(str(pin)) if pin is not None else None
+    return held if isinstance(held, kind) else entry.content
 
 
-def check(
-    content: Any,
-    library: dict[str, dict[str, Any]],
-    pinned: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+def check(content: Any, library: Library, pinned: Pinned | None = None) -> dict[str, Any]:
     """Validate designer content: its shape (the typed records), then against the library:
-    ``library`` maps library item ids to the content of the tenant's unit operations and
-    methods, ``pinned`` content hashes to the content a revision pinned (values and ranges
-    are checked against what is pinned)."""
+    ``library`` holds the tenant's unit operations and methods by library item id, ``pinned``
+    the contents a revision pinned by hash (values and ranges are checked against what is
+    pinned)."""
     record = parse_content(content)
     assert isinstance(content, dict)
     _fail(_Checks(library, pinned or {}).problems(record))
@@ -139,9 +159,8 @@ def check(
 class _Checks:
     """The content checks of one revision against its library and pinned contents."""
 
-    def __init__(self, library: dict[str, dict[str, Any]], pinned: dict[str, Any]) -> None:
-        self.steps = unit_operations_of(library)
-        self.methods = methods_of(library)
+    def __init__(self, library: Library, pinned: Pinned) -> None:
+        self.library = library
         self.pinned = pinned
         self.operations: dict[str, Operation] = {}
         self.found: list[str] = []
@@ -161,29 +180,32 @@ class _Checks:
         self.release(content.release_specifications)
         return self.found
 
+    def unit_operation(self, op: Operation) -> UnitOperation | None:
+        return _resolve(
+            UnitOperation, op.library_item_id, op.content_hash, self.library, self.pinned
+        )
+
     def operation(self, where: str, op: Operation) -> None:
         if op.key in self.operations:
             self.found.append(f"{where}: duplicate operation key")
         self.operations[op.key] = op
-        unit_operation = _refers_to(op.library_item_id, op.content_hash, self.steps, self.pinned)
+        unit_operation = self.unit_operation(op)
         if unit_operation is None:
             self.found.append(f"{where}: library_item_id is not a unit operation in this library")
             return
-        parameters = parameters_of(unit_operation)
+        parameters = unit_operation.parameters()
         for key, value in op.parameters.items():
             if key not in parameters:
                 self.found.append(
-                    f"{where}.parameters[{key}]: {unit_operation['slug']} has no such parameter"
+                    f"{where}.parameters[{key}]: {unit_operation.slug} has no such parameter"
                 )
                 continue
             reason = op.acknowledged.get(key)
             _check_value(f"{where}.parameters[{key}]", parameters[key], value, reason, self.found)
-        if op.equipment_class and op.equipment_class not in unit_operation.get(
-            "equipment_classes", []
-        ):
+        if op.equipment_class and op.equipment_class not in unit_operation.equipment_classes:
             self.found.append(
                 f"{where}.equipment_class: {op.equipment_class} is not an equipment class of "
-                f"{unit_operation['slug']}"
+                f"{unit_operation.slug}"
             )
 
     def formula(self, formula: Formula) -> None:
@@ -194,12 +216,7 @@ class _Checks:
             op_key, _, key = target.partition(".")
             where = f"formulas[{formula.name}].overrides[{target}]"
             op = self.operations.get(op_key)
-            unit_operation = (
-                _refers_to(op.library_item_id, op.content_hash, self.steps, self.pinned)
-                if op
-                else None
-            )
-            parameter = parameters_of(unit_operation).get(key) if unit_operation else None
+            parameter = parameters_of(self.unit_operation(op) if op else None).get(key)
             if parameter is None:
                 self.found.append(f"{where}: no such operation parameter")
                 continue
@@ -220,8 +237,8 @@ class _Checks:
         if spec.batch_size is not None:
             self.quantity("specification.batch_size", spec.batch_size)
 
-    def method(self, where: str, library_item_id: str, pin: str | None) -> dict[str, Any] | None:
-        method = _refers_to(library_item_id, pin, self.methods, self.pinned)
+    def method(self, where: str, library_item_id: str, pin: str | None) -> Method | None:
+        method = _resolve(Method, library_item_id, pin, self.library, self.pinned)
         if method is None:
             self.found.append(f"{where}: library_item_id is not a QC method in this library")
         return method
@@ -249,9 +266,8 @@ class _Checks:
                 self.found.append(f"{where}: the attribute is specified twice")
             attributes.add(spec.attribute)
             method = self.method(where, spec.library_item_id, spec.content_hash)
-            fields = {f["key"] for f in (method or {}).get("result_fields", [])}
-            if method is not None and spec.attribute not in fields:
-                self.found.append(f"{where}: {method['slug']} reports no result '{spec.attribute}'")
+            if method is not None and method.result_field(spec.attribute) is None:
+                self.found.append(f"{where}: {method.slug} reports no result '{spec.attribute}'")
             if not spec.acceptance_criterion.strip():
                 self.found.append(f"{where}.acceptance_criterion: must not be empty")
             problem = _limits_problem(spec.limits)
@@ -271,7 +287,7 @@ def _limits_problem(limits: Limits | None) -> str | None:
     return None
 
 
-def stale(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> dict[str, str]:
+def stale(content: dict[str, Any], library: Library) -> dict[str, str]:
     """Library item id -> its current version, for entries pinned to other content."""
     entries = [op for up in content["unit_procedures"] for op in up.get("operations") or []]
     entries += (content.get("sampling_points") or []) + (
@@ -281,6 +297,6 @@ def stale(content: dict[str, Any], library: dict[str, dict[str, Any]]) -> dict[s
     for entry in entries:
         item = library.get(str(entry.get("library_item_id")))
         pin = entry.get("content_hash")
-        if item is not None and pin and pin != item.get("library_content_hash"):
-            found[str(entry["library_item_id"])] = str(item.get("version"))
+        if item is not None and pin and pin != item.content_hash:
+            found[item.id] = item.content.version
     return found

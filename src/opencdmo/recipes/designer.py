@@ -8,6 +8,7 @@ from typing import Any
 
 from opencdmo.errors import ValidationFailed
 from opencdmo.fields import check_name, check_text
+from opencdmo.hub.model import Method, UnitOperation
 from opencdmo.recipes.publication import hub_key
 
 
@@ -36,7 +37,7 @@ def add_operation(
     content: dict[str, Any],
     procedure: str,
     library_item_id: str,
-    unit_operation: dict[str, Any],
+    unit_operation: UnitOperation,
     position: int | None = None,
 ) -> dict[str, Any]:
     result = copy.deepcopy(content)
@@ -45,15 +46,15 @@ def add_operation(
         raise ValidationFailed(
             "Choose a unit procedure to add the step to.", details={"field": "procedure"}
         )
-    key = _key(unit_operation.get("slug", "step"), _all_ops(result))
+    key = _key(unit_operation.slug, _all_ops(result))
     where = len(target["operations"]) if position is None else max(0, position)
     target["operations"].insert(
         where,
         {
             "key": key,
             "library_item_id": library_item_id,
-            "unit_operation": unit_operation.get("slug"),
-            "version": unit_operation.get("version"),
+            "unit_operation": unit_operation.slug,
+            "version": unit_operation.version,
             "parameters": {},
             "acknowledged": {},
             "equipment_class": None,
@@ -213,7 +214,7 @@ def add_sampling_point(
     content: dict[str, Any],
     after_operation: str,
     method_id: str,
-    method: dict[str, Any],
+    method: Method,
     volume: str,
     unit: str,
     note: str = "",
@@ -221,14 +222,14 @@ def add_sampling_point(
     """An in-process sample after a step, tested by a QC method of the library."""
     result = copy.deepcopy(content)
     points = result.setdefault("sampling_points", [])
-    key = _key(f"{after_operation} {method.get('slug', '')}", {p["key"] for p in points}, "sample")
+    key = _key(f"{after_operation} {method.slug}", {p["key"] for p in points}, "sample")
     points.append(
         {
             "key": key,
             "after_operation": after_operation,
             "library_item_id": method_id,
-            "method": method.get("slug"),
-            "method_version": method.get("version"),
+            "method": method.slug,
+            "method_version": method.version,
             "sample_volume": _quantity(volume, unit, "volume"),
             "note": " ".join(check_text(note, "note").split()),
         }
@@ -248,7 +249,7 @@ def remove_sampling_point(content: dict[str, Any], key: str) -> dict[str, Any]:
 def set_release_specification(
     content: dict[str, Any],
     method_id: str,
-    method: dict[str, Any],
+    method: Method,
     attribute: str,
     criterion: str,
     low: str = "",
@@ -256,10 +257,10 @@ def set_release_specification(
 ) -> dict[str, Any]:
     """Create or replace the release specification of one attribute (a result field of a QC
     method), with its acceptance criterion and optional numeric limits."""
-    field = next((f for f in method.get("result_fields", []) if f["key"] == attribute), None)
+    field = method.result_field(attribute)
     if field is None:
         raise ValidationFailed(
-            f"{method.get('slug')} reports no result '{attribute}'.",
+            f"{method.slug} reports no result '{attribute}'.",
             details={"field": "result"},
         )
     limits = {
@@ -268,14 +269,14 @@ def set_release_specification(
     spec: dict[str, Any] = {
         "attribute": attribute,
         "library_item_id": method_id,
-        "method": method.get("slug"),
-        "method_version": method.get("version"),
+        "method": method.slug,
+        "method_version": method.version,
         "acceptance_criterion": " ".join(check_text(criterion, "criterion").split()),
     }
     if limits:
         spec["limits"] = limits
-    if field.get("unit"):
-        spec["unit"] = field["unit"]
+    if field.unit is not None:
+        spec["unit"] = field.unit
     result = copy.deepcopy(content)
     specs = result.setdefault("release_specifications", [])
     index = next((i for i, s in enumerate(specs) if s.get("attribute") == attribute), None)

@@ -4,6 +4,7 @@ saved as a revision against the revision the page showed (optimistic concurrency
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,9 +17,12 @@ from litestar.response import Template
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.fields import Key
 from opencdmo.hub.content import common_enum
+from opencdmo.hub.model import Category, DataCaptureField, Method
 from opencdmo.recipes import designer, service
 from opencdmo.recipes.content import (
     NUMERIC,
+    Library,
+    Pinned,
     methods_of,
     normalised,
     parameters_of,
@@ -49,6 +53,42 @@ ACTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class PaletteItem:
+    """A unit operation of the library as the palette lists it."""
+
+    id: str
+    name: str
+    version: str
+    category: Category
+    library_source: str
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """A QC method of the library as the sampling and release forms offer it."""
+
+    id: str
+    name: str
+    version: str
+    result_fields: tuple[DataCaptureField, ...]
+
+
+def _palette(library: Library) -> list[PaletteItem]:
+    items = (
+        PaletteItem(k, uo.name, uo.version, uo.category, library[k].source)
+        for k, uo in unit_operations_of(library).items()
+    )
+    return sorted(items, key=lambda u: u.name)
+
+
+def _methods(library: Library) -> list[MethodChoice]:
+    items = (
+        MethodChoice(k, m.name, m.version, m.result_fields) for k, m in methods_of(library).items()
+    )
+    return sorted(items, key=lambda m: m.name)
+
+
 async def _page(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
@@ -67,23 +107,16 @@ async def _page(
     recipe["content"] = normalised(recipe["content"])
     library = await service.library(ctx)
     pinned = await service.pinned_contents(ctx, recipe["content"])
-    palette = sorted(
-        ({"id": k, **v} for k, v in unit_operations_of(library).items()), key=lambda u: u["name"]
-    )
-    methods = sorted(
-        ({"id": k, **v} for k, v in methods_of(library).items()), key=lambda m: m["name"]
-    )
     return await page(
         request,
         "recipes/designer.html",
         block="canvas",
         status_code=status,
         recipe=recipe,
-        library=library,
-        step_of=lambda op: step_content(op, library, pinned) or {},
+        step_of=lambda op: step_content(op, library, pinned),
         stale=stale(recipe["content"], library),
-        palette=palette,
-        methods=methods,
+        palette=_palette(library),
+        methods=_methods(library),
         modalities=common_enum("modality"),
         units=common_enum("ucum_unit"),
         error=error,
@@ -112,8 +145,8 @@ def _edit(
     action: str,
     content: dict[str, Any],
     data: dict[str, Any],
-    library: dict[str, dict[str, Any]],
-    pinned: dict[str, dict[str, Any]],
+    library: Library,
+    pinned: Pinned,
 ) -> dict[str, Any]:
     op_key = str(data.get("step", ""))
     if action == "adopt":
@@ -127,11 +160,12 @@ def _edit(
         return designer.add_procedure(content, str(data.get("name", "")))
     if action == "step":
         item = str(data.get("library_item_id", ""))
-        if item not in unit_operations_of(library):
+        unit_operation = unit_operations_of(library).get(item)
+        if unit_operation is None:
             raise ValidationFailed("Choose a unit operation from the palette.")
         position = _position(data.get("position", ""))
         return designer.add_operation(
-            content, str(data.get("procedure", "")), item, library[item], position
+            content, str(data.get("procedure", "")), item, unit_operation, position
         )
     if action == "remove":
         return designer.remove_operation(content, op_key)
@@ -188,7 +222,7 @@ def _step(content: dict[str, Any], op_key: str) -> dict[str, Any]:
     return dict(op)
 
 
-def _method(library: dict[str, dict[str, Any]], method_id: str) -> dict[str, Any]:
+def _method(library: Library, method_id: str) -> Method:
     method = methods_of(library).get(method_id)
     if method is None:
         raise ValidationFailed("Choose a QC method of the library.", details={"field": "method"})
@@ -196,7 +230,7 @@ def _method(library: dict[str, dict[str, Any]], method_id: str) -> dict[str, Any
 
 
 def _specify(
-    action: str, content: dict[str, Any], data: dict[str, Any], library: dict[str, dict[str, Any]]
+    action: str, content: dict[str, Any], data: dict[str, Any], library: Library
 ) -> dict[str, Any]:
     """The specification, sampling points and release specifications."""
     text = {k: str(v) for k, v in data.items()}
@@ -238,17 +272,17 @@ def _configure(
     content: dict[str, Any],
     op_key: str,
     data: dict[str, Any],
-    library: dict[str, dict[str, Any]],
-    pinned: dict[str, dict[str, Any]],
+    library: Library,
+    pinned: Pinned,
 ) -> dict[str, Any]:
     op = _step(content, op_key)
     parameters: dict[str, Any] = {}
     acknowledged: dict[str, str] = {}
-    for key, parameter in parameters_of(step_content(op, library, pinned) or {}).items():
+    for key, parameter in parameters_of(step_content(op, library, pinned)).items():
         raw = str(data.get(f"param:{key}", "")).strip()
-        if raw and parameter.get("type") in NUMERIC:
+        if raw and parameter.type in NUMERIC:
             try:
-                parameters[key] = designer.number(raw, parameter["name"])
+                parameters[key] = designer.number(raw, parameter.name)
             except ValidationFailed as exc:
                 raise ValidationFailed(exc.message, details={"field": f"param:{key}"}) from None
         acknowledged[key] = str(data.get(f"ack:{key}", ""))

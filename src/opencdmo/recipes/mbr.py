@@ -4,68 +4,76 @@ computed from a recipe revision and the unit operations it references."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from opencdmo.recipes.content import parameters_of, step_content
-
-Contents = dict[str, dict[str, Any]]
+from opencdmo.hub.model import Number
+from opencdmo.recipes.content import (
+    Library,
+    Pinned,
+    outside_normal_range,
+    parameters_of,
+    step_content,
+)
 
 BOX_W, BOX_H, GAP_X, GAP_Y, HEAD = 220, 46, 40, 18, 34
 
 
 def outside_normal(
-    op: dict[str, Any], library: Contents, pinned: Contents | None = None
+    op: dict[str, Any], library: Library, pinned: Pinned | None = None
 ) -> dict[str, str]:
     """The step's values outside their normal range (by the content the step pinned), each
     with the reason acknowledged for it: the flag follows the value, never the stored
     reason alone."""
-    parameters = parameters_of(step_content(op, library, pinned) or {})
+    parameters = parameters_of(step_content(op, library, pinned))
     acknowledged = op.get("acknowledged") or {}
-    flagged: dict[str, str] = {}
-    for key, value in (op.get("parameters") or {}).items():
-        normal = (parameters.get(key) or {}).get("normal_range")
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if normal and numeric and not normal["low"] <= value <= normal["high"]:
-            flagged[key] = str(acknowledged.get(key) or "")
-    return flagged
+    return {
+        key: str(acknowledged.get(key) or "")
+        for key, value in (op.get("parameters") or {}).items()
+        if outside_normal_range(parameters.get(key), value)
+    }
+
+
+@dataclass
+class MaterialTotal:
+    """One line of the bill of materials: a material in one unit, summed over the steps."""
+
+    material: str
+    unit: str
+    quantity: Number = 0
+    used_in: list[str] = field(default_factory=list)
 
 
 def bill_of_materials(
-    content: dict[str, Any], library: Contents, pinned: Contents | None = None
-) -> list[dict[str, Any]]:
+    content: dict[str, Any], library: Library, pinned: Pinned | None = None
+) -> list[MaterialTotal]:
     """Materials of every operation, summed per material and unit, in first-use order."""
-    totals: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+    totals: OrderedDict[tuple[str, str], MaterialTotal] = OrderedDict()
     for up in content.get("unit_procedures", []):
         for op in up.get("operations", []):
-            unit_operation = step_content(op, library, pinned) or {}
-            for line in unit_operation.get("materials", []):
-                key = (line["material"], line["unit"])
-                entry = totals.setdefault(
-                    key,
-                    {
-                        "material": line["material"],
-                        "unit": line["unit"],
-                        "quantity": 0,
-                        "used_in": [],
-                    },
-                )
-                entry["quantity"] += line["quantity"]
-                entry["used_in"].append(op["key"])
+            unit_operation = step_content(op, library, pinned)
+            for line in unit_operation.materials if unit_operation else ():
+                key = (line.material, line.unit)
+                total = totals.setdefault(key, MaterialTotal(line.material, line.unit))
+                total.quantity += line.quantity
+                total.used_in.append(op["key"])
     return list(totals.values())
 
 
 def equipment_classes(
-    content: dict[str, Any], library: Contents, pinned: Contents | None = None
+    content: dict[str, Any], library: Library, pinned: Pinned | None = None
 ) -> list[str]:
     """Bound equipment classes, and the unit operations' classes where none is bound."""
     found: list[str] = []
     for up in content.get("unit_procedures", []):
         for op in up.get("operations", []):
+            unit_operation = step_content(op, library, pinned)
             classes = (
                 [op["equipment_class"]]
                 if op.get("equipment_class")
-                else (step_content(op, library, pinned) or {}).get("equipment_classes", [])
+                else unit_operation.equipment_classes
+                if unit_operation
+                else ()
             )
             found += [c for c in classes if c not in found]
     return found
@@ -87,7 +95,7 @@ class Flow:
     arrows: list[tuple[int, int, int, int]]
 
 
-def flow(content: dict[str, Any], library: Contents, pinned: Contents | None = None) -> Flow:
+def flow(content: dict[str, Any], library: Library, pinned: Pinned | None = None) -> Flow:
     """Unit procedures as columns left to right, their operations top to bottom, arrows in
     execution order (rendered as SVG by the template)."""
     boxes: list[Box] = []
@@ -99,7 +107,8 @@ def flow(content: dict[str, Any], library: Contents, pinned: Contents | None = N
         boxes.append(Box(x, GAP_Y, up.get("name") or up["key"], "procedure"))
         for row, op in enumerate(up.get("operations", [])):
             y = GAP_Y + HEAD + GAP_Y + row * (BOX_H + GAP_Y)
-            name = (step_content(op, library, pinned) or {}).get("name", op["key"])
+            unit_operation = step_content(op, library, pinned)
+            name = unit_operation.name if unit_operation else op["key"]
             boxes.append(Box(x, y, name, "operation"))
             if previous is not None and previous[0] == x + BOX_W // 2:
                 arrows.append((previous[0], previous[1], x + BOX_W // 2, y))

@@ -253,7 +253,7 @@ async def print_page(
         request,
         "recipes/print.html",
         recipe=recipe,
-        step_of=lambda op: step_content(op, library, pinned) or {},
+        step_of=lambda op: step_content(op, library, pinned),
         outside=lambda op: mbr.outside_normal(op, library, pinned),
         signatures=signatures,
         current=str(recipe["current_revision"]),

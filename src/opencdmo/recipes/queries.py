@@ -14,6 +14,7 @@ from uuid import UUID
 
 from opencdmo.canonical import content_hash
 from opencdmo.errors import NotFound
+from opencdmo.hub.model import LibraryContent, decode_json
 from opencdmo.recipes.tables import MasterRecipe, PinnedContent, RecipeRevision
 from opencdmo.signatures.tables import Signature
 
@@ -48,11 +49,13 @@ class Signer:
 
 @dataclass(frozen=True)
 class StoredPin:
+    """A library item's content as a revision pinned it, decoded once when read."""
+
     content_hash: str
     kind: str
     slug: str
     version: str
-    content: dict[str, Any]
+    content: LibraryContent
 
 
 _ROW = tuple(getattr(MasterRecipe, f.name) for f in fields(RecipeRow))
@@ -170,14 +173,14 @@ async def stored_pins(hashes: set[str]) -> dict[str, StoredPin]:
     ).where(PinnedContent.content_hash.is_in(sorted(hashes)))
     return {
         r["content_hash"]: StoredPin(
-            r["content_hash"], r["kind"], r["slug"], r["version"], json.loads(r["content"])
+            r["content_hash"], r["kind"], r["slug"], r["version"], decode_json(r["content"])
         )
         for r in rows
     }
 
 
 async def keep_pin(
-    tenant_id: UUID, pin: str, kind: str, slug: str, version: str, body: Any
+    tenant_id: UUID, pin: str, kind: str, slug: str, version: str, body: dict[str, object]
 ) -> None:
     """Keep a pinned content (content-addressed: the first copy stays)."""
     await PinnedContent.insert(

@@ -3,13 +3,14 @@ unit operation and QC method referenced at exactly its pinned version, in one co
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import NotFound
+from opencdmo.hub import model as hub
+from opencdmo.recipes import model
 from opencdmo.recipes.service._revisions import create_in, save_in
 from opencdmo.scope import TenantContext
 
@@ -37,9 +38,9 @@ async def create_from_hub(
             hub_item_id,
             version,
         )
-        if chosen is None or chosen["kind"] != "recipe":
+        hub_recipe = None if chosen is None else hub.decode_json(chosen["content"])
+        if not isinstance(hub_recipe, hub.Recipe):
             raise NotFound("No such HUB recipe.")
-        hub_recipe = json.loads(chosen["content"])
         installed = await connection.fetchval(
             "SELECT id FROM library_items WHERE hub_item_id = $1 AND source = 'installed'",
             hub_item_id,
@@ -48,30 +49,23 @@ async def create_from_hub(
             await library.install(ctx, hub_item_id, chosen["version"])
         await library.fork(ctx, hub_item_id, chosen["version"])
         slots = await _pinned_slots(connection, ctx, hub_recipe)
-        source = f"{hub_recipe['slug']} {chosen['version']}"
+        source = f"{hub_recipe.slug} {chosen['version']}"
         recipe_id = await create_in(
-            ctx,
-            hub_recipe["name"],
-            hub_recipe.get("product", ""),
-            source_hub_version_id=chosen["id"],
+            ctx, hub_recipe.name, hub_recipe.product, source_hub_version_id=chosen["id"]
         )
-        await save_in(
-            ctx, recipe_id, _designer_content(hub_recipe, slots, source), 1, f"From HUB {source}"
-        )
+        content = model.content_to_dict(_designer_content(hub_recipe, slots, source))
+        await save_in(ctx, recipe_id, content, 1, f"From HUB {source}")
     return recipe_id
 
 
-def _pins(hub_recipe: dict[str, Any]) -> set[tuple[str, str, str]]:
+def _pins(hub_recipe: hub.Recipe) -> set[tuple[str, str, str]]:
     pins = {
-        ("unit_operation", op["unit_operation"], op["version"])
-        for up in hub_recipe["unit_procedures"]
-        for op in up["operations"]
+        ("unit_operation", op.unit_operation, op.version)
+        for up in hub_recipe.unit_procedures
+        for op in up.operations
     }
-    for entry in [
-        *hub_recipe.get("sampling_points", []),
-        *hub_recipe.get("release_specifications", []),
-    ]:
-        pins.add(("method", entry["method"], entry["method_version"]))
+    pins |= {("method", p.method, p.method_version) for p in hub_recipe.sampling_points}
+    pins |= {("method", r.method, r.method_version) for r in hub_recipe.release_specifications}
     return pins
 
 
@@ -87,7 +81,7 @@ async def hub_item_id(ctx: TenantContext, publisher_id: UUID | None, slug: str) 
     return found
 
 
-async def _pinned_slots(connection: Any, ctx: TenantContext, hub_recipe: dict[str, Any]) -> Slots:
+async def _pinned_slots(connection: Any, ctx: TenantContext, hub_recipe: hub.Recipe) -> Slots:
     """(kind, slug, version) -> library item id, forking a pinned version the library lacks."""
     from opencdmo.hub import library
 
@@ -107,58 +101,62 @@ async def _pinned_slots(connection: Any, ctx: TenantContext, hub_recipe: dict[st
     return items
 
 
-def _operation(op: dict[str, Any], slots: Slots, source: str) -> dict[str, Any]:
-    overrides = dict(op.get("parameter_overrides") or {})
-    return {
-        "key": op["key"],
-        "library_item_id": slots[("unit_operation", op["unit_operation"], op["version"])],
-        "unit_operation": op["unit_operation"],
-        "version": op["version"],
-        "parameters": overrides,
-        "acknowledged": dict.fromkeys(overrides, f"value from HUB recipe {source}"),
-        "equipment_class": None,
-        "notes": op.get("note", ""),
-    }
+def _operation(op: hub.Operation, slots: Slots, source: str) -> model.Operation:
+    overrides = dict(op.parameter_overrides)
+    return model.Operation(
+        key=op.key,
+        library_item_id=slots[("unit_operation", op.unit_operation, op.version)],
+        unit_operation=op.unit_operation,
+        version=op.version,
+        parameters=overrides,
+        acknowledged=dict.fromkeys(overrides, f"value from HUB recipe {source}"),
+        notes=op.note or "",
+    )
 
 
-def _designer_content(hub_recipe: dict[str, Any], slots: Slots, source: str) -> dict[str, Any]:
-    return {
-        "unit_procedures": [
-            {
-                "key": up["key"],
-                "name": up["name"],
-                "operations": [_operation(op, slots, source) for op in up["operations"]],
-            }
-            for up in hub_recipe["unit_procedures"]
+def _quantity(quantity: hub.Quantity) -> model.Quantity:
+    return model.Quantity(quantity=quantity.quantity, unit=quantity.unit)
+
+
+def _sampling_point(point: hub.SamplingPoint, slots: Slots) -> model.SamplingPoint:
+    return model.SamplingPoint(
+        key=point.key,
+        after_operation=point.after_operation,
+        library_item_id=slots[("method", point.method, point.method_version)],
+        method=point.method,
+        method_version=point.method_version,
+        sample_volume=_quantity(point.sample_volume),
+        note=point.note or "",
+    )
+
+
+def _release(spec: hub.ReleaseSpecification, slots: Slots) -> model.ReleaseSpecification:
+    limits = spec.limits
+    return model.ReleaseSpecification(
+        attribute=spec.attribute,
+        library_item_id=slots[("method", spec.method, spec.method_version)],
+        method=spec.method,
+        method_version=spec.method_version,
+        acceptance_criterion=spec.acceptance_criterion,
+        limits=None if limits is None else model.Limits(low=limits.low, high=limits.high),
+        unit=spec.unit,
+    )
+
+
+def _designer_content(hub_recipe: hub.Recipe, slots: Slots, source: str) -> model.RecipeContent:
+    """The master recipe's first content, from the HUB recipe (checked when it is saved)."""
+    return model.RecipeContent(
+        unit_procedures=[
+            model.UnitProcedure(
+                key=up.key,
+                name=up.name,
+                operations=[_operation(op, slots, source) for op in up.operations],
+            )
+            for up in hub_recipe.unit_procedures
         ],
-        "formulas": [],
-        "specification": {
-            "modality": hub_recipe.get("modality"),
-            "batch_size": hub_recipe.get("batch_size"),
-        },
-        "sampling_points": [
-            {
-                "key": point["key"],
-                "after_operation": point["after_operation"],
-                "library_item_id": slots[("method", point["method"], point["method_version"])],
-                "method": point["method"],
-                "method_version": point["method_version"],
-                "sample_volume": point["sample_volume"],
-                "note": point.get("note", ""),
-            }
-            for point in hub_recipe.get("sampling_points", [])
-        ],
-        "release_specifications": [
-            {
-                **{
-                    k: spec[k]
-                    for k in ("attribute", "acceptance_criterion", "limits", "unit")
-                    if k in spec
-                },
-                "library_item_id": slots[("method", spec["method"], spec["method_version"])],
-                "method": spec["method"],
-                "method_version": spec["method_version"],
-            }
-            for spec in hub_recipe.get("release_specifications", [])
-        ],
-    }
+        specification=model.Specification(
+            modality=hub_recipe.modality, batch_size=_quantity(hub_recipe.batch_size)
+        ),
+        sampling_points=[_sampling_point(p, slots) for p in hub_recipe.sampling_points],
+        release_specifications=[_release(r, slots) for r in hub_recipe.release_specifications],
+    )

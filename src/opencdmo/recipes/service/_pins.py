@@ -5,38 +5,36 @@ a library upgrade or a fork edit never changes what a saved revision means."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
+from opencdmo.hub.model import Method, UnitOperation, decode_json, encode, encode_part
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
+from opencdmo.recipes.content import Library, LibraryEntry, Pinned
 from opencdmo.scope import TenantContext
 
 # Where each kind of entry names the library item it pinned: (slug field, version field).
 _NAMES = {"step": ("unit_operation", "version"), "method": ("method", "method_version")}
-_LIBRARY_FIELDS = frozenset({"library_source", "library_content_hash"})
 RANGE_FIELDS = ("unit", "default", "normal_range", "proven_acceptable_range")
-
-Library = dict[str, dict[str, Any]]
 
 
 async def library_of(connection: Any) -> Library:
-    """The tenant library's unit operations and QC methods by library item id."""
+    """The tenant library's unit operations and QC methods by library item id, their content
+    decoded once here."""
     rows = await connection.fetch(
-        "SELECT id, kind, source, content, content_hash FROM library_items "
+        "SELECT id, source, content, content_hash FROM library_items "
         "WHERE kind IN ('unit_operation', 'method')"
     )
-    return {
-        str(r["id"]): {
-            **json.loads(r["content"]),
-            "kind": r["kind"],
-            "library_source": r["source"],
-            "library_content_hash": r["content_hash"],
-        }
-        for r in rows
-    }
+    return {str(r["id"]): _entry(r) for r in rows}
+
+
+def _entry(row: Any) -> LibraryEntry:
+    content = decode_json(row["content"])
+    if not isinstance(content, UnitOperation | Method):
+        raise ValueError(f"library item {row['id']}: stored content is a {content.kind}")
+    return LibraryEntry(str(row["id"]), row["source"], row["content_hash"], content)
 
 
 async def library(ctx: TenantContext) -> Library:
@@ -62,18 +60,19 @@ def entries(content: Any) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-async def pin(content: Any, lib: Library) -> tuple[Library, Library]:
+async def pin(content: Any, lib: Library) -> tuple[Pinned, Library]:
     """Pin every entry to the content of its library item: a new entry (no ``content_hash``)
     to the item's current content; a pinned one keeps its pin, which must be content that
-    item had. Returns the pinned contents by hash, and those not kept yet."""
+    item had. Returns the pinned contents by hash, and the library entries whose content is
+    not kept yet, by hash."""
     found = entries(content)
     wanted = {e["content_hash"] for _, e in found if isinstance(e.get("content_hash"), str)}
     for _, entry in found:
         item = lib.get(str(entry.get("library_item_id")))
         if item is not None:
-            wanted.add(item["library_content_hash"])
+            wanted.add(item.content_hash)
     stored = await queries.stored_pins(wanted)
-    pinned: Library = {}
+    pinned: Pinned = {}
     fresh: Library = {}
     problems: list[str] = []
     for kind, entry in found:
@@ -82,22 +81,24 @@ async def pin(content: Any, lib: Library) -> tuple[Library, Library]:
             continue  # the content checks report it
         slug_field, version_field = _NAMES[kind]
         if entry.get("content_hash") is None:
-            entry["content_hash"] = item["library_content_hash"]
-            entry[slug_field], entry[version_field] = item.get("slug"), item.get("version")
+            entry["content_hash"] = item.content_hash
+            entry[slug_field], entry[version_field] = item.content.slug, item.content.version
         hashed = entry["content_hash"]
-        if hashed == item["library_content_hash"]:
-            pinned[hashed] = item
+        if hashed == item.content_hash:
+            pinned[hashed] = item.content
             if hashed not in stored:
                 fresh[hashed] = item
         elif (
-            isinstance(hashed, str) and hashed in stored and stored[hashed].slug == item.get("slug")
+            isinstance(hashed, str)
+            and hashed in stored
+            and stored[hashed].slug == item.content.slug
         ):
-            pinned[hashed] = {**stored[hashed].content, "kind": stored[hashed].kind}
+            pinned[hashed] = stored[hashed].content
         else:
             name = entry.get("key") or entry.get("attribute")
             problems.append(
                 f"{name}: content_hash {str(hashed)[:12]}... is not a content its library item "
-                f"{item.get('slug')} ever had here"
+                f"{item.content.slug} ever had here"
             )
     if problems:
         raise ValidationFailed("; ".join(problems), details={"problems": problems})
@@ -105,20 +106,16 @@ async def pin(content: Any, lib: Library) -> tuple[Library, Library]:
 
 
 async def keep(ctx: TenantContext, fresh: Library) -> None:
-    """Keep the contents a revision pins for the first time (content-addressed)."""
+    """Keep the contents a revision pins for the first time (content-addressed: the stored
+    document is the library's, so its hash is the pin)."""
     for hashed, item in fresh.items():
-        body = {k: v for k, v in item.items() if k not in _LIBRARY_FIELDS}
+        content = item.content
         await queries.keep_pin(
-            ctx.tenant_id,
-            hashed,
-            item["kind"],
-            item.get("slug", ""),
-            item.get("version", ""),
-            body,
+            ctx.tenant_id, hashed, content.kind, content.slug, content.version, encode(content)
         )
 
 
-async def pinned_of(*contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
+async def pinned_of(*contents: dict[str, Any]) -> Pinned:
     hashes = {
         e["content_hash"]
         for c in contents
@@ -126,26 +123,32 @@ async def pinned_of(*contents: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if isinstance(e.get("content_hash"), str)
     }
     stored = await queries.stored_pins(hashes)
-    return {h: {**p.content, "kind": p.kind} for h, p in stored.items()}
+    return {h: p.content for h, p in stored.items()}
 
 
-async def pinned_contents(ctx: TenantContext, content: dict[str, Any]) -> dict[str, Any]:
+async def pinned_contents(ctx: TenantContext, content: dict[str, Any]) -> Pinned:
     """The contents a revision's entries pinned, by hash (for pages and the printable
     record)."""
     async with tenant_transaction(ctx):
         return await pinned_of(content)
 
 
-def expanded(content: dict[str, Any], lib: Library, pinned: dict[str, Any]) -> dict[str, Any]:
+def expanded(content: dict[str, Any], lib: Library, pinned: Pinned) -> dict[str, Any]:
     """Each step with the ranges and materials of the content it pins, so that a diff shows
     the range and material changes that came with another unit operation version."""
     result = copy.deepcopy(content)
     for up in result["unit_procedures"]:
         for op in up["operations"]:
-            unit_operation = recipe_content.step_content(op, lib, pinned) or {}
+            unit_operation = recipe_content.step_content(op, lib, pinned)
             op["ranges"] = {
-                key: {f: p[f] for f in RANGE_FIELDS if p.get(f) is not None}
+                key: _ranges(encode_part(p))
                 for key, p in recipe_content.parameters_of(unit_operation).items()
             }
-            op["materials"] = unit_operation.get("materials", [])
+            op["materials"] = [
+                encode_part(line) for line in (unit_operation.materials if unit_operation else ())
+            ]
     return result
+
+
+def _ranges(parameter: dict[str, object]) -> dict[str, object]:
+    return {f: parameter[f] for f in RANGE_FIELDS if f in parameter}

@@ -118,7 +118,7 @@ async def _prepare(
             )
         data = publication.document(row.as_dict(), record.content, refs, listing, [ctx.name])
         doc = validate(data, f"recipe {listing.slug} {listing.version}")
-        problems = range_problems(data)
+        problems = range_problems(doc.content)
         if problems:
             raise ValidationFailed("; ".join(problems), details={"problems": problems})
         await hub.check_publishable(ctx, doc, listing.visibility)

@@ -247,7 +247,7 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
         ctx = replace(ctx, actor=Actor(None, "system", f"OpenCDMO CLI for {user.full_name}"))
         token, row = await identity.create_token(ctx, user.id, args.name, args.days)
         _print(token)
-        print(f"expires {row['expires_at']:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+        print(f"expires {row.expires_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_db(settings, work))

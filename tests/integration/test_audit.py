@@ -236,7 +236,7 @@ async def test_every_identity_and_tenancy_action_is_audited(
     )
     membership = await tenancy.add_member(admin, user.id, ["viewer"])
     _, token = await identity.create_token(admin, user.id, "audited token")
-    await identity.revoke_token(admin, token["id"], only_user=None)
+    await identity.revoke_token(admin, token.id, only_user=None)
     await tenancy.set_member_active(admin, membership, False, "on leave")
     await tenancy.set_member_active(admin, membership, True, "back from leave")
     await identity.change_password(
@@ -247,8 +247,8 @@ async def test_every_identity_and_tenancy_action_is_audited(
         "member.added": str(membership),
         "member.deactivated": str(membership),
         "member.reactivated": str(membership),
-        "token.created": str(token["id"]),
-        "token.revoked": str(token["id"]),
+        "token.created": str(token.id),
+        "token.revoked": str(token.id),
         "user.disabled": str(user.id),
     }
     for action, entity in expected.items():

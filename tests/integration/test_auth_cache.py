@@ -49,7 +49,7 @@ async def test_revocation_elsewhere_reaches_the_cache(
     token, row, (client, headers) = await _cached_token(world, browser)
     generation = authcache.tokens.generation
     # Revoked by another process (the CLI, another worker): only the database can tell.
-    await owner.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", row["id"])
+    await owner.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", row.id)
     await _notified(generation)
     assert authcache.tokens.get(("alpha", hash_token(token))) is None
     assert (await client.get(MEMBERS, headers=headers)).status_code == 401

@@ -76,7 +76,7 @@ async def _ids(world: World) -> dict[str, str]:
     ids = {
         "invitation_id": str(invitation.id),
         "member_id": str(membership),
-        "token_id": str(token["id"]),
+        "token_id": str(token.id),
         "item_id": str(item.item_id),
         "library_id": str(entry.id),
         "version": "1.0.0",

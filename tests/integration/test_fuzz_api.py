@@ -150,7 +150,7 @@ async def fuzz(app: Litestar, world: World) -> AsyncIterator[dict[str, Any]]:
         other = await identity.create_user(f"fuzzed-{uuid.uuid4().hex[:8]}@x.test", "F", PASSWORD)
         ids[tenant]["member_id"] = str(await tenancy.add_member(ctx, other.id, ["viewer"]))
         _, token = await identity.create_token(ctx, other.id, "fuzzed")
-        ids[tenant]["token_id"] = str(token["id"])
+        ids[tenant]["token_id"] = str(token.id)
         ids[tenant] |= {"version": "1.0.0", "action": "arrange"}
         KNOWN.extend(v for k, v in ids[tenant].items() if k.endswith("_id"))
     client = Browser(app)

@@ -208,7 +208,7 @@ async def test_token_is_stored_hashed_and_works_as_bearer(
     # Scoped to one tenant: in another tenant it is not valid at all.
     assert (await client.get("/api/v1/t/beta", headers=headers)).status_code == 401
     # Revoked: refused at once.
-    await identity.revoke_token(ctx, row["id"], only_user=None)
+    await identity.revoke_token(ctx, row.id, only_user=None)
     assert (await client.get("/api/v1/t/alpha/members", headers=headers)).status_code == 401
 
 
@@ -245,7 +245,7 @@ async def test_non_admin_cannot_revoke_someone_elses_token(world: World, browser
         as_actor(world.alpha, world["admin"]), world["admin"].user_id, "admin's"
     )
     client = await browser("author")
-    response = await client.send("DELETE", f"/api/v1/t/alpha/tokens/{row['id']}")
+    response = await client.send("DELETE", f"/api/v1/t/alpha/tokens/{row.id}")
     assert response.status_code == 404
 
 

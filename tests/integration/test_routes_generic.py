@@ -38,7 +38,7 @@ async def _member(world: World, ctx: TenantContext) -> str:
 async def _token(world: World, ctx: TenantContext) -> str:
     persona = world["admin"] if ctx.slug == "alpha" else world["outsider"]
     _, row = await identity.create_token(as_actor(ctx, persona), persona.user_id, "route test")
-    return str(row["id"])
+    return str(row.id)
 
 
 async def _invitation(world: World, ctx: TenantContext) -> str:

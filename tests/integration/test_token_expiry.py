@@ -59,9 +59,9 @@ async def test_tokens_get_the_tenants_default_and_stay_under_its_maximum(
     )
     assert len(changed) == 1
     _, default = await identity.create_token(admin, world["admin"].user_id, "default")
-    assert default["expires_at"] - default["created_at"] == timedelta(days=30)
+    assert default.expires_at - default.created_at == timedelta(days=30)
     _, longest = await identity.create_token(admin, world["admin"].user_id, "longest", 60)
-    assert longest["expires_at"] - longest["created_at"] == timedelta(days=60)
+    assert longest.expires_at - longest.created_at == timedelta(days=60)
     for days in (0, -1, 61, 10_000):
         with pytest.raises(ValidationFailed, match="1 to 60 days"):
             await identity.create_token(admin, world["admin"].user_id, "too long", days)
@@ -71,9 +71,9 @@ async def test_tokens_get_the_tenants_default_and_stay_under_its_maximum(
     assert count == 2
     audited = await owner.fetchval(
         "SELECT new_values FROM audit_events WHERE action = 'token.created' AND entity_id = $1",
-        str(longest["id"]),
+        str(longest.id),
     )
-    assert longest["expires_at"].isoformat() in audited
+    assert longest.expires_at.isoformat() in audited
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ async def test_an_expired_token_is_refused_and_the_use_audited(
     client = await browser()
     bearer = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/api/v1/t/alpha/members", headers=bearer)).status_code == 200
-    await _expire(owner, row["id"])
+    await _expire(owner, row.id)
     refused = await client.get("/api/v1/t/alpha/members", headers=bearer)
     assert refused.status_code == 401
     assert "expired" in refused.json()["error"]["message"]
@@ -104,9 +104,7 @@ async def test_an_expired_token_is_refused_and_the_use_audited(
         "WHERE tenant_id = $1 AND action = 'token.expired_used'",
         world.alpha.tenant_id,
     )
-    assert (world["admin"].user_id, str(row["id"])) in {
-        (e["actor_id"], e["token_id"]) for e in events
-    }
+    assert (world["admin"].user_id, str(row.id)) in {(e["actor_id"], e["token_id"]) for e in events}
 
 
 async def test_the_lookup_cache_does_not_serve_an_expired_token(
@@ -123,7 +121,7 @@ async def test_the_lookup_cache_does_not_serve_an_expired_token(
     assert authcache.tokens.get(key) is not None
     # A day and a minute later (nothing in the database changes when a token expires, so
     # nothing tells the cache): the cached lookup is refused all the same.
-    later = row["expires_at"] + timedelta(minutes=1)
+    later = row.expires_at + timedelta(minutes=1)
     monkeypatch.setattr(resolver, "utcnow", lambda: later)
     refused = await client.get("/api/v1/t/alpha", headers=bearer)
     assert refused.status_code == 401
@@ -175,7 +173,7 @@ async def test_the_page_offers_days_and_shows_expiry(
     _, row = await identity.create_token(
         as_actor(world.alpha, world["operator"]), world["operator"].user_id, "old one"
     )
-    await _expire(owner, row["id"])
+    await _expire(owner, row.id)
     listing = (await client.get("/t/alpha/tokens")).text
     line = listing[listing.index("old one") :].split("</tr>")[0]
     assert "data-expires" in line

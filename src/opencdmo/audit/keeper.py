@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
-from opencdmo.audit import sealer, service
+from opencdmo.audit import queries, sealer, service
 from opencdmo.audit.chain import LEGACY
 from opencdmo.audit.checkpoints import Checkpoint, CheckpointStore, sign
 from opencdmo.audit.keys import keyring
@@ -45,6 +45,8 @@ class Head:
 async def heads() -> list[Head]:
     """Every tenant chain's head (one call, each tenant read under its own RLS)."""
     async with global_transaction() as connection:
+        # Raw SQL: a set-returning function (each tenant's head read under its own row-level
+        # security), which Piccolo cannot select from.
         rows = await connection.fetch(
             "SELECT tenant_id, slug, last_seq, unsealed FROM audit_chain_heads()"
         )
@@ -104,12 +106,9 @@ async def checkpoint_all(store: CheckpointStore) -> list[CheckpointResult]:
 
 
 async def _ends_unkeyed(chain: Chain) -> bool:
-    table = "security_events" if chain.tenant_id is None else "audit_events"
     async with snapshot(chain.tenant_id) as connection:
-        last = await connection.fetchval(
-            f"SELECT algorithm FROM {table} WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-        )
-    return bool(last == LEGACY)
+        last = await queries.last_algorithm(connection, security=chain.tenant_id is None)
+    return last == LEGACY
 
 
 async def anchor_legacy() -> list[str]:

@@ -1,13 +1,28 @@
-"""Reading the audit trail: filters, keyset pages, export batches."""
+"""Audit data access: writing events and chain heads, reading the trail (filters, keyset
+pages, export batches), as typed rows.
+
+Reads and the chain's start run in the transaction open in their context. Event writes run on
+the connection they are given: the command's unit of work, or the autonomous one a security
+event keeps (which Piccolo's ambient transaction does not hold). Sealing and verification
+(``sealer``, ``verify``) keep their own SQL: commit-order sealing under an advisory lock and a
+walk over a repeatable-read snapshot.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from opencdmo.audit.chain import AUDIT_FIELDS
+from piccolo.columns.combination import WhereRaw
+from piccolo.custom_types import Combinable
+from piccolo.querystring import QueryString
+
+from opencdmo.audit.chain import AUDIT_FIELDS, GENESIS
+from opencdmo.audit.tables import AuditEvent, AuditHead, SecurityEvent, SecurityHead
+from opencdmo.db.sql import DEFAULT, run_on
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.scope import TenantContext
@@ -18,6 +33,102 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One sealed event as the trail shows it (old and new values as their stored JSON)."""
+
+    seq: int
+    occurred_at: datetime
+    actor_id: UUID | None
+    actor_name: str
+    action: str
+    entity_type: str
+    entity_id: str
+    old_values: str | None
+    new_values: str | None
+    reason: str | None
+    request_id: str | None
+    address: str | None
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_ROW = tuple(getattr(AuditEvent, name) for name in COLUMNS)
+assert tuple(f.name for f in fields(AuditRow)) == COLUMNS
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+async def start_chain(tenant_id: UUID) -> None:
+    """The tenant's chain head, before its first event."""
+    await AuditHead.insert(AuditHead(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS))
+
+
+async def insert_event(connection: Any, row: dict[str, Any], algorithm: str, mac: str) -> int:
+    """Write one unchained event (``row``: the fields its MAC covers); returns its entry
+    number, which the database gives in the order events are written."""
+    event = AuditEvent(
+        **row, seq=None, prev_hash=None, hash=None, algorithm=algorithm, mac=mac, entry=DEFAULT
+    )
+    (written,) = await run_on(connection, AuditEvent.insert(event).returning(AuditEvent.entry))
+    return int(written["entry"])
+
+
+@dataclass(frozen=True)
+class SecurityHeadRow:
+    last_seq: int
+    last_hash: str
+    at: datetime  # the database's clock when the head was locked
+
+
+async def lock_security_head(connection: Any) -> SecurityHeadRow:
+    """The platform chain's head, row-locked until the transaction ends (writers queue here)."""
+    query = (
+        SecurityHead.select(
+            SecurityHead.last_seq,
+            SecurityHead.last_hash,
+            QueryString("clock_timestamp()").as_alias("at"),
+        )
+        .where(SecurityHead.id == 1)
+        .lock_rows("UPDATE")
+    )
+    (head,) = await run_on(connection, query)
+    return SecurityHeadRow(int(head["last_seq"]), str(head["last_hash"]), head["at"])
+
+
+async def append_security_event(
+    connection: Any, row: dict[str, Any], prev_hash: str, digest: str, algorithm: str
+) -> None:
+    """Chain one platform event after ``prev_hash`` and move the (locked) head to it."""
+    event = SecurityEvent(**row, prev_hash=prev_hash, hash=digest, algorithm=algorithm)
+    await run_on(connection, SecurityEvent.insert(event))
+    head = SecurityHead.update(
+        {SecurityHead.last_seq: row["seq"], SecurityHead.last_hash: digest}
+    ).where(SecurityHead.id == 1)
+    await run_on(connection, head)
+
+
+async def last_algorithm(connection: Any, *, security: bool) -> str | None:
+    """The algorithm of the last sealed event of the chain read on ``connection`` (a tenant's
+    under its row-level security, or the platform's with ``security``)."""
+    table = SecurityEvent if security else AuditEvent
+    query = (
+        table.select(table.algorithm)
+        .where(table.seq.is_not_null())
+        .order_by(table.seq, ascending=False)
+        .limit(1)
+    )
+    rows = await run_on(connection, query)
+    return str(rows[0]["algorithm"]) if rows else None
+
+
+# --- reading ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,73 +196,65 @@ def parse_filter(
     )
 
 
-def _where(flt: AuditFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["seq IS NOT NULL"]  # sealed events: unsealed ones have no place yet
-    args: list[Any] = []
+def _where(flt: AuditFilter) -> Combinable:
+    where: Combinable = AuditEvent.seq.is_not_null()  # sealed: unsealed ones have no place yet
     if flt.actor:
-        args.extend([f"%{_escape(flt.actor)}%", flt.actor])
-        clauses.append(f"(actor_name ILIKE ${len(args) - 1} OR actor_id::text = ${len(args)})")
+        where = where & (
+            AuditEvent.actor_name.ilike(f"%{_escape(flt.actor)}%")
+            | WhereRaw("{}::text = {}", AuditEvent.actor_id, flt.actor)
+        )
     if flt.entity:
         kind, _, ident = flt.entity.partition(":")
-        args.append(kind)
-        clauses.append(f"entity_type = ${len(args)}")
+        where = where & (AuditEvent.entity_type == kind)
         if ident:
-            args.append(ident)
-            clauses.append(f"entity_id = ${len(args)}")
+            where = where & (AuditEvent.entity_id == ident)
     if flt.action:
-        args.append(_escape(flt.action) + "%")
-        clauses.append(f"action LIKE ${len(args)}")
+        where = where & AuditEvent.action.like(_escape(flt.action) + "%")
     if flt.since:
-        args.append(flt.since)
-        clauses.append(f"occurred_at >= ${len(args)}")
+        where = where & (AuditEvent.occurred_at >= flt.since)
     if flt.until:
-        args.append(flt.until)
-        clauses.append(f"occurred_at < ${len(args)}")
-    return " AND ".join(clauses), args
+        where = where & (AuditEvent.occurred_at < flt.until)
+    return where
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+async def _rows(where: Combinable, *, newest_first: bool, limit: int) -> list[AuditRow]:
+    rows = (
+        await AuditEvent.select(*_ROW)
+        .where(where)
+        .order_by(AuditEvent.seq, ascending=not newest_first)
+        .limit(limit)
+    )
+    return [AuditRow(**row) for row in rows]
+
+
 async def page(
     ctx: TenantContext, flt: AuditFilter, *, before: int | None, limit: int
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[AuditRow], int | None]:
     """Newest first; returns the rows and the cursor of the next (older) page, if any."""
-    where, args = _where(flt)
+    where = _where(flt)
     if before is not None:
-        args.append(before)
-        where += f" AND seq < ${len(args)}"
-    args.append(limit + 1)
-    query = (
-        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
-        f"ORDER BY seq DESC LIMIT ${len(args)}"
-    )
-    async with tenant_transaction(ctx) as connection:
-        rows = [dict(row) for row in await connection.fetch(query, *args)]
+        where = where & (AuditEvent.seq < before)
+    async with tenant_transaction(ctx):
+        rows = await _rows(where, newest_first=True, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (rows[-1]["seq"] if more and rows else None)
+    return rows, (rows[-1].seq if more and rows else None)
 
 
 async def batches(ctx: TenantContext, flt: AuditFilter, size: int = 1000) -> Any:
     """All matching events, oldest first, in batches (each batch its own short transaction)."""
     after = 0
-    where, args = _where(flt)
-    args.append(size)
-    limit_arg = len(args)
-    args.append(after)
-    query = (
-        f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE {where} "
-        f"AND seq > ${len(args)} ORDER BY seq LIMIT ${limit_arg}"
-    )
+    where = _where(flt)
     while True:
-        args[-1] = after
-        async with tenant_transaction(ctx) as connection:
-            rows = [dict(row) for row in await connection.fetch(query, *args)]
+        async with tenant_transaction(ctx):
+            rows = await _rows(where & (AuditEvent.seq > after), newest_first=False, limit=size)
         if not rows:
             return
         yield rows
         if len(rows) < size:
             return
-        after = rows[-1]["seq"]
+        after = rows[-1].seq

@@ -54,9 +54,9 @@ def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-def _out(row: dict[str, Any]) -> AuditEventOut:
-    values = {"old_values": _loads(row["old_values"]), "new_values": _loads(row["new_values"])}
-    return AuditEventOut(**{**row, **values})
+def _out(row: queries.AuditRow) -> AuditEventOut:
+    values = {"old_values": _loads(row.old_values), "new_values": _loads(row.new_values)}
+    return AuditEventOut(**{**row.as_dict(), **values})
 
 
 @get(
@@ -118,7 +118,8 @@ async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Asy
     first = True
     async for batch in queries.batches(ctx, flt):
         buffer = io.StringIO()
-        for row in batch:
+        for event in batch:
+            row = event.as_dict()
             if fmt == "csv":
                 csv.writer(buffer, lineterminator="\r\n").writerow(
                     [csv_cell(row[c]) for c in queries.COLUMNS]

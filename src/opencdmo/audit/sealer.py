@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 LOCK_CLASS = 0x0A0D17  # advisory lock class of the audit sealer; the key is the tenant's hash
 ROUND = 1000  # events sealed per statement
 
+# Raw SQL throughout: a round holds an advisory lock, reads the head and the unsealed events in
+# one LATERAL join and places them all with one UPDATE ... FROM unnest(...), forms Piccolo
+# cannot say.
 # BEGIN, the tenant and the tenant's sealing lock in one round trip; the tenant id is a UUID
 # rendered by UUID.__str__ (hex digits and dashes only), so inlining it is safe.
 _BEGIN = (

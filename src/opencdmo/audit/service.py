@@ -9,27 +9,16 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from opencdmo.audit import sealer
-from opencdmo.audit.chain import (
-    ENTRY_FIELDS,
-    KEYED,
-    SECURITY_KEYED_FIELDS,
-    chain_mac,
-    entry_mac,
-)
+from opencdmo.audit import queries, sealer
+from opencdmo.audit.chain import KEYED, SECURITY_KEYED_FIELDS, chain_mac, entry_mac
 from opencdmo.audit.keys import keyring
 from opencdmo.canonical import canonical_json
 from opencdmo.db.engine import get_engine
+from opencdmo.db.sql import clock
 from opencdmo.db.tx import after_commit, autonomous, joined
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 
 log = logging.getLogger(__name__)
-
-_INSERT = f"""
-INSERT INTO audit_events ({", ".join(ENTRY_FIELDS)}, algorithm, mac)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11, $12, $13, $14, $15, $16)
-RETURNING entry
-"""
 
 
 async def _append(
@@ -49,7 +38,7 @@ async def _append(
     row: dict[str, Any] = {
         "tenant_id": tenant_id,
         "id": uuid.uuid4(),
-        "occurred_at": await connection.fetchval("SELECT clock_timestamp()"),
+        "occurred_at": await clock(connection),
         "actor_id": actor.id,
         "actor_name": actor.full_name,
         "action": action,
@@ -62,8 +51,7 @@ async def _append(
         "address": meta.address,
         "key_id": key.id,
     }
-    values = [row[name] for name in ENTRY_FIELDS]
-    return int(await connection.fetchval(_INSERT, *values, KEYED, entry_mac(key, row)))
+    return await queries.insert_event(connection, row, KEYED, entry_mac(key, row))
 
 
 async def record(
@@ -94,6 +82,12 @@ async def record(
             new,
             reason,
         )
+
+
+async def start_chain(ctx: TenantContext) -> None:
+    """Begin the tenant's chain (its head at the genesis hash), in the open unit of work."""
+    async with joined(ctx):
+        await queries.start_chain(ctx.tenant_id)
 
 
 async def record_security(
@@ -158,29 +152,16 @@ async def _write_security(
         await sealer.seal(tenant_id)
 
 
-_NEXT_SECURITY = """
-UPDATE security_head SET last_seq = last_seq + 1 WHERE id = 1
-RETURNING last_seq, last_hash, clock_timestamp() AS at
-"""
-_INSERT_SECURITY = """
-WITH event AS (
-    INSERT INTO security_events (seq, occurred_at, actor_id, actor_name, action, detail,
-        request_id, address, key_id, prev_hash, hash, algorithm)
-    VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8, $9, $10, $11, $12)
-)
-UPDATE security_head SET last_hash = $11 WHERE id = 1
-"""
-
-
 async def _append_security(
     connection: Any, actor: Actor, meta: RequestMeta, action: str, detail: dict[str, Any]
 ) -> None:
-    """The platform chain is written rarely and in its own short transaction: chained at once."""
+    """The platform chain is written rarely and in its own short transaction: chained at once
+    (its head row stays locked until that transaction ends)."""
     key = keyring().current
-    head = await connection.fetchrow(_NEXT_SECURITY)
+    head = await queries.lock_security_head(connection)
     row: dict[str, Any] = {
-        "seq": head["last_seq"],
-        "occurred_at": head["at"],
+        "seq": head.last_seq + 1,
+        "occurred_at": head.at,
         "actor_id": actor.id,
         "actor_name": actor.full_name,
         "action": action,
@@ -189,6 +170,5 @@ async def _append_security(
         "address": meta.address,
         "key_id": key.id,
     }
-    digest = chain_mac(key, head["last_hash"], row, SECURITY_KEYED_FIELDS)
-    values = [row[name] for name in SECURITY_KEYED_FIELDS]
-    await connection.execute(_INSERT_SECURITY, *values, head["last_hash"], digest, KEYED)
+    digest = chain_mac(key, head.last_hash, row, SECURITY_KEYED_FIELDS)
+    await queries.append_security_event(connection, row, head.last_hash, digest, KEYED)

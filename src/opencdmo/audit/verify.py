@@ -59,6 +59,9 @@ class ChainReport:
         return [f.kind for f in self.findings]
 
 
+# Raw SQL for the walk: one statement per chain kind, keyset batches of the rows exactly as
+# stored, on a repeatable-read snapshot connection of its own (kept apart from the app's data
+# access on purpose: the verifier trusts nothing the app's tables declare).
 @dataclass(frozen=True)
 class Chain:
     label: str  # "tenant alpha"

@@ -17,6 +17,7 @@ from opencdmo.errors import AppError, NotAuthenticated, ValidationFailed
 from opencdmo.fields import humanise
 from opencdmo.identity import devices, service
 from opencdmo.identity.devices import DEVICE_COOKIE
+from opencdmo.identity.queries import TokenRow
 from opencdmo.identity.schemas import (
     Me,
     PasswordChange,
@@ -220,17 +221,17 @@ async def _visible_to(ctx: TenantContext) -> UUID | None:
     return None if await can(ctx, "tokens", "manage") else ctx.user_id
 
 
-def _token_out(row: dict[str, Any]) -> TokenOut:
+def _token_out(row: TokenRow) -> TokenOut:
     return TokenOut(
-        row["id"],
-        row["name"],
-        row["prefix"],
-        row["user_id"],
-        row["created_at"],
-        row["expires_at"],
-        row.get("last_used_at"),
-        row.get("revoked_at"),
-        row.get("full_name"),
+        row.id,
+        row.name,
+        row.prefix,
+        row.user_id,
+        row.created_at,
+        row.expires_at,
+        row.last_used_at,
+        row.revoked_at,
+        row.full_name,
     )
 
 

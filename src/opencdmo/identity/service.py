@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 from opencdmo.audit import service as audit
-from opencdmo.db.tx import global_transaction, tenant_transaction, unit_of_work
+from opencdmo.db.sql import clock
+from opencdmo.db.tx import (
+    global_transaction,
+    tenant_id_transaction,
+    tenant_transaction,
+    unit_of_work,
+)
 from opencdmo.errors import (
     Conflict,
     NotAuthenticated,
@@ -20,8 +24,8 @@ from opencdmo.errors import (
     ValidationFailed,
 )
 from opencdmo.fields import is_email
-from opencdmo.identity import passwords, sessions, throttle
-from opencdmo.identity.tables import ApiToken, User
+from opencdmo.identity import passwords, queries, sessions, throttle
+from opencdmo.identity.queries import TokenRow, UserInfo
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, SessionUser, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import internal_context
@@ -31,15 +35,6 @@ TOKEN_PREFIX = "ocd_"  # noqa: S105 - a prefix, not a secret
 UNUSABLE_HASH = "!unset"
 
 
-@dataclass(frozen=True)
-class UserInfo:
-    id: UUID
-    email: str
-    full_name: str
-    is_active: bool
-    member_of: tuple[UUID, ...]
-
-
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
     if not is_email(email):
@@ -47,24 +42,17 @@ def normalise_email(email: str) -> str:
     return email
 
 
-def _info(row: dict[str, Any]) -> UserInfo:
-    return UserInfo(
-        row["id"], row["email"], row["full_name"], row["is_active"], tuple(row["member_of"] or ())
-    )
-
-
 async def find_user(email: str) -> UserInfo | None:
     async with global_transaction():
-        row = await User.select().where(User.email == normalise_email(email)).first()
-    return _info(row) if row else None
+        return await queries.user_by_email(normalise_email(email))
 
 
 async def get_user(user_id: UUID) -> UserInfo:
     async with global_transaction():
-        row = await User.select().where(User.id == user_id).first()
-    if row is None:
+        user = await queries.user_by_id(user_id)
+    if user is None:
         raise NotFound("No such user.")
-    return _info(row)
+    return user
 
 
 async def create_user(
@@ -80,18 +68,18 @@ async def create_user(
     full_name = printed_name(full_name)
     password_hash = await prepare_password(password, email)
     async with global_transaction():
-        if await User.exists().where(User.email == email):
+        if await queries.email_taken(email):
             raise Conflict(f"A user with email {email} already exists.")
-        rows = await User.insert(
-            User(email=email, full_name=full_name, password_hash=password_hash)
-        ).returning(*User.all_columns())
+        user = await queries.insert_user(email, full_name, password_hash)
+    if user is None:  # created by someone else meanwhile
+        raise Conflict(f"A user with email {email} already exists.")
     await audit.record_security(
         "user.created",
         actor=actor,
         meta=meta or RequestMeta(),
-        detail={"user_id": str(rows[0]["id"]), "email": email},
+        detail={"user_id": str(user.id), "email": email},
     )
-    return _info(rows[0])
+    return user
 
 
 async def create_user_without_password(
@@ -100,16 +88,16 @@ async def create_user_without_password(
     """A user who cannot sign in until a password is set (provisioned from a manifest)."""
     email = normalise_email(email)
     async with global_transaction():
-        rows = await User.insert(
-            User(email=email, full_name=" ".join(full_name.split()), password_hash=UNUSABLE_HASH)
-        ).returning(*User.all_columns())
+        user = await queries.insert_user(email, " ".join(full_name.split()), UNUSABLE_HASH)
+    if user is None:
+        raise Conflict(f"A user with email {email} already exists.")
     await audit.record_security(
         "user.created",
         actor=actor,
         meta=meta,
-        detail={"user_id": str(rows[0]["id"]), "email": email},
+        detail={"user_id": str(user.id), "email": email},
     )
-    return _info(rows[0])
+    return user
 
 
 def printed_name(full_name: str) -> str:
@@ -132,19 +120,10 @@ async def prepare_password(password: str, email: str) -> str:
     return await passwords.hash_password(password)
 
 
-async def insert_user(
-    connection: Any, user_id: UUID, email: str, full_name: str, password_hash: str
-) -> bool:
+async def insert_user(user_id: UUID, email: str, full_name: str, password_hash: str) -> bool:
     """Create the account in the caller's transaction; False when the address has one."""
-    created = await connection.fetchval(
-        "INSERT INTO users (id, email, full_name, password_hash) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (email) DO NOTHING RETURNING id",
-        user_id,
-        normalise_email(email),
-        full_name,
-        password_hash,
-    )
-    return created is not None
+    user = await queries.insert_user(normalise_email(email), full_name, password_hash, user_id)
+    return user is not None
 
 
 async def record_created(user: Actor, email: str, meta: RequestMeta) -> None:
@@ -158,19 +137,13 @@ async def _store_password(user: UserInfo, password: str) -> None:
     """Check the rules, hash, store; the caller ends sessions and audits."""
     passwords.check_password_rules(password, user.email)
     password_hash = await passwords.hash_password(password)
-    async with global_transaction() as connection:
-        await connection.execute(
-            "UPDATE users SET password_hash = $2, password_changed_at = clock_timestamp() "
-            "WHERE id = $1",
-            user.id,
-            password_hash,
-        )
+    async with global_transaction():
+        await queries.set_password_hash(user.id, password_hash)
 
 
 async def has_no_password(user_id: UUID) -> bool:
     async with global_transaction():
-        row = await User.select(User.password_hash).where(User.id == user_id).first()
-    return row is not None and row["password_hash"] == UNUSABLE_HASH
+        return await queries.password_hash(user_id) == UNUSABLE_HASH
 
 
 async def set_password(email: str, password: str, *, actor: Actor, meta: RequestMeta) -> None:
@@ -234,8 +207,8 @@ def _anonymous(email: str) -> Actor:
 
 async def _check(user_id: UUID, password: str) -> bool:
     async with global_transaction():
-        row = await User.select(User.password_hash).where(User.id == user_id).first()
-    return row is not None and await passwords.verify_password(row["password_hash"], password)
+        stored = await queries.password_hash(user_id)
+    return stored is not None and await passwords.verify_password(stored, password)
 
 
 async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) -> None:
@@ -271,14 +244,8 @@ def _require_user(ctx: TenantContext) -> UUID:
 async def enter_tenant(ctx: TenantContext, session_id: UUID) -> None:
     """A session's first request into a tenant is its sign-in there: recorded once, in that
     tenant's trail only (the tenants a person belongs to never see each other's sign-ins)."""
-    async with tenant_transaction(ctx) as connection:
-        first = await connection.fetchval(
-            "UPDATE sessions SET tenants_entered = array_append(tenants_entered, $2) "
-            "WHERE id = $1 AND NOT ($2 = ANY (tenants_entered)) RETURNING id",
-            session_id,
-            ctx.tenant_id,
-        )
-        if first is not None:
+    async with tenant_transaction(ctx):
+        if await queries.enter_tenant(session_id, ctx.tenant_id):
             await audit.record(
                 ctx, "user.login", "user", ctx.user_id, new={"email": ctx.actor.email}
             )
@@ -335,8 +302,8 @@ def _actor(user: UserInfo) -> Actor:
 async def set_user_active(user_id: UUID, active: bool, *, actor: Actor, meta: RequestMeta) -> None:
     """Disable (ending every session at once) or re-enable a user, platform-wide."""
     user = await get_user(user_id)
-    async with global_transaction() as connection:
-        await connection.execute("UPDATE users SET is_active = $2 WHERE id = $1", user_id, active)
+    async with global_transaction():
+        await queries.set_active(user_id, active)
     if not active:
         await sessions.end_all_for_user(user_id, "user disabled")
     action = "user.enabled" if active else "user.disabled"
@@ -361,23 +328,13 @@ async def set_user_active(user_id: UUID, active: bool, *, actor: Actor, meta: Re
 # --- API tokens ---------------------------------------------------------------------------
 
 
-TOKEN_COLUMNS = (
-    ApiToken.id,
-    ApiToken.name,
-    ApiToken.prefix,
-    ApiToken.created_at,
-    ApiToken.expires_at,
-    ApiToken.user_id,
-)
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def create_token(
     ctx: TenantContext, user_id: UUID, name: str, days: int | None = None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, TokenRow]:
     """A new token for ``user_id`` in this tenant, valid for ``days`` (the tenant's default
     when not given, at most its maximum); the secret is returned once, stored hashed."""
     name = " ".join(name.split()) or "API token"
@@ -392,65 +349,62 @@ async def create_token(
     secret = secrets.token_urlsafe(32)
     prefix = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}{prefix}_{secret}"
-    async with tenant_transaction(ctx) as connection:
-        now = await connection.fetchval("SELECT clock_timestamp()")
-        rows = await ApiToken.insert(
-            ApiToken(
-                tenant_id=ctx.tenant_id,
-                user_id=user_id,
-                name=name[:100],
-                token_hash=hash_token(token),
-                prefix=prefix,
-                created_at=now,
-                expires_at=now + timedelta(days=days),
-            )
-        ).returning(*TOKEN_COLUMNS)
-        row = rows[0]
+    async with tenant_transaction(ctx):
+        now = await clock()
+        row = await queries.insert_token(
+            ctx.tenant_id,
+            user_id,
+            name[:100],
+            hash_token(token),
+            prefix,
+            now,
+            now + timedelta(days=days),
+        )
         await audit.record(
             ctx,
             "token.created",
             "api_token",
-            row["id"],
+            row.id,
             new={
-                "name": row["name"],
+                "name": row.name,
                 "prefix": prefix,
                 "user_id": user_id,
-                "expires_at": row["expires_at"].isoformat(),
+                "expires_at": row.expires_at.isoformat(),
             },
         )
-    return token, dict(row)
+    return token, row
 
 
-async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[dict[str, Any]]:
-    async with tenant_transaction(ctx) as connection:
-        rows = await connection.fetch(
-            "SELECT t.id, t.name, t.prefix, t.created_at, t.expires_at, t.last_used_at, "
-            "t.revoked_at, t.expires_at <= clock_timestamp() AS expired, "
-            "t.user_id, u.full_name, u.email FROM api_tokens t JOIN users u ON u.id = t.user_id "
-            "WHERE ($1::uuid IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC",
-            user_id,
-        )
-    return [dict(row) for row in rows]
+async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[TokenRow]:
+    async with tenant_transaction(ctx):
+        return await queries.tokens(user_id)
 
 
 async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | None) -> None:
-    async with tenant_transaction(ctx) as connection:
-        row = await connection.fetchrow(
-            "SELECT id, user_id, name, revoked_at FROM api_tokens WHERE id = $1 FOR UPDATE",
-            token_id,
-        )
-        if row is None or (only_user is not None and row["user_id"] != only_user):
+    async with tenant_transaction(ctx):
+        row = await queries.token_state(token_id)
+        if row is None or (only_user is not None and row.user_id != only_user):
             raise NotFound("No such API token.")
-        if row["revoked_at"] is not None:
+        if row.revoked_at is not None:
             raise Conflict("This API token is already revoked.")
-        await connection.execute(
-            "UPDATE api_tokens SET revoked_at = clock_timestamp() WHERE id = $1", token_id
-        )
+        await queries.revoke_token(token_id)
         await audit.record(
             ctx,
             "token.revoked",
             "api_token",
             token_id,
             old={"revoked": False},
-            new={"revoked": True, "name": row["name"]},
+            new={"revoked": True, "name": row.name},
         )
+
+
+async def touch_token(tenant_id: UUID, token_id: UUID) -> None:
+    """Note a token's use (the resolver does, at most once a minute per token)."""
+    async with tenant_id_transaction(tenant_id):
+        await queries.touch_token(token_id)
+
+
+async def token_member(slug: str, token_hash: str) -> queries.TokenMember | None:
+    """The scope in the tenant ``slug`` of the bearer token with this hash (``hash_token``),
+    looked up before any transaction opens."""
+    return await queries.token_member(slug, token_hash)

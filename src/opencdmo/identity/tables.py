@@ -1,8 +1,14 @@
-"""Identity tables: users, sessions and login failures are global; API tokens belong to a tenant."""
+"""Identity tables: users, sessions and login failures are global; API tokens belong to a tenant.
+
+Each table declares the columns of the migrations exactly (``tests/integration/
+test_tables_match_identity.py`` compares them with the database). Defaults that the database
+gives from its clock (``now()``, ``clock_timestamp()``) are given by ``identity.queries``
+on insert, so that every time the throttle and the sessions compare comes from one clock.
+"""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Array, Boolean, Text, Timestamptz
+from piccolo.columns import UUID, Array, Boolean, ForeignKey, Text, Timestamptz
 from piccolo.table import Table
 
 
@@ -20,7 +26,7 @@ class User(Table, tablename="users"):
 class Session(Table, tablename="sessions"):
     id = UUID(primary_key=True)
     token_hash = Text(unique=True)
-    user_id = UUID()
+    user_id = ForeignKey(User, null=False)
     created_at = Timestamptz()
     last_seen_at = Timestamptz()
     expires_at = Timestamptz()
@@ -33,21 +39,22 @@ class Session(Table, tablename="sessions"):
 
 class LoginFailure(Table, tablename="login_failures"):
     id = UUID(primary_key=True)
-    kind = Text()  # sign_in or re_entry
     email = Text()
     address = Text()
-    source = Text(null=True, default=None)  # a trusted browser, or the session or token
     failed_at = Timestamptz()
+    kind = Text()  # sign_in or re_entry
+    source = Text(null=True, default=None)  # a trusted browser, or the session or token
 
 
 class ApiToken(Table, tablename="api_tokens"):
     tenant_id = UUID()
     id = UUID(primary_key=True)
-    user_id = UUID()
+    # The database's key is (tenant_id, user_id) -> memberships: always a user of the tenant.
+    user_id = ForeignKey(User, null=False)
     name = Text()
     token_hash = Text()
     prefix = Text()
     created_at = Timestamptz()
-    expires_at = Timestamptz()
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+    expires_at = Timestamptz()

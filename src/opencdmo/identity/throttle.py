@@ -35,28 +35,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from opencdmo.db.tx import global_transaction
 from opencdmo.errors import TooManyAttempts
+from opencdmo.identity import queries
+from opencdmo.identity.queries import Failures
 from opencdmo.settings import Settings
 
 SIGN_IN = "sign_in"
 RE_ENTRY = "re_entry"
 MAX_DELAY_SECONDS = 60
-
-_LOCK = """
-SELECT extract(epoch FROM (failed_at + make_interval(secs => $1) - clock_timestamp())) AS left
-FROM login_failures
-WHERE failed_at > clock_timestamp() - make_interval(secs => $1) AND {where}
-ORDER BY failed_at DESC LIMIT {limit}
-"""
-_SPREAD = """
-SELECT count({counted}) AS n,
-       extract(epoch FROM (clock_timestamp() - max(failed_at))) AS since
-FROM login_failures
-WHERE failed_at > clock_timestamp() - make_interval(secs => $1) AND {where}
-"""
 
 
 @dataclass(frozen=True)
@@ -68,24 +56,20 @@ class SignIn:
     device: str | None = None
 
 
-async def _lock(connection: Any, window: int, limit: int, where: str, *args: Any) -> float:
-    """Seconds until fewer than ``limit`` failures match ``where`` (0: not locked)."""
-    rows = await connection.fetch(_LOCK.format(where=where, limit=int(limit)), float(window), *args)
-    return float(rows[-1]["left"]) if len(rows) >= limit else 0.0
+async def _lock(failures: Failures, window: int, limit: int) -> float:
+    """Seconds until fewer than ``limit`` of these failures are in the window (0: not locked)."""
+    left = await queries.seconds_left(failures, window, limit)
+    return left[-1] if len(left) >= limit else 0.0
 
 
-async def _delay(
-    connection: Any, window: int, threshold: int, counted: str, where: str, *args: Any
-) -> float:
+async def _delay(failures: Failures, window: int, threshold: int, *, accounts: bool) -> float:
     """Seconds still to wait after the latest failure, once ``threshold`` is reached: the
     delay doubles with every failure (or account) beyond it, up to MAX_DELAY_SECONDS."""
-    row = await connection.fetchrow(
-        _SPREAD.format(counted=counted, where=where), float(window), *args
-    )
-    if row["n"] < threshold:
+    found = await queries.count_failures(failures, window, accounts=accounts)
+    if found.count < threshold:
         return 0.0
-    delay = float(min(MAX_DELAY_SECONDS, 2 ** min(int(row["n"]) - threshold, 16)))
-    return max(0.0, delay - float(row["since"]))
+    delay = float(min(MAX_DELAY_SECONDS, 2 ** min(found.count - threshold, 16)))
+    return max(0.0, delay - found.since)
 
 
 def _refuse(wait: float, what: str) -> None:
@@ -97,28 +81,19 @@ def _refuse(wait: float, what: str) -> None:
 async def check_sign_in(settings: Settings, attempt: SignIn) -> None:
     """Raise 429 when this attempt must wait (see the module's description)."""
     window, limit = settings.login_window_seconds, settings.login_max_failures_account
-    async with global_transaction() as connection:
+    async with global_transaction():
         if attempt.device is not None:
-            wait = await _lock(
-                connection, window, limit, "kind = $2 AND email = $3 AND source = $4",
-                SIGN_IN, attempt.email, attempt.device,
-            )  # fmt: skip
+            trusted = Failures(SIGN_IN, email=attempt.email, source=attempt.device)
+            wait = await _lock(trusted, window, limit)
         else:
-            untrusted = "kind = $2 AND source IS NULL AND "
+            pair = Failures(SIGN_IN, email=attempt.email, address=attempt.address, untrusted=True)
+            account = Failures(SIGN_IN, email=attempt.email, untrusted=True)
+            address = Failures(SIGN_IN, address=attempt.address, untrusted=True)
             wait = max(
-                await _lock(
-                    connection, window, limit, untrusted + "email = $3 AND address = $4",
-                    SIGN_IN, attempt.email, attempt.address,
-                ),
-                await _delay(
-                    connection, window, limit, "*", untrusted + "email = $3",
-                    SIGN_IN, attempt.email,
-                ),
-                await _delay(
-                    connection, window, settings.login_max_failures_address,
-                    "DISTINCT email", untrusted + "address = $3", SIGN_IN, attempt.address,
-                ),
-            )  # fmt: skip
+                await _lock(pair, window, limit),
+                await _delay(account, window, limit, accounts=False),
+                await _delay(address, window, settings.login_max_failures_address, accounts=True),
+            )
     _refuse(wait, "sign-in attempts")
 
 
@@ -129,30 +104,18 @@ async def record_sign_in_failure(attempt: SignIn) -> None:
 async def clear_sign_in(attempt: SignIn) -> None:
     """A successful sign-in forgets its own failures: those from this address and browser
     (failures from elsewhere keep counting: they may be someone else's)."""
-    async with global_transaction() as connection:
-        await connection.execute(
-            "DELETE FROM login_failures WHERE kind = $1 AND email = $2 "
-            "AND ((source IS NULL AND address = $3) OR source = $4)",
-            SIGN_IN,
-            attempt.email,
-            attempt.address,
-            attempt.device,
-        )
+    async with global_transaction():
+        await queries.clear_failures(SIGN_IN, attempt.email, attempt.address, attempt.device)
 
 
 async def check_re_entry(settings: Settings, email: str, credential: str) -> None:
     """Raise 429 when this session or token, or the account's re-entries, must wait."""
     window, limit = settings.login_window_seconds, settings.login_max_failures_account
-    async with global_transaction() as connection:
+    async with global_transaction():
         wait = max(
-            await _lock(
-                connection, window, limit, "kind = $2 AND email = $3 AND source = $4",
-                RE_ENTRY, email, credential,
-            ),
-            await _delay(
-                connection, window, 2 * limit, "*", "kind = $2 AND email = $3", RE_ENTRY, email
-            ),
-        )  # fmt: skip
+            await _lock(Failures(RE_ENTRY, email=email, source=credential), window, limit),
+            await _delay(Failures(RE_ENTRY, email=email), window, 2 * limit, accounts=False),
+        )
     _refuse(wait, "password entries")
 
 
@@ -161,11 +124,5 @@ async def record_re_entry_failure(email: str, address: str, credential: str) -> 
 
 
 async def _insert(kind: str, email: str, address: str, source: str | None) -> None:
-    async with global_transaction() as connection:
-        await connection.execute(
-            "INSERT INTO login_failures (kind, email, address, source) VALUES ($1, $2, $3, $4)",
-            kind,
-            email,
-            address,
-            source,
-        )
+    async with global_transaction():
+        await queries.add_failure(kind, email, address, source)

@@ -206,9 +206,9 @@ async def accept_as_new(token: str, full_name: str, password: str, meta: Request
     user_id = uuid.uuid4()
     actor = Actor(user_id, email, name)
     ctx, digest = replace(found.ctx, actor=actor), _hash(token)
-    async with tenant_transaction(ctx) as connection:
+    async with tenant_transaction(ctx):
         invitation = _usable(await queries.invitation_by_token(digest, lock=True))
-        if not await identity.insert_user(connection, user_id, email, name, password_hash):
+        if not await identity.insert_user(user_id, email, name, password_hash):
             raise Conflict(
                 "This address already has an account: sign in with its password to accept."
             )

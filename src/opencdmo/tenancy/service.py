@@ -65,7 +65,7 @@ async def create_tenant(
         row = await tenants.insert_tenant(slug, name, kind)
     ctx = _mint(row, actor, meta)
     async with tenant_transaction(ctx):
-        await tenants.start_audit_chain(ctx.tenant_id)
+        await audit.start_chain(ctx)
         await audit.record(
             ctx,
             "tenant.created",

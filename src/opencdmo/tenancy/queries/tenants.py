@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from opencdmo.audit.chain import GENESIS
-from opencdmo.audit.tables import AuditHead
 from opencdmo.errors import NotFound
 from opencdmo.tenancy.queries._rows import columns, typed
 from opencdmo.tenancy.tables import Site, Tenant
@@ -95,11 +93,6 @@ async def tenant_refs(tenant_ids: Iterable[UUID]) -> list[TenantRef]:
 async def insert_tenant(slug: str, name: str, kind: str) -> TenantRow:
     rows = await Tenant.insert(Tenant(slug=slug, name=name, kind=kind)).returning(*_TENANT)
     return typed(TenantRow, rows[0])
-
-
-async def start_audit_chain(tenant_id: UUID) -> None:
-    """The new tenant's audit chain: no event yet, the genesis hash as its head."""
-    await AuditHead.insert(AuditHead(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS))
 
 
 async def set_name_and_kind(tenant_id: UUID, name: str, kind: str) -> None:

@@ -1,0 +1,80 @@
+"""Users: accounts, their password hashes and whether they are active."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from opencdmo.db.sql import CLOCK, DEFAULT
+from opencdmo.identity.tables import User
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: UUID
+    email: str
+    full_name: str
+    is_active: bool
+    member_of: tuple[UUID, ...]
+
+
+_USER = (User.id, User.email, User.full_name, User.is_active, User.member_of)
+
+
+def _user(raw: dict[str, Any]) -> UserInfo:
+    return UserInfo(
+        raw["id"], raw["email"], raw["full_name"], raw["is_active"], tuple(raw["member_of"] or ())
+    )
+
+
+async def user_by_email(email: str) -> UserInfo | None:
+    raw = await User.select(*_USER).where(User.email == email).first()
+    return None if raw is None else _user(raw)
+
+
+async def user_by_id(user_id: UUID) -> UserInfo | None:
+    raw = await User.select(*_USER).where(User.id == user_id).first()
+    return None if raw is None else _user(raw)
+
+
+async def email_taken(email: str) -> bool:
+    return bool(await User.exists().where(User.email == email))
+
+
+async def insert_user(
+    email: str, full_name: str, password_hash: str, user_id: UUID | None = None
+) -> UserInfo | None:
+    """The new account (its id given, or the database's); None when the address has one."""
+    rows = (
+        await User.insert(
+            User(
+                id=DEFAULT if user_id is None else user_id,
+                email=email,
+                full_name=full_name,
+                password_hash=password_hash,
+                is_active=DEFAULT,
+                member_of=DEFAULT,
+                created_at=DEFAULT,
+                password_changed_at=DEFAULT,
+            )
+        )
+        .on_conflict(target=User.email, action="DO NOTHING")
+        .returning(*_USER)
+    )
+    return _user(rows[0]) if rows else None
+
+
+async def password_hash(user_id: UUID) -> str | None:
+    raw = await User.select(User.password_hash).where(User.id == user_id).first()
+    return None if raw is None else str(raw["password_hash"])
+
+
+async def set_password_hash(user_id: UUID, password_hash: str) -> None:
+    await User.update({User.password_hash: password_hash, User.password_changed_at: CLOCK}).where(
+        User.id == user_id
+    )
+
+
+async def set_active(user_id: UUID, active: bool) -> None:
+    await User.update({User.is_active: active}).where(User.id == user_id)

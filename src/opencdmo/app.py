@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from typing import Any
 
@@ -16,6 +17,7 @@ from litestar.static_files import create_static_files_router
 
 import opencdmo
 from opencdmo.audit import keys as audit_keys
+from opencdmo.audit import sentences
 from opencdmo.audit import service as audit
 from opencdmo.audit.checkpoints import store_for
 from opencdmo.audit.keeper import Keeper
@@ -77,7 +79,16 @@ def context_routers(modules: list[Any]) -> list[Any]:
     return [*routers, *outside]
 
 
+def register_audit_names() -> None:
+    """Each context's names for the audit trail's sentences (its ``names`` module)."""
+    for package in pkgutil.iter_modules(opencdmo.__path__):
+        if package.ispkg and importlib.util.find_spec(f"opencdmo.{package.name}.names"):
+            module = importlib.import_module(f"opencdmo.{package.name}.names")
+            sentences.register(module.AUDIT_NAMES, getattr(module, "AUDIT_PEOPLE", None))
+
+
 CONTEXT_ROUTES = discover_routes()
+register_audit_names()
 API_ERRORS = {
     400: "Malformed request (unparseable body or parameter, a body nested over 32 levels, "
     "a key twice)",

@@ -18,7 +18,7 @@ from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.identity import service as identity
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import PASSWORD, World, as_actor
+from tests.conftest import PASSWORD, World, as_actor, recorded
 
 
 async def _events(
@@ -184,8 +184,11 @@ async def test_app_role_cannot_change_or_remove_events(
     ],
 )
 async def test_trigger_refuses_changes_even_for_the_owner(
-    owner: asyncpg.Connection, statement: str
+    owner: asyncpg.Connection, world: World, statement: str
 ) -> None:
+    # A row trigger fires only for rows: each table has one whatever ran before.
+    await recorded(world.alpha, "test.row", "t", "1")
+    await audit.record_security("test.security", actor=SYSTEM, meta=RequestMeta())
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await owner.execute(statement)
 

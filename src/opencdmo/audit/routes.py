@@ -15,7 +15,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType
 from litestar.params import QueryParameter
 from litestar.response import Stream, Template
 
-from opencdmo.audit import queries
+from opencdmo.audit import queries, sentences
 from opencdmo.audit.schemas import AuditEventOut, AuditPage
 from opencdmo.audit.service import record
 from opencdmo.canonical import canonical_json
@@ -80,10 +80,13 @@ async def audit_page(
         request,
         "audit/trail.html",
         block="results",
-        events=rows,
+        events=await sentences.describe(ctx, rows),
         next_before=next_before,
         flt=flt,
         raw={"since": since or "", "until": until or ""},
+        actions=sentences.action_names(),
+        entity_types=sentences.entity_types(),
+        people=await sentences.people(ctx),
     )
 
 

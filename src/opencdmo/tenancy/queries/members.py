@@ -222,3 +222,26 @@ async def remove_site_role(membership_id: UUID, site_id: UUID, role: str) -> boo
 def _uuid(value: object) -> UUID:
     assert isinstance(value, UUID)
     return value
+
+
+_NONE = UUID(int=0)
+
+
+async def member_names(
+    membership_ids: list[UUID], user_ids: list[UUID]
+) -> tuple[dict[UUID, str], dict[UUID, str]]:
+    """Printed names of members, by membership id and by user id, of this tenant only (the
+    audit trail names the people its events refer to)."""
+    if not membership_ids and not user_ids:
+        return {}, {}
+    # is_in refuses an empty list: the id that no row has stands in for "none".
+    wanted = Membership.id.is_in(membership_ids or [_NONE]) | Membership.user_id.is_in(
+        user_ids or [_NONE]
+    )
+    rows = await Membership.select(
+        Membership.id, Membership.user_id, _user().full_name.as_alias("full_name")
+    ).where(wanted)
+    return (
+        {r["id"]: r["full_name"] for r in rows},
+        {r["user_id"]: r["full_name"] for r in rows},
+    )

@@ -1,0 +1,368 @@
+"""Audit events as sentences a reviewer reads: "Avery Lindqvist gave Sofia Marchetti the role
+QC analyst", with the people and records named and linked to their pages.
+
+An event stores ids (its entity, and ids among its values); the names come from the context
+that owns each kind of entity. A context lists a resolver per entity type in its routes
+module (``audit_names = {"master_recipe": resolver}``); the app registers them with
+:func:`register`. A resolver takes the ids of one page of events and returns their names and
+pages in one query, run in the page's read view (row-level security applies: another
+tenant's record is never named).
+
+Each action has one sentence (``SENTENCES``); an action without one still reads as a
+sentence ("Sam Lee did tenant.renamed on tenant Larkspur"). Values are shown as a readable
+list of changes on demand, never as raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opencdmo.audit.queries import AuditRow
+from opencdmo.labels import NAMES, label
+from opencdmo.scope import TenantContext
+
+
+@dataclass(frozen=True)
+class Named:
+    """An entity as a page names it: its name and, when it has one, its page."""
+
+    name: str
+    href: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of a sentence: text, or a name linked to its page."""
+
+    text: str
+    href: str | None = None
+    emphasis: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value of the event as a reviewer reads it: field, before, after."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    event: AuditRow
+    parts: tuple[Part, ...]
+    changes: tuple[Change, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts)
+
+
+Resolver = Callable[[TenantContext, list[str]], Awaitable[dict[str, Named]]]
+People = Callable[[TenantContext], Awaitable[list[str]]]
+_RESOLVERS: dict[str, Resolver] = {}
+_PEOPLE: list[People] = []
+
+
+def register(resolvers: dict[str, Resolver], people: People | None = None) -> None:
+    """A context's resolvers by entity type, and who may appear as an actor (the filter
+    offers their names); the app calls this once per context's ``names`` module."""
+    _RESOLVERS.update(resolvers)
+    if people is not None:
+        _PEOPLE.append(people)
+
+
+def entity_types() -> list[tuple[str, str]]:
+    """The kinds of entity a filter offers: (type, how it reads)."""
+    return sorted(((kind, label(kind)) for kind in _RESOLVERS), key=lambda k: k[1])
+
+
+async def people(ctx: TenantContext) -> list[str]:
+    """Names a reviewer can filter the trail by."""
+    names: set[str] = set()
+    for provider in _PEOPLE:
+        names.update(await provider(ctx))
+    return sorted(names)
+
+
+# Values that name another entity: (field in the values, entity type of the id it holds).
+_REFERENCES = {"user_id": "user", "hub_item_id": "hub_item", "as_dependency_of": "hub_item"}
+
+
+@dataclass(frozen=True)
+class _Event:
+    row: AuditRow
+    old: dict[str, Any]
+    new: dict[str, Any]
+    names: dict[tuple[str, str], Named]
+
+    @property
+    def actor(self) -> Part:
+        return Part(self.row.actor_name or "The system", emphasis=True)
+
+    def entity(self, fallback: str | None = None) -> Part:
+        return self.named(self.row.entity_type, self.row.entity_id, fallback)
+
+    def named(self, kind: str, ident: object, fallback: str | None = None) -> Part:
+        found = self.names.get((kind, str(ident)))
+        if found is not None:
+            return Part(found.name, found.href, emphasis=True)
+        return Part(fallback or f"{label(kind).lower()} {str(ident)[:8]}", emphasis=True)
+
+    def value(self, key: str, side: str = "new") -> Any:
+        return (self.new if side == "new" else self.old).get(key)
+
+
+def _t(text: str) -> Part:
+    return Part(text)
+
+
+def _roles(values: Iterable[Any]) -> str:
+    names = [label(v) for v in values]
+    return ", ".join(names) if names else "no role"
+
+
+def _the_roles(roles: list[Any]) -> str:
+    return f"the role {_roles(roles)}" if len(roles) == 1 else f"the roles {_roles(roles)}"
+
+
+def _role_change(e: _Event) -> list[Part]:
+    """"A gave B the role QC analyst", "A took from B the role Viewer", or both."""
+    before, after = set(e.value("roles", "old") or []), set(e.value("roles") or [])
+    added, removed = sorted(after - before), sorted(before - after)
+    parts: list[Part] = [e.actor]
+    if added:
+        parts += [_t(" gave "), e.entity(), _t(f" {_the_roles(added)}")]
+    if removed and added:
+        parts.append(_t(f" and took away {_the_roles(removed)}"))
+    elif removed:
+        parts += [_t(" took from "), e.entity(), _t(f" {_the_roles(removed)}")]
+    if not added and not removed:
+        parts += [_t(" left the roles of "), e.entity(), _t(" unchanged")]
+    return parts
+
+
+def _status(e: _Event, verb: str) -> list[Part]:
+    revision = e.value("revision")
+    of = f"revision {revision} of " if revision else ""
+    return [e.actor, _t(f" {verb} {of}"), e.entity()]
+
+
+def _named_value(e: _Event, key: str, kind: str) -> Part:
+    ident = e.value(key)
+    return e.named(kind, ident) if ident else _t("")
+
+
+SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
+    "user.login": lambda e: [e.actor, _t(" signed in")],
+    "user.logout": lambda e: [e.actor, _t(" signed out")],
+    "user.created": lambda e: [e.actor, _t(" created the account of "), e.entity()],
+    "user.disabled": lambda e: [e.actor, _t(" disabled the account of "), e.entity()],
+    "user.enabled": lambda e: [e.actor, _t(" enabled the account of "), e.entity()],
+    "user.password_changed": lambda e: [e.actor, _t(" changed their password")],
+    "user.password_set": lambda e: [e.actor, _t(" set the password of "), e.entity()],
+    "tenant.created": lambda e: [e.actor, _t(" created the organisation "), e.entity()],
+    "tenant.updated": lambda e: [e.actor, _t(" changed the name or kind of "), e.entity()],
+    "tenant.signature_flow_changed": lambda e: [
+        e.actor,
+        _t(
+            f" set recipe approval to {e.value('recipe_approvers')} approver"
+            f"{'s' if e.value('recipe_approvers') != 1 else ''}"
+            f"{', each a different person' if e.value('recipe_unique_signers') else ''}"
+        ),
+    ],
+    "tenant.token_policy_changed": lambda e: [e.actor, _t(" changed the API token policy")],
+    "site.created": lambda e: [e.actor, _t(" added the site "), e.entity(e.value("name"))],
+    "site.updated": lambda e: [e.actor, _t(" changed the site "), e.entity(e.value("name"))],
+    "member.added": lambda e: [
+        e.actor,
+        _t(" added "),
+        _named_value(e, "user_id", "user"),
+        _t(f" as {_roles(e.value('roles') or [])}"),
+    ],
+    "member.roles_changed": _role_change,
+    "member.deactivated": lambda e: [e.actor, _t(" deactivated "), e.entity()],
+    "member.reactivated": lambda e: [e.actor, _t(" reactivated "), e.entity()],
+    "member.site_role_granted": lambda e: [
+        e.actor,
+        _t(" gave "),
+        e.entity(),
+        _t(f" the role {label(e.value('role'))} at site {e.value('site') or ''}".rstrip()),
+    ],
+    "member.site_role_revoked": lambda e: [
+        e.actor,
+        _t(" took from "),
+        e.entity(),
+        _t(
+            f" the role {label(e.value('role', 'old'))} at site "
+            f"{e.value('site', 'old') or ''}".rstrip()
+        ),
+    ],
+    "invitation.created": lambda e: [
+        e.actor,
+        _t(f" invited {e.value('email')} as {_roles(e.value('roles') or [])}"),
+    ],
+    "invitation.accepted": lambda e: [e.actor, _t(" accepted an invitation")],
+    "invitation.revoked": lambda e: [
+        e.actor,
+        _t(f" withdrew the invitation of {e.value('email') or 'a person'}"),
+    ],
+    "invitation.expired": lambda e: [_t("An invitation expired")],
+    "token.created": lambda e: [e.actor, _t(" created the API token "), e.entity(e.value("name"))],
+    "token.revoked": lambda e: [e.actor, _t(" revoked the API token "), e.entity(e.value("name"))],
+    "token.expired_used": lambda e: [_t("An expired API token of "), e.actor, _t(" was refused")],
+    "recipe.created": lambda e: [e.actor, _t(" created the recipe "), e.entity(e.value("name"))],
+    "recipe.revised": lambda e: [
+        e.actor,
+        _t(f" saved revision {e.value('revision')} of "),
+        e.entity(),
+    ],
+    "recipe.submit": lambda e: _status(e, "submitted for review"),
+    "recipe.approve": lambda e: _status(e, "approved"),
+    "recipe.reject": lambda e: _status(e, "returned to draft"),
+    "recipe.make_effective": lambda e: _status(e, "made effective"),
+    "recipe.retire": lambda e: _status(e, "retired"),
+    "recipe.superseded": lambda e: [
+        _t(f"Revision {e.value('effective_revision', 'old')} of "),
+        e.entity(),
+        _t(f" was superseded by revision {e.value('effective_revision')}"),
+    ],
+    "recipe.published": lambda e: [e.actor, _t(" published "), e.entity(), _t(" to the HUB")],
+    "signature.applied": lambda e: [
+        e.actor,
+        _t(f" signed {label(e.row.entity_type).lower()} "),
+        e.entity(),
+        _t(f", meaning: {e.value('meaning')}" if e.value("meaning") else ""),
+    ],
+    "signature.password_failed": lambda e: [
+        e.actor,
+        _t(" entered a wrong password for a signature"),
+    ],
+    "hub.version_published": lambda e: [
+        e.actor,
+        _t(f" published version {e.value('version')} of " if e.value("version") else " published "),
+        e.entity(e.value("slug")),
+    ],
+    "hub.visibility_changed": lambda e: [
+        e.actor,
+        _t(" made "),
+        e.entity(),
+        _t(f" {label(e.value('visibility')).lower()}"),
+    ],
+    "hub.version_deprecated": lambda e: [
+        e.actor,
+        _t(" deprecated a version of "),
+        e.entity(),
+    ],
+    "hub.version_yanked": lambda e: [e.actor, _t(" yanked a version of "), e.entity()],
+    "hub.modify_refused": lambda e: [
+        e.actor,
+        _t(" was refused a change to the HUB item "),
+        e.entity(),
+    ],
+    "library.installed": lambda e: [
+        e.actor,
+        _t(f" installed {label(e.value('kind')).lower()} "),
+        e.entity(e.value("slug")),
+        _t(f" {e.value('version')}"),
+        *(
+            [_t(" as a dependency of "), _named_value(e, "as_dependency_of", "hub_item")]
+            if e.value("as_dependency_of")
+            else []
+        ),
+    ],
+    "library.upgraded": lambda e: [
+        e.actor,
+        _t(" upgraded "),
+        e.entity(),
+        _t(f" from {e.value('version', 'old')} to {e.value('version')}"),
+    ],
+    "library.forked": lambda e: [
+        e.actor,
+        _t(" forked "),
+        e.entity(),
+        _t(f" from version {e.value('forked_from_version')}"),
+    ],
+    "library.fork_edited": lambda e: [
+        e.actor,
+        _t(" edited the fork "),
+        e.entity(),
+        _t(f" (revision {e.value('revision')})" if e.value("revision") else ""),
+    ],
+    "library.fork_published": lambda e: [e.actor, _t(" published the fork "), e.entity()],
+    "audit.exported": lambda e: [e.actor, _t(" exported the audit trail")],
+    "audit.chain_keyed": lambda e: [_t("The audit trail was sealed with its key")],
+    "access.denied": lambda e: [e.actor, _t(" was refused access")],
+    "access.not_found": lambda e: [e.actor, _t(" asked for a record that does not exist")],
+    "access.tenant_not_found": lambda e: [e.actor, _t(" asked for an unknown organisation")],
+}
+
+
+def _generic(e: _Event) -> list[Part]:
+    return [e.actor, _t(f" did {e.row.action} on {label(e.row.entity_type).lower()} "), e.entity()]
+
+
+def _values(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    loaded = json.loads(text)
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+def shown(value: Any) -> str:
+    """A stored value as text a reviewer reads (lists joined, keys labelled, no JSON)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{label(k)}: {shown(v)}" for k, v in value.items())
+    return NAMES.get(value, value) if isinstance(value, str) else str(value)
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[Change, ...]:
+    keys = list(dict.fromkeys([*old, *new]))
+    return tuple(
+        Change(label(k), shown(old.get(k)) if k in old else "", shown(new.get(k)))
+        for k in keys
+        if k not in new or old.get(k) != new.get(k) or k not in old
+    )
+
+
+def references(rows: Iterable[AuditRow]) -> dict[str, set[str]]:
+    """The ids a page of events names, by entity type (its entities and referenced ids)."""
+    wanted: dict[str, set[str]] = {}
+    for row in rows:
+        wanted.setdefault(row.entity_type, set()).add(row.entity_id)
+        for values in (_values(row.old_values), _values(row.new_values)):
+            for key, kind in _REFERENCES.items():
+                if isinstance(values.get(key), str):
+                    wanted.setdefault(kind, set()).add(values[key])
+    return wanted
+
+
+async def describe(ctx: TenantContext, rows: list[AuditRow]) -> list[Sentence]:
+    """A page of events as sentences, with every entity named in one query per type."""
+    names: dict[tuple[str, str], Named] = {}
+    for kind, ids in references(rows).items():
+        resolver = _RESOLVERS.get(kind)
+        if resolver is not None and ids:
+            for ident, named in (await resolver(ctx, sorted(ids))).items():
+                names[(kind, ident)] = named
+    sentences = []
+    for row in rows:
+        event = _Event(row, _values(row.old_values), _values(row.new_values), names)
+        parts = [p for p in SENTENCES.get(row.action, _generic)(event) if p.text]
+        sentences.append(Sentence(row, tuple(parts), _changes(event.old, event.new)))
+    return sentences
+
+
+def action_names() -> list[tuple[str, str]]:
+    """The actions a filter offers: (action, how it reads), in a stable order."""
+    return [(action, label(action.replace(".", " "))) for action in sorted(SENTENCES)]

@@ -9,7 +9,7 @@ recomputes that hash: a signature whose record changed since shows as invalid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -23,7 +23,8 @@ from opencdmo.errors import NotAuthenticated, ValidationFailed
 from opencdmo.identity.service import reauthenticate
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.signatures.tables import Signature
+from opencdmo.signatures import queries
+from opencdmo.signatures.queries import SignatureRow
 from opencdmo.timefmt import localtime
 
 MEANINGS = (
@@ -129,14 +130,8 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
         raise NotAuthenticated("The signature was prepared for another person.")
     check_author_may_not_approve(record.author_id, ctx.user_id, signing.meaning)
     digest = content_hash(record.signed_content())
-    async with joined(ctx) as connection:
-        # Raw SQL: Piccolo's insert sends every column, and the signing time must come from
-        # the database's clock (clock_timestamp(), as the audit trail's), not the app's.
-        row = await connection.fetchrow(
-            "INSERT INTO signatures (tenant_id, record_type, record_id, record_version,"
-            " record_hash, signer_id, signer_name, meaning, reason)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            " RETURNING *",
+    async with joined(ctx):
+        row = await queries.insert(
             ctx.tenant_id,
             record.record_type,
             record.record_id,
@@ -153,42 +148,23 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
             record.record_type,
             record.record_id,
             new={
-                "signature_id": row["id"],
+                "signature_id": row.id,
                 "meaning": signing.meaning,
                 "record_version": record.record_version,
                 "record_hash": digest,
             },
             reason=signing.reason,
         )
-    return _view(dict(row), digest)
+    return _view(row, digest)
 
 
-def _view(row: dict[str, Any], current_hash: str | None) -> SignatureView:
-    return SignatureView(
-        row["id"],
-        row["record_type"],
-        row["record_id"],
-        row["record_version"],
-        row["record_hash"],
-        row["signer_id"],
-        row["signer_name"],
-        row["meaning"],
-        row["reason"],
-        row["signed_at"],
-        valid=current_hash == row["record_hash"],
-    )
+def _view(row: SignatureRow, current_hash: str | None) -> SignatureView:
+    return SignatureView(**asdict(row), valid=current_hash == row.record_hash)
 
 
 async def signatures_for(ctx: TenantContext, record: Signable) -> list[SignatureView]:
     """Every signature on the record (all versions), each checked against its current content."""
     current = content_hash(record.signed_content())
     async with tenant_transaction(ctx):
-        rows = (
-            await Signature.select()
-            .where(
-                (Signature.record_type == record.record_type)
-                & (Signature.record_id == record.record_id)
-            )
-            .order_by(Signature.signed_at)
-        )
+        rows = await queries.on_record(record.record_type, record.record_id)
     return [_view(row, current) for row in rows]

@@ -16,7 +16,6 @@ from opencdmo.canonical import content_hash
 from opencdmo.errors import NotFound
 from opencdmo.hub.model import LibraryContent, decode_json
 from opencdmo.recipes.tables import MasterRecipe, PinnedContent, RecipeRevision
-from opencdmo.signatures.tables import Signature
 
 
 @dataclass(frozen=True)
@@ -42,9 +41,14 @@ class RecipeRow:
 
 
 @dataclass(frozen=True)
-class Signer:
-    signer_id: UUID
-    meaning: str
+class RevisionRow:
+    """One saved revision as the history lists it (``saved_by``: who saved it, by id)."""
+
+    revision: int
+    content_hash: str
+    message: str
+    saved_at: datetime
+    saved_by: UUID | None
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,14 @@ async def insert_revision(
     )
 
 
-async def signers(recipe_id: UUID, revision: int) -> list[Signer]:
-    """Who signed this revision of the recipe, with which meaning."""
-    rows = await Signature.select(Signature.signer_id, Signature.meaning).where(
-        (Signature.record_type == "master_recipe")
-        & (Signature.record_id == str(recipe_id))
-        & (Signature.record_version == str(revision))
+async def revisions(recipe_id: UUID) -> list[RevisionRow]:
+    """Every revision of the recipe, newest first."""
+    rows = await (
+        RecipeRevision.select(*(getattr(RecipeRevision, f.name) for f in fields(RevisionRow)))
+        .where(RecipeRevision.recipe_id == recipe_id)
+        .order_by(RecipeRevision.revision, ascending=False)
     )
-    return [Signer(r["signer_id"], r["meaning"]) for r in rows]
+    return [RevisionRow(**r) for r in rows]
 
 
 async def stored_pins(hashes: set[str]) -> dict[str, StoredPin]:

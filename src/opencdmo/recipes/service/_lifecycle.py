@@ -23,11 +23,13 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.recipes import queries
-from opencdmo.recipes.queries import RecipeRow, Signer
+from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service._revisions import record_of
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.signatures import queries as signature_queries
 from opencdmo.signatures import service as signatures
+from opencdmo.signatures.queries import Signer
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ def _refuse_second_signature(ctx: TenantContext, signers: list[Signer], unique: 
         raise Forbidden("You have already signed this revision; another person must approve.")
 
 
+async def _signers(row: RecipeRow) -> list[Signer]:
+    """Who signed the recipe's current revision, with which meaning."""
+    return await signature_queries.signers("master_recipe", str(row.id), str(row.current_revision))
+
+
 async def _precheck(ctx: TenantContext, recipe_id: UUID, step: Transition, unique: bool) -> None:
     """The refusals that need no password, before the signer is asked to re-authenticate
     (checked again under the lock)."""
@@ -104,9 +111,7 @@ async def _precheck(ctx: TenantContext, recipe_id: UUID, step: Transition, uniqu
         record = await record_of(row)
         check_author_may_not_approve(record.author_id, ctx.user_id, step.meaning)
         if step.action == "approve":
-            _refuse_second_signature(
-                ctx, await queries.signers(row.id, row.current_revision), unique
-            )
+            _refuse_second_signature(ctx, await _signers(row), unique)
 
 
 async def _move(ctx: TenantContext, row: RecipeRow, step: Transition, reason: str) -> None:
@@ -170,7 +175,7 @@ async def _signed(
                 )
         moves = True
         if step.action == "approve":
-            signers = await queries.signers(row.id, row.current_revision)
+            signers = await _signers(row)
             _refuse_second_signature(ctx, signers, unique)
             approvals = {s.signer_id for s in signers if s.meaning == "approved"}
             moves = len(approvals | {signing.signer_id}) >= required

@@ -13,13 +13,13 @@ second approval counts, the second submit gets a 409 and leaves no signature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
+from opencdmo.db.clock import database_now
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.recipes import queries
@@ -118,7 +118,7 @@ async def _move(ctx: TenantContext, row: RecipeRow, step: Transition, reason: st
     """The state change and its audit events, in the open unit of work."""
     updates: dict[str, Any] = {"status": step.target}
     if step.action == "make_effective":
-        updates.update(effective_revision=row.current_revision, effective_at=datetime.now(UTC))
+        updates.update(effective_revision=row.current_revision, effective_at=database_now())
         if row.effective_revision is not None:
             await audit.record(
                 ctx,

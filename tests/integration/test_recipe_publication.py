@@ -166,7 +166,7 @@ async def test_publish_an_effective_recipe_and_create_from_it(
         effective["ctx"].tenant_id,
         str(item_id),
     )
-    assert [p["version"] for p in await recipes.publications(effective["approver"], recipe_id)] == [
+    assert [p.version for p in await recipes.publications(effective["approver"], recipe_id)] == [
         "1.0.0"
     ]
 

@@ -132,7 +132,7 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
     assert "recipe.superseded" in actions and actions[-1] == "recipe.retire"
     # The history says when each revision was in force and how that ended.
     periods = {
-        h["revision"]: (h["effective_from"] is not None, h.get("ended"))
+        h.revision: (h.effective_from is not None, h.ended)
         for h in await recipes.history(author, recipe)
     }
     assert periods == {

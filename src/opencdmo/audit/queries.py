@@ -10,6 +10,7 @@ walk over a repeatable-read snapshot.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -258,3 +259,34 @@ async def batches(ctx: TenantContext, flt: AuditFilter, size: int = 1000) -> Any
         if len(rows) < size:
             return
         after = rows[-1].seq
+
+
+@dataclass(frozen=True)
+class EntityAction:
+    """One event of an entity's trail: what was done, when, and the values it set."""
+
+    action: str
+    occurred_at: datetime
+    new_values: Any
+
+
+async def entity_actions(
+    entity_type: str, entity_id: str, actions: tuple[str, ...]
+) -> list[EntityAction]:
+    """The entity's events with those actions, in the trail's order (events not sealed yet
+    last, in the order they were written), in the transaction open in this context."""
+    rows = await (
+        AuditEvent.select(AuditEvent.action, AuditEvent.occurred_at, AuditEvent.new_values)
+        .where(
+            (AuditEvent.entity_type == entity_type)
+            & (AuditEvent.entity_id == entity_id)
+            & AuditEvent.action.is_in(list(actions))
+        )
+        .order_by(AuditEvent.seq)
+        .order_by(AuditEvent.entry)
+    )
+    return [EntityAction(r["action"], r["occurred_at"], _json(r["new_values"])) for r in rows]
+
+
+def _json(raw: str | None) -> Any:
+    return None if raw is None else json.loads(raw)

@@ -131,7 +131,7 @@ def _the_roles(roles: list[Any]) -> str:
 
 
 def _role_change(e: _Event) -> list[Part]:
-    """"A gave B the role QC analyst", "A took from B the role Viewer", or both."""
+    """ "A gave B the role QC analyst", "A took from B the role Viewer", or both."""
     before, after = set(e.value("roles", "old") or []), set(e.value("roles") or [])
     added, removed = sorted(after - before), sorted(before - after)
     parts: list[Part] = [e.actor]

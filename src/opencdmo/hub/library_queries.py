@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo.db.clock import database_now
+from opencdmo.hub.model import LibraryContent, decode_json
 from opencdmo.hub.queries import VersionContent, latest_available
 from opencdmo.hub.tables import HubItem, LibraryItem
 
@@ -76,6 +77,37 @@ class Copy:
     content_hash: str
     revision: int
     author_id: UUID | None
+
+
+@dataclass(frozen=True)
+class TypedCopy:
+    """A copy with its content typed (decoded once, where it is read)."""
+
+    id: UUID
+    source: str
+    hub_item_id: UUID
+    kind: str
+    slug: str
+    version: str
+    content_hash: str
+    content: LibraryContent
+
+
+@dataclass(frozen=True)
+class CopyOrigin:
+    """A copy with the content hash of the HUB version it was copied from (``origin_hash``)
+    and the HUB item a fork was published as."""
+
+    id: UUID
+    source: str
+    kind: str
+    slug: str
+    version: str
+    content: dict[str, Any]
+    content_hash: str
+    hub_version_id: UUID
+    published_item_id: UUID | None
+    origin_hash: str
 
 
 async def take_install_turn(tenant_id: UUID) -> None:
@@ -212,3 +244,30 @@ async def set_published(library_id: UUID, hub_item_id: UUID) -> None:
     await LibraryItem.update({LibraryItem.published_item_id: hub_item_id}).where(
         LibraryItem.id == library_id
     )
+
+
+async def typed_copies(*kinds: str) -> list[TypedCopy]:
+    """Every copy of those kinds, the installed copies first, then the forks, oldest first."""
+    columns = (getattr(LibraryItem, f.name) for f in fields(TypedCopy))
+    rows = await (
+        LibraryItem.select(*columns)
+        .where(LibraryItem.kind.is_in(list(kinds)))
+        .order_by(LibraryItem.source, ascending=False)  # descending: 'installed', 'forked'
+        .order_by(LibraryItem.created_at)
+    )
+    return [TypedCopy(**{**r, "content": decode_json(r["content"])}) for r in rows]
+
+
+_ORIGIN_HASH = LibraryItem.hub_version_id._.content_hash
+
+
+async def origins(library_ids: list[UUID]) -> list[CopyOrigin]:
+    """Those copies with what they came from (a copy whose HUB version the tenant no longer
+    sees is left out)."""
+    if not library_ids:
+        return []
+    stored = (getattr(LibraryItem, f.name) for f in fields(CopyOrigin) if f.name != "origin_hash")
+    rows = await LibraryItem.select(*stored, _ORIGIN_HASH.as_alias("origin_hash")).where(
+        LibraryItem.id.is_in(library_ids) & _ORIGIN_HASH.is_not_null()
+    )
+    return [CopyOrigin(**{**r, "content": json.loads(r["content"])}) for r in rows]

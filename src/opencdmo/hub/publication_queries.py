@@ -57,23 +57,62 @@ class Marks:
 
 
 async def existing(publisher_id: UUID, kind: str, slug: str, version: str) -> Existing | None:
-    item = await (
+    item_id = await find_item(publisher_id, kind, slug)
+    if item_id is None:
+        return None
+    published = await (
+        HubVersion.select(HubVersion.id, HubVersion.content_hash)
+        .where((HubVersion.item_id == item_id) & (HubVersion.version == version))
+        .first()
+    )
+    if published is None:
+        return Existing(item_id, None, None)
+    return Existing(item_id, published["id"], published["content_hash"])
+
+
+async def find_item(publisher_id: UUID | None, kind: str, slug: str) -> UUID | None:
+    """The item of that kind and slug by the publisher, if the tenant sees it."""
+    if publisher_id is None:
+        return None
+    raw = await (
         HubItem.select(HubItem.id)
         .where(
             (HubItem.publisher_id == publisher_id) & (HubItem.kind == kind) & (HubItem.slug == slug)
         )
         .first()
     )
-    if item is None:
+    if raw is None:
         return None
-    published = await (
-        HubVersion.select(HubVersion.id, HubVersion.content_hash)
-        .where((HubVersion.item_id == item["id"]) & (HubVersion.version == version))
-        .first()
+    found = raw["id"]
+    assert isinstance(found, UUID)
+    return found
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A version of an item as a list of publications shows it."""
+
+    item_id: UUID
+    slug: str
+    visibility: str
+    version: str
+    published_at: datetime
+
+
+async def published_versions(item_id: UUID) -> list[PublishedVersion]:
+    """The item's versions, newest first."""
+    rows = await (
+        HubVersion.select(
+            HubVersion.item_id,
+            HubVersion.item_id._.slug.as_alias("slug"),
+            HubVersion.item_id._.visibility.as_alias("visibility"),
+            HubVersion.version,
+            HubVersion.published_at,
+        )
+        .where(HubVersion.item_id == item_id)
+        .order_by(*_NEWEST_FIRST, ascending=False)
     )
-    if published is None:
-        return Existing(item["id"], None, None)
-    return Existing(item["id"], published["id"], published["content_hash"])
+    return [PublishedVersion(**r) for r in rows]
 
 
 async def resolve(

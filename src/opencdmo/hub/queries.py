@@ -400,3 +400,15 @@ async def latest_available(item_ids: list[UUID]) -> dict[UUID, str]:
         .order_by(*_NEWEST_FIRST, ascending=False)
     )
     return {r["item_id"]: r["version"] for r in rows}
+
+
+async def version_contents(item_id: UUID | None) -> list[VersionContent]:
+    """Every version of the item with its content, oldest first (none for no item)."""
+    if item_id is None:
+        return []
+    rows = await (
+        HubVersion.select(*_VERSION_CONTENT)
+        .where(HubVersion.item_id == item_id)
+        .order_by(*_NEWEST_FIRST)
+    )
+    return [_version_content(r) for r in rows]

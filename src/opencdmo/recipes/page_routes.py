@@ -103,8 +103,8 @@ async def _recipe_page(
         pinned = await service.pinned_contents(ctx, recipe["content"])
     flow = mbr.flow(recipe["content"], library, pinned)
     listing = {
-        "slug": published[0]["slug"] if published else publication.slugify(recipe["name"]),
-        "version": publication.next_version(published[0]["version"] if published else None),
+        "slug": published[0].slug if published else publication.slugify(recipe["name"]),
+        "version": publication.next_version(published[0].version if published else None),
         "summary": "",
         "description": "",
         "changelog": "" if published else "Initial release.",

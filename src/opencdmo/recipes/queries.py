@@ -1,7 +1,8 @@
 """Master recipe data access: every read and write of the recipe tables, as typed rows.
 
 Each function runs in the transaction open in its context (a command's unit of work or a
-page's read view); none opens or commits one of its own.
+page's read view); none opens or commits one of its own. Every time column is set by the
+database's clock (``db.clock.database_now``), as the migrations' defaults are.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo.canonical import content_hash
+from opencdmo.db.clock import database_now
 from opencdmo.errors import NotFound
 from opencdmo.hub.model import LibraryContent, decode_json
 from opencdmo.recipes.tables import MasterRecipe, PinnedContent, RecipeRevision
-from opencdmo.signatures.tables import Signature
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,14 @@ class RecipeRow:
 
 
 @dataclass(frozen=True)
-class Signer:
-    signer_id: UUID
-    meaning: str
+class RevisionRow:
+    """One saved revision as the history lists it (``saved_by``: who saved it, by id)."""
+
+    revision: int
+    content_hash: str
+    message: str
+    saved_at: datetime
+    saved_by: UUID | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ async def insert_recipe(
             product=product,
             author_id=author_id,
             source_hub_version_id=source_hub_version_id,
+            created_at=database_now(),
+            updated_at=database_now(),
         )
     ).returning(MasterRecipe.id)
     recipe_id = rows[0]["id"]
@@ -104,9 +112,10 @@ async def insert_recipe(
 
 
 async def update_recipe(recipe_id: UUID, **values: Any) -> None:
-    """Set columns of the recipe (``updated_at`` moves with every change)."""
+    """Set columns of the recipe (``updated_at`` moves with every change, by the database's
+    clock)."""
     changes = {getattr(MasterRecipe, name): value for name, value in values.items()}
-    changes[MasterRecipe.updated_at] = datetime.now().astimezone()
+    changes[MasterRecipe.updated_at] = database_now()
     await MasterRecipe.update(changes).where(MasterRecipe.id == recipe_id)
 
 
@@ -147,18 +156,19 @@ async def insert_revision(
             content_hash=content_hash(body),
             message=message,
             saved_by=saved_by,
+            saved_at=database_now(),
         )
     )
 
 
-async def signers(recipe_id: UUID, revision: int) -> list[Signer]:
-    """Who signed this revision of the recipe, with which meaning."""
-    rows = await Signature.select(Signature.signer_id, Signature.meaning).where(
-        (Signature.record_type == "master_recipe")
-        & (Signature.record_id == str(recipe_id))
-        & (Signature.record_version == str(revision))
+async def revisions(recipe_id: UUID) -> list[RevisionRow]:
+    """Every revision of the recipe, newest first."""
+    rows = await (
+        RecipeRevision.select(*(getattr(RecipeRevision, f.name) for f in fields(RevisionRow)))
+        .where(RecipeRevision.recipe_id == recipe_id)
+        .order_by(RecipeRevision.revision, ascending=False)
     )
-    return [Signer(r["signer_id"], r["meaning"]) for r in rows]
+    return [RevisionRow(**r) for r in rows]
 
 
 async def stored_pins(hashes: set[str]) -> dict[str, StoredPin]:
@@ -191,5 +201,6 @@ async def keep_pin(
             slug=slug,
             version=version,
             content=json.dumps(body),
+            created_at=database_now(),
         )
     ).on_conflict(target=(PinnedContent.tenant_id, PinnedContent.content_hash), action="DO NOTHING")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 from uuid import UUID
 
@@ -119,7 +120,7 @@ async def api_revisions(
     ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
 ) -> list[RevisionOut]:
     """Every revision, newest first."""
-    return [RevisionOut(**r) for r in await service.history(ctx, recipe_id)]
+    return [RevisionOut(**asdict(r)) for r in await service.history(ctx, recipe_id)]
 
 
 @get(
@@ -251,7 +252,7 @@ async def api_publications(
     ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
 ) -> list[PublicationOut]:
     """The HUB versions this recipe was published as, newest first."""
-    return [PublicationOut(**r) for r in await service.publications(ctx, recipe_id)]
+    return [PublicationOut(**asdict(p)) for p in await service.publications(ctx, recipe_id)]
 
 
 # The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).

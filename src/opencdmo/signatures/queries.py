@@ -1,20 +1,25 @@
-"""Signature data access: the signatures table, as typed rows (append-only: insert and read).
+"""Signature data access: every read and write of the signatures table, as typed rows.
 
-Each function runs in the transaction open in its context; none opens or commits one.
+Each function runs in the transaction open in its context (a command's unit of work or a
+page's read view); none opens or commits one of its own. Row-level security shows only the
+tenant's own signatures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from opencdmo.db.sql import DEFAULT
+from opencdmo.db.clock import database_now
 from opencdmo.signatures.tables import Signature
 
 
 @dataclass(frozen=True)
 class SignatureRow:
+    """One signature as stored."""
+
     id: UUID
     record_type: str
     record_id: str
@@ -27,21 +32,22 @@ class SignatureRow:
     signed_at: datetime
 
 
-_ROW = (
-    Signature.id,
-    Signature.record_type,
-    Signature.record_id,
-    Signature.record_version,
-    Signature.record_hash,
-    Signature.signer_id,
-    Signature.signer_name,
-    Signature.meaning,
-    Signature.reason,
-    Signature.signed_at,
-)
+@dataclass(frozen=True)
+class Signer:
+    """Who signed a record version, with which meaning."""
+
+    signer_id: UUID
+    meaning: str
 
 
-async def insert_signature(
+_ROW = tuple(getattr(Signature, f.name) for f in fields(SignatureRow))
+
+
+def _row(raw: dict[str, Any]) -> SignatureRow:
+    return SignatureRow(**{f.name: raw[f.name] for f in fields(SignatureRow)})
+
+
+async def insert(
     tenant_id: UUID,
     record_type: str,
     record_id: str,
@@ -52,31 +58,38 @@ async def insert_signature(
     meaning: str,
     reason: str,
 ) -> SignatureRow:
-    """The new signature, signed at the database's clock (``clock_timestamp()``, as the audit
-    trail's times), not the app's."""
-    rows = await Signature.insert(
-        Signature(
-            tenant_id=tenant_id,
-            id=DEFAULT,
-            record_type=record_type,
-            record_id=record_id,
-            record_version=record_version,
-            record_hash=record_hash,
-            signer_id=signer_id,
-            signer_name=signer_name,
-            meaning=meaning,
-            reason=reason,
-            signed_at=DEFAULT,
-        )
-    ).returning(*_ROW)
-    return SignatureRow(**rows[0])
+    """A signature, signed now by the database's clock (as the audit trail's events are)."""
+    signature = Signature(
+        tenant_id=tenant_id,
+        record_type=record_type,
+        record_id=record_id,
+        record_version=record_version,
+        record_hash=record_hash,
+        signer_id=signer_id,
+        signer_name=signer_name,
+        meaning=meaning,
+        reason=reason,
+        signed_at=database_now(),
+    )
+    rows = await Signature.insert(signature).returning(*_ROW)
+    return _row(rows[0])
 
 
-async def signatures(record_type: str, record_id: str) -> list[SignatureRow]:
+async def on_record(record_type: str, record_id: str) -> list[SignatureRow]:
     """Every signature on the record (all its versions), oldest first."""
-    rows = (
-        await Signature.select(*_ROW)
+    rows = await (
+        Signature.select(*_ROW)
         .where((Signature.record_type == record_type) & (Signature.record_id == record_id))
         .order_by(Signature.signed_at)
     )
-    return [SignatureRow(**row) for row in rows]
+    return [_row(r) for r in rows]
+
+
+async def signers(record_type: str, record_id: str, record_version: str) -> list[Signer]:
+    """Who signed this version of the record, with which meaning."""
+    rows = await Signature.select(Signature.signer_id, Signature.meaning).where(
+        (Signature.record_type == record_type)
+        & (Signature.record_id == record_id)
+        & (Signature.record_version == record_version)
+    )
+    return [Signer(r["signer_id"], r["meaning"]) for r in rows]

@@ -9,7 +9,7 @@ recomputes that hash: a signature whose record changed since shows as invalid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -131,7 +131,7 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
     check_author_may_not_approve(record.author_id, ctx.user_id, signing.meaning)
     digest = content_hash(record.signed_content())
     async with joined(ctx):
-        row = await queries.insert_signature(
+        row = await queries.insert(
             ctx.tenant_id,
             record.record_type,
             record.record_id,
@@ -159,24 +159,12 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
 
 
 def _view(row: SignatureRow, current_hash: str | None) -> SignatureView:
-    return SignatureView(
-        row.id,
-        row.record_type,
-        row.record_id,
-        row.record_version,
-        row.record_hash,
-        row.signer_id,
-        row.signer_name,
-        row.meaning,
-        row.reason,
-        row.signed_at,
-        valid=current_hash == row.record_hash,
-    )
+    return SignatureView(**asdict(row), valid=current_hash == row.record_hash)
 
 
 async def signatures_for(ctx: TenantContext, record: Signable) -> list[SignatureView]:
     """Every signature on the record (all versions), each checked against its current content."""
     current = content_hash(record.signed_content())
     async with tenant_transaction(ctx):
-        rows = await queries.signatures(record.record_type, record.record_id)
+        rows = await queries.on_record(record.record_type, record.record_id)
     return [_view(row, current) for row in rows]

@@ -3,13 +3,15 @@ unit operation and QC method referenced at exactly its pinned version, in one co
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import NotFound
+from opencdmo.hub import library_queries as copies
 from opencdmo.hub import model as hub
+from opencdmo.hub import publication_queries
+from opencdmo.hub import queries as hub_queries
 from opencdmo.recipes import model
 from opencdmo.recipes.service._revisions import create_in, save_in
 from opencdmo.scope import TenantContext
@@ -28,30 +30,18 @@ async def create_from_hub(
     from opencdmo.hub import library
 
     await authorize(ctx, "recipes", "edit")
-    async with unit_of_work(ctx) as connection:
-        chosen = await connection.fetchrow(
-            "SELECT v.id, v.version, v.content, i.kind, i.name FROM hub_versions v "
-            "JOIN hub_items i ON i.id = v.item_id WHERE v.item_id = $1 "
-            "AND ($2::text IS NULL OR v.version = $2) "
-            "AND ($2::text IS NOT NULL OR v.yanked_at IS NULL) "
-            "ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1",
-            hub_item_id,
-            version,
-        )
-        hub_recipe = None if chosen is None else hub.decode_json(chosen["content"])
-        if not isinstance(hub_recipe, hub.Recipe):
+    async with unit_of_work(ctx):
+        chosen = await hub_queries.version_content(hub_item_id, version)
+        hub_recipe = None if chosen is None else hub.decode(chosen.content)
+        if chosen is None or not isinstance(hub_recipe, hub.Recipe):
             raise NotFound("No such HUB recipe.")
-        installed = await connection.fetchval(
-            "SELECT id FROM library_items WHERE hub_item_id = $1 AND source = 'installed'",
-            hub_item_id,
-        )
-        if installed is None:
-            await library.install(ctx, hub_item_id, chosen["version"])
-        await library.fork(ctx, hub_item_id, chosen["version"])
-        slots = await _pinned_slots(connection, ctx, hub_recipe)
-        source = f"{hub_recipe.slug} {chosen['version']}"
+        if await copies.installed_copy(hub_item_id) is None:
+            await library.install(ctx, hub_item_id, chosen.version)
+        await library.fork(ctx, hub_item_id, chosen.version)
+        slots = await _pinned_slots(ctx, hub_recipe)
+        source = f"{hub_recipe.slug} {chosen.version}"
         recipe_id = await create_in(
-            ctx, hub_recipe.name, hub_recipe.product, source_hub_version_id=chosen["id"]
+            ctx, hub_recipe.name, hub_recipe.product, source_hub_version_id=chosen.id
         )
         content = model.content_to_dict(_designer_content(hub_recipe, slots, source))
         await save_in(ctx, recipe_id, content, 1, f"From HUB {source}")
@@ -71,29 +61,19 @@ def _pins(hub_recipe: hub.Recipe) -> set[tuple[str, str, str]]:
 
 async def hub_item_id(ctx: TenantContext, publisher_id: UUID | None, slug: str) -> UUID | None:
     """A HUB recipe visible to the tenant, by publisher and slug."""
-    async with tenant_transaction(ctx) as connection:
-        found = await connection.fetchval(
-            "SELECT id FROM hub_items WHERE kind = 'recipe' AND publisher_id = $1 AND slug = $2",
-            publisher_id,
-            slug,
-        )
-    assert found is None or isinstance(found, UUID)
-    return found
+    async with tenant_transaction(ctx):
+        return await publication_queries.find_item(publisher_id, "recipe", slug)
 
 
-async def _pinned_slots(connection: Any, ctx: TenantContext, hub_recipe: hub.Recipe) -> Slots:
+async def _pinned_slots(ctx: TenantContext, hub_recipe: hub.Recipe) -> Slots:
     """(kind, slug, version) -> library item id, forking a pinned version the library lacks."""
     from opencdmo.hub import library
 
-    rows = await connection.fetch(
-        "SELECT id, kind, slug, version, hub_item_id FROM library_items "
-        "WHERE kind IN ('unit_operation', 'method') ORDER BY source DESC, created_at"
-    )
     items: Slots = {}
     hub_ids: dict[tuple[str, str], UUID] = {}
-    for r in rows:  # installed copies first, then the oldest fork
-        items.setdefault((r["kind"], r["slug"], r["version"]), str(r["id"]))
-        hub_ids.setdefault((r["kind"], r["slug"]), r["hub_item_id"])
+    for item in await copies.typed_copies("unit_operation", "method"):  # installed first
+        items.setdefault((item.kind, item.slug, item.version), str(item.id))
+        hub_ids.setdefault((item.kind, item.slug), item.hub_item_id)
     for kind, slug, version in sorted(_pins(hub_recipe)):
         if (kind, slug, version) not in items:
             forked = await library.fork(ctx, hub_ids[(kind, slug)], version)

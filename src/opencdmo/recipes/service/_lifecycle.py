@@ -13,21 +13,23 @@ second approval counts, the second submit gets a 409 and leaves no signature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
+from opencdmo.db.clock import database_now
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.recipes import queries
-from opencdmo.recipes.queries import RecipeRow, Signer
+from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service._revisions import record_of
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.signatures import queries as signature_queries
 from opencdmo.signatures import service as signatures
+from opencdmo.signatures.queries import Signer
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ def _refuse_second_signature(ctx: TenantContext, signers: list[Signer], unique: 
         raise Forbidden("You have already signed this revision; another person must approve.")
 
 
+async def _signers(row: RecipeRow) -> list[Signer]:
+    """Who signed the recipe's current revision, with which meaning."""
+    return await signature_queries.signers("master_recipe", str(row.id), str(row.current_revision))
+
+
 async def _precheck(ctx: TenantContext, recipe_id: UUID, step: Transition, unique: bool) -> None:
     """The refusals that need no password, before the signer is asked to re-authenticate
     (checked again under the lock)."""
@@ -104,16 +111,14 @@ async def _precheck(ctx: TenantContext, recipe_id: UUID, step: Transition, uniqu
         record = await record_of(row)
         check_author_may_not_approve(record.author_id, ctx.user_id, step.meaning)
         if step.action == "approve":
-            _refuse_second_signature(
-                ctx, await queries.signers(row.id, row.current_revision), unique
-            )
+            _refuse_second_signature(ctx, await _signers(row), unique)
 
 
 async def _move(ctx: TenantContext, row: RecipeRow, step: Transition, reason: str) -> None:
     """The state change and its audit events, in the open unit of work."""
     updates: dict[str, Any] = {"status": step.target}
     if step.action == "make_effective":
-        updates.update(effective_revision=row.current_revision, effective_at=datetime.now(UTC))
+        updates.update(effective_revision=row.current_revision, effective_at=database_now())
         if row.effective_revision is not None:
             await audit.record(
                 ctx,
@@ -170,7 +175,7 @@ async def _signed(
                 )
         moves = True
         if step.action == "approve":
-            signers = await queries.signers(row.id, row.current_revision)
+            signers = await _signers(row)
             _refuse_second_signature(ctx, signers, unique)
             approvals = {s.signer_id for s in signers if s.meaning == "approved"}
             moves = len(approvals | {signing.signer_id}) >= required

@@ -9,7 +9,9 @@ from typing import Any
 
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
-from opencdmo.hub.model import Method, UnitOperation, decode_json, encode, encode_part
+from opencdmo.hub import library_queries as copies
+from opencdmo.hub.library_queries import TypedCopy
+from opencdmo.hub.model import Method, UnitOperation, encode, encode_part
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
 from opencdmo.recipes.content import Library, LibraryEntry, Pinned
@@ -20,27 +22,18 @@ _NAMES = {"step": ("unit_operation", "version"), "method": ("method", "method_ve
 RANGE_FIELDS = ("unit", "default", "normal_range", "proven_acceptable_range")
 
 
-async def library_of(connection: Any) -> Library:
+async def library(ctx: TenantContext) -> Library:
     """The tenant library's unit operations and QC methods by library item id, their content
     decoded once here."""
-    rows = await connection.fetch(
-        "SELECT id, source, content, content_hash FROM library_items "
-        "WHERE kind IN ('unit_operation', 'method')"
-    )
-    return {str(r["id"]): _entry(r) for r in rows}
+    async with tenant_transaction(ctx):
+        found = await copies.typed_copies("unit_operation", "method")
+    return {str(item.id): _entry(item) for item in found}
 
 
-def _entry(row: Any) -> LibraryEntry:
-    content = decode_json(row["content"])
-    if not isinstance(content, UnitOperation | Method):
-        raise ValueError(f"library item {row['id']}: stored content is a {content.kind}")
-    return LibraryEntry(str(row["id"]), row["source"], row["content_hash"], content)
-
-
-async def library(ctx: TenantContext) -> Library:
-    """The tenant library's unit operations and QC methods by library item id."""
-    async with tenant_transaction(ctx) as connection:
-        return await library_of(connection)
+def _entry(item: TypedCopy) -> LibraryEntry:
+    if not isinstance(item.content, UnitOperation | Method):
+        raise ValueError(f"library item {item.id}: stored content is a {item.content.kind}")
+    return LibraryEntry(str(item.id), item.source, item.content_hash, item.content)
 
 
 def entries(content: Any) -> list[tuple[str, dict[str, Any]]]:

@@ -4,7 +4,6 @@ commit together or not at all."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -14,7 +13,11 @@ from opencdmo.audit import service as audit
 from opencdmo.canonical import content_hash
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
+from opencdmo.hub import library_queries as copies
+from opencdmo.hub import publication_queries
+from opencdmo.hub import queries as hub_queries
 from opencdmo.hub.content import Document
+from opencdmo.hub.publication_queries import PublishedVersion
 from opencdmo.hub.rules import range_problems
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import publication, queries
@@ -48,39 +51,29 @@ def _unversioned(content: dict[str, Any]) -> str:
 
 
 async def _hub_refs(
-    connection: Any, content: dict[str, Any]
+    content: dict[str, Any],
 ) -> tuple[dict[str, publication.Ref], dict[tuple[str, str, str], UUID]]:
     """What each library item of the content stands for on the HUB, and the HUB version id
     each (kind, slug, version) must resolve to."""
-    rows = await connection.fetch(
-        "SELECT l.id, l.kind, l.source, l.slug, l.version, l.content, l.content_hash, "
-        "l.hub_version_id, l.published_item_id, v.content_hash AS origin_hash "
-        "FROM library_items l JOIN hub_versions v ON v.id = l.hub_version_id "
-        "WHERE l.id = ANY($1::uuid[])",
-        _library_ids(content),
-    )
     refs: dict[str, publication.Ref] = {}
     expected: dict[tuple[str, str, str], UUID] = {}
-    for row in rows:
-        if row["source"] == "installed" or row["content_hash"] == row["origin_hash"]:
-            refs[str(row["id"])] = (row["slug"], row["version"])
-            expected[(row["kind"], row["slug"], row["version"])] = row["hub_version_id"]
+    for item in await copies.origins([UUID(i) for i in _library_ids(content)]):
+        if item.source == "installed" or item.content_hash == item.origin_hash:
+            refs[str(item.id)] = (item.slug, item.version)
+            expected[(item.kind, item.slug, item.version)] = item.hub_version_id
             continue
-        fork = _unversioned(json.loads(row["content"]))
+        fork = _unversioned(item.content)
         published = [
             v
-            for v in await connection.fetch(
-                "SELECT id, version, content FROM hub_versions WHERE item_id = $1",
-                row["published_item_id"],
-            )
-            if _unversioned(json.loads(v["content"])) == fork
+            for v in await hub_queries.version_contents(item.published_item_id)
+            if _unversioned(v.content) == fork
         ]
         if published:
-            refs[str(row["id"])] = (row["slug"], published[0]["version"])
-            expected[(row["kind"], row["slug"], published[0]["version"])] = published[0]["id"]
+            refs[str(item.id)] = (item.slug, published[0].version)
+            expected[(item.kind, item.slug, published[0].version)] = published[0].id
         else:
-            refs[str(row["id"])] = (
-                f"it uses the edited fork of {row['kind'].replace('_', ' ')} {row['slug']}, "
+            refs[str(item.id)] = (
+                f"it uses the edited fork of {item.kind.replace('_', ' ')} {item.slug}, "
                 "which is not published in its current revision: publish the fork first"
             )
     return refs, expected
@@ -93,7 +86,7 @@ async def _prepare(
     from opencdmo.hub import service as hub
     from opencdmo.hub.content import validate
 
-    async with tenant_transaction(ctx) as connection:
+    async with tenant_transaction(ctx):
         row = await queries.recipe(recipe_id, lock=lock)
         if row.effective_revision is None:
             raise Conflict(
@@ -101,7 +94,7 @@ async def _prepare(
                 "with no effective revision."
             )
         record = await record_of(row, row.effective_revision)
-        refs, expected = await _hub_refs(connection, record.content)
+        refs, expected = await _hub_refs(record.content)
         changed = recipe_content.stale(record.content, await pins.library(ctx))
         if changed:
             raise ValidationFailed(
@@ -122,13 +115,12 @@ async def _prepare(
         if problems:
             raise ValidationFailed("; ".join(problems), details={"problems": problems})
         await hub.check_publishable(ctx, doc, listing.visibility)
-        await _check_resolution(connection, ctx, expected, listing.visibility)
+        await _check_resolution(ctx, expected, listing.visibility)
     signatures.check_separation(record, ctx, MEANING)
     return _Prepared(row, record, doc, expected)
 
 
 async def _check_resolution(
-    connection: Any,
     ctx: TenantContext,
     expected: dict[tuple[str, str, str], UUID],
     visibility: str,
@@ -194,16 +186,10 @@ async def publish_to_hub(
     return published.item_id
 
 
-async def publications(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
+async def publications(ctx: TenantContext, recipe_id: UUID) -> list[PublishedVersion]:
     """The HUB versions this recipe was published as, newest first."""
-    async with tenant_transaction(ctx) as connection:
+    async with tenant_transaction(ctx):
         row = await queries.recipe(recipe_id)
         if row.published_item_id is None:
             return []
-        rows = await connection.fetch(
-            "SELECT i.id AS item_id, i.slug, i.visibility, v.version, v.published_at "
-            "FROM hub_items i JOIN hub_versions v ON v.item_id = i.id WHERE i.id = $1 "
-            "ORDER BY v.major DESC, v.minor DESC, v.patch DESC",
-            row.published_item_id,
-        )
-    return [dict(r) for r in rows]
+        return await publication_queries.published_versions(row.published_item_id)

@@ -4,16 +4,18 @@ the editor saw (optimistic concurrency), structural diffs, and the revision hist
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
+from opencdmo.audit import queries as audit_queries
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import joined, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub.diff import Change, diff
+from opencdmo.identity.service import get_user
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
 from opencdmo.recipes.queries import RecipeRow
@@ -172,35 +174,58 @@ async def save_in(
     return revision
 
 
-async def history(ctx: TenantContext, recipe_id: UUID) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class HistoryEntry:
+    """A revision in the history: who saved it (by name) and when it was in force."""
+
+    revision: int
+    content_hash: str
+    message: str
+    saved_at: datetime
+    saved_by: str | None
+    effective_from: datetime | None = None
+    effective_until: datetime | None = None
+    ended: str | None = None  # superseded or retired
+
+
+_IN_FORCE = ("recipe.make_effective", "recipe.retire")
+
+
+async def history(ctx: TenantContext, recipe_id: UUID) -> list[HistoryEntry]:
     """Every revision, newest first, with when it was in force (``effective_from``,
     ``effective_until`` and how that ended: superseded or retired), read from the audit
     trail."""
-    async with tenant_transaction(ctx) as connection:
+    async with tenant_transaction(ctx):
         await queries.recipe(recipe_id)
-        rows = await connection.fetch(
-            "SELECT r.revision, r.content_hash, r.message, r.saved_at, u.full_name AS saved_by "
-            "FROM recipe_revisions r LEFT JOIN users u ON u.id = r.saved_by "
-            "WHERE r.recipe_id = $1 ORDER BY r.revision DESC",
-            recipe_id,
-        )
-        events = await connection.fetch(
-            "SELECT action, occurred_at, new_values FROM audit_events "
-            "WHERE entity_type = 'master_recipe' AND entity_id = $1 "
-            "AND action IN ('recipe.make_effective', 'recipe.retire') ORDER BY seq",
-            str(recipe_id),
-        )
+        rows = await queries.revisions(recipe_id)
+        events = await audit_queries.entity_actions("master_recipe", str(recipe_id), _IN_FORCE)
+        names = await _names({r.saved_by for r in rows if r.saved_by is not None})
     periods: dict[int, dict[str, Any]] = {}
     in_force: int | None = None
     for event in events:
         if in_force is not None:
-            ended = "retired" if event["action"] == "recipe.retire" else "superseded"
-            periods[in_force].update(effective_until=event["occurred_at"], ended=ended)
+            ended = "retired" if event.action == "recipe.retire" else "superseded"
+            periods[in_force].update(effective_until=event.occurred_at, ended=ended)
             in_force = None
-        if event["action"] == "recipe.make_effective":
-            in_force = int(json.loads(event["new_values"])["revision"])
-            periods[in_force] = {"effective_from": event["occurred_at"]}
-    return [{"effective_from": None, **dict(r), **periods.get(r["revision"], {})} for r in rows]
+        if event.action == "recipe.make_effective":
+            in_force = int(event.new_values["revision"])
+            periods[in_force] = {"effective_from": event.occurred_at}
+    return [
+        HistoryEntry(
+            r.revision,
+            r.content_hash,
+            r.message,
+            r.saved_at,
+            None if r.saved_by is None else names[r.saved_by],
+            **periods.get(r.revision, {}),
+        )
+        for r in rows
+    ]
+
+
+async def _names(user_ids: set[UUID]) -> dict[UUID, str]:
+    """The full names of the people who saved revisions."""
+    return {uid: (await get_user(uid)).full_name for uid in sorted(user_ids)}
 
 
 async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) -> list[Change]:

@@ -299,7 +299,7 @@ async def test_the_api_the_dashboard_and_the_top_bar_agree(
 
     page = await approver.get(f"/t/{slug}/")
     assert page.status_code == 200
-    assert 'aria-label="2 items need your action"' in page.text
+    assert '<span class="sr-only">2 items need your action</span>' in page.text
     assert _count_in_top_bar(page.text) == 2
     assert "Awaiting my signature" in page.text and "API review 1, revision 2" in page.text
     assert "No recipe was made effective in the last 30 days." in page.text
@@ -311,7 +311,7 @@ async def test_the_api_the_dashboard_and_the_top_bar_agree(
 
     viewer = await browser("viewer")
     seen = await viewer.get(f"/t/{slug}/")
-    assert 'aria-label="Nothing needs your action"' in seen.text
+    assert '<span class="sr-only">Nothing needs your action</span>' in seen.text
     assert "Awaiting my signature" not in seen.text and "Recently effective recipes" in seen.text
     author = (await (await browser("author")).get(f"/api/v1/t/{slug}/work")).json()
     assert author["awaiting_action"] == 0

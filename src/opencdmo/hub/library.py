@@ -69,6 +69,12 @@ async def list_library(ctx: TenantContext) -> list[LibraryRow]:
         return await copies.listing()
 
 
+async def updates_available(ctx: TenantContext, limit: int) -> tuple[list[copies.Update], int]:
+    """Installed items with a newer HUB version (the first ``limit``), and how many."""
+    async with tenant_transaction(ctx):
+        return await copies.updates(limit)
+
+
 async def get_library_item(ctx: TenantContext, library_id: UUID) -> LibraryDetail:
     async with tenant_transaction(ctx):
         item = await copies.detail(library_id)

@@ -271,3 +271,47 @@ async def origins(library_ids: list[UUID]) -> list[CopyOrigin]:
         LibraryItem.id.is_in(library_ids) & _ORIGIN_HASH.is_not_null()
     )
     return [CopyOrigin(**{**r, "content": json.loads(r["content"])}) for r in rows]
+
+
+@dataclass(frozen=True)
+class Update:
+    """An installed copy whose HUB item has a newer version not yanked."""
+
+    id: UUID
+    kind: str
+    name: str
+    version: str
+    available: str
+    published_at: datetime
+    publisher: str
+
+
+# Raw SQL: the newest version of each installed item's HUB item as a LATERAL subquery,
+# compared with the installed one as a row, and the whole count beside the rows shown (a
+# window function), in one query. The newest comes from hub_versions' (item, major, minor,
+# patch) key; the installed copies from library_items_installed.
+_UPDATES = """
+SELECT li.id, li.kind, li.name, li.version, newest.version AS available,
+       newest.published_at, p.name AS publisher, count(*) OVER () AS total
+FROM library_items li
+JOIN hub_versions cur ON cur.id = li.hub_version_id
+JOIN hub_items i ON i.id = li.hub_item_id
+JOIN tenants p ON p.id = i.publisher_id
+JOIN LATERAL (
+    SELECT v.version, v.published_at, v.major, v.minor, v.patch FROM hub_versions v
+    WHERE v.item_id = li.hub_item_id AND v.yanked_at IS NULL
+    ORDER BY v.major DESC, v.minor DESC, v.patch DESC LIMIT 1
+) newest ON (newest.major, newest.minor, newest.patch) > (cur.major, cur.minor, cur.patch)
+WHERE li.source = 'installed'
+ORDER BY newest.published_at DESC, li.name, li.id
+LIMIT {}
+"""
+
+
+async def updates(limit: int) -> tuple[list[Update], int]:
+    """Installed copies with a newer version available (the first ``limit``, newest
+    release first), and how many there are in all."""
+    rows = await LibraryItem.raw(_UPDATES, limit)
+    names = [f.name for f in fields(Update)]
+    found = [Update(**{name: row[name] for name in names}) for row in rows]
+    return found, int(rows[0]["total"]) if rows else 0

@@ -1,4 +1,4 @@
-"""Dashboard, members and roles: pages and JSON API."""
+"""Members and roles: pages and JSON API (the dashboard is the work context's)."""
 
 from __future__ import annotations
 
@@ -47,24 +47,6 @@ async def home(request: Request[Any, Any, Any]) -> Redirect:
 async def tenants_page(request: Request[Any, Any, Any]) -> Template:
     """The tenants I belong to: choosing one signs me into it (recorded there only)."""
     return await page(request, "tenancy/tenants.html")
-
-
-@get(
-    "/",
-    opt=requires("tenant", "read"),
-    include_in_schema=False,
-)
-async def dashboard(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
-) -> Template:
-    sites = await service.list_sites(ctx)
-    members = await service.list_members(ctx)
-    return await page(
-        request,
-        "tenancy/dashboard.html",
-        sites=sites,
-        member_count=sum(1 for m in members if m.is_active),
-    )
 
 
 @dataclass(frozen=True)
@@ -258,7 +240,6 @@ async def api_member_status(
 
 # Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
 pages = [
-    dashboard,
     members_page,
     members_roles,
     members_status,

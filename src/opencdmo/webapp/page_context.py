@@ -1,5 +1,6 @@
-"""What every page gets besides its own context: who asks, the menu their roles open, and
-their tenants (for the switcher). Installed as the kit's page context by the app."""
+"""What every page gets besides its own context: who asks, the menu their roles open, their
+tenants (for the switcher) and, signed in to a tenant, how many items await their action
+(the top bar's notification count). Installed as the kit's page context by the app."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from litestar import Request
 from opencdmo.access.service import can
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
+from opencdmo.work.notifications import count_for
 
 # The menu shows only what the member's roles open.
 NAVIGATION = (
@@ -32,15 +34,19 @@ async def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
     principal = principal_of(request.scope)
     member_of = principal.session.member_of if principal.session else ()
     allowed: set[str] = set()
+    notifications: int | None = None
     if principal.ctx is not None:
         for obj, act in NAVIGATION:
             if await can(principal.ctx, obj, act):
                 allowed.add(f"{obj}:{act}")
+        if principal.session is not None:
+            notifications = await count_for(request, principal.ctx)
     return {
         "allowed": allowed,
         "principal": principal,
         "actor": principal.actor,
         "ctx": principal.ctx,
         "tenants": await user_tenants(member_of),
+        "notifications": notifications,
         "request": request,
     }

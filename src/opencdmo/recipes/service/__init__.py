@@ -5,6 +5,8 @@
 - ``_lifecycle``: submit, approve, reject, make effective, retire (signed commands)
 - ``_hub_import``: a master recipe from a HUB recipe
 - ``_publication``: an effective recipe published to the HUB
+- ``_queues``: one person's recipe work queues (awaiting signature, drafts, returned, recently
+  effective), read for the dashboard
 
 Every command owns one unit of work (``opencdmo.db.tx.unit_of_work``); the data access is in
 ``opencdmo.recipes.queries``.
@@ -24,6 +26,13 @@ from opencdmo.recipes.service._lifecycle import (
 )
 from opencdmo.recipes.service._pins import library, pinned_contents
 from opencdmo.recipes.service._publication import publications, publish_to_hub
+from opencdmo.recipes.service._queues import (
+    RECENT_DAYS,
+    awaiting_signature,
+    drafts,
+    recently_effective,
+    returned,
+)
 from opencdmo.recipes.service._revisions import (
     RecipeRecord,
     compare,
@@ -35,13 +44,16 @@ from opencdmo.recipes.service._revisions import (
 )
 
 __all__ = [
+    "RECENT_DAYS",
     "STATUS_NAMES",
     "TRANSITIONS",
     "RecipeRecord",
     "approve",
+    "awaiting_signature",
     "compare",
     "create",
     "create_from_hub",
+    "drafts",
     "get",
     "history",
     "hub_item_id",
@@ -51,8 +63,10 @@ __all__ = [
     "pinned_contents",
     "publications",
     "publish_to_hub",
+    "recently_effective",
     "reject",
     "retire",
+    "returned",
     "review_problems",
     "run",
     "save",

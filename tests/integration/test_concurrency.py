@@ -54,7 +54,7 @@ async def test_two_approvals_at_the_same_moment_both_count(
     )
     assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
     assert sorted(a.json()["moved"] for a in answers) == [False, True]
-    assert (await recipes.get(lab["author"], recipe))["status"] == "approved"
+    assert (await recipes.get(lab["author"], recipe)).status == "approved"
     assert await _signatures(owner, recipe) == ["authored", "approved", "approved"]
     moved = await owner.fetchval(
         "SELECT count(*) FROM audit_events WHERE entity_id = $1 AND action = 'recipe.approve'",
@@ -76,7 +76,7 @@ async def test_two_submits_at_the_same_moment_one_409_and_one_signature(
     refused = next(a for a in answers if a.status_code == 409)
     assert "In Review" in refused.json()["error"]["message"]
     assert await _signatures(owner, recipe) == ["authored"]
-    assert (await recipes.get(lab["author"], recipe))["status"] == "in_review"
+    assert (await recipes.get(lab["author"], recipe)).status == "in_review"
 
 
 async def test_approve_and_reject_at_the_same_moment_one_wins_whole(
@@ -96,7 +96,7 @@ async def test_approve_and_reject_at_the_same_moment_one_wins_whole(
     codes = [a.status_code for a in answers]
     assert sorted(codes) in ([200, 200], [200, 409]), codes
     signatures = await _signatures(owner, recipe)
-    status = (await recipes.get(lab["author"], recipe))["status"]
+    status = (await recipes.get(lab["author"], recipe)).status
     if codes == [200, 200]:  # approve first, then reject of the approved revision: both valid
         assert (signatures, status) == (["authored", "approved", "rejected"], "draft")
     elif codes[0] == 200:

@@ -121,7 +121,7 @@ async def test_designer_keeps_what_was_typed_next_to_the_message(
     assert "write step.parameter = number" in _field_error(formula.text, "formula-overrides-error")
     procedure = await post("procedure", name="\u200b")
     assert "must contain visible characters" in _field_error(procedure.text, "procedure-name-error")
-    assert (await recipes.get(lab["author"], recipe))["current_revision"] == 2
+    assert (await recipes.get(lab["author"], recipe)).current_revision == 2
 
 
 async def test_forms_are_read_into_the_api_structs_with_their_limits(

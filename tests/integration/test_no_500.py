@@ -193,7 +193,7 @@ async def test_recipe_content_that_would_break_pages_is_refused(
     typed = await client.send("PUT", url + "/content", json={"base_revision": "2", "content": good})
     assert typed.status_code == 422
     assert "base_revision: must be a whole number, not text" in _error(typed)["message"]
-    assert (await recipes.get(lab["author"], recipe))["current_revision"] == 2
+    assert (await recipes.get(lab["author"], recipe)).current_revision == 2
     page = f"/t/{lab['ctx'].slug}/recipes/{recipe}"
     for view in (page, page + "/design", page + "/compare?left=1&right=2", page + "/print"):
         assert (await client.get(view)).status_code == 200, view
@@ -219,7 +219,7 @@ async def test_designer_positions_and_layouts_are_checked(
         response = await post("arrange", layout=layout)
         assert response.status_code == 422, layout[:20]
         assert "The arrangement is not readable" in response.text
-    assert (await recipes.get(lab["author"], recipe))["current_revision"] == 2
+    assert (await recipes.get(lab["author"], recipe)).current_revision == 2
 
 
 async def test_concurrent_installs_of_one_item_give_one_install(

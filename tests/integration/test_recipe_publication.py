@@ -71,7 +71,7 @@ async def test_hub_recipe_brings_its_specification(
             effective["hub_recipe"],
         )
     )
-    content = (await recipes.get(effective["author"], effective["recipe"]))["content"]
+    content = (await recipes.get(effective["author"], effective["recipe"])).content
     assert content["specification"] == {
         "modality": source["modality"],
         "batch_size": source["batch_size"],
@@ -146,7 +146,7 @@ async def test_publish_an_effective_recipe_and_create_from_it(
     # Signed "approved for publication" on the effective revision, and audited.
     state = await recipes.get(effective["approver"], recipe_id)
     record = recipes.RecipeRecord(
-        str(recipe_id), str(state["effective_revision"]), None, state["content"]
+        str(recipe_id), str(state.effective_revision), None, state.content
     )
     signatures = await signatures_for(effective["approver"], record)
     publication = [s for s in signatures if s.meaning == "approved for publication"]
@@ -180,8 +180,8 @@ async def test_publish_an_effective_recipe_and_create_from_it(
 
     # Round trip: a master recipe created from the publication has the same procedure.
     again = await recipes.create_from_hub(effective["author"], item_id)
-    copy = (await recipes.get(effective["author"], again))["content"]
-    original = state["content"]
+    copy = (await recipes.get(effective["author"], again)).content
+    original = state.content
     for key in ("unit_procedures", "sampling_points", "release_specifications"):
         assert [
             {k: v for k, v in e.items() if k not in ("library_item_id", "acknowledged")}
@@ -329,13 +329,13 @@ async def test_specification_in_the_designer(
             f"{base}/{action}",
             data={
                 "_csrf_token": client.csrf,
-                "base_revision": str(state["current_revision"]),
+                "base_revision": str(state.current_revision),
                 **fields,
             },
         )
 
     async def current() -> dict[str, Any]:
-        return dict((await recipes.get(author, recipe))["content"])
+        return dict((await recipes.get(author, recipe)).content)
 
     page = await client.get(base)
     assert "Release specifications" in page.text and "Cell count and viability" in page.text
@@ -384,7 +384,7 @@ async def test_specification_in_the_designer(
         "At least 80 %"
     ]
     changes = await recipes.compare(
-        author, recipe, 3, (await recipes.get(author, recipe))["current_revision"]
+        author, recipe, 3, (await recipes.get(author, recipe)).current_revision
     )
     assert {c.path for c in changes} == {
         "sampling_points[activate_cell_count_viability]",
@@ -425,7 +425,7 @@ async def test_specification_in_the_designer(
         },
     ):
         with pytest.raises(ValidationFailed):
-            await recipes.save(author, recipe, {**content, **bad}, state["current_revision"])
+            await recipes.save(author, recipe, {**content, **bad}, state.current_revision)
 
 
 async def test_publish_form_on_the_recipe_page(
@@ -522,7 +522,7 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
     )
     recipe = await recipes.create(author, "Pinned")
     await recipes.save(author, recipe, content, 1)
-    saved = (await recipes.get(author, recipe))["content"]
+    saved = (await recipes.get(author, recipe)).content
     pin = saved["unit_procedures"][0]["operations"][0]["content_hash"]
     assert (
         pin == entry.content_hash
@@ -532,8 +532,8 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
 
     await library.upgrade(author, entry.id, "1.1.0", "wider activation window")
     state = await recipes.get(author, recipe)
-    assert state["content"] == saved, "the revision still pins 1.0.0"
-    kept = await recipes.pinned_contents(author, state["content"])
+    assert state.content == saved, "the revision still pins 1.0.0"
+    kept = await recipes.pinned_contents(author, state.content)
     assert kept[pin].version == "1.0.0"
     # Values are checked against the pinned ranges (1.0.0: PAR 20-30 h), not the library's.
     longer = json.loads(json.dumps(saved))
@@ -557,14 +557,14 @@ async def test_revisions_keep_the_unit_operation_content_they_pinned(
         data={"_csrf_token": client.csrf, "base_revision": "2", "step": "activate"},
     )
     assert adopted.status_code == 200 and "Saved as revision 3" in adopted.text
-    after = (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"][0]
+    after = (await recipes.get(author, recipe)).content["unit_procedures"][0]["operations"][0]
     assert after["version"] == "1.1.0" and after["content_hash"] != pin
     changes = {c.path: (c.old, c.new) for c in await recipes.compare(author, recipe, 2, 3)}
     where = "unit_procedures[up].operations[activate]"
     assert changes[f"{where}.version"] == ("1.0.0", "1.1.0")
     assert changes[f"{where}.ranges.activation_duration.proven_acceptable_range.high"] == (30, 48)
     # Now 40 h is inside the adopted ranges (outside the normal range: with a reason).
-    after_content = (await recipes.get(author, recipe))["content"]
+    after_content = (await recipes.get(author, recipe)).content
     after_content["unit_procedures"][0]["operations"][0]["parameters"]["activation_duration"] = 40
     assert await recipes.save(author, recipe, after_content, 3) == 4
     again = await client.send(

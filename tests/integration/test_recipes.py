@@ -54,7 +54,7 @@ async def test_revisions_are_validated_against_the_unit_operation(lab: dict[str,
         await recipes.save(author, recipe, design(lab["uo"], equipment_class="toaster"), 3)
     with pytest.raises(ValidationFailed, match="not a unit operation in this library"):
         await recipes.save(author, recipe, design(str(uuid.uuid4())), 3)
-    assert (await recipes.get(author, recipe))["current_revision"] == 3
+    assert (await recipes.get(author, recipe)).current_revision == 3
 
 
 async def test_second_save_on_the_same_base_gets_409_with_their_changes(
@@ -91,23 +91,23 @@ async def test_lifecycle_with_signatures_and_reset_on_change(
     with pytest.raises(NotAuthenticated):
         await recipes.approve(settings, approver, recipe, "wrong-password-42", "x")
     assert await recipes.approve(settings, approver, recipe, PASSWORD, "meets spec")
-    assert (await recipes.get(author, recipe))["status"] == "approved"
+    assert (await recipes.get(author, recipe)).status == "approved"
     # A change after the signatures returns the recipe to Draft.
     await recipes.save(
         author, recipe, reviewable(design(lab["uo"], density=1.1), lab["method"]), 2, "late"
     )
-    assert (await recipes.get(author, recipe))["status"] == "draft"
+    assert (await recipes.get(author, recipe)).status == "draft"
     await recipes.submit(settings, author, recipe, PASSWORD, "again")
     await recipes.approve(settings, approver, recipe, PASSWORD, "ok")
     await recipes.make_effective(settings, approver, recipe, PASSWORD, "in force")
     state = await recipes.get(author, recipe)
-    assert (state["status"], state["effective_revision"]) == ("effective", 3)
+    assert (state.status, state.effective_revision) == ("effective", 3)
     # Editing an effective recipe starts a new draft; the effective revision stays in force.
     await recipes.save(
         author, recipe, reviewable(design(lab["uo"], density=0.9), lab["method"]), 3, "next"
     )
     state = await recipes.get(author, recipe)
-    assert (state["status"], state["effective_revision"], state["current_revision"]) == (
+    assert (state.status, state.effective_revision, state.current_revision) == (
         "draft",
         3,
         4,
@@ -346,8 +346,8 @@ async def test_master_recipe_from_a_hub_recipe(
     )
     recipe_id = await recipes.create_from_hub(author, hub_recipe, "1.0.0")
     state = await recipes.get(author, recipe_id)
-    assert state["current_revision"] == 2 and state["status"] == "draft"
-    operations = [op for up in state["content"]["unit_procedures"] for op in up["operations"]]
+    assert state.current_revision == 2 and state.status == "draft"
+    operations = [op for up in state.content["unit_procedures"] for op in up["operations"]]
     assert len(operations) >= 8
     hub_content = json.loads(
         await owner.fetchval(
@@ -367,7 +367,7 @@ async def test_master_recipe_from_a_hub_recipe(
     assert {by_id[op["library_item_id"]] for op in operations} == pinned
     assert any(r["source"] == "forked" and r["slug"] == "autologous-car-t" for r in library_rows)
     # The specification, sampling points and release specifications come along.
-    content = state["content"]
+    content = state.content
     assert content["specification"] == {
         "modality": hub_content["modality"],
         "batch_size": hub_content["batch_size"],
@@ -423,13 +423,13 @@ async def test_printable_master_batch_record(
     recipe_id = await recipes.create_from_hub(author, hub_recipe)
     state = await recipes.get(author, recipe_id)
     library_content = await recipes.library(author)
-    bom = mbr.bill_of_materials(state["content"], library_content)
+    bom = mbr.bill_of_materials(state.content, library_content)
     # The roll-up equals the sum over the operations' own material lines.
     expected: dict[tuple[str, str], float] = {}
     steps = unit_operations_of(library_content)
     lines = [
         line
-        for up in state["content"]["unit_procedures"]
+        for up in state.content["unit_procedures"]
         for op in up["operations"]
         for line in steps[op["library_item_id"]].materials
     ]
@@ -438,8 +438,8 @@ async def test_printable_master_batch_record(
         expected[key] = expected.get(key, 0) + line.quantity
     assert {(m.material, m.unit): m.quantity for m in bom} == expected
     assert len(bom) < len(lines)
-    layout = mbr.flow(state["content"], library_content)
-    operations = sum(len(up["operations"]) for up in state["content"]["unit_procedures"])
+    layout = mbr.flow(state.content, library_content)
+    operations = sum(len(up["operations"]) for up in state.content["unit_procedures"])
     assert len(layout.arrows) == operations - 1
     # The page: header with the content hash, approvals, SVG flow, BOM, equipment.
     await tenancy.add_member(lab["ctx"], world["viewer"].user_id, ["viewer"])
@@ -449,7 +449,7 @@ async def test_printable_master_batch_record(
     assert page.status_code == 200
     from opencdmo.canonical import content_hash
 
-    assert content_hash(state["content"]) in page.text
+    assert content_hash(state.content) in page.text
     assert "<svg" in page.text and "Bill of materials" in page.text
     assert "Proven acceptable range" in page.text and "biosafety-cabinet" in page.text
     # What a parameter lacks (a unit, a bound) prints as nothing.
@@ -476,7 +476,7 @@ async def test_designer_edits_save_revisions(
             f"{base}/{action}",
             data={
                 "_csrf_token": client.csrf,
-                "base_revision": str(state["current_revision"]),
+                "base_revision": str(state.current_revision),
                 **fields,
             },
         )
@@ -492,13 +492,13 @@ async def test_designer_edits_save_revisions(
         assert response.status_code == 200, response.text
     keys = [
         op["key"]
-        for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
+        for op in (await recipes.get(author, recipe)).content["unit_procedures"][0]["operations"]
     ]
     assert len(keys) == 2
     await act("arrange", layout=json.dumps({"cell_processing": list(reversed(keys))}))
     after = [
         op["key"]
-        for op in (await recipes.get(author, recipe))["content"]["unit_procedures"][0]["operations"]
+        for op in (await recipes.get(author, recipe)).content["unit_procedures"][0]["operations"]
     ]
     assert after == list(reversed(keys))
     refused = await act("configure", step="t_cell_activation", **{"param:seeding_density": "9"})
@@ -522,7 +522,7 @@ async def test_designer_edits_save_revisions(
     ).status_code == 422
     assert (await act("bogus")).status_code == 422
     # Pure designer functions keep every step exactly once.
-    content = (await recipes.get(author, recipe))["content"]
+    content = (await recipes.get(author, recipe)).content
     moved = designer.move(content, after[1], -1)
     assert [op["key"] for op in moved["unit_procedures"][0]["operations"]] == keys
 
@@ -619,19 +619,19 @@ async def test_designer_formulas(lab: dict[str, Any], browser: Any) -> None:
             url,
             data={
                 "_csrf_token": client.csrf,
-                "base_revision": str(state["current_revision"]),
+                "base_revision": str(state.current_revision),
                 **fields,
             },
         )
 
     ok = await post(formula="5 L scale", overrides="activate.seeding_density = 1.2 # larger vessel")
     assert ok.status_code == 200 and "5 L scale" in ok.text
-    formulas = (await recipes.get(author, recipe))["content"]["formulas"]
+    formulas = (await recipes.get(author, recipe)).content["formulas"]
     assert {f["name"] for f in formulas} == {"1 L scale", "5 L scale"}
     assert (await post(formula="Bad", overrides="activate.seeding_density = 9")).status_code == 422
     assert (await post(formula="Bad", overrides="nonsense")).status_code == 422
     assert (await post(formula="5 L scale", overrides="")).status_code == 200
-    names = {f["name"] for f in (await recipes.get(author, recipe))["content"]["formulas"]}
+    names = {f["name"] for f in (await recipes.get(author, recipe)).content["formulas"]}
     assert names == {"1 L scale"}
     with pytest.raises(ValidationFailed):
         designer.set_formula({"unit_procedures": [], "formulas": []}, " ", "")
@@ -690,7 +690,7 @@ async def test_compare_page_shows_moves_between_procedures(
             url + "/design/relocate",
             data={
                 "_csrf_token": client.csrf,
-                "base_revision": str(state["current_revision"]),
+                "base_revision": str(state.current_revision),
                 "step": "activate",
                 "procedure": procedure,
             },
@@ -698,7 +698,7 @@ async def test_compare_page_shows_moves_between_procedures(
 
     assert (await relocate("nowhere")).status_code == 422
     assert (await relocate("upstream")).status_code == 200
-    back = (await recipes.get(author, recipe))["content"]["unit_procedures"]
+    back = (await recipes.get(author, recipe)).content["unit_procedures"]
     assert [len(up["operations"]) for up in back] == [1, 0]
     changes = await recipes.compare(author, recipe, 3, 4)
     assert [(c.op, c.path, c.old, c.new) for c in changes] == [

@@ -4,7 +4,7 @@ saved as a revision against the revision the page showed (optimistic concurrency
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -104,9 +104,9 @@ async def _page(
     """The designer; after a refused edit, ``typed`` holds what the user sent (the form is
     shown again with it) and ``field`` the field the message is about."""
     recipe = await service.get(ctx, recipe_id)
-    recipe["content"] = normalised(recipe["content"])
+    recipe = replace(recipe, content=normalised(recipe.content))
     library = await service.library(ctx)
-    pinned = await service.pinned_contents(ctx, recipe["content"])
+    pinned = await service.pinned_contents(ctx, recipe.content)
     return await page(
         request,
         "recipes/designer.html",
@@ -114,7 +114,7 @@ async def _page(
         status_code=status,
         recipe=recipe,
         step_of=lambda op: step_content(op, library, pinned),
-        stale=stale(recipe["content"], library),
+        stale=stale(recipe.content, library),
         palette=_palette(library),
         methods=_methods(library),
         modalities=common_enum("modality"),
@@ -311,7 +311,7 @@ async def design_action(
     if action not in ACTIONS:
         raise ValidationFailed(f"Unknown designer action '{action}'.")
     recipe = await service.get(ctx, recipe_id)
-    recipe["content"] = normalised(recipe["content"])
+    recipe = replace(recipe, content=normalised(recipe.content))
     data = await form_data(request)
     try:
         base = int(str(data.get("base_revision", "")))
@@ -320,12 +320,12 @@ async def design_action(
     except ValueError:
         raise ValidationFailed("The form is missing the revision it was based on.") from None
     library = await service.library(ctx)
-    pinned = await service.pinned_contents(ctx, recipe["content"])
+    pinned = await service.pinned_contents(ctx, recipe.content)
     selected = str(data.get("step", "")) or None
     try:
         content = _edit(
             action,
-            recipe["content"],  # a stale base is refused by save() with a 409
+            recipe.content,  # a stale base is refused by save() with a 409
             data,
             library,
             pinned,

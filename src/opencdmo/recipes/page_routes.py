@@ -18,6 +18,7 @@ from opencdmo.fields import NAME_MAX, check_name, check_text
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
 from opencdmo.recipes.content import step_content
+from opencdmo.recipes.queries import RecipeDetail
 from opencdmo.recipes.routes import Revision
 from opencdmo.recipes.schemas import RecipeCreate, SignRequest
 from opencdmo.scope import TenantContext
@@ -94,16 +95,16 @@ async def _recipe_page(
     async with read_view(ctx):
         recipe = await service.get(ctx, recipe_id)
         record = service.RecipeRecord(
-            str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+            str(recipe_id), str(recipe.current_revision), recipe.author_id, recipe.content
         )
         signatures = await signatures_for(ctx, record)
         history = await service.history(ctx, recipe_id)
         published = await service.publications(ctx, recipe_id)
         library = await service.library(ctx)
-        pinned = await service.pinned_contents(ctx, recipe["content"])
-    flow = mbr.flow(recipe["content"], library, pinned)
+        pinned = await service.pinned_contents(ctx, recipe.content)
+    flow = mbr.flow(recipe.content, library, pinned)
     listing = {
-        "slug": published[0].slug if published else publication.slugify(recipe["name"]),
+        "slug": published[0].slug if published else publication.slugify(recipe.name),
         "version": publication.next_version(published[0].version if published else None),
         "summary": "",
         "description": "",
@@ -121,7 +122,7 @@ async def _recipe_page(
         signatures=signatures,
         history=history,
         error=error,
-        current=str(recipe["current_revision"]),
+        current=str(recipe.current_revision),
         publications=published,
         listing=listing,
         licences=common_enum("licence"),
@@ -145,13 +146,13 @@ async def recipe_page(
     return await _recipe_page(request, ctx, recipe_id)
 
 
-def lifecycle_actions(recipe: dict[str, Any]) -> list[dict[str, str]]:
+def lifecycle_actions(recipe: RecipeDetail) -> list[dict[str, str]]:
     """The lifecycle commands open from the recipe's status, each with the statement of what
     its signer signs (21 CFR 11.50: the meaning is part of the signature)."""
-    revision = recipe["current_revision"]
+    revision = recipe.current_revision
     actions = []
     for action, step in service.TRANSITIONS.items():
-        if recipe["status"] not in step.sources:
+        if recipe.status not in step.sources:
             continue
         actions.append(
             {
@@ -159,7 +160,7 @@ def lifecycle_actions(recipe: dict[str, Any]) -> list[dict[str, str]]:
                 "path": LIFECYCLE_PATHS[action],
                 "permission": f"recipes:{step.permission}",
                 "label": LIFECYCLE_LABELS[action],
-                "statement": f"I sign revision {revision} of {recipe['name']}, meaning: "
+                "statement": f"I sign revision {revision} of {recipe.name}, meaning: "
                 f"{step.meaning}.",
             }
         )
@@ -244,9 +245,9 @@ async def print_page(
 
     recipe = await service.get(ctx, recipe_id)  # in the read view the app gives GET pages
     library = await service.library(ctx)
-    pinned = await service.pinned_contents(ctx, recipe["content"])
+    pinned = await service.pinned_contents(ctx, recipe.content)
     record = service.RecipeRecord(
-        str(recipe_id), str(recipe["current_revision"]), recipe["author_id"], recipe["content"]
+        str(recipe_id), str(recipe.current_revision), recipe.author_id, recipe.content
     )
     signatures = await signatures_for(ctx, record)
     return await page(
@@ -256,12 +257,12 @@ async def print_page(
         step_of=lambda op: step_content(op, library, pinned),
         outside=lambda op: mbr.outside_normal(op, library, pinned),
         signatures=signatures,
-        current=str(recipe["current_revision"]),
-        bom=mbr.bill_of_materials(recipe["content"], library, pinned),
-        equipment=mbr.equipment_classes(recipe["content"], library, pinned),
-        flow=mbr.flow(recipe["content"], library, pinned),
+        current=str(recipe.current_revision),
+        bom=mbr.bill_of_materials(recipe.content, library, pinned),
+        equipment=mbr.equipment_classes(recipe.content, library, pinned),
+        flow=mbr.flow(recipe.content, library, pinned),
         box=(mbr.BOX_W, mbr.BOX_H),
-        content_hash=content_hash(recipe["content"]),
+        content_hash=content_hash(recipe.content),
     )
 
 
@@ -318,7 +319,7 @@ async def compare_page(
     """A structural diff of two revisions side by side (default: the previous and the
     current one)."""
     recipe = await service.get(ctx, recipe_id)  # in the read view the app gives GET pages
-    newer = right or int(recipe["current_revision"])
+    newer = right or int(recipe.current_revision)
     older = left or max(1, newer - 1)
     history = await service.history(ctx, recipe_id)
     changes = await service.compare(ctx, recipe_id, older, newer)

@@ -43,6 +43,13 @@ class RecipeRow:
 
 
 @dataclass(frozen=True)
+class RecipeDetail(RecipeRow):
+    """The recipe with the content of its current revision (the stored JSON document)."""
+
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RevisionRow:
     """One saved revision as the history lists it (``saved_by``: who saved it, by id)."""
 

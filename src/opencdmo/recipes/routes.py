@@ -47,7 +47,8 @@ Revision = Annotated[int | None, QueryParameter(ge=1, required=False)]
 async def api_recipes(ctx: NamedDependency[TenantContext]) -> list[RecipeSummary]:
     """The tenant's master recipes."""
     rows = await service.list_recipes(ctx)
-    return [RecipeSummary(**{f: r[f] for f in RecipeSummary.__struct_fields__}) for r in rows]
+    wanted = RecipeSummary.__struct_fields__
+    return [RecipeSummary(**{f: getattr(r, f) for f in wanted}) for r in rows]
 
 
 @post(
@@ -73,7 +74,7 @@ async def api_recipe(
     of the revision it signed)."""
     row = await service.get(ctx, recipe_id)
     record = service.RecipeRecord(
-        str(recipe_id), str(row["current_revision"]), row["author_id"], row["content"]
+        str(recipe_id), str(row.current_revision), row.author_id, row.content
     )
     signatures = [
         SignatureOut(
@@ -87,13 +88,13 @@ async def api_recipe(
         for s in await signatures_for(ctx, record)
     ]
     return RecipeDetail(
-        row["id"],
-        row["name"],
-        row["product"],
-        row["status"],
-        row["current_revision"],
-        row["effective_revision"],
-        row["content"],
+        row.id,
+        row.name,
+        row.product,
+        row.status,
+        row.current_revision,
+        row.effective_revision,
+        row.content,
         signatures,
     )
 
@@ -136,7 +137,7 @@ async def api_diff(
 ) -> list[ChangeOut]:
     """Structural diff of two revisions (default: the previous and the current one): steps
     added, removed or moved, values changed."""
-    current = int((await service.get(ctx, recipe_id))["current_revision"])
+    current = int((await service.get(ctx, recipe_id)).current_revision)
     newer = right or current
     older = left or max(1, newer - 1)
     return [
@@ -156,7 +157,7 @@ def _lifecycle(action: str, path: str, permission: str, summary: str) -> HTTPRou
         settings: NamedDependency[Settings],
     ) -> Transitioned:
         moved = await service.run(settings, ctx, recipe_id, action, data.password, data.reason)
-        return Transitioned(moved, (await service.get(ctx, recipe_id))["status"])
+        return Transitioned(moved, (await service.get(ctx, recipe_id)).status)
 
     handler.__doc__ = summary
     return post(

@@ -18,7 +18,7 @@ from opencdmo.hub.diff import Change, diff
 from opencdmo.identity.service import get_user
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
-from opencdmo.recipes.queries import RecipeRow
+from opencdmo.recipes.queries import RecipeDetail, RecipeRow
 from opencdmo.recipes.service import _pins as pins
 from opencdmo.scope import TenantContext
 
@@ -95,16 +95,17 @@ async def create_in(
     return recipe_id
 
 
-async def list_recipes(ctx: TenantContext) -> list[dict[str, Any]]:
+async def list_recipes(ctx: TenantContext) -> list[RecipeRow]:
     async with tenant_transaction(ctx):
-        return [row.as_dict() for row in await queries.recipes()]
+        return await queries.recipes()
 
 
-async def get(ctx: TenantContext, recipe_id: UUID) -> dict[str, Any]:
+async def get(ctx: TenantContext, recipe_id: UUID) -> RecipeDetail:
     """The recipe with the content of its current revision."""
     async with tenant_transaction(ctx):
         row = await queries.recipe(recipe_id)
-        return {**row.as_dict(), "content": await queries.content(recipe_id, row.current_revision)}
+        content = await queries.content(recipe_id, row.current_revision)
+        return RecipeDetail(**row.as_dict(), content=content)
 
 
 async def save(

@@ -671,7 +671,14 @@ async def test_compare_page_shows_moves_between_procedures(
     assert 'data-op="moved" data-path="unit_procedures[downstream].operations[activate]"' in (
         page.text
     )
-    assert "unit_procedures[upstream]" in page.text
+    # In process language: the step by name, the procedures by name, positions from 1, the
+    # parameter by name with its value and unit as people write them.
+    assert (
+        "T-cell activation with anti-CD3/CD28 beads moved from Upstream to Downstream, "
+        "position 1 to 1" in page.text
+    )
+    assert "Seeding density set to 1.1 × 10⁶ cells/mL" in page.text
+    assert "unit_procedures[upstream]" not in page.text.replace('data-path="', "")
     assert (
         'data-path="unit_procedures[downstream].operations[activate].parameters.seeding_density"'
         in page.text

@@ -322,13 +322,14 @@ async def compare_page(
     newer = right or int(recipe.current_revision)
     older = left or max(1, newer - 1)
     history = await service.history(ctx, recipe_id)
-    changes = await service.compare(ctx, recipe_id, older, newer)
+    changes, described = await service.compare_described(ctx, recipe_id, older, newer)
     return await page(
         request,
         "recipes/compare.html",
         recipe=recipe,
         history=history,
         changes=changes,
+        described=described,
         left=older,
         right=newer,
     )

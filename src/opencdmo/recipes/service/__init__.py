@@ -36,6 +36,7 @@ from opencdmo.recipes.service._queues import (
 from opencdmo.recipes.service._revisions import (
     RecipeRecord,
     compare,
+    compare_described,
     create,
     get,
     history,
@@ -51,6 +52,7 @@ __all__ = [
     "approve",
     "awaiting_signature",
     "compare",
+    "compare_described",
     "create",
     "create_from_hub",
     "drafts",

@@ -16,8 +16,11 @@ from opencdmo.db.tx import joined, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub.diff import Change, diff
 from opencdmo.identity.service import get_user
+from opencdmo.labels import label
+from opencdmo.recipes import compare as wording
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes import queries
+from opencdmo.recipes.compare import Described
 from opencdmo.recipes.queries import RecipeDetail, RecipeRow
 from opencdmo.recipes.service import _pins as pins
 from opencdmo.scope import TenantContext
@@ -232,10 +235,32 @@ async def _names(user_ids: set[UUID]) -> dict[UUID, str]:
 async def compare(ctx: TenantContext, recipe_id: UUID, left: int, right: int) -> list[Change]:
     """Structural diff of two revisions, with the parameter ranges and materials of the
     unit operation content each step pinned."""
+    return (await compare_described(ctx, recipe_id, left, right))[0]
+
+
+async def compare_described(
+    ctx: TenantContext, recipe_id: UUID, left: int, right: int
+) -> tuple[list[Change], list[Described]]:
+    """The structural diff of two revisions, and each change in process language (steps and
+    parameters by name, with units, positions from 1)."""
     async with tenant_transaction(ctx):
         await queries.recipe(recipe_id)
         older = recipe_content.normalised(await queries.content(recipe_id, left))
         newer = recipe_content.normalised(await queries.content(recipe_id, right))
         lib = await pins.library(ctx)
         pinned = await pins.pinned_of(older, newer)
-    return diff(pins.expanded(older, lib, pinned), pins.expanded(newer, lib, pinned))
+    changes = diff(pins.expanded(older, lib, pinned), pins.expanded(newer, lib, pinned))
+
+    def named(content: dict[str, Any]) -> wording.Side:
+        names: wording.StepNames = {}
+        for up in content["unit_procedures"]:
+            for op in up["operations"]:
+                operation = recipe_content.step_content(op, lib, pinned)
+                parameters: dict[str, tuple[str, str | None]] = {
+                    key: (p.name, p.unit)
+                    for key, p in recipe_content.parameters_of(operation).items()
+                }
+                names[op["key"]] = (operation.name if operation else label(op["key"]), parameters)
+        return wording.side(content, names)
+
+    return changes, wording.describe(changes, named(older), named(newer))

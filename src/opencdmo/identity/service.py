@@ -433,7 +433,11 @@ async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[dict[
     return [dict(row) for row in rows]
 
 
-async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | None) -> None:
+async def revoke_token(
+    ctx: TenantContext, token_id: UUID, *, only_user: UUID | None, reason: str | None = None
+) -> None:
+    """Revoke a token at once (scripts using it are refused from now on); the reason, when
+    given, is recorded with the audit event."""
     async with tenant_transaction(ctx) as connection:
         row = await connection.fetchrow(
             "SELECT id, user_id, name, revoked_at FROM api_tokens WHERE id = $1 FOR UPDATE",
@@ -453,4 +457,5 @@ async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | 
             token_id,
             old={"revoked": False},
             new={"revoked": True, "name": row["name"]},
+            reason=(reason or "").strip() or None,
         )

@@ -3,10 +3,18 @@ cookie."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from opencdmo.web.flash import MESSAGE_MAX, MESSAGES_MAX, Flash, FlashSigner
-from opencdmo.web.templating import Kit, attributes, build_environment
+from opencdmo.web.templating import TEMPLATES, Kit, attributes, build_environment
+
+PAGES = sorted(
+    p
+    for p in TEMPLATES.rglob("*.html")
+    if "{% extends" in p.read_text(encoding="utf-8") and "_kit" not in p.parts
+)
 
 
 def test_the_kit_has_its_components() -> None:
@@ -43,6 +51,20 @@ def test_the_kit_has_its_components() -> None:
 def test_an_unknown_component_is_an_error() -> None:
     with pytest.raises(AttributeError, match="no component 'carousel'"):
         _ = Kit(build_environment()).carousel
+
+
+def test_there_are_pages() -> None:
+    assert len(PAGES) > 15
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(Path(p).relative_to(TEMPLATES)))
+def test_every_page_is_written_from_the_kit(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert "kit." in text
+    assert 'style="' not in text and "<style" not in text, "no inline style (CSP)"
+    assert "<script>" not in text and "<script " not in text.replace("<script src=", ""), (
+        "no inline script (CSP)"
+    )
 
 
 def test_attributes_escape_and_drop_false() -> None:

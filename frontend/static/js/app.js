@@ -37,14 +37,14 @@
     if (!ui.Toast) { return; }
     var danger = element.dataset.kind === "danger" || element.dataset.kind === "warning";
     element.classList.remove("show");
-    var toast = ui.Toast.getOrCreateInstance(element, {autohide: !danger, delay: 8000});
+    var toast = ui.Toast.getOrCreateInstance(element, {animation: false, autohide: !danger, delay: 8000});
     element.addEventListener("hidden.bs.toast", function () { element.remove(); });
     toast.show();
   }
 
   function toastFrom(message, kind) {
     var element = document.createElement("div");
-    element.className = "toast toast-" + kind;
+    element.className = "toast toast-kind-" + kind;
     element.dataset.toast = "";
     element.dataset.kind = kind;
     var body = document.createElement("div");

@@ -26,6 +26,7 @@ from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
+from opencdmo.web.flash import FLASH_SIGNER, FlashSigner
 from opencdmo.web.pages import PAGE_CONTEXT
 from opencdmo.web.templating import STATIC, template_config
 from opencdmo.webapp import authcache, bodies, errors, health
@@ -146,7 +147,14 @@ def create_app(
     )
     return Litestar(
         route_handlers=handlers,
-        state=State({PAGE_CONTEXT: page_context}),
+        state=State(
+            {
+                PAGE_CONTEXT: page_context,
+                FLASH_SIGNER: FlashSigner(
+                    settings.resolved_secret_key().encode(), settings.cookie_secure
+                ),
+            }
+        ),
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         middleware=[
             PrincipalMiddleware(settings),

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,6 +76,19 @@ async def server(database: DatabaseUrls, world: World, settings: Settings) -> As
 # What the browser refused under the Content-Security-Policy (inline script or style, eval,
 # a foreign host): every page a test opens is watched, and a test fails on any refusal.
 CSP_VIOLATIONS: list[str] = []
+# Every document a page loads must be checked (check_page: axe-core, document width): the
+# addresses loaded, and those checked.
+LOADED: list[str] = []
+CHECKED: set[str] = set()
+
+AXE = (Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js").read_text()
+# WCAG 2.2 A and AA, and axe's best practices; serious and critical findings fail a test.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+FAILING = ("serious", "critical")
+TABLET = {"width": 1024, "height": 768}
+DESK = {"width": 1920, "height": 1080}
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("OPENCDMO_E2E_SCREENSHOTS", ROOT / "build" / "screenshots"))
 
 
 def _watch(page: Page) -> None:
@@ -83,6 +97,59 @@ def _watch(page: Page) -> None:
             CSP_VIOLATIONS.append(f"{page.url}: {message.text}")
 
     page.on("console", seen)
+    page.on("load", lambda loaded: LOADED.append(loaded.url))
+
+
+async def axe_violations(page: Page) -> list[str]:
+    """The serious and critical axe-core findings on the page as it is now, each naming the
+    rule and the elements (axe runs through the DevTools protocol: the page's CSP allows it)."""
+    if not await page.evaluate("() => Boolean(window.axe)"):
+        await page.evaluate(AXE)
+    found = await page.evaluate(
+        """tags => axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]})
+            .then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(" ") + ": " + n.html.slice(0, 160))})))""",
+        AXE_TAGS,
+    )
+    return [
+        f"{v['impact']} {v['id']} ({v['help']}) at " + "; ".join(v["nodes"][:5])
+        for v in found
+        if v["impact"] in FAILING
+    ]
+
+
+async def overflow(page: Page, size: dict[str, int]) -> str | None:
+    """At this window size, whether the document scrolls sideways (it must not: tables scroll
+    inside their card)."""
+    await page.set_viewport_size(size)
+    scroll, client = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    if scroll > client:
+        return f"{page.url} at {size['width']}x{size['height']}: {scroll} px wide in {client} px"
+    return None
+
+
+async def check_page(page: Page, name: str) -> None:
+    """What every page a test visits must pass: no serious or critical axe-core violation, no
+    horizontal scrolling of the document at 1024x768 (nor at 1920 px), and a screenshot of it
+    as a test artefact (build/screenshots, not committed)."""
+    await page.wait_for_load_state("load")
+    size = page.viewport_size or TABLET
+    problems = [p for p in [await overflow(page, TABLET), await overflow(page, DESK)] if p]
+    await page.set_viewport_size(TABLET)
+    problems += await axe_violations(page)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await page.set_viewport_size(size)
+    CHECKED.add(page.url)
+    assert not problems, f"{name} ({page.url}):\n" + "\n".join(problems)
+
+
+async def visit(page: Page, url: str, name: str) -> None:
+    """Open a page and check it."""
+    response = await page.goto(url)
+    assert response is not None and response.ok, f"{url}: {response and response.status}"
+    await check_page(page, name)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +159,7 @@ async def chromium() -> AsyncIterator[Browser]:
         open_page = browser.new_page
 
         async def new_page(**options: Any) -> Page:
-            page = await open_page(**options)
+            page = await open_page(**{"viewport": TABLET, **options})
             _watch(page)
             return page
 
@@ -106,3 +173,11 @@ def no_csp_violations() -> Iterator[None]:
     CSP_VIOLATIONS.clear()
     yield
     assert CSP_VIOLATIONS == []
+
+
+@pytest.fixture(autouse=True)
+def every_page_checked() -> Iterator[None]:
+    LOADED.clear()
+    CHECKED.clear()
+    yield
+    assert [url for url in LOADED if url not in CHECKED] == [], "pages loaded but not checked"

@@ -5,6 +5,7 @@ effective and publish it to the HUB."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from opencdmo.identity import service as identity
 from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import check_page
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +25,12 @@ pytestmark = pytest.mark.e2e
 async def _sign_in(chromium: Browser, server: str, email: str) -> Page:
     page = await chromium.new_page()
     await page.goto(server + "/login")
+    await check_page(page, "login-designer")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/t/**")
+    await check_page(page, "dashboard-" + email.split("@")[0])
     return page
 
 
@@ -55,9 +59,12 @@ async def test_design_submit_and_approve(
 
     page = await _sign_in(chromium, server, people["engineer"])
     await page.goto(f"{server}/t/{slug}/recipes")
+    await check_page(page, "recipes-empty")
     await page.get_by_label("Name").fill("Designer CAR-T")
     await page.get_by_role("button", name="New master recipe").click()
-    await page.get_by_role("link", name="Open in the designer").click()
+    await check_page(page, "recipe-new")
+    await page.get_by_role("link", name="Open in the designer").first.click()
+    await check_page(page, "designer-empty")
     await page.get_by_label("New unit procedure").fill("Cell processing")
     await page.get_by_role("button", name="Add unit procedure").click()
     await expect(page.get_by_role("status")).to_contain_text("Saved as revision 2")
@@ -70,10 +77,17 @@ async def test_design_submit_and_approve(
     # Drag the first step below the second.
     await steps.nth(0).drag_to(steps.nth(1), target_position={"x": 20, "y": 30})
     await expect(page.locator("[data-step]").nth(1)).to_have_attribute("data-step", first or "")
+    # The arrangement is saved (and the canvas re-rendered) before the next drag starts.
+    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 5.")
     # Drag a unit operation from the palette onto the canvas, at the top.
     await page.get_by_label("Filter the palette").fill("cell harvest")
     palette_item = page.locator("[data-palette] > li", has_text="Cell harvest").first
-    await palette_item.drag_to(page.locator("[data-step]").first, target_position={"x": 20, "y": 5})
+    # Grabbed by its name (its form's select and button take clicks, not drags).
+    await palette_item.drag_to(
+        page.locator("[data-step]").first,
+        source_position={"x": 20, "y": 10},
+        target_position={"x": 20, "y": 5},
+    )
     await expect(page.locator("[data-step]")).to_have_count(3)
     await expect(page.locator("[data-step]").first).to_have_attribute(
         "data-step", "cell_harvest_and_wash"
@@ -102,18 +116,34 @@ async def test_design_submit_and_approve(
     await page.get_by_label("Low").fill("70")
     await page.get_by_role("button", name="Set release specification").click()
     await expect(page.locator("[data-release] tbody tr").first).to_contain_text("viability")
-    # Submit with the author's signature.
+    await check_page(page, "designer")
+    # Submit with the author's signature, in the dialog that says what is signed.
     await page.get_by_role("link", name="← Designer CAR-T").click()
-    await page.get_by_label("Reason").fill("Ready for QA review")
-    await page.get_by_label("Password (electronic signature)").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign as author and submit for review").click()
+    await check_page(page, "recipe-draft")
+    await page.get_by_role("button", name="Submit for review…").click()
+    submit = page.get_by_role("dialog")
+    await expect(submit).to_contain_text(
+        re.compile(
+            r"I submit revision \d+ of Designer CAR-T for review as its author, meaning: authored\."
+        )
+    )
+    await submit.get_by_label("Reason").fill("Ready for QA review")
+    await submit.get_by_label("Password (electronic signature)").fill(PASSWORD)
+    await submit.get_by_role("button", name="Sign as author and submit for review").click()
+    await expect(page.locator("#toasts")).to_contain_text("for review.")
+    await check_page(page, "recipe-in-review")
     recipe_url = page.url
     await page.close()
 
     qa = await _sign_in(chromium, server, people["qa"])
     await qa.goto(recipe_url)
+    await check_page(qa, "recipe-to-approve")
+    await qa.get_by_role("button", name="Approve…").click()
     approve = qa.locator('form[data-action="approve"]')
-    await expect(approve).to_contain_text("I sign revision")
+    await expect(approve).to_contain_text(
+        re.compile(r"I approve revision \d+ of Designer CAR-T as QA approver, meaning: approved\.")
+    )
+    await check_page(qa, "signature-dialog")
     await approve.get_by_label("Reason").fill("Parameters within validated ranges")
     await approve.get_by_label("Password (electronic signature)").fill(PASSWORD)
     await approve.get_by_role("button", name="Sign as approver").click()
@@ -121,13 +151,23 @@ async def test_design_submit_and_approve(
     await expect(manifestation).to_contain_text("approved")
     await expect(manifestation).to_have_attribute("data-valid", "yes")
     await expect(qa.locator("h1 .badge")).to_contain_text("Approved")
+    await check_page(qa, "recipe-approved")
+    await qa.get_by_role("button", name="Make effective…").click()
     effective = qa.locator('form[data-action="make_effective"]')
     await effective.get_by_label("Reason").fill("Approved for manufacturing")
     await effective.get_by_label("Password (electronic signature)").fill(PASSWORD)
     await effective.get_by_role("button", name="Sign and make effective").click()
     await expect(qa.locator("h1 .badge")).to_contain_text("Effective")
+    await expect(qa.locator("#toasts")).to_contain_text("is effective.")
+    await check_page(qa, "recipe-effective")
+    await qa.goto(recipe_url + "/compare")
+    await check_page(qa, "compare")
+    await qa.goto(recipe_url + "/print")
+    await check_page(qa, "print")
+    await qa.goto(recipe_url)
+    await check_page(qa, "recipe")
     # Publish the effective revision to the HUB, signed "approved for publication".
-    await qa.get_by_text("to the HUB").click()
+    await qa.get_by_role("button", name="Publish effective revision").click()
     publish = qa.locator("#publish")
     await publish.get_by_label("Summary").fill("Our CAR-T process")
     await publish.get_by_label("Description").fill("Example defaults to adapt and validate.")
@@ -136,4 +176,6 @@ async def test_design_submit_and_approve(
     await publish.get_by_role("button", name="Sign and publish").click()
     await qa.wait_for_url("**/hub/items/**")
     await expect(qa.locator("h1")).to_contain_text("Designer CAR-T")
+    await expect(qa.locator("#toasts")).to_contain_text("to the HUB.")
+    await check_page(qa, "hub-item-published")
     await qa.close()

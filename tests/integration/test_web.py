@@ -139,7 +139,11 @@ async def test_invite_form_keeps_what_was_typed(browser: Any, owner: asyncpg.Con
     )
     assert no_at.status_code == 422
     assert 'value="not-an-address"' in no_at.text
-    assert re.search(r'value="not-an-address"></label>\s*<span class="field-error"', no_at.text)
+    # The message follows the field it is about, which points to it.
+    field = re.search(
+        r'<input [^>]*value="not-an-address"[^>]*>\s*<span class="field-error"', no_at.text
+    )
+    assert field and 'aria-describedby="invite-email-error"' in field.group(0)
     assert await owner.fetchval("SELECT count(*) FROM invitations WHERE email = $1", email) == 0
 
 
@@ -160,10 +164,12 @@ async def test_role_form_needs_a_reason_and_keeps_the_choice(
         data={"_csrf_token": client.csrf, "roles": ["viewer", "qc_analyst"], "reason": "  "},
     )
     assert response.status_code == 422
-    row = response.text[response.text.index(f'id="member-{membership}"') :]
-    row = row[: row.index("</tr>")]
-    assert 'value="qc_analyst" checked' in row
-    assert "Give a reason" in row
+    # The member's roles dialog comes back open, as typed, with the message in it.
+    dialog = response.text[response.text.index(f'id="roles-{membership}"') :]
+    assert dialog[: dialog.index(">")].endswith(" data-open")
+    dialog = dialog[: dialog.index("</form>")]
+    assert 'value="qc_analyst" checked' in dialog
+    assert "Give a reason" in dialog
     roles = await owner.fetchval(
         "SELECT array_agg(role) FROM role_assignments WHERE membership_id = $1", membership
     )

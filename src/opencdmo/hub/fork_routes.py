@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Request, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar.response import Redirect, Template
+from litestar.response import Response, Template
 
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, ValidationFailed
 from opencdmo.hub import library, service
@@ -24,6 +24,7 @@ from opencdmo.hub.schemas import (
 )
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
@@ -99,9 +100,13 @@ def content_from_form(content: dict[str, Any], data: dict[str, Any]) -> dict[str
     include_in_schema=False,
     status_code=303,
 )
-async def fork_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
+async def fork_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
+) -> Response[Any]:
     library_id = await library.fork(ctx, item_id)
-    return Redirect(f"/t/{ctx.slug}/library/{library_id}", status_code=303)
+    item = await library.get_library_item(ctx, library_id)
+    message = f"Forked {item.name} v{item.version} into your library: edit it here."
+    return see_other(request, f"/t/{ctx.slug}/library/{library_id}", flash=message)
 
 
 @get(
@@ -172,7 +177,8 @@ async def publish_form(
     except (ValidationFailed, Conflict, Forbidden, NotAuthenticated) as exc:
         item = await library.get_library_item(ctx, library_id)
         return await _item_page(request, item, status=exc.status_code, error=exc.message)
-    return Redirect(f"/t/{ctx.slug}/hub/items/{hub_item}", status_code=303)
+    message = f"Signed and published v{data.get('version', '')} to the HUB."
+    return see_other(request, f"/t/{ctx.slug}/hub/items/{hub_item}", flash=message)
 
 
 @post(
@@ -239,11 +245,12 @@ async def api_publish(
 )
 async def visibility_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
-) -> Redirect:
+) -> Response[Any]:
     data = await form_data(request)
     shared = [s.strip() for s in str(data.get("shared_with", "")).split(",") if s.strip()]
-    await service.set_visibility(ctx, item_id, str(data.get("visibility", "")), shared)
-    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+    visibility = str(data.get("visibility", ""))
+    await service.set_visibility(ctx, item_id, visibility, shared)
+    return see_other(request, f"/t/{ctx.slug}/hub/items/{item_id}", flash=f"Now {visibility}.")
 
 
 @post(
@@ -257,16 +264,19 @@ async def mark_form(
     ctx: NamedDependency[TenantContext],
     item_id: FromPath[UUID],
     version: FromPath[str],
-) -> Redirect:
+) -> Response[Any]:
     data = await form_data(request)
+    yank = str(data.get("action", "")) == "yank"
     await service.mark_version(
         ctx,
         item_id,
         version,
         deprecated_message=str(data.get("message", "")) or None,
-        yank=str(data.get("action", "")) == "yank",
+        yank=yank,
+        reason=str(data.get("reason", "")) or None,
     )
-    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+    message = f"Yanked {version}." if yank else f"Deprecated {version}."
+    return see_other(request, f"/t/{ctx.slug}/hub/items/{item_id}", flash=message)
 
 
 # Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).

@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.response import Redirect, Template
+from litestar.response import Response, Template
 
 from opencdmo.audit.service import record_security
 from opencdmo.errors import Forbidden, ValidationFailed
@@ -24,6 +24,7 @@ from opencdmo.hub.schemas import (
     UpgradeRequest,
 )
 from opencdmo.scope import TenantContext
+from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, page
 
@@ -69,9 +70,17 @@ async def library_page(
     include_in_schema=False,
     status_code=303,
 )
-async def install_form(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> Redirect:
-    await library.install(ctx, item_id)
-    return Redirect(f"/t/{ctx.slug}/library", status_code=303)
+async def install_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]
+) -> Response[Any]:
+    installed = await library.install(ctx, item_id)
+    item = await queries.get_item(ctx, item_id)
+    # installed: "<kind> <slug> <version>" for the item and each dependency new to the library
+    mine = next((i for i in installed if i.split(" ")[1:2] == [item.slug]), None)
+    more = len(installed) - (1 if mine else 0)
+    message = f"Installed {item.name}" + (f" v{mine.rsplit(' ', 1)[-1]}" if mine else "")
+    message += f" and {more} dependenc{'y' if more == 1 else 'ies'}." if more else "."
+    return see_other(request, f"/t/{ctx.slug}/library", flash=message)
 
 
 @get(
@@ -105,13 +114,15 @@ async def diff_page(
 )
 async def upgrade_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], library_id: FromPath[UUID]
-) -> Redirect:
+) -> Response[Any]:
     data = await form_data(request)
     to = str(data.get("to") or "")
     if not to:
         raise ValidationFailed("Choose the version to upgrade to.", details={"field": "to"})
-    await library.upgrade(ctx, library_id, to, str(data.get("reason") or "") or None)
-    return Redirect(f"/t/{ctx.slug}/library", status_code=303)
+    changes = await library.upgrade(ctx, library_id, to, str(data.get("reason") or "") or None)
+    item = await library.get_library_item(ctx, library_id)
+    message = f"Upgraded {item.name} to v{to}: {len(changes)} change(s)."
+    return see_other(request, f"/t/{ctx.slug}/library", flash=message)
 
 
 @get(

@@ -288,9 +288,11 @@ async def mark_version(
     *,
     deprecated_message: str | None = None,
     yank: bool = False,
+    reason: str | None = None,
 ) -> None:
     """Deprecate a version (with a message) or yank it (still resolvable for whoever pinned
-    it, hidden from new installs). The content itself never changes."""
+    it, hidden from new installs), with the reason recorded in the audit event. The content
+    itself never changes."""
     async with tenant_transaction(ctx):
         await _own_item(ctx, item_id)
         row = await catalogue.marks(item_id, version)
@@ -322,6 +324,7 @@ async def mark_version(
                 "deprecated_message": deprecated_message,
                 "yanked": yank or row.yanked_at is not None,
             },
+            reason=(reason or "").strip() or None,
         )
 
 

@@ -246,6 +246,9 @@ async def tokens_page(
     return await _tokens_block(request, ctx)
 
 
+CREATED = "API token created: copy it now, it is not shown again."
+
+
 async def _tokens_block(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
@@ -253,12 +256,14 @@ async def _tokens_block(
     created: str | None = None,
     error: str | None = None,
     form: dict[str, Any] | None = None,
+    notice: str | None = None,
 ) -> Template:
     return await page(
         request,
         "identity/tokens.html",
         block="tokens",
         status_code=422 if error else 200,
+        flash=notice or (CREATED if created else None),
         tokens=await service.list_tokens(ctx, user_id=await _visible_to(ctx)),
         policy=await token_policy(ctx),
         created=created,
@@ -301,8 +306,9 @@ async def tokens_create(
 async def tokens_revoke(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]
 ) -> Template:
-    await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
-    return await _tokens_block(request, ctx)
+    reason = str((await form_data(request)).get("reason") or "")
+    await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx), reason=reason)
+    return await _tokens_block(request, ctx, notice="API token revoked.")
 
 
 @get(

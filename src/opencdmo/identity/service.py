@@ -380,7 +380,11 @@ async def list_tokens(ctx: TenantContext, *, user_id: UUID | None) -> list[Token
         return await queries.tokens(user_id)
 
 
-async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | None) -> None:
+async def revoke_token(
+    ctx: TenantContext, token_id: UUID, *, only_user: UUID | None, reason: str | None = None
+) -> None:
+    """Revoke a token at once (scripts using it are refused from now on); the reason, when
+    given, is recorded with the audit event."""
     async with tenant_transaction(ctx):
         row = await queries.token_state(token_id)
         if row is None or (only_user is not None and row.user_id != only_user):
@@ -395,6 +399,7 @@ async def revoke_token(ctx: TenantContext, token_id: UUID, *, only_user: UUID | 
             token_id,
             old={"revoked": False},
             new={"revoked": True, "name": row.name},
+            reason=(reason or "").strip() or None,
         )
 
 

@@ -10,7 +10,7 @@ from litestar import MediaType, Request, get, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.response import Redirect, Template
+from litestar.response import Redirect, Response, Template
 
 from opencdmo.db.tx import read_view
 from opencdmo.errors import AppError, ValidationFailed
@@ -24,6 +24,7 @@ from opencdmo.recipes.schemas import RecipeCreate, SignRequest
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures.service import signatures_for
+from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, form_struct, page
 
@@ -160,8 +161,9 @@ def lifecycle_actions(recipe: RecipeDetail) -> list[dict[str, str]]:
                 "path": LIFECYCLE_PATHS[action],
                 "permission": f"recipes:{step.permission}",
                 "label": LIFECYCLE_LABELS[action],
-                "statement": f"I sign revision {revision} of {recipe.name}, meaning: "
-                f"{step.meaning}.",
+                "statement": LIFECYCLE_STATEMENTS[action].format(
+                    revision=revision, name=recipe.name, meaning=step.meaning
+                ),
             }
         )
     return actions
@@ -173,6 +175,24 @@ LIFECYCLE_PATHS = {
     "reject": "reject",
     "make_effective": "effective",
     "retire": "retire",
+}
+# What the signer states (the signature's meaning, and the capacity they sign in).
+LIFECYCLE_STATEMENTS = {
+    "submit": "I submit revision {revision} of {name} for review as its author, "
+    "meaning: {meaning}.",
+    "approve": "I approve revision {revision} of {name} as QA approver, meaning: {meaning}.",
+    "reject": "I return revision {revision} of {name} to draft as QA approver, meaning: {meaning}.",
+    "make_effective": "I make revision {revision} of {name} effective as QA approver, "
+    "meaning: {meaning}.",
+    "retire": "I retire revision {revision} of {name} as QA approver, meaning: {meaning}.",
+}
+# The message shown once after the command (moved: whether the recipe changed status).
+LIFECYCLE_DONE = {
+    "submit": "Submitted revision {revision} for review.",
+    "approve": "Approved revision {revision}.",
+    "reject": "Returned revision {revision} to draft.",
+    "make_effective": "Revision {revision} is effective.",
+    "retire": "Retired revision {revision}.",
 }
 LIFECYCLE_LABELS = {
     "submit": "Sign as author and submit for review",
@@ -192,12 +212,14 @@ def _lifecycle_form(action: str) -> HTTPRouteHandler:
         ctx: NamedDependency[TenantContext],
         recipe_id: FromPath[UUID],
         settings: NamedDependency[Settings],
-    ) -> Template | Redirect:
+    ) -> Template | Response[Any]:
         data = await form_data(request)
         reason = str(data.get("reason", ""))
         try:
             signing, _ = await form_struct(request, SignRequest)  # as the API's lifecycle body
-            await service.run(settings, ctx, recipe_id, action, signing.password, signing.reason)
+            moved = await service.run(
+                settings, ctx, recipe_id, action, signing.password, signing.reason
+            )
         except AppError as exc:
             if exc.status_code == 404:
                 raise
@@ -205,7 +227,13 @@ def _lifecycle_form(action: str) -> HTTPRouteHandler:
             return await _recipe_page(
                 request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=kept
             )
-        return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
+        async with read_view(ctx):
+            revision = (await service.get(ctx, recipe_id)).current_revision
+        done = LIFECYCLE_DONE[action] if moved else "Signed revision {revision}: {meaning}."
+        message = done.format(revision=revision, meaning=service.TRANSITIONS[action].meaning)
+        if not moved:
+            message += " It needs more approvals before it moves on."
+        return see_other(request, f"/t/{ctx.slug}/recipes/{recipe_id}", flash=message)
 
     step = service.TRANSITIONS[action]
     return post(
@@ -301,7 +329,8 @@ async def publish_form(
         return await _recipe_page(
             request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=data
         )
-    return Redirect(f"/t/{ctx.slug}/hub/items/{item_id}", status_code=303)
+    message = f"Signed and published {listing.slug} v{listing.version} to the HUB."
+    return see_other(request, f"/t/{ctx.slug}/hub/items/{item_id}", flash=message)
 
 
 @get(

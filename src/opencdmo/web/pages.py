@@ -12,6 +12,7 @@ from litestar.response import Template
 
 from opencdmo.errors import ValidationFailed
 from opencdmo.fields import humanise
+from opencdmo.web import flash as flashes
 
 PageContext = Callable[[Request[Any, Any, Any]], Awaitable[dict[str, Any]]]
 
@@ -38,19 +39,39 @@ async def page(
     block: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
+    flash: str | None = None,
     **context: Any,
 ) -> Template:
+    """The page, or its ``block`` for an htmx request. Messages to show once (``flash``, and
+    those a redirect left in the flash cookie) come as toasts: in the page, or as an
+    ``HX-Trigger`` header for an htmx request."""
     base = await page_context(request.app)(request)
     base.update(context)
-    if block and request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
+    carried = flashes.pending(request)
+    shown = [*carried, *([flashes.Flash(flash)] if flash else [])]
+    headers = dict(headers or {})
+    htmx = flashes.is_htmx(request)
+    if shown and htmx:
+        headers["HX-Trigger"] = flashes.trigger_header(shown)
+    base["flashes"] = [] if htmx else shown
+    signer = flashes.signer_of(request)
+    cookies = [signer.expired()] if carried and signer is not None else None
+    if block and htmx:
         return HTMXBlockTemplate(
             template_name=template,
             block_name=block,
             context=base,
             status_code=status_code,
-            headers=headers,
+            headers=headers or None,
+            cookies=cookies,
         )
-    return Template(template_name=template, context=base, status_code=status_code, headers=headers)
+    return Template(
+        template_name=template,
+        context=base,
+        status_code=status_code,
+        headers=headers or None,
+        cookies=cookies,
+    )
 
 
 FORM_FIELDS_MAX = 1000

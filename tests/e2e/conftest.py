@@ -130,26 +130,40 @@ async def overflow(page: Page, size: dict[str, int]) -> str | None:
     return None
 
 
-async def check_page(page: Page, name: str) -> None:
+async def check_page(page: Page, name: str, *, scripts: bool = True) -> None:
     """What every page a test visits must pass: no serious or critical axe-core violation, no
     horizontal scrolling of the document at 1024x768 (nor at 1920 px), and a screenshot of it
-    as a test artefact (build/screenshots, not committed)."""
+    as a test artefact (build/screenshots, not committed).
+
+    scripts=False: a page opened without JavaScript, where axe cannot run (it needs timers);
+    its layout (html.no-js) is checked by ``axe_without_scripts`` on a page with them."""
     await page.wait_for_load_state("load")
     size = page.viewport_size or TABLET
     problems = [p for p in [await overflow(page, TABLET), await overflow(page, DESK)] if p]
     await page.set_viewport_size(TABLET)
-    problems += await axe_violations(page)
+    if scripts:
+        problems += await axe_violations(page)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     await page.set_viewport_size(size)
     CHECKED.add(page.url)
     assert not problems, f"{name} ({page.url}):\n" + "\n".join(problems)
 
 
-async def visit(page: Page, url: str, name: str) -> None:
+async def axe_without_scripts(page: Page) -> list[str]:
+    """The axe-core findings on this page laid out as without scripts (html.no-js: dialogs
+    as forms in place), then back."""
+    await page.evaluate("() => document.documentElement.classList.replace('js', 'no-js')")
+    try:
+        return await axe_violations(page)
+    finally:
+        await page.evaluate("() => document.documentElement.classList.replace('no-js', 'js')")
+
+
+async def visit(page: Page, url: str, name: str, *, scripts: bool = True) -> None:
     """Open a page and check it."""
     response = await page.goto(url)
     assert response is not None and response.ok, f"{url}: {response and response.status}"
-    await check_page(page, name)
+    await check_page(page, name, scripts=scripts)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from opencdmo.recipes import service as recipes
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD, Persona, as_actor
-from tests.e2e.conftest import check_page, visit
+from tests.e2e.conftest import axe_without_scripts, check_page, visit
 from tests.integration.conftest import activation, reviewable, viability
 from tests.integration.test_recipes import design
 
@@ -115,6 +115,7 @@ async def test_the_signature_dialog_works_from_the_keyboard(
     recipe = await _draft(owner, ctx, people["author"])
     page = await _sign_in(chromium, server, people["author"].email)
     await visit(page, f"{server}/t/{ctx.slug}/recipes/{recipe}", "recipe-keyboard")
+    assert await axe_without_scripts(page) == [], "the page as laid out without scripts"
     trigger = page.get_by_role("button", name="Submit for review…")
     # Tab to the trigger as a keyboard user would (at most 60 stops from the top).
     for _ in range(60):
@@ -193,4 +194,36 @@ async def test_deactivating_a_member_asks_for_confirmation_and_a_reason(
     await check_page(page, "members-after")
     await visit(page, f"{server}/t/{ctx.slug}/tokens", "tokens")
     await visit(page, f"{server}/account", "account")
+    await page.close()
+
+
+async def test_without_scripts_the_signature_form_posts_in_place(
+    synced: Any, server: str, chromium: Browser, owner: asyncpg.Connection
+) -> None:
+    ctx, people = await _tenant({"author": ["process_engineer"]})
+    recipe = await _draft(owner, ctx, people["author"])
+    page = await chromium.new_page(java_script_enabled=False)
+    await page.goto(server + "/login")
+    await check_page(page, "login-no-script", scripts=False)
+    await page.get_by_label("Email").fill(people["author"].email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/t/**")
+    await check_page(page, "dashboard-no-script", scripts=False)
+    await visit(page, f"{server}/t/{ctx.slug}/recipes/{recipe}", "recipe-no-script", scripts=False)
+    # The dialog is a form in place: its trigger is hidden, its fields are there.
+    await expect(page.get_by_role("button", name="Submit for review…")).to_be_hidden()
+    form = page.locator('form[data-action="submit"]')
+    await expect(form).to_be_visible()
+    await form.get_by_label("Reason").fill("Ready, without scripts")
+    await form.get_by_label("Password (electronic signature)").fill("not-my-password-9")
+    await form.get_by_role("button", name="Sign as author and submit for review").click()
+    await expect(form.get_by_role("alert")).to_contain_text("password is incorrect")
+    await expect(form.get_by_label("Reason")).to_have_value("Ready, without scripts")
+    await check_page(page, "signature-refused-no-script", scripts=False)
+    await form.get_by_label("Password (electronic signature)").fill(PASSWORD)
+    await form.get_by_role("button", name="Sign as author and submit for review").click()
+    await expect(page.locator("#toasts")).to_contain_text("Submitted revision 2 for review.")
+    await expect(page.locator("h1 .badge")).to_contain_text("In Review")
+    await check_page(page, "signature-signed-no-script", scripts=False)
     await page.close()

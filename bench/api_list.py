@@ -55,11 +55,11 @@ async def _cli(env: dict[str, str], *args: str) -> str:
         env=env,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await process.communicate()
+    out, err = await process.communicate()
     if process.returncode:
-        raise RuntimeError(out.decode())
+        raise RuntimeError(out.decode() + err.decode())
     return out.decode()
 
 

@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("identity", "tenancy", "signatures"),
     ("hub",),
     ("recipes",),
+    ("search",),
     ("webapp", "jobs", "validation", "cli", "app"),
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

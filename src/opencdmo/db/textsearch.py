@@ -41,7 +41,8 @@ WITH words AS (
     SELECT words.n, g, cardinality(search_grams(words.w)) AS qgrams
     FROM words, unnest(search_grams(words.w)) AS g WHERE length(words.w) >= 3
 ), matches AS (
-    SELECT q.n, v.word, count(DISTINCT q.g)::float8 AS shared, min(v.grams) + min(q.qgrams) AS all_grams
+    SELECT q.n, v.word, count(DISTINCT q.g)::float8 AS shared,
+           min(v.grams) + min(q.qgrams) AS all_grams
     FROM query_grams q JOIN ({sources}) v ON v.gram = q.g GROUP BY q.n, v.word
 ), scored AS (
     SELECT n, word, shared / (all_grams - shared) AS sim,

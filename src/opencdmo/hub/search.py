@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from opencdmo.access.service import authorize
 from opencdmo.db.textsearch import Match, Params, Terms, expand, with_clause
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
@@ -282,7 +283,9 @@ class LibraryHit:
 
 
 async def find_library(ctx: TenantContext, terms: Terms, limit: int) -> list[LibraryHit]:
-    """The tenant's library items (installed and forked) that ``terms`` find, best first."""
+    """The tenant's library items (installed and forked) that ``terms`` find, best first
+    (``hub:read``)."""
+    await authorize(ctx, "hub", "read")
     if not terms.text:
         return []
     arg = Params()

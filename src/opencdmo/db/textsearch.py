@@ -7,7 +7,8 @@ words make a full-text query, so the search itself still runs on the full-text i
 
     "mycoplsma" -> 'mycoplsma':* | 'mycoplasma':*
 
-Every word is also a prefix, so that a search as one types finds "mycoplasma" from "mycopl".
+The last word is also a prefix, so that a search as one types finds "mycoplasma" from
+"mycopl" (every word a prefix would cost the full-text index several times as much).
 Queries with web-search syntax (quotes, ``-word``, ``or``) are searched as typed.
 
 Ranking (``Match``): the name or code equal to the query, then those starting with it, then
@@ -29,6 +30,8 @@ CONFIG = "english"
 WORDS_MAX = 8  # words of a query that are looked up (the rest still count in the full text)
 SIMILARITY = 0.3  # pg_trgm's default threshold
 CORRECTIONS = 3  # at most this many corrections of one word
+_SLUG = re.compile(r"[^a-z0-9]+")  # how a query is compared with slugs
+_WORDS = re.compile(r"[^\W_]+")  # letters and digits, as search_words splits them
 _ADVANCED = re.compile(r'"|(?:^|\s)-\S|(?:^|\s)or(?:\s|$)', re.IGNORECASE)
 
 # Raw SQL: the vocabulary lookup groups trigrams and scores them, which Piccolo cannot say.
@@ -79,22 +82,32 @@ class Terms:
         return any(word.corrections for word in self.words)
 
     def tsquery(self) -> str | None:
-        """The words, each widened to its corrections and to its prefixes, all required:
-        ``('mycoplsma':* | 'mycoplasma':*) & 'nat':*`` (for to_tsquery)."""
+        """The words, each widened to its corrections, the last to its prefixes too, all
+        required: ``('mycoplsma' | 'mycoplasma') & 'nat':*`` (for to_tsquery)."""
         parts = []
-        for word in self.words:
-            options = [_lexeme(text) for text, _ in word.alternatives()]
+        for n, word in enumerate(self.words):
+            last = n == len(self.words) - 1
+            options = [_lexeme(text, last) for text, _ in word.alternatives()]
             parts.append(options[0] if len(options) == 1 else f"({' | '.join(options)})")
         return " & ".join(parts) or None
 
 
-def _lexeme(word: str) -> str:
+def _lexeme(word: str, prefix: bool) -> str:
     # Words come from search_words (letters and digits only); one letter is not a prefix.
-    return f"'{word}'" if len(word) == 1 else f"'{word}':*"
+    return f"'{word}':*" if prefix and len(word) > 1 else f"'{word}'"
 
 
 def _plain(word: str) -> bool:
     return word.isalnum() and "'" not in word and "\\" not in word
+
+
+def as_typed(text: str) -> Terms:
+    """The query's words without looking them up (no corrections)."""
+    text = text.strip()
+    if not text or _ADVANCED.search(text):
+        return Terms(text)
+    words = dict.fromkeys(w for w in _WORDS.findall(text.lower()) if _plain(w))
+    return Terms(text, tuple(Word(w) for w in list(words)[:WORDS_MAX]))
 
 
 async def expand(connection: Any, text: str, sources: list[str]) -> Terms:
@@ -141,14 +154,19 @@ class Match:
 
     def __init__(self, terms: Terms, arg: Params) -> None:
         self.terms, self.arg = terms, arg
-        self.q = arg(terms.text)
+        self._exact: str | None = None
         words = terms.tsquery()
-        self.exact = f"websearch_to_tsquery('{CONFIG}', {self.q})"
-        self.query = (
-            self.exact
-            if words is None
-            else f"({self.exact} || to_tsquery('{CONFIG}', {arg(words)}))"
-        )
+        # Plain words (there are none for web-search syntax): each widened, so that their
+        # query finds all the typed query finds.
+        self.query = self.exact if words is None else f"to_tsquery('{CONFIG}', {arg(words)})"
+
+    @property
+    def exact(self) -> str:
+        """The query as typed, in web-search syntax (its parameter added when first used:
+        a statement may not leave a parameter unused)."""
+        if self._exact is None:
+            self._exact = f"websearch_to_tsquery('{CONFIG}', {self.arg(self.terms.text)})"
+        return self._exact
 
     def ctes(self) -> list[str]:
         """Common table expressions ``similarity`` needs (for the statement's WITH)."""
@@ -159,7 +177,7 @@ class Match:
             for text, weight in word.alternatives():
                 numbers.append(n)
                 weights.append(weight)
-                lexemes.append(_lexeme(text))
+                lexemes.append(_lexeme(text, n == len(self.terms.words) - 1))
         arrays = (
             f"{self.arg(numbers)}::int[], {self.arg(weights)}::float8[], "
             f"{self.arg(lexemes)}::text[]"
@@ -176,14 +194,18 @@ class Match:
     def tier(self, doc: str, name: str, code: str | None = None) -> str:
         """0: name or code is the query; 1: starts with it; 2: matches the words as typed;
         3: matches through a correction or a prefix only."""
-        typed = f"lower(btrim({self.q}))"
-        exact, prefix = f"lower({name}) = {typed}", f"starts_with(lower({name}), {typed})"
-        if code is not None:
-            slug = f"btrim(regexp_replace({typed}, '[^[:alnum:]]+', '-', 'g'), '-')"
-            exact += f" OR {code} = {slug}"
-            prefix += f" OR ({slug} <> '' AND starts_with({code}, {slug}))"
+        typed = self.terms.text.lower()
+        if not typed:
+            return "3"
+        lowered = self.arg(typed)
+        exact, prefix = f"lower({name}) = {lowered}", f"starts_with(lower({name}), {lowered})"
+        slug = _SLUG.sub("-", typed).strip("-")
+        if code is not None and slug:
+            slugged = self.arg(slug)
+            exact += f" OR {code} = {slugged}"
+            prefix += f" OR starts_with({code}, {slugged})"
         return (
-            f"CASE WHEN {exact} THEN 0 WHEN {typed} <> '' AND ({prefix}) THEN 1 "
+            f"CASE WHEN {exact} THEN 0 WHEN {prefix} THEN 1 "
             f"WHEN {doc} @@ {self.exact} THEN 2 ELSE 3 END"
         )
 

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
-from opencdmo.db.textsearch import Match, Params, Terms, expand, with_clause
+from opencdmo.db.textsearch import Match, Params, Terms, as_typed, expand, with_clause
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.hub.content import KIND_DIRS
@@ -133,7 +133,7 @@ class SearchResult:
 
 _COLUMNS = (
     "i.id, i.publisher_id, i.kind, i.slug, i.visibility, i.name, i.summary, i.latest_version, "
-    "i.category, i.modalities, i.equipment_classes, i.install_count, i.updated_at, i.search"
+    "i.category, i.modalities, i.equipment_classes, i.install_count, i.updated_at"
 )
 
 
@@ -170,88 +170,130 @@ def conditions(query: SearchQuery, match: Match | None, arg: Params) -> str:
     return " AND ".join(found) or "true"
 
 
-def page_sql(ctx: TenantContext, query: SearchQuery, terms: Terms) -> tuple[str, list[Any]]:
-    """Raw SQL: full-text matching and ranking (tsvector) over a union of audiences, which
-    Piccolo cannot say. The page's rows with their publisher and installed version; the
-    installed versions are looked up for the page's rows only."""
+def search_sql(
+    ctx: TenantContext, query: SearchQuery, terms: Terms, *, facets: bool = True
+) -> tuple[str, list[Any]]:
+    """Raw SQL: full-text matching and ranking (tsvector) over a union of audiences, and
+    counts over unnested arrays, none of which Piccolo can say. One statement: the matches
+    once, then the page's rows (with publisher and installed version, looked up for the
+    page's rows only) and, with ``facets``, the counts over all matches. It returns one row
+    at least (the counts), with the page's columns null when the page is empty."""
     arg = Params()
     tenant = arg(ctx.tenant_id)
     match = Match(terms, arg) if terms.text else None
-    where = conditions(query, match, arg)
-    ctes: list[str] = []
+    ranked = match is not None and query.order == "relevance"
+    columns = _COLUMNS + (", i.search" if match is not None else "")
     tier = rank = fuzzy = "0"
-    if match is not None and query.order == "relevance":
-        ctes = match.ctes()
+    ctes = ["matches AS MATERIALIZED (SELECT u.*, {tier} AS tier, {rank} AS rank FROM ({union}) u)"]
+    if ranked and match is not None:
         tier, rank = match.tier("u.search", "u.name", "u.slug"), match.rank("u.search")
         fuzzy = match.similarity("r.search")
+        ctes += match.ctes()
+    union = audiences(columns, conditions(query, match, arg), tenant)
+    ctes[0] = ctes[0].format(tier=tier, rank=rank, union=union)
     order = SORTS[query.order]
-    limit, offset = arg(query.per_page), arg((query.page - 1) * query.per_page)
-    sql = f"""{with_clause(*ctes)}
-SELECT p.id, p.kind, p.slug, p.name, p.summary, p.latest_version, p.category, p.modalities,
-       p.install_count, p.updated_at, p.visibility, p.total, t.name AS publisher,
+    ctes.append(
+        f"ranked AS (SELECT r.*, CASE WHEN r.tier = 3 THEN {fuzzy} ELSE 0 END AS fuzzy "
+        f"FROM matches r ORDER BY {order.format(p='')} "
+        f"LIMIT {arg(query.per_page)} OFFSET {arg((query.page - 1) * query.per_page)}), "
+        f"top AS (SELECT ranked.*, row_number() OVER (ORDER BY {order.format(p='')}) AS place "
+        "FROM ranked)"
+    )
+    counts = "NULL::text[], NULL::text[], NULL::text[], NULL::bigint[]"
+    if facets:
+        ctes.append(f"counts AS ({_COUNTS})")
+        counts = (
+            "(SELECT array_agg(facet) FROM counts), (SELECT array_agg(value) FROM counts), "
+            "(SELECT array_agg(label) FROM counts), (SELECT array_agg(n) FROM counts)"
+        )
+    # The counts once, on the first row (the page's first, or the only one).
+    first = "p.place IS NULL OR p.place = 1"
+    sql = f"""WITH {", ".join(ctes)}
+SELECT c.total, CASE WHEN {first} THEN c.facets END AS facets,
+       CASE WHEN {first} THEN c.facet_values END AS facet_values,
+       CASE WHEN {first} THEN c.facet_labels END AS facet_labels,
+       CASE WHEN {first} THEN c.facet_counts END AS facet_counts,
+       p.id, p.kind, p.slug, p.name, p.summary, p.latest_version, p.category, p.modalities,
+       p.install_count, p.updated_at, p.visibility, t.name AS publisher,
        t.slug AS publisher_slug, l.version AS installed_version, l.id AS library_id
-FROM (
-    SELECT r.*, CASE WHEN r.tier = 3 THEN {fuzzy} ELSE 0 END AS fuzzy
-    FROM (SELECT u.*, {tier} AS tier, {rank} AS rank, count(*) OVER () AS total
-          FROM ({audiences(_COLUMNS, where, tenant)}) u) r
-    ORDER BY {order.format(p="")} LIMIT {limit} OFFSET {offset}
-) p
-JOIN tenants t ON t.id = p.publisher_id
-LEFT JOIN library_items l ON l.hub_item_id = p.id AND l.source = 'installed'
+FROM (SELECT (SELECT count(*) FROM matches), {counts})
+    AS c (total, facets, facet_values, facet_labels, facet_counts)
+LEFT JOIN (top p JOIN tenants t ON t.id = p.publisher_id
+           LEFT JOIN library_items l ON l.tenant_id = {tenant} AND l.hub_item_id = p.id
+                                        AND l.source = 'installed') ON true
 ORDER BY {order.format(p="p.")}"""
     return sql, arg.values
 
 
-def facets_sql(ctx: TenantContext, query: SearchQuery, terms: Terms) -> tuple[str, list[Any]]:
-    """Raw SQL: counts over unnested arrays of the same matches (Piccolo has no unnest)."""
-    arg = Params()
-    tenant = arg(ctx.tenant_id)
-    where = conditions(query, Match(terms, arg) if terms.text else None, arg)
-    return _facets_sql(audiences(_COLUMNS, where, tenant)), arg.values
-
-
-def _facets_sql(matches: str) -> str:
-    return f"""
-WITH f AS (SELECT u.kind, u.category, u.modalities, u.equipment_classes, u.publisher_id
-           FROM ({matches}) u)
-SELECT 'kind' AS facet, kind AS value, NULL AS label, count(*) AS n FROM f GROUP BY kind
-UNION ALL SELECT 'category', category, NULL, count(*) FROM f
+_COUNTS = """
+SELECT 'kind' AS facet, kind AS value, NULL AS label, count(*) AS n FROM matches GROUP BY kind
+UNION ALL SELECT 'category', category, NULL, count(*) FROM matches
     WHERE category IS NOT NULL GROUP BY category
-UNION ALL SELECT 'modality', m, NULL, count(*) FROM f, unnest(modalities) m GROUP BY m
-UNION ALL SELECT 'publisher', p.slug, p.name, count(*) FROM f JOIN tenants p
+UNION ALL SELECT 'modality', m, NULL, count(*) FROM matches, unnest(modalities) m GROUP BY m
+UNION ALL SELECT 'publisher', p.slug, p.name, count(*) FROM matches f JOIN tenants p
     ON p.id = f.publisher_id GROUP BY p.slug, p.name
 UNION ALL SELECT 'equipment_class', e, (SELECT min(x.name) FROM hub_public_items x
     WHERE x.kind = 'equipment_class' AND x.slug = e), count(*)
-    FROM f, unnest(equipment_classes) e GROUP BY e
+    FROM matches, unnest(equipment_classes) e GROUP BY e
 """
 
 
 _HIT = [f.name for f in fields(Hit)]
 
 
-def _flat(statement: tuple[str, list[Any]]) -> list[Any]:
-    return [statement[0], *statement[1]]
-
-
 async def search(
     ctx: TenantContext, query: SearchQuery, *, facets: bool = True, terms: Terms | None = None
 ) -> SearchResult:
-    """One page of the items ``query`` finds, with facet counts over all it finds. ``terms``:
-    the query's words already expanded (the top-bar search expands them once for all)."""
+    """One page of the items ``query`` finds, with facet counts over all it finds.
+
+    The words are searched as typed (each also a prefix) first; only when that finds less
+    than a page are they looked up for typos and searched again with their corrections
+    (which rank after every match of the words as typed, so they could only ever fill a
+    page the typed words leave short). ``terms``: the words already expanded (the search
+    box expands them once for all it searches)."""
     async with tenant_transaction(ctx) as connection:
-        if terms is None:
-            terms = await expand(connection, query.text, [VOCABULARY])
-        rows = await connection.fetch(*_flat(page_sql(ctx, query, terms)))
-        counts: dict[str, list[FacetValue]] = {name: [] for name in FACETS}
-        if facets:
-            for row in await connection.fetch(*_flat(facets_sql(ctx, query, terms))):
-                shown = row["label"] or label(row["facet"], row["value"])
-                counts[row["facet"]].append(FacetValue(row["value"], shown, row["n"]))
+        return await search_on(connection, ctx, query, facets=facets, terms=terms)
+
+
+async def search_on(
+    connection: Any,
+    ctx: TenantContext,
+    query: SearchQuery,
+    *,
+    facets: bool = True,
+    terms: Terms | None = None,
+) -> SearchResult:
+    """``search`` on the connection of the transaction open for ``ctx``."""
+    typed = terms or as_typed(query.text)
+    rows = await connection.fetch(*_statement(ctx, query, typed, facets))
+    if terms is None and rows[0]["total"] < query.per_page and query.text.strip():
+        terms = await expand(connection, query.text, [VOCABULARY])
+        if terms.corrected:
+            rows = await connection.fetch(*_statement(ctx, query, terms, facets))
+    return _result(rows)
+
+
+def _statement(ctx: TenantContext, query: SearchQuery, terms: Terms, facets: bool) -> list[Any]:
+    sql, args = search_sql(ctx, query, terms, facets=facets)
+    return [sql, *args]
+
+
+def _result(rows: list[Any]) -> SearchResult:
+    first = rows[0]
+    counts: dict[str, list[FacetValue]] = {name: [] for name in FACETS}
+    found = zip(
+        first["facets"] or (),
+        first["facet_values"] or (),
+        first["facet_labels"] or (),
+        first["facet_counts"] or (),
+        strict=True,
+    )
+    for facet, value, shown, n in found:
+        counts[facet].append(FacetValue(value, shown or label(facet, value), n))
     for values in counts.values():
         values.sort(key=lambda value: (-value.count, value.label))
-    # Every item has one kind: the kind counts add up to all matches, past the last page too.
-    total = sum(v.count for v in counts["kind"]) if facets else (rows[0]["total"] if rows else 0)
-    return SearchResult([Hit(**{k: row[k] for k in _HIT}) for row in rows], total, counts)
+    hits = [Hit(**{k: row[k] for k in _HIT}) for row in rows if row["id"] is not None]
+    return SearchResult(hits, first["total"], counts)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,18 @@ async def test_a_typo_finds_the_mycoplasma_method(synced: Any, browser: Any) -> 
     assert "Mycoplasma by nucleic acid amplification" in page.text
 
 
+async def test_a_word_being_typed_finds_what_it_starts(synced: Any, browser: Any) -> None:
+    """The last word is a prefix, also where stemming changes it ("cry" stems to 'cri')."""
+    client = await browser("viewer")
+    for typed, found in (("cry", "Cryopreservation bag (EVA)"), ("mycopl", "Mycoplasma")):
+        hits = (await client.get("/api/v1/t/alpha/hub/items", params={"q": typed})).json()
+        assert any(i["name"].startswith(found) for i in hits["items"]), typed
+    hits = (
+        await client.get("/api/v1/t/alpha/hub/items", params={"q": "cryopreservation bag"})
+    ).json()
+    assert hits["items"][0]["name"] == "Cryopreservation bag (EVA)"
+
+
 async def test_typos_in_a_recipe_name_find_it(synced: Any, world: World, browser: Any) -> None:
     ctx = await own_tenant(world, ("viewer", "viewer"), ("author", "process_engineer"))
     recipe = await recipes.create(as_actor(ctx, world["author"]), "Allogeneic NK cell expansion")

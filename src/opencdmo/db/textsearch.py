@@ -81,15 +81,18 @@ class Terms:
     def corrected(self) -> bool:
         return any(word.corrections for word in self.words)
 
-    def tsquery(self) -> str | None:
-        """The words, each widened to its corrections, the last to its prefixes too, all
-        required: ``('mycoplsma' | 'mycoplasma') & 'nat':*`` (for to_tsquery)."""
+    def tsquery(self) -> tuple[str, str] | None:
+        """The words for to_tsquery, each widened to its corrections, the last to its
+        prefixes too, all required: (``('mycoplsma' | 'mycoplasma')``, ``'nat':*``), the
+        words before the last (empty with one word) and the last."""
+        if not self.words:
+            return None
         parts = []
         for n, word in enumerate(self.words):
             last = n == len(self.words) - 1
             options = [_lexeme(text, last) for text, _ in word.alternatives()]
             parts.append(options[0] if len(options) == 1 else f"({' | '.join(options)})")
-        return " & ".join(parts) or None
+        return " & ".join(parts[:-1]), parts[-1]
 
 
 def _lexeme(word: str, prefix: bool) -> str:
@@ -157,8 +160,16 @@ class Match:
         self._exact: str | None = None
         words = terms.tsquery()
         # Plain words (there are none for web-search syntax): each widened, so that their
-        # query finds all the typed query finds.
-        self.query = self.exact if words is None else f"to_tsquery('{CONFIG}', {arg(words)})"
+        # query finds all the typed query finds. The last word's prefixes also unstemmed:
+        # typing "cry" is stemmed to 'cri', which no word of "cryopreservation" starts with.
+        if words is None:
+            self.query = self.exact
+        else:
+            head, last = words
+            typing = arg(last)
+            self.query = f"(to_tsquery('{CONFIG}', {typing}) || to_tsquery('simple', {typing}))"
+            if head:
+                self.query = f"(to_tsquery('{CONFIG}', {arg(head)}) && {self.query})"
 
     @property
     def exact(self) -> str:

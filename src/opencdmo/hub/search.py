@@ -184,13 +184,18 @@ def search_sql(
     ranked = match is not None and query.order == "relevance"
     columns = _COLUMNS + (", i.search" if match is not None else "")
     tier = rank = fuzzy = "0"
-    ctes = ["matches AS MATERIALIZED (SELECT u.*, {tier} AS tier, {rank} AS rank FROM ({union}) u)"]
+    kept = _COLUMNS.replace("i.", "u.")  # the document only where the page's order needs it
+    ctes = [
+        "matches AS MATERIALIZED (SELECT {kept}, {tier} AS tier, {rank} AS rank FROM ({union}) u)"
+    ]
     if ranked and match is not None:
         tier, rank = match.tier("u.search", "u.name", "u.slug"), match.rank("u.search")
-        fuzzy = match.similarity("r.search")
+        if match.terms.corrected:
+            kept += ", u.search"
+            fuzzy = match.similarity("r.search")
         ctes += match.ctes()
     union = audiences(columns, conditions(query, match, arg), tenant)
-    ctes[0] = ctes[0].format(tier=tier, rank=rank, union=union)
+    ctes[0] = ctes[0].format(kept=kept, tier=tier, rank=rank, union=union)
     order = SORTS[query.order]
     ctes.append(
         f"ranked AS (SELECT r.*, CASE WHEN r.tier = 3 THEN {fuzzy} ELSE 0 END AS fuzzy "
@@ -199,25 +204,24 @@ def search_sql(
         f"top AS (SELECT ranked.*, row_number() OVER (ORDER BY {order.format(p='')}) AS place "
         "FROM ranked)"
     )
-    counts = "NULL::text[], NULL::text[], NULL::text[], NULL::bigint[]"
+    counts = "SELECT NULL::text[], NULL::text[], NULL::text[], NULL::bigint[]"
     if facets:
         ctes.append(f"counts AS ({_COUNTS})")
         counts = (
-            "(SELECT array_agg(facet) FROM counts), (SELECT array_agg(value) FROM counts), "
-            "(SELECT array_agg(label) FROM counts), (SELECT array_agg(n) FROM counts)"
+            "SELECT array_agg(facet), array_agg(value), array_agg(label), array_agg(n) FROM counts"
         )
     # The counts once, on the first row (the page's first, or the only one).
     first = "p.place IS NULL OR p.place = 1"
     sql = f"""WITH {", ".join(ctes)}
-SELECT c.total, CASE WHEN {first} THEN c.facets END AS facets,
+SELECT n.total, CASE WHEN {first} THEN c.facets END AS facets,
        CASE WHEN {first} THEN c.facet_values END AS facet_values,
        CASE WHEN {first} THEN c.facet_labels END AS facet_labels,
        CASE WHEN {first} THEN c.facet_counts END AS facet_counts,
        p.id, p.kind, p.slug, p.name, p.summary, p.latest_version, p.category, p.modalities,
        p.install_count, p.updated_at, p.visibility, t.name AS publisher,
        t.slug AS publisher_slug, l.version AS installed_version, l.id AS library_id
-FROM (SELECT (SELECT count(*) FROM matches), {counts})
-    AS c (total, facets, facet_values, facet_labels, facet_counts)
+FROM (SELECT count(*) FROM matches) AS n (total)
+CROSS JOIN ({counts}) AS c (facets, facet_values, facet_labels, facet_counts)
 LEFT JOIN (top p JOIN tenants t ON t.id = p.publisher_id
            LEFT JOIN library_items l ON l.tenant_id = {tenant} AND l.hub_item_id = p.id
                                         AND l.source = 'installed') ON true

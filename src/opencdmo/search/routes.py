@@ -33,7 +33,7 @@ async def search_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], q: Q = ""
 ) -> Template:
     groups = await service.find(ctx, q, service.PAGE)
-    return await page(request, "search/results.html", groups=groups)
+    return await page(request, "search/results.html", groups=groups, search_text=groups.text)
 
 
 @get("/search/suggest", opt=READ, include_in_schema=False)

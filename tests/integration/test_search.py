@@ -72,10 +72,12 @@ async def test_a_word_being_typed_finds_what_it_starts(synced: Any, browser: Any
     for typed, found in (("cry", "Cryopreservation bag (EVA)"), ("mycopl", "Mycoplasma")):
         hits = (await client.get("/api/v1/t/alpha/hub/items", params={"q": typed})).json()
         assert any(i["name"].startswith(found) for i in hits["items"]), typed
-    hits = (
-        await client.get("/api/v1/t/alpha/hub/items", params={"q": "cryopreservation bag"})
-    ).json()
-    assert hits["items"][0]["name"] == "Cryopreservation bag (EVA)"
+    for finished in (
+        "cryopreservation bag",
+        "bag for cryopreservation of",
+    ):  # "for", "of": stop words
+        hits = (await client.get("/api/v1/t/alpha/hub/items", params={"q": finished})).json()
+        assert hits["items"][0]["name"] == "Cryopreservation bag (EVA)", finished
 
 
 async def test_typos_in_a_recipe_name_find_it(synced: Any, world: World, browser: Any) -> None:

@@ -167,7 +167,15 @@ class Match:
         else:
             head, last = words
             typing = arg(last)
-            self.query = f"(to_tsquery('{CONFIG}', {typing}) || to_tsquery('simple', {typing}))"
+            stemmed = f"to_tsquery('{CONFIG}', {typing})"
+            # Not for one letter (a word, not a prefix) nor for stop words ("in", "of"): the
+            # documents have neither, and a finished query may end with one.
+            self.query = stemmed
+            if len(terms.words[-1].text) > 1:
+                self.query = (
+                    f"(CASE WHEN numnode({stemmed}) = 0 THEN {stemmed} "
+                    f"ELSE {stemmed} || to_tsquery('simple', {typing}) END)"
+                )
             if head:
                 self.query = f"(to_tsquery('{CONFIG}', {arg(head)}) && {self.query})"
 

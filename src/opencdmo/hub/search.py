@@ -210,7 +210,8 @@ def search_sql(
         counts = (
             "SELECT array_agg(facet), array_agg(value), array_agg(label), array_agg(n) FROM counts"
         )
-    # The counts once, on the first row (the page's first, or the only one).
+    # The counts once, on the first row (the page's first, or the only one). Publishers are
+    # looked up per row (LIMIT 1 keeps the planner from hashing every tenant instead).
     first = "p.place IS NULL OR p.place = 1"
     sql = f"""WITH {", ".join(ctes)}
 SELECT n.total, CASE WHEN {first} THEN c.facets END AS facets,
@@ -222,7 +223,8 @@ SELECT n.total, CASE WHEN {first} THEN c.facets END AS facets,
        t.slug AS publisher_slug, l.version AS installed_version, l.id AS library_id
 FROM (SELECT count(*) FROM matches) AS n (total)
 CROSS JOIN ({counts}) AS c (facets, facet_values, facet_labels, facet_counts)
-LEFT JOIN (top p JOIN tenants t ON t.id = p.publisher_id
+LEFT JOIN (top p
+           CROSS JOIN LATERAL (SELECT name, slug FROM tenants WHERE id = p.publisher_id LIMIT 1) t
            LEFT JOIN library_items l ON l.tenant_id = {tenant} AND l.hub_item_id = p.id
                                         AND l.source = 'installed') ON true
 ORDER BY {order.format(p="p.")}"""
@@ -234,8 +236,9 @@ SELECT 'kind' AS facet, kind AS value, NULL AS label, count(*) AS n FROM matches
 UNION ALL SELECT 'category', category, NULL, count(*) FROM matches
     WHERE category IS NOT NULL GROUP BY category
 UNION ALL SELECT 'modality', m, NULL, count(*) FROM matches, unnest(modalities) m GROUP BY m
-UNION ALL SELECT 'publisher', p.slug, p.name, count(*) FROM matches f JOIN tenants p
-    ON p.id = f.publisher_id GROUP BY p.slug, p.name
+UNION ALL SELECT 'publisher', p.slug, p.name, f.n
+    FROM (SELECT publisher_id, count(*) AS n FROM matches GROUP BY publisher_id) f
+    CROSS JOIN LATERAL (SELECT slug, name FROM tenants WHERE id = f.publisher_id LIMIT 1) p
 UNION ALL SELECT 'equipment_class', e, (SELECT min(x.name) FROM hub_public_items x
     WHERE x.kind = 'equipment_class' AND x.slug = e), count(*)
     FROM matches, unnest(equipment_classes) e GROUP BY e

@@ -157,40 +157,39 @@ class Match:
 
     def __init__(self, terms: Terms, arg: Params) -> None:
         self.terms, self.arg = terms, arg
-        self._exact: str | None = None
-        words = terms.tsquery()
-        # Plain words (there are none for web-search syntax): each widened, so that their
-        # query finds all the typed query finds. The last word's prefixes also unstemmed:
-        # typing "cry" is stemmed to 'cri', which no word of "cryopreservation" starts with.
-        if words is None:
-            self.query = self.exact
-        else:
-            head, last = words
-            typing = arg(last)
-            stemmed = f"to_tsquery('{CONFIG}', {typing})"
-            # Not for one letter (a word, not a prefix) nor for stop words ("in", "of"): the
-            # documents have neither, and a finished query may end with one.
-            self.query = stemmed
-            if len(terms.words[-1].text) > 1:
-                self.query = (
-                    f"(CASE WHEN numnode({stemmed}) = 0 THEN {stemmed} "
-                    f"ELSE {stemmed} || to_tsquery('simple', {typing}) END)"
-                )
-            if head:
-                self.query = f"(to_tsquery('{CONFIG}', {arg(head)}) && {self.query})"
+        # The queries are computed once per statement (``ctes``), not once per row.
+        self.query = "(SELECT query FROM search_query)"
+        self.exact = "(SELECT exact FROM search_query)"
 
-    @property
-    def exact(self) -> str:
-        """The query as typed, in web-search syntax (its parameter added when first used:
-        a statement may not leave a parameter unused)."""
-        if self._exact is None:
-            self._exact = f"websearch_to_tsquery('{CONFIG}', {self.arg(self.terms.text)})"
-        return self._exact
+    def _queries(self) -> str:
+        """The words' query and the query as typed (web-search syntax). Plain words (there
+        are none for web-search syntax) are each widened, so that their query finds all the
+        typed query finds; the last word's prefixes also unstemmed: typing "cry" is stemmed
+        to 'cri', which no word of "cryopreservation" starts with."""
+        exact = f"websearch_to_tsquery('{CONFIG}', {self.arg(self.terms.text)})"
+        words = self.terms.tsquery()
+        if words is None:
+            return f"SELECT {exact} AS exact, {exact} AS query"
+        head, last = words
+        typing = self.arg(last)
+        query = stemmed = f"to_tsquery('{CONFIG}', {typing})"
+        # Not for one letter (a word, not a prefix) nor for stop words ("in", "of"): the
+        # documents have neither, and a finished query may end with one.
+        if len(self.terms.words[-1].text) > 1:
+            query = (
+                f"CASE WHEN numnode({stemmed}) = 0 THEN {stemmed} "
+                f"ELSE {stemmed} || to_tsquery('simple', {typing}) END"
+            )
+        if head:
+            query = f"to_tsquery('{CONFIG}', {self.arg(head)}) && ({query})"
+        return f"SELECT {exact} AS exact, {query} AS query"
 
     def ctes(self) -> list[str]:
-        """Common table expressions ``similarity`` needs (for the statement's WITH)."""
+        """The common table expressions the fragments use: put them first in the
+        statement's WITH."""
+        found = [f"search_query AS MATERIALIZED ({self._queries()})"]
         if not self.terms.corrected:
-            return []
+            return found
         numbers, weights, lexemes = [], [], []
         for n, word in enumerate(self.terms.words):
             for text, weight in word.alternatives():
@@ -202,9 +201,10 @@ class Match:
             f"{self.arg(lexemes)}::text[]"
         )
         return [
+            *found,
             "search_alternatives AS MATERIALIZED (SELECT a.n, a.weight, "
             f"to_tsquery('{CONFIG}', a.lexeme) AS query FROM unnest({arrays}) "
-            "AS a(n, weight, lexeme))"
+            "AS a(n, weight, lexeme))",
         ]
 
     def condition(self, doc: str) -> str:

@@ -185,17 +185,16 @@ def search_sql(
     columns = _COLUMNS + (", i.search" if match is not None else "")
     tier = rank = fuzzy = "0"
     kept = _COLUMNS.replace("i.", "u.")  # the document only where the page's order needs it
-    ctes = [
-        "matches AS MATERIALIZED (SELECT {kept}, {tier} AS tier, {rank} AS rank FROM ({union}) u)"
-    ]
+    ctes = match.ctes() if match is not None else []
     if ranked and match is not None:
         tier, rank = match.tier("u.search", "u.name", "u.slug"), match.rank("u.search")
         if match.terms.corrected:
             kept += ", u.search"
             fuzzy = match.similarity("r.search")
-        ctes += match.ctes()
     union = audiences(columns, conditions(query, match, arg), tenant)
-    ctes[0] = ctes[0].format(kept=kept, tier=tier, rank=rank, union=union)
+    ctes.append(
+        f"matches AS MATERIALIZED (SELECT {kept}, {tier} AS tier, {rank} AS rank FROM ({union}) u)"
+    )
     order = SORTS[query.order]
     ctes.append(
         f"ranked AS (SELECT r.*, CASE WHEN r.tier = 3 THEN {fuzzy} ELSE 0 END AS fuzzy "

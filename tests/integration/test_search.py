@@ -3,6 +3,7 @@ facet names, and bad input, through the HUB search and the search box."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 import uuid
@@ -90,6 +91,39 @@ async def test_typos_in_a_recipe_name_find_it(synced: Any, world: World, browser
         assert found["recipes"][0]["url"] == f"/t/{ctx.slug}/recipes/{recipe}"
     nothing = await client.get(f"/api/v1/t/{ctx.slug}/search", params={"q": "hematopoietic"})
     assert nothing.json()["recipes"] == []
+
+
+async def test_recipes_created_at_the_same_moment_with_the_same_words_all_succeed(
+    synced: Any, world: World, browser: Any
+) -> None:
+    """The vocabulary has no unique key, so writers adding the same words never wait for
+    each other (nor deadlock): duplicates read as one."""
+    ctx = await own_tenant(world, ("author", "process_engineer"))
+    client = await browser("author")
+    token = word()
+    names = [f"{token} process {n}" if n % 2 else f"Process {token}" for n in range(8)]
+    responses = await asyncio.gather(
+        *(client.send("POST", f"/api/v1/t/{ctx.slug}/recipes", json={"name": n}) for n in names)
+    )
+    assert [r.status_code for r in responses] == [201] * 8
+    typo = token[:4] + token[5:]
+    found = (await client.get(f"/api/v1/t/{ctx.slug}/search", params={"q": typo})).json()
+    assert sorted(r["name"] for r in found["recipes"]) == sorted(names)
+
+
+async def test_a_renamed_fork_is_found_by_its_new_name_with_a_typo(
+    synced: Any, world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    ctx = await own_tenant(world, ("author", "process_engineer"))
+    author = as_actor(ctx, world["author"])
+    fork = await library.fork(author, await hub_item(owner, "t-cell-activation"))
+    content = (await library.get_library_item(author, fork))["content"]
+    token = word()
+    await library.edit_fork(author, fork, {**content, "name": f"{token} activation"})
+    client = await browser("author")
+    typo = token[:4] + token[5:]  # a letter missing: no prefix of the name, a correction
+    found = (await client.get(f"/api/v1/t/{ctx.slug}/search", params={"q": typo})).json()
+    assert [(f["id"], f["badge"]) for f in found["library"]] == [(str(fork), "Fork")]
 
 
 async def test_relevance_with_words_and_name_order_without(

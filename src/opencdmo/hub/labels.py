@@ -1,5 +1,6 @@
 """Display names of the HUB's closed vocabularies (kinds, modalities, categories), for facets
-and badges. Publishers and equipment classes are named by their own records."""
+and badges, and of the search's facets and orders. Publishers and equipment classes are named
+by their own records."""
 
 from __future__ import annotations
 
@@ -29,6 +30,25 @@ CATEGORIES = {
     "storage-logistics": "Storage and logistics",
 }
 FIXED = {"kind": KINDS, "modality": MODALITIES, "category": CATEGORIES}
+FACETS = {
+    "kind": "Kind",
+    "modality": "Modality",
+    "category": "Category",
+    "publisher": "Publisher",
+    "equipment_class": "Equipment class",
+}
+SORTS = {
+    "relevance": "Relevance",
+    "installs": "Most installed",
+    "updated": "Recently updated",
+    "name": "Name",
+}
+ORDERS = {  # how a results page says the order it shows
+    "relevance": "best match first",
+    "installs": "most installed first",
+    "updated": "recently updated first",
+    "name": "by name",
+}
 
 
 def humanised(key: str) -> str:

@@ -38,25 +38,6 @@ Equipment = Annotated[
 Sort = Annotated[str, QueryParameter(name="sort", max_length=20)]
 PageNo = Annotated[int, QueryParameter(name="page", ge=1, le=10_000)]
 PerPage = Annotated[int, QueryParameter(name="per_page", ge=1, le=100)]
-SORT_NAMES = {
-    "relevance": "Relevance",
-    "installs": "Most installed",
-    "updated": "Recently updated",
-    "name": "Name",
-}
-ORDER_NAMES = {
-    "relevance": "best match first",
-    "installs": "most installed first",
-    "updated": "recently updated first",
-    "name": "by name",
-}
-FACET_NAMES = {
-    "kind": "Kind",
-    "modality": "Modality",
-    "category": "Category",
-    "publisher": "Publisher",
-    "equipment_class": "Equipment class",
-}
 
 
 def _query(
@@ -113,9 +94,9 @@ async def hub_page(
         result=result,
         pages=pages,
         sorts=list(search.SORTS),
-        sort_names=SORT_NAMES,
-        order_names=ORDER_NAMES,
-        facet_names=FACET_NAMES,
+        sort_names=labels.SORTS,
+        order_names=labels.ORDERS,
+        facet_names=labels.FACETS,
         label=labels.label,
     )
 

@@ -1,10 +1,12 @@
 """HUB full-text search with two facets, first page, through the API at 20 clients against
-the same SQL through asyncpg in the same run; then the same search with 10 and with 1,000
-tenants holding installs.
+the same search as plain SQL on hub_items run as the owner (no row-level security, the
+full-text index used: the baseline), and against the endpoint's own statements run
+directly, as the owner and as the app role (under row-level security); then the same with
+10 and with 1,000 tenants holding installs.
 
 A deterministic generator adds 10,000 items to the real library (seeded, so every run
-searches the same catalogue). Targets: the API reaches at least 40 % of the direct
-throughput; the 1,000-tenant case stays within 1.2x of the 10-tenant case.
+searches the same catalogue). Targets: the API's time per request within 2x of the
+baseline's; the 1,000-tenant case within 1.2x of the 10-tenant case.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from bench.harness import (
 )
 from opencdmo.canonical import content_hash
 from opencdmo.db.engine import release_reset
+from opencdmo.db.textsearch import as_typed
 from opencdmo.db.tx import SET_TENANT
 from opencdmo.db.urls import APP_ROLE, with_user
 from opencdmo.hub.content import search_text
-from opencdmo.hub.queries import SearchQuery, facets_sql, page_sql, where
+from opencdmo.hub.search import SearchQuery, search_on, search_sql
+from opencdmo.scope import SYSTEM, TenantContext
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = 20
@@ -148,34 +152,87 @@ async def add_tenants(owner: asyncpg.Connection, start: int, stop: int) -> None:
         )
 
 
+# The same search written plainly, on hub_items alone: what it costs with its indexes and no
+# row-level security (run as the owner).
+PLAIN_PAGE = """
+SELECT i.id, i.kind, i.slug, i.name, i.summary, i.latest_version, i.category, i.modalities,
+       i.install_count, i.updated_at, i.visibility, t.name AS publisher,
+       t.slug AS publisher_slug, ts_rank(i.search, websearch_to_tsquery('english', $1)) AS rank,
+       count(*) OVER () AS total
+FROM hub_items i JOIN tenants t ON t.id = i.publisher_id
+WHERE i.search @@ websearch_to_tsquery('english', $1) AND i.kind = $2
+  AND i.modalities @> ARRAY[$3]
+ORDER BY rank DESC, i.name, i.id LIMIT 20
+"""
+PLAIN_FACETS = """
+WITH f AS (SELECT i.kind, i.category, i.modalities, i.equipment_classes, t.slug AS publisher
+           FROM hub_items i JOIN tenants t ON t.id = i.publisher_id
+           WHERE i.search @@ websearch_to_tsquery('english', $1) AND i.kind = $2
+             AND i.modalities @> ARRAY[$3])
+SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM f GROUP BY kind
+UNION ALL SELECT 'category', category, count(*) FROM f WHERE category IS NOT NULL GROUP BY category
+UNION ALL SELECT 'modality', m, count(*) FROM f, unnest(modalities) m GROUP BY m
+UNION ALL SELECT 'publisher', publisher, count(*) FROM f GROUP BY publisher
+UNION ALL SELECT 'equipment_class', e, count(*) FROM f, unnest(equipment_classes) e GROUP BY e
+"""
+PLAIN_ARGS = (QUERY["q"], QUERY["kind"], QUERY["modality"])
+
+
+async def plain_statements(connection: asyncpg.Connection, ctx: TenantContext) -> None:
+    assert await connection.fetch(PLAIN_PAGE, *PLAIN_ARGS)
+    await connection.fetch(PLAIN_FACETS, *PLAIN_ARGS)
+
+
+async def search_statements(connection: asyncpg.Connection, ctx: TenantContext) -> None:
+    """What the endpoint runs, by the same code (the words as typed; looked up for typos only
+    when they find less than a page)."""
+    query = SearchQuery(QUERY["q"], QUERY["kind"], QUERY["modality"])
+    assert (await search_on(connection, ctx, query)).items
+
+
+async def index_used(pool: asyncpg.Pool, ctx: TenantContext, *, plain: bool = False) -> bool:
+    """Whether the plan reads the full-text index."""
+    query = SearchQuery(QUERY["q"], QUERY["kind"], QUERY["modality"])
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(SET_TENANT, str(ctx.tenant_id))
+        sql, args = (
+            (PLAIN_PAGE, list(PLAIN_ARGS))
+            if plain
+            else search_sql(ctx, query, as_typed(query.text))
+        )
+        plan = await connection.fetch("EXPLAIN " + sql, *args)
+    return any("hub_items_search" in row[0] for row in plan)
+
+
 async def measure(
-    port: int, token: str, pool: asyncpg.Pool, tenant_id: Any, label: str
-) -> tuple[Result, Result]:
+    port: int, token: str, pools: dict[str, asyncpg.Pool], ctx: TenantContext, label: str
+) -> list[Result]:
     path = f"/api/v1/t/{SLUG}/hub/items?" + "&".join(
         f"{k}={v.replace(' ', '+')}" for k, v in QUERY.items()
     )
     request = get_request("127.0.0.1", port, path, {"Authorization": f"Bearer {token}"})
-    # The same SQL the endpoint runs, built by the same functions.
-    query = SearchQuery(QUERY["q"], QUERY["kind"], QUERY["modality"])
-    sql, args = page_sql(query)
-    facets, facet_args = facets_sql(where(query)[0]), where(query)[1]
 
-    async def direct() -> Any:
-        async def op() -> None:
-            async with pool.acquire() as connection, connection.transaction():
-                await connection.execute(SET_TENANT, str(tenant_id))
-                assert await connection.fetch(sql, *args)
-                await connection.fetch(facets, *facet_args)
+    def direct(pool: asyncpg.Pool, statements: Any = search_statements) -> Any:
+        async def make() -> Any:
+            async def op() -> None:
+                async with pool.acquire() as connection, connection.transaction():
+                    await connection.execute(SET_TENANT, str(ctx.tenant_id))
+                    await statements(connection, ctx)
 
-        return op
+            return op
+
+        return make
 
     async def api() -> Any:
         return HttpConnection("127.0.0.1", port, request)
 
-    return (
-        await run_load(f"direct asyncpg ({label})", CLIENTS, SECONDS, direct),
+    owner, app = pools["owner"], pools["app"]
+    return [
+        await run_load(f"baseline ({label})", CLIENTS, SECONDS, direct(owner, plain_statements)),
+        await run_load(f"statements, no RLS ({label})", CLIENTS, SECONDS, direct(owner)),
+        await run_load(f"statements, RLS ({label})", CLIENTS, SECONDS, direct(app)),
         await run_load(f"search API ({label})", CLIENTS, SECONDS, api),
-    )
+    ]
 
 
 async def main() -> list[Result]:
@@ -188,7 +245,9 @@ async def main() -> list[Result]:
     print(f"generating {ITEMS} items...", flush=True)
     await add_items(owner, publisher)
     await add_tenants(owner, 0, 10)
-    await owner.execute("ANALYZE")
+    # As autovacuum leaves a server that has run a while: statistics, and the full-text
+    # index's pending list merged (a bulk load leaves it full, and the planner avoids it).
+    await owner.execute("VACUUM ANALYZE")
     token = (
         await _cli(
             env, "tokens", "create", "--tenant", SLUG, "--email", "engineer@larkspur.example"
@@ -196,21 +255,26 @@ async def main() -> list[Result]:
     ).strip()
     port = free_port()
     server = await start_server(env, port)
-    pool = await asyncpg.create_pool(
-        with_user(owner_url, APP_ROLE, None),
-        min_size=CLIENTS,
-        max_size=CLIENTS,
-        reset=release_reset,
-    )
-    tenant_id = await pool.fetchval("SELECT id FROM tenants WHERE slug = $1", SLUG)
+    pools = {
+        name: await asyncpg.create_pool(
+            url, min_size=CLIENTS, max_size=CLIENTS, reset=release_reset
+        )
+        for name, url in (("owner", owner_url), ("app", with_user(owner_url, APP_ROLE, None)))
+    }
+    row = await owner.fetchrow("SELECT id, name FROM tenants WHERE slug = $1", SLUG)
+    ctx = TenantContext(row["id"], SLUG, row["name"], "cdmo", SYSTEM, None, (), 1)
     try:
-        results = list(await measure(port, token, pool, tenant_id, "10 tenants"))
+        used = {name: await index_used(pool, ctx) for name, pool in pools.items()}
+        used["baseline"] = await index_used(pools["owner"], ctx, plain=True)
+        print(f"full-text index in the plans: {used}", flush=True)
+        results = await measure(port, token, pools, ctx, "10 tenants")
         print("adding 990 tenants with installs...", flush=True)
         await add_tenants(owner, 10, 1000)
-        await owner.execute("ANALYZE")
-        results += list(await measure(port, token, pool, tenant_id, "1,000 tenants"))
+        await owner.execute("VACUUM ANALYZE")
+        results += await measure(port, token, pools, ctx, "1,000 tenants")
     finally:
-        await pool.close()
+        for pool in pools.values():
+            await pool.close()
         await owner.close()
         server.terminate()
         await server.wait()
@@ -222,13 +286,13 @@ def report(results: list[Result]) -> bool:
     print(__doc__.strip().splitlines()[0])
     for result in results:
         print(result.line())
-    direct10, api10, _, api1000 = results
-    ratio = api10.rps / direct10.rps
+    baseline10, _, _, api10, _, _, _, api1000 = results
+    ratio = baseline10.rps / api10.rps
     slowdown = api10.rps / api1000.rps
-    ok_ratio, ok_scale = ratio >= 0.40, slowdown <= 1.2
+    ok_ratio, ok_scale = ratio <= 2.0, slowdown <= 1.2
     print(
-        f"  API / direct at 10 tenants: {ratio:.0%} (target >= 40%: "
-        f"{'met' if ok_ratio else 'NOT met'})"
+        f"  API vs baseline (plain SQL, no RLS, index used) at 10 tenants: {ratio:.2f}x the "
+        f"time per request (target <= 2x: {'met' if ok_ratio else 'NOT met'})"
     )
     print(
         f"  1,000 vs 10 tenants: {slowdown:.2f}x the time per request (target <= 1.2x: "

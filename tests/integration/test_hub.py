@@ -13,7 +13,7 @@ import pytest
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub import service
 from opencdmo.hub.content import ROOT, ContentError, validate
-from opencdmo.hub.queries import SearchQuery, search
+from opencdmo.hub.search import SearchQuery, search
 from opencdmo.scope import TenantContext
 from tests.conftest import World, as_actor
 
@@ -145,7 +145,7 @@ async def test_private_items_are_invisible_to_other_tenants(
     alpha_hits = await search(world.alpha, SearchQuery(text=slug))
     assert alpha_hits.total == 0
     beta_hits = await search(beta, SearchQuery(text=slug))
-    assert [i["slug"] for i in beta_hits.items] == [slug]
+    assert [i.slug for i in beta_hits.items] == [slug]
     client = await browser("viewer")
     response = await client.get(f"/api/v1/t/alpha/hub/items/{published.item_id}")
     assert response.status_code == 404

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("identity", "tenancy", "signatures"),
     ("hub",),
     ("recipes",),
-    ("work",),
+    ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app"),
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
-from opencdmo.hub import queries, service
+from opencdmo.hub import labels, queries, search, service
 from opencdmo.hub.schemas import (
     Dependency,
     FacetValue,
@@ -49,15 +49,17 @@ def _query(
     sort: str,
     page_no: int,
     per_page: int,
-) -> queries.SearchQuery:
-    return queries.SearchQuery(
+) -> search.SearchQuery:
+    """The search asked for: relevance is the default order, by name while no words are
+    typed (``SearchQuery.order``), so that a search typed into the box is by relevance."""
+    return search.SearchQuery(
         q,
         kind or None,
         modality or None,
         category or None,
         publisher or None,
         equipment or None,
-        sort if q or sort != "relevance" else "name",
+        sort,
         page_no,
         per_page,
     )
@@ -81,7 +83,7 @@ async def hub_page(
     page_no: PageNo = 1,
 ) -> Template:
     query = _query(q, kind, modality, category, publisher, equipment_class, sort, page_no, 20)
-    result = await queries.search(ctx, query)
+    result = await search.search(ctx, query)
     pages = max(1, -(-result.total // query.per_page))
     return await page(
         request,
@@ -90,7 +92,11 @@ async def hub_page(
         query=query,
         result=result,
         pages=pages,
-        sorts=list(queries.SORTS),
+        sorts=list(search.SORTS),
+        sort_names=labels.SORTS,
+        order_names=labels.ORDERS,
+        facet_names=labels.FACETS,
+        label=labels.label,
     )
 
 
@@ -118,6 +124,7 @@ async def item_page(
     if latest is not None:
         content = (await queries.get_version(ctx, item_id, latest.version)).content
         tree = await queries.dependency_tree(ctx, latest.id)
+    installed = await search.installed(ctx, item_id)
     return await page(
         request,
         "hub/item.html",
@@ -125,22 +132,40 @@ async def item_page(
         content=content,
         tree=tree,
         parameters=_content_rows(content),
+        installed=installed,
+        upgrade=_newer(item.versions, installed),
+        label=labels.label,
     )
 
 
-def _summary(row: dict[str, Any]) -> ItemSummary:
+def _newer(versions: tuple[queries.Version, ...], installed: search.Installed | None) -> str | None:
+    """The newest version not yanked, when it is newer than the installed one."""
+    if installed is None:
+        return None
+    for v in versions:  # newest first
+        if v.yanked_at is None:
+            return v.version if _semver(v.version) > _semver(installed.version) else None
+    return None
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _summary(hit: search.Hit) -> ItemSummary:
     return ItemSummary(
-        row["id"],
-        row["kind"],
-        row["slug"],
-        row["name"],
-        row["summary"],
-        row["latest_version"],
-        row["category"],
-        list(row["modalities"]),
-        row["publisher"],
-        row["install_count"],
-        row["updated_at"],
+        hit.id,
+        hit.kind,
+        hit.slug,
+        hit.name,
+        hit.summary,
+        hit.latest_version,
+        hit.category,
+        list(hit.modalities),
+        hit.publisher,
+        hit.install_count,
+        hit.updated_at,
+        hit.installed_version,
     )
 
 
@@ -162,10 +187,18 @@ async def api_search(
     per_page: PerPage = 20,
 ) -> SearchPage:
     """Full-text search over names, summaries, descriptions, parameters and tags, with facets
-    (kind, modality, category, publisher, equipment class). ``q`` takes web-search syntax."""
+    (kind, modality, category, publisher, equipment class; each value with its display name).
+    Tolerates typos in plain words ("mycoplsma" finds mycoplasma); ``q`` also takes web-search
+    syntax (quotes, ``-word``, ``or``), searched as typed. Relevance (the default order while
+    ``q`` has words; by name otherwise): name or slug equal to ``q``, then starting with it,
+    then full-text rank, then matches through a correction. Each item says the version this
+    tenant installed, if any."""
     query = _query(q, kind, modality, category, publisher, equipment_class, sort, page_no, per_page)
-    result = await queries.search(ctx, query)
-    facets = {name: [FacetValue(v, n) for v, n in values] for name, values in result.facets.items()}
+    result = await search.search(ctx, query)
+    facets = {
+        name: [FacetValue(v.value, v.count, v.label) for v in values]
+        for name, values in result.facets.items()
+    }
     return SearchPage(
         [_summary(r) for r in result.items], result.total, query.page, query.per_page, facets
     )
@@ -177,8 +210,10 @@ async def api_search(
     tags=["hub"],
 )
 async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID]) -> ItemDetail:
-    """An item: versions with changelogs, the latest content and its dependency tree."""
+    """An item: versions with changelogs, the latest content and its dependency tree, and the
+    version this tenant installed, if any."""
     item = await queries.get_item(ctx, item_id)
+    installed = await search.installed(ctx, item_id)
     versions = [
         VersionSummary(
             v.version,
@@ -212,6 +247,7 @@ async def api_item(ctx: NamedDependency[TenantContext], item_id: FromPath[UUID])
         versions,
         dependencies,
         content,
+        installed.version if installed else None,
     )
 
 

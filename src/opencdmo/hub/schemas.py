@@ -23,11 +23,13 @@ class ItemSummary(Struct):
     publisher: str
     install_count: int
     updated_at: datetime
+    installed_version: str | None = None  # the version this tenant installed, if it did
 
 
 class FacetValue(Struct):
     value: str
     count: int
+    label: str = ""  # the value's display name
 
 
 class SearchPage(Struct):
@@ -70,6 +72,7 @@ class ItemDetail(Struct):
     versions: list[VersionSummary]
     dependencies: list[Dependency]
     content: dict[str, Any]
+    installed_version: str | None = None  # the version this tenant installed, if it did
 
 
 class LibraryEntry(Struct):

@@ -8,7 +8,7 @@ Revises: 0010
 from opencdmo.db.script import run
 
 revision = "0016"
-down_revision = "0010"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Finding things across contexts: recipes, library items and HUB items by name or code."""

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from opencdmo.batches.numbering import DEFAULT_PATTERN, Parts, counter_key, format_number, problem
+from opencdmo.tenancy.batch_numbering import (
+    DEFAULT_PATTERN,
+    Parts,
+    counter_key,
+    format_number,
+    problem,
+)
+from opencdmo.tenancy.manifest import ManifestError, load
 
 
 @pytest.mark.parametrize(
@@ -52,3 +60,29 @@ def test_the_counter_key_is_the_number_without_its_counter() -> None:
 def test_bad_patterns(pattern: str, message: str) -> None:
     found = problem(pattern)
     assert found is not None and message in found
+
+
+def _manifest(tmp_path: Path, extra: str) -> Path:
+    folder = tmp_path / "acme-cdmo"
+    folder.mkdir()
+    path = folder / "tenant.yaml"
+    path.write_text(f"name: Acme\nkind: cdmo\n{extra}", encoding="utf-8")
+    return path
+
+
+def test_the_manifest_gives_the_pattern_or_the_default(tmp_path: Path) -> None:
+    assert load(_manifest(tmp_path, "")).batch_number_pattern == DEFAULT_PATTERN
+    other = tmp_path / "other"
+    other.mkdir()
+    given = load(_manifest(other, 'batch_number_pattern: "{yyyy}-{seq:05}"\n'))
+    assert given.batch_number_pattern == "{yyyy}-{seq:05}"
+
+
+def test_the_manifest_refuses_an_unknown_placeholder(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=r"batch_number_pattern: unknown placeholder \{lot\}"):
+        load(_manifest(tmp_path, 'batch_number_pattern: "{lot}-{seq}"\n'))
+
+
+def test_the_shipped_cdmo_manifest_has_a_pattern() -> None:
+    root = Path(__file__).resolve().parents[2] / "tenants" / "larkspur-cdmo" / "tenant.yaml"
+    assert load(root).batch_number_pattern == "{site}-{yy}-{seq:04}"

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opencdmo.batches.states import COMMANDS, FINAL, STATES, allowed, transition
-from opencdmo.errors import Conflict
+from opencdmo.errors import AppError, Conflict, ValidationFailed
 
 # (command, source states, target): ISA-88 / PackML semantics, written out independently.
 EXPECTED = {
@@ -46,7 +46,7 @@ def test_every_command_in_every_state(state: str, command: str) -> None:
 
 
 def test_an_unknown_command_is_refused() -> None:
-    with pytest.raises(Conflict, match="not a batch command"):
+    with pytest.raises(ValidationFailed, match="not a batch command"):
         transition("running", "reset")
 
 
@@ -60,7 +60,7 @@ def test_any_sequence_keeps_the_batch_in_a_state(sequence: list[str]) -> None:
         before = state
         try:
             state = transition(state, command)
-        except Conflict:
+        except AppError:
             assert state == before, "a refused command changes nothing"
             continue
         assert before not in FINAL, "a final state never moves"
@@ -70,6 +70,6 @@ def test_any_sequence_keeps_the_batch_in_a_state(sequence: list[str]) -> None:
 @given(st.sampled_from(sorted(FINAL)), commands)
 def test_final_states_never_move(final: str, sequence: list[str]) -> None:
     for command in sequence:
-        with pytest.raises(Conflict):
+        with pytest.raises(AppError):
             transition(final, command)
     assert allowed(final) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opencdmo.errors import Conflict
+from opencdmo.errors import Conflict, ValidationFailed
 
 IDLE, RUNNING, HELD, PAUSED = "idle", "running", "held", "paused"
 STOPPED, ABORTED, COMPLETE = "stopped", "aborted", "complete"
@@ -22,23 +22,25 @@ STATE_NAMES = {s: s.capitalize() for s in STATES}
 
 @dataclass(frozen=True)
 class Command:
-    """A command, the states it may be given in and the state it leads to."""
+    """A command, the states it may be given in, the state it leads to, and whether it needs
+    a reason (the commands that interrupt or end a batch)."""
 
     name: str
     sources: tuple[str, ...]
     target: str
+    needs_reason: bool = False
 
 
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
         Command("start", (IDLE,), RUNNING),
-        Command("hold", (RUNNING, PAUSED), HELD),
+        Command("hold", (RUNNING, PAUSED), HELD, needs_reason=True),
         Command("restart", (HELD,), RUNNING),
-        Command("pause", (RUNNING,), PAUSED),
+        Command("pause", (RUNNING,), PAUSED, needs_reason=True),
         Command("resume", (PAUSED,), RUNNING),
-        Command("stop", (RUNNING, HELD, PAUSED), STOPPED),
-        Command("abort", tuple(s for s in STATES if s not in FINAL), ABORTED),
+        Command("stop", (RUNNING, HELD, PAUSED), STOPPED, needs_reason=True),
+        Command("abort", tuple(s for s in STATES if s not in FINAL), ABORTED, needs_reason=True),
         Command("complete", (RUNNING,), COMPLETE),
     )
 }
@@ -49,16 +51,21 @@ def allowed(state: str) -> list[str]:
     return [c.name for c in COMMANDS.values() if state in c.sources]
 
 
-def transition(state: str, command: str) -> str:
-    """The state ``command`` leads to from ``state``; a 409 naming the state and the states
-    the command needs when it may not be given now (an unknown command is a 409 as well:
-    nothing moves)."""
+def command_named(command: str) -> Command:
+    """The command of that name; a 422 listing the commands otherwise."""
     step = COMMANDS.get(command)
     if step is None:
-        raise Conflict(
-            f"'{command}' is not a batch command; the commands are {', '.join(COMMANDS)}.",
-            details={"status": state, "command": command},
+        raise ValidationFailed(
+            f"'{command[:40]}' is not a batch command; the commands are {', '.join(COMMANDS)}.",
+            details={"field": "command"},
         )
+    return step
+
+
+def transition(state: str, command: str) -> str:
+    """The state ``command`` leads to from ``state``; a 409 naming the state and the states
+    the command needs when it may not be given now (an unknown command is a 422)."""
+    step = command_named(command)
     if state not in step.sources:
         needs = " or ".join(STATE_NAMES[s] for s in step.sources)
         raise Conflict(

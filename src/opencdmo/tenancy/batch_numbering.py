@@ -1,5 +1,6 @@
-"""Batch numbers from the tenant's pattern (``batch_number_pattern`` in its manifest), for
-example ``{site}-{yy}-{seq:04}`` -> ``LCG-BOS-26-0007``.
+"""Batch numbers from the tenant's pattern (``batch_number_pattern`` in its manifest; set and
+kept by the tenancy context, like the token policy), for example ``{site}-{yy}-{seq:04}`` ->
+``LCG-BOS-26-0007``.
 
 Placeholders: ``{site}`` (the site code), ``{yy}`` and ``{yyyy}`` (the year of creation, in
 the site's time zone), ``{seq:0N}`` (the tenant's counter for the pattern's prefix, N digits
@@ -12,6 +13,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+
+from opencdmo.access.service import authorize
+from opencdmo.audit import service as audit
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import ValidationFailed
+from opencdmo.scope import TenantContext
+from opencdmo.tenancy.queries import tenants
 
 DEFAULT_PATTERN = "{site}-{yy}-{seq:04}"
 MAX_LENGTH = 100
@@ -74,3 +82,37 @@ def _render(pattern: str, site: str, day: date, seq: int | None) -> str:
         return f"{seq:0{int(width.group(1) or 1)}d}"
 
     return _PLACEHOLDER.sub(fill, pattern)
+
+
+def check_pattern(pattern: str) -> None:
+    found = problem(pattern)
+    if found:
+        raise ValidationFailed(
+            f"batch_number_pattern: {found}.", details={"field": "batch_number_pattern"}
+        )
+
+
+async def batch_number_pattern(ctx: TenantContext) -> str:
+    """The tenant's batch number pattern, read in the transaction open in this context."""
+    async with tenant_transaction(ctx):
+        return (await tenants.this_tenant(ctx.tenant_id)).batch_number_pattern
+
+
+async def set_batch_number_pattern(ctx: TenantContext, pattern: str) -> bool:
+    """Set the tenant's pattern (numbers given before keep theirs); audited. False: unchanged."""
+    await authorize(ctx, "tenant", "provision")
+    check_pattern(pattern)
+    async with tenant_transaction(ctx):
+        old = (await tenants.this_tenant(ctx.tenant_id, lock=True)).batch_number_pattern
+        if old == pattern:
+            return False
+        await tenants.set_batch_number_pattern(ctx.tenant_id, pattern)
+        await audit.record(
+            ctx,
+            "tenant.batch_numbering_changed",
+            "tenant",
+            ctx.tenant_id,
+            old={"batch_number_pattern": old},
+            new={"batch_number_pattern": pattern},
+        )
+    return True

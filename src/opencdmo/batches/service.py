@@ -224,10 +224,11 @@ async def _names(ctx: TenantContext) -> tuple[dict[UUID, str], dict[UUID, str]]:
 
 
 async def get_batch(ctx: TenantContext, batch_id: UUID) -> BatchView:
-    """The batch with its control recipe; another tenant's is the same 404 as none."""
-    await authorize(ctx, "batches", "read")
+    """The batch with its control recipe (read in the whole tenant or at the batch's site);
+    another tenant's is the same 404 as none."""
     async with tenant_transaction(ctx):
         row = await queries.batch(batch_id)
+        await authorize(ctx, "batches", "read", site_id=row.site_id)
         frozen = await queries.control_recipe(batch_id)
         recipe_names, site_codes = await _names(ctx)
     return BatchView(
@@ -263,3 +264,12 @@ async def list_batches(ctx: TenantContext, flt: BatchFilter) -> BatchPage:
 async def site_id(ctx: TenantContext, code: str) -> UUID:
     """The id of the site with this code (a 422 naming the sites otherwise), for filters."""
     return (await _site(ctx, code)).id
+
+
+async def recipe_choices(ctx: TenantContext) -> list[tuple[UUID, str]]:
+    """(id, name) of the tenant's recipes, for the list's recipe filter."""
+    return [(r.id, r.name) for r in await recipes.list_recipes(ctx)]
+
+
+async def site_codes(ctx: TenantContext) -> list[str]:
+    return [s.code for s in await tenancy.list_sites(ctx)]

@@ -138,6 +138,7 @@ PERSONAS = {
     "author": ("alpha", ["process_engineer"]),
     "approver": ("alpha", ["qa_approver"]),
     "operator": ("alpha", ["production_operator"]),
+    "supervisor": ("alpha", ["production_supervisor"]),
     "viewer": ("alpha", ["viewer"]),
     "bare": ("alpha", []),
     "outsider": ("beta", ["tenant_admin"]),

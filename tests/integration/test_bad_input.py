@@ -82,8 +82,12 @@ async def _ids(world: World) -> dict[str, str]:
         "version": "1.0.0",
         "action": "arrange",
         "recipe_id": str(await _recipe_id(world)),
+        "batch_id": await FACTORIES["batch_id"](world, world.alpha),
+        "command": "start",
     }
-    assert set(ids) == set(FACTORIES) | {"version", "action"}, "add the new id parameter here"
+    assert set(ids) == set(FACTORIES) | {"version", "action", "command"}, (
+        "add the new id parameter here"
+    )
     return ids
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -74,6 +75,34 @@ async def _recipe(world: World, ctx: TenantContext) -> str:
     return str(await recipes.create(actor, "Route test recipe"))
 
 
+async def _batch(world: World, ctx: TenantContext) -> str:
+    """A batch row of a draft recipe's first revision, written through the batch queries (the
+    route tests need one in each tenant, not an effective recipe)."""
+    from opencdmo.batches import queries
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.tenancy.service import list_sites
+
+    recipe = uuid.UUID(await _recipe(world, ctx))
+    site = (await list_sites(ctx))[0]
+    new = queries.NewBatch(
+        f"R-{uuid.uuid4().hex[:8]}",
+        recipe,
+        1,
+        "1 L scale",
+        site.id,
+        "Route test sponsor",
+        datetime.now(UTC),
+        None,
+        None,
+        None,
+        None,
+    )
+    async with tenant_id_transaction(ctx.tenant_id):
+        batch_id = await queries.insert_batch(ctx.tenant_id, new)
+        await queries.insert_control_recipe(ctx.tenant_id, batch_id, {}, "0" * 64)
+    return str(batch_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -82,6 +111,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "item_id": _hub_item,
     "library_id": _library_item,
     "recipe_id": _recipe,
+    "batch_id": _batch,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -122,6 +152,14 @@ JSON_BODIES: dict[str, Any] = {
         "password": "x",
         "reason": "x",
     },
+    "/api/v1/t/{slug:str}/batches": {
+        "recipe_id": "00000000-0000-0000-0000-000000000000",
+        "formula": "x",
+        "site": "A1",
+        "planned_start": "2026-01-01T08:00:00Z",
+        "sponsor": "x",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/commands/{command:str}": {"reason": "x"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},
@@ -285,6 +323,7 @@ async def ids(world: World) -> dict[str, dict[str, str]]:
     for tenant in made.values():
         tenant["version"] = "1.0.0"  # the version every factory-made HUB item has
         tenant["action"] = "procedure"  # a designer action
+        tenant["command"] = "start"  # a batch command
     return made
 
 

@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("identity", "tenancy", "signatures"),
     ("hub",),
     ("recipes",),
+    ("batches",),
     ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app"),
 ]

@@ -56,6 +56,8 @@ class _Cached:
 
     version: int
     enforcer: casbin.Enforcer
+    # The site domains each user holds a grant in (a site-scoped check looks in these).
+    site_domains: dict[str, frozenset[str]] = field(default_factory=dict)
     decisions: dict[tuple[str, str, str, str], bool] = field(default_factory=dict)
 
     def decide(self, user: str, domain: str, obj: str, act: str) -> bool:
@@ -81,7 +83,7 @@ class EnforcerCache:
         async with self._lock:
             cached = self._by_tenant.get(tenant_id)
             if cached is None or cached.version < version:
-                cached = _Cached(version, await _build(tenant_id))
+                cached = _Cached(version, *await _build(tenant_id))
                 self._by_tenant[tenant_id] = cached
         return cached
 
@@ -89,7 +91,7 @@ class EnforcerCache:
         self._by_tenant.clear()
 
 
-async def _build(tenant_id: UUID) -> casbin.Enforcer:
+async def _build(tenant_id: UUID) -> tuple[casbin.Enforcer, dict[str, frozenset[str]]]:
     enforcer = casbin.Enforcer(str(MODEL_PATH))
     enforcer.add_policies([list(row) for row in default_policies()])
     async with tenant_id_transaction(tenant_id) as connection:
@@ -108,7 +110,11 @@ async def _build(tenant_id: UUID) -> casbin.Enforcer:
                 for g in grants
             ],
         )
-    return enforcer
+    sites: dict[str, set[str]] = {}
+    for g in grants:
+        if g["site_id"] is not None:
+            sites.setdefault(str(g["user_id"]), set()).add(site_domain(tenant_id, g["site_id"]))
+    return enforcer, {user: frozenset(domains) for user, domains in sites.items()}
 
 
 ENFORCERS = EnforcerCache()
@@ -127,6 +133,20 @@ async def can(ctx: TenantContext, obj: str, act: str, *, site_id: UUID | None = 
         return True
     return site_id is not None and cached.decide(
         user, site_domain(ctx.tenant_id, site_id), obj, act
+    )
+
+
+async def can_somewhere(ctx: TenantContext, obj: str, act: str) -> bool:
+    """Whether the actor may do ``act`` on ``obj`` in the whole tenant or at one site at
+    least (the first door of a site-scoped route; the service checks the site itself)."""
+    if await can(ctx, obj, act):
+        return True
+    if ctx.actor.is_system:
+        return False
+    cached = await ENFORCERS.for_tenant(ctx.tenant_id, ctx.policy_version)
+    user = str(ctx.user_id)
+    return any(
+        cached.decide(user, domain, obj, act) for domain in cached.site_domains.get(user, ())
     )
 
 

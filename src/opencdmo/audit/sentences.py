@@ -90,7 +90,12 @@ async def people(ctx: TenantContext) -> list[str]:
 
 
 # Values that name another entity: (field in the values, entity type of the id it holds).
-_REFERENCES = {"user_id": "user", "hub_item_id": "hub_item", "as_dependency_of": "hub_item"}
+_REFERENCES = {
+    "user_id": "user",
+    "hub_item_id": "hub_item",
+    "as_dependency_of": "hub_item",
+    "recipe_id": "master_recipe",
+}
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,28 @@ def _status(e: _Event, verb: str) -> list[Part]:
 def _named_value(e: _Event, key: str, kind: str) -> Part:
     ident = e.value(key)
     return e.named(kind, ident) if ident else _t("")
+
+
+_BATCH_VERBS = {
+    "start": "started",
+    "hold": "held",
+    "restart": "restarted",
+    "pause": "paused",
+    "resume": "resumed",
+    "stop": "stopped",
+    "abort": "aborted",
+    "complete": "completed",
+}
+
+
+def _batch_command(e: _Event, verb: str) -> list[Part]:
+    """ "A held batch LCG-BOS-26-0001 (Running to Held)"."""
+    before, after = label(str(e.value("status", "old"))), label(str(e.value("status")))
+    return [e.actor, _t(f" {verb} "), e.entity(), _t(f" ({before} to {after})")]
+
+
+def _batch_sentence(verb: str) -> Callable[[_Event], list[Part]]:
+    return lambda e: _batch_command(e, verb)
 
 
 SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
@@ -294,6 +321,19 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" (revision {e.value('revision')})" if e.value("revision") else ""),
     ],
     "library.fork_published": lambda e: [e.actor, _t(" published the fork "), e.entity()],
+    "batch.created": lambda e: [
+        e.actor,
+        _t(" created "),
+        e.entity(f"batch {e.value('number')}"),
+        _t(f" from revision {e.value('revision')} of "),
+        _named_value(e, "recipe_id", "master_recipe"),
+        _t(f", formula {e.value('formula')}, at site {e.value('site')}"),
+    ],
+    **{f"batch.{command}": _batch_sentence(verb) for command, verb in _BATCH_VERBS.items()},
+    "tenant.batch_numbering_changed": lambda e: [
+        e.actor,
+        _t(f" set the batch number pattern to {e.value('batch_number_pattern')}"),
+    ],
     "audit.exported": lambda e: [e.actor, _t(" exported the audit trail")],
     "audit.chain_keyed": lambda e: [_t("The audit trail was sealed with its key")],
     "access.denied": lambda e: [e.actor, _t(" was refused access")],

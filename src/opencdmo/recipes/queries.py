@@ -137,6 +137,18 @@ async def content(recipe_id: UUID, revision: int) -> dict[str, Any]:
     return dict(json.loads(raw["content"]))
 
 
+async def stored_hash(recipe_id: UUID, revision: int) -> str:
+    """The content hash the revision was saved with."""
+    raw = await (
+        RecipeRevision.select(RecipeRevision.content_hash)
+        .where((RecipeRevision.recipe_id == recipe_id) & (RecipeRevision.revision == revision))
+        .first()
+    )
+    if raw is None:
+        raise NotFound(f"No revision {revision} of this recipe.")
+    return str(raw["content_hash"])
+
+
 async def saved_by(recipe_id: UUID, revision: int) -> UUID | None:
     raw = await (
         RecipeRevision.select(RecipeRevision.saved_by)

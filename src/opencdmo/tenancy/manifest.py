@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import ValidationFailed
+from opencdmo.tenancy.batch_numbering import DEFAULT_PATTERN, problem
 from opencdmo.tenancy.service import KINDS, check_time_zone
 from opencdmo.tenancy.token_policy import LONGEST_DAYS, TokenPolicy
 
@@ -49,6 +50,7 @@ SCHEMA: dict[str, Any] = {
                 "unique_signers": {"type": "boolean"},
             },
         },
+        "batch_number_pattern": {"type": "string", "minLength": 1, "maxLength": 100},
         "api_tokens": {
             "type": "object",
             "additionalProperties": False,
@@ -103,6 +105,7 @@ class Manifest:
     recipe_approvers: int = 1
     unique_signers: bool = True
     token_policy: TokenPolicy = field(default_factory=TokenPolicy)
+    batch_number_pattern: str = DEFAULT_PATTERN
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -165,6 +168,9 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
     )
     if policy.default_days > policy.max_days:
         raise _fail(path, "api_tokens.default_days", "must not be more than max_days")
+    pattern = str(data.get("batch_number_pattern", DEFAULT_PATTERN))
+    if problem(pattern):
+        raise _fail(path, "batch_number_pattern", str(problem(pattern)))
     return Manifest(
         path,
         slug,
@@ -175,6 +181,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         int(flow.get("recipe_approvers", 1)),
         bool(flow.get("unique_signers", True)),
         policy,
+        pattern,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from opencdmo.identity import service as identity
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
+from opencdmo.tenancy.batch_numbering import set_batch_number_pattern
 from opencdmo.tenancy.manifest import Manifest, Report, discover
 from opencdmo.tenancy.token_policy import set_token_policy
 
@@ -52,6 +53,9 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
             f"{manifest.slug}: API tokens valid for {policy.default_days} days by default, "
             f"{policy.max_days} at most"
         )
+        changes += 1
+    if await set_batch_number_pattern(ctx, manifest.batch_number_pattern):
+        report(f"{manifest.slug}: batch numbers follow {manifest.batch_number_pattern}")
         changes += 1
     for person in manifest.people:
         changes += await _ensure_member(ctx, person.email, person.full_name, person.roles, report)

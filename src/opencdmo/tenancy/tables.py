@@ -20,6 +20,7 @@ class Tenant(Table, tablename="tenants"):
     recipe_unique_signers = Boolean(default=True)
     token_default_days = Integer(default=90)
     token_max_days = Integer(default=365)
+    batch_number_pattern = Text(default="{site}-{yy}-{seq:04}")
     created_at = Timestamptz(default=DatabaseTime("now()"))
 
 

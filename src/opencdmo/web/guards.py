@@ -16,10 +16,19 @@ PERMISSION = "permission"
 # A reading route (GET) that also writes (it records what it does): it opens its own unit of
 # work instead of running in the read view the app gives reading routes.
 WRITES = "writes"
+# A permission that may be granted at a site only: the guard lets a member through who holds
+# it at any site, and the service checks it at the site the request is about.
+SITE_SCOPED = "site_scoped"
 
 
-def requires(obj: str, act: str, *, writes: bool = False) -> dict[str, Any]:
-    return {PERMISSION: (obj, act), **({WRITES: True} if writes else {})}
+def requires(
+    obj: str, act: str, *, writes: bool = False, site_scoped: bool = False
+) -> dict[str, Any]:
+    return {
+        PERMISSION: (obj, act),
+        **({WRITES: True} if writes else {}),
+        **({SITE_SCOPED: True} if site_scoped else {}),
+    }
 
 
 async def signed_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

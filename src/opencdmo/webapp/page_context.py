@@ -24,6 +24,7 @@ NAVIGATION = (
     ("recipes", "edit"),
     ("recipes", "submit"),
     ("recipes", "approve"),
+    ("batches", "read"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

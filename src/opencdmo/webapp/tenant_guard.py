@@ -13,12 +13,12 @@ from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from opencdmo.access.service import can, permission_text
+from opencdmo.access.service import can, can_somewhere, permission_text
 from opencdmo.audit.service import record_security
 from opencdmo.db.tx import read_view
 from opencdmo.errors import Forbidden, NotAuthenticated, NotFound
 from opencdmo.scope import ExpiredToken, RequestMeta, TenantContext
-from opencdmo.web.guards import PERMISSION, WRITES
+from opencdmo.web.guards import PERMISSION, SITE_SCOPED, WRITES
 from opencdmo.web.principal import SAFE_METHODS, principal_of
 
 
@@ -48,7 +48,8 @@ async def tenant_member(
         )
         raise NotFound("No such tenant, or you are not a member of it.")
     ctx = principal.ctx
-    if not await can(ctx, *permission):
+    check = can_somewhere if handler.opt.get(SITE_SCOPED) else can
+    if not await check(ctx, *permission):
         await record_security(
             "access.denied",
             actor=ctx.actor,

@@ -5,6 +5,7 @@
 - ``_lifecycle``: submit, approve, reject, make effective, retire (signed commands)
 - ``_hub_import``: a master recipe from a HUB recipe
 - ``_publication``: an effective recipe published to the HUB
+- ``_in_force``: the effective revision with its pinned content (what a batch is made from)
 - ``_queues``: one person's recipe work queues (awaiting signature, drafts, returned, recently
   effective), read for the dashboard
 
@@ -13,6 +14,7 @@ Every command owns one unit of work (``opencdmo.db.tx.unit_of_work``); the data 
 """
 
 from opencdmo.recipes.service._hub_import import create_from_hub, hub_item_id
+from opencdmo.recipes.service._in_force import InForce, in_force
 from opencdmo.recipes.service._lifecycle import (
     STATUS_NAMES,
     TRANSITIONS,
@@ -48,6 +50,7 @@ __all__ = [
     "RECENT_DAYS",
     "STATUS_NAMES",
     "TRANSITIONS",
+    "InForce",
     "RecipeRecord",
     "approve",
     "awaiting_signature",
@@ -59,6 +62,7 @@ __all__ = [
     "get",
     "history",
     "hub_item_id",
+    "in_force",
     "library",
     "list_recipes",
     "make_effective",

@@ -23,6 +23,7 @@ class TenantRow:
     recipe_unique_signers: bool
     token_default_days: int
     token_max_days: int
+    batch_number_pattern: str
     created_at: datetime
 
 
@@ -109,6 +110,10 @@ async def set_token_days(tenant_id: UUID, default_days: int, max_days: int) -> N
     await Tenant.update(
         {Tenant.token_default_days: default_days, Tenant.token_max_days: max_days}
     ).where(Tenant.id == tenant_id)
+
+
+async def set_batch_number_pattern(tenant_id: UUID, pattern: str) -> None:
+    await Tenant.update({Tenant.batch_number_pattern: pattern}).where(Tenant.id == tenant_id)
 
 
 async def bump_policy(tenant_id: UUID) -> None:

@@ -1,0 +1,224 @@
+"""Batch data access: every read and write of the batch tables, as typed rows.
+
+Each function runs in the transaction open in its context (a command's unit of work or a
+page's read view); none opens or commits one of its own. Row-level security keeps every
+query inside the tenant: another tenant's batch is the same NotFound as a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opencdmo.batches.tables import Batch, BatchNumberCounter, ControlRecipe
+from opencdmo.db.clock import database_now
+from opencdmo.errors import NotFound
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One batch as stored: what it makes, where, for whom, and its state."""
+
+    id: UUID
+    number: str
+    recipe_id: UUID
+    revision: int
+    formula: str
+    site_id: UUID
+    sponsor: str
+    planned_start: datetime
+    status: str
+    donor_id: str | None
+    coi_label: str | None
+    apheresis_id: str | None
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """What a new batch is made of (its number drawn from the tenant's counter)."""
+
+    number: str
+    recipe_id: UUID
+    revision: int
+    formula: str
+    site_id: UUID
+    sponsor: str
+    planned_start: datetime
+    donor_id: str | None
+    coi_label: str | None
+    apheresis_id: str | None
+    created_by: UUID | None
+
+
+@dataclass(frozen=True)
+class ControlRecipeRow:
+    """A batch's frozen control recipe: the document and its canonical hash."""
+
+    document: dict[str, Any]
+    content_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BatchFilter:
+    """What a batch list is narrowed to (None: any), and which page of it."""
+
+    status: str | None = None
+    recipe_id: UUID | None = None
+    site_id: UUID | None = None
+    sponsor: str | None = None
+    planned_from: datetime | None = None
+    planned_to: datetime | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+_ROW = tuple(getattr(Batch, f.name) for f in fields(BatchRow))
+
+
+def _row(raw: dict[str, Any]) -> BatchRow:
+    return BatchRow(**{f.name: raw[f.name] for f in fields(BatchRow)})
+
+
+async def batch(batch_id: UUID, *, lock: bool = False) -> BatchRow:
+    """The batch (row-locked until the unit of work ends with ``lock``)."""
+    query = Batch.select(*_ROW).where(Batch.id == batch_id)
+    if lock:
+        query = query.lock_rows("UPDATE")
+    raw = await query.first()
+    if raw is None:
+        raise NotFound("No such batch.")
+    return _row(raw)
+
+
+def _conditions(flt: BatchFilter) -> list[Any]:
+    found: list[Any] = []
+    if flt.status is not None:
+        found.append(Batch.status == flt.status)
+    if flt.recipe_id is not None:
+        found.append(Batch.recipe_id == flt.recipe_id)
+    if flt.site_id is not None:
+        found.append(Batch.site_id == flt.site_id)
+    if flt.sponsor is not None:
+        found.append(Batch.sponsor.ilike(f"%{_escaped(flt.sponsor)}%"))
+    if flt.planned_from is not None:
+        found.append(Batch.planned_start >= flt.planned_from)
+    if flt.planned_to is not None:
+        found.append(Batch.planned_start <= flt.planned_to)
+    return found
+
+
+def _escaped(text: str) -> str:
+    """``text`` matched literally inside an ILIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _where(conditions: list[Any]) -> Any:
+    combined = conditions[0]
+    for condition in conditions[1:]:
+        combined = combined & condition
+    return combined
+
+
+async def batches(flt: BatchFilter) -> tuple[list[BatchRow], int]:
+    """One page of the matching batches, latest planned start first, and how many match."""
+    conditions = _conditions(flt)
+    query = Batch.select(*_ROW)
+    count = Batch.count()
+    if conditions:
+        query = query.where(_where(conditions))
+        count = count.where(_where(conditions))
+    rows = (
+        await query.order_by(Batch.planned_start, ascending=False)
+        .order_by(Batch.id)
+        .limit(flt.limit)
+        .offset(flt.offset)
+    )
+    return [_row(r) for r in rows], int(await count)
+
+
+async def next_counter(tenant_id: UUID, key: str) -> int:
+    """The next value of the tenant's counter for ``key``, the counter row locked until the
+    unit of work ends: concurrent creates wait here, each taking the next value."""
+    await BatchNumberCounter.insert(
+        BatchNumberCounter(tenant_id=tenant_id, key=key, last_value=0)
+    ).on_conflict(
+        target=(BatchNumberCounter.tenant_id, BatchNumberCounter.key), action="DO NOTHING"
+    )
+    raw = await (
+        BatchNumberCounter.select(BatchNumberCounter.last_value)
+        .where(BatchNumberCounter.key == key)
+        .lock_rows("UPDATE")
+        .first()
+    )
+    assert raw is not None
+    value = int(raw["last_value"]) + 1
+    await BatchNumberCounter.update({BatchNumberCounter.last_value: value}).where(
+        BatchNumberCounter.key == key
+    )
+    return value
+
+
+async def number_taken(number: str) -> bool:
+    return bool(await Batch.exists().where(Batch.number == number))
+
+
+async def insert_batch(tenant_id: UUID, new: NewBatch) -> UUID:
+    rows = await Batch.insert(
+        Batch(
+            tenant_id=tenant_id,
+            **{f.name: getattr(new, f.name) for f in fields(NewBatch)},
+            created_at=database_now(),
+            updated_at=database_now(),
+        )
+    ).returning(Batch.id)
+    batch_id = rows[0]["id"]
+    assert isinstance(batch_id, UUID)
+    return batch_id
+
+
+async def set_status(batch_id: UUID, status: str) -> None:
+    await Batch.update({Batch.status: status, Batch.updated_at: database_now()}).where(
+        Batch.id == batch_id
+    )
+
+
+async def insert_control_recipe(
+    tenant_id: UUID, batch_id: UUID, document: dict[str, Any], content_hash: str
+) -> None:
+    await ControlRecipe.insert(
+        ControlRecipe(
+            tenant_id=tenant_id,
+            batch_id=batch_id,
+            document=json.dumps(document),
+            content_hash=content_hash,
+            created_at=database_now(),
+        )
+    )
+
+
+async def control_recipe(batch_id: UUID) -> ControlRecipeRow:
+    raw = await (
+        ControlRecipe.select(
+            ControlRecipe.document, ControlRecipe.content_hash, ControlRecipe.created_at
+        )
+        .where(ControlRecipe.batch_id == batch_id)
+        .first()
+    )
+    if raw is None:
+        raise NotFound("No control recipe for this batch.")
+    return ControlRecipeRow(json.loads(raw["document"]), raw["content_hash"], raw["created_at"])
+
+
+async def numbers(batch_ids: list[UUID]) -> dict[str, str]:
+    """Batch numbers by id, for the audit trail's names."""
+    if not batch_ids:
+        return {}
+    rows = await Batch.select(Batch.id, Batch.number).where(Batch.id.is_in(batch_ids))
+    return {str(r["id"]): r["number"] for r in rows}

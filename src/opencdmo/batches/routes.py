@@ -1,0 +1,200 @@
+"""Batches through the JSON API and their pages: the list with its filters, a batch with its
+state and control recipe hash, creating a batch and giving it commands."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Template
+
+from opencdmo.batches import service, states
+from opencdmo.batches.queries import BatchFilter, BatchRow
+from opencdmo.batches.schemas import (
+    BatchCommand,
+    BatchCreate,
+    BatchCreated,
+    BatchDetail,
+    BatchList,
+    BatchOut,
+)
+from opencdmo.batches.service import BatchSummary, ChainOfIdentity
+from opencdmo.scope import TenantContext
+from opencdmo.web.guards import requires
+from opencdmo.web.pages import page
+
+BASE = "/batches"
+ONE = BASE + "/{batch_id:uuid}"
+PAGE_SIZE = 50
+Limit = Annotated[int, QueryParameter(ge=1, le=200, required=False)]
+Offset = Annotated[int, QueryParameter(ge=0, le=10**9, required=False)]
+Filter = Annotated[str | None, QueryParameter(max_length=200, required=False)]
+When = Annotated[datetime | None, QueryParameter(required=False)]
+RecipeId = Annotated[UUID | None, QueryParameter(required=False)]
+
+
+def _out(summary: BatchSummary) -> dict[str, Any]:
+    row: BatchRow = summary.batch
+    values = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "site_id"}
+    return {**values, "recipe_name": summary.recipe_name, "site": summary.site_code}
+
+
+async def _filter(
+    ctx: TenantContext,
+    status: str | None,
+    recipe: UUID | None,
+    site: str | None,
+    sponsor: str | None,
+    planned_from: datetime | None,
+    planned_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> BatchFilter:
+    return BatchFilter(
+        status or None,
+        recipe,
+        await service.site_id(ctx, site) if site else None,
+        sponsor or None,
+        _zoned(ctx, planned_from),
+        _zoned(ctx, planned_to),
+        limit,
+        offset,
+    )
+
+
+def _zoned(ctx: TenantContext, when: datetime | None) -> datetime | None:
+    """A time without an offset (a form's datetime-local) is in the tenant's display zone."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=ZoneInfo(ctx.time_zone))
+
+
+@get(BASE, opt=requires("batches", "read"), tags=["batches"])
+async def api_batches(
+    ctx: NamedDependency[TenantContext],
+    status: Filter = None,
+    recipe: RecipeId = None,
+    site: Filter = None,
+    sponsor: Filter = None,
+    planned_from: When = None,
+    planned_to: When = None,
+    limit: Limit = PAGE_SIZE,
+    offset: Offset = 0,
+) -> BatchList:
+    """The tenant's batches, latest planned start first, filtered by status, recipe (id),
+    site (code), sponsor (part of the name) and planned start (from, to); paged."""
+    flt = await _filter(ctx, status, recipe, site, sponsor, planned_from, planned_to, limit, offset)
+    found = await service.list_batches(ctx, flt)
+    return BatchList([BatchOut(**_out(r)) for r in found.rows], found.total, limit, offset)
+
+
+@post(BASE, opt=requires("batches", "create", site_scoped=True), tags=["batches"], status_code=201)
+async def api_create(
+    ctx: NamedDependency[TenantContext], data: JSONBody[BatchCreate]
+) -> BatchCreated:
+    """A batch of the recipe's effective revision with one of its formulas, at a site (its
+    code): the number from the tenant's pattern, the control recipe frozen and hashed. The
+    chain of identity (donor id, COI label, apheresis id) is required for autologous
+    recipes."""
+    chain = data.chain_of_identity
+    created = await service.create_batch(
+        ctx,
+        data.recipe_id,
+        data.formula,
+        data.site,
+        data.planned_start,
+        data.sponsor,
+        ChainOfIdentity(chain.donor_id, chain.coi_label, chain.apheresis_id) if chain else None,
+    )
+    return BatchCreated(created.id, created.number, created.control_recipe_hash)
+
+
+@get(ONE, opt=requires("batches", "read", site_scoped=True), tags=["batches"])
+async def api_batch(ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]) -> BatchDetail:
+    """The batch, its state and the commands that state allows, and its control recipe (the
+    frozen document and its canonical hash)."""
+    view = await service.get_batch(ctx, batch_id)
+    return BatchDetail(
+        **_out(view),
+        control_recipe_hash=view.control_recipe.content_hash,
+        control_recipe=view.control_recipe.document,
+        commands=view.commands,
+    )
+
+
+@post(
+    ONE + "/commands/{command:str}",
+    opt=requires("batches", "command", site_scoped=True),
+    tags=["batches"],
+    status_code=200,
+)
+async def api_command(
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    command: FromPath[str],
+    data: JSONBody[BatchCommand],
+) -> BatchOut:
+    """Give the batch an ISA-88 command (start, hold, restart, pause, resume, stop, abort,
+    complete); hold, pause, stop and abort need a reason. A command its state does not allow
+    is a 409 naming the state and the states it needs."""
+    await service.command_batch(ctx, batch_id, command, data.reason)
+    return BatchOut(**_out(await service.get_batch(ctx, batch_id)))
+
+
+@get(BASE, opt=requires("batches", "read"), include_in_schema=False)
+async def batches_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    status: Filter = None,
+    recipe: RecipeId = None,
+    site: Filter = None,
+    sponsor: Filter = None,
+    planned_from: When = None,
+    planned_to: When = None,
+    limit: Limit = PAGE_SIZE,
+    offset: Offset = 0,
+) -> Template:
+    flt = await _filter(ctx, status, recipe, site, sponsor, planned_from, planned_to, limit, offset)
+    found = await service.list_batches(ctx, flt)
+    chosen = {
+        "status": status or "",
+        "recipe": str(recipe or ""),
+        "site": site or "",
+        "sponsor": sponsor or "",
+        "planned_from": planned_from.isoformat() if planned_from else "",
+        "planned_to": planned_to.isoformat() if planned_to else "",
+    }
+    return await page(
+        request,
+        "batches/list.html",
+        block="results",
+        batches=found.rows,
+        total=found.total,
+        limit=limit,
+        offset=offset,
+        states=states.STATES,
+        state_names=states.STATE_NAMES,
+        recipes=await service.recipe_choices(ctx),
+        sites=await service.site_codes(ctx),
+        chosen=chosen,
+        query=urlencode({k: v for k, v in chosen.items() if v}),
+    )
+
+
+@get(ONE, opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
+async def batch_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template:
+    view = await service.get_batch(ctx, batch_id)
+    return await page(request, "batches/detail.html", view=view, state_names=states.STATE_NAMES)
+
+
+api = [api_batches, api_create, api_batch, api_command]
+pages = [batches_page, batch_page]

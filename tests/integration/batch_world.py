@@ -1,0 +1,135 @@
+"""A plant for the batch tests: a fresh CDMO tenant with two sites, an effective master
+recipe (autologous: CAR-T) with a formula, and people in the batch roles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from opencdmo.batches import service as batches
+from opencdmo.hub import library
+from opencdmo.recipes import service as recipes
+from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
+from opencdmo.settings import Settings
+from opencdmo.tenancy import service as tenancy
+from opencdmo.tenancy import site_roles
+from tests.conftest import PASSWORD, World, member_as
+from tests.integration.conftest import reviewable, viability
+
+PLANNED = datetime(2026, 5, 4, 8, 0, tzinfo=UTC)
+CHAIN = batches.ChainOfIdentity("D-0001", "COI-0001", "APH-0001")
+
+
+@dataclass(frozen=True)
+class Plant:
+    ctx: TenantContext  # the provisioning system actor
+    author: TenantContext
+    approver: TenantContext
+    supervisor: TenantContext  # production_supervisor in the whole tenant
+    operator: TenantContext  # production_operator
+    viewer: TenantContext
+    remote: TenantContext  # production_supervisor at site S2 only
+    uo: str  # library id of t-cell-activation
+    method: str
+    recipe: UUID
+
+
+def content(uo: str, method: str, modality: str = "car-t", density: float = 1.0) -> Any:
+    body = reviewable(
+        {
+            "unit_procedures": [
+                {
+                    "key": "cell-processing",
+                    "name": "Cell processing",
+                    "operations": [
+                        {
+                            "key": "activate",
+                            "library_item_id": uo,
+                            "parameters": {"seeding_density": density},
+                        }
+                    ],
+                }
+            ],
+            "formulas": [
+                {"name": "1 L scale", "overrides": {"activate.seeding_density": 1.1}},
+                {"name": "pilot", "overrides": {}},
+            ],
+        },
+        method,
+    )
+    body["specification"]["modality"] = modality
+    return body
+
+
+async def effective(settings: Settings, plant: Plant, recipe: UUID) -> None:
+    await recipes.submit(settings, plant.author, recipe, PASSWORD, "ready")
+    await recipes.approve(settings, plant.approver, recipe, PASSWORD, "ok", approvers_required=1)
+    await recipes.make_effective(settings, plant.approver, recipe, PASSWORD, "in force")
+
+
+async def effective_recipe(
+    settings: Settings, plant: Plant, name: str, modality: str = "car-t"
+) -> UUID:
+    recipe = await recipes.create(plant.author, name)
+    await recipes.save(plant.author, recipe, content(plant.uo, plant.method, modality), 1)
+    await effective(settings, plant, recipe)
+    return recipe
+
+
+async def new_plant(
+    world: World, owner: asyncpg.Connection, settings: Settings, activation: str = "1.1.0"
+) -> Plant:
+    ctx = await tenancy.create_tenant(
+        f"bx-{uuid.uuid4().hex[:8]}", "Batch Plant", "cdmo", SYSTEM, RequestMeta()
+    )
+    await tenancy.upsert_site(ctx, "S1", "Suite one", "Europe/Berlin")
+    await tenancy.upsert_site(ctx, "S2", "Suite two", "America/New_York")
+    roles = {
+        "author": "process_engineer",
+        "approver": "qa_approver",
+        "admin": "production_supervisor",
+        "operator": "production_operator",
+        "viewer": "viewer",
+    }
+    for key, role in roles.items():
+        await tenancy.add_member(ctx, world[key].user_id, [role])
+    bare = await tenancy.add_member(ctx, world["bare"].user_id, [])
+    await site_roles.grant(ctx, bare, "S2", "production_supervisor", "covers suite two")
+    item = await owner.fetchval(
+        "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+        "WHERE i.slug = 't-cell-activation' AND t.slug = 'opencdmo-hub'"
+    )
+    await library.install(ctx, item, activation)
+    uo = str(next(e.id for e in await library.list_library(ctx) if e.hub_item_id == item))
+    people = {k: await member_as(ctx, world[k]) for k in (*roles, "bare")}
+    plant = Plant(
+        ctx,
+        people["author"],
+        people["approver"],
+        people["admin"],
+        people["operator"],
+        people["viewer"],
+        people["bare"],
+        uo,
+        await viability(owner, ctx),
+        uuid.uuid4(),
+    )
+    recipe = await effective_recipe(settings, plant, "CAR-T autologous")
+    return Plant(**{**plant.__dict__, "recipe": recipe})
+
+
+async def batch_of(plant: Plant, site: str = "S1", **kw: Any) -> batches.CreatedBatch:
+    return await batches.create_batch(
+        plant.supervisor,
+        kw.pop("recipe", plant.recipe),
+        kw.pop("formula", "1 L scale"),
+        site,
+        kw.pop("planned_start", PLANNED),
+        kw.pop("sponsor", "Quillon Therapeutics"),
+        kw.pop("chain", CHAIN),
+    )

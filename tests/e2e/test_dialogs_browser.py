@@ -84,7 +84,7 @@ async def test_signature_refused_in_the_dialog_then_signed(
     await expect(page.locator("#messages")).to_be_empty()
     await check_page(page, "signature-refused")
     state = await recipes.get(as_actor(ctx, people["author"]), uuid.UUID(recipe))
-    assert state["status"] == "draft"
+    assert state.status == "draft"
     # Signed: the page says so once, and the recipe is in review.
     await dialog.get_by_label("Password (electronic signature)").fill(PASSWORD)
     await dialog.get_by_role("button", name="Sign as author and submit for review").click()
@@ -140,7 +140,7 @@ async def test_the_signature_dialog_works_from_the_keyboard(
     await expect(dialog).to_be_hidden()
     await expect(trigger).to_be_focused()
     state = await recipes.get(as_actor(ctx, people["author"]), uuid.UUID(recipe))
-    assert state["status"] == "draft", "closing the dialog signs nothing"
+    assert state.status == "draft", "closing the dialog signs nothing"
     await page.close()
 
 

@@ -18,6 +18,7 @@ from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD, Persona, member_as
+from tests.e2e.conftest import check_page, visit
 from tests.integration.conftest import installed, reviewable
 from tests.integration.test_recipes import design
 
@@ -26,11 +27,12 @@ pytestmark = pytest.mark.e2e
 
 async def _sign_in(chromium: Browser, server: str, email: str) -> Page:
     page = await chromium.new_page(viewport={"width": 1280, "height": 900})
-    await page.goto(server + "/login")
+    await visit(page, server + "/login", "login")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/t/**")
+    await check_page(page, "dashboard-" + email.split("@")[0])
     return page
 
 
@@ -95,11 +97,13 @@ async def test_the_dashboard_queues_for_three_roles(
     await page.screenshot(path=str(shots / "dashboard-qa.png"), full_page=True)
     # From another page, the count in the top bar leads back to the queues; the item to the
     # revision to sign.
-    await page.goto(f"{server}/t/{slug}/recipes")
+    await visit(page, f"{server}/t/{slug}/recipes", "recipes-qa")
     await page.get_by_role("link", name="1 item needs your action").click()
     await expect(page).to_have_url(f"{server}/t/{slug}/#work")
+    await check_page(page, "dashboard-qa-work")
     await _queue(page, "awaiting_signature").get_by_role("link").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("CAR-T in review")
+    await check_page(page, "recipe-to-sign")
     await page.close()
 
     # The engineer: the revision returned with who and why, their draft, no approvals.

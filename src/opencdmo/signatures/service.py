@@ -10,7 +10,6 @@ recomputes that hash: a signature whose record changed since shows as invalid.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -60,17 +59,9 @@ class Signable(Protocol):
 
 
 @dataclass(frozen=True)
-class SignatureView:
-    id: UUID
-    record_type: str
-    record_id: str
-    record_version: str
-    record_hash: str
-    signer_id: UUID
-    signer_name: str
-    meaning: str
-    reason: str
-    signed_at: datetime
+class SignatureView(SignatureRow):
+    """A stored signature with whether the record still hashes as it did when signed."""
+
     valid: bool
 
     def manifestation(self, zone: str = "UTC") -> str:

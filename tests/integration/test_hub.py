@@ -273,8 +273,18 @@ async def test_sharing_deprecating_and_yanking(
     assert (
         await beta.send("POST", mark, json={"deprecated_message": "use 2.0"})
     ).status_code == 204
-    assert (await beta.send("POST", mark, json={"yank": True})).status_code == 204
+    yank = {"yank": True, "reason": "sterility failure in the field"}
+    assert (await beta.send("POST", mark, json=yank)).status_code == 204
     assert (await beta.send("POST", mark, json={"yank": True})).status_code == 409
+    assert (
+        await owner.fetchval(
+            "SELECT reason FROM audit_events WHERE tenant_id = $1 AND entity_id = $2 "
+            "AND action = 'hub.version_yanked'",
+            world.beta.tenant_id,
+            str(first.item_id),
+        )
+        == "sterility failure in the field"
+    )
     detail = (await alpha.get(url)).json()
     assert detail["versions"][0]["deprecated_message"] == "use 2.0"
     assert detail["versions"][0]["yanked"] is True

@@ -249,6 +249,25 @@ async def test_non_admin_cannot_revoke_someone_elses_token(world: World, browser
     assert response.status_code == 404
 
 
+async def test_a_revoked_token_records_the_reason(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    _, row = await identity.create_token(
+        as_actor(world.alpha, world["author"]), world["author"].user_id, "laptop"
+    )
+    client = await browser("author")
+    url = f"/api/v1/t/alpha/tokens/{row.id}"
+    too_long = await client.send("DELETE", url, params={"reason": "x" * 10_001})
+    assert too_long.status_code == 400 and "reason" in too_long.text
+    done = await client.send("DELETE", url, params={"reason": "laptop lost"})
+    assert done.status_code == 204
+    reason = await owner.fetchval(
+        "SELECT reason FROM audit_events WHERE action = 'token.revoked' AND entity_id = $1",
+        str(row.id),
+    )
+    assert reason == "laptop lost"
+
+
 @pytest.mark.parametrize("header", ["Bearer ", "Bearer nonsense", "Bearer ocd_00000000_xyz"])
 async def test_bad_bearer_tokens_get_401(browser: Any, header: str) -> None:
     response = await (await browser()).get("/api/v1/t/alpha", headers={"Authorization": header})

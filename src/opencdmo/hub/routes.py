@@ -275,9 +275,15 @@ async def api_mark(
     version: FromPath[str],
     data: JSONBody[VersionMark],
 ) -> None:
-    """Deprecate (with a message) or yank one of this tenant's published versions."""
+    """Deprecate (with a message) or yank one of this tenant's published versions; the
+    reason, when given, is recorded with the audit event."""
     await service.mark_version(
-        ctx, item_id, version, deprecated_message=data.deprecated_message, yank=data.yank
+        ctx,
+        item_id,
+        version,
+        deprecated_message=data.deprecated_message,
+        yank=data.yank,
+        reason=data.reason,
     )
 
 

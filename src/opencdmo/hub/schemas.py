@@ -140,3 +140,4 @@ class VisibilityRequest(Struct, forbid_unknown_fields=True):
 class VersionMark(Struct, forbid_unknown_fields=True):
     deprecated_message: Text | None = None
     yank: bool = False
+    reason: Text | None = None  # recorded with the audit event

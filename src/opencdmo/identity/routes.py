@@ -339,15 +339,23 @@ async def api_token_create(
     return TokenCreated(token, _token_out(row))
 
 
+RevokeReason = Annotated[
+    str | None, QueryParameter(name="reason", required=False, max_length=10_000)
+]
+
+
 @delete(
     "/tokens/{token_id:uuid}",
     opt=requires("tokens", "use"),
     tags=["identity"],
     status_code=204,
 )
-async def api_token_revoke(ctx: NamedDependency[TenantContext], token_id: FromPath[UUID]) -> None:
-    """Revoke a token (mine, or any in this tenant for token admins)."""
-    await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx))
+async def api_token_revoke(
+    ctx: NamedDependency[TenantContext], token_id: FromPath[UUID], reason: RevokeReason = None
+) -> None:
+    """Revoke a token (mine, or any in this tenant for token admins); ``reason``, when given,
+    is recorded with the audit event."""
+    await service.revoke_token(ctx, token_id, only_user=await _visible_to(ctx), reason=reason)
 
 
 # Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).

@@ -201,7 +201,7 @@ async def test_accepting_creates_the_account_and_the_membership_audited(
     assert created["invitation"]["status"] == "pending"
     page = await Browser(app).get(f"/invitations/accept?token={_token(created['accept_url'])}")
     assert page.status_code == 200
-    assert org.ctx.name in page.text and "qa_approver, viewer" in page.text
+    assert org.ctx.name in page.text and "QA approver, Viewer" in page.text
     joiner = Browser(app)
     response = await _accept_new(joiner, _token(created["accept_url"]), "Jo Iner")
     assert response.status_code == 303

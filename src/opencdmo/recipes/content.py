@@ -114,12 +114,6 @@ def _check_value(
         )
 
 
-def outside_normal_range(parameter: Parameter | None, value: object) -> bool:
-    """Whether a value is a number outside the parameter's normal range."""
-    normal = parameter.normal_range if parameter is not None else None
-    return is_number(value) and normal is not None and not normal.holds(value)
-
-
 def step_content(
     entry: Mapping[str, Any], library: Library, pinned: Pinned | None = None
 ) -> UnitOperation | None:

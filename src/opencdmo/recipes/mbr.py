@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from opencdmo.hub.model import Number
+from opencdmo.hub.model import Number, Parameter, is_number
 from opencdmo.recipes.content import (
     Library,
     Pinned,
-    outside_normal_range,
     parameters_of,
     step_content,
 )
@@ -19,18 +18,51 @@ from opencdmo.recipes.content import (
 BOX_W, BOX_H, GAP_X, GAP_Y, HEAD = 220, 46, 40, 18, 34
 
 
-def outside_normal(
+RangeStateKey = Literal["in_range", "acknowledged", "unacknowledged", "outside_par", "no_range"]
+
+
+@dataclass(frozen=True)
+class RangeState:
+    """Where a parameter's value lies against its ranges: ``key`` for the badge's tone,
+    ``text`` the state in words (a page never shows the state by colour alone)."""
+
+    key: RangeStateKey
+    text: str
+
+
+def range_state(parameter: Parameter | None, value: object, reason: object = None) -> RangeState:
+    """Classify a value against the parameter's normal range and proven acceptable range
+    (bounds inclusive, a missing bound does not limit). A value outside the proven acceptable
+    range is that whatever the reason; outside the normal range it is acknowledged when a
+    reason is given. A value that is not a number, or a parameter without ranges, has no
+    range to be in."""
+    normal = parameter.normal_range if parameter is not None else None
+    proven = parameter.proven_acceptable_range if parameter is not None else None
+    if not is_number(value) or (normal is None and proven is None):
+        return RangeState("no_range", "no range")
+    if proven is not None and not proven.holds(value):
+        return RangeState("outside_par", "outside the proven acceptable range")
+    if normal is None:
+        return RangeState("in_range", "within the proven acceptable range")
+    if normal.holds(value):
+        return RangeState("in_range", "in normal range")
+    given = str(reason or "").strip()
+    if given:
+        return RangeState("acknowledged", f"outside normal range, acknowledged: {given}")
+    return RangeState("unacknowledged", "outside normal range, no reason given")
+
+
+def range_states(
     op: dict[str, Any], library: Library, pinned: Pinned | None = None
-) -> dict[str, str]:
-    """The step's values outside their normal range (by the content the step pinned), each
-    with the reason acknowledged for it: the flag follows the value, never the stored
-    reason alone."""
+) -> dict[str, RangeState]:
+    """The range state of every parameter of a step (by the content the step pinned): the
+    value the step sets, else the parameter's default, with the reason acknowledged for it."""
     parameters = parameters_of(step_content(op, library, pinned))
+    values = op.get("parameters") or {}
     acknowledged = op.get("acknowledged") or {}
     return {
-        key: str(acknowledged.get(key) or "")
-        for key, value in (op.get("parameters") or {}).items()
-        if outside_normal_range(parameters.get(key), value)
+        key: range_state(p, values.get(key, p.default), acknowledged.get(key))
+        for key, p in parameters.items()
     }
 
 

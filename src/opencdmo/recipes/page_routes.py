@@ -130,7 +130,8 @@ async def _recipe_page(
         publish_open=form is not None and form.get("action") is None,
         lifecycle=lifecycle_actions(recipe),
         lifecycle_form=form if form is not None and form.get("action") else None,
-        outside=lambda op: mbr.outside_normal(op, library, pinned),
+        step_of=lambda op: step_content(op, library, pinned),
+        states=lambda op: mbr.range_states(op, library, pinned),
         flow=flow,
         box=(mbr.BOX_W, mbr.BOX_H),
     )
@@ -283,7 +284,7 @@ async def print_page(
         "recipes/print.html",
         recipe=recipe,
         step_of=lambda op: step_content(op, library, pinned),
-        outside=lambda op: mbr.outside_normal(op, library, pinned),
+        states=lambda op: mbr.range_states(op, library, pinned),
         signatures=signatures,
         current=str(recipe.current_revision),
         bom=mbr.bill_of_materials(recipe.content, library, pinned),

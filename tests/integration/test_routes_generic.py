@@ -160,6 +160,13 @@ JSON_BODIES: dict[str, Any] = {
         "sponsor": "x",
     },
     "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/commands/{command:str}": {"reason": "x"},
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/entries": {
+        "step": "activate",
+        "phase": "seeding",
+        "field": "pre_activation_viability",
+        "value": 92,
+        "idempotency_key": "k-1",
+    },
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},

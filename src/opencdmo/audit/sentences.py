@@ -180,6 +180,35 @@ def _batch_command(e: _Event, verb: str) -> list[Part]:
     return [e.actor, _t(f" {verb} "), e.entity(), _t(f" ({before} to {after})")]
 
 
+def _entry_value(e: _Event, side: str = "new") -> str:
+    value, unit = e.value("value", side), e.value("unit", side)
+    return f"{value} {unit}" if unit else str(value)
+
+
+def _batch_entry(e: _Event) -> list[Part]:
+    """ "A recorded Viability before activation 92 % (in limits) in batch S1-26-0001"."""
+    return [
+        e.actor,
+        _t(
+            f" recorded {e.value('field_name')} {_entry_value(e)} "
+            f"({label(str(e.value('check')))}) in "
+        ),
+        e.entity(f"batch {e.value('number')}"),
+    ]
+
+
+def _batch_correction(e: _Event) -> list[Part]:
+    """ "A corrected Viability before activation from 92 % to 90 % (in limits) in batch ..."."""
+    return [
+        e.actor,
+        _t(
+            f" corrected {e.value('field_name')} from {_entry_value(e, 'old')} to "
+            f"{_entry_value(e)} ({label(str(e.value('check')))}) in "
+        ),
+        e.entity(f"batch {e.value('number')}"),
+    ]
+
+
 def _batch_sentence(verb: str) -> Callable[[_Event], list[Part]]:
     return lambda e: _batch_command(e, verb)
 
@@ -330,6 +359,8 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f", formula {e.value('formula')}, at site {e.value('site')}"),
     ],
     **{f"batch.{command}": _batch_sentence(verb) for command, verb in _BATCH_VERBS.items()},
+    "batch.entry_recorded": _batch_entry,
+    "batch.entry_corrected": _batch_correction,
     "tenant.batch_numbering_changed": lambda e: [
         e.actor,
         _t(f" set the batch number pattern to {e.value('batch_number_pattern')}"),

@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
-from litestar.response import Template
+from litestar.response import Response, Template
 
 from opencdmo.batches import service, states
+from opencdmo.batches.entry_queries import EntryRow
 from opencdmo.batches.queries import BatchFilter, BatchRow
 from opencdmo.batches.schemas import (
     BatchCommand,
@@ -24,6 +25,10 @@ from opencdmo.batches.schemas import (
     BatchDetail,
     BatchList,
     BatchOut,
+    EntryIn,
+    EntryList,
+    EntryOut,
+    EntryWithHistory,
 )
 from opencdmo.batches.service import BatchSummary, ChainOfIdentity
 from opencdmo.scope import TenantContext
@@ -196,5 +201,54 @@ async def batch_page(
     return await page(request, "batches/detail.html", view=view, state_names=states.STATE_NAMES)
 
 
-api = [api_batches, api_create, api_batch, api_command]
+def _entry(row: EntryRow) -> dict[str, Any]:
+    values = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "check_result"}
+    return {**values, "check": row.check_result}
+
+
+@post(
+    ONE + "/entries",
+    opt=requires("batches", "command", site_scoped=True),
+    tags=["batches"],
+    status_code=201,
+)
+async def api_record_entry(
+    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID], data: JSONBody[EntryIn]
+) -> Response[EntryOut]:
+    """Record a value for a field (a data-capture field or a parameter) of a phase of a step
+    of a running batch: checked at once against the field's limits and the parameter's normal
+    and proven acceptable ranges (check: in_limits, outside_normal, outside_par, invalid).
+    201 with the entry; the same idempotency key again is a 200 with the first entry
+    unchanged. A field recorded already is a 409 showing its value: correct it with
+    ``supersedes`` (that entry's id) and a reason; both entries stay."""
+    recorded = await service.record_entry(
+        ctx,
+        batch_id,
+        data.step,
+        data.phase,
+        data.field,
+        data.value,
+        data.unit,
+        data.idempotency_key,
+        device_time=data.device_time,
+        supersedes=data.supersedes,
+        reason=data.reason,
+        source=data.source,
+    )
+    return Response(
+        EntryOut(**_entry(recorded.entry)), status_code=201 if recorded.created else 200
+    )
+
+
+@get(ONE + "/entries", opt=requires("batches", "read", site_scoped=True), tags=["batches"])
+async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]) -> EntryList:
+    """Every entry of the batch, oldest first, with its history: each entry names the entry
+    that supersedes it (superseded_by; none for a field's current value)."""
+    found = await service.list_entries(ctx, batch_id)
+    return EntryList(
+        [EntryWithHistory(**_entry(h.entry), superseded_by=h.superseded_by) for h in found]
+    )
+
+
+api = [api_batches, api_create, api_batch, api_command, api_record_entry, api_entries]
 pages = [batches_page, batch_page]

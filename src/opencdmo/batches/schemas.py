@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from msgspec import Meta, Struct
@@ -70,3 +70,55 @@ class BatchList(Struct):
     total: int
     limit: int
     offset: int
+
+
+FieldKey = Annotated[str, Meta(min_length=1, max_length=64, pattern="^[a-z0-9][a-z0-9_-]*$")]
+IdempotencyKey = Annotated[
+    str, Meta(min_length=1, max_length=200, pattern="^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+EntryValue = Annotated[str, Meta(max_length=2000)] | bool | int | float
+UnitCode = Annotated[str, Meta(min_length=1, max_length=40)]
+
+
+class EntryIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """One value for a field of a phase of a step; ``idempotency_key`` is made by the client
+    (a retry with the same key is given the first entry); a correction names the entry it
+    ``supersedes`` and a reason."""
+
+    step: FieldKey
+    phase: FieldKey
+    field: FieldKey
+    value: EntryValue
+    idempotency_key: IdempotencyKey
+    unit: UnitCode | None = None
+    source: Literal["manual", "equipment", "calculated"] = "manual"
+    device_time: datetime | None = None
+    supersedes: UUID | None = None
+    reason: Text | None = None
+
+
+class EntryOut(Struct, kw_only=True):
+    id: UUID
+    batch_id: UUID
+    step: str
+    phase: str
+    field: str
+    value: Any
+    unit: str | None
+    source: str
+    entered_by: UUID
+    entered_at: datetime
+    device_time: datetime | None
+    idempotency_key: str
+    supersedes: UUID | None
+    reason: str | None
+    check: str
+    message: str
+
+
+class EntryWithHistory(EntryOut, kw_only=True):
+    superseded_by: UUID | None
+
+
+class EntryList(Struct):
+    items: list[EntryWithHistory]

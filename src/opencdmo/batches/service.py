@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.batches import control, queries, states
+from opencdmo.batches import control, entries, entry_queries, queries, states
+from opencdmo.batches.entry_queries import EntryRow, NewEntry
 from opencdmo.batches.queries import BatchFilter, BatchRow, ControlRecipeRow, NewBatch
 from opencdmo.canonical import content_hash
 from opencdmo.db.sql import clock
@@ -273,3 +275,170 @@ async def recipe_choices(ctx: TenantContext) -> list[tuple[UUID, str]]:
 
 async def site_codes(ctx: TenantContext) -> list[str]:
     return [s.code for s in await tenancy.list_sites(ctx)]
+
+
+@dataclass(frozen=True)
+class RecordedEntry:
+    """An entry and whether this call made it (False: a retry, given the first entry)."""
+
+    entry: EntryRow
+    created: bool
+
+
+def _shown(entry: EntryRow) -> str:
+    return f"{entry.value} {entry.unit}" if entry.unit else str(entry.value)
+
+
+async def record_entry(
+    ctx: TenantContext,
+    batch_id: UUID,
+    step: str,
+    phase: str,
+    field: str,
+    value: Any,
+    unit: str | None,
+    idempotency_key: str,
+    device_time: datetime | None = None,
+    supersedes: UUID | None = None,
+    reason: str | None = None,
+    source: str = "manual",
+) -> RecordedEntry:
+    """Record a value for a field of a phase of a step of a running batch, checked at once
+    against the field's limits and the parameter's ranges; a correction (``supersedes`` and a
+    reason) is a new entry, the old one stays.
+
+    The batch row is locked until the unit of work ends, so entries of one batch are made one
+    at a time: a retry with the same idempotency key waits for the first and is given it
+    unchanged; a second first entry for a field already written is a 409 showing its value.
+    """
+    reason = check_text(reason or "", "reason", "The reason").strip() or None
+    if supersedes is not None and reason is None:
+        raise ValidationFailed("A correction needs a reason.", details={"field": "reason"})
+    if source not in entries.SOURCES:
+        raise ValidationFailed(
+            f"source: must be one of {', '.join(entries.SOURCES)}.", details={"field": "source"}
+        )
+    if device_time is not None and device_time.tzinfo is None:
+        raise ValidationFailed(
+            "device_time: give a time zone (e.g. 2026-05-04T08:00:00+02:00).",
+            details={"field": "device_time"},
+        )
+    async with unit_of_work(ctx):
+        row = await queries.batch(batch_id, lock=True)
+        await authorize(ctx, "batches", "command", site_id=row.site_id)
+        first = await entry_queries.by_key(batch_id, idempotency_key)
+        if first is not None:
+            return RecordedEntry(first, False)
+        if row.status != states.RUNNING:
+            raise Conflict(
+                f"This batch is {states.STATE_NAMES.get(row.status, row.status)}: entries "
+                "need it Running.",
+                details={"status": row.status},
+            )
+        frozen = await queries.control_recipe(batch_id)
+        target = entries.target(frozen.document, step, phase, field)
+        stored_unit = entries.validated(target, value, unit)
+        history = await entry_queries.of_field(batch_id, step, phase, field)
+        now = entry_queries.current(history)
+        _may_write(target, history, now, supersedes)
+        checked = entries.check(target, value)
+        assert ctx.user_id is not None
+        new = NewEntry(
+            batch_id,
+            step,
+            phase,
+            field,
+            value,
+            stored_unit,
+            source,
+            ctx.user_id,
+            device_time,
+            idempotency_key,
+            supersedes,
+            reason,
+            checked.result,
+            checked.message,
+        )
+        inserted = await entry_queries.insert(ctx.tenant_id, new)
+        entry = await entry_queries.by_key(batch_id, idempotency_key)
+        assert entry is not None
+        if inserted:
+            await audit.record(
+                ctx,
+                "batch.entry_corrected" if supersedes else "batch.entry_recorded",
+                "batch",
+                batch_id,
+                old={"value": now.value, "unit": now.unit, "entry_id": str(now.id)}
+                if supersedes and now is not None
+                else None,
+                new={
+                    "number": row.number,
+                    "entry_id": str(entry.id),
+                    "step": step,
+                    "phase": phase,
+                    "field": field,
+                    "field_name": target.name,
+                    "value": value,
+                    "unit": stored_unit,
+                    "source": source,
+                    "check": checked.result,
+                    "device_time": device_time.isoformat() if device_time else None,
+                },
+                reason=reason,
+            )
+    return RecordedEntry(entry, inserted)
+
+
+def _may_write(
+    target: entries.Target,
+    history: list[EntryRow],
+    now: EntryRow | None,
+    supersedes: UUID | None,
+) -> None:
+    """A first entry needs the field empty; a correction needs the field's current entry."""
+    if supersedes is None:
+        if now is not None:
+            raise Conflict(
+                f"{target.name} has been recorded already: {_shown(now)}. To change it, "
+                "correct that entry (supersedes, with a reason).",
+                details={
+                    "current": {
+                        "id": str(now.id),
+                        "value": now.value,
+                        "unit": now.unit,
+                        "entered_by": str(now.entered_by),
+                        "entered_at": now.entered_at.isoformat(),
+                    }
+                },
+            )
+        return
+    if supersedes not in {e.id for e in history}:
+        raise ValidationFailed(
+            f"The entry to correct is not an entry of {target.name} in this batch.",
+            details={"field": "supersedes"},
+        )
+    if now is None or now.id != supersedes:
+        shown = _shown(now) if now is not None else "none"
+        raise Conflict(
+            f"That entry of {target.name} has been corrected already; its current value is "
+            f"{shown}.",
+            details={"current": {"id": str(now.id) if now else None}},
+        )
+
+
+@dataclass(frozen=True)
+class EntryHistory:
+    """An entry and the entry that corrects it (None: it is the field's current value)."""
+
+    entry: EntryRow
+    superseded_by: UUID | None
+
+
+async def list_entries(ctx: TenantContext, batch_id: UUID) -> list[EntryHistory]:
+    """Every entry of the batch, oldest first, each with the entry that supersedes it."""
+    async with tenant_transaction(ctx):
+        row = await queries.batch(batch_id)
+        await authorize(ctx, "batches", "read", site_id=row.site_id)
+        found = await entry_queries.of_batch(batch_id)
+    by = {e.supersedes: e.id for e in found if e.supersedes is not None}
+    return [EntryHistory(e, by.get(e.id)) for e in found]

@@ -45,3 +45,26 @@ class BatchNumberCounter(Table, tablename="batch_number_counters"):
     tenant_id = UUID()
     key = Text(primary_key=True)
     last_value = Integer()
+
+
+class BatchEntry(Table, tablename="batch_entries"):
+    """One entry of a batch record (append-only): a value for a field of a phase of a step,
+    with who, when, where from and its check; a correction supersedes an earlier entry."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    step = Text()
+    phase = Text()
+    field = Text()
+    value = JSONB()
+    unit = Text(null=True, default=None)
+    source = Text(default="manual")
+    entered_by = UUID()
+    entered_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    device_time = Timestamptz(null=True, default=None)
+    idempotency_key = Text()
+    supersedes = UUID(null=True, default=None)
+    reason = Text(null=True, default=None)
+    check_result = Text()
+    message = Text()

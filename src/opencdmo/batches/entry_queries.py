@@ -1,0 +1,131 @@
+"""Batch record entries: every read and write of ``batch_entries``, as typed rows.
+
+Each function runs in the transaction open in its context; row-level security keeps every
+query inside the tenant. The table is append-only: entries are inserted and read, never
+changed (a correction is a new entry that supersedes an earlier one).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opencdmo.batches.tables import BatchEntry
+from opencdmo.db.clock import database_now
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """What an entry is made of (who and when are the command's actor and the database's
+    clock)."""
+
+    batch_id: UUID
+    step: str
+    phase: str
+    field: str
+    value: Any
+    unit: str | None
+    source: str
+    entered_by: UUID
+    device_time: datetime | None
+    idempotency_key: str
+    supersedes: UUID | None
+    reason: str | None
+    check_result: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One entry as stored."""
+
+    id: UUID
+    batch_id: UUID
+    step: str
+    phase: str
+    field: str
+    value: Any
+    unit: str | None
+    source: str
+    entered_by: UUID
+    entered_at: datetime
+    device_time: datetime | None
+    idempotency_key: str
+    supersedes: UUID | None
+    reason: str | None
+    check_result: str
+    message: str
+
+
+_ROW = tuple(getattr(BatchEntry, f.name) for f in fields(EntryRow))
+
+
+def _row(raw: dict[str, Any]) -> EntryRow:
+    values = {f.name: raw[f.name] for f in fields(EntryRow)}
+    return EntryRow(**{**values, "value": json.loads(values["value"])})
+
+
+async def insert(tenant_id: UUID, new: NewEntry) -> bool:
+    """Insert the entry unless one with its idempotency key exists (a concurrent retry that
+    got there first): whether this call inserted it."""
+    values = {f.name: getattr(new, f.name) for f in fields(NewEntry)}
+    rows = (
+        await BatchEntry.insert(
+            BatchEntry(
+                tenant_id=tenant_id,
+                **{**values, "value": json.dumps(new.value)},
+                entered_at=database_now(),
+            )
+        )
+        .on_conflict(
+            target=(BatchEntry.tenant_id, BatchEntry.batch_id, BatchEntry.idempotency_key),
+            action="DO NOTHING",
+        )
+        .returning(BatchEntry.id)
+    )
+    return bool(rows)
+
+
+async def by_key(batch_id: UUID, idempotency_key: str) -> EntryRow | None:
+    raw = await (
+        BatchEntry.select(*_ROW)
+        .where(BatchEntry.batch_id == batch_id)
+        .where(BatchEntry.idempotency_key == idempotency_key)
+        .first()
+    )
+    return _row(raw) if raw is not None else None
+
+
+async def of_field(batch_id: UUID, step: str, phase: str, field: str) -> list[EntryRow]:
+    """The field's entries, oldest first."""
+    rows = await (
+        BatchEntry.select(*_ROW)
+        .where(BatchEntry.batch_id == batch_id)
+        .where(BatchEntry.step == step)
+        .where(BatchEntry.phase == phase)
+        .where(BatchEntry.field == field)
+        .order_by(BatchEntry.entered_at)
+        .order_by(BatchEntry.id)
+    )
+    return [_row(r) for r in rows]
+
+
+async def of_batch(batch_id: UUID) -> list[EntryRow]:
+    """Every entry of the batch, oldest first."""
+    rows = await (
+        BatchEntry.select(*_ROW)
+        .where(BatchEntry.batch_id == batch_id)
+        .order_by(BatchEntry.entered_at)
+        .order_by(BatchEntry.id)
+    )
+    return [_row(r) for r in rows]
+
+
+def current(entries: list[EntryRow]) -> EntryRow | None:
+    """The newest entry no other entry supersedes (the field's current value)."""
+    superseded = {e.supersedes for e in entries if e.supersedes is not None}
+    live = [e for e in entries if e.id not in superseded]
+    return live[-1] if live else None

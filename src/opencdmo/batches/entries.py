@@ -30,7 +30,7 @@ from opencdmo.hub.model import (
     is_number,
 )
 from opencdmo.hub.rules import NUMERIC
-from opencdmo.recipes.content import outside_normal_range
+from opencdmo.recipes.mbr import range_state
 
 IN_LIMITS, OUTSIDE_NORMAL, OUTSIDE_PAR, INVALID = (
     "in_limits",
@@ -170,9 +170,9 @@ def check(field: Target, value: Any) -> Check:
     if parameter.type not in NUMERIC or not is_number(value):
         return Check(IN_LIMITS, f"{shown} recorded.")
     par, normal = parameter.proven_acceptable_range, parameter.normal_range
-    if par is not None and not par.holds(value):
+    state = range_state(parameter, value).key  # the one rule the recipe pages show
+    if state == "outside_par" and par is not None:
         return Check(OUTSIDE_PAR, f"{shown} is outside the proven acceptable range {par.span()}.")
-    if outside_normal_range(parameter, value):
-        assert normal is not None
+    if state in ("acknowledged", "unacknowledged") and normal is not None:
         return Check(OUTSIDE_NORMAL, f"{shown} is outside the normal range {normal.span()}.")
     return Check(IN_LIMITS, f"{shown} is within the ranges.")

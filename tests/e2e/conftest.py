@@ -138,6 +138,10 @@ async def check_page(page: Page, name: str, *, scripts: bool = True) -> None:
     scripts=False: a page opened without JavaScript, where axe cannot run (it needs timers);
     its layout (html.no-js) is checked by ``axe_without_scripts`` on a page with them."""
     await page.wait_for_load_state("load")
+    # Colours as they rest: no transition half-way (Bootstrap drops them under reduced
+    # motion) and no hover left on the control a test just clicked.
+    await page.emulate_media(reduced_motion="reduce")
+    await page.mouse.move(0, 0)
     size = page.viewport_size or TABLET
     problems = [p for p in [await overflow(page, TABLET), await overflow(page, DESK)] if p]
     await page.set_viewport_size(TABLET)

@@ -67,7 +67,7 @@ async def test_design_submit_and_approve(
     await check_page(page, "designer-empty")
     await page.get_by_label("New unit procedure").fill("Cell processing")
     await page.get_by_role("button", name="Add unit procedure").click()
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 2")
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 2")
     await page.get_by_role("button", name="Add T-cell activation").click()
     await expect(page.locator("[data-step]")).to_have_count(1)
     await page.get_by_role("button", name="Add Lentiviral transduction").click()
@@ -78,7 +78,7 @@ async def test_design_submit_and_approve(
     await steps.nth(0).drag_to(steps.nth(1), target_position={"x": 20, "y": 30})
     await expect(page.locator("[data-step]").nth(1)).to_have_attribute("data-step", first or "")
     # The arrangement is saved (and the canvas re-rendered) before the next drag starts.
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 5.")
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 5")
     # Drag a unit operation from the palette onto the canvas, at the top.
     await page.get_by_label("Filter the palette").fill("cell harvest")
     palette_item = page.locator("[data-palette] > li", has_text="Cell harvest").first
@@ -92,7 +92,7 @@ async def test_design_submit_and_approve(
     await expect(page.locator("[data-step]").first).to_have_attribute(
         "data-step", "cell_harvest_and_wash"
     )
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 6.")
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 6")
     # Configure: out of the proven acceptable range is refused, a normal value is saved.
     await page.locator("[data-step='t_cell_activation'] a").click()
     await page.get_by_label("Seeding density", exact=True).fill("9")
@@ -100,17 +100,15 @@ async def test_design_submit_and_approve(
     await expect(page.get_by_role("alert")).to_contain_text("proven acceptable range")
     await page.get_by_label("Seeding density", exact=True).fill("1.1")
     await page.get_by_role("button", name="Save step").click()
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision 7.")
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 7")
     # Specification and a release specification.
     await page.get_by_label("Modality").select_option("car-t")
     await page.get_by_label("Batch size").fill("1")
     await page.locator("#specification select[name=batch_unit]").select_option("{dose}")
-    # Wait for this save's own answer (the status already says "Saved as revision" from the
-    # last save), so that the re-rendered panel does not replace the next fields as typed.
-    before = await page.get_by_role("status").inner_text()
+    # Wait for this save's own answer, so that the re-rendered panel does not replace the
+    # next fields as typed.
     await page.get_by_role("button", name="Save specification").click()
-    await expect(page.get_by_role("status")).not_to_have_text(before)
-    await expect(page.get_by_role("status")).to_contain_text("Saved as revision")
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 8")
     await page.get_by_label("Result").select_option(label="Viability (%)")
     await page.get_by_label("Acceptance criterion").fill("Viability at least 70 %")
     await page.get_by_label("Low").fill("70")
@@ -179,3 +177,74 @@ async def test_design_submit_and_approve(
     await expect(qa.locator("#toasts")).to_contain_text("to the HUB.")
     await check_page(qa, "hub-item-published")
     await qa.close()
+
+
+async def test_designer_keeps_its_place_after_an_edit(
+    synced: Any, server: str, chromium: Browser, owner: Any
+) -> None:
+    """An edit in the panel: the toast names the revision, the window does not scroll, the
+    panel stays in view with the step still selected; a palette card drags by its body."""
+    slug = f"dk-{uuid.uuid4().hex[:6]}"
+    ctx = await tenancy.create_tenant(slug, "Keep Lab", "cdmo", SYSTEM, RequestMeta())
+    user = await identity.create_user(f"engineer@{slug}.test", "Engineer Person", PASSWORD)
+    await tenancy.add_member(ctx, user.id, ["process_engineer"])
+    for hub_slug in ("t-cell-activation", "lentiviral-transduction", "cell-harvest-and-wash"):
+        item = await owner.fetchval(
+            "SELECT i.id FROM hub_items i JOIN tenants t ON t.id = i.publisher_id "
+            "WHERE i.slug = $1 AND t.slug = 'opencdmo-hub'",
+            hub_slug,
+        )
+        await library.install(ctx, item)
+    page = await _sign_in(chromium, server, f"engineer@{slug}.test")
+    await page.goto(f"{server}/t/{slug}/recipes")
+    await check_page(page, "recipes-keep")
+    await page.get_by_label("Name").fill("Keep my place")
+    await page.get_by_role("button", name="New master recipe").click()
+    await check_page(page, "recipe-keep")
+    await page.get_by_role("link", name="Open in the designer").first.click()
+    await check_page(page, "designer-keep-empty")
+    await page.set_viewport_size({"width": 1280, "height": 720})
+    await page.get_by_label("New unit procedure").fill("Cell processing")
+    await page.get_by_role("button", name="Add unit procedure").click()
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 2")
+    for revision, name in ((3, "T-cell activation"), (4, "Lentiviral transduction")):
+        await page.get_by_role("button", name=f"Add {name}").click()
+        await expect(page.locator("#toasts")).to_contain_text(f"Saved as revision {revision}")
+    await page.locator("[data-step='t_cell_activation'] a").click()
+    panel = page.locator("aside.panel")
+    await expect(panel.get_by_role("button", name="Save step")).to_be_visible()
+    await check_page(page, "designer-keep-selected")
+    await page.set_viewport_size({"width": 1280, "height": 720})
+    # Scroll down, then edit the step in the panel (no smooth scrolling: each scroll is done
+    # when it returns; the button is scrolled to first, so the click itself scrolls nothing).
+    await page.emulate_media(reduced_motion="reduce")
+    await page.evaluate("() => window.scrollTo(0, 400)")
+    await panel.get_by_label("Seeding density", exact=True).fill("1.1")
+    await panel.get_by_label("Revision comment").fill("Lower seeding density")
+    await panel.get_by_role("button", name="Save step").scroll_into_view_if_needed()
+    before = await page.evaluate("() => window.scrollY")
+    assert before > 200  # the page did scroll: the designer is taller than the window
+    await panel.get_by_role("button", name="Save step").click()
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 5")
+    after = await page.evaluate("() => window.scrollY")
+    assert abs(after - before) <= 5, (before, after)
+    await expect(panel).to_be_in_viewport()
+    await expect(panel.get_by_role("button", name="Save step")).to_be_in_viewport()
+    await expect(page.locator("[data-step='t_cell_activation']")).to_have_class(
+        re.compile(r"\bselected\b")
+    )
+    await expect(page.get_by_label("Seeding density", exact=True)).to_have_value("1.1")
+    await check_page(page, "designer-keep-saved")
+    await page.set_viewport_size({"width": 1280, "height": 720})
+    # A palette card drags by its body: here the version and category line, not the name.
+    await page.evaluate("() => window.scrollTo(0, 0)")
+    card = page.locator("[data-palette] > li", has_text="Cell harvest").first
+    await card.locator("span.muted").first.drag_to(
+        page.locator("[data-step]").first, target_position={"x": 20, "y": 5}
+    )
+    await expect(page.locator("[data-step]")).to_have_count(3)
+    await expect(page.locator("[data-step]").first).to_have_attribute(
+        "data-step", "cell_harvest_and_wash"
+    )
+    await expect(page.locator("#toasts")).to_contain_text("Saved as revision 6")
+    await check_page(page, "designer-keep-dropped")

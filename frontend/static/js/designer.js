@@ -14,8 +14,11 @@
     if (!designer || !window.Sortable) { return; }
     var palette = designer.querySelector("[data-palette]");
     if (palette) {
+      // The whole card is the handle; its controls (the procedure select, the Add button)
+      // keep their clicks and keys, so a drag starts anywhere else on the card.
       Sortable.create(palette, {group: {name: "steps", pull: "clone", put: false}, sort: false,
-                                animation: 120});
+                                animation: 120, draggable: ".palette-item",
+                                filter: "select, button, input, option", preventOnFilter: false});
     }
     designer.querySelectorAll("[data-steps]").forEach(function (list) {
       Sortable.create(list, {
@@ -68,6 +71,28 @@
     if (category) { category.addEventListener("change", remember); }
     applyFilter();
   }
+  // Every edit re-renders the designer: keep the window's and the canvas's scroll positions
+  // (and the panel's) across the swap, so the page does not jump after an edit.
+  var kept = null;
+  function scrollers() {
+    return Array.prototype.slice.call(document.querySelectorAll("#designer .canvas, #designer .panel, #designer .palette-list"));
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "designer") { return; }
+    kept = {x: window.scrollX, y: window.scrollY,
+            inner: scrollers().map(function (el) { return [el.scrollLeft, el.scrollTop]; })};
+  });
+  function restore() {
+    if (!kept) { return; }
+    var inner = kept.inner;
+    scrollers().forEach(function (el, i) {
+      if (inner[i]) { el.scrollLeft = inner[i][0]; el.scrollTop = inner[i][1]; }
+    });
+    window.scrollTo(kept.x, kept.y);
+  }
+  document.addEventListener("htmx:afterSwap", restore);
+  document.addEventListener("htmx:afterSettle", function () { restore(); kept = null; });
   document.addEventListener("DOMContentLoaded", function () {
     init(document);
     if (window.htmx) { htmx.onLoad(function (el) { init(el); }); }

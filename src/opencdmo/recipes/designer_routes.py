@@ -18,7 +18,7 @@ from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.fields import Key
 from opencdmo.hub.content import common_enum
 from opencdmo.hub.model import Category, DataCaptureField, Method
-from opencdmo.recipes import designer, service
+from opencdmo.recipes import designer, mbr, service
 from opencdmo.recipes.content import (
     NUMERIC,
     Library,
@@ -51,6 +51,7 @@ ACTIONS = (
     "release",
     "unrelease",
 )
+COMMENT_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ async def _page(
     selected: str | None = None,
     typed: dict[str, Any] | None = None,
     field: str | None = None,
+    flash: str | None = None,
 ) -> Template:
     """The designer; after a refused edit, ``typed`` holds what the user sent (the form is
     shown again with it) and ``field`` the field the message is about."""
@@ -112,7 +114,9 @@ async def _page(
         "recipes/designer.html",
         block="canvas",
         status_code=status,
+        flash=flash,
         recipe=recipe,
+        flow=mbr.flow(recipe.content, library, pinned),
         step_of=lambda op: step_content(op, library, pinned),
         stale=stale(recipe.content, library),
         palette=_palette(library),
@@ -321,8 +325,10 @@ async def design_action(
         raise ValidationFailed("The form is missing the revision it was based on.") from None
     library = await service.library(ctx)
     pinned = await service.pinned_contents(ctx, recipe.content)
-    selected = str(data.get("step", "")) or None
+    # The step the panel showed stays selected after the edit (or the one the edit is about).
+    selected = _last(data.get("selected")) or _last(data.get("step")) or None
     try:
+        message = _comment(data.get("comment", "")) or f"designer: {action}"
         content = _edit(
             action,
             recipe.content,  # a stale base is refused by save() with a 409
@@ -331,7 +337,7 @@ async def design_action(
             pinned,
         )
         content = content_to_dict(parse_content(content))
-        revision = await service.save(ctx, recipe_id, content, base, f"designer: {action}")
+        revision = await service.save(ctx, recipe_id, content, base, message)
     except AppError as exc:
         if exc.status_code == 404:
             raise
@@ -345,13 +351,34 @@ async def design_action(
             typed=_typed(action, data),
             field=_field(exc, action, data),
         )
-    notice = f"Saved as revision {revision}." if revision != base else "No change."
-    return await _page(request, ctx, recipe_id, notice=notice, selected=selected)
+    if revision == base:
+        return await _page(request, ctx, recipe_id, notice="No change.", selected=selected)
+    return await _page(
+        request, ctx, recipe_id, selected=selected, flash=f"Saved as revision {revision}"
+    )
+
+
+def _last(raw: Any) -> str:
+    """A form value as text (the last of a repeated field)."""
+    if isinstance(raw, list):
+        return str(raw[-1]) if raw else ""
+    return "" if raw is None else str(raw)
+
+
+def _comment(raw: Any) -> str:
+    """The edit's optional revision comment (the revision's message in history and compare)."""
+    text = " ".join(_last(raw).split())
+    if len(text) > COMMENT_LIMIT:
+        raise ValidationFailed(
+            f"The revision comment is {len(text)} characters long: at most {COMMENT_LIMIT}.",
+            details={"field": "comment"},
+        )
+    return text
 
 
 def _typed(action: str, data: dict[str, Any]) -> dict[str, Any]:
     """What the user sent with a refused edit, to show the form again as they left it."""
-    hidden = ("_csrf_token", "base_revision")
+    hidden = ("_csrf_token", "base_revision", "selected")
     values = {k: v if isinstance(v, str) else str(v[-1]) for k, v in data.items()}
     return {"action": action, "fields": {k: v for k, v in values.items() if k not in hidden}}
 

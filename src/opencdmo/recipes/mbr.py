@@ -4,7 +4,7 @@ computed from a recipe revision and the unit operations it references."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from opencdmo.hub.model import Number, Parameter, is_number
@@ -111,12 +111,69 @@ def equipment_classes(
     return found
 
 
+# A label's lines are measured with a conservative estimate of each character's width (in em
+# of the font size): the diagram is drawn without scripts, so the server decides the wrapping.
+PAD_X, PAD_Y = 10, 8
+FONT = {"procedure": 13, "operation": 12}
+LINE = {"procedure": 17, "operation": 16}
+_NARROW, _WIDE = set("iljtfrI.,;:'!|() -"), set("mwMW@%")
+
+
+def text_width(text: str, size: int, bold: bool = False) -> float:
+    """The estimated width of ``text`` in pixels at ``size`` (sans-serif; bold is wider)."""
+    em = sum(
+        0.34
+        if c in _NARROW
+        else 0.95
+        if c in _WIDE
+        else 0.72
+        if c.isupper() or c.isdigit() or not c.isascii()
+        else 0.6
+        for c in text
+    )
+    return em * size * (1.1 if bold else 1.0)
+
+
+def wrap(label: str, width: float, size: int, bold: bool = False) -> tuple[str, ...]:
+    """``label`` in lines no wider than ``width``: broken between words, never inside one,
+    except a word wider than a whole line, which is broken with a hyphen."""
+
+    def fits(text: str) -> bool:
+        return text_width(text, size, bold) <= width
+
+    lines: list[str] = []
+    line = ""
+    for word in label.split():
+        if line and fits(f"{line} {word}"):
+            line = f"{line} {word}"
+            continue
+        if line:
+            lines.append(line)
+        line = word
+        while not fits(line):
+            # Longer than a line: as much as fits with a hyphen, the rest on the next line.
+            cut = max(1, max(i for i in range(1, len(line)) if fits(line[:i] + "-") or i == 1))
+            lines.append(line[:cut] + "-")
+            line = line[cut:]
+    if line:
+        lines.append(line)
+    return tuple(lines) or ("",)
+
+
 @dataclass(frozen=True)
 class Box:
     x: int
     y: int
     label: str
     kind: str  # procedure or operation
+    key: str = ""
+    lines: tuple[str, ...] = ()
+    height: int = BOX_H
+
+    @property
+    def text_top(self) -> int:
+        """Where the label's first line box starts: the lines centred in the box."""
+        return self.y + (self.height - len(self.lines) * LINE[self.kind]) // 2
 
 
 @dataclass(frozen=True)
@@ -125,34 +182,55 @@ class Flow:
     height: int
     boxes: list[Box]
     arrows: list[tuple[int, int, int, int]]
+    box_width: int = BOX_W
+
+
+def _box(x: int, y: int, label: str, kind: str, key: str) -> Box:
+    lines = wrap(label, BOX_W - 2 * PAD_X, FONT[kind], bold=kind == "procedure")
+    least = HEAD if kind == "procedure" else BOX_H
+    height = max(least, 2 * PAD_Y + len(lines) * LINE[kind])
+    return Box(x, y, label, kind, key, lines, height)
 
 
 def flow(content: dict[str, Any], library: Library, pinned: Pinned | None = None) -> Flow:
     """Unit procedures as columns left to right, their operations top to bottom, arrows in
-    execution order (rendered as SVG by the template)."""
+    execution order (rendered as SVG by the template). Labels wrap into their box, which grows
+    to fit them; the heads of the columns share the height of the tallest."""
+    procedures = content.get("unit_procedures", [])
+    heads = [
+        _box(
+            GAP_X + i * (BOX_W + GAP_X), GAP_Y, up.get("name") or up["key"], "procedure", up["key"]
+        )
+        for i, up in enumerate(procedures)
+    ]
+    head = max((b.height for b in heads), default=HEAD)
     boxes: list[Box] = []
     arrows: list[tuple[int, int, int, int]] = []
-    previous: tuple[int, int] | None = None
-    tallest = 0
-    for column, up in enumerate(content.get("unit_procedures", [])):
-        x = GAP_X + column * (BOX_W + GAP_X)
-        boxes.append(Box(x, GAP_Y, up.get("name") or up["key"], "procedure"))
-        for row, op in enumerate(up.get("operations", [])):
-            y = GAP_Y + HEAD + GAP_Y + row * (BOX_H + GAP_Y)
+    previous: tuple[int, int, int] | None = None  # centre x, bottom y, height of the last step
+    tallest = GAP_Y + head
+    for up, top in zip(procedures, heads, strict=True):
+        x = top.x
+        boxes.append(replace(top, height=head))
+        y = GAP_Y + head + GAP_Y
+        for op in up.get("operations", []):
             unit_operation = step_content(op, library, pinned)
             name = unit_operation.name if unit_operation else op["key"]
-            boxes.append(Box(x, y, name, "operation"))
+            box = _box(x, y, name, "operation", op["key"])
+            boxes.append(box)
             if previous is not None and previous[0] == x + BOX_W // 2:
                 arrows.append((previous[0], previous[1], x + BOX_W // 2, y))
             elif previous is not None:
                 # Into the next column: from the right edge of the last step to the left edge
                 # of this one, so the line never crosses a box.
                 arrows.append(
-                    (previous[0] + BOX_W // 2, previous[1] - BOX_H // 2, x, y + BOX_H // 2)
+                    (
+                        previous[0] + BOX_W // 2,
+                        previous[1] - previous[2] // 2,
+                        x,
+                        y + box.height // 2,
+                    )
                 )
-            previous = (x + BOX_W // 2, y + BOX_H)
-            tallest = max(tallest, y + BOX_H)
-    columns = len(content.get("unit_procedures", []))
-    return Flow(
-        GAP_X + columns * (BOX_W + GAP_X), max(tallest, HEAD + GAP_Y) + GAP_Y, boxes, arrows
-    )
+            previous = (x + BOX_W // 2, y + box.height, box.height)
+            y += box.height + GAP_Y
+            tallest = max(tallest, y - GAP_Y)
+    return Flow(GAP_X + len(procedures) * (BOX_W + GAP_X), tallest + GAP_Y, boxes, arrows)

@@ -766,5 +766,5 @@ async def test_one_sided_ranges_limit_on_their_one_side(
     assert printed.status_code == 200 and "≥ 0.5 × 10⁶ cells/mL" in printed.text
     assert "None –" not in printed.text and "– None" not in printed.text
     designer = await client.get(f"/t/{slug}/recipes/{recipe}/design?step=activate")
-    assert designer.status_code == 200 and "PAR 0.5–)" in designer.text
+    assert designer.status_code == 200 and "proven acceptable ≥ 0.5 × 10⁶ cells/mL)" in designer.text
     assert "None–" not in designer.text and "–None" not in designer.text

@@ -104,6 +104,9 @@ async def test_recipe_page_and_record_show_units_ranges_and_states_in_words(
     assert "in normal range" in text
     assert "Critical process parameter" in text and "Non-critical" in text
     assert "CAR-T" in text and "200 × 10⁶ cells" in text
+    # Materials by their names in the library, not their slugs.
+    assert "Serum-free T-cell expansion medium" in text
+    assert "serum-free-t-cell-medium" not in text
     assert_no_raw_keys(printed.text)
 
 

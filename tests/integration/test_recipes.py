@@ -451,7 +451,9 @@ async def test_printable_master_batch_record(
 
     assert content_hash(state.content) in page.text
     assert "<svg" in page.text and "Bill of materials" in page.text
-    assert "Proven acceptable range" in page.text and "Biosafety cabinet" in page.text
+    assert (
+        "Proven acceptable range" in page.text and "Class II biological safety cabinet" in page.text
+    )
     # What a parameter lacks (a unit, a bound) prints as nothing.
     assert ">None<" not in page.text and "None –" not in page.text
 
@@ -766,5 +768,7 @@ async def test_one_sided_ranges_limit_on_their_one_side(
     assert printed.status_code == 200 and "≥ 0.5 × 10⁶ cells/mL" in printed.text
     assert "None –" not in printed.text and "– None" not in printed.text
     designer = await client.get(f"/t/{slug}/recipes/{recipe}/design?step=activate")
-    assert designer.status_code == 200 and "proven acceptable ≥ 0.5 × 10⁶ cells/mL)" in designer.text
+    assert (
+        designer.status_code == 200 and "proven acceptable ≥ 0.5 × 10⁶ cells/mL)" in designer.text
+    )
     assert "None–" not in designer.text and "–None" not in designer.text

@@ -288,6 +288,7 @@ async def print_page(
         signatures=signatures,
         current=str(recipe.current_revision),
         bom=mbr.bill_of_materials(recipe.content, library, pinned),
+        names=await service.names(ctx, "material", "equipment_class"),
         equipment=mbr.equipment_classes(recipe.content, library, pinned),
         flow=mbr.flow(recipe.content, library, pinned),
         box=(mbr.BOX_W, mbr.BOX_H),

@@ -26,7 +26,7 @@ from opencdmo.recipes.service._lifecycle import (
     run,
     submit,
 )
-from opencdmo.recipes.service._pins import library, pinned_contents
+from opencdmo.recipes.service._pins import library, names, pinned_contents
 from opencdmo.recipes.service._publication import publications, publish_to_hub
 from opencdmo.recipes.service._queues import (
     RECENT_DAYS,
@@ -66,6 +66,7 @@ __all__ = [
     "library",
     "list_recipes",
     "make_effective",
+    "names",
     "pinned_contents",
     "publications",
     "publish_to_hub",

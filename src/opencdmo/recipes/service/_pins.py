@@ -30,6 +30,14 @@ async def library(ctx: TenantContext) -> Library:
     return {str(item.id): _entry(item) for item in found}
 
 
+async def names(ctx: TenantContext, *kinds: str) -> dict[str, str]:
+    """The names of the library's items of those kinds by slug (materials and equipment
+    classes, as a record shows them)."""
+    async with tenant_transaction(ctx):
+        found = await copies.typed_copies(*kinds)
+    return {item.slug: item.content.name for item in found}
+
+
 def _entry(item: TypedCopy) -> LibraryEntry:
     if not isinstance(item.content, UnitOperation | Method):
         raise ValueError(f"library item {item.id}: stored content is a {item.content.kind}")

@@ -40,10 +40,15 @@ NAMES: Final[dict[str, str]] = {
     "non-critical": "Non-critical",
     # recipe states
     "draft": "Draft",
-    "in_review": "In review",
+    "in_review": "In Review",
     "approved": "Approved",
     "effective": "Effective",
     "retired": "Retired",
+    # batch entry checks
+    "in_limits": "in limits",
+    "outside_normal": "outside the normal range",
+    "outside_par": "outside the proven acceptable range",
+    "invalid": "outside the field's limits",
     # tenant kinds
     "cdmo": "CDMO",
     "sponsor": "Sponsor",

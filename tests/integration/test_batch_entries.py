@@ -240,7 +240,7 @@ async def test_entries_and_corrections_are_audited(plant: Plant, browser: Any) -
     number = (await batches.get_batch_row(plant.ctx, batches.UUID(batch))).number
     names = [s for s in said if "Viability before activation" in s]
     assert names == [
-        f"Operator Person corrected Viability before activation from 92 % to 90 % (In limits) "
+        f"Operator Person corrected Viability before activation from 92 % to 90 % (in limits) "
         f"in batch {number}",
-        f"Operator Person recorded Viability before activation 92 % (In limits) in batch {number}",
+        f"Operator Person recorded Viability before activation 92 % (in limits) in batch {number}",
     ]

@@ -81,7 +81,7 @@ def test_every_number_shows_as_a_short_string(value: float) -> None:
         ("qa_approver", "QA approver"),
         ("unit_operation", "Unit operation"),
         ("car-t", "CAR-T"),
-        ("in_review", "In review"),
+        ("in_review", "In Review"),
         ("t_cell_activation", "T cell activation"),
         ("qc_release_testing", "QC release testing"),
         (None, ""),

@@ -22,6 +22,7 @@ from opencdmo.audit import service as audit
 from opencdmo.db.clock import database_now
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
+from opencdmo.labels import label
 from opencdmo.recipes import queries
 from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service._revisions import record_of
@@ -56,11 +57,7 @@ TRANSITIONS = {
 }
 
 STATUS_NAMES = {
-    "draft": "Draft",
-    "in_review": "In Review",
-    "approved": "Approved",
-    "effective": "Effective",
-    "retired": "Retired",
+    status: label(status) for status in ("draft", "in_review", "approved", "effective", "retired")
 }
 
 

@@ -78,6 +78,7 @@ async def test_recipe_page_and_record_show_units_ranges_and_states_in_words(
             {"key": "cell-processing", "name": "Cell processing", "operations": [operation]}
         ],
         "specification": {"modality": "car-t", "batch_size": {"quantity": 200, "unit": "10*6"}},
+        "formulas": [{"name": "1 L scale", "overrides": {"activate.seeding_density": 1.1}}],
     }
     assert await recipes.save(author, recipe, content, 1) == 2
     client = await browser("author")
@@ -93,6 +94,9 @@ async def test_recipe_page_and_record_show_units_ranges_and_states_in_words(
     assert "in normal range" in text
     assert "CAR-T" in text and "200 × 10⁶ cells" in text
     assert 'badge-warning range-state">outside normal range, acknowledged' in detail.text
+    # A formula's overrides by step and parameter name, with the unit.
+    assert "1 L scale: T-cell activation" in text and "Seeding density 1.1 × 10⁶ cells/mL" in text
+    assert "activate.seeding_density" not in text
     assert_no_raw_keys(detail.text)
 
     printed = await client.get(f"/t/{slug}/recipes/{recipe}/print")

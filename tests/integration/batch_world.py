@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from opencdmo.batches import execution
 from opencdmo.batches import service as batches
 from opencdmo.hub import library
 from opencdmo.recipes import service as recipes
@@ -133,3 +134,46 @@ async def batch_of(plant: Plant, site: str = "S1", **kw: Any) -> batches.Created
         kw.pop("sponsor", "Quillon Therapeutics"),
         kw.pop("chain", CHAIN),
     )
+
+
+async def underway(plant: Plant, batch_id: UUID, *phases: str, step: str = "activate") -> None:
+    """Start the batch (the supervisor), check the COI label at the step (the operator) and
+    start each phase named, in order (a phase started early says why: out of order)."""
+    await batches.command_batch(plant.supervisor, batch_id, "start")
+    await execution.check_identity(plant.operator, batch_id, step, CHAIN.coi_label or "")
+    for phase in phases:
+        await start_phase(plant, batch_id, phase, step=step)
+
+
+async def start_phase(
+    plant: Plant, batch_id: UUID, phase: str, step: str = "activate", who: str = "operator"
+) -> None:
+    from opencdmo.errors import Conflict
+
+    person: TenantContext = getattr(plant, who)
+    try:
+        await execution.command_phase(person, batch_id, step, phase, "start")
+    except Conflict as exc:
+        if "out of order" not in exc.message:
+            raise
+        await execution.command_phase(person, batch_id, step, phase, "start", "test set-up")
+
+
+async def phases_done(plant: Plant, batch_id: UUID) -> None:
+    """Run every phase of a running batch to Complete (the COI label checked at each step
+    that needs it; required fields left empty say why), so the batch may complete."""
+    from opencdmo.batches import plan, record
+
+    found = await record.read(plant.viewer, batch_id)
+    checked: set[str] = set()
+    for view in found.phases:
+        planned: plan.PlannedPhase = view.planned
+        if planned.identity_check and planned.step not in checked:
+            await execution.check_identity(plant.operator, batch_id, planned.step, "COI-0001")
+            checked.add(planned.step)
+        if view.status == "idle":
+            await start_phase(plant, batch_id, planned.phase, step=planned.step)
+        if view.status in ("idle", "running"):
+            await execution.command_phase(
+                plant.operator, batch_id, planned.step, planned.phase, "complete", "test set-up"
+            )

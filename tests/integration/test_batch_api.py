@@ -114,12 +114,12 @@ async def test_two_commands_at_the_same_moment_one_wins(plant: Plant, browser: A
     await supervisor.send("POST", f"{url}/{made['id']}/commands/start", json={})
     reason = {"reason": "deviation under investigation"}
     responses = await asyncio.gather(
-        supervisor.send("POST", f"{url}/{made['id']}/commands/hold", json=reason),
-        operator.send("POST", f"{url}/{made['id']}/commands/hold", json=reason),
+        supervisor.send("POST", f"{url}/{made['id']}/commands/pause", json=reason),
+        operator.send("POST", f"{url}/{made['id']}/commands/pause", json=reason),
     )
     assert sorted(r.status_code for r in responses) == [200, 409]
     refused = next(r for r in responses if r.status_code == 409)
-    assert refused.json()["error"]["message"].startswith("This batch is Held:")
+    assert refused.json()["error"]["message"].startswith("This batch is Paused:")
 
 
 async def test_roles_through_the_api(plant: Plant, browser: Any) -> None:
@@ -138,6 +138,11 @@ async def test_roles_through_the_api(plant: Plant, browser: Any) -> None:
     assert command.status_code == 403
     operator = await browser("operator")
     command = await operator.send("POST", f"{url}/{made['id']}/commands/start", json={})
+    assert command.status_code == 403  # the supervisor releases a batch to the floor
+    assert "batches: start" in command.json()["error"]["message"]
+    await supervisor.send("POST", f"{url}/{made['id']}/commands/start", json={})
+    paused = {"reason": "break"}
+    command = await operator.send("POST", f"{url}/{made['id']}/commands/pause", json=paused)
     assert command.status_code == 200
 
 

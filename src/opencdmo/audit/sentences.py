@@ -213,6 +213,55 @@ def _batch_sentence(verb: str) -> Callable[[_Event], list[Part]]:
     return lambda e: _batch_command(e, verb)
 
 
+def _in_batch(e: _Event, text: str) -> list[Part]:
+    """ "A <text> in batch S1-26-0001"."""
+    return [e.actor, _t(f" {text} in "), e.entity(f"batch {e.value('number')}")]
+
+
+def _phase_sentence(verb: str) -> Callable[[_Event], list[Part]]:
+    """ "A started Activation: Seeding (Idle to Running) in batch S1-26-0001"."""
+
+    def sentence(e: _Event) -> list[Part]:
+        before, after = label(str(e.value("status", "old"))), label(str(e.value("status")))
+        return _in_batch(e, f"{verb} {e.value('phase_name')} ({before} to {after})")
+
+    return sentence
+
+
+_BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
+    **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
+    "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
+    "batch.phase_witnessed": lambda e: _in_batch(e, f"witnessed {e.value('phase_name')}"),
+    "batch.identity_checked": lambda e: _in_batch(
+        e,
+        f"checked the COI label {e.value('scanned')} at {e.value('step_name')} ("
+        + ("it matched" if e.value("matched") else "it did not match")
+        + ")",
+    ),
+    "batch.custody_taken": lambda e: _in_batch(
+        e, f"took custody of the material at {e.value('location')}"
+    ),
+    "batch.exception_raised": lambda e: [
+        _t(f"The system raised a {e.value('severity')} exception in "),
+        e.entity(f"batch {e.value('number')}"),
+        _t(" on an action of "),
+        e.actor,
+        _t(f": {e.value('message')}"),
+    ],
+    "batch.exception_accepted": lambda e: _in_batch(
+        e, f"accepted the exception “{e.value('message')}”"
+    ),
+    "batch.deviation_opened": lambda e: _in_batch(
+        e, f"opened the {e.value('classification')} deviation {e.value('deviation')}"
+    ),
+    "batch.deviation_closed": lambda e: _in_batch(
+        e, f"closed the deviation {e.value('deviation')}"
+    ),
+    "batch.released": lambda e: [e.actor, _t(" released "), e.entity(f"batch {e.value('number')}")],
+    "batch.rejected": lambda e: [e.actor, _t(" rejected "), e.entity(f"batch {e.value('number')}")],
+}
+
+
 SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "user.login": lambda e: [e.actor, _t(" signed in")],
     "user.logout": lambda e: [e.actor, _t(" signed out")],
@@ -361,6 +410,11 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.{command}": _batch_sentence(verb) for command, verb in _BATCH_VERBS.items()},
     "batch.entry_recorded": _batch_entry,
     "batch.entry_corrected": _batch_correction,
+    **_BATCH_EVENTS,
+    "tenant.exception_rules_changed": lambda e: [
+        e.actor,
+        _t(" changed the batch exception rules"),
+    ],
     "tenant.batch_numbering_changed": lambda e: [
         e.actor,
         _t(f" set the batch number pattern to {e.value('batch_number_pattern')}"),

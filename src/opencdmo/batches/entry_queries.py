@@ -129,3 +129,25 @@ def current(entries: list[EntryRow]) -> EntryRow | None:
     superseded = {e.supersedes for e in entries if e.supersedes is not None}
     live = [e for e in entries if e.id not in superseded]
     return live[-1] if live else None
+
+
+async def of_phase(batch_id: UUID, step: str, phase: str) -> list[EntryRow]:
+    """The phase's entries, oldest first."""
+    rows = await (
+        BatchEntry.select(*_ROW)
+        .where(BatchEntry.batch_id == batch_id)
+        .where(BatchEntry.step == step)
+        .where(BatchEntry.phase == phase)
+        .order_by(BatchEntry.entered_at)
+        .order_by(BatchEntry.id)
+    )
+    return [_row(r) for r in rows]
+
+
+def current_values(entries: list[EntryRow]) -> dict[str, EntryRow]:
+    """Each field's current entry, by field key (entries of one phase)."""
+    by_field: dict[str, list[EntryRow]] = {}
+    for entry in entries:
+        by_field.setdefault(entry.field, []).append(entry)
+    found = {key: current(rows) for key, rows in by_field.items()}
+    return {key: row for key, row in found.items() if row is not None}

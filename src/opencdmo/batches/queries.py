@@ -37,6 +37,11 @@ class BatchRow:
     created_by: UUID | None
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    disposition: str | None
+    disposition_signature_id: UUID | None
+    dispositioned_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ When = Annotated[datetime | None, QueryParameter(required=False)]
 RecipeId = Annotated[UUID | None, QueryParameter(required=False)]
 
 
-def _out(summary: BatchSummary) -> dict[str, Any]:
+def batch_out(summary: BatchSummary) -> dict[str, Any]:
     row: BatchRow = summary.batch
     values = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "site_id"}
     return {**values, "recipe_name": summary.recipe_name, "site": summary.site_code}
@@ -97,7 +97,7 @@ async def api_batches(
     site (code), sponsor (part of the name) and planned start (from, to); paged."""
     flt = await _filter(ctx, status, recipe, site, sponsor, planned_from, planned_to, limit, offset)
     found = await service.list_batches(ctx, flt)
-    return BatchList([BatchOut(**_out(r)) for r in found.rows], found.total, limit, offset)
+    return BatchList([BatchOut(**batch_out(r)) for r in found.rows], found.total, limit, offset)
 
 
 @post(BASE, opt=requires("batches", "create", site_scoped=True), tags=["batches"], status_code=201)
@@ -127,7 +127,7 @@ async def api_batch(ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID
     frozen document and its canonical hash)."""
     view = await service.get_batch(ctx, batch_id)
     return BatchDetail(
-        **_out(view),
+        **batch_out(view),
         control_recipe_hash=view.control_recipe.content_hash,
         control_recipe=view.control_recipe.document,
         commands=view.commands,
@@ -150,7 +150,7 @@ async def api_command(
     complete); hold, pause, stop and abort need a reason. A command its state does not allow
     is a 409 naming the state and the states it needs."""
     await service.command_batch(ctx, batch_id, command, data.reason)
-    return BatchOut(**_out(await service.get_batch(ctx, batch_id)))
+    return BatchOut(**batch_out(await service.get_batch(ctx, batch_id)))
 
 
 @get(BASE, opt=requires("batches", "read"), include_in_schema=False)

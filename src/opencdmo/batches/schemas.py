@@ -57,6 +57,11 @@ class BatchOut(Struct, kw_only=True):
     created_by: UUID | None
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    disposition: str | None
+    disposition_signature_id: UUID | None
+    dispositioned_at: datetime | None
 
 
 class BatchDetail(BatchOut, kw_only=True):
@@ -122,3 +127,138 @@ class EntryWithHistory(EntryOut, kw_only=True):
 
 class EntryList(Struct):
     items: list[EntryWithHistory]
+
+
+Password = Annotated[str, Meta(min_length=1, max_length=1000)]
+Reason = Annotated[str, Meta(max_length=2000)]
+LongText = Annotated[str, Meta(max_length=4000)]
+
+
+class PhaseOut(Struct, kw_only=True):
+    position: int
+    procedure: str
+    step: str
+    phase: str
+    name: str
+    status: str
+    started_at: datetime | None
+    started_by: UUID | None
+    ended_at: datetime | None
+    ended_by: UUID | None
+    second_person: str | None
+    identity_check: bool
+    commands: list[str]
+
+
+class StepOut(Struct, kw_only=True):
+    key: str
+    name: str
+    status: str
+    phases: list[PhaseOut]
+
+
+class ProcedureOut(Struct, kw_only=True):
+    key: str
+    name: str
+    status: str
+    operations: list[StepOut]
+
+
+class ProcedureTree(Struct):
+    items: list[ProcedureOut]
+
+
+class IdentityCheckIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    step: FieldKey
+    scanned: Short
+
+
+class IdentityCheckOut(Struct, kw_only=True):
+    id: UUID
+    step: str
+    scanned: str
+    matched: bool
+    checked_by: UUID
+    checked_at: datetime
+
+
+class CustodyIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    location: Short
+
+
+class SignIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A signature: the signer's password again, and the reason."""
+
+    password: Password
+    reason: Reason
+
+
+class VerificationOut(Struct, kw_only=True):
+    kind: str
+    signature_id: UUID
+    signer_name: str
+    signed_at: datetime
+    meaning: str
+
+
+class ExceptionOut(Struct, kw_only=True):
+    id: UUID
+    kind: str
+    severity: str
+    step: str | None
+    phase: str | None
+    field: str | None
+    entry_id: UUID | None
+    message: str
+    raised_by: UUID | None
+    raised_at: datetime
+    disposition: str | None
+    disposition_comment: str | None
+    dispositioned_by: UUID | None
+    dispositioned_at: datetime | None
+    deviation_id: UUID | None
+
+
+class ExceptionList(Struct):
+    items: list[ExceptionOut]
+
+
+class AcceptIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    comment: LongText
+
+
+class DeviationIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    exception_ids: Annotated[list[UUID], Meta(min_length=1, max_length=200)]
+    classification: Literal["minor", "major", "critical"]
+    description: LongText
+
+
+class DeviationClose(SignIn, forbid_unknown_fields=True, kw_only=True):
+    impact: LongText
+    root_cause: LongText
+    capa_reference: Short | None = None
+
+
+class DeviationOut(Struct, kw_only=True):
+    id: UUID
+    batch_id: UUID
+    number: str
+    classification: str
+    description: str
+    impact: str | None
+    root_cause: str | None
+    capa_reference: str | None
+    status: str
+    opened_by: UUID
+    opened_at: datetime
+    closed_by: UUID | None
+    closed_at: datetime | None
+    close_signature_id: UUID | None
+
+
+class DeviationList(Struct):
+    items: list[DeviationOut]
+
+
+class DispositionIn(SignIn, forbid_unknown_fields=True, kw_only=True):
+    decision: Literal["release", "reject"]

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.batches import control, entries, entry_queries, queries, states
+from opencdmo.batches import control, entries, entry_queries, exceptions, execution, queries, states
+from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.entry_queries import EntryRow, NewEntry
 from opencdmo.batches.queries import BatchFilter, BatchRow, ControlRecipeRow, NewBatch
 from opencdmo.canonical import content_hash
@@ -33,6 +34,7 @@ from opencdmo.tenancy.batch_numbering import (
     counter_key,
     format_number,
 )
+from opencdmo.tenancy.batch_rules import exception_rules
 from opencdmo.tenancy.queries.tenants import SiteRow
 
 COI_FIELDS = ("donor_id", "coi_label", "apheresis_id")
@@ -164,6 +166,7 @@ async def create_batch(
         batch_id = await queries.insert_batch(ctx.tenant_id, new)
         hashed = content_hash(document)
         await queries.insert_control_recipe(ctx.tenant_id, batch_id, document, hashed)
+        await execution.create_phases(ctx, batch_id, document)
         await audit.record(
             ctx,
             "batch.created",
@@ -189,7 +192,10 @@ async def command_batch(
     ctx: TenantContext, batch_id: UUID, command: str, reason: str = ""
 ) -> BatchRow:
     """Give the batch an ISA-88 command: the batch row locked, the state checked under the
-    lock (a 409 naming the state and the states the command needs), moved and audited."""
+    lock (a 409 naming the state and the states the command needs), moved and audited. Who
+    may give which command is the role policy's (the command is the action on ``batches``).
+    Completing needs every phase complete, and raises a verification-missing exception for
+    each phase still without its second person."""
     step = states.command_named(command)
     reason = check_text(reason, "reason", "The reason").strip()
     if step.needs_reason and not reason:
@@ -198,9 +204,12 @@ async def command_batch(
         )
     async with unit_of_work(ctx):
         row = await queries.batch(batch_id, lock=True)
-        await authorize(ctx, "batches", "command", site_id=row.site_id)
+        await authorize(ctx, "batches", command, site_id=row.site_id)
         target = states.transition(row.status, command)
+        if command == "complete":
+            await execution.batch_completion(ctx, row)
         await queries.set_status(batch_id, target)
+        await xq.mark_batch_times(batch_id, starts=command == "start", ends=target in states.FINAL)
         await audit.record(
             ctx,
             f"batch.{command}",
@@ -325,18 +334,14 @@ async def record_entry(
         )
     async with unit_of_work(ctx):
         row = await queries.batch(batch_id, lock=True)
-        await authorize(ctx, "batches", "command", site_id=row.site_id)
+        await authorize(ctx, "batches", "execute", site_id=row.site_id)
         first = await entry_queries.by_key(batch_id, idempotency_key)
         if first is not None:
             return RecordedEntry(first, False)
-        if row.status != states.RUNNING:
-            raise Conflict(
-                f"This batch is {states.STATE_NAMES.get(row.status, row.status)}: entries "
-                "need it Running.",
-                details={"status": row.status},
-            )
+        execution.running(row, "an entry")
         frozen = await queries.control_recipe(batch_id)
         target = entries.target(frozen.document, step, phase, field)
+        _phase_takes_entries(await xq.phase(batch_id, step, phase), target, supersedes)
         stored_unit = entries.validated(target, value, unit)
         history = await entry_queries.of_field(batch_id, step, phase, field)
         now = entry_queries.current(history)
@@ -363,6 +368,15 @@ async def record_entry(
         entry = await entry_queries.by_key(batch_id, idempotency_key)
         assert entry is not None
         if inserted:
+            found = exceptions.of_entry(
+                target,
+                checked,
+                corrected=supersedes is not None,
+                source=source,
+                device_time=device_time,
+                now=entry.entered_at,
+                rules=await exception_rules(ctx),
+            )
             await audit.record(
                 ctx,
                 "batch.entry_corrected" if supersedes else "batch.entry_recorded",
@@ -386,7 +400,24 @@ async def record_entry(
                 },
                 reason=reason,
             )
+            await exceptions.raise_all(ctx, batch_id, row.number, found, entry.id)
     return RecordedEntry(entry, inserted)
+
+
+def _phase_takes_entries(
+    current: xq.PhaseRow, target: entries.Target, supersedes: UUID | None
+) -> None:
+    """A first entry needs its phase Running; a correction, Running or Complete."""
+    wanted = {states.RUNNING} if supersedes is None else {states.RUNNING, states.COMPLETE}
+    if current.status not in wanted:
+        doing = "an entry" if supersedes is None else "a correction"
+        needs = " or ".join(states.STATE_NAMES[s] for s in sorted(wanted, reverse=True))
+        raise Conflict(
+            f"Phase {target.phase} of step {target.step} is "
+            f"{states.STATE_NAMES.get(current.status, current.status)}: {doing} needs it "
+            f"{needs}.",
+            details={"status": current.status, "phase": target.phase},
+        )
 
 
 def _may_write(

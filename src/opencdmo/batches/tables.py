@@ -3,7 +3,7 @@ tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -26,6 +26,11 @@ class Batch(Table, tablename="batches"):
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    started_at = Timestamptz(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    disposition = Text(null=True, default=None)
+    disposition_signature_id = UUID(null=True, default=None)
+    dispositioned_at = Timestamptz(null=True, default=None)
 
 
 class ControlRecipe(Table, tablename="control_recipes"):
@@ -68,3 +73,102 @@ class BatchEntry(Table, tablename="batch_entries"):
     reason = Text(null=True, default=None)
     check_result = Text()
     message = Text()
+
+
+class BatchPhase(Table, tablename="batch_phases"):
+    """The ISA-88 state of one phase of a batch, and its place in recipe order (the key is
+    tenant, batch, step and phase; Piccolo is told one of its columns)."""
+
+    tenant_id = UUID()
+    batch_id = UUID()
+    position = Integer()
+    procedure = Text()
+    step = Text()
+    phase = Text(primary_key=True)
+    status = Text(default="idle")
+    started_at = Timestamptz(null=True, default=None)
+    started_by = UUID(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    ended_by = UUID(null=True, default=None)
+    updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchException(Table, tablename="batch_exceptions"):
+    """An exception the system raised in a batch, and its disposition (given once)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    kind = Text()
+    severity = Text()
+    step = Text(null=True, default=None)
+    phase = Text(null=True, default=None)
+    field = Text(null=True, default=None)
+    entry_id = UUID(null=True, default=None)
+    message = Text()
+    raised_by = UUID(null=True, default=None)
+    raised_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    disposition = Text(null=True, default=None)
+    disposition_comment = Text(null=True, default=None)
+    dispositioned_by = UUID(null=True, default=None)
+    dispositioned_at = Timestamptz(null=True, default=None)
+    deviation_id = UUID(null=True, default=None)
+
+
+class Deviation(Table, tablename="deviations"):
+    """A deviation opened from exceptions of a batch; QA closes it with a signature."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    number = Text()
+    classification = Text()
+    description = Text()
+    impact = Text(null=True, default=None)
+    root_cause = Text(null=True, default=None)
+    capa_reference = Text(null=True, default=None)
+    status = Text(default="open")
+    opened_by = UUID()
+    opened_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    closed_by = UUID(null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+    close_signature_id = UUID(null=True, default=None)
+    updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchVerification(Table, tablename="batch_verifications"):
+    """A second person's signature on a performed phase (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    step = Text()
+    phase = Text()
+    kind = Text()
+    signature_id = UUID()
+    verified_by = UUID()
+    verified_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchIdentityCheck(Table, tablename="batch_identity_checks"):
+    """A COI label scanned or typed at a step, and whether it matched (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    step = Text()
+    scanned = Text()
+    matched = Boolean()
+    checked_by = UUID()
+    checked_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchCustody(Table, tablename="batch_custody"):
+    """Who holds a batch's material and where, from when (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    holder_id = UUID()
+    location = Text()
+    received_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

@@ -255,6 +255,7 @@ class Phase(_Part, frozen=True, kw_only=True):
     instructions: Text
     parameters: tuple[Parameter, ...]
     data_capture: tuple[DataCaptureField, ...]
+    second_person: Literal["verify", "witness"] | None = None
 
 
 class UnitOperation(_Item, frozen=True, kw_only=True, tag="unit_operation"):

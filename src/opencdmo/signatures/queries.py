@@ -85,6 +85,18 @@ async def on_record(record_type: str, record_id: str) -> list[SignatureRow]:
     return [_row(r) for r in rows]
 
 
+async def by_ids(signature_ids: list[UUID]) -> list[SignatureRow]:
+    """These signatures, oldest first."""
+    if not signature_ids:
+        return []
+    rows = await (
+        Signature.select(*_ROW)
+        .where(Signature.id.is_in(signature_ids))
+        .order_by(Signature.signed_at)
+    )
+    return [_row(r) for r in rows]
+
+
 async def signers(record_type: str, record_id: str, record_version: str) -> list[Signer]:
     """Who signed this version of the record, with which meaning."""
     rows = await Signature.select(Signature.signer_id, Signature.meaning).where(

@@ -31,6 +31,7 @@ MEANINGS = (
     "reviewed",
     "approved",
     "verified",
+    "witnessed",
     "released",
     "rejected",
     "approved for publication",
@@ -56,6 +57,21 @@ class Signable(Protocol):
     def author_id(self) -> UUID | None: ...
 
     def signed_content(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """A signable record made of its parts: what it is, which version, who wrote it, and the
+    content the signature is linked to."""
+
+    record_type: str
+    record_id: str
+    record_version: str
+    author_id: UUID | None
+    content: Any
+
+    def signed_content(self) -> Any:
+        return self.content
 
 
 @dataclass(frozen=True)

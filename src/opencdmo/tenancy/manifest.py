@@ -18,6 +18,13 @@ from jsonschema import Draft202012Validator
 from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.batch_numbering import DEFAULT_PATTERN, problem
+from opencdmo.tenancy.batch_rules import (
+    DEFAULT_LATE_ENTRY_MINUTES,
+    LONGEST_LATE_ENTRY_MINUTES,
+    SEVERITIES,
+    ExceptionRules,
+)
+from opencdmo.tenancy.batch_rules import KINDS as EXCEPTION_KINDS
 from opencdmo.tenancy.service import KINDS, check_time_zone
 from opencdmo.tenancy.token_policy import LONGEST_DAYS, TokenPolicy
 
@@ -51,6 +58,22 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "batch_number_pattern": {"type": "string", "minLength": 1, "maxLength": 100},
+        "batch_exceptions": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "severities": {
+                    "type": "object",
+                    "propertyNames": {"enum": list(EXCEPTION_KINDS)},
+                    "additionalProperties": {"enum": list(SEVERITIES)},
+                },
+                "late_entry_minutes": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": LONGEST_LATE_ENTRY_MINUTES,
+                },
+            },
+        },
         "api_tokens": {
             "type": "object",
             "additionalProperties": False,
@@ -106,6 +129,7 @@ class Manifest:
     unique_signers: bool = True
     token_policy: TokenPolicy = field(default_factory=TokenPolicy)
     batch_number_pattern: str = DEFAULT_PATTERN
+    exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -168,6 +192,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
     )
     if policy.default_days > policy.max_days:
         raise _fail(path, "api_tokens.default_days", "must not be more than max_days")
+    rules = data.get("batch_exceptions") or {}
     pattern = str(data.get("batch_number_pattern", DEFAULT_PATTERN))
     if problem(pattern):
         raise _fail(path, "batch_number_pattern", str(problem(pattern)))
@@ -182,6 +207,10 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         bool(flow.get("unique_signers", True)),
         policy,
         pattern,
+        ExceptionRules(
+            dict(rules.get("severities") or {}),
+            int(rules.get("late_entry_minutes", DEFAULT_LATE_ENTRY_MINUTES)),
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from opencdmo.identity import service as identity
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
 from opencdmo.tenancy.batch_numbering import set_batch_number_pattern
+from opencdmo.tenancy.batch_rules import set_exception_rules
 from opencdmo.tenancy.manifest import Manifest, Report, discover
 from opencdmo.tenancy.token_policy import set_token_policy
 
@@ -56,6 +57,9 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
         changes += 1
     if await set_batch_number_pattern(ctx, manifest.batch_number_pattern):
         report(f"{manifest.slug}: batch numbers follow {manifest.batch_number_pattern}")
+        changes += 1
+    if await set_exception_rules(ctx, manifest.exception_rules):
+        report(f"{manifest.slug}: batch exception rules set")
         changes += 1
     for person in manifest.people:
         changes += await _ensure_member(ctx, person.email, person.full_name, person.roles, report)

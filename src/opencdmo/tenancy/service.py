@@ -174,6 +174,13 @@ async def list_members(ctx: TenantContext) -> list[MemberRow]:
         return await members.members()
 
 
+async def people_names(ctx: TenantContext, user_ids: Iterable[UUID]) -> dict[UUID, str]:
+    """Printed names of this tenant's members, by user id (in the open transaction)."""
+    async with tenant_transaction(ctx):
+        _, by_user = await members.member_names([], list(set(user_ids)))
+    return by_user
+
+
 async def get_member(ctx: TenantContext, membership_id: UUID) -> MemberRow:
     async with tenant_transaction(ctx):
         row = await members.member(membership_id)

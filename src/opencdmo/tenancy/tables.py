@@ -4,7 +4,7 @@ row-level security already keeps inside the tenant)."""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, Array, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -21,6 +21,8 @@ class Tenant(Table, tablename="tenants"):
     token_default_days = Integer(default=90)
     token_max_days = Integer(default=365)
     batch_number_pattern = Text(default="{site}-{yy}-{seq:04}")
+    exception_severities = JSONB(default={})
+    late_entry_minutes = Integer(default=30)
     created_at = Timestamptz(default=DatabaseTime("now()"))
 
 

@@ -17,8 +17,8 @@ from uuid import UUID
 
 from piccolo.query.functions.array import ArrayAppend, ArrayRemove
 
+from opencdmo.db.rows import columns, typed
 from opencdmo.identity.tables import User
-from opencdmo.tenancy.queries._rows import columns, typed
 from opencdmo.tenancy.tables import Membership, RoleAssignment, Site, SiteRoleAssignment
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from opencdmo.db.rows import columns, typed
 from opencdmo.errors import NotFound
-from opencdmo.tenancy.queries._rows import columns, typed
 from opencdmo.tenancy.tables import Site, Tenant
 
 
@@ -24,6 +25,8 @@ class TenantRow:
     token_default_days: int
     token_max_days: int
     batch_number_pattern: str
+    exception_severities: str  # JSON text: an object of exception kind to severity
+    late_entry_minutes: int
     created_at: datetime
 
 
@@ -114,6 +117,12 @@ async def set_token_days(tenant_id: UUID, default_days: int, max_days: int) -> N
 
 async def set_batch_number_pattern(tenant_id: UUID, pattern: str) -> None:
     await Tenant.update({Tenant.batch_number_pattern: pattern}).where(Tenant.id == tenant_id)
+
+
+async def set_exception_rules(tenant_id: UUID, severities: dict[str, str], minutes: int) -> None:
+    await Tenant.update(
+        {Tenant.exception_severities: json.dumps(severities), Tenant.late_entry_minutes: minutes}
+    ).where(Tenant.id == tenant_id)
 
 
 async def bump_policy(tenant_id: UUID) -> None:

@@ -1,4 +1,4 @@
-"""Typed rows from Piccolo's result dictionaries."""
+"""Typed rows from Piccolo's result dictionaries: the columns a row type names, and the row."""
 
 from __future__ import annotations
 

@@ -1,0 +1,104 @@
+"""The tenant's exception rules for batches: the severity of each kind of exception and how
+late an entry may be made (``batch_exceptions`` in its manifest; set and audited here).
+
+The kinds are the exceptions the system raises while a batch runs (``opencdmo.batches.
+exceptions`` raises them); the manifest may change the severity of any of them, never add a
+kind. A change applies to exceptions raised from then on: each keeps the severity it was
+raised with.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from opencdmo.access.service import authorize
+from opencdmo.audit import service as audit
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import ValidationFailed
+from opencdmo.scope import TenantContext
+from opencdmo.tenancy.queries import tenants
+
+SEVERITIES = ("minor", "major", "critical")
+
+#: Every kind of exception, with its default severity.
+DEFAULT_SEVERITIES: dict[str, str] = {
+    "outside_limits": "major",
+    "outside_normal": "minor",
+    "outside_par": "critical",
+    "required_missing": "major",
+    "out_of_order": "major",
+    "late_entry": "minor",
+    "correction": "minor",
+    "manual_entry": "minor",
+    "verification_missing": "major",
+    "identity_mismatch": "critical",
+}
+KINDS = tuple(DEFAULT_SEVERITIES)
+DEFAULT_LATE_ENTRY_MINUTES = 30
+LONGEST_LATE_ENTRY_MINUTES = 10080  # a week
+
+
+@dataclass(frozen=True)
+class ExceptionRules:
+    """The tenant's overrides of the default severities, and the late-entry tolerance."""
+
+    overrides: dict[str, str] = field(default_factory=dict)
+    late_entry_minutes: int = DEFAULT_LATE_ENTRY_MINUTES
+
+    def severity(self, kind: str) -> str:
+        return self.overrides.get(kind, DEFAULT_SEVERITIES[kind])
+
+
+def problem(overrides: Any, minutes: Any) -> str | None:
+    """What is wrong with these rules (None: nothing)."""
+    if not isinstance(overrides, dict):
+        return "severities must be a mapping of exception kind to severity"
+    for kind, severity in overrides.items():
+        if kind not in DEFAULT_SEVERITIES:
+            return f"'{str(kind)[:40]}' is not an exception kind (the kinds: {', '.join(KINDS)})"
+        if severity not in SEVERITIES:
+            return f"{kind}: the severity must be one of {', '.join(SEVERITIES)}"
+    if (
+        not isinstance(minutes, int)
+        or isinstance(minutes, bool)
+        or not 1 <= minutes <= LONGEST_LATE_ENTRY_MINUTES
+    ):
+        return f"late_entry_minutes must be a whole number from 1 to {LONGEST_LATE_ENTRY_MINUTES}"
+    return None
+
+
+async def exception_rules(ctx: TenantContext) -> ExceptionRules:
+    """The tenant's rules, read in the transaction open in this context."""
+    async with tenant_transaction(ctx):
+        row = await tenants.this_tenant(ctx.tenant_id)
+    return _rules(row)
+
+
+def _rules(row: tenants.TenantRow) -> ExceptionRules:
+    return ExceptionRules(json.loads(row.exception_severities), row.late_entry_minutes)
+
+
+async def set_exception_rules(ctx: TenantContext, rules: ExceptionRules) -> bool:
+    """Set the tenant's rules (exceptions raised before keep their severity); audited.
+    False: unchanged."""
+    await authorize(ctx, "tenant", "provision")
+    found = problem(rules.overrides, rules.late_entry_minutes)
+    if found:
+        raise ValidationFailed(f"batch_exceptions: {found}.", details={"field": "batch_exceptions"})
+    async with tenant_transaction(ctx):
+        row = await tenants.this_tenant(ctx.tenant_id, lock=True)
+        old = _rules(row)
+        if old == rules:
+            return False
+        await tenants.set_exception_rules(ctx.tenant_id, rules.overrides, rules.late_entry_minutes)
+        await audit.record(
+            ctx,
+            "tenant.exception_rules_changed",
+            "tenant",
+            ctx.tenant_id,
+            old={"severities": old.overrides, "late_entry_minutes": old.late_entry_minutes},
+            new={"severities": rules.overrides, "late_entry_minutes": rules.late_entry_minutes},
+        )
+    return True

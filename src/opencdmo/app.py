@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 
 import opencdmo
 from opencdmo.audit import keys as audit_keys
-from opencdmo.audit import sentences
+from opencdmo.audit import coverage, sentences
 from opencdmo.audit import service as audit
 from opencdmo.audit.checkpoints import store_for
 from opencdmo.audit.keeper import Keeper
@@ -86,6 +86,7 @@ def register_audit_names() -> None:
         if package.ispkg and importlib.util.find_spec(f"opencdmo.{package.name}.names"):
             module = importlib.import_module(f"opencdmo.{package.name}.names")
             sentences.register(module.AUDIT_NAMES, getattr(module, "AUDIT_PEOPLE", None))
+            coverage.register(getattr(module, "AUDIT_COVERAGE", ()))
 
 
 CONTEXT_ROUTES = discover_routes()

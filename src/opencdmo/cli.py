@@ -273,7 +273,10 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.app import register_audit_names
     from opencdmo.audit import verify
+
+    register_audit_names()  # each context's records the chain covers
     from opencdmo.audit.checkpoints import store_for
     from opencdmo.audit.keeper import chains_for, write_checkpoint
 
@@ -309,7 +312,10 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.app import register_audit_names
     from opencdmo.audit import verify
+
+    register_audit_names()  # each context's records the chain covers
     from opencdmo.audit.checkpoints import store_for
     from opencdmo.audit.keeper import chains_for, checkpoint_chain
 

@@ -180,7 +180,7 @@ async def test_app_role_cannot_change_or_remove_events(
         "TRUNCATE audit_events",
         "UPDATE security_events SET action = 'x'",
         "DELETE FROM security_events",
-        "TRUNCATE signatures",
+        "TRUNCATE signatures CASCADE",  # batches and deviations refer to signatures
     ],
 )
 async def test_trigger_refuses_changes_even_for_the_owner(

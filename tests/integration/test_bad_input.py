@@ -84,8 +84,12 @@ async def _ids(world: World) -> dict[str, str]:
         "recipe_id": str(await _recipe_id(world)),
         "batch_id": await FACTORIES["batch_id"](world, world.alpha),
         "command": "start",
+        "exception_id": await FACTORIES["exception_id"](world, world.alpha),
+        "deviation_id": await FACTORIES["deviation_id"](world, world.alpha),
+        "step": "activate",
+        "phase": "seeding",
     }
-    assert set(ids) == set(FACTORIES) | {"version", "action", "command"}, (
+    assert set(ids) == set(FACTORIES) | {"version", "action", "command", "step", "phase"}, (
         "add the new id parameter here"
     )
     return ids

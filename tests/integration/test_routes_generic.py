@@ -99,8 +99,42 @@ async def _batch(world: World, ctx: TenantContext) -> str:
     )
     async with tenant_id_transaction(ctx.tenant_id):
         batch_id = await queries.insert_batch(ctx.tenant_id, new)
-        await queries.insert_control_recipe(ctx.tenant_id, batch_id, {}, "0" * 64)
+        await queries.insert_control_recipe(ctx.tenant_id, batch_id, FROZEN, "0" * 64)
     return str(batch_id)
+
+
+# The least a control recipe document holds (what ``batches.control.freeze`` makes).
+FROZEN = {
+    "recipe": {"name": "Route test recipe"},
+    "formula": {"name": "1 L scale"},
+    "specification": {},
+    "unit_procedures": [],
+    "sampling_points": [],
+    "release_specifications": [],
+}
+
+
+async def _batch_exception(world: World, ctx: TenantContext) -> str:
+    from opencdmo.batches import execution_queries as xq
+    from opencdmo.db.tx import tenant_id_transaction
+
+    batch_id = uuid.UUID(await _batch(world, ctx))
+    new = xq.NewException("late_entry", "minor", "route test")
+    async with tenant_id_transaction(ctx.tenant_id):
+        return str((await xq.insert_exception(ctx.tenant_id, batch_id, new, None)).id)
+
+
+async def _deviation(world: World, ctx: TenantContext) -> str:
+    from opencdmo.batches import execution_queries as xq
+    from opencdmo.db.tx import tenant_id_transaction
+
+    batch_id = uuid.UUID(await _batch(world, ctx))
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    async with tenant_id_transaction(ctx.tenant_id):
+        found = await xq.insert_deviation(
+            ctx.tenant_id, batch_id, f"DEV-{batch_id}", "minor", "route test", person.user_id
+        )
+    return str(found.id)
 
 
 # How to make an object of each id parameter in a given tenant.
@@ -112,6 +146,8 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "library_id": _library_item,
     "recipe_id": _recipe,
     "batch_id": _batch,
+    "exception_id": _batch_exception,
+    "deviation_id": _deviation,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -166,6 +202,36 @@ JSON_BODIES: dict[str, Any] = {
         "field": "pre_activation_viability",
         "value": 92,
         "idempotency_key": "k-1",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/phases/{step:str}/{phase:str}/commands/"
+    "{command:str}": {"reason": "x"},
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/phases/{step:str}/{phase:str}/verification": {
+        "password": "x",
+        "reason": "x",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/identity-checks": {
+        "step": "activate",
+        "scanned": "COI-1",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/custody": {"location": "Suite"},
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/exceptions/{exception_id:uuid}/accept": {
+        "comment": "x"
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/deviations": {
+        "exception_ids": ["00000000-0000-0000-0000-000000000000"],
+        "classification": "minor",
+        "description": "x",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/deviations/{deviation_id:uuid}/close": {
+        "impact": "x",
+        "root_cause": "x",
+        "password": "x",
+        "reason": "x",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/disposition": {
+        "decision": "release",
+        "password": "x",
+        "reason": "x",
     },
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
@@ -331,6 +397,7 @@ async def ids(world: World) -> dict[str, dict[str, str]]:
         tenant["version"] = "1.0.0"  # the version every factory-made HUB item has
         tenant["action"] = "procedure"  # a designer action
         tenant["command"] = "start"  # a batch command
+        tenant["step"], tenant["phase"] = "activate", "seeding"  # a batch's phase
     return made
 
 

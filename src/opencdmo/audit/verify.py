@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from opencdmo.audit import sealer
+from opencdmo.audit import coverage, sealer
 from opencdmo.audit.chain import (
     AUDIT_FIELDS,
     GENESIS,
@@ -222,6 +222,8 @@ async def verify_chain(
         broken = broken or await _walk(connection, chain, walker, args)
         head = await connection.fetchrow(chain.head, *args)
         forged, unsealed = await _unsealed(connection, chain)
+        if chain.tenant_id is not None:
+            forged += await coverage.findings(connection, chain.tenant_id)
     if broken is not None:
         findings.append(broken)
     else:

@@ -16,8 +16,8 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
 import opencdmo
-from opencdmo.audit import keys as audit_keys
 from opencdmo.audit import coverage, sentences
+from opencdmo.audit import keys as audit_keys
 from opencdmo.audit import service as audit
 from opencdmo.audit.checkpoints import store_for
 from opencdmo.audit.keeper import Keeper

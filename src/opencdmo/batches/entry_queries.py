@@ -151,3 +151,17 @@ def current_values(entries: list[EntryRow]) -> dict[str, EntryRow]:
         by_field.setdefault(entry.field, []).append(entry)
     found = {key: current(rows) for key, rows in by_field.items()}
     return {key: row for key, row in found.items() if row is not None}
+
+
+async def last_enterers(batch_ids: list[UUID]) -> dict[tuple[UUID, str, str], UUID]:
+    """Who made the newest entry of each phase of these batches, by (batch, step, phase)."""
+    if not batch_ids:
+        return {}
+    rows = (
+        await BatchEntry.select(
+            BatchEntry.batch_id, BatchEntry.step, BatchEntry.phase, BatchEntry.entered_by
+        )
+        .where(BatchEntry.batch_id.is_in(batch_ids))
+        .order_by(BatchEntry.entered_at)
+    )
+    return {(r["batch_id"], r["step"], r["phase"]): r["entered_by"] for r in rows}

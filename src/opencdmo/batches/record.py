@@ -122,12 +122,7 @@ class BatchRecord:
     @property
     def current_phase(self) -> PhaseView | None:
         """The phase to work on: the running one, else the first not done."""
-        phases = self.phases
-        running = next((p for p in phases if p.status == states.RUNNING), None)
-        if running is not None:
-            return running
-        done = {states.COMPLETE, states.STOPPED, states.ABORTED}
-        return next((p for p in phases if p.status not in done), None)
+        return states.current(self.phases)
 
     @property
     def open_exceptions(self) -> list[ExceptionRow]:

@@ -9,7 +9,9 @@ Reset (back to Idle) is not offered, because a batch record that ended stays end
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from opencdmo.errors import Conflict, ValidationFailed
 
@@ -73,3 +75,18 @@ def transition(state: str, command: str) -> str:
             details={"status": state, "command": command, "needs": list(step.sources)},
         )
     return step.target
+
+
+class _Stated(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Stated)
+
+
+def current(elements: Sequence[S]) -> S | None:
+    """The element to work on, in recipe order: the running one, else the first that has not
+    ended (None: every one has)."""
+    running = next((e for e in elements if e.status == RUNNING), None)
+    return running or next((e for e in elements if e.status not in FINAL), None)

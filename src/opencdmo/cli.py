@@ -381,6 +381,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             await identity.set_password(email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
         if newcomers:
             _print(f"demo password given to {len(newcomers)} people who had none")
+        for manifest in discover(root):
+            if manifest.kind == "cdmo":
+                await _demo_batches(settings, manifest, meta)
         _print(f"\nDemo logins (password for all: {DEMO_PASSWORD}, unless changed since)")
         for manifest in discover(root):
             _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
@@ -389,6 +392,16 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+async def _demo_batches(settings: Settings, manifest: Any, meta: Any) -> None:
+    from opencdmo.batches.demo import demo_batches
+    from opencdmo.errors import AppError
+
+    try:
+        await demo_batches(settings, manifest, meta, DEMO_PASSWORD, _print)
+    except AppError as exc:  # a demo user changed their password, or the recipe changed
+        _print(f"  {manifest.slug}: demo batches not made: {exc.message}")
 
 
 async def _example_recipe(manifest: Any, meta: Any) -> None:

@@ -87,6 +87,7 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert "tenant created" not in out, "applying twice changes nothing"
     assert "demo password given" not in out, "passwords are given once"
     assert "example master recipe" not in out, "the example recipe is drafted once"
+    assert "batch" not in out.split("Demo logins")[0], "the demo batches are made once"
     code, out = await _cli(external, "audit", "verify")
     assert code == 0, out
     assert "audit trail intact" in out
@@ -99,8 +100,23 @@ async def test_demo_on_an_external_server(external: str) -> None:
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
             tenants = await connection.fetch("SELECT DISTINCT tenant_id FROM memberships")
             recipes = await connection.fetch("SELECT name, status FROM master_recipes")
+            batches = await connection.fetch(
+                "SELECT b.status, b.disposition,"
+                " count(x.id) FILTER (WHERE x.disposition IS NULL) AS open,"
+                " string_agg(x.message, ' | ') AS kinds"
+                " FROM batches b LEFT JOIN batch_exceptions x ON x.batch_id = b.id"
+                " GROUP BY b.tenant_id, b.id ORDER BY b.planned_start"
+            )
         assert [r["tenant_id"] for r in tenants] == [tenant]
-        assert [r["status"] for r in recipes] == ["draft"], "one example recipe, a draft"
+        assert [r["status"] for r in recipes] == ["effective"], "the example recipe, in force"
+        # One complete, awaiting QA's review and release (the recipe's own values outside
+        # their normal range are exceptions to disposition); one in progress with one value
+        # outside its normal range.
+        assert [(b["status"], b["disposition"]) for b in batches] == [
+            ("complete", None),
+            ("running", None),
+        ]
+        assert batches[1]["open"] == 1, batches[1]["kinds"]
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute("DELETE FROM audit_events")
     finally:

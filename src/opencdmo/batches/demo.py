@@ -1,0 +1,249 @@
+"""The demo's batches, made through the services as the people of a CDMO's manifest would
+make them: the example master recipe given a formula, signed by its author and QA and made
+effective; then one batch complete and awaiting QA's review, and one in progress (its first
+phases complete, one value outside its normal range).
+
+Values are the content's own: a parameter's value in the batch, a number in the middle of
+its field's limits (or of the parameter's normal range), yes for a check, the first choice.
+Run twice, it changes nothing: a tenant with batches is left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from opencdmo.batches import execution, plan, queries, record, service
+from opencdmo.db.tx import tenant_transaction
+from opencdmo.hub.model import DataCaptureField, Parameter, Range
+from opencdmo.identity import service as identity
+from opencdmo.recipes import service as recipes
+from opencdmo.scope import Actor, RequestMeta, TenantContext
+from opencdmo.settings import Settings
+from opencdmo.tenancy import service as tenancy
+
+FORMULA = "Standard patient dose"
+SPONSOR = "Quillon Therapeutics"
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Crew:
+    engineer: TenantContext
+    approvers: list[TenantContext]
+    supervisor: TenantContext
+    operator: TenantContext
+
+
+async def _as(tenant_id: UUID, email: str, meta: RequestMeta) -> TenantContext | None:
+    user = await identity.find_user(email)
+    if user is None:
+        return None
+    return await tenancy.internal_context(
+        tenant_id, Actor(user.id, user.email, user.full_name), meta
+    )
+
+
+async def _crew(manifest: Any, meta: RequestMeta) -> Crew | None:
+    tenant = await tenancy.tenant_by_slug(manifest.slug)
+    if tenant is None:
+        return None
+
+    async def having(role: str) -> list[TenantContext]:
+        found = [await _as(tenant.id, p.email, meta) for p in manifest.people if role in p.roles]
+        return [c for c in found if c is not None]
+
+    engineers, approvers = await having("process_engineer"), await having("qa_approver")
+    supervisors, operators = (
+        await having("production_supervisor"),
+        await having("production_operator"),
+    )
+    if not (engineers and approvers and supervisors and operators):
+        return None
+    return Crew(engineers[0], approvers, supervisors[0], operators[0])
+
+
+async def _effective_recipe(settings: Settings, crew: Crew, password: str) -> UUID | None:
+    """The tenant's effective recipe; the draft example recipe made effective if none is."""
+    found = await recipes.list_recipes(crew.engineer)
+    effective = next((r for r in found if r.effective_revision is not None), None)
+    if effective is not None:
+        return effective.id
+    draft = next((r for r in found if r.status == "draft"), None)
+    if draft is None:
+        return None
+    detail = await recipes.get(crew.engineer, draft.id)
+    content = dict(detail.content)
+    if not any(f.get("name") == FORMULA for f in content.get("formulas") or []):
+        content["formulas"] = [*(content.get("formulas") or []), {"name": FORMULA, "overrides": {}}]
+        await recipes.save(
+            crew.engineer, draft.id, content, detail.current_revision, "the demo's formula"
+        )
+    await recipes.submit(settings, crew.engineer, draft.id, password, "Ready for QA review")
+    for approver in crew.approvers:
+        if await recipes.approve(settings, approver, draft.id, password, "Reviewed"):
+            break
+    await recipes.make_effective(
+        settings, crew.approvers[0], draft.id, password, "Released for manufacturing"
+    )
+    return draft.id
+
+
+def _middle(span: Range | None) -> float | None:
+    if span is None or (span.low is None and span.high is None):
+        return None
+    if span.low is not None and span.high is not None:
+        return round((float(span.low) + float(span.high)) / 2, 3)
+    return float(span.low if span.low is not None else span.high)  # type: ignore[arg-type]
+
+
+def _value(part: DataCaptureField | Parameter, in_batch: Any, now: datetime) -> Any:
+    """A plausible value for a field, from its own content."""
+    if isinstance(part, Parameter):
+        return in_batch if in_batch is not None else part.default
+    if part.type == "boolean":
+        return True
+    if part.type == "choice":
+        return (part.choices or ("",))[0]
+    if part.type == "datetime":
+        return now.isoformat()
+    if part.type in ("number", "integer"):
+        middle = _middle(part.limits)
+        number = middle if middle is not None else 1.0
+        return int(number) if part.type == "integer" else number
+    return "As instructed"
+
+
+def _off_normal(part: Parameter) -> float | None:
+    """A value above the normal range and inside the proven acceptable range, if there is
+    room between them."""
+    normal, par = part.normal_range, part.proven_acceptable_range
+    if normal is None or par is None or normal.high is None or par.high is None:
+        return None
+    if par.high <= normal.high:
+        return None
+    return round((float(normal.high) + float(par.high)) / 2, 3)
+
+
+async def _run_phase(
+    crew: Crew,
+    batch_id: UUID,
+    view: record.PhaseView,
+    values: dict[str, Any],
+    now: datetime,
+    *,
+    off_normal: str | None = None,
+) -> None:
+    """Start the phase, record each of its fields, complete it; ``off_normal``: the key of a
+    parameter recorded just outside its normal range (an exception for QA)."""
+    step, phase = view.planned.step, view.planned.phase
+    await execution.command_phase(crew.operator, batch_id, step, phase, "start")
+    content = view.planned.content
+    parts: list[DataCaptureField | Parameter] = [*content.parameters, *content.data_capture]
+    for part in parts:
+        value = _value(part, values.get(part.key), now)
+        if isinstance(part, Parameter) and part.key == off_normal:
+            value = _off_normal(part) or value
+        await service.record_entry(
+            crew.operator,
+            batch_id,
+            step,
+            phase,
+            part.key,
+            value,
+            part.unit,
+            f"demo-{step}-{phase}-{part.key}",
+            source="equipment" if getattr(part, "equipment_signal", None) else "manual",
+        )
+    await execution.command_phase(crew.operator, batch_id, step, phase, "complete")
+
+
+async def _run(
+    settings: Settings,
+    crew: Crew,
+    password: str,
+    batch_id: UUID,
+    phases: int | None,
+    off_normal_at: int | None = None,
+) -> None:
+    """Run the batch's first ``phases`` phases (None: all, then complete the batch); from
+    phase ``off_normal_at`` on, the first parameter that can be is recorded outside its
+    normal range."""
+    await service.command_batch(crew.supervisor, batch_id, "start")
+    found = await record.read(crew.supervisor, batch_id)
+    coi = found.batch.coi_label
+    await execution.take_custody(crew.operator, batch_id, "Receipt, cleanroom suite 1")
+    document = found.control_recipe.document
+    values = {
+        (op["key"], key): v["value"]
+        for up in document["unit_procedures"]
+        for op in up["operations"]
+        for key, v in op["values"].items()
+    }
+    checked: set[str] = set()
+    raised = False  # the one value outside its normal range, made once
+    now = datetime.now(UTC)
+    chosen = found.phases if phases is None else found.phases[:phases]
+    for index, view in enumerate(chosen):
+        planned: plan.PlannedPhase = view.planned
+        if planned.identity_check and coi and planned.step not in checked:
+            await execution.check_identity(crew.operator, batch_id, planned.step, coi)
+            checked.add(planned.step)
+        mine = {k: v for (s, k), v in values.items() if s == planned.step}
+        off = None
+        if off_normal_at is not None and index >= off_normal_at and not raised:
+            off = next((p.key for p in planned.content.parameters if _off_normal(p)), None)
+            raised = off is not None
+        await _run_phase(crew, batch_id, view, mine, now, off_normal=off)
+        if planned.second_person:
+            await execution.verify_phase(
+                settings,
+                crew.supervisor,
+                batch_id,
+                planned.step,
+                planned.phase,
+                password,
+                "Checked the entries against the instructions",
+            )
+    if phases is None:
+        await service.command_batch(crew.supervisor, batch_id, "complete")
+
+
+async def demo_batches(
+    settings: Settings, manifest: Any, meta: RequestMeta, password: str, report: Report
+) -> None:
+    """The demo's two batches in a CDMO tenant without batches (see the module)."""
+    crew = await _crew(manifest, meta)
+    if crew is None:
+        return
+    async with tenant_transaction(crew.supervisor):
+        if (await queries.batches(queries.BatchFilter(limit=1)))[1]:
+            return
+    recipe = await _effective_recipe(settings, crew, password)
+    if recipe is None:
+        return
+    sites = await tenancy.list_sites(crew.supervisor)
+    if not sites:
+        return
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    made = []
+    for donor, days in (("D-24017", 2), ("D-24031", 0)):
+        chain = service.ChainOfIdentity(donor, f"COI-{donor[2:]}-01", f"APH-{donor[2:]}")
+        created = await service.create_batch(
+            crew.supervisor,
+            recipe,
+            FORMULA,
+            sites[0].code,
+            start - timedelta(days=days),
+            SPONSOR,
+            chain,
+        )
+        made.append(created)
+        report(f"  {manifest.slug}: batch {created.number} created for {SPONSOR}")
+    await _run(settings, crew, password, made[0].id, None)
+    report(f"  {manifest.slug}: batch {made[0].number} complete, awaiting QA review")
+    await _run(settings, crew, password, made[1].id, 3, off_normal_at=1)
+    report(f"  {manifest.slug}: batch {made[1].number} in progress (one exception open)")

@@ -69,34 +69,51 @@ async def run_load(
 
 
 class HttpConnection:
-    """One keep-alive connection sending one fixed GET request at a time."""
+    """One keep-alive connection sending one fixed request at a time (``send``: any request)."""
 
-    def __init__(self, host: str, port: int, request: bytes) -> None:
-        self.host, self.port, self.request = host, port, request
+    def __init__(self, host: str, port: int, request: bytes = b"", expect: int = 200) -> None:
+        self.host, self.port, self.request, self.expect = host, port, request, expect
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def __call__(self) -> None:
+        await self.send(self.request)
+
+    async def send(self, request: bytes) -> bytes:
+        """Send one request and read its response; returns the body (any other status than
+        the expected one raises)."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        self.writer.write(self.request)
+        self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
-        if status != 200:
-            raise RuntimeError(f"HTTP {status}")
         length = next(
             int(line.split(b":")[1])
             for line in head.split(b"\r\n")
             if line.lower().startswith(b"content-length:")
         )
-        await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length)
+        if status != self.expect:
+            raise RuntimeError(f"HTTP {status}: {body[:500].decode(errors='replace')}")
+        return body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
 
 
 def get_request(host: str, port: int, path: str, headers: dict[str, str]) -> bytes:
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def post_request(host: str, port: int, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """A POST of a JSON body on a keep-alive connection."""
+    more = {"Content-Type": "application/json", "Content-Length": str(len(body)), **headers}
+    return get_request(host, port, path, more).replace(b"GET ", b"POST ", 1) + body
 
 
 def free_port() -> int:

@@ -188,3 +188,36 @@ def test_a_busy_database_is_a_503_with_retry_after() -> None:
     )
     assert (status, headers["Retry-After"]) == (503, "5")
     assert "nothing was changed" in message
+
+
+def _raised_while_handling(lost: Exception, then: Exception) -> Exception:
+    try:
+        try:
+            raise lost
+        except Exception:
+            raise then  # noqa: B904 - the context is the point: a rollback failing after the loss
+    except Exception as exc:
+        return exc
+
+
+def test_a_lost_database_connection_is_a_503_asking_for_a_retry() -> None:
+    """A killed backend, and the rollback that fails after it, is a 503 with a sentence, not
+    an internal error; a cancelled query or another error is not."""
+    import asyncpg
+
+    from opencdmo.webapp.errors import _describe
+
+    killed = asyncpg.exceptions.AdminShutdownError("terminating connection")
+    after_rollback = _raised_while_handling(
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.exceptions.InterfaceError("connection has been released back to the pool"),
+    )
+    for lost in (killed, after_rollback):
+        status, message, _, headers = _describe(lost)
+        assert (status, headers["Retry-After"]) == (503, "1")
+        assert message == "The database connection was lost; retry the request."
+    for other in (
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        asyncpg.exceptions.InterfaceError("cannot perform operation"),
+    ):
+        assert _describe(other)[0] == 500

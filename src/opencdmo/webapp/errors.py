@@ -35,6 +35,16 @@ TITLES = {
     503: "Busy",
 }
 BUSY_RETRY_SECONDS = 5
+LOST_RETRY_SECONDS = 1
+# What asyncpg raises for a lost database connection: class 08 (connection exception: the
+# connection was closed, broken or refused) and the server ending sessions (terminated by an
+# administrator, crashed, starting up or shutting down).
+CONNECTION_LOST = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
 
 
 class ErrorDetail(Struct):
@@ -56,6 +66,20 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether the error, or one it was raised from or while handling, is a lost database
+    connection (the rollback after a killed backend fails on its own: the loss is its
+    context)."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if isinstance(found, CONNECTION_LOST):
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False
 
 
 def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
@@ -81,6 +105,16 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
             "The database is busy; nothing was changed. Try again in a few seconds.",
             None,
             {"Retry-After": str(BUSY_RETRY_SECONDS)},
+        )
+    if connection_lost(exc):
+        # The server rolled the open transaction back with the connection: the request can be
+        # sent again (an entry's retry with its idempotency key is given the first if kept).
+        log.warning("database connection lost: %s", type(exc).__name__)
+        return (
+            503,
+            "The database connection was lost; retry the request.",
+            None,
+            {"Retry-After": str(LOST_RETRY_SECONDS)},
         )
     if isinstance(exc, ValidationException):
         problems = _validation_problems(exc.extra)

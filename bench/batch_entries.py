@@ -50,10 +50,10 @@ from bench.harness import (
 )
 from opencdmo.audit import keys, sealer
 from opencdmo.audit.chain import KEYED, entry_mac
-from opencdmo.batches import entries
+from opencdmo.batches import entries, execution, record
 from opencdmo.batches import service as batches
+from opencdmo.batches.demo import FORMULA
 from opencdmo.canonical import canonical_json
-from opencdmo.cli import DEMO_PASSWORD
 from opencdmo.db import engine as db
 from opencdmo.db.urls import APP_ROLE, resolve_urls, with_user
 from opencdmo.errors import ValidationFailed
@@ -73,6 +73,7 @@ META = RequestMeta(request_id="bench:batch-entries")
 
 # The baseline's statements (the tenant is set with BEGIN, as the app does).
 LOCK = "SELECT number, status FROM batches WHERE id = $1 FOR UPDATE"
+PHASE_STATUS = "SELECT status FROM batch_phases WHERE batch_id = $1 AND step = $2 AND phase = $3"
 INSERT_ENTRY = """
 INSERT INTO batch_entries (tenant_id, batch_id, step, phase, field, value, unit, source,
     entered_by, device_time, idempotency_key, supersedes, reason, check_result, message)
@@ -158,27 +159,32 @@ async def _as(tenant_id: UUID, email: str) -> TenantContext:
     return ctx
 
 
-async def _effective_recipe(settings: Settings, tenant_id: UUID) -> UUID:
-    """The demo's draft CAR-T recipe with a formula, signed through to Effective."""
+async def _effective_recipe(tenant_id: UUID) -> UUID:
+    """The demo's CAR-T recipe, which the demo made effective with its formula."""
     engineer = await _as(tenant_id, "engineer@larkspur.example")
-    (recipe,) = await recipes.list_recipes(engineer)
-    draft = await recipes.get(engineer, recipe.id)
-    content = {**draft.content, "formulas": [{"name": "standard", "overrides": {}}]}
-    await recipes.save(engineer, recipe.id, content, draft.current_revision, "bench formula")
-    await recipes.submit(settings, engineer, recipe.id, DEMO_PASSWORD, "ready")
-    for email in ("qa@larkspur.example", "qa2@larkspur.example"):
-        qa = await _as(tenant_id, email)
-        await recipes.approve(settings, qa, recipe.id, DEMO_PASSWORD, "ok", approvers_required=2)
-    await recipes.make_effective(settings, qa, recipe.id, DEMO_PASSWORD, "in force")
+    (recipe,) = [r for r in await recipes.list_recipes(engineer) if r.effective_revision]
     return recipe.id
 
 
-async def _running_batch(supervisor: TenantContext, recipe: UUID, n: int) -> UUID:
+async def _running_batch(
+    supervisor: TenantContext, operator: TenantContext, recipe: UUID, n: int
+) -> UUID:
+    """A running batch with every phase running, so that every field takes entries (the
+    COI label checked at each step; the phases started out of order, with a reason)."""
     chain = batches.ChainOfIdentity(f"D-{n:04}", f"COI-{n:04}", f"APH-{n:04}")
     made = await batches.create_batch(
-        supervisor, recipe, "standard", SITE, datetime.now(UTC), "Quillon Therapeutics", chain
+        supervisor, recipe, FORMULA, SITE, datetime.now(UTC), "Quillon Therapeutics", chain
     )
     await batches.command_batch(supervisor, made.id, "start")
+    checked: set[str] = set()
+    for view in (await record.read(supervisor, made.id)).phases:
+        step = view.planned.step
+        if view.planned.identity_check and step not in checked:
+            await execution.check_identity(operator, made.id, step, chain.coi_label or "")
+            checked.add(step)
+        await execution.command_phase(
+            operator, made.id, step, view.planned.phase, "start", "every phase open for the bench"
+        )
     return made.id
 
 
@@ -223,7 +229,7 @@ def _fields(document: dict[str, Any]) -> list[Field]:
                 for part in parts:
                     where = (op["key"], phase.key, part.key)
                     if where not in found:
-                        target = entries.target(document, *where)
+                        target = entries.target(entries.operations(document), *where)
                         found[where] = Field(*where, target, _value(target))
     return list(found.values())
 
@@ -233,9 +239,10 @@ async def _plant(settings: Settings, clients: int) -> Plant:
     assert tenant is not None
     ctx = await tenancy.internal_context(tenant.id, SYSTEM, META)
     assert ctx is not None
-    recipe = await _effective_recipe(settings, tenant.id)
+    recipe = await _effective_recipe(tenant.id)
     supervisor = await _as(tenant.id, "supervisor@larkspur.example")
-    made = [await _running_batch(supervisor, recipe, n) for n in range(2 * clients)]
+    operator = await _as(tenant.id, "operator@larkspur.example")
+    made = [await _running_batch(supervisor, operator, recipe, n) for n in range(2 * clients)]
     document = (await batches.get_batch(supervisor, made[0])).control_recipe.document
     people = [await _operator(ctx, n) for n in range(clients)]
     operators = [
@@ -318,6 +325,11 @@ def _direct_writer(pool: asyncpg.Pool, plant: Plant, who: Operator) -> Write:
                 batch = await connection.fetchrow(LOCK, who.direct_batch)
                 if batch is None or batch["status"] != "running":
                     raise RuntimeError(f"batch {who.direct_batch} is not running")
+                phase = await connection.fetchval(
+                    PHASE_STATUS, who.direct_batch, field.step, field.phase
+                )
+                if phase != "running":
+                    raise RuntimeError(f"phase {field.phase} is not running")
                 made = await connection.fetchrow(
                     INSERT_ENTRY,
                     plant.ctx.tenant_id,

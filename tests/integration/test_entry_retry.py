@@ -28,11 +28,10 @@ import asyncpg
 import pytest
 
 from opencdmo.audit import sealer
-from opencdmo.batches import service as batches
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.settings import Settings
 from tests.conftest import World
-from tests.integration.batch_world import Plant, batch_of, new_plant
+from tests.integration.batch_world import Plant, batch_of, new_plant, underway
 
 # A backend of this database waiting on a lock, with what it runs.
 WAITING = """
@@ -56,7 +55,7 @@ async def holder(database: DatabaseUrls) -> AsyncIterator[asyncpg.Connection]:
 
 async def running(plant: Plant) -> str:
     made = await batch_of(plant)
-    await batches.command_batch(plant.supervisor, made.id, "start")
+    await underway(plant, made.id, "seeding")
     return str(made.id)
 
 

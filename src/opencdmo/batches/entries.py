@@ -76,23 +76,27 @@ class Check:
     message: str
 
 
-def _unit_operation(document: dict[str, Any], step: str) -> UnitOperation:
-    steps = [op for procedure in document["unit_procedures"] for op in procedure["operations"]]
-    for op in steps:
-        if op.get("key") == step:
+def operations(document: dict[str, Any]) -> dict[str, UnitOperation]:
+    """The unit operation each step of a control recipe document runs, by step key."""
+    found: dict[str, UnitOperation] = {}
+    for procedure in document["unit_procedures"]:
+        for op in procedure["operations"]:
             content = decode(op["unit_operation_content"])
             assert isinstance(content, UnitOperation)
-            return content
-    known = ", ".join(str(op.get("key")) for op in steps)
-    raise ValidationFailed(
-        f"This batch's control recipe has no step '{step[:64]}' (its steps: {known}).",
-        details={"field": "step"},
-    )
+            found[str(op["key"])] = content
+    return found
 
 
-def target(document: dict[str, Any], step: str, phase: str, field: str) -> Target:
-    """The field of that phase of that step; a 422 naming what is missing otherwise."""
-    operation = _unit_operation(document, step)
+def target(steps: dict[str, UnitOperation], step: str, phase: str, field: str) -> Target:
+    """The field of that phase of that step (``steps``: ``operations`` of the document); a
+    422 naming what is missing otherwise."""
+    operation = steps.get(step)
+    if operation is None:
+        raise ValidationFailed(
+            f"This batch's control recipe has no step '{step[:64]}' (its steps: "
+            f"{', '.join(steps)}).",
+            details={"field": "step"},
+        )
     found = next((p for p in operation.phases if p.key == phase), None)
     if found is None:
         known = ", ".join(p.key for p in operation.phases)

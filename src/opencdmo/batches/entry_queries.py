@@ -68,9 +68,9 @@ def _row(raw: dict[str, Any]) -> EntryRow:
     return EntryRow(**{**values, "value": json.loads(values["value"])})
 
 
-async def insert(tenant_id: UUID, new: NewEntry) -> bool:
+async def insert(tenant_id: UUID, new: NewEntry) -> EntryRow | None:
     """Insert the entry unless one with its idempotency key exists (a concurrent retry that
-    got there first): whether this call inserted it."""
+    got there first): the entry this call inserted, or None."""
     values = {f.name: getattr(new, f.name) for f in fields(NewEntry)}
     rows = (
         await BatchEntry.insert(
@@ -84,9 +84,9 @@ async def insert(tenant_id: UUID, new: NewEntry) -> bool:
             target=(BatchEntry.tenant_id, BatchEntry.batch_id, BatchEntry.idempotency_key),
             action="DO NOTHING",
         )
-        .returning(BatchEntry.id)
+        .returning(*_ROW)
     )
-    return bool(rows)
+    return _row(rows[0]) if rows else None
 
 
 async def by_key(batch_id: UUID, idempotency_key: str) -> EntryRow | None:

@@ -28,6 +28,19 @@ FROM_CHECK = {
 NEEDS_QA_TO_COMPLETE = frozenset({"outside_par", "identity_mismatch"})
 
 
+def may_raise(
+    checked: entries.Check,
+    corrected: bool,
+    source: str,
+    device_time: datetime | None,
+    target: entries.Target,
+) -> bool:
+    """Whether an entry can raise anything (if not, the tenant's rules need not be read)."""
+    capture = target.capture
+    manual = source == "manual" and capture is not None and capture.equipment_signal is not None
+    return checked.result in FROM_CHECK or corrected or manual or device_time is not None
+
+
 def of_entry(
     target: entries.Target,
     checked: entries.Check,
@@ -36,11 +49,13 @@ def of_entry(
     source: str,
     device_time: datetime | None,
     now: datetime,
-    rules: ExceptionRules,
+    rules: ExceptionRules | None,
 ) -> list[NewException]:
     """What an entry raises: its check outside limits or ranges, a correction, a manual value
     where the content asks for equipment data, and an entry made later than the tenant's
     tolerance after the moment it records (its device time, when entered offline)."""
+    if rules is None:  # read only when ``may_raise``
+        return []
 
     def new(kind: str, message: str) -> NewException:
         severity = rules.severity(kind)

@@ -29,7 +29,7 @@ from opencdmo.signatures.service import SignedRecord
 from opencdmo.tenancy.batch_rules import exception_rules
 
 #: Phase states in which the phase counts as done for the order of the steps.
-DONE = frozenset({states.COMPLETE, states.STOPPED, states.ABORTED})
+DONE = states.FINAL
 
 
 def _state(status: str) -> str:
@@ -89,8 +89,8 @@ async def command_phase(
         row = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=row.site_id)
         running(row, "a phase command")
-        document = (await queries.control_recipe(batch_id)).document
-        planned = plan.planned(document, step, phase)
+        frozen = await queries.control_recipe(batch_id)
+        planned = frozen.planned(step, phase)
         if planned is None:
             raise ValidationFailed(
                 f"This batch has no phase '{phase[:64]}' in step '{step[:64]}'.",
@@ -110,7 +110,7 @@ async def command_phase(
             if problem:
                 raise Conflict(problem, details={"identity_check": True})
             if pending:
-                names = _names(document, pending)
+                names = _names(frozen.phases, pending)
                 if not reason:
                     raise Conflict(
                         f"{planned.label} comes after {names}, not done yet: give a reason to "
@@ -156,8 +156,8 @@ async def command_phase(
         return await xq.phase(batch_id, step, phase)
 
 
-def _names(document: dict[str, Any], rows: list[PhaseRow]) -> str:
-    labels = {(p.step, p.phase): p.label for p in plan.phases(document)}
+def _names(phases: list[plan.PlannedPhase], rows: list[PhaseRow]) -> str:
+    labels = {(p.step, p.phase): p.label for p in phases}
     shown = [labels.get((r.step, r.phase), r.phase) for r in rows[:3]]
     more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
     return ", ".join(shown) + more
@@ -224,8 +224,7 @@ async def check_identity(
         row = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=row.site_id)
         running(row, "a chain-of-identity check")
-        document = (await queries.control_recipe(batch_id)).document
-        steps = {p.step: p for p in plan.phases(document)}
+        steps = {p.step: p for p in (await queries.control_recipe(batch_id)).phases}
         planned = steps.get(step)
         if planned is None:
             raise ValidationFailed(
@@ -333,8 +332,7 @@ async def verify_phase(
     async with unit_of_work(ctx):
         row = await queries.batch(batch_id, lock=True)
         kind = await _verification_kind(ctx, batch_id, step, phase, row)
-        document = (await queries.control_recipe(batch_id)).document
-        planned = plan.planned(document, step, phase)
+        planned = (await queries.control_recipe(batch_id)).planned(step, phase)
         assert planned is not None
         values = entry_queries.current_values(await entry_queries.of_phase(batch_id, step, phase))
         signature = await signatures.apply(
@@ -372,8 +370,7 @@ async def _verification_kind(
 ) -> str:
     """The kind of signature the phase asks for now; a 409 or 403 saying why not."""
     async with tenant_transaction(ctx):
-        document = (await queries.control_recipe(batch_id)).document
-        planned = plan.planned(document, step, phase)
+        planned = (await queries.control_recipe(batch_id)).planned(step, phase)
         if planned is None:
             raise ValidationFailed(
                 f"This batch has no phase '{phase[:64]}' in step '{step[:64]}'.",
@@ -427,12 +424,12 @@ async def create_phases(ctx: TenantContext, batch_id: UUID, document: dict[str, 
 async def batch_completion(ctx: TenantContext, row: BatchRow) -> None:
     """Before a batch completes: every phase done (a 409 naming the ones that are not), and a
     verification-missing exception for each phase still without its second person."""
-    document = (await queries.control_recipe(row.id)).document
+    planned = (await queries.control_recipe(row.id)).phases
     all_phases = await xq.phases(row.id)
     pending = [p for p in all_phases if p.status != states.COMPLETE]
     if pending:
         raise Conflict(
-            f"This batch cannot complete: {_names(document, pending)} not complete.",
+            f"This batch cannot complete: {_names(planned, pending)} not complete.",
             details={"pending": [f"{p.step}/{p.phase}" for p in pending]},
         )
     done = {(v.step, v.phase) for v in await xq.verifications(row.id)}
@@ -445,7 +442,7 @@ async def batch_completion(ctx: TenantContext, row: BatchRow) -> None:
             step=p.step,
             phase=p.phase,
         )
-        for p in plan.phases(document)
+        for p in planned
         if p.second_person and (p.step, p.phase) not in done
     ]
     await exceptions.raise_all(ctx, row.id, row.number, missing)

@@ -8,14 +8,18 @@ query inside the tenant: another tenant's batch is the same NotFound as a missin
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from opencdmo.batches import entries, plan
+from opencdmo.batches.plan import PlannedPhase
 from opencdmo.batches.tables import Batch, BatchNumberCounter, ControlRecipe
 from opencdmo.db.clock import database_now
 from opencdmo.errors import NotFound
+from opencdmo.hub.model import UnitOperation
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,24 @@ class NewBatch:
 
 @dataclass(frozen=True)
 class ControlRecipeRow:
-    """A batch's frozen control recipe: the document and its canonical hash."""
+    """A batch's frozen control recipe: the document and its canonical hash. What is read
+    from the document is worked out once (it never changes): its steps' unit operations and
+    its phases in recipe order."""
 
     document: dict[str, Any]
     content_hash: str
     created_at: datetime
+
+    @property
+    def operations(self) -> dict[str, UnitOperation]:
+        return _worked(self.content_hash, self.document).operations
+
+    @property
+    def phases(self) -> list[PlannedPhase]:
+        return _worked(self.content_hash, self.document).phases
+
+    def planned(self, step: str, phase: str) -> PlannedPhase | None:
+        return next((p for p in self.phases if p.step == step and p.phase == phase), None)
 
 
 @dataclass(frozen=True)
@@ -208,17 +225,54 @@ async def insert_control_recipe(
     )
 
 
+@dataclass(frozen=True)
+class _Worked:
+    """A control recipe document, parsed, with what is read from it."""
+
+    document: dict[str, Any]
+    operations: dict[str, UnitOperation]
+    phases: list[PlannedPhase]
+
+
+# Control recipe documents by content hash: a document never changes and its hash names it,
+# so a batch's row is read (under row-level security) for its hash, and each document is
+# fetched, parsed and worked out once per process. Batches of one revision and formula share
+# one document.
+_WORKED: OrderedDict[str, _Worked] = OrderedDict()
+DOCUMENTS_KEPT = 256
+
+
+def _worked(content_hash: str, document: dict[str, Any]) -> _Worked:
+    found = _WORKED.get(content_hash)
+    if found is None:
+        found = _Worked(document, entries.operations(document), plan.phases(document))
+        _WORKED[content_hash] = found
+        while len(_WORKED) > DOCUMENTS_KEPT:
+            _WORKED.popitem(last=False)
+    else:
+        _WORKED.move_to_end(content_hash)
+    return found
+
+
 async def control_recipe(batch_id: UUID) -> ControlRecipeRow:
-    raw = await (
-        ControlRecipe.select(
-            ControlRecipe.document, ControlRecipe.content_hash, ControlRecipe.created_at
-        )
+    head = await (
+        ControlRecipe.select(ControlRecipe.content_hash, ControlRecipe.created_at)
         .where(ControlRecipe.batch_id == batch_id)
         .first()
     )
-    if raw is None:
+    if head is None:
         raise NotFound("No control recipe for this batch.")
-    return ControlRecipeRow(json.loads(raw["document"]), raw["content_hash"], raw["created_at"])
+    digest = head["content_hash"]
+    found = _WORKED.get(digest)
+    if found is None:
+        raw = await (
+            ControlRecipe.select(ControlRecipe.document)
+            .where(ControlRecipe.batch_id == batch_id)
+            .first()
+        )
+        assert raw is not None
+        found = _worked(digest, json.loads(raw["document"]))
+    return ControlRecipeRow(found.document, digest, head["created_at"])
 
 
 async def numbers(batch_ids: list[UUID]) -> dict[str, str]:

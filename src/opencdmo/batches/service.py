@@ -340,7 +340,7 @@ async def record_entry(
             return RecordedEntry(first, False)
         execution.running(row, "an entry")
         frozen = await queries.control_recipe(batch_id)
-        target = entries.target(frozen.document, step, phase, field)
+        target = entries.target(frozen.operations, step, phase, field)
         _phase_takes_entries(await xq.phase(batch_id, step, phase), target, supersedes)
         stored_unit = entries.validated(target, value, unit)
         history = await entry_queries.of_field(batch_id, step, phase, field)
@@ -365,43 +365,47 @@ async def record_entry(
             checked.message,
         )
         inserted = await entry_queries.insert(ctx.tenant_id, new)
-        entry = await entry_queries.by_key(batch_id, idempotency_key)
-        assert entry is not None
-        if inserted:
-            found = exceptions.of_entry(
-                target,
-                checked,
-                corrected=supersedes is not None,
-                source=source,
-                device_time=device_time,
-                now=entry.entered_at,
-                rules=await exception_rules(ctx),
-            )
-            await audit.record(
-                ctx,
-                "batch.entry_corrected" if supersedes else "batch.entry_recorded",
-                "batch",
-                batch_id,
-                old={"value": now.value, "unit": now.unit, "entry_id": str(now.id)}
-                if supersedes and now is not None
-                else None,
-                new={
-                    "number": row.number,
-                    "entry_id": str(entry.id),
-                    "step": step,
-                    "phase": phase,
-                    "field": field,
-                    "field_name": target.name,
-                    "value": value,
-                    "unit": stored_unit,
-                    "source": source,
-                    "check": checked.result,
-                    "device_time": device_time.isoformat() if device_time else None,
-                },
-                reason=reason,
-            )
-            await exceptions.raise_all(ctx, batch_id, row.number, found, entry.id)
-    return RecordedEntry(entry, inserted)
+        if inserted is None:  # a concurrent retry with this key got there first
+            first = await entry_queries.by_key(batch_id, idempotency_key)
+            assert first is not None
+            return RecordedEntry(first, False)
+        entry = inserted
+        found = exceptions.of_entry(
+            target,
+            checked,
+            corrected=supersedes is not None,
+            source=source,
+            device_time=device_time,
+            now=entry.entered_at,
+            rules=await exception_rules(ctx)
+            if exceptions.may_raise(checked, supersedes is not None, source, device_time, target)
+            else None,
+        )
+        await audit.record(
+            ctx,
+            "batch.entry_corrected" if supersedes else "batch.entry_recorded",
+            "batch",
+            batch_id,
+            old={"value": now.value, "unit": now.unit, "entry_id": str(now.id)}
+            if supersedes and now is not None
+            else None,
+            new={
+                "number": row.number,
+                "entry_id": str(entry.id),
+                "step": step,
+                "phase": phase,
+                "field": field,
+                "field_name": target.name,
+                "value": value,
+                "unit": stored_unit,
+                "source": source,
+                "check": checked.result,
+                "device_time": device_time.isoformat() if device_time else None,
+            },
+            reason=reason,
+        )
+        await exceptions.raise_all(ctx, batch_id, row.number, found, entry.id)
+    return RecordedEntry(entry, True)
 
 
 def _phase_takes_entries(

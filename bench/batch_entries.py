@@ -405,10 +405,14 @@ async def _check(owner: str, plant: Plant, options: Options, sealed: int) -> Non
     assert sealed == per_side, f"{sealed} of the baseline's {per_side} events sealed"
     connection = await asyncpg.connect(owner)
     try:
-        made = await connection.fetchval("SELECT count(*) FROM batch_entries")
+        ours = [b for o in plant.operators for b in (o.direct_batch, o.api_batch)]
+        made = await connection.fetchval(
+            "SELECT count(*) FROM batch_entries WHERE batch_id = ANY($1)", ours
+        )
         events = await connection.fetchval(
-            "SELECT count(*) FROM audit_events "
-            "WHERE action = 'batch.entry_recorded' AND seq IS NOT NULL"
+            "SELECT count(*) FROM audit_events WHERE action = 'batch.entry_recorded'"
+            " AND seq IS NOT NULL AND entity_id = ANY($1)",
+            [str(b) for b in ours],
         )
     finally:
         await connection.close()

@@ -182,3 +182,30 @@ async def test_the_board_shows_batches_in_progress(plant: Plant, browser: Any) -
     assert number in page.text and "0 of 3 phases" in page.text
     assert "IL-2" in page.text or "medium" in page.text.lower()
     assert "1 in progress" in page.text
+
+
+async def test_a_supervisor_creates_a_batch_with_the_form(plant: Plant, browser: Any) -> None:
+    supervisor = await browser("admin")
+    listing = await supervisor.get(f"/t/{plant.ctx.slug}/batches")
+    assert "New batch" in listing.text and "CAR-T autologous: 1 L scale" in listing.text
+    form = {
+        "recipe_formula": f"{plant.recipe}|1 L scale",
+        "site": "S1",
+        "planned_start": "2026-05-04T08:00",
+        "sponsor": "Quillon Therapeutics",
+        "donor_id": "D-1",
+        "coi_label": "",
+        "apheresis_id": "A-1",
+        "_csrf_token": supervisor.csrf,
+    }
+    refused = await supervisor.send("POST", f"/t/{plant.ctx.slug}/batches", data=form)
+    assert refused.status_code == 422 and "needs the COI label" in refused.text
+    assert 'value="D-1"' in refused.text  # what was typed is kept
+    made = await supervisor.send(
+        "POST", f"/t/{plant.ctx.slug}/batches", data={**form, "coi_label": "COI-1"}
+    )
+    assert made.status_code == 303, made.text
+    page = await supervisor.get(made.headers["location"])
+    assert "S1-26-0001" in page.text
+    viewer = await browser("viewer")
+    assert "New batch" not in (await viewer.get(f"/t/{plant.ctx.slug}/batches")).text

@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response, Template
 
+from opencdmo.access.service import can
 from opencdmo.batches import service, states
 from opencdmo.batches.entry_queries import EntryRow
 from opencdmo.batches.queries import BatchFilter, BatchRow
@@ -22,6 +24,7 @@ from opencdmo.batches.schemas import (
     BatchCommand,
     BatchCreate,
     BatchCreated,
+    BatchCreateForm,
     BatchDetail,
     BatchList,
     BatchOut,
@@ -31,13 +34,16 @@ from opencdmo.batches.schemas import (
     EntryWithHistory,
 )
 from opencdmo.batches.service import BatchSummary, ChainOfIdentity
+from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.scope import TenantContext
+from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import page
+from opencdmo.web.pages import form_data, form_struct, page
 
 BASE = "/batches"
 ONE = BASE + "/{batch_id:uuid}"
 PAGE_SIZE = 50
+NO_FILTER = dict.fromkeys(("status", "recipe", "site", "sponsor", "planned_from", "planned_to"), "")
 Limit = Annotated[int, QueryParameter(ge=1, le=200, required=False)]
 Offset = Annotated[int, QueryParameter(ge=0, le=10**9, required=False)]
 Filter = Annotated[str | None, QueryParameter(max_length=200, required=False)]
@@ -167,7 +173,6 @@ async def batches_page(
     offset: Offset = 0,
 ) -> Template:
     flt = await _filter(ctx, status, recipe, site, sponsor, planned_from, planned_to, limit, offset)
-    found = await service.list_batches(ctx, flt)
     chosen = {
         "status": status or "",
         "recipe": str(recipe or ""),
@@ -176,20 +181,92 @@ async def batches_page(
         "planned_from": planned_from.isoformat() if planned_from else "",
         "planned_to": planned_to.isoformat() if planned_to else "",
     }
+    return await _list_page(request, ctx, flt, chosen)
+
+
+async def _list_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    flt: BatchFilter,
+    chosen: dict[str, str],
+    *,
+    status: int = 200,
+    error: str | None = None,
+    kept: dict[str, Any] | None = None,
+) -> Template:
+    found = await service.list_batches(ctx, flt)
     return await page(
         request,
         "batches/list.html",
         block="results",
         batches=found.rows,
         total=found.total,
-        limit=limit,
-        offset=offset,
+        limit=flt.limit,
+        offset=flt.offset,
         states=states.STATES,
         state_names=states.STATE_NAMES,
         recipes=await service.recipe_choices(ctx),
         sites=await service.site_codes(ctx),
         chosen=chosen,
         query=urlencode({k: v for k, v in chosen.items() if v}),
+        creatable=await service.creatable(ctx) if await can(ctx, "batches", "create") else [],
+        error=error,
+        kept=kept or {},
+        status_code=status,
+    )
+
+
+@post(
+    BASE,
+    opt=requires("batches", "create", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def create_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Template | Response[Any]:
+    """Create a batch from the list page's form; a refusal shows the list again with the
+    message in the form and the values kept."""
+    data = await form_data(request)
+    try:
+        form, _ = await form_struct(request, BatchCreateForm)
+        recipe_text, _, formula = form.recipe_formula.partition("|")
+        try:
+            recipe_id = UUID(recipe_text)
+        except ValueError:
+            raise ValidationFailed(
+                "Choose a recipe and formula.", details={"field": "recipe_formula"}
+            ) from None
+        try:
+            planned = datetime.fromisoformat(form.planned_start)
+        except ValueError:
+            raise ValidationFailed(
+                "Planned start: give a date and time.", details={"field": "planned_start"}
+            ) from None
+        created = await service.create_batch(
+            ctx,
+            recipe_id,
+            formula,
+            form.site,
+            _zoned(ctx, planned) or planned,
+            form.sponsor,
+            ChainOfIdentity(form.donor_id, form.coi_label, form.apheresis_id),
+        )
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _list_page(
+            request,
+            ctx,
+            BatchFilter(),
+            NO_FILTER,
+            status=exc.status_code,
+            error=exc.message,
+            kept=data,
+        )
+    return see_other(
+        request, f"/t/{ctx.slug}/batches/{created.id}", flash=f"Batch {created.number} created."
     )
 
 
@@ -251,4 +328,4 @@ async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UU
 
 
 api = [api_batches, api_create, api_batch, api_command, api_record_entry, api_entries]
-pages = [batches_page, batch_page]
+pages = [batches_page, create_form, batch_page]

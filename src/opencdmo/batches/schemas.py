@@ -30,6 +30,19 @@ class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     chain_of_identity: ChainOfIdentityIn | None = None
 
 
+class BatchCreateForm(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The create form: the recipe and formula chosen together ("recipe id|formula"), a
+    planned start in the tenant's zone when it has no offset (datetime-local)."""
+
+    recipe_formula: Annotated[str, Meta(min_length=38, max_length=400)]
+    site: SiteCode
+    planned_start: Annotated[str, Meta(min_length=1, max_length=40)]
+    sponsor: Name
+    donor_id: Short = ""
+    coi_label: Short = ""
+    apheresis_id: Short = ""
+
+
 class BatchCreated(Struct):
     id: UUID
     number: str

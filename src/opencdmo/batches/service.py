@@ -282,6 +282,16 @@ async def recipe_choices(ctx: TenantContext) -> list[tuple[UUID, str]]:
     return [(r.id, r.name) for r in await recipes.list_recipes(ctx)]
 
 
+async def creatable(ctx: TenantContext) -> list[tuple[str, str]]:
+    """("recipe id|formula", "recipe: formula") of every recipe in force and its formulas,
+    for the create form."""
+    return [
+        (f"{recipe_id}|{formula}", f"{name}: {formula}")
+        for recipe_id, name, formulas in await recipes.formulas_in_force(ctx)
+        for formula in formulas
+    ]
+
+
 async def site_codes(ctx: TenantContext) -> list[str]:
     return [s.code for s in await tenancy.list_sites(ctx)]
 

@@ -14,7 +14,7 @@ Every command owns one unit of work (``opencdmo.db.tx.unit_of_work``); the data 
 """
 
 from opencdmo.recipes.service._hub_import import create_from_hub, hub_item_id
-from opencdmo.recipes.service._in_force import InForce, in_force
+from opencdmo.recipes.service._in_force import InForce, formulas_in_force, in_force
 from opencdmo.recipes.service._lifecycle import (
     STATUS_NAMES,
     TRANSITIONS,
@@ -59,6 +59,7 @@ __all__ = [
     "create",
     "create_from_hub",
     "drafts",
+    "formulas_in_force",
     "get",
     "history",
     "hub_item_id",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from opencdmo.db.tx import joined
+from opencdmo.db.tx import joined, tenant_transaction
 from opencdmo.errors import Conflict
 from opencdmo.recipes import queries
 from opencdmo.recipes.content import Pinned
@@ -44,3 +44,17 @@ async def in_force(ctx: TenantContext, recipe_id: UUID) -> InForce:
         hashed = await queries.stored_hash(row.id, row.effective_revision)
         pinned = await pinned_of(content)
     return InForce(row, row.effective_revision, content, hashed, pinned)
+
+
+async def formulas_in_force(ctx: TenantContext) -> list[tuple[UUID, str, list[str]]]:
+    """(id, name, formula names) of every recipe with an effective revision: what a batch
+    can be made of."""
+    async with tenant_transaction(ctx):
+        found = []
+        for row in await queries.recipes():
+            if row.effective_revision is None:
+                continue
+            content = await queries.content(row.id, row.effective_revision)
+            names = [str(f.get("name")) for f in content.get("formulas") or []]
+            found.append((row.id, row.name, names))
+    return found

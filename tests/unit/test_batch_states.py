@@ -73,3 +73,50 @@ def test_final_states_never_move(final: str, sequence: list[str]) -> None:
         with pytest.raises(AppError):
             transition(final, command)
     assert allowed(final) == []
+
+
+# --- a procedural element's state from its phases' (operations and unit procedures) --------
+
+phase_states = st.lists(st.sampled_from(STATES), min_size=1, max_size=12)
+
+
+@given(phase_states)
+def test_an_element_is_in_one_of_the_seven_states(children: list[str]) -> None:
+    from opencdmo.batches.record import rollup
+
+    assert rollup(children) in STATES
+
+
+@given(phase_states)
+def test_an_element_runs_while_any_phase_runs_and_is_complete_when_all_are(
+    children: list[str],
+) -> None:
+    from opencdmo.batches.record import rollup
+
+    found = rollup(children)
+    if "running" in children:
+        assert found == "running"
+    if set(children) == {"complete"}:
+        assert found == "complete"
+    if set(children) == {"idle"}:
+        assert found == "idle"
+    if found == "complete":
+        assert set(children) == {"complete"}
+    if found in ("held", "paused"):
+        assert found in children and "running" not in children
+
+
+@given(phase_states, st.sampled_from(sorted(COMMANDS)))
+def test_a_phase_command_moves_one_phase_and_the_element_follows(
+    children: list[str], command: str
+) -> None:
+    """Any phase command the table allows keeps the element in a state; one refused leaves
+    the phases as they were."""
+    from opencdmo.batches.record import rollup
+
+    moved = list(children)
+    try:
+        moved[0] = transition(children[0], command)
+    except Conflict:
+        assert moved == children
+    assert rollup(moved) in STATES

@@ -133,3 +133,19 @@ def test_a_lookup_overlapping_an_invalidation_is_not_kept() -> None:
 @pytest.fixture(autouse=True)
 def _cache_on() -> None:
     assert authcache.tokens.ttl > 0, "the test app runs with the cache on"
+
+
+def test_only_requests_that_may_change_access_drop_the_cache() -> None:
+    from types import SimpleNamespace
+
+    from opencdmo.webapp.middleware import _may_change_access
+
+    def scope(context: str | None) -> dict[str, object]:
+        return {"route_handler": SimpleNamespace(opt={"context": context} if context else {})}
+
+    assert not _may_change_access(scope("batches"))  # an entry, a phase command
+    assert not _may_change_access(scope("recipes"))
+    assert _may_change_access(scope("tenancy"))  # members, roles, sites
+    assert _may_change_access(scope("identity"))  # tokens, passwords
+    assert _may_change_access(scope(None))  # unrouted or unknown: drop it
+    assert _may_change_access({})

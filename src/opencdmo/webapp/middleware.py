@@ -94,7 +94,7 @@ class PrincipalMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, _with_request_id(send, request_id, status))
         finally:
-            if scope.get("method") not in SAFE_METHODS:
+            if scope.get("method") not in SAFE_METHODS and _may_change_access(scope):
                 # What this request changed is committed: no cached token lookup outlives it
                 # here (other processes hear of it from the database).
                 authcache.tokens.invalidate()
@@ -155,3 +155,15 @@ def _with_request_id(send: Send, request_id: str, status: list[int]) -> Send:
         await send(message)
 
     return wrapped
+
+
+# Contexts whose commands never write what a token lookup reads (tokens, users, memberships,
+# role assignments, tenants, sites): a batch entry or a recipe edit keeps the cache. Any other
+# unsafe request drops it; the database's notifications drop it in any case.
+KEEPS_ACCESS = frozenset({"batches", "recipes"})
+
+
+def _may_change_access(scope: Scope) -> bool:
+    handler = scope.get("route_handler")
+    context = getattr(handler, "opt", {}).get("context") if handler is not None else None
+    return context not in KEEPS_ACCESS

@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import service, states
+from opencdmo.batches import operator, service, states
 from opencdmo.batches.entry_queries import EntryRow
 from opencdmo.batches.queries import BatchFilter, BatchRow
 from opencdmo.batches.schemas import (
@@ -251,4 +251,4 @@ async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UU
 
 
 api = [api_batches, api_create, api_batch, api_command, api_record_entry, api_entries]
-pages = [batches_page, batch_page]
+pages = [batches_page, batch_page, *operator.pages]

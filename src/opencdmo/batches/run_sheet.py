@@ -1,0 +1,275 @@
+"""The operator's run sheet of a batch: its steps in recipe order, each phase with its
+instructions, its parameters (this batch's value from the formula, the ranges) and its
+data-capture fields, each field with the value it holds now (its current entry: who recorded
+it, when, and its check), and the phase to work on.
+
+Built from the frozen control recipe and the batch's entries; nothing here writes. Every
+field of a phase can be recorded: a data-capture field, or a parameter's actual value (the
+entries API takes both). The phase to work on is the first, in recipe order, with a required
+data-capture field that holds no value yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opencdmo import units
+from opencdmo.access.service import can
+from opencdmo.batches import service, states
+from opencdmo.batches.entry_queries import EntryRow
+from opencdmo.batches.service import BatchView, EntryHistory
+from opencdmo.errors import NotFound
+from opencdmo.hub.model import Parameter, Phase, Range, UnitOperation, decode
+from opencdmo.labels import label
+from opencdmo.scope import TenantContext
+from opencdmo.tenancy import service as tenancy
+from opencdmo.timefmt import localtime
+
+# What a check is called (as the audit trail names it) and the badge tone it gets; the page
+# says it in words, never by colour alone.
+CHECK_TONES = {
+    "in_limits": "success",
+    "outside_normal": "warning",
+    "outside_par": "danger",
+    "invalid": "danger",
+}
+CHECK_NAMES = {key: label(key).capitalize() for key in CHECK_TONES}
+# Where a parameter's value in the batch comes from (control.freeze's value_from).
+SET_BY = {"formula": "formula", "recipe": "recipe", "unit operation default": "default"}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A field's current entry as the sheet shows it."""
+
+    entry: EntryRow
+    shown: str  # the value with its unit, as people read it
+    by: str  # the printed name of who recorded it
+    at: str  # when, in the tenant's zone
+
+
+@dataclass(frozen=True)
+class SheetField:
+    """A field of a phase: a data-capture field, or a parameter (its actual value)."""
+
+    step: str
+    phase: str
+    key: str
+    name: str
+    kind: str  # number, integer, duration, text, choice, boolean, datetime
+    unit: str | None
+    choices: tuple[str, ...]
+    required: bool
+    description: str | None
+    limits: Range | None  # a data-capture field's limits
+    parameter: Parameter | None  # set for a parameter: its ranges and criticality
+    set_point: Any  # a parameter's value in this batch (from the formula)
+    recorded: Recorded | None
+    set_by: str | None = None  # where the value comes from: formula, recipe, unit operation
+
+    @property
+    def dom_id(self) -> str:
+        """An id for the page: step and phase keys allow letters, digits, ``_`` and ``-``."""
+        return f"f-{self.step}--{self.phase}--{self.key}"
+
+
+@dataclass(frozen=True)
+class SheetPhase:
+    step: str
+    key: str
+    name: str
+    instructions: str
+    parameters: tuple[SheetField, ...]
+    captures: tuple[SheetField, ...]
+
+    @property
+    def open_required(self) -> int:
+        """How many required data-capture fields hold no value yet."""
+        return sum(1 for f in self.captures if f.required and f.recorded is None)
+
+    @property
+    def dom_id(self) -> str:
+        return f"p-{self.step}--{self.key}"
+
+
+@dataclass(frozen=True)
+class SheetStep:
+    key: str
+    name: str
+    slug: str
+    version: str
+    note: str | None
+    phases: tuple[SheetPhase, ...]
+
+
+@dataclass(frozen=True)
+class SheetProcedure:
+    key: str
+    name: str
+    steps: tuple[SheetStep, ...]
+
+
+@dataclass(frozen=True)
+class RunSheet:
+    procedures: tuple[SheetProcedure, ...]
+    current: str | None  # the dom id of the phase to work on (None: every required field done)
+
+    def phases(self) -> list[SheetPhase]:
+        return [ph for up in self.procedures for st in up.steps for ph in st.phases]
+
+    def field(self, step: str, phase: str, key: str) -> SheetField:
+        for ph in self.phases():
+            if ph.step == step and ph.key == phase:
+                for f in (*ph.parameters, *ph.captures):
+                    if f.key == key:
+                        return f
+        raise NotFound("This batch's control recipe has no such field.")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the run page shows: the batch, its sheet, and whether this member may record
+    entries now (the permission at the batch's site, and the batch Running)."""
+
+    batch: BatchView
+    sheet: RunSheet
+    may_record: bool  # the member's roles allow entries at this site
+    running: bool
+
+    @property
+    def can_record(self) -> bool:
+        return self.may_record and self.running
+
+    @property
+    def state_name(self) -> str:
+        status = self.batch.batch.status
+        return states.STATE_NAMES.get(status, status)
+
+
+def shown_value(value: Any, kind: str, unit: str | None, zone: str) -> str:
+    """A recorded value as people read it: a quantity with its unit, yes or no, a time in
+    the tenant's zone."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if kind == "datetime" and isinstance(value, str):
+        try:
+            return localtime(datetime.fromisoformat(value), zone, "%Y-%m-%d %H:%M %Z")
+        except ValueError:
+            return value
+    if isinstance(value, int | float):
+        return units.quantity(value, unit) if unit else units.number(value)
+    return str(value)
+
+
+def _current(history: list[EntryHistory]) -> dict[tuple[str, str, str], EntryRow]:
+    """Each field's current entry: the newest that no other entry supersedes."""
+    found: dict[tuple[str, str, str], EntryRow] = {}
+    for h in history:
+        if h.superseded_by is None:
+            found[(h.entry.step, h.entry.phase, h.entry.field)] = h.entry
+    return found
+
+
+@dataclass(frozen=True)
+class _Reading:
+    entries: dict[tuple[str, str, str], EntryRow]
+    names: dict[UUID, str]
+    zone: str
+
+    def recorded(self, step: str, phase: str, key: str, kind: str) -> Recorded | None:
+        entry = self.entries.get((step, phase, key))
+        if entry is None:
+            return None
+        return Recorded(
+            entry,
+            shown_value(entry.value, kind, entry.unit, self.zone),
+            self.names.get(entry.entered_by, "a former member"),
+            localtime(entry.entered_at, self.zone),
+        )
+
+
+def _phase(step: str, phase: Phase, values: dict[str, Any], reading: _Reading) -> SheetPhase:
+    parameters = tuple(
+        SheetField(
+            step,
+            phase.key,
+            p.key,
+            p.name,
+            p.type,
+            p.unit,
+            tuple(p.choices or ()),
+            False,
+            p.description,
+            None,
+            p,
+            (values.get(p.key) or {}).get("value", p.default),
+            reading.recorded(step, phase.key, p.key, p.type),
+            SET_BY.get((values.get(p.key) or {}).get("value_from", "")),
+        )
+        for p in phase.parameters
+    )
+    captures = tuple(
+        SheetField(
+            step,
+            phase.key,
+            f.key,
+            f.name,
+            f.type,
+            f.unit,
+            tuple(f.choices or ()),
+            f.required,
+            f.description,
+            f.limits,
+            None,
+            None,
+            reading.recorded(step, phase.key, f.key, f.type),
+        )
+        for f in phase.data_capture
+    )
+    return SheetPhase(step, phase.key, phase.name, phase.instructions, parameters, captures)
+
+
+def _step(op: dict[str, Any], reading: _Reading) -> SheetStep:
+    content = decode(op["unit_operation_content"])
+    assert isinstance(content, UnitOperation)
+    values = op.get("values") or {}
+    return SheetStep(
+        op["key"],
+        content.name,
+        content.slug,
+        content.version,
+        op.get("notes") or None,
+        tuple(_phase(op["key"], ph, values, reading) for ph in content.phases),
+    )
+
+
+def build(
+    document: dict[str, Any], history: list[EntryHistory], names: dict[UUID, str], zone: str
+) -> RunSheet:
+    """The sheet of a control recipe document with the batch's entries."""
+    reading = _Reading(_current(history), names, zone)
+    procedures = tuple(
+        SheetProcedure(
+            up.get("key", ""),
+            up.get("name") or label(up.get("key", "")),
+            tuple(_step(op, reading) for op in up.get("operations") or []),
+        )
+        for up in document.get("unit_procedures") or []
+    )
+    phases = [ph for up in procedures for st in up.steps for ph in st.phases]
+    current = next((ph.dom_id for ph in phases if ph.open_required), None)
+    return RunSheet(procedures, current)
+
+
+async def read(ctx: TenantContext, batch_id: UUID) -> RunView:
+    """The run page of a batch the member may read (another tenant's is the same 404 as
+    none); whether they may record entries is their permission at the batch's site."""
+    view = await service.get_batch(ctx, batch_id)
+    history = await service.list_entries(ctx, batch_id)
+    names = {m.user_id: m.full_name for m in await tenancy.list_members(ctx)}
+    sheet = build(view.control_recipe.document, history, names, ctx.time_zone)
+    may_record = await can(ctx, "batches", "command", site_id=view.batch.site_id)
+    return RunView(view, sheet, may_record, view.batch.status == states.RUNNING)

@@ -1,0 +1,205 @@
+"""The operator's run page of a batch: every kind of field with its touch input, the values
+recorded so far (who, when, the check) with their correction, the phase to work on, who sees
+inputs (a member who may give the batch commands, while it runs), and tenant isolation."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from opencdmo.batches import service as batches
+from opencdmo.recipes import service as recipes
+from opencdmo.settings import Settings
+from tests.conftest import World
+from tests.integration.batch_world import Plant, batch_of, content, effective, new_plant
+from tests.integration.conftest import installed
+
+
+@pytest.fixture
+async def plant(synced: Any, world: World, owner: asyncpg.Connection, settings: Settings) -> Plant:
+    return await new_plant(world, owner, settings)
+
+
+async def every_kind(plant: Plant, owner: asyncpg.Connection, settings: Settings) -> UUID:
+    """An effective CAR-T recipe whose steps have a field of every kind: activation (numbers,
+    date-times, yes/no), filling cryobags (whole numbers, text) and in-process sampling (a
+    parameter with choices)."""
+    body = content(plant.uo, plant.method)
+    extra = [
+        ("fill", "cryobag-fill", "1.0.0"),
+        ("sample", "cell-therapy-in-process-sampling", "1.0.0"),
+    ]
+    for key, slug, version in extra:
+        item = await installed(owner, plant.ctx, slug, version)
+        body["unit_procedures"][0]["operations"].append(
+            {"key": key, "library_item_id": item, "parameters": {}}
+        )
+    recipe = await recipes.create(plant.author, "CAR-T every field")
+    await recipes.save(plant.author, recipe, body, 1)
+    await effective(settings, plant, recipe)
+    return recipe
+
+
+async def running(plant: Plant, **kw: Any) -> UUID:
+    made = await batch_of(plant, **kw)
+    await batches.command_batch(plant.supervisor, made.id, "start")
+    return made.id
+
+
+def run_url(plant: Plant, batch: UUID, slug: str | None = None) -> str:
+    return f"/t/{slug or plant.ctx.slug}/batches/{batch}/run"
+
+
+def field_html(page: str, step: str, phase: str, key: str) -> str:
+    """The markup of one field of the page (from its element to its result line)."""
+    dom = f"f-{step}--{phase}--{key}"
+    start = page.index(f'id="{dom}"')
+    return page[start : page.index(f'data-result-for="{dom}"', start)]
+
+
+def phase_html(page: str, step: str, phase: str) -> str:
+    start = page.index(f'id="p-{step}--{phase}"')
+    end = page.find('<section class="run-phase', start + 1)
+    return page[start : end if end > 0 else len(page)]
+
+
+async def test_every_kind_of_field_has_its_touch_input(
+    plant: Plant, browser: Any, owner: asyncpg.Connection, settings: Settings
+) -> None:
+    batch = await running(plant, recipe=await every_kind(plant, owner, settings))
+    number = (await batches.get_batch_row(plant.ctx, batch)).number
+    page = await (await browser("operator")).get(run_url(plant, batch))
+    assert page.status_code == 200, page.text
+    text = page.text
+    # The header: the batch, its state, its recipe and the patient's COI label.
+    assert f"Batch {number}" in text and ">Running</span>" in text
+    assert "CAR-T every field, revision 2" in text and "COI-0001" in text
+    assert '<script src="/static/js/run-page.js" type="module"></script>' in text
+    assert f'data-endpoint="/api/v1/t/{plant.ctx.slug}/batches/{batch}/entries"' in text
+    # A number: decimal keypad, its unit beside it, its limits shown.
+    viability = field_html(text, "activate", "seeding", "pre_activation_viability")
+    assert 'inputmode="decimal"' in viability and 'data-unit="%"' in viability
+    assert '<span class="input-group-text">%</span>' in viability
+    assert "Limits 80–100 %" in viability
+    assert (
+        '<label class="form-label" for="f-activate--seeding--pre_activation_viability-value">'
+        'Viability before activation <span class="badge badge-tone badge-neutral required-mark">'
+        "Required</span></label>"
+    ) in viability
+    assert viability.index("</label>") < viability.index("Limits 80–100 %")
+    # A parameter: this batch's value (the formula's), its ranges, an input for the actual.
+    density = field_html(text, "activate", "seeding", "seeding_density")
+    assert "Set point 1.1 × 10⁶ cells/mL (formula)" in density
+    ratio = field_html(text, "activate", "seeding", "bead_to_cell_ratio")
+    assert "Set point 3 beads per cell (default)" in ratio
+    assert "normal 0.8–1.2 × 10⁶ cells/mL · proven acceptable 0.5–2 × 10⁶ cells/mL" in density
+    assert "Critical process parameter" in density and "Actual value" in density
+    # A whole number, text, a date and time with its "Now", yes or no as two big buttons.
+    bags = field_html(text, "fill", "fill", "bags_filled")
+    assert 'inputmode="numeric"' in bags and "bags</span>" in bags
+    other = field_html(text, "fill", "fill", "net_fill_weight_other_bags")
+    assert 'type="text"' in other and 'maxlength="2000"' in other
+    start = field_html(text, "activate", "incubation", "incubation_start")
+    assert 'type="datetime-local"' in start and "data-now=" in start
+    clusters = field_html(text, "activate", "incubation", "activation_clusters_observed")
+    assert clusters.count('name="value"') == 2
+    assert 'value="true"' in clusters and 'value="false"' in clusters
+    assert "<legend" in clusters
+    # Choices as a row of buttons (radios), each labelled.
+    condition = field_html(text, "sample", "handover", "sample_condition")
+    assert condition.count('type="radio"') == 3
+    assert ">2-8 °C</label>" in condition and "<legend" in condition
+    # The phase to work on: the first with a required field still empty.
+    assert 'data-current="p-activate--medium_preparation"' in text
+    assert 'aria-current="step"' in phase_html(text, "activate", "medium_preparation")
+    assert 'aria-current="step"' not in phase_html(text, "activate", "seeding")
+    # Every phase has the slot for its state and commands.
+    assert text.count("data-phase-state") == text.count("data-phase ")
+
+
+async def test_recorded_values_show_who_when_and_the_check(
+    plant: Plant, browser: Any, world: World
+) -> None:
+    batch = await running(plant)
+    for key, field, value in (
+        ("k-1", "il2_volume_added", 3.0),
+        ("k-2", "pre_activation_viability", 75),
+    ):
+        phase = "medium_preparation" if field == "il2_volume_added" else "seeding"
+        await batches.record_entry(
+            plant.operator, batch, "activate", phase, field, value, None, key
+        )
+    page = (await (await browser("operator")).get(run_url(plant, batch))).text
+    volume = field_html(page, "activate", "medium_preparation", "il2_volume_added")
+    assert "<strong>3 mL</strong>" in volume and "In limits" in volume
+    assert f"Recorded by {world['operator'].full_name}" in volume
+    assert "Correct" in volume and 'data-entry-form="correction"' in volume
+    assert 'name="reason"' in volume and "Reason for the correction" in volume
+    viability = field_html(page, "activate", "seeding", "pre_activation_viability")
+    assert "<strong>75 %</strong>" in viability and "Outside the field&#39;s limits" in viability
+    # The medium is prepared: the seeding is the phase to work on now.
+    assert 'data-current="p-activate--seeding"' in page
+
+
+async def test_the_field_fragment_is_the_fields_markup(plant: Plant, browser: Any) -> None:
+    batch = await running(plant)
+    client = await browser("operator")
+    await batches.record_entry(
+        plant.supervisor, batch, "activate", "seeding", "pre_activation_viability", 91, "%", "k"
+    )
+    fragment = await client.get(
+        run_url(plant, batch) + "/field",
+        params={"step": "activate", "phase": "seeding", "field": "pre_activation_viability"},
+    )
+    assert fragment.status_code == 200
+    assert fragment.text.lstrip().startswith('<div class="run-field is-recorded"')
+    assert "<strong>91 %</strong>" in fragment.text and "Recorded by Admin Person" in fragment.text
+    assert "<html" not in fragment.text
+    missing = await client.get(
+        run_url(plant, batch) + "/field",
+        params={"step": "activate", "phase": "seeding", "field": "colour"},
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_viewer_reads_the_record_without_inputs(plant: Plant, browser: Any) -> None:
+    batch = await running(plant)
+    await batches.record_entry(
+        plant.operator, batch, "activate", "seeding", "pre_activation_viability", 92, None, "k"
+    )
+    page = await (await browser("viewer")).get(run_url(plant, batch))
+    assert page.status_code == 200
+    assert "your roles do not allow recording entries" in page.text
+    assert "<form" not in page.text.split('id="run-sheet"')[1]
+    assert 'data-can-record="false"' in page.text and "data-queue-banner" not in page.text
+    assert "<strong>92 %</strong>" in page.text and "Not recorded yet." in page.text
+
+
+async def test_a_batch_that_is_not_running_shows_no_inputs(plant: Plant, browser: Any) -> None:
+    made = await batch_of(plant)
+    page = await (await browser("operator")).get(run_url(plant, made.id))
+    assert page.status_code == 200
+    assert "This batch is Idle: entries need it Running." in page.text
+    assert 'data-entry-form="entry"' not in page.text
+
+
+async def test_another_tenants_batch_is_404(plant: Plant, browser: Any) -> None:
+    batch = await running(plant)
+    client = await browser("operator")  # an operator in alpha too
+    assert (await client.get(run_url(plant, batch, slug="alpha"))).status_code == 404
+    fragment = await client.get(
+        run_url(plant, batch, slug="alpha") + "/field",
+        params={"step": "activate", "phase": "seeding", "field": "pre_activation_viability"},
+    )
+    assert fragment.status_code == 404
+    outsider = await browser("outsider")
+    assert (await outsider.get(run_url(plant, batch))).status_code == 404
+
+
+async def test_the_batch_page_leads_to_the_run_page(plant: Plant, browser: Any) -> None:
+    batch = await running(plant)
+    page = await (await browser("operator")).get(f"/t/{plant.ctx.slug}/batches/{batch}")
+    assert f'href="{run_url(plant, batch)}"' in page.text

@@ -18,7 +18,7 @@ from opencdmo.batches import service as batches
 from opencdmo.settings import Settings
 from tests.conftest import PASSWORD, World
 from tests.e2e.conftest import check_page, overflow, visit
-from tests.integration.batch_world import Plant, batch_of, new_plant
+from tests.integration.batch_world import Plant, batch_of, every_phase_running, new_plant
 from tests.integration.test_batch_run_page import every_kind
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ async def plant(synced: Any, world: World, owner: asyncpg.Connection, settings: 
 
 async def running(plant: Plant) -> UUID:
     made = await batch_of(plant)
-    await batches.command_batch(plant.supervisor, made.id, "start")
+    await every_phase_running(plant, made.id)
     return made.id
 
 
@@ -97,9 +97,12 @@ async def test_an_operator_records_values_and_sees_each_check_at_once(
     await expect(volume.locator(".check-badge.badge-success")).to_have_text("In limits")
     await expect(volume).to_contain_text("Recorded by Operator Person")
     await expect(volume.get_by_role("button", name="Correct")).to_be_visible()
-    # The medium is prepared: the seeding is the phase to work on now.
+    # The medium is prepared: the operator completes its phase, and the seeding is the phase
+    # to work on now.
+    await medium.get_by_role("button", name="Complete", exact=True).click()
     await expect(page.locator("#p-activate--seeding")).to_have_attribute("aria-current", "step")
     await expect(medium).not_to_have_attribute("aria-current", "step")
+    await expect(medium.locator(".phase-status")).to_have_text("Complete")
 
     await record(page, "seeding", "pre_activation_viability", "75")
     viability = result(page, "activate", "seeding", "pre_activation_viability")
@@ -279,7 +282,7 @@ async def test_every_kind_of_input_sends_its_kind_of_value(
     settings: Settings,
 ) -> None:
     made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
-    await batches.command_batch(plant.supervisor, made.id, "start")
+    await every_phase_running(plant, made.id)
     page = await at_the_bench(chromium, server, plant, made.id)
     clusters = field(page, "activate", "incubation", "activation_clusters_observed")
     await clusters.get_by_role("button", name="Yes").click()

@@ -10,11 +10,19 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from opencdmo.batches import execution
 from opencdmo.batches import service as batches
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from tests.conftest import World
-from tests.integration.batch_world import Plant, batch_of, content, effective, new_plant
+from tests.integration.batch_world import (
+    Plant,
+    batch_of,
+    content,
+    effective,
+    every_phase_running,
+    new_plant,
+)
 from tests.integration.conftest import installed
 
 
@@ -44,8 +52,9 @@ async def every_kind(plant: Plant, owner: asyncpg.Connection, settings: Settings
 
 
 async def running(plant: Plant, **kw: Any) -> UUID:
+    """A running batch with every phase started (so every field has its input)."""
     made = await batch_of(plant, **kw)
-    await batches.command_batch(plant.supervisor, made.id, "start")
+    await every_phase_running(plant, made.id)
     return made.id
 
 
@@ -112,7 +121,7 @@ async def test_every_kind_of_field_has_its_touch_input(
     condition = field_html(text, "sample", "handover", "sample_condition")
     assert condition.count('type="radio"') == 3
     assert ">2-8 °C</label>" in condition and "<legend" in condition
-    # The phase to work on: the first with a required field still empty.
+    # The phase to work on: the running one (the first of those running).
     assert 'data-current="p-activate--medium_preparation"' in text
     assert 'aria-current="step"' in phase_html(text, "activate", "medium_preparation")
     assert 'aria-current="step"' not in phase_html(text, "activate", "seeding")
@@ -140,7 +149,12 @@ async def test_recorded_values_show_who_when_and_the_check(
     assert 'name="reason"' in volume and "Reason for the correction" in volume
     viability = field_html(page, "activate", "seeding", "pre_activation_viability")
     assert "<strong>75 %</strong>" in viability and "Outside the field&#39;s limits" in viability
-    # The medium is prepared: the seeding is the phase to work on now.
+    # The medium is prepared: the seeding is the phase to work on once it is complete.
+    assert 'data-current="p-activate--medium_preparation"' in page
+    await execution.command_phase(
+        plant.operator, batch, "activate", "medium_preparation", "complete"
+    )
+    page = (await (await browser("operator")).get(run_url(plant, batch))).text
     assert 'data-current="p-activate--seeding"' in page
 
 

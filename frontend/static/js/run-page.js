@@ -271,8 +271,12 @@ class RunPage {
   // --- the phase to work on ----------------------------------------------------------------
 
   markCurrent() {
+    // The phase to work on: the running one, else the first that has not ended (as the
+    // server marks it); the page reloads after a phase command.
     const phases = Array.from(this.sheet.querySelectorAll("[data-phase]"));
-    const current = phases.find((phase) => phase.querySelector("[data-field][data-required=true][data-state=open]"));
+    const ended = ["complete", "stopped", "aborted"];
+    const current = phases.find((phase) => phase.dataset.status === "running")
+      || phases.find((phase) => !ended.includes(phase.dataset.status));
     phases.forEach((phase) => {
       const here = phase === current;
       phase.classList.toggle("is-current", here);

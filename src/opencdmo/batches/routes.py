@@ -274,8 +274,53 @@ async def create_form(
 async def batch_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template:
+    return await _batch_page(request, ctx, batch_id)
+
+
+async def _batch_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    batch_id: UUID,
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> Template:
     view = await service.get_batch(ctx, batch_id)
-    return await page(request, "batches/detail.html", view=view, state_names=states.STATE_NAMES)
+    givable = [c for c in view.commands if await can(ctx, "batches", c, site_id=view.batch.site_id)]
+    return await page(
+        request,
+        "batches/detail.html",
+        status_code=status,
+        view=view,
+        state_names=states.STATE_NAMES,
+        givable=givable,
+        error=error,
+    )
+
+
+@post(
+    ONE + "/commands/{command:str}",
+    opt=requires("batches", "command", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def command_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    command: FromPath[str],
+) -> Template | Response[Any]:
+    """Give the batch a command from its page; a refusal shows the page with the message."""
+    try:
+        data, _ = await form_struct(request, BatchCommand)
+        row = await service.command_batch(ctx, batch_id, command, data.reason)
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _batch_page(request, ctx, batch_id, status=exc.status_code, error=exc.message)
+    message = f"Batch {row.number}: {states.STATE_NAMES[row.status]}."
+    return see_other(request, f"/t/{ctx.slug}/batches/{batch_id}", flash=message)
 
 
 def _entry(row: EntryRow) -> dict[str, Any]:
@@ -328,4 +373,4 @@ async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UU
 
 
 api = [api_batches, api_create, api_batch, api_command, api_record_entry, api_entries]
-pages = [batches_page, create_form, batch_page]
+pages = [batches_page, create_form, batch_page, command_form]

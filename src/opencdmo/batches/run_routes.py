@@ -9,19 +9,25 @@ has it, sending the signed-in session's cookie and the page's CSRF token, as htm
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Template
+from litestar.response import Response, Template
 
-from opencdmo.batches import run_sheet
+from opencdmo.batches import execution, run_sheet
+from opencdmo.batches.schemas import BatchCommand, IdentityCheckIn, SignIn
+from opencdmo.errors import AppError, Conflict
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
+from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import page
+from opencdmo.web.pages import form_data, form_struct, page
 
 RUN = "/batches/{batch_id:uuid}/run"
 Key = Annotated[str, QueryParameter(max_length=64, required=False)]
@@ -43,10 +49,116 @@ def _context(view: run_sheet.RunView) -> dict[str, Any]:
 async def run_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template:
-    """The batch at the bench: every step's phases with their instructions, parameters and
-    fields; inputs for a member who may record entries while the batch is Running."""
+    """The batch at the bench: every step's phases with their state and commands, their
+    instructions, parameters and fields; inputs for a member who may record entries in a
+    phase while it is Running."""
     view = await run_sheet.read(ctx, batch_id)
     return await page(request, "batches/run.html", **_context(view))
+
+
+async def _command(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    batch_id: UUID,
+    where: str,
+    run: Callable[[], Awaitable[str]],
+) -> Template | Response[Any]:
+    """Run a command of the run page and go back to the phase (``where``: its dom id); a
+    refusal shows the page again with the message at that phase (a 404 stays a 404)."""
+    try:
+        done = await run()
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        view = await run_sheet.read(ctx, batch_id)
+        return await page(
+            request,
+            "batches/run.html",
+            status_code=exc.status_code,
+            error=exc.message,
+            error_at=where,
+            **_context(view),
+        )
+    url = f"/t/{ctx.slug}/batches/{batch_id}/run#{where}"
+    return see_other(request, url, flash=done)
+
+
+PHASE = RUN + "/phases/{step:str}/{phase:str}"
+
+
+@post(
+    PHASE + "/{command:str}",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def phase_command_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    step: FromPath[str],
+    phase: FromPath[str],
+    command: FromPath[str],
+) -> Template | Response[Any]:
+    async def run() -> str:
+        data, _ = await form_struct(request, BatchCommand)
+        done = await execution.command_phase(ctx, batch_id, step, phase, command, data.reason)
+        return f"{label(phase)}: {label(done.status)}."
+
+    return await _command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
+
+
+@post(
+    RUN + "/identity",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def identity_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    data = await form_data(request)
+    step = str(data.get("step", ""))[:64]
+
+    async def run() -> str:
+        found, _ = await form_struct(request, IdentityCheckIn)
+        check = await execution.check_identity(ctx, batch_id, found.step, found.scanned)
+        if not check.matched:
+            raise Conflict(
+                f"The label {check.scanned} is not this batch's COI label: the step is blocked "
+                "and QA has been given a critical exception."
+            )
+        return "The COI label matches."
+
+    first = await run_sheet.first_phase_of(ctx, batch_id, step)
+    return await _command(request, ctx, batch_id, first, run)
+
+
+@post(
+    PHASE + "/verify",
+    opt=requires("batches", "verify", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def verify_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
+    batch_id: FromPath[UUID],
+    step: FromPath[str],
+    phase: FromPath[str],
+) -> Template | Response[Any]:
+    async def run() -> str:
+        signing, _ = await form_struct(request, SignIn)
+        done = await execution.verify_phase(
+            settings, ctx, batch_id, step, phase, signing.password, signing.reason
+        )
+        return f"{label(phase)}: {done.kind} by {done.signature.signer_name}."
+
+    return await _command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
 
 
 @get(RUN + "/field", opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
@@ -65,4 +177,4 @@ async def run_field(
     return await page(request, "batches/_run_field.html", f=found, **_context(view))
 
 
-pages = [run_page, run_field]
+pages = [run_page, run_field, identity_form, verify_form, phase_command_form]

@@ -18,8 +18,9 @@ from uuid import UUID
 
 from opencdmo import units
 from opencdmo.access.service import can
-from opencdmo.batches import service, states
+from opencdmo.batches import record, service, states
 from opencdmo.batches.entry_queries import EntryRow
+from opencdmo.batches.record import BatchRecord, PhaseView
 from opencdmo.batches.service import BatchView, EntryHistory
 from opencdmo.errors import NotFound
 from opencdmo.hub.model import Parameter, Phase, Range, UnitOperation, decode
@@ -115,7 +116,7 @@ class SheetProcedure:
 @dataclass(frozen=True)
 class RunSheet:
     procedures: tuple[SheetProcedure, ...]
-    current: str | None  # the dom id of the phase to work on (None: every required field done)
+    current: str | None  # the dom id of the phase to work on (None: every phase has ended)
 
     def phases(self) -> list[SheetPhase]:
         return [ph for up in self.procedures for st in up.steps for ph in st.phases]
@@ -138,10 +139,36 @@ class RunView:
     sheet: RunSheet
     may_record: bool  # the member's roles allow entries at this site
     running: bool
+    record: BatchRecord
+    may_verify: bool = False
 
     @property
     def can_record(self) -> bool:
         return self.may_record and self.running
+
+    def phase(self, step: str, phase: str) -> PhaseView:
+        return next(
+            p for p in self.record.phases if (p.planned.step, p.planned.phase) == (step, phase)
+        )
+
+    def status(self, step: str, phase: str) -> str:
+        return self.phase(step, phase).status
+
+    def records(self, step: str, phase: str) -> bool:
+        """Whether a first entry can be made in the phase now (it is Running)."""
+        return self.can_record and self.status(step, phase) == states.RUNNING
+
+    def corrects(self, step: str, phase: str) -> bool:
+        """Whether an entry of the phase can be corrected now (Running or Complete)."""
+        return self.can_record and self.status(step, phase) in (states.RUNNING, states.COMPLETE)
+
+    def needs_label(self, step: str) -> bool:
+        """Whether the step still needs its COI label checked before its phases start."""
+        views = [p for p in self.record.phases if p.planned.step == step]
+        if not views or not views[0].planned.identity_check:
+            return False
+        latest = next((c for c in reversed(self.record.identity_checks) if c.step == step), None)
+        return latest is None or not latest.matched
 
     @property
     def state_name(self) -> str:
@@ -259,9 +286,7 @@ def build(
         )
         for up in document.get("unit_procedures") or []
     )
-    phases = [ph for up in procedures for st in up.steps for ph in st.phases]
-    current = next((ph.dom_id for ph in phases if ph.open_required), None)
-    return RunSheet(procedures, current)
+    return RunSheet(procedures, None)
 
 
 async def read(ctx: TenantContext, batch_id: UUID) -> RunView:
@@ -271,5 +296,18 @@ async def read(ctx: TenantContext, batch_id: UUID) -> RunView:
     history = await service.list_entries(ctx, batch_id)
     names = {m.user_id: m.full_name for m in await tenancy.list_members(ctx)}
     sheet = build(view.control_recipe.document, history, names, ctx.time_zone)
-    may_record = await can(ctx, "batches", "command", site_id=view.batch.site_id)
-    return RunView(view, sheet, may_record, view.batch.status == states.RUNNING)
+    found = await record.read(ctx, batch_id)
+    current = found.current_phase
+    if current is not None:
+        sheet = RunSheet(sheet.procedures, f"p-{current.planned.step}--{current.planned.phase}")
+    may_record = await can(ctx, "batches", "execute", site_id=view.batch.site_id)
+    may_verify = await can(ctx, "batches", "verify", site_id=view.batch.site_id)
+    running = view.batch.status == states.RUNNING
+    return RunView(view, sheet, may_record, running, found, may_verify)
+
+
+async def first_phase_of(ctx: TenantContext, batch_id: UUID, step: str) -> str:
+    """The dom id of the step's first phase (where a label check is shown)."""
+    frozen = (await service.get_batch(ctx, batch_id)).control_recipe
+    first = next((p for p in frozen.phases if p.step == step), None)
+    return f"p-{first.step}--{first.phase}" if first else ""

@@ -54,18 +54,24 @@ async def test_an_entry_changed_in_the_database_is_found(
     plant: Plant, settings: Settings, owner: asyncpg.Connection
 ) -> None:
     made = await _recorded(plant, settings)
+    change = "UPDATE batch_entries SET value = $3 WHERE tenant_id = $1 AND batch_id = $2"
+    await _behind_the_back(owner, "batch_entries", change, plant.ctx.tenant_id, made.id, "9.5")
+    try:
+        report = await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)
+        assert report.kinds == ["uncovered"]
+        assert "batch record entry" in (report.problem or "")
+        assert "activate/medium_preparation/il2_volume_added" in (report.problem or "")
+    finally:  # the other suites verify every tenant's chain
+        await _behind_the_back(owner, "batch_entries", change, plant.ctx.tenant_id, made.id, "1.5")
+    assert (await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)).intact
+
+
+async def _behind_the_back(owner: asyncpg.Connection, table: str, sql: str, *args: Any) -> None:
+    """A change as the owner with the table's append-only triggers off, in one transaction."""
     async with owner.transaction():
-        await owner.execute("ALTER TABLE batch_entries DISABLE TRIGGER USER")
-        await owner.execute(
-            "UPDATE batch_entries SET value = '9.5' WHERE tenant_id = $1 AND batch_id = $2",
-            plant.ctx.tenant_id,
-            made.id,
-        )
-        await owner.execute("ALTER TABLE batch_entries ENABLE TRIGGER USER")
-    report = await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)
-    assert report.kinds == ["uncovered"]
-    assert "batch record entry" in (report.problem or "")
-    assert "activate/medium_preparation/il2_volume_added" in (report.problem or "")
+        await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        await owner.execute(sql, *args)
+        await owner.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 async def test_a_signature_added_in_the_database_is_found(
@@ -79,6 +85,15 @@ async def test_a_signature_added_in_the_database_is_found(
         " signer_name, 'released', 'forged' FROM signatures WHERE tenant_id = $1 LIMIT 1",
         plant.ctx.tenant_id,
     )
-    report = await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)
-    assert report.kinds == ["uncovered"]
-    assert "signature" in (report.problem or "") and "released by" in (report.problem or "")
+    try:
+        report = await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)
+        assert report.kinds == ["uncovered"]
+        assert "signature" in (report.problem or "") and "released by" in (report.problem or "")
+    finally:  # the other suites verify every tenant's chain
+        await _behind_the_back(
+            owner,
+            "signatures",
+            "DELETE FROM signatures WHERE tenant_id = $1 AND reason = 'forged'",
+            plant.ctx.tenant_id,
+        )
+    assert (await verify_tenant(plant.ctx.tenant_id, plant.ctx.slug)).intact

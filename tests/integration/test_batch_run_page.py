@@ -10,11 +10,11 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from opencdmo.batches import execution
+from opencdmo.batches import execution, record, review
 from opencdmo.batches import service as batches
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.integration.batch_world import (
     Plant,
     batch_of,
@@ -217,3 +217,68 @@ async def test_the_batch_page_leads_to_the_run_page(plant: Plant, browser: Any) 
     batch = await running(plant)
     page = await (await browser("operator")).get(f"/t/{plant.ctx.slug}/batches/{batch}")
     assert f'href="{run_url(plant, batch)}"' in page.text
+
+
+async def test_phase_commands_and_signatures_from_the_run_page(plant: Plant, browser: Any) -> None:
+    made = await batch_of(plant)
+    await batches.command_batch(plant.supervisor, made.id, "start")
+    operator, second = await browser("operator"), await browser("admin")
+    run = run_url(plant, made.id)
+    form = {"_csrf_token": operator.csrf}
+    early = await operator.send(
+        "POST", f"{run}/phases/activate/medium_preparation/start", data=form
+    )
+    assert early.status_code == 409 and "scan or type the COI label" in early.text
+    wrong = await operator.send(
+        "POST", f"{run}/identity", data={**form, "step": "activate", "scanned": "COI-9"}
+    )
+    assert wrong.status_code == 409 and "not this batch&#39;s COI label" in wrong.text
+    page = (await operator.get(run)).text
+    assert "QA has not dispositioned" not in page  # shown when they try to start
+    blocked = await operator.send(
+        "POST", f"{run}/phases/activate/medium_preparation/start", data=form
+    )
+    assert blocked.status_code == 409 and "QA has not dispositioned" in blocked.text
+    found = (await record.read(plant.viewer, made.id)).exceptions
+    await review.accept_exception(plant.approver, made.id, found[0].id, "neighbouring bag")
+    right = await operator.send(
+        "POST", f"{run}/identity", data={**form, "step": "activate", "scanned": "COI-0001"}
+    )
+    assert right.status_code == 303
+    started = await operator.send(
+        "POST", f"{run}/phases/activate/medium_preparation/start", data=form
+    )
+    assert started.status_code == 303
+    assert started.headers["location"].endswith("/run#p-activate--medium_preparation")
+    page = (await operator.get(run)).text
+    assert 'data-status="running"' in phase_html(page, "activate", "medium_preparation")
+    done = await operator.send(
+        "POST", f"{run}/phases/activate/medium_preparation/complete", data=form
+    )
+    assert done.status_code == 409 and "IL-2 volume added" in done.text
+    done = await operator.send(
+        "POST",
+        f"{run}/phases/activate/medium_preparation/complete",
+        data={**form, "reason": "volume on the paper form"},
+    )
+    assert done.status_code == 303
+    # The performer is offered no signature; the second person is.
+    assert "Verified…" not in phase_html(
+        (await operator.get(run)).text, "activate", "medium_preparation"
+    )
+    assert "Verified…" in phase_html((await second.get(run)).text, "activate", "medium_preparation")
+    bad = await second.send(
+        "POST",
+        f"{run}/phases/activate/medium_preparation/verify",
+        data={"reason": "seen", "password": "wrong", "_csrf_token": second.csrf},
+    )
+    assert bad.status_code == 401
+    signed = await second.send(
+        "POST",
+        f"{run}/phases/activate/medium_preparation/verify",
+        data={"reason": "seen", "password": PASSWORD, "_csrf_token": second.csrf},
+    )
+    assert signed.status_code == 303
+    assert "Verified by" in phase_html(
+        (await second.get(run)).text, "activate", "medium_preparation"
+    )

@@ -72,6 +72,12 @@ class PhaseView:
         return states.allowed(self.row.status)
 
     @property
+    def performers(self) -> set[UUID]:
+        """Who started, ended or recorded in the phase (none of them may sign it)."""
+        found = {u for u in (self.row.started_by, self.row.ended_by) if u is not None}
+        return found | {e.entered_by for e in self.entries}
+
+    @property
     def needs_second_person(self) -> bool:
         signed = {v.kind for v in self.verifications}
         return self.planned.second_person is not None and self.planned.second_person not in signed

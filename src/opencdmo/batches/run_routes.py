@@ -25,7 +25,7 @@ from opencdmo.errors import AppError, Conflict
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.web.flash import see_other
+from opencdmo.web.flash import is_htmx, see_other
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data, form_struct, page
 
@@ -79,8 +79,10 @@ async def _command(
             error_at=where,
             **_context(view),
         )
-    url = f"/t/{ctx.slug}/batches/{batch_id}/run#{where}"
-    return see_other(request, url, flash=done)
+    url = f"/t/{ctx.slug}/batches/{batch_id}/run"
+    # Back at the phase; from a dialog (htmx) without the fragment, which would only scroll
+    # the page it is on (the page scrolls to the current phase itself).
+    return see_other(request, url if is_htmx(request) else f"{url}#{where}", flash=done)
 
 
 PHASE = RUN + "/phases/{step:str}/{phase:str}"

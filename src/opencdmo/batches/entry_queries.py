@@ -99,18 +99,29 @@ async def by_key(batch_id: UUID, idempotency_key: str) -> EntryRow | None:
     return _row(raw) if raw is not None else None
 
 
-async def of_field(batch_id: UUID, step: str, phase: str, field: str) -> list[EntryRow]:
-    """The field's entries, oldest first."""
+async def by_key_and_field(
+    batch_id: UUID, idempotency_key: str, step: str, phase: str, field: str
+) -> tuple[EntryRow | None, list[EntryRow]]:
+    """In one query: the entry made with this key (None: none), and the field's entries,
+    oldest first."""
     rows = await (
         BatchEntry.select(*_ROW)
         .where(BatchEntry.batch_id == batch_id)
-        .where(BatchEntry.step == step)
-        .where(BatchEntry.phase == phase)
-        .where(BatchEntry.field == field)
+        .where(
+            (BatchEntry.idempotency_key == idempotency_key)
+            | (
+                (BatchEntry.step == step)
+                & (BatchEntry.phase == phase)
+                & (BatchEntry.field == field)
+            )
+        )
         .order_by(BatchEntry.entered_at)
         .order_by(BatchEntry.id)
     )
-    return [_row(r) for r in rows]
+    found = [_row(r) for r in rows]
+    first = next((e for e in found if e.idempotency_key == idempotency_key), None)
+    of_field = [e for e in found if (e.step, e.phase, e.field) == (step, phase, field)]
+    return first, of_field
 
 
 async def of_batch(batch_id: UUID) -> list[EntryRow]:

@@ -254,6 +254,26 @@ def _worked(content_hash: str, document: dict[str, Any]) -> _Worked:
     return found
 
 
+# A batch's control recipe hash and time, by tenant and batch: they never change, and they
+# are read here only after the batch row was read under row-level security in that tenant.
+_HEADS: OrderedDict[tuple[UUID, UUID], tuple[str, datetime]] = OrderedDict()
+
+
+async def control_recipe_of(tenant_id: UUID, batch_id: UUID) -> ControlRecipeRow:
+    """``control_recipe`` for a batch the caller has read already in ``tenant_id`` (a
+    command, after its lock): its hash kept per process, its document by hash."""
+    head = _HEADS.get((tenant_id, batch_id))
+    if head is not None:
+        found = _WORKED.get(head[0])
+        if found is not None:
+            return ControlRecipeRow(found.document, head[0], head[1])
+    row = await control_recipe(batch_id)
+    _HEADS[(tenant_id, batch_id)] = (row.content_hash, row.created_at)
+    while len(_HEADS) > 4 * DOCUMENTS_KEPT:
+        _HEADS.popitem(last=False)
+    return row
+
+
 async def control_recipe(batch_id: UUID) -> ControlRecipeRow:
     head = await (
         ControlRecipe.select(ControlRecipe.content_hash, ControlRecipe.created_at)

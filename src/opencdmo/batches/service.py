@@ -345,15 +345,17 @@ async def record_entry(
     async with unit_of_work(ctx):
         row = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=row.site_id)
-        first = await entry_queries.by_key(batch_id, idempotency_key)
+        # One read: the entry of this key (a retry), and the field's entries.
+        first, history = await entry_queries.by_key_and_field(
+            batch_id, idempotency_key, step, phase, field
+        )
         if first is not None:
             return RecordedEntry(first, False)
         execution.running(row, "an entry")
-        frozen = await queries.control_recipe(batch_id)
+        frozen = await queries.control_recipe_of(ctx.tenant_id, batch_id)
         target = entries.target(frozen.operations, step, phase, field)
         _phase_takes_entries(await xq.phase(batch_id, step, phase), target, supersedes)
         stored_unit = entries.validated(target, value, unit)
-        history = await entry_queries.of_field(batch_id, step, phase, field)
         now = entry_queries.current(history)
         _may_write(target, history, now, supersedes)
         checked = entries.check(target, value)

@@ -56,10 +56,20 @@ def entry(
     ("field", "value", "check", "message"),
     [
         ("pre_activation_viability", 92, "in_limits", "92 % recorded."),
-        ("pre_activation_viability", 75, "invalid", "75 % is outside the limits 80-100."),
-        ("seeding_density", 1.0, "in_limits", "1.0 10*6/mL is within the ranges."),
-        ("seeding_density", 1.5, "outside_normal", "outside the normal range 0.8-1.2."),
-        ("seeding_density", 2.5, "outside_par", "outside the proven acceptable range 0.5-2.0."),
+        ("pre_activation_viability", 75, "invalid", "75 % is outside the limits 80–100 %."),
+        ("seeding_density", 1.0, "in_limits", "1 × 10⁶ cells/mL is within the ranges."),
+        (
+            "seeding_density",
+            1.5,
+            "outside_normal",
+            "outside the normal range 0.8–1.2 × 10⁶ cells/mL.",
+        ),
+        (
+            "seeding_density",
+            2.5,
+            "outside_par",
+            "outside the proven acceptable range 0.5–2 × 10⁶ cells/mL.",
+        ),
     ],
 )
 async def test_each_entry_is_checked_when_it_is_made(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opencdmo import units
 from opencdmo.errors import ValidationFailed
 from opencdmo.hub.model import (
     DataCaptureField,
@@ -158,7 +159,16 @@ def validated(field: Target, value: Any, unit: str | None) -> str | None:
 
 
 def _with_unit(value: Any, unit: str | None) -> str:
-    return f"{value} {unit}" if unit else str(value)
+    """A value as people read it, its unit displayed (``1.5 × 10⁶ cells/mL``, ``yes``)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if is_number(value):
+        return units.quantity(value, unit)
+    return f"{value} {units.unit(unit)}" if unit else str(value)
+
+
+def _span(found: Range, unit: str | None) -> str:
+    return units.limits(found.low, found.high, unit)
 
 
 def check(field: Target, value: Any) -> Check:
@@ -168,7 +178,7 @@ def check(field: Target, value: Any) -> Check:
     if capture is not None:
         limits: Range | None = capture.limits
         if is_number(value) and limits is not None and not limits.holds(value):
-            return Check(INVALID, f"{shown} is outside the limits {limits.span()}.")
+            return Check(INVALID, f"{shown} is outside the limits {_span(limits, field.unit)}.")
         return Check(IN_LIMITS, f"{shown} recorded.")
     assert parameter is not None
     if parameter.type not in NUMERIC or not is_number(value):
@@ -176,7 +186,12 @@ def check(field: Target, value: Any) -> Check:
     par, normal = parameter.proven_acceptable_range, parameter.normal_range
     state = range_state(parameter, value).key  # the one rule the recipe pages show
     if state == "outside_par" and par is not None:
-        return Check(OUTSIDE_PAR, f"{shown} is outside the proven acceptable range {par.span()}.")
+        return Check(
+            OUTSIDE_PAR,
+            f"{shown} is outside the proven acceptable range {_span(par, field.unit)}.",
+        )
     if state in ("acknowledged", "unacknowledged") and normal is not None:
-        return Check(OUTSIDE_NORMAL, f"{shown} is outside the normal range {normal.span()}.")
+        return Check(
+            OUTSIDE_NORMAL, f"{shown} is outside the normal range {_span(normal, field.unit)}."
+        )
     return Check(IN_LIMITS, f"{shown} is within the ranges.")

@@ -84,6 +84,21 @@ async def test_apply_is_idempotent_and_audited(
             "match",
         ),
         ("name: X\nkind: cdmo\ncolour: blue\n", "(top level)", "colour"),
+        (
+            "name: X\nkind: cdmo\nbatch_exceptions:\n  severities: {outside_normal: fatal}\n",
+            "batch_exceptions.severities.outside_normal",
+            "is not one of",
+        ),
+        (
+            "name: X\nkind: cdmo\nbatch_exceptions:\n  severities: {typo: minor}\n",
+            "batch_exceptions.severities",
+            "typo",
+        ),
+        (
+            "name: X\nkind: cdmo\nbatch_exceptions:\n  late_entry_minutes: 0\n",
+            "batch_exceptions.late_entry_minutes",
+            "minimum",
+        ),
         ("kind: cdmo\n", "(top level)", "'name' is a required property"),
         ("name: [unclosed\n", "(file)", "YAML"),
         ("- just\n- a list\n", "(file)", "mapping"),

@@ -282,3 +282,20 @@ async def test_phase_commands_and_signatures_from_the_run_page(plant: Plant, bro
     assert "Verified by" in phase_html(
         (await second.get(run)).text, "activate", "medium_preparation"
     )
+
+
+async def test_custody_is_taken_from_the_run_page(plant: Plant, browser: Any) -> None:
+    made = await batch_of(plant)
+    operator = await browser("operator")
+    run = run_url(plant, made.id)
+    assert "No one has taken custody" in (await operator.get(run)).text
+    bad = await operator.send(
+        "POST", f"{run}/custody", data={"location": " ", "_csrf_token": operator.csrf}
+    )
+    assert bad.status_code == 422 and "Say where the material is." in bad.text
+    taken = await operator.send(
+        "POST", f"{run}/custody", data={"location": "Suite 1 BSC", "_csrf_token": operator.csrf}
+    )
+    assert taken.status_code == 303
+    page = (await operator.get(run)).text
+    assert "Held by <strong>Operator Person</strong> at Suite 1 BSC" in page

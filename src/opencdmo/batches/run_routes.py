@@ -20,7 +20,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
 from opencdmo.batches import execution, run_sheet
-from opencdmo.batches.schemas import BatchCommand, IdentityCheckIn, SignIn
+from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
@@ -139,6 +139,24 @@ async def identity_form(
 
 
 @post(
+    RUN + "/custody",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def custody_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    async def run() -> str:
+        found, _ = await form_struct(request, CustodyIn)
+        await execution.take_custody(ctx, batch_id, found.location)
+        return f"You hold the material at {found.location}."
+
+    return await _command(request, ctx, batch_id, "custody", run)
+
+
+@post(
     PHASE + "/verify",
     opt=requires("batches", "verify", site_scoped=True),
     include_in_schema=False,
@@ -179,4 +197,4 @@ async def run_field(
     return await page(request, "batches/_run_field.html", f=found, **_context(view))
 
 
-pages = [run_page, run_field, identity_form, verify_form, phase_command_form]
+pages = [run_page, run_field, identity_form, custody_form, verify_form, phase_command_form]

@@ -332,3 +332,17 @@ async def test_list_filters_and_pages(plant: Plant, settings: Settings) -> None:
     assert ([r.batch.number for r in page.rows], page.total) == (["S1-26-0002"], 3)
     with pytest.raises(ValidationFailed, match="not a batch state"):
         await batches.list_batches(plant.viewer, BatchFilter(status="done"))
+
+
+async def test_a_member_who_reads_at_one_site_lists_that_sites_batches(
+    plant: Plant, browser: Any
+) -> None:
+    await batch_of(plant, site="S1")
+    at_s2 = await batch_of(plant, site="S2")
+    page = await batches.list_batches(plant.remote, BatchFilter())
+    assert [r.batch.id for r in page.rows] == [at_s2.id] and page.total == 1
+    assert (await batches.list_batches(plant.viewer, BatchFilter())).total == 2
+    client = await browser("bare")  # the remote supervisor through the API and the pages
+    listed = await client.get(f"/api/v1/t/{plant.ctx.slug}/batches")
+    assert listed.status_code == 200 and [b["site"] for b in listed.json()["items"]] == ["S2"]
+    assert (await client.get(f"/t/{plant.ctx.slug}/batches/board")).status_code == 200

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from opencdmo.access.service import authorize
 from opencdmo.batches import entry_queries, plan, queries, states
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.queries import BatchFilter, BatchRow
+from opencdmo.batches.service import readable_sites
 from opencdmo.db.sql import clock
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.scope import TenantContext
@@ -35,11 +35,12 @@ class BoardRow:
 
 
 async def in_progress(ctx: TenantContext) -> list[BoardRow]:
-    await authorize(ctx, "batches", "read")
+    sites = await readable_sites(ctx)
     async with tenant_transaction(ctx):
         rows: list[BatchRow] = []
         for status in IN_PROGRESS:
-            found, _ = await queries.batches(BatchFilter(status=status, limit=LIMIT))
+            flt = BatchFilter(status=status, site_ids=sites, limit=LIMIT)
+            found, _ = await queries.batches(flt)
             rows += found
         ids = [r.id for r in rows]
         phase_rows = await xq.phases_of(ids)
@@ -47,7 +48,7 @@ async def in_progress(ctx: TenantContext) -> list[BoardRow]:
         documents = {r.id: (await queries.control_recipe(r.id)).document for r in rows}
         last_entry = await entry_queries.last_enterers(ids)
         now = await clock()
-        sites = {s.id: s.code for s in await tenancy.list_sites(ctx)}
+        codes = {s.id: s.code for s in await tenancy.list_sites(ctx)}
     names = await tenancy.people_names(
         ctx,
         {
@@ -76,7 +77,7 @@ async def in_progress(ctx: TenantContext) -> list[BoardRow]:
             BoardRow(
                 row,
                 str(documents[row.id]["recipe"]["name"]),
-                sites.get(row.site_id, ""),
+                codes.get(row.site_id, ""),
                 labels.get((current.step, current.phase)) if current else None,
                 current.status if current else None,
                 who,

@@ -99,6 +99,7 @@ class BatchFilter:
     planned_to: datetime | None = None
     limit: int = 50
     offset: int = 0
+    site_ids: tuple[UUID, ...] | None = None  # the sites the reader may read (None: all)
 
 
 _ROW = tuple(getattr(Batch, f.name) for f in fields(BatchRow))
@@ -127,6 +128,8 @@ def _conditions(flt: BatchFilter) -> list[Any]:
         found.append(Batch.recipe_id == flt.recipe_id)
     if flt.site_id is not None:
         found.append(Batch.site_id == flt.site_id)
+    if flt.site_ids is not None:
+        found.append(Batch.site_id.is_in(list(flt.site_ids) or [_NO_SITE]))
     if flt.sponsor is not None:
         found.append(Batch.sponsor.ilike(f"%{_escaped(flt.sponsor)}%"))
     if flt.planned_from is not None:
@@ -134,6 +137,9 @@ def _conditions(flt: BatchFilter) -> list[Any]:
     if flt.planned_to is not None:
         found.append(Batch.planned_start <= flt.planned_to)
     return found
+
+
+_NO_SITE = UUID(int=0)  # is_in refuses an empty list: the id no site has stands in for none
 
 
 def _escaped(text: str) -> str:

@@ -225,7 +225,7 @@ async def disposition_form(
     return await _command(request, ctx, batch_id, run, "Signed.", {"form": "disposition"})
 
 
-@get("/batches/board", opt=requires("batches", "read"), include_in_schema=False)
+@get("/batches/board", opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
 async def board_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:

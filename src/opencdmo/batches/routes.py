@@ -87,7 +87,7 @@ def _zoned(ctx: TenantContext, when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=ZoneInfo(ctx.time_zone))
 
 
-@get(BASE, opt=requires("batches", "read"), tags=["batches"])
+@get(BASE, opt=requires("batches", "read", site_scoped=True), tags=["batches"])
 async def api_batches(
     ctx: NamedDependency[TenantContext],
     status: Filter = None,
@@ -159,7 +159,7 @@ async def api_command(
     return BatchOut(**batch_out(await service.get_batch(ctx, batch_id)))
 
 
-@get(BASE, opt=requires("batches", "read"), include_in_schema=False)
+@get(BASE, opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
 async def batches_page(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[TenantContext],

@@ -11,7 +11,17 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "opencdmo"
 # Bottom to top. Packages of one layer may use each other; a later domain context may use an
 # earlier one's services (recipes uses hub), never the other way round.
 LAYERS: list[tuple[str, ...]] = [
-    ("settings", "errors", "canonical", "scope", "timefmt", "fields", "units", "labels"),
+    (
+        "settings",
+        "errors",
+        "canonical",
+        "scope",
+        "timefmt",
+        "fields",
+        "units",
+        "quantities",
+        "labels",
+    ),
     ("db", "storage", "web"),
     ("access", "audit"),
     ("identity", "tenancy", "signatures"),

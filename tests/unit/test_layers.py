@@ -9,7 +9,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "opencdmo"
 
 # Bottom to top. Packages of one layer may use each other; a later domain context may use an
-# earlier one's services (recipes uses hub), never the other way round.
+# earlier one's services (recipes uses hub, batches will use inventory), never the other way
+# round.
 LAYERS: list[tuple[str, ...]] = [
     (
         "settings",
@@ -27,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("identity", "tenancy", "signatures"),
     ("hub",),
     ("recipes",),
+    ("inventory",),
     ("batches",),
     ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app"),

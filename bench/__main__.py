@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bench import api_list, audit_contention, batch_entries, hub_search, recipe_scale
+from bench import (
+    api_list,
+    audit_contention,
+    batch_entries,
+    batch_record,
+    hub_search,
+    recipe_scale,
+)
 
 BENCHMARKS = {
     "api_list": api_list,
     "audit_contention": audit_contention,
     "batch_entries": batch_entries,
+    "batch_record": batch_record,
     "hub_search": hub_search,
     "recipe_scale": recipe_scale,
 }

@@ -299,3 +299,46 @@ async def test_custody_is_taken_from_the_run_page(plant: Plant, browser: Any) ->
     assert taken.status_code == 303
     page = (await operator.get(run)).text
     assert "Held by <strong>Operator Person</strong> at Suite 1 BSC" in page
+
+
+async def test_each_phase_of_several_steps_shows_its_own_state_and_label_check(
+    plant: Plant, browser: Any, owner: asyncpg.Connection, settings: Settings
+) -> None:
+    """The page and the record find each phase, step and label check by its keys: the
+    signature and state of a phase stay with it, and the label check is asked only at the
+    steps whose label has not been checked yet."""
+    made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
+    await batches.command_batch(plant.supervisor, made.id, "start")
+    await execution.check_identity(plant.operator, made.id, "activate", "COI-0001")
+    await execution.check_identity(plant.operator, made.id, "sample", "COI-9")  # a mismatch
+    for command in ("start", "complete"):
+        await execution.command_phase(
+            plant.operator, made.id, "activate", "medium_preparation", command, "on paper"
+        )
+    await execution.verify_phase(
+        settings, plant.supervisor, made.id, "activate", "medium_preparation", PASSWORD, "seen"
+    )
+    found = await record.read(plant.viewer, made.id)
+    signed = found.phase("activate", "medium_preparation")
+    assert signed is found.phases[0] and signed.status == "complete"
+    assert [(v.step, v.phase) for v in signed.verifications] == [("activate", "medium_preparation")]
+    assert all(not p.verifications for p in found.phases[1:])
+    assert found.phase("activate", "no-such-phase") is None and found.step("no-such") is None
+    fill = found.step("fill")
+    assert fill is not None and [p.planned.phase for p in fill.phases] == [
+        "fill",
+        "seal_label_overwrap",
+    ]
+    checked, mismatched = found.latest_check("activate"), found.latest_check("sample")
+    assert checked is not None and checked.matched
+    assert mismatched is not None and not mismatched.matched
+    assert found.latest_check("fill") is None
+
+    page = (await (await browser("operator")).get(run_url(plant, made.id))).text
+    first = phase_html(page, "activate", "medium_preparation")
+    assert 'data-status="complete"' in first and "Verified by" in first
+    later = phase_html(page, "activate", "seeding")
+    assert 'data-status="idle"' in later and "Verified by" not in later
+    assert "identity-form" not in later  # the step's label is checked
+    for step, phase in (("fill", "fill"), ("fill", "seal_label_overwrap"), ("sample", "sampling")):
+        assert "identity-form" in phase_html(page, step, phase), (step, phase)

@@ -325,3 +325,9 @@ async def test_menu_shows_only_what_the_roles_open(browser: Any) -> None:
     admin = (await (await browser("admin")).get("/t/alpha/")).text
     assert 'href="/t/alpha/members"' in admin
     assert 'href="/t/alpha/audit"' in admin
+
+
+async def test_what_the_app_made_at_start_is_out_of_the_collectors_rounds(app: Litestar) -> None:
+    import gc
+
+    assert gc.get_freeze_count() > 0

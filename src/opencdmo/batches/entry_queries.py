@@ -60,12 +60,14 @@ class EntryRow:
     message: str
 
 
-_ROW = tuple(getattr(BatchEntry, f.name) for f in fields(EntryRow))
+_NAMES = tuple(f.name for f in fields(EntryRow))
+_ROW = tuple(getattr(BatchEntry, name) for name in _NAMES)
 
 
 def _row(raw: dict[str, Any]) -> EntryRow:
-    values = {f.name: raw[f.name] for f in fields(EntryRow)}
-    return EntryRow(**{**values, "value": json.loads(values["value"])})
+    values = {name: raw[name] for name in _NAMES}  # a batch record reads thousands
+    values["value"] = json.loads(values["value"])
+    return EntryRow(**values)
 
 
 async def insert(tenant_id: UUID, new: NewEntry) -> EntryRow | None:

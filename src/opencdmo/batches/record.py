@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
 from uuid import UUID
 
 from opencdmo.access.service import authorize
@@ -121,9 +121,31 @@ class BatchRecord:
     signatures: list[SignatureRow]
     people: dict[UUID, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def phases(self) -> list[PhaseView]:
         return [p for up in self.procedures for s in up.steps for p in s.phases]
+
+    @cached_property
+    def _phases_by_key(self) -> dict[tuple[str, str], PhaseView]:
+        return {(p.planned.step, p.planned.phase): p for p in self.phases}
+
+    @cached_property
+    def _steps_by_key(self) -> dict[str, StepView]:
+        return {s.key: s for up in self.procedures for s in up.steps}
+
+    @cached_property
+    def _latest_checks(self) -> dict[str, IdentityCheckRow]:
+        return {c.step: c for c in self.identity_checks}  # oldest first: the latest stays
+
+    def phase(self, step: str, phase: str) -> PhaseView | None:
+        return self._phases_by_key.get((step, phase))
+
+    def step(self, key: str) -> StepView | None:
+        return self._steps_by_key.get(key)
+
+    def latest_check(self, step: str) -> IdentityCheckRow | None:
+        """The step's latest COI label check (None: none yet)."""
+        return self._latest_checks.get(step)
 
     @property
     def current_phase(self) -> PhaseView | None:
@@ -158,7 +180,7 @@ class BatchRecord:
 
 
 def _tree(
-    document: dict[str, Any],
+    phases: list[plan.PlannedPhase],
     rows: list[PhaseRow],
     entries: list[EntryRow],
     verifications: list[VerificationRow],
@@ -167,8 +189,11 @@ def _tree(
     entries_of: dict[tuple[str, str], list[EntryRow]] = {}
     for entry in entries:
         entries_of.setdefault((entry.step, entry.phase), []).append(entry)
+    signed: dict[tuple[str, str], list[VerificationRow]] = {}
+    for verification in verifications:
+        signed.setdefault((verification.step, verification.phase), []).append(verification)
     procedures: list[ProcedureView] = []
-    for planned in plan.phases(document):
+    for planned in phases:
         if not procedures or procedures[-1].key != planned.procedure:
             procedures.append(ProcedureView(planned.procedure, planned.procedure_name, []))
         steps = procedures[-1].steps
@@ -182,7 +207,7 @@ def _tree(
                 by_phase[key],
                 found,
                 entry_queries.current_values(found),
-                [v for v in verifications if (v.step, v.phase) == key],
+                signed.get(key, []),
             )
         )
     return procedures
@@ -226,7 +251,7 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         str(frozen.document["recipe"]["name"]),
         sites.get(row.site_id, ""),
         frozen,
-        _tree(frozen.document, rows, entries, verifications),
+        _tree(frozen.phases, rows, entries, verifications),
         entries,
         found_exceptions,
         deviations,

@@ -20,13 +20,13 @@ from opencdmo import units
 from opencdmo.access.service import can
 from opencdmo.batches import record, service, states
 from opencdmo.batches.entry_queries import EntryRow
+from opencdmo.batches.queries import ControlRecipeRow
 from opencdmo.batches.record import BatchRecord, PhaseView
 from opencdmo.batches.service import BatchView, EntryHistory
 from opencdmo.errors import NotFound
-from opencdmo.hub.model import Parameter, Phase, Range, UnitOperation, decode
+from opencdmo.hub.model import Parameter, Phase, Range, UnitOperation
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
-from opencdmo.tenancy import service as tenancy
 from opencdmo.timefmt import localtime
 
 # What a check is called (as the audit trail names it) and the badge tone it gets; the page
@@ -147,9 +147,10 @@ class RunView:
         return self.may_record and self.running
 
     def phase(self, step: str, phase: str) -> PhaseView:
-        return next(
-            p for p in self.record.phases if (p.planned.step, p.planned.phase) == (step, phase)
-        )
+        found = self.record.phase(step, phase)
+        if found is None:
+            raise NotFound("This batch's control recipe has no such phase.")
+        return found
 
     def status(self, step: str, phase: str) -> str:
         return self.phase(step, phase).status
@@ -164,10 +165,10 @@ class RunView:
 
     def needs_label(self, step: str) -> bool:
         """Whether the step still needs its COI label checked before its phases start."""
-        views = [p for p in self.record.phases if p.planned.step == step]
-        if not views or not views[0].planned.identity_check:
+        found = self.record.step(step)
+        if found is None or not found.phases or not found.phases[0].planned.identity_check:
             return False
-        latest = next((c for c in reversed(self.record.identity_checks) if c.step == step), None)
+        latest = self.record.latest_check(step)
         return latest is None or not latest.matched
 
     @property
@@ -259,9 +260,7 @@ def _phase(step: str, phase: Phase, values: dict[str, Any], reading: _Reading) -
     return SheetPhase(step, phase.key, phase.name, phase.instructions, parameters, captures)
 
 
-def _step(op: dict[str, Any], reading: _Reading) -> SheetStep:
-    content = decode(op["unit_operation_content"])
-    assert isinstance(content, UnitOperation)
+def _step(op: dict[str, Any], content: UnitOperation, reading: _Reading) -> SheetStep:
     values = op.get("values") or {}
     return SheetStep(
         op["key"],
@@ -274,17 +273,19 @@ def _step(op: dict[str, Any], reading: _Reading) -> SheetStep:
 
 
 def build(
-    document: dict[str, Any], history: list[EntryHistory], names: dict[UUID, str], zone: str
+    frozen: ControlRecipeRow, history: list[EntryHistory], names: dict[UUID, str], zone: str
 ) -> RunSheet:
-    """The sheet of a control recipe document with the batch's entries."""
+    """The sheet of a control recipe with the batch's entries (its steps' unit operations
+    as read once from the frozen document)."""
     reading = _Reading(_current(history), names, zone)
+    operations = frozen.operations
     procedures = tuple(
         SheetProcedure(
             up.get("key", ""),
             up.get("name") or label(up.get("key", "")),
-            tuple(_step(op, reading) for op in up.get("operations") or []),
+            tuple(_step(op, operations[op["key"]], reading) for op in up.get("operations") or []),
         )
-        for up in document.get("unit_procedures") or []
+        for up in frozen.document.get("unit_procedures") or []
     )
     return RunSheet(procedures, None)
 
@@ -293,10 +294,10 @@ async def read(ctx: TenantContext, batch_id: UUID) -> RunView:
     """The run page of a batch the member may read (another tenant's is the same 404 as
     none); whether they may record entries is their permission at the batch's site."""
     view = await service.get_batch(ctx, batch_id)
-    history = await service.list_entries(ctx, batch_id)
-    names = {m.user_id: m.full_name for m in await tenancy.list_members(ctx)}
-    sheet = build(view.control_recipe.document, history, names, ctx.time_zone)
-    found = await record.read(ctx, batch_id)
+    found = await record.read(ctx, batch_id)  # its entries and the names of who made them
+    later = found.superseded_by()
+    history = [EntryHistory(e, later.get(e.id)) for e in found.entries]
+    sheet = build(view.control_recipe, history, found.people, ctx.time_zone)
     current = found.current_phase
     if current is not None:
         sheet = RunSheet(sheet.procedures, f"p-{current.planned.step}--{current.planned.phase}")

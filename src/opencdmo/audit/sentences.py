@@ -228,6 +228,10 @@ def _phase_sentence(verb: str) -> Callable[[_Event], list[Part]]:
     return sentence
 
 
+def _lot(e: _Event) -> Part:
+    return e.entity(f"lot {e.value('lot_number')} of {e.value('material')}")
+
+
 _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
     "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
@@ -411,6 +415,26 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "batch.entry_recorded": _batch_entry,
     "batch.entry_corrected": _batch_correction,
     **_BATCH_EVENTS,
+    "material.created": lambda e: [
+        e.actor,
+        _t(" added the material "),
+        e.entity(f"{e.value('code')} {e.value('name')}"),
+    ],
+    "lot.received": lambda e: [
+        e.actor,
+        _t(f" received {e.value('quantity')} {e.value('unit')} of {e.value('material')} as "),
+        _lot(e),
+        _t(f" (supplier lot {e.value('supplier_lot')}) into quarantine"),
+    ],
+    "lot.released": lambda e: [e.actor, _t(" released "), _lot(e), _t(" for use")],
+    "lot.rejected": lambda e: [e.actor, _t(" rejected "), _lot(e)],
+    "lot.held": lambda e: [e.actor, _t(" put "), _lot(e), _t(" on hold")],
+    "lot.unheld": lambda e: [
+        e.actor,
+        _t(" took "),
+        _lot(e),
+        _t(f" off hold ({label(str(e.value('status')))})"),
+    ],
     "tenant.exception_rules_changed": lambda e: [
         e.actor,
         _t(" changed the batch exception rules"),

@@ -140,6 +140,7 @@ PERSONAS = {
     "operator": ("alpha", ["production_operator"]),
     "supervisor": ("alpha", ["production_supervisor"]),
     "viewer": ("alpha", ["viewer"]),
+    "handler": ("alpha", ["materials_handler"]),
     "bare": ("alpha", []),
     "outsider": ("beta", ["tenant_admin"]),
 }

@@ -86,6 +86,8 @@ async def _ids(world: World) -> dict[str, str]:
         "command": "start",
         "exception_id": await FACTORIES["exception_id"](world, world.alpha),
         "deviation_id": await FACTORIES["deviation_id"](world, world.alpha),
+        "material_id": await FACTORIES["material_id"](world, world.alpha),
+        "lot_id": await FACTORIES["lot_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

@@ -137,6 +137,36 @@ async def _deviation(world: World, ctx: TenantContext) -> str:
     return str(found.id)
 
 
+async def _material(world: World, ctx: TenantContext) -> str:
+    """A material of the tenant's master, written through the inventory queries."""
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.inventory import queries
+
+    new = queries.NewMaterial(
+        f"M-{uuid.uuid4().hex[:8]}", "Route test material", "reagent", "", None, "mL", None
+    )
+    async with tenant_id_transaction(ctx.tenant_id):
+        return str(await queries.insert_material(ctx.tenant_id, new, None))
+
+
+async def _lot(world: World, ctx: TenantContext) -> str:
+    """A lot in quarantine of a new material, with one container."""
+    from decimal import Decimal
+
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.inventory import queries
+
+    material_id = uuid.UUID(await _material(world, ctx))
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    new = queries.NewLot(
+        material_id, "L-1", "Route supplier", "S-1", Decimal(500), "mL", None, None
+    )
+    async with tenant_id_transaction(ctx.tenant_id):
+        lot_id = await queries.insert_lot(ctx.tenant_id, new, person.user_id)
+        await queries.insert_containers(ctx.tenant_id, lot_id, [(Decimal(500), "mL")])
+    return str(lot_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -148,6 +178,8 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "batch_id": _batch,
     "exception_id": _batch_exception,
     "deviation_id": _deviation,
+    "material_id": _material,
+    "lot_id": _lot,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -233,6 +265,24 @@ JSON_BODIES: dict[str, Any] = {
         "password": "x",
         "reason": "x",
     },
+    "/api/v1/t/{slug:str}/materials": {
+        "code": "ROUTE",
+        "name": "Route material",
+        "material_type": "reagent",
+        "default_unit": "mL",
+    },
+    "/api/v1/t/{slug:str}/lots": {
+        "material_id": "00000000-0000-0000-0000-000000000000",
+        "lot_number": "L-R",
+        "supplier": "x",
+        "supplier_lot": "x",
+        "quantity": "1",
+        "unit": "mL",
+    },
+    "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/release": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/reject": {"password": "x", "reason": "x"},
+    "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/hold": {"reason": "x"},
+    "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/unhold": {"reason": "x"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},

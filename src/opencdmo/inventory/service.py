@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -204,15 +204,16 @@ def _split(
             )
         with localcontext() as context:
             context.prec = 34
-            each = total / containers
-            exact = each * containers == total
+            context.clear_flags()
+            each = (total / containers).normalize()
+            exact = not context.flags[Inexact]
         if not exact:
             raise ValidationFailed(
                 f"{units.quantity(total, unit)} does not split into {containers} equal "
                 "containers; give each container's quantity instead.",
                 details={"field": "containers"},
             )
-        return [(each.normalize(), unit)] * containers
+        return [(each, unit)] * containers
     if not 1 <= len(containers) <= MAX_CONTAINERS:
         raise ValidationFailed(
             f"A lot is split into 1 to {MAX_CONTAINERS} containers.",

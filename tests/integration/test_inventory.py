@@ -372,3 +372,24 @@ async def test_another_tenants_lot_and_material_are_not_found(
     assert stolen.status_code == 404
     assert (await handler.get(f"{base}/lots")).json()["items"] == []
     assert (await handler.get(store.url(f"/lots/{lot['id']}"))).json()["status"] == "quarantine"
+
+
+async def test_the_lots_pages_show_status_containers_and_history(
+    store: Store, browser: Any
+) -> None:
+    handler = await browser("operator")
+    pbs = await material(handler, store)
+    lot = await received(handler, store, pbs, containers=2)
+    past = (date.today() - timedelta(days=1)).isoformat()
+    await received(handler, store, pbs, lot="OLD-7", expiry_date=past)
+    listed = await handler.get(f"/t/{store.slug}/lots")
+    assert listed.status_code == 200
+    assert "L-001" in listed.text and "OLD-7" in listed.text and "expired" in listed.text
+    only = await handler.get(f"/t/{store.slug}/lots", params={"status": "expired"})
+    assert "OLD-7" in only.text and "L-001" not in only.text
+    shown = await handler.get(f"/t/{store.slug}/lots/{lot['id']}")
+    assert shown.status_code == 200
+    assert "Lot L-001" in shown.text and "in quarantine" in shown.text
+    assert "1 L" in shown.text and "received" in shown.text
+    missing = await handler.get(f"/t/{store.slug}/lots/{uuid.uuid4()}")
+    assert missing.status_code == 404

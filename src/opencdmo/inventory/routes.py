@@ -5,12 +5,13 @@ history, QC's release or rejection (signed), and holding or unholding a lot."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Template
 
 from opencdmo.inventory import service
 from opencdmo.inventory.queries import LotRow, MaterialRow
@@ -31,6 +32,7 @@ from opencdmo.inventory.service import ContainerIn, LotView, Receipt
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.web.guards import requires
+from opencdmo.web.pages import page
 
 MATERIALS = "/materials"
 MATERIAL = MATERIALS + "/{material_id:uuid}"
@@ -205,3 +207,37 @@ api = [
     api_hold,
     api_unhold,
 ]
+
+
+@get(LOTS, opt=requires("materials", "read"), include_in_schema=False)
+async def lots_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    status: Status = None,
+    offset: Offset = 0,
+) -> Template:
+    chosen = status if status in service.STATUSES else None
+    found = await service.list_lots(ctx, chosen, 200, offset)
+    return await page(
+        request,
+        "inventory/lots.html",
+        lots=found,
+        statuses=service.STATUSES,
+        status_names=service.STATUS_NAMES,
+        chosen=chosen or "",
+    )
+
+
+@get(LOT, opt=requires("materials", "read"), include_in_schema=False)
+async def lot_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]
+) -> Template:
+    return await page(
+        request,
+        "inventory/lot.html",
+        view=await service.get_lot(ctx, lot_id),
+        status_names=service.STATUS_NAMES,
+    )
+
+
+pages = [lots_page, lot_page]

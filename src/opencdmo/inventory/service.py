@@ -104,6 +104,23 @@ def _unit(code: str, field: str) -> str:
     return code
 
 
+def _bounded(amount: Decimal, unit: str, field: str) -> Decimal:
+    """A received amount a person could mean: more than nothing, at most 10¹⁵, with at most
+    15 decimal places."""
+    if amount <= 0:
+        raise ValidationFailed(
+            "A received quantity is more than nothing.", details={"field": field}
+        )
+    exponent = amount.as_tuple().exponent
+    if amount > 10**15 or (isinstance(exponent, int) and exponent < -15):
+        raise ValidationFailed(
+            f"{units.quantity(amount, unit)} is not a quantity this application keeps "
+            "(at most 10^15, with at most 15 decimal places).",
+            details={"field": field},
+        )
+    return amount
+
+
 # --- materials --------------------------------------------------------------------------------
 
 
@@ -224,10 +241,7 @@ def _split(
     for container in containers:
         code = _unit(container.unit or unit, "containers")
         amount = Decimal(quantities.on_hand(container.quantity, code).magnitude)
-        if amount <= 0:
-            raise ValidationFailed(
-                "Each container holds more than nothing.", details={"field": "containers"}
-            )
+        amount = _bounded(amount.normalize(), code, "containers")
         added += quantities.convert(amount, code, unit)
         found.append((amount, code))
     if quantities.convert(added, unit, unit) != quantities.convert(total, unit, unit):
@@ -263,10 +277,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
         total = Decimal(quantities.on_hand(receipt.quantity, unit).magnitude)
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, details={"field": "quantity"}) from exc
-    if total <= 0:
-        raise ValidationFailed(
-            "A received quantity is more than nothing.", details={"field": "quantity"}
-        )
+    total = _bounded(total, unit, "quantity")
     coa = check_text(receipt.coa_note or "", "coa_note", "The CoA note", limit=4000).strip()
     split = _split(total, unit, receipt.containers)
     async with unit_of_work(ctx):

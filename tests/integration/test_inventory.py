@@ -340,9 +340,7 @@ async def test_the_audit_trail_reads_inventory_events_as_sentences(
     async with read_view(store.ctx):
         rows, _ = await audit_queries.page(store.ctx, AuditFilter(), limit=100, before=None)
         said = [s.text for s in await sentences.describe(store.ctx, rows)]
-    assert "Operator Person added the material PBS PBS buffer" in said or any(
-        s.startswith("Operator Person added the material") for s in said
-    )
+    assert "Operator Person added material PBS (PBS buffer, in mL)" in said
     assert (
         "Operator Person received 2 L of PBS as lot L-001 (supplier lot 2411-07) into quarantine"
         in said

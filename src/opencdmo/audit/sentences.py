@@ -417,8 +417,9 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     **_BATCH_EVENTS,
     "material.created": lambda e: [
         e.actor,
-        _t(" added the material "),
-        e.entity(f"{e.value('code')} {e.value('name')}"),
+        _t(" added "),
+        e.entity(f"material {e.value('code')}"),
+        _t(f" ({e.value('name')}, in {e.value('default_unit')})"),
     ],
     "lot.received": lambda e: [
         e.actor,

@@ -10,15 +10,12 @@ from opencdmo.scope import TenantContext
 
 async def _lots(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     found = await queries.lot_numbers(uuids(ids))
-    return {i: Named(f"lot {n}", f"/api/v1/t/{ctx.slug}/lots/{i}") for i, n in found.items()}
+    return {i: Named(f"lot {n}", f"/t/{ctx.slug}/lots/{i}") for i, n in found.items()}
 
 
 async def _materials(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     found = await queries.material_codes(uuids(ids))
-    return {
-        str(i): Named(f"material {c}", f"/api/v1/t/{ctx.slug}/materials/{i}")
-        for i, c in found.items()
-    }
+    return {str(i): Named(f"material {c}") for i, c in found.items()}
 
 
 AUDIT_NAMES: dict[str, Resolver] = {"lot": _lots, "material": _materials}

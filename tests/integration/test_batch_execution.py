@@ -541,3 +541,26 @@ async def test_another_tenants_batch_is_not_found_for_every_new_command(
     ):
         with pytest.raises(NotFound):
             await call
+
+
+async def test_a_release_reads_as_a_sentence_naming_the_batch_once(
+    plant: Plant, browser: Any
+) -> None:
+    from opencdmo.audit import queries as audit_queries
+    from opencdmo.audit import sentences
+    from opencdmo.audit.queries import AuditFilter
+    from opencdmo.db.tx import read_view
+
+    made = await _complete_with_exceptions(plant)
+    qa = await browser("approver")
+    for e in await exceptions_of(qa, plant, made.id):
+        await qa.send(
+            "POST", api(plant, made.id, f"/exceptions/{e['id']}/accept"), json={"comment": "ok"}
+        )
+    await qa.send("POST", api(plant, made.id, "/disposition"), json={**SIGN, "decision": "release"})
+    async with read_view(plant.ctx):
+        rows, _ = await audit_queries.page(plant.ctx, AuditFilter(), limit=50, before=None)
+        said = [s.text for s in await sentences.describe(plant.ctx, rows)]
+    number = made.number
+    assert f"Approver Person signed batch {number}, meaning: released" in said
+    assert f"Approver Person released batch {number}" in said

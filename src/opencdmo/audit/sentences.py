@@ -209,6 +209,20 @@ def _batch_correction(e: _Event) -> list[Part]:
     ]
 
 
+def _signed(e: _Event) -> list[Part]:
+    """ "A signed master recipe CAR-T, meaning: approved" ("signed batch S1-26-0001": a name
+    that says its kind already is not given it twice)."""
+    named = e.entity()
+    kind = label(e.row.entity_type).lower()
+    says_kind = named.text.lower().startswith(kind + " ")
+    return [
+        e.actor,
+        _t(" signed " if says_kind else f" signed {kind} "),
+        named,
+        _t(f", meaning: {e.value('meaning')}" if e.value("meaning") else ""),
+    ]
+
+
 def _batch_sentence(verb: str) -> Callable[[_Event], list[Part]]:
     return lambda e: _batch_command(e, verb)
 
@@ -341,12 +355,7 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" was superseded by revision {e.value('effective_revision')}"),
     ],
     "recipe.published": lambda e: [e.actor, _t(" published "), e.entity(), _t(" to the HUB")],
-    "signature.applied": lambda e: [
-        e.actor,
-        _t(f" signed {label(e.row.entity_type).lower()} "),
-        e.entity(),
-        _t(f", meaning: {e.value('meaning')}" if e.value("meaning") else ""),
-    ],
+    "signature.applied": lambda e: _signed(e),
     "signature.password_failed": lambda e: [
         e.actor,
         _t(" entered a wrong password for a signature"),

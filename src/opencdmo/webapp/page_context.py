@@ -31,6 +31,7 @@ NAVIGATION = (
     ("batches", "review"),
     ("batches", "deviate"),
     ("batches", "release"),
+    ("materials", "read"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

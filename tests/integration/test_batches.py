@@ -346,3 +346,14 @@ async def test_a_member_who_reads_at_one_site_lists_that_sites_batches(
     listed = await client.get(f"/api/v1/t/{plant.ctx.slug}/batches")
     assert listed.status_code == 200 and [b["site"] for b in listed.json()["items"]] == ["S2"]
     assert (await client.get(f"/t/{plant.ctx.slug}/batches/board")).status_code == 200
+
+
+async def test_a_site_supervisor_sees_the_batches_menu(plant: Plant, browser: Any) -> None:
+    client = await browser("bare")  # production supervisor at S2 only
+    page = await client.get(f"/t/{plant.ctx.slug}/batches")
+    assert page.status_code == 200
+    assert f'href="/t/{plant.ctx.slug}/batches"' in page.text  # the menu entry
+    assert "New batch" in page.text  # they create batches at their site, and there only
+    form = page.text[page.text.index('id="new-site"') :]
+    form = form[: form.index("</select>")]
+    assert ">S2<" in form and ">S1<" not in form

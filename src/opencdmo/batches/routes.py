@@ -195,6 +195,7 @@ async def _list_page(
     kept: dict[str, Any] | None = None,
 ) -> Template:
     found = await service.list_batches(ctx, flt)
+    create_sites = await service.sites_to_create_at(ctx)
     return await page(
         request,
         "batches/list.html",
@@ -209,7 +210,8 @@ async def _list_page(
         sites=await service.site_codes(ctx),
         chosen=chosen,
         query=urlencode({k: v for k, v in chosen.items() if v}),
-        creatable=await service.creatable(ctx) if await can(ctx, "batches", "create") else [],
+        creatable=await service.creatable(ctx) if create_sites else [],
+        create_sites=create_sites,
         error=error,
         kept=kept or {},
         status_code=status,

@@ -307,6 +307,15 @@ async def creatable(ctx: TenantContext) -> list[tuple[str, str]]:
     ]
 
 
+async def sites_to_create_at(ctx: TenantContext) -> list[str]:
+    """The codes of the sites where the member may create batches."""
+    return [
+        s.code
+        for s in await tenancy.list_sites(ctx)
+        if await can(ctx, "batches", "create", site_id=s.id)
+    ]
+
+
 async def site_codes(ctx: TenantContext) -> list[str]:
     return [s.code for s in await tenancy.list_sites(ctx)]
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from litestar import Request
 
-from opencdmo.access.service import can
+from opencdmo.access.service import can_somewhere
 from opencdmo.tenancy.service import user_tenants
 from opencdmo.web.principal import principal_of
 from opencdmo.work.notifications import count_for
 
-# The menu shows only what the member's roles open.
+# The menu shows only what the member's roles open (pages also read these to offer actions).
 NAVIGATION = (
     ("hub", "read"),
     ("hub", "install"),
@@ -45,7 +45,9 @@ async def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
     notifications: int | None = None
     if principal.ctx is not None:
         for obj, act in NAVIGATION:
-            if await can(principal.ctx, obj, act):
+            # Held in the whole tenant or at one site at least (a site role opens its menu;
+            # the service checks the site of each record).
+            if await can_somewhere(principal.ctx, obj, act):
                 allowed.add(f"{obj}:{act}")
         if principal.session is not None:
             notifications = await count_for(request, principal.ctx)

@@ -258,3 +258,18 @@ async def test_entries_and_corrections_are_audited(plant: Plant, browser: Any) -
         f"in batch {number}",
         f"Operator Person recorded Viability before activation 92 % (in limits) in batch {number}",
     ]
+
+
+async def test_an_entrys_audit_event_has_the_entrys_own_time(
+    plant: Plant, browser: Any, owner: asyncpg.Connection
+) -> None:
+    batch = await running(plant)
+    client = await browser("operator")
+    made = (await client.send("POST", url(plant, batch), json=entry("k-1", 92))).json()
+    row = await owner.fetchrow(
+        "SELECT e.entered_at, a.occurred_at FROM batch_entries e JOIN audit_events a"
+        " ON a.tenant_id = e.tenant_id AND a.action = 'batch.entry_recorded'"
+        " AND a.new_values ->> 'entry_id' = e.id::text WHERE e.id = $1",
+        batches.UUID(made["id"]),
+    )
+    assert row["occurred_at"] == row["entered_at"]

@@ -439,6 +439,7 @@ async def record_entry(
                 "device_time": device_time.isoformat() if device_time else None,
             },
             reason=reason,
+            at=entry.entered_at,
         )
         await exceptions.raise_all(ctx, batch_id, row.number, found, entry.id)
     return RecordedEntry(entry, True)

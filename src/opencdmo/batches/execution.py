@@ -36,7 +36,7 @@ def _state(status: str) -> str:
     return states.STATE_NAMES.get(status, status)
 
 
-def running(row: BatchRow, doing: str) -> None:
+def running(row: BatchRow | queries.BatchHead, doing: str) -> None:
     """A 409 unless the batch is Running (``doing``: what needs it, for the message)."""
     if row.status != states.RUNNING:
         raise Conflict(

@@ -120,6 +120,28 @@ async def batch(batch_id: UUID, *, lock: bool = False) -> BatchRow:
     return _row(raw)
 
 
+@dataclass(frozen=True)
+class BatchHead:
+    """What an entry needs of its batch: its number, state and site."""
+
+    id: UUID
+    number: str
+    status: str
+    site_id: UUID
+
+
+_HEAD = tuple(getattr(Batch, f.name) for f in fields(BatchHead))
+
+
+async def lock_head(batch_id: UUID) -> BatchHead:
+    """The batch's head, row-locked until the unit of work ends (the entries' hot path reads
+    only these columns)."""
+    raw = await Batch.select(*_HEAD).where(Batch.id == batch_id).lock_rows("UPDATE").first()
+    if raw is None:
+        raise NotFound("No such batch.")
+    return BatchHead(**{f.name: raw[f.name] for f in fields(BatchHead)})
+
+
 def _conditions(flt: BatchFilter) -> list[Any]:
     found: list[Any] = []
     if flt.status is not None:

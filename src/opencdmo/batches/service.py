@@ -367,7 +367,7 @@ async def record_entry(
             details={"field": "device_time"},
         )
     async with unit_of_work(ctx):
-        row = await queries.batch(batch_id, lock=True)
+        row = await queries.lock_head(batch_id)
         await authorize(ctx, "batches", "execute", site_id=row.site_id)
         # One read: the entry of this key (a retry), and the field's entries.
         first, history = await entry_queries.by_key_and_field(
@@ -378,7 +378,7 @@ async def record_entry(
         execution.running(row, "an entry")
         frozen = await queries.control_recipe_of(ctx.tenant_id, batch_id)
         target = entries.target(frozen.operations, step, phase, field)
-        _phase_takes_entries(await xq.phase(batch_id, step, phase), target, supersedes)
+        _phase_takes_entries(await xq.phase_status(batch_id, step, phase), target, supersedes)
         stored_unit = entries.validated(target, value, unit)
         now = entry_queries.current(history)
         _may_write(target, history, now, supersedes)
@@ -445,19 +445,16 @@ async def record_entry(
     return RecordedEntry(entry, True)
 
 
-def _phase_takes_entries(
-    current: xq.PhaseRow, target: entries.Target, supersedes: UUID | None
-) -> None:
+def _phase_takes_entries(status: str, target: entries.Target, supersedes: UUID | None) -> None:
     """A first entry needs its phase Running; a correction, Running or Complete."""
     wanted = {states.RUNNING} if supersedes is None else {states.RUNNING, states.COMPLETE}
-    if current.status not in wanted:
+    if status not in wanted:
         doing = "an entry" if supersedes is None else "a correction"
         needs = " or ".join(states.STATE_NAMES[s] for s in sorted(wanted, reverse=True))
         raise Conflict(
             f"Phase {target.phase} of step {target.step} is "
-            f"{states.STATE_NAMES.get(current.status, current.status)}: {doing} needs it "
-            f"{needs}.",
-            details={"status": current.status, "phase": target.phase},
+            f"{states.STATE_NAMES.get(status, status)}: {doing} needs it {needs}.",
+            details={"status": status, "phase": target.phase},
         )
 
 

@@ -564,3 +564,27 @@ async def test_a_release_reads_as_a_sentence_naming_the_batch_once(
     number = made.number
     assert f"Approver Person signed batch {number}, meaning: released" in said
     assert f"Approver Person released batch {number}" in said
+
+
+async def test_a_complete_batch_waits_in_qas_queue_until_it_is_released(
+    plant: Plant, browser: Any
+) -> None:
+    from opencdmo.work import registry
+
+    made = await _complete_with_exceptions(plant)
+
+    async def waiting() -> list[str]:
+        queues = {q.key: q for q in await registry.queues_for(plant.approver)}
+        return [i.link for i in queues["batches_awaiting_release"].items]
+
+    assert await waiting() == [f"/t/{plant.ctx.slug}/batches/{made.id}/review"]
+    assert "batches_awaiting_release" not in {
+        q.key for q in await registry.queues_for(plant.operator)
+    }
+    qa = await browser("approver")
+    for e in await exceptions_of(qa, plant, made.id):
+        await qa.send(
+            "POST", api(plant, made.id, f"/exceptions/{e['id']}/accept"), json={"comment": "ok"}
+        )
+    await qa.send("POST", api(plant, made.id, "/disposition"), json={**SIGN, "decision": "release"})
+    assert await waiting() == []

@@ -394,3 +394,24 @@ async def test_the_lots_pages_show_status_containers_and_history(
     assert "1 L" in shown.text and "received" in shown.text
     missing = await handler.get(f"/t/{store.slug}/lots/{uuid.uuid4()}")
     assert missing.status_code == 404
+
+
+async def test_a_quarantined_lot_waits_in_qcs_queue_until_it_is_released(
+    store: Store, browser: Any, world: World
+) -> None:
+    from opencdmo.work import registry
+    from tests.conftest import member_as
+
+    handler = await browser("operator")
+    lot = await received(handler, store, await material(handler, store))
+    qc = await member_as(store.ctx, world["author"])
+
+    async def waiting() -> list[str]:
+        queues = {q.key: q for q in await registry.queues_for(qc)}
+        return [i.link for i in queues["lots_awaiting_qc"].items]
+
+    assert await waiting() == [f"/t/{store.slug}/lots/{lot['id']}"]
+    client = await browser("author")
+    released = await client.send("POST", store.url(f"/lots/{lot['id']}/release"), json=SIGN)
+    assert released.status_code == 200, released.text
+    assert await waiting() == []

@@ -129,7 +129,12 @@ async def test_each_role_sees_the_queues_it_acts_on(
     assert any(i.label.endswith("1.0.0 → 2.0.0") for i in updates.items)
 
     qa = await _queues(approver)
-    assert list(qa) == ["awaiting_signature", "recently_effective"]
+    assert list(qa) == [
+        "awaiting_signature",
+        "batches_awaiting_release",
+        "lots_awaiting_qc",
+        "recently_effective",
+    ]
     awaiting = qa["awaiting_signature"]
     assert [(i.label, i.note) for i in awaiting.items] == [
         ("Under review, revision 2", "Needs your approval"),
@@ -251,13 +256,20 @@ def test_every_queue_has_one_key_a_permission_and_an_empty_text() -> None:
     found = registry.providers()
     assert [p.key for p in found] == [
         "awaiting_signature",
+        "batches_awaiting_release",
+        "lots_awaiting_qc",
         "returned",
         "drafts",
         "library_updates",
         "recently_effective",
     ]
     assert all(p.empty and len(p.permission) == 2 for p in found)
-    assert {p.key for p in found if p.action} == {"awaiting_signature", "returned"}
+    assert {p.key for p in found if p.action} == {
+        "awaiting_signature",
+        "batches_awaiting_release",
+        "lots_awaiting_qc",
+        "returned",
+    }
 
 
 def _count_in_top_bar(html: str) -> int:
@@ -277,7 +289,12 @@ async def test_the_api_the_dashboard_and_the_top_bar_agree(
     assert response.status_code == 200
     body = response.json()
     assert body["awaiting_action"] == 2
-    assert [q["key"] for q in body["queues"]] == ["awaiting_signature", "recently_effective"]
+    assert [q["key"] for q in body["queues"]] == [
+        "awaiting_signature",
+        "batches_awaiting_release",
+        "lots_awaiting_qc",
+        "recently_effective",
+    ]
     awaiting = body["queues"][0]
     assert (awaiting["title"], awaiting["count"], awaiting["awaits_action"]) == (
         "Awaiting my signature",
@@ -288,8 +305,8 @@ async def test_the_api_the_dashboard_and_the_top_bar_agree(
     assert first["label"] == "API review 0, revision 2"
     assert first["who"] == world["author"].full_name and first["when"]
     assert first["link"].startswith(f"/t/{slug}/recipes/")
-    assert body["queues"][1]["items"] == []
-    assert body["queues"][1]["empty"].startswith("No recipe was made effective")
+    assert body["queues"][-1]["items"] == []
+    assert body["queues"][-1]["empty"].startswith("No recipe was made effective")
 
     one = (await approver.get(f"/api/v1/t/{slug}/work?limit=1")).json()
     assert (one["queues"][0]["count"], len(one["queues"][0]["items"])) == (2, 1)

@@ -193,6 +193,18 @@ async def batches(flt: BatchFilter) -> tuple[list[BatchRow], int]:
     return [_row(r) for r in rows], int(await count)
 
 
+async def awaiting_disposition(
+    site_ids: tuple[UUID, ...] | None, limit: int
+) -> tuple[list[BatchRow], int]:
+    """Complete batches not yet released or rejected (at these sites; None: every site),
+    the longest waiting first, and how many there are."""
+    condition = (Batch.status == "complete") & Batch.disposition.is_null()
+    if site_ids is not None:
+        condition = condition & Batch.site_id.is_in(list(site_ids) or [_NO_SITE])
+    rows = await Batch.select(*_ROW).where(condition).order_by(Batch.ended_at).limit(limit)
+    return [_row(r) for r in rows], int(await Batch.count().where(condition))
+
+
 async def next_counter(tenant_id: UUID, key: str) -> int:
     """The next value of the tenant's counter for ``key``, the counter row locked until the
     unit of work ends: concurrent creates wait here, each taking the next value."""

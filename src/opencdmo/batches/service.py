@@ -273,6 +273,19 @@ async def list_batches(ctx: TenantContext, flt: BatchFilter) -> BatchPage:
     )
 
 
+async def awaiting_release(ctx: TenantContext, limit: int) -> tuple[list[BatchSummary], int]:
+    """Complete batches awaiting QA's review and release (at the sites the member reads)."""
+    sites = await readable_sites(ctx)
+    async with tenant_transaction(ctx):
+        rows, total = await queries.awaiting_disposition(sites, limit)
+        recipe_names, site_codes = await _names(ctx)
+    summaries = [
+        BatchSummary(r, recipe_names.get(r.recipe_id, ""), site_codes.get(r.site_id, ""))
+        for r in rows
+    ]
+    return summaries, total
+
+
 async def readable_sites(ctx: TenantContext) -> tuple[UUID, ...] | None:
     """The sites whose batches the member may read (None: every site, tenant-wide); a 403
     when none."""

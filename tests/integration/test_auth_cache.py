@@ -131,7 +131,9 @@ def test_a_lookup_overlapping_an_invalidation_is_not_kept() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _cache_on() -> None:
+def _cache_on(app: Any) -> None:
+    """Every test here runs with the app started (it turns the cache on), whatever order the
+    tests run in."""
     assert authcache.tokens.ttl > 0, "the test app runs with the cache on"
 
 

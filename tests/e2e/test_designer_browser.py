@@ -210,6 +210,8 @@ async def test_designer_keeps_its_place_after_an_edit(
     for revision, name in ((3, "T-cell activation"), (4, "Lentiviral transduction")):
         await page.get_by_role("button", name=f"Add {name}").click()
         await expect(page.locator("#toasts")).to_contain_text(f"Saved as revision {revision}")
+    # The last swap settled (its link replaced), so the click is htmx's, not a page load.
+    await expect(page.locator(".htmx-request, .htmx-settling, .htmx-swapping")).to_have_count(0)
     await page.locator("[data-step='t_cell_activation'] a").click()
     panel = page.locator("aside.panel")
     await expect(panel.get_by_role("button", name="Save step")).to_be_visible()

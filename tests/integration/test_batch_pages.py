@@ -84,8 +84,10 @@ async def test_the_record_page_shows_everything(
         "Suite 1 BSC",
         "COI-0001",
         "outside the normal range",
+        "<td>IL-2 volume added</td>",  # fields by their names, not their keys
     ):
         assert expected in html, expected
+    assert "il2_volume_added</td>" not in html and "activate/medium_preparation" not in html
 
 
 async def test_the_batchml_export_is_valid(plant: Plant, settings: Settings, browser: Any) -> None:

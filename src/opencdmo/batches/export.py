@@ -9,17 +9,6 @@ from opencdmo.batches import batchml
 from opencdmo.batches.record import BatchRecord, PhaseView
 
 
-def _field_names(found: BatchRecord) -> dict[tuple[str, str, str], str]:
-    names: dict[tuple[str, str, str], str] = {}
-    for view in found.phases:
-        content = view.planned.content
-        parts = [(p.key, p.name) for p in content.parameters]
-        parts += [(f.key, f.name) for f in content.data_capture]
-        for key, name in parts:
-            names[(view.planned.step, view.planned.phase, key)] = name
-    return names
-
-
 def _phase(view: PhaseView) -> batchml.Phase:
     return batchml.Phase(
         view.planned.phase,
@@ -40,7 +29,6 @@ def _span(phases: list[PhaseView]) -> tuple[datetime | None, datetime | None]:
 def document(found: BatchRecord, exported_at: datetime) -> batchml.BatchRecordDoc:
     b = found.batch
     recipe = found.control_recipe.document["recipe"]
-    names = _field_names(found)
     header = batchml.BatchHeader(
         b.id,
         b.number,
@@ -91,7 +79,7 @@ def document(found: BatchRecord, exported_at: datetime) -> batchml.BatchRecordDo
                 e.step,
                 e.phase,
                 e.field,
-                names.get((e.step, e.phase, e.field), e.field),
+                found.field_name(e.step, e.phase, e.field),
                 e.value,
                 e.source,
                 found.name(e.entered_by),

@@ -143,6 +143,31 @@ class BatchRecord:
     def step(self, key: str) -> StepView | None:
         return self._steps_by_key.get(key)
 
+    @cached_property
+    def _field_names(self) -> dict[tuple[str, str, str], str]:
+        found: dict[tuple[str, str, str], str] = {}
+        for view in self.phases:
+            content, where = view.planned.content, (view.planned.step, view.planned.phase)
+            for key, name in [(p.key, p.name) for p in content.parameters] + [
+                (f.key, f.name) for f in content.data_capture
+            ]:
+                found[(*where, key)] = name
+        return found
+
+    def field_name(self, step: str, phase: str, key: str) -> str:
+        """A field's name as the content gives it (its key if the recipe has none)."""
+        return self._field_names.get((step, phase, key), key)
+
+    def where(self, step: str | None, phase: str | None) -> str:
+        """A step or phase as people read it: "T-cell activation: Seeding"."""
+        if step is None:
+            return ""
+        found = self.phase(step, phase) if phase else None
+        if found is not None:
+            return found.planned.label
+        named = self.step(step)
+        return named.name if named is not None else step
+
     def latest_check(self, step: str) -> IdentityCheckRow | None:
         """The step's latest COI label check (None: none yet)."""
         return self._latest_checks.get(step)

@@ -157,6 +157,17 @@ async def test_private_items_are_invisible_to_other_tenants(
     assert facets["total"] == 0 and facets["facets"]["publisher"] == []
 
 
+async def test_slug_parts_that_read_as_numbers_are_found(synced: Any, world: World) -> None:
+    # Alone, "84e4d9" is parsed as the number 84e4 and the word d9; inside the slug as one
+    # word. The search finds the slug either way.
+    beta = as_actor(world.beta, world["outsider"])
+    slug = f"secret-buffer-{uuid.uuid4().hex[:4]}-84e4d9"
+    await publish_private(beta, slug)
+    for text in (slug, "84e4d9", slug.replace("-", " ")):
+        hits = await search(beta, SearchQuery(text=text))
+        assert slug in [i.slug for i in hits.items], text
+
+
 async def test_search_with_facets_and_sorting(synced: Any, browser: Any) -> None:
     client = await browser("viewer")
     hits = (

@@ -183,8 +183,11 @@ def search_text(data: dict[str, Any]) -> tuple[str, str, str]:
     words += [f["name"] for f in data.get("result_fields", [])]
     words += [data.get("technique", ""), data.get("sample_type", "")]
     tags = " ".join(data.get("tags", []))
+    # The slug whole and word by word: the parser reads "84e4d9" in "buffer-84e4d9" as one
+    # word, and alone (as a query word) as the number "84e4" then "d9".
+    slug = data["slug"]
     return (
-        f"{data['name']} {data['slug']}",
+        f"{data['name']} {slug} {slug.replace('-', ' ')}",
         f"{data['summary']} {tags}",
         " ".join(w for w in words if w),
     )

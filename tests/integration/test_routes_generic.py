@@ -180,6 +180,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "deviation_id": _deviation,
     "material_id": _material,
     "lot_id": _lot,
+    "start_id": _lot,  # a genealogy trace starts from a lot (or a batch)
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -198,6 +199,18 @@ JSON_BODIES: dict[str, Any] = {
         "reason": "x",
     },
     "/api/v1/t/{slug:str}/tokens": {"name": "x"},
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/consumptions": {
+        "step": "activate",
+        "container_id": "00000000-0000-0000-0000-000000000000",
+        "quantity": "1",
+        "unit": "mL",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/outputs": {
+        "step": "activate",
+        "material_id": "00000000-0000-0000-0000-000000000000",
+        "quantity": "1",
+        "unit": "mL",
+    },
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes/from-hub": {
         "hub_item_id": "00000000-0000-0000-0000-000000000000"

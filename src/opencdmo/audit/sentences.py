@@ -259,6 +259,28 @@ _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     "batch.custody_taken": lambda e: _in_batch(
         e, f"took custody of the material at {e.value('location')}"
     ),
+    "batch.material_consumed": lambda e: _in_batch(
+        e,
+        f"used {e.value('quantity')} {e.value('unit')} of lot {e.value('lot_number')} "
+        f"({e.value('material')}, container {e.value('container')}) at {e.value('step_name')}",
+    ),
+    "batch.materials_reserved": lambda e: _in_batch(
+        e,
+        "reserved "
+        + ", ".join(
+            f"{r.get('quantity')} {r.get('unit')} of lot {r.get('lot')}"
+            for r in (e.value("reserved") or [])
+            if isinstance(r, dict)
+        ),
+    ),
+    "batch.reservations_released": lambda e: _in_batch(
+        e, f"released {e.value('released')} reservations"
+    ),
+    "batch.lot_produced": lambda e: _in_batch(
+        e,
+        f"recorded {e.value('quantity')} {e.value('unit')} of {e.value('material')} made as "
+        f"lot {e.value('lot_number')} at step {e.value('step')}",
+    ),
     "batch.exception_raised": lambda e: [
         _t(f"The system raised a {e.value('severity')} exception in "),
         e.entity(f"batch {e.value('number')}"),
@@ -439,6 +461,11 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "lot.released": lambda e: [e.actor, _t(" released "), _lot(e), _t(" for use")],
     "lot.rejected": lambda e: [e.actor, _t(" rejected "), _lot(e)],
     "lot.held": lambda e: [e.actor, _t(" put "), _lot(e), _t(" on hold")],
+    "lot.consumed": lambda e: [
+        _t("The last of "),
+        e.entity(f"lot {e.value('lot_number')}"),
+        _t(f" was used in batch {e.value('batch')}"),
+    ],
     "lot.unheld": lambda e: [
         e.actor,
         _t(" took "),

@@ -113,7 +113,8 @@ async def api_create(
     """A batch of the recipe's effective revision with one of its formulas, at a site (its
     code): the number from the tenant's pattern, the control recipe frozen and hashed. The
     chain of identity (donor id, COI label, apheresis id) is required for autologous
-    recipes."""
+    recipes. With ``reserve_materials``, containers are reserved for its bill of materials
+    (``short``: the materials that could not be reserved in full)."""
     chain = data.chain_of_identity
     created = await service.create_batch(
         ctx,
@@ -123,8 +124,14 @@ async def api_create(
         data.planned_start,
         data.sponsor,
         ChainOfIdentity(chain.donor_id, chain.coi_label, chain.apheresis_id) if chain else None,
+        reserve=data.reserve_materials,
     )
-    return BatchCreated(created.id, created.number, created.control_recipe_hash)
+    return BatchCreated(
+        created.id,
+        created.number,
+        created.control_recipe_hash,
+        [s.material for s in created.shortages],
+    )
 
 
 @get(ONE, opt=requires("batches", "read", site_scoped=True), tags=["batches"])

@@ -28,6 +28,7 @@ class BatchCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     planned_start: datetime
     sponsor: Name
     chain_of_identity: ChainOfIdentityIn | None = None
+    reserve_materials: bool = False
 
 
 class BatchCreateForm(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -47,6 +48,7 @@ class BatchCreated(Struct):
     id: UUID
     number: str
     control_recipe_hash: str
+    short: list[str] = []
 
 
 class BatchCommand(Struct, forbid_unknown_fields=True, kw_only=True):

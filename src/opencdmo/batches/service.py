@@ -16,7 +16,16 @@ from zoneinfo import ZoneInfo
 
 from opencdmo.access.service import authorize, can
 from opencdmo.audit import service as audit
-from opencdmo.batches import control, entries, entry_queries, exceptions, execution, queries, states
+from opencdmo.batches import (
+    control,
+    entries,
+    entry_queries,
+    exceptions,
+    execution,
+    materials,
+    queries,
+    states,
+)
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.entry_queries import EntryRow, NewEntry
 from opencdmo.batches.queries import BatchFilter, BatchRow, ControlRecipeRow, NewBatch
@@ -56,6 +65,7 @@ class CreatedBatch:
     id: UUID
     number: str
     control_recipe_hash: str
+    shortages: list[materials.Shortage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -134,9 +144,13 @@ async def create_batch(
     planned_start: datetime,
     sponsor: str,
     chain_of_identity: ChainOfIdentity | None = None,
+    *,
+    reserve: bool = False,
 ) -> CreatedBatch:
     """A batch of the recipe's effective revision with one of its formulas, at a site, for a
-    sponsor; its control recipe frozen and hashed in the same transaction."""
+    sponsor; its control recipe frozen and hashed in the same transaction. With ``reserve``,
+    containers are reserved for its bill of materials in that transaction too (what is short
+    is reported, not refused)."""
     site = await _site(ctx, site_code)
     await authorize(ctx, "batches", "create", site_id=site.id)
     sponsor = check_name(sponsor, "sponsor", "The sponsor")
@@ -185,7 +199,12 @@ async def create_batch(
                 "control_recipe_hash": hashed,
             },
         )
-    return CreatedBatch(batch_id, number, hashed)
+        shortages: list[materials.Shortage] = []
+        if reserve:
+            await authorize(ctx, "batches", "reserve", site_id=site.id)
+            reserved = await materials.reserve_in(ctx, await queries.batch(batch_id))
+            shortages = reserved.shortages
+    return CreatedBatch(batch_id, number, hashed, shortages)
 
 
 async def command_batch(
@@ -219,6 +238,8 @@ async def command_batch(
             new={"status": target, "number": row.number},
             reason=reason or None,
         )
+        if target in states.FINAL:
+            await materials.release_reservations_in(ctx, row, f"the batch is {target}")
     return await get_batch_row(ctx, batch_id)
 
 

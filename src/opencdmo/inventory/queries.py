@@ -62,6 +62,23 @@ class LotRow:
     received_at: datetime
     coa_note: str | None
     updated_at: datetime
+    origin_batch_id: UUID | None
+    origin_step: str | None
+    donor_id: str | None
+    coi_label: str | None
+    apheresis_id: str | None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The chain-of-identity identifiers of a patient's or donor's starting material."""
+
+    donor_id: str | None = None
+    coi_label: str | None = None
+    apheresis_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.donor_id, self.coi_label, self.apheresis_id))
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,9 @@ class NewLot:
     unit: str
     expiry_date: date | None
     coa_note: str | None
+    identity: Identity = Identity()
+    origin_batch_id: UUID | None = None
+    origin_step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,7 @@ class ContainerRow:
     number: int
     quantity: Decimal
     unit: str
+    remaining: Decimal
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,11 @@ async def insert_lot(tenant_id: UUID, new: NewLot, received_by: UUID) -> UUID:
             received_at=database_now(),
             coa_note=new.coa_note,
             updated_at=database_now(),
+            origin_batch_id=new.origin_batch_id,
+            origin_step=new.origin_step,
+            donor_id=new.identity.donor_id,
+            coi_label=new.identity.coi_label,
+            apheresis_id=new.identity.apheresis_id,
         )
     ).returning(Lot.id)
     found: UUID = rows[0]["id"]
@@ -233,7 +259,14 @@ async def insert_containers(
     """The lot's containers, numbered from 1, each with its quantity and unit."""
     await LotContainer.insert(
         *[
-            LotContainer(tenant_id=tenant_id, lot_id=lot_id, number=n, quantity=quantity, unit=unit)
+            LotContainer(
+                tenant_id=tenant_id,
+                lot_id=lot_id,
+                number=n,
+                quantity=quantity,
+                unit=unit,
+                remaining=quantity,
+            )
             for n, (quantity, unit) in enumerate(split, start=1)
         ]
     )

@@ -14,9 +14,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
 from opencdmo.inventory import service
-from opencdmo.inventory.queries import LotRow, MaterialRow
+from opencdmo.inventory.queries import Identity, LotRow, MaterialRow
 from opencdmo.inventory.schemas import (
     ContainerOut,
+    IdentityIn,
     LotDetail,
     LotList,
     LotOut,
@@ -43,6 +44,12 @@ Offset = Annotated[int, QueryParameter(ge=0, le=10**9, required=False)]
 Status = Annotated[str | None, QueryParameter(max_length=40, required=False)]
 
 
+def _identity(given: IdentityIn | None) -> Identity | None:
+    if given is None:
+        return None
+    return Identity(given.donor_id, given.coi_label, given.apheresis_id)
+
+
 def _material(row: MaterialRow) -> MaterialOut:
     return MaterialOut(**asdict(row))
 
@@ -53,11 +60,13 @@ def _lot_values(row: LotRow, material_code: str, status: str) -> dict[str, objec
     return {**values, "status": status, "stored_status": row.status, "material_code": material_code}
 
 
-def _detail(view: LotView) -> LotDetail:
+def detail(view: LotView) -> LotDetail:
     return LotDetail(
         **_lot_values(view.lot, view.material.code, view.status),  # type: ignore[arg-type]
         containers=[
-            ContainerOut(id=c.id, number=c.number, quantity=c.quantity, unit=c.unit)
+            ContainerOut(
+                id=c.id, number=c.number, quantity=c.quantity, unit=c.unit, remaining=c.remaining
+            )
             for c in view.containers
         ],
         history=[
@@ -142,16 +151,17 @@ async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[Receip
             data.expiry_date,
             containers,
             data.coa_note,
+            _identity(data.chain_of_identity),
         ),
     )
-    return _detail(await service.get_lot(ctx, row.id))
+    return detail(await service.get_lot(ctx, row.id))
 
 
 @get(LOT, opt=requires("materials", "read"), tags=["inventory"])
 async def api_lot(ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]) -> LotDetail:
     """The lot, its status as shown (expired once its expiry date has passed), containers
     and status history."""
-    return _detail(await service.get_lot(ctx, lot_id))
+    return detail(await service.get_lot(ctx, lot_id))
 
 
 @post(LOT + "/release", opt=requires("materials", "release"), tags=["inventory"], status_code=200)
@@ -164,7 +174,7 @@ async def api_release(
     """QC releases a lot in quarantine, signing it 'approved for use' (not whoever received
     it)."""
     view = await service.decide(settings, ctx, lot_id, "release", data.password, data.reason)
-    return _detail(view)
+    return detail(view)
 
 
 @post(LOT + "/reject", opt=requires("materials", "release"), tags=["inventory"], status_code=200)
@@ -176,7 +186,7 @@ async def api_reject(
 ) -> LotDetail:
     """QC rejects a lot in quarantine, signing it 'rejected'."""
     view = await service.decide(settings, ctx, lot_id, "reject", data.password, data.reason)
-    return _detail(view)
+    return detail(view)
 
 
 @post(LOT + "/hold", opt=requires("materials", "manage"), tags=["inventory"], status_code=200)
@@ -184,7 +194,7 @@ async def api_hold(
     ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID], data: JSONBody[ReasonIn]
 ) -> LotDetail:
     """Put a lot in quarantine or released on hold, saying why."""
-    return _detail(await service.hold(ctx, lot_id, data.reason))
+    return detail(await service.hold(ctx, lot_id, data.reason))
 
 
 @post(LOT + "/unhold", opt=requires("materials", "manage"), tags=["inventory"], status_code=200)
@@ -192,7 +202,7 @@ async def api_unhold(
     ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID], data: JSONBody[ReasonIn]
 ) -> LotDetail:
     """Take a lot off hold, back to the status it had before, saying why."""
-    return _detail(await service.unhold(ctx, lot_id, data.reason))
+    return detail(await service.unhold(ctx, lot_id, data.reason))
 
 
 api = [

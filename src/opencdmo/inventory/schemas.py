@@ -53,6 +53,14 @@ class ContainerQuantity(Struct, forbid_unknown_fields=True, kw_only=True):
     unit: UnitCode | None = None
 
 
+class IdentityIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The chain-of-identity identifiers of a patient's or donor's starting material."""
+
+    donor_id: Short | None = None
+    coi_label: Short | None = None
+    apheresis_id: Short | None = None
+
+
 class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
     """A delivery: ``containers`` is a number of equal containers, or each container's
     quantity (adding up to the total); one container with everything when not given."""
@@ -70,6 +78,7 @@ class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
         | None
     ) = None
     coa_note: LongText | None = None
+    chain_of_identity: IdentityIn | None = None
 
 
 class SignIn(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -88,6 +97,7 @@ class ContainerOut(Struct, kw_only=True):
     number: int
     quantity: Decimal
     unit: str
+    remaining: Decimal
 
 
 class StatusChangeOut(Struct, kw_only=True):
@@ -114,6 +124,11 @@ class LotOut(Struct, kw_only=True):
     received_by: UUID
     received_at: datetime
     coa_note: str | None
+    origin_batch_id: UUID | None
+    origin_step: str | None
+    donor_id: str | None
+    coi_label: str | None
+    apheresis_id: str | None
 
 
 class LotDetail(LotOut, kw_only=True):

@@ -9,7 +9,7 @@ not released, and it is shown as expired whatever its stored status.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal, Inexact, localcontext
 from typing import Any
@@ -25,6 +25,7 @@ from opencdmo.fields import check_name, check_text
 from opencdmo.inventory import queries
 from opencdmo.inventory.queries import (
     ContainerRow,
+    Identity,
     LotRow,
     MaterialRow,
     NewLot,
@@ -206,7 +207,7 @@ class ContainerIn:
     unit: str | None = None
 
 
-def _split(
+def split_into(
     total: Decimal, unit: str, containers: int | list[ContainerIn] | None
 ) -> list[tuple[Decimal, str]]:
     """The containers of a receipt: one with everything, N equal ones, or the quantities
@@ -253,6 +254,31 @@ def _split(
     return found
 
 
+def _identity(given: Identity | None) -> Identity:
+    """The identifiers as given, each one line (empty ones dropped)."""
+    if given is None:
+        return Identity()
+    values = {}
+    for name, label in (
+        ("donor_id", "The donor id"),
+        ("coi_label", "The COI label"),
+        ("apheresis_id", "The apheresis id"),
+    ):
+        value = getattr(given, name)
+        values[name] = _line(value, name, label, 120) if value and value.strip() else None
+    return Identity(**values)
+
+
+def measures_same(amount: Decimal, unit: str, material: MaterialRow) -> None:
+    """A 422 unless ``unit`` measures what the material's default unit does."""
+    try:
+        quantities.convert(amount, unit, material.default_unit)
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"{exc.message} (the unit of {material.code})", details={"field": "unit"}
+        ) from exc
+
+
 @dataclass(frozen=True)
 class Receipt:
     material_id: UUID
@@ -264,6 +290,7 @@ class Receipt:
     expiry_date: date | None = None
     containers: int | list[ContainerIn] | None = None
     coa_note: str | None = None
+    identity: Identity | None = None
 
 
 async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
@@ -279,16 +306,18 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
         raise ValidationFailed(exc.message, details={"field": "quantity"}) from exc
     total = _bounded(total, unit, "quantity")
     coa = check_text(receipt.coa_note or "", "coa_note", "The CoA note", limit=4000).strip()
-    split = _split(total, unit, receipt.containers)
+    split = split_into(total, unit, receipt.containers)
+    identity = _identity(receipt.identity)
     async with unit_of_work(ctx):
         await authorize(ctx, "materials", "manage")
         material = await queries.material(receipt.material_id)
-        try:
-            quantities.convert(total, unit, material.default_unit)
-        except ValidationFailed as exc:
+        measures_same(total, unit, material)
+        if identity and material.material_type != "starting_material":
             raise ValidationFailed(
-                f"{exc.message} (the unit of {material.code})", details={"field": "unit"}
-            ) from exc
+                f"{material.code} is not a starting material: a lot of it has no chain of "
+                "identity.",
+                details={"field": "chain_of_identity"},
+            )
         if await queries.lot_exists(material.id, lot_number):
             raise Conflict(f"{material.code} has a lot {lot_number} already.")
         new = NewLot(
@@ -300,6 +329,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
             unit,
             receipt.expiry_date,
             coa or None,
+            identity,
         )
         lot_id = await queries.insert_lot(ctx.tenant_id, new, _actor(ctx))
         await queries.insert_containers(ctx.tenant_id, lot_id, split)
@@ -322,6 +352,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
                 "expiry_date": receipt.expiry_date.isoformat() if receipt.expiry_date else None,
                 "containers": [{"quantity": str(q), "unit": u} for q, u in split],
                 "status": "quarantine",
+                **({"chain_of_identity": asdict(identity)} if identity else {}),
             },
         )
         return await queries.lot(lot_id)

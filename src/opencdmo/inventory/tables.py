@@ -41,6 +41,11 @@ class Lot(Table, tablename="lots"):
     received_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     coa_note = Text(null=True, default=None)
     updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    origin_batch_id = UUID(null=True, default=None)
+    origin_step = Text(null=True, default=None)
+    donor_id = Text(null=True, default=None)
+    coi_label = Text(null=True, default=None)
+    apheresis_id = Text(null=True, default=None)
 
 
 class LotContainer(Table, tablename="lot_containers"):
@@ -52,6 +57,7 @@ class LotContainer(Table, tablename="lot_containers"):
     number = Integer()
     quantity = Numeric()
     unit = Text()
+    remaining = Numeric()
 
 
 class LotStatusChange(Table, tablename="lot_status_changes"):
@@ -66,3 +72,50 @@ class LotStatusChange(Table, tablename="lot_status_changes"):
     changed_by = UUID()
     changed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     signature_id = UUID(null=True, default=None)
+
+
+class BatchConsumption(Table, tablename="batch_consumptions"):
+    """One use of a container in a step of a batch (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    step = Text()
+    material = Text(null=True, default=None)  # the bill of materials line's material
+    container_id = UUID()
+    lot_id = UUID()
+    material_id = UUID()
+    quantity = Numeric()
+    unit = Text()
+    container_quantity = Numeric()
+    container_unit = Text()
+    consumed_by = UUID()
+    consumed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchReservation(Table, tablename="batch_reservations"):
+    """A container (or part of it) kept for a batch's bill of materials line."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    material = Text()
+    container_id = UUID()
+    quantity = Numeric()
+    reserved_by = UUID()
+    reserved_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    released_at = Timestamptz(null=True, default=None)
+
+
+class GenealogyLink(Table, tablename="genealogy_links"):
+    """An edge of the genealogy graph: a lot went into a batch, or a batch made a lot."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    parent_id = UUID()
+    parent_kind = Text()
+    child_id = UUID()
+    child_kind = Text()
+    quantity = Numeric(null=True, default=None)
+    unit = Text(null=True, default=None)
+    linked_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

@@ -34,8 +34,15 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     "manual_entry": "minor",
     "verification_missing": "major",
     "identity_mismatch": "critical",
+    "wrong_material": "refuse",
+    "over_consumption": "major",
 }
 KINDS = tuple(DEFAULT_SEVERITIES)
+#: Kinds the manifest may make refusals instead (``refuse``): the command is refused and
+#: nothing is written. Using a lot before QC's release, or past its expiry, is never a kind:
+#: it is always refused.
+REFUSABLE = frozenset({"wrong_material", "over_consumption"})
+REFUSE = "refuse"
 DEFAULT_LATE_ENTRY_MINUTES = 30
 LONGEST_LATE_ENTRY_MINUTES = 10080  # a week
 
@@ -50,6 +57,9 @@ class ExceptionRules:
     def severity(self, kind: str) -> str:
         return self.overrides.get(kind, DEFAULT_SEVERITIES[kind])
 
+    def refuses(self, kind: str) -> bool:
+        return self.severity(kind) == REFUSE
+
 
 def problem(overrides: Any, minutes: Any) -> str | None:
     """What is wrong with these rules (None: nothing)."""
@@ -58,8 +68,9 @@ def problem(overrides: Any, minutes: Any) -> str | None:
     for kind, severity in overrides.items():
         if kind not in DEFAULT_SEVERITIES:
             return f"'{str(kind)[:40]}' is not an exception kind (the kinds: {', '.join(KINDS)})"
-        if severity not in SEVERITIES:
-            return f"{kind}: the severity must be one of {', '.join(SEVERITIES)}"
+        allowed = (*SEVERITIES, REFUSE) if kind in REFUSABLE else SEVERITIES
+        if severity not in allowed:
+            return f"{kind}: the severity must be one of {', '.join(allowed)}"
     if (
         not isinstance(minutes, int)
         or isinstance(minutes, bool)

@@ -21,6 +21,7 @@ from opencdmo.tenancy.batch_numbering import DEFAULT_PATTERN, problem
 from opencdmo.tenancy.batch_rules import (
     DEFAULT_LATE_ENTRY_MINUTES,
     LONGEST_LATE_ENTRY_MINUTES,
+    REFUSE,
     SEVERITIES,
     ExceptionRules,
 )
@@ -65,7 +66,7 @@ SCHEMA: dict[str, Any] = {
                 "severities": {
                     "type": "object",
                     "propertyNames": {"enum": list(EXCEPTION_KINDS)},
-                    "additionalProperties": {"enum": list(SEVERITIES)},
+                    "additionalProperties": {"enum": [*SEVERITIES, REFUSE]},
                 },
                 "late_entry_minutes": {
                     "type": "integer",

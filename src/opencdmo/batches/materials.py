@@ -1,0 +1,585 @@
+"""Materials in a batch: its bill of materials from the control recipe, containers reserved
+for it, the containers its steps consume, and the lots its steps produce.
+
+Consuming a container in a step checks, on the locked batch and container, in this order:
+
+- the lot is usable at the time of use: released and not past its expiry date (a lot in
+  quarantine, on hold, rejected, consumed or expired is always refused: "use before QC
+  release" is never allowed);
+- a patient's starting material belongs to this batch's patient (its COI identifiers);
+- the lot's material is one of the step's bill of materials (``wrong_material``);
+- the quantity converts to the container's unit and is on hand, less what other batches
+  reserved of it;
+- the step's total of that material stays within its bill of materials (``over_consumption``).
+
+``wrong_material`` and ``over_consumption`` are refused or raise an exception of that kind,
+as the tenant's manifest says (``batch_exceptions.severities``: ``refuse`` or a severity).
+Each command is one unit of work: the consumption, the container's quantity, the genealogy
+link, the lot's status (consumed once every container is empty), the exceptions and the
+audit events commit together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+from opencdmo import quantities, units
+from opencdmo.access.service import authorize
+from opencdmo.audit import service as audit
+from opencdmo.batches import exceptions, queries, states
+from opencdmo.batches import execution_queries as xq
+from opencdmo.batches.execution import actor, running
+from opencdmo.batches.execution_queries import NewException
+from opencdmo.batches.queries import BatchRow, ControlRecipeRow
+from opencdmo.db.tx import read_view, unit_of_work
+from opencdmo.errors import Conflict, ValidationFailed
+from opencdmo.fields import check_name
+from opencdmo.inventory import consumption_queries as cq
+from opencdmo.inventory import queries as lots
+from opencdmo.inventory import service as inventory
+from opencdmo.inventory.consumption_queries import ConsumptionRow, NewConsumption, ReservationRow
+from opencdmo.inventory.queries import ContainerRow, Identity, LotRow, MaterialRow, NewLot
+from opencdmo.scope import TenantContext
+from opencdmo.tenancy.batch_rules import exception_rules
+
+MADE_TYPES = ("intermediate", "product", "starting_material")
+DONE_PHASES = frozenset({states.COMPLETE, states.STOPPED, states.ABORTED})
+
+
+@dataclass(frozen=True)
+class BomLine:
+    """One line of a step's bill of materials (at the recipe's scale)."""
+
+    step: str
+    step_name: str
+    material: str  # the HUB material's slug
+    quantity: Decimal
+    unit: str
+    note: str | None
+
+
+def bill_of_materials(frozen: ControlRecipeRow) -> list[BomLine]:
+    """Every step's materials, in recipe order."""
+    found = []
+    for step, operation in frozen.operations.items():
+        for line in operation.materials:
+            found.append(
+                BomLine(
+                    step,
+                    operation.name,
+                    line.material,
+                    Decimal(str(line.quantity)),
+                    line.unit,
+                    line.note,
+                )
+            )
+    return found
+
+
+def _step_lines(frozen: ControlRecipeRow, step: str) -> list[BomLine]:
+    if step not in frozen.operations:
+        raise ValidationFailed(f"This batch has no step '{step[:64]}'.", details={"field": "step"})
+    return [line for line in bill_of_materials(frozen) if line.step == step]
+
+
+def _quantity(value: Decimal, unit: str) -> tuple[Decimal, str]:
+    """A quantity as given: a positive amount in a known unit (422 naming the field)."""
+    try:
+        quantities.unit(unit)
+        amount = Decimal(quantities.on_hand(value, unit).magnitude)
+    except ValidationFailed as exc:
+        field = "unit" if "unit" in exc.message.lower() else "quantity"
+        raise ValidationFailed(exc.message, details={"field": field}) from exc
+    if not amount > 0 or amount.as_tuple().exponent < -9 or amount > Decimal("1e15"):  # type: ignore[operator]
+        raise ValidationFailed(
+            "The quantity must be more than 0 (at most 15 digits, 9 after the point).",
+            details={"field": "quantity"},
+        )
+    return amount.normalize(), unit
+
+
+def _usable(lot: LotRow, material: MaterialRow, on: date) -> None:
+    """A 409 unless the lot may be used now: released, and not past its expiry date."""
+    shown = inventory.shown_status(lot, on)
+    name = f"Lot {lot.lot_number} of {material.code}"
+    if shown == "quarantine":
+        raise Conflict(
+            f"{name} is in quarantine: it may not be used before QC releases it.",
+            details={"status": shown},
+        )
+    if shown == "expired":
+        raise Conflict(
+            f"{name} expired on {lot.expiry_date}: it may not be used.", details={"status": shown}
+        )
+    if shown != "released":
+        raise Conflict(
+            f"{name} is {inventory.STATUS_NAMES[shown]}: only a released lot may be used.",
+            details={"status": shown},
+        )
+
+
+def _same_patient(lot: LotRow, batch: BatchRow) -> None:
+    """A patient's material goes into that patient's batch only."""
+    if not any((lot.donor_id, lot.coi_label, lot.apheresis_id)):
+        return
+    pairs = (
+        ("donor id", lot.donor_id, batch.donor_id),
+        ("COI label", lot.coi_label, batch.coi_label),
+        ("apheresis id", lot.apheresis_id, batch.apheresis_id),
+    )
+    for name, of_lot, of_batch in pairs:
+        if of_lot and of_lot != of_batch:
+            raise Conflict(
+                f"Lot {lot.lot_number} is another patient's material: its {name} is "
+                f"{of_lot}, this batch's is {of_batch or 'not set'}.",
+                details={"field": "container_id", "identity": name},
+            )
+
+
+@dataclass(frozen=True)
+class Consumed:
+    consumption: ConsumptionRow
+    raised: list[str]  # the kinds of exception it raised
+
+
+async def consume(
+    ctx: TenantContext,
+    batch_id: UUID,
+    step: str,
+    container_id: UUID,
+    quantity: Decimal,
+    unit: str,
+) -> Consumed:
+    """Record the use of ``quantity`` of a container in a step (see the module)."""
+    amount, unit = _quantity(quantity, unit)
+    async with unit_of_work(ctx):
+        batch = await queries.batch(batch_id, lock=True)
+        await authorize(ctx, "batches", "execute", site_id=batch.site_id)
+        running(batch, "using a material")
+        frozen = await queries.control_recipe(batch_id)
+        lines = _step_lines(frozen, step)
+        phases = [p for p in await xq.phases(batch_id) if p.step == step]
+        if phases and all(p.status in DONE_PHASES for p in phases):
+            raise Conflict(
+                f"Step {frozen.operations[step].name} is done: it takes no more materials.",
+                details={"field": "step"},
+            )
+        container = await cq.container(container_id, lock=True)
+        lot = await lots.lot(container.lot_id, lock=True)
+        material = await lots.material(lot.material_id)
+        _usable(lot, material, inventory.today(ctx))
+        _same_patient(lot, batch)
+        rules = await exception_rules(ctx)
+        raised: list[NewException] = []
+        step_name = frozen.operations[step].name
+
+        def problem(kind: str, message: str, field: str) -> None:
+            if rules.refuses(kind):
+                raise Conflict(message, details={"field": field, "kind": kind})
+            raised.append(NewException(kind, rules.severity(kind), message, step))
+
+        allowed = await cq.material_ids_for(sorted({line.material for line in lines}))
+        line = next((ln for ln in lines if material.id in allowed.get(ln.material, ())), None)
+        if line is None:
+            wanted = ", ".join(sorted({ln.material for ln in lines})) or "no materials"
+            problem(
+                "wrong_material",
+                f"{material.code} is not in the bill of materials of step {step_name} "
+                f"(it takes {wanted}).",
+                "container_id",
+            )
+        try:
+            taken = quantities.convert(amount, unit, container.unit)
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                f"{exc.message} (the container's unit)", details={"field": "unit"}
+            ) from exc
+        own = [r for r in await cq.reservations(batch_id) if r.container_id == container.id]
+        others = (await cq.reserved_by_others([container.id], batch_id)).get(
+            container.id, Decimal(0)
+        )
+        if taken > container.remaining:
+            raise Conflict(
+                f"Container {container.number} of lot {lot.lot_number} has "
+                f"{units.quantity(container.remaining, container.unit)} left, not "
+                f"{units.quantity(taken, container.unit)}.",
+                details={"field": "quantity"},
+            )
+        if taken > container.remaining - others:
+            raise Conflict(
+                f"{units.quantity(others, container.unit)} of container {container.number} of "
+                f"lot {lot.lot_number} is reserved for other batches: "
+                f"{units.quantity(container.remaining - others, container.unit)} is free.",
+                details={"field": "quantity"},
+            )
+        if line is not None:
+            await _within_bom(batch_id, line, amount, unit, problem)
+        by = actor(ctx)
+        consumption_id = await cq.insert_consumption(
+            ctx.tenant_id,
+            NewConsumption(
+                batch_id,
+                step,
+                line.material if line else None,
+                container,
+                material.id,
+                amount,
+                unit,
+                taken,
+            ),
+            by,
+        )
+        for reservation in own:
+            await cq.use_reservation(reservation, taken)
+        await audit.record(
+            ctx,
+            "batch.material_consumed",
+            "batch",
+            batch_id,
+            new={
+                "number": batch.number,
+                "step": step,
+                "step_name": step_name,
+                "consumption_id": str(consumption_id),
+                "lot_id": str(lot.id),
+                "lot_number": lot.lot_number,
+                "material": material.code,
+                "container": container.number,
+                "quantity": str(amount),
+                "unit": unit,
+                "container_quantity": str(taken),
+                "container_unit": container.unit,
+                "left": str(container.remaining - taken),
+            },
+        )
+        if await cq.lots_left(lot.id) == 0:
+            await lots.set_status(lot.id, "consumed")
+            reason = f"used up in batch {batch.number}"
+            await lots.insert_change(
+                ctx.tenant_id, lot.id, lot.status, "consumed", reason, by, None
+            )
+            await audit.record(
+                ctx,
+                "lot.consumed",
+                "lot",
+                lot.id,
+                old={"status": lot.status},
+                new={"status": "consumed", "lot_number": lot.lot_number, "batch": batch.number},
+                reason=reason,
+            )
+        found = await exceptions.raise_all(ctx, batch_id, batch.number, raised)
+        row = next(c for c in await cq.consumptions(batch_id) if c.id == consumption_id)
+        return Consumed(row, [e.kind for e in found])
+
+
+async def _within_bom(
+    batch_id: UUID, line: BomLine, amount: Decimal, unit: str, problem: object
+) -> None:
+    """Raise (or refuse) over-consumption when the step's total of the material would pass
+    its bill of materials."""
+    used = Decimal(0)
+    for c in await cq.consumptions(batch_id):
+        if c.step == line.step and c.material == line.material:
+            used += _in(c.quantity, c.unit, line.unit)
+    total = used + _in(amount, unit, line.unit)
+    if total > line.quantity:
+        assert callable(problem)
+        problem(
+            "over_consumption",
+            f"Step {line.step_name} would use {units.quantity(total, line.unit)} of "
+            f"{line.material}; its bill of materials says "
+            f"{units.quantity(line.quantity, line.unit)}.",
+            "quantity",
+        )
+
+
+def _in(amount: Decimal, unit: str, to: str) -> Decimal:
+    """``amount`` in the line's unit; a unit that does not convert (a material whose unit
+    measures something else than the recipe's) is a clear 422."""
+    try:
+        return quantities.convert(amount, unit, to)
+    except ValidationFailed as exc:
+        raise ValidationFailed(
+            f"{exc.message} (the bill of materials' unit)", details={"field": "unit"}
+        ) from exc
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shortage:
+    material: str
+    wanted: Decimal
+    reserved: Decimal
+    unit: str
+
+
+@dataclass(frozen=True)
+class Reserved:
+    reservations: list[ReservationRow]
+    shortages: list[Shortage]
+
+
+def _needs(frozen: ControlRecipeRow) -> dict[str, tuple[Decimal, str]]:
+    """The whole batch's need of each material, in the unit of its first line."""
+    found: dict[str, tuple[Decimal, str]] = {}
+    for line in bill_of_materials(frozen):
+        total, unit = found.get(line.material, (Decimal(0), line.unit))
+        try:
+            found[line.material] = (
+                total + quantities.convert(line.quantity, line.unit, unit),
+                unit,
+            )
+        except ValidationFailed:
+            continue  # a line in a unit of another kind is not reserved for
+    return found
+
+
+async def reserve(ctx: TenantContext, batch_id: UUID) -> Reserved:
+    """Reserve released, unexpired containers for what the batch's bill of materials still
+    needs, first to expire first; what cannot be found is reported, not refused."""
+    async with unit_of_work(ctx):
+        batch = await queries.batch(batch_id, lock=True)
+        await authorize(ctx, "batches", "reserve", site_id=batch.site_id)
+        if batch.status in states.FINAL:
+            raise Conflict(
+                f"Batch {batch.number} is {batch.status}: it reserves nothing.",
+                details={"status": batch.status},
+            )
+        reserved = await reserve_in(ctx, batch)
+        return reserved
+
+
+async def reserve_in(ctx: TenantContext, batch: BatchRow) -> Reserved:
+    """``reserve`` in the open unit of work (a batch being created reserves this way)."""
+    frozen = await queries.control_recipe(batch.id)
+    needs = _needs(frozen)
+    held = await cq.reservations(batch.id)
+    used = await cq.consumptions(batch.id)
+    materials = await cq.material_ids_for(sorted(needs))
+    shortages: list[Shortage] = []
+    made: list[dict[str, str]] = []
+    on = inventory.today(ctx)
+    by = actor(ctx)
+    for slug, (wanted, unit) in needs.items():
+        ids = sorted(materials.get(slug, ()))
+        candidates = await cq.candidates(ids, on, lock=True)
+        unit_of = {c.container.id: c.container.unit for c in candidates}
+        have = Decimal(0)
+        for r in held:
+            if r.material == slug and r.container_id in unit_of:
+                have += _convertible(r.quantity, unit_of[r.container_id], unit)
+        for c in used:
+            if c.material == slug:
+                have += _convertible(c.quantity, c.unit, unit)
+        others = await cq.reserved_by_others([c.container.id for c in candidates], batch.id)
+        mine = {r.container_id for r in held}
+        for candidate in candidates:
+            if have >= wanted:
+                break
+            box = candidate.container
+            if box.id in mine:
+                continue
+            free = box.remaining - others.get(box.id, Decimal(0))
+            if free <= 0 or not quantities.compatible(box.unit, unit):
+                continue
+            take = min(free, quantities.convert(wanted - have, unit, box.unit))
+            await cq.insert_reservation(ctx.tenant_id, batch.id, slug, box.id, take, by)
+            have += quantities.convert(take, box.unit, unit)
+            made.append(
+                {
+                    "material": slug,
+                    "lot": candidate.lot_number,
+                    "container": str(box.number),
+                    "quantity": str(take),
+                    "unit": box.unit,
+                }
+            )
+        if have < wanted:
+            shortages.append(Shortage(slug, wanted, have, unit))
+    if made:
+        await audit.record(
+            ctx,
+            "batch.materials_reserved",
+            "batch",
+            batch.id,
+            new={
+                "number": batch.number,
+                "reserved": made,
+                "short": [s.material for s in shortages],
+            },
+        )
+    return Reserved(await cq.reservations(batch.id), shortages)
+
+
+def _convertible(amount: Decimal, unit: str, to: str) -> Decimal:
+    return quantities.convert(amount, unit, to) if quantities.compatible(unit, to) else Decimal(0)
+
+
+async def release_reservations_in(ctx: TenantContext, batch: BatchRow, why: str) -> None:
+    """Release what the batch still holds (it ended), in the open unit of work; audited."""
+    count = await cq.release_reservations(batch.id)
+    if count:
+        await audit.record(
+            ctx,
+            "batch.reservations_released",
+            "batch",
+            batch.id,
+            new={"number": batch.number, "released": count},
+            reason=why,
+        )
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    step: str
+    material_id: UUID
+    quantity: Decimal
+    unit: str
+    lot_number: str | None = None
+    containers: int | list[inventory.ContainerIn] | None = None
+    expiry_date: date | None = None
+
+
+async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
+    """A step's product (an intermediate, the final product, a sample): a lot in quarantine
+    with the batch as its origin, so that genealogy goes on downstream. A patient's batch
+    passes its chain of identity on to the lot."""
+    amount, unit = _quantity(output.quantity, output.unit)
+    number = (
+        check_name(output.lot_number, "lot_number", "The lot number").strip()
+        if output.lot_number
+        else None
+    )
+    split = inventory.split_into(amount, unit, output.containers)
+    async with unit_of_work(ctx):
+        batch = await queries.batch(batch_id, lock=True)
+        await authorize(ctx, "batches", "execute", site_id=batch.site_id)
+        running(batch, "recording what a step made")
+        frozen = await queries.control_recipe(batch_id)
+        _step_lines(frozen, output.step)
+        material = await lots.material(output.material_id)
+        if material.material_type not in MADE_TYPES:
+            raise ValidationFailed(
+                f"{material.code} is a {material.material_type.replace('_', ' ')}: a batch "
+                "makes intermediates, products and starting material, not what is bought in.",
+                details={"field": "material_id"},
+            )
+        inventory.measures_same(amount, unit, material)
+        lot_number = number or await _free_number(material.id, f"{batch.number}-{output.step}")
+        if await lots.lot_exists(material.id, lot_number):
+            raise Conflict(f"{material.code} has a lot {lot_number} already.")
+        new = NewLot(
+            material.id,
+            lot_number,
+            ctx.name,
+            batch.number,
+            amount,
+            unit,
+            output.expiry_date,
+            None,
+            Identity(batch.donor_id, batch.coi_label, batch.apheresis_id),
+            batch.id,
+            output.step,
+        )
+        by = actor(ctx)
+        lot_id = await lots.insert_lot(ctx.tenant_id, new, by)
+        await lots.insert_containers(ctx.tenant_id, lot_id, split)
+        reason = f"made in batch {batch.number}"
+        await lots.insert_change(ctx.tenant_id, lot_id, None, "quarantine", reason, by, None)
+        await cq.insert_link(ctx.tenant_id, batch.id, "batch", lot_id, "lot", amount, unit)
+        await audit.record(
+            ctx,
+            "batch.lot_produced",
+            "batch",
+            batch.id,
+            new={
+                "number": batch.number,
+                "step": output.step,
+                "lot_id": str(lot_id),
+                "lot_number": lot_number,
+                "material": material.code,
+                "quantity": str(amount),
+                "unit": unit,
+                "containers": len(split),
+                "status": "quarantine",
+            },
+        )
+        return await lots.lot(lot_id)
+
+
+async def _free_number(material_id: UUID, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``... the first the material has no lot of."""
+    number, n = base, 1
+    while await lots.lot_exists(material_id, number):
+        n += 1
+        number = f"{base}-{n}"
+    return number
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineUse:
+    line: BomLine
+    used: Decimal  # in the line's unit
+    reserved: Decimal  # in the line's unit, for the material (over the batch)
+
+
+@dataclass(frozen=True)
+class BatchMaterials:
+    lines: list[LineUse]
+    consumptions: list[ConsumptionRow]
+    reservations: list[ReservationRow]
+    containers: dict[UUID, ContainerRow]
+    lots: dict[UUID, LotRow]
+    materials: dict[UUID, MaterialRow]
+    outputs: list[LotRow]
+
+
+async def batch_materials(ctx: TenantContext, batch_id: UUID) -> BatchMaterials:
+    """The batch's bill of materials with what each line used and holds, its consumptions,
+    reservations and outputs (one read view)."""
+    async with read_view(ctx):
+        batch = await queries.batch(batch_id)
+        await authorize(ctx, "batches", "read", site_id=batch.site_id)
+        frozen = await queries.control_recipe(batch_id)
+        used = await cq.consumptions(batch_id)
+        held = await cq.reservations(batch_id)
+        boxes = {}
+        for container_id in {c.container_id for c in used} | {r.container_id for r in held}:
+            boxes[container_id] = await cq.container(container_id)
+        outputs = [await lots.lot(i) for i in await cq.outputs(batch_id)]
+        lot_rows = {i: await lots.lot(i) for i in {b.lot_id for b in boxes.values()}}
+        lot_rows.update({o.id: o for o in outputs})
+        material_rows = {
+            i: await lots.material(i) for i in {lot.material_id for lot in lot_rows.values()}
+        }
+    lines = []
+    for line in bill_of_materials(frozen):
+        spent = sum(
+            (
+                _convertible(c.quantity, c.unit, line.unit)
+                for c in used
+                if c.step == line.step and c.material == line.material
+            ),
+            Decimal(0),
+        )
+        kept = sum(
+            (
+                _convertible(r.quantity, boxes[r.container_id].unit, line.unit)
+                for r in held
+                if r.material == line.material
+            ),
+            Decimal(0),
+        )
+        lines.append(LineUse(line, spent, kept))
+    return BatchMaterials(lines, used, held, boxes, lot_rows, material_rows, outputs)

@@ -503,3 +503,49 @@ async def test_traces_match_a_brute_force_walk_of_a_generated_graph(
                     if (p if way == "backward" else c) == n.id
                 ]
                 assert min(depth[x] for x in near if x in depth) == n.depth - 1
+
+
+async def test_the_run_page_uses_a_scanned_or_picked_container(
+    stock: Stock, browser: Any, owner: asyncpg.Connection
+) -> None:
+    batch = await running_batch(stock)
+    lot = await lot_of(stock, stock.medium)
+    box = (await containers(stock, lot))[0]
+    operator = await browser("operator")
+    run = f"/t/{stock.slug}/batches/{batch}/run"
+    page = await operator.get(run)
+    assert page.status_code == 200
+    assert 'id="m-activate-form"' in page.text and f'value="{box.id}"' in page.text
+    scanned = await operator.send(
+        "POST",
+        run + "/materials",
+        data={
+            "step": STEP,
+            "scanned": f"opencdmo:container:{box.id}",
+            "quantity": "100",
+            "unit": "mL",
+        },
+    )
+    assert scanned.status_code == 303, scanned.text
+    picked = await operator.send(
+        "POST",
+        run + "/materials",
+        data={"step": STEP, "picked": str(box.id), "quantity": "0.1", "unit": "L"},
+    )
+    assert picked.status_code == 303, picked.text
+    assert await consumed_rows(owner, batch) == 2
+    refused = await operator.send(
+        "POST",
+        run + "/materials",
+        data={"step": STEP, "scanned": "not a label", "quantity": "1", "unit": "mL"},
+    )
+    assert refused.status_code == 422 and "is not a container label" in refused.text
+    refused = await operator.send(
+        "POST",
+        run + "/materials",
+        data={"step": STEP, "picked": str(box.id), "quantity": "1", "unit": "kg"},
+    )
+    assert refused.status_code == 422 and 'id="m-activate-refusal"' in refused.text
+    assert await consumed_rows(owner, batch) == 2
+    page = await operator.get(run)
+    assert "200 mL" in page.text  # used so far, of 300 mL

@@ -583,3 +583,56 @@ async def batch_materials(ctx: TenantContext, batch_id: UUID) -> BatchMaterials:
         )
         lines.append(LineUse(line, spent, kept))
     return BatchMaterials(lines, used, held, boxes, lot_rows, material_rows, outputs)
+
+
+@dataclass(frozen=True)
+class Pickable:
+    """A container an operator may pick for a bill of materials line."""
+
+    container: ContainerRow
+    lot_number: str
+    material: str  # the line's material
+    free: Decimal  # remaining less other batches' reservations (container unit)
+    expiry_date: date | None
+    reserved_here: bool
+
+
+@dataclass(frozen=True)
+class StepMaterials:
+    lines: list[LineUse]
+    pickable: list[Pickable]
+
+
+async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> dict[str, StepMaterials]:
+    """For the run page: each step's lines and the containers that could be used for them
+    (released, unexpired, not kept by another batch), first to expire first."""
+    view = await batch_materials(ctx, batch_id)
+    async with read_view(ctx):
+        slugs = sorted({u.line.material for u in view.lines})
+        allowed = await cq.material_ids_for(slugs)
+        ids = sorted({i for found in allowed.values() for i in found})
+        candidates = await cq.candidates(ids, inventory.today(ctx), lock=False)
+        others = await cq.reserved_by_others([c.container.id for c in candidates], batch_id)
+    mine = {r.container_id for r in view.reservations}
+    found: dict[str, StepMaterials] = {}
+    for use in view.lines:
+        step = found.setdefault(use.line.step, StepMaterials([], []))
+        step.lines.append(use)
+        for c in candidates:
+            if c.material_id not in allowed.get(use.line.material, ()):
+                continue
+            free = c.container.remaining - others.get(c.container.id, Decimal(0))
+            if free > 0 and all(p.container.id != c.container.id for p in step.pickable):
+                step.pickable.append(
+                    Pickable(
+                        c.container,
+                        c.lot_number,
+                        use.line.material,
+                        free,
+                        c.expiry_date,
+                        c.container.id in mine,
+                    )
+                )
+    for step in found.values():
+        step.pickable.sort(key=lambda p: (not p.reserved_here,))
+    return found

@@ -9,6 +9,7 @@ has it, sending the signed-in session's cookie and the page's CSRF token, as htm
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
@@ -19,9 +20,10 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import execution, run_sheet
+from opencdmo.batches import execution, materials, run_sheet
+from opencdmo.batches.material_schemas import ConsumptionIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
-from opencdmo.errors import AppError, Conflict
+from opencdmo.errors import AppError, Conflict, ValidationFailed
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -53,7 +55,12 @@ async def run_page(
     instructions, parameters and fields; inputs for a member who may record entries in a
     phase while it is Running."""
     view = await run_sheet.read(ctx, batch_id)
-    return await page(request, "batches/run.html", **_context(view))
+    return await page(
+        request,
+        "batches/run.html",
+        bench=await materials.at_the_bench(ctx, batch_id),
+        **_context(view),
+    )
 
 
 async def _command(
@@ -74,6 +81,7 @@ async def _command(
         return await page(
             request,
             "batches/run.html",
+            bench=await materials.at_the_bench(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,
@@ -197,4 +205,66 @@ async def run_field(
     return await page(request, "batches/_run_field.html", f=found, **_context(view))
 
 
-pages = [run_page, run_field, identity_form, custody_form, verify_form, phase_command_form]
+@post(
+    RUN + "/materials",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def consume_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    """A container used in a step, scanned (its label carries its id) or picked."""
+    data = await form_data(request)
+    step = str(data.get("step", ""))[:64]
+
+    async def run() -> str:
+        scanned = str(data.get("scanned", "")).strip() or str(data.get("picked", "")).strip()
+        found, _ = await form_struct(
+            request,
+            ConsumptionIn,
+            values={
+                "step": step,
+                "container_id": _container_id(scanned),
+                "quantity": str(data.get("quantity", "")).strip(),
+                "unit": str(data.get("unit", "")).strip(),
+            },
+        )
+        done = await materials.consume(
+            ctx, batch_id, found.step, found.container_id, found.quantity, found.unit
+        )
+        used = done.consumption
+        said = f"Used {used.quantity} {used.unit} at {label(step)}."
+        if done.raised:
+            said += " Exception raised: " + ", ".join(label(k) for k in done.raised) + "."
+        return said
+
+    return await _command(request, ctx, batch_id, f"m-{step}", run)
+
+
+def _container_id(scanned: str) -> str:
+    """The container's id from what was scanned or typed: the id itself, or a label's QR
+    text that ends with it (``opencdmo:container:<id>``)."""
+    if not scanned:
+        raise ValidationFailed(
+            "Scan the container's label or pick a container.", details={"field": "scanned"}
+        )
+    tail = re.split(r"[/:]", scanned.rstrip("/"))[-1]
+    try:
+        return str(UUID(tail))
+    except ValueError:
+        raise ValidationFailed(
+            f"'{scanned[:80]}' is not a container label.", details={"field": "scanned"}
+        ) from None
+
+
+pages = [
+    run_page,
+    run_field,
+    identity_form,
+    custody_form,
+    verify_form,
+    phase_command_form,
+    consume_form,
+]

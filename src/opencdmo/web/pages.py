@@ -101,12 +101,15 @@ async def form_data(request: Request[Any, Any, Any]) -> dict[str, Any]:
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-async def form_struct(request: Request[Any, Any, Any], struct: type[S]) -> tuple[S, dict[str, Any]]:
+async def form_struct(
+    request: Request[Any, Any, Any], struct: type[S], values: dict[str, Any] | None = None
+) -> tuple[S, dict[str, Any]]:
     """The form parsed into the same typed struct as the API body, with the same limits and
     the same messages (a 422 naming the field); also the typed values, to show the form
     again as it was sent. Fields the struct does not have (the CSRF token, buttons) are left
-    out; a field the struct types as a list takes every value sent under its name."""
-    data = await form_data(request)
+    out; a field the struct types as a list takes every value sent under its name.
+    ``values``: the fields as the page worked them out from the form, instead of the form."""
+    data = await form_data(request) if values is None else values
     fields = {f.name: f for f in msgspec.structs.fields(struct)}
     typed: dict[str, Any] = {}
     for name, field in fields.items():

@@ -78,6 +78,7 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert code == 0, out
     assert "Demo logins" in out
     assert "larkspur-cdmo: example master recipe drafted" in out
+    assert "materials received and released for the demo batches" in out, out
     assert "larkspur-cdmo: user admin@larkspur.example created\n" in out
     assert "no password" not in out, "every demo user gets the demo password"
     people = {p.email for m in discover(ROOT / "tenants") for p in m.people}
@@ -100,6 +101,13 @@ async def test_demo_on_an_external_server(external: str) -> None:
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
             tenants = await connection.fetch("SELECT DISTINCT tenant_id FROM memberships")
             recipes = await connection.fetch("SELECT name, status FROM master_recipes")
+            # The demo batches used real lots: each step of the complete one its bill of
+            # materials, the patient's own apheresis bag included.
+            used = await connection.fetch(
+                "SELECT b.status, count(*) AS n, count(*) FILTER (WHERE l.coi_label = b.coi_label)"
+                " AS own FROM batch_consumptions c JOIN batches b ON b.id = c.batch_id"
+                " JOIN lots l ON l.id = c.lot_id GROUP BY b.id, b.status ORDER BY b.status"
+            )
             batches = await connection.fetch(
                 "SELECT b.status, b.disposition,"
                 " count(x.id) FILTER (WHERE x.disposition IS NULL) AS open,"
@@ -117,6 +125,8 @@ async def test_demo_on_an_external_server(external: str) -> None:
             ("running", None),
         ]
         assert batches[1]["open"] == 1, batches[1]["kinds"]
+        complete = next(u for u in used if u["status"] == "complete")
+        assert complete["n"] >= 30 and complete["own"] == 1, used
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute("DELETE FROM audit_events")
     finally:

@@ -1,7 +1,9 @@
 """The demo's batches, made through the services as the people of a CDMO's manifest would
 make them: the example master recipe given a formula, signed by its author and QA and made
-effective; then one batch complete and awaiting QA's review, and one in progress (its first
-phases complete, one value outside its normal range).
+effective; the materials its bill of materials lists received and released (each patient's
+apheresis bag with the patient's chain of identity); then one batch complete and awaiting QA's
+review, and one in progress (its first phases complete, one value outside its normal range),
+each step using real lots as its bill of materials says.
 
 Values are the content's own: a parameter's value in the batch, a number in the middle of
 its field's limits (or of the parameter's normal range), yes for a check, the first choice.
@@ -13,13 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from opencdmo.batches import execution, plan, queries, record, service
+from opencdmo import quantities
+from opencdmo.batches import execution, materials, plan, queries, record, service
 from opencdmo.db.tx import tenant_transaction
+from opencdmo.errors import AppError
+from opencdmo.hub import library as hub_library
 from opencdmo.hub.model import DataCaptureField, Parameter, Range
 from opencdmo.identity import service as identity
+from opencdmo.inventory import service as inventory
+from opencdmo.inventory.queries import Identity
+from opencdmo.labels import label
 from opencdmo.recipes import service as recipes
 from opencdmo.scope import Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
@@ -36,6 +45,8 @@ class Crew:
     approvers: list[TenantContext]
     supervisor: TenantContext
     operator: TenantContext
+    handler: TenantContext | None = None  # receives the lots the batches use
+    qc: TenantContext | None = None  # releases them
 
 
 async def _as(tenant_id: UUID, email: str, meta: RequestMeta) -> TenantContext | None:
@@ -63,7 +74,129 @@ async def _crew(manifest: Any, meta: RequestMeta) -> Crew | None:
     )
     if not (engineers and approvers and supervisors and operators):
         return None
-    return Crew(engineers[0], approvers, supervisors[0], operators[0])
+    handlers, qc = await having("materials_handler"), await having("qc_analyst")
+    return Crew(
+        engineers[0],
+        approvers,
+        supervisors[0],
+        operators[0],
+        handlers[0] if handlers else None,
+        qc[0] if qc else None,
+    )
+
+
+# How a HUB material's type is kept in the tenant's material master.
+_TYPES = {
+    "starting-material": "starting_material",
+    "human-starting-material": "starting_material",
+    "consumable": "consumable",
+    "reagent": "reagent",
+    "vector": "reagent",
+    "cytokine": "reagent",
+}
+STOCKED_FOR = 3  # batches' worth of each material received
+
+
+async def _stock(
+    settings: Settings, crew: Crew, password: str, batches: list[UUID], report: Report, slug: str
+) -> bool:
+    """The lots the batches need, received by the materials handler and released by QC: each
+    material of the bill of materials, and each patient's apheresis bag with the patient's
+    chain of identity. False: the tenant has no one to receive or release."""
+    if crew.handler is None or crew.qc is None:
+        return False
+    async with tenant_transaction(crew.supervisor):
+        frozen = await queries.control_recipe(batches[0])
+        rows = [await queries.batch(b) for b in batches]
+    library = {e.slug: e for e in await hub_library.list_library(crew.engineer)}
+    needs: dict[str, tuple[Decimal, str]] = {}
+    for line in materials.bill_of_materials(frozen):
+        total, unit = needs.get(line.material, (Decimal(0), line.unit))
+        if quantities.compatible(line.unit, unit):
+            needs[line.material] = (
+                total + quantities.convert(line.quantity, line.unit, unit),
+                unit,
+            )
+    known = {m.code for m in await inventory.list_materials(crew.handler)}
+    today = inventory.today(crew.handler)
+    for slug_, (total, unit) in needs.items():
+        item = library.get(slug_)
+        content = (
+            dict((await hub_library.get_library_item(crew.engineer, item.id)).content)
+            if item is not None
+            else {}
+        )
+        kind = _TYPES.get(str(content.get("material_type")), "raw_material")
+        if slug_ not in known:
+            await inventory.create_material(
+                crew.handler,
+                slug_,
+                str(content.get("name") or label(slug_)),
+                kind,
+                unit,
+                "",
+                None,
+                item.id if item is not None else None,
+            )
+        material = next(m for m in await inventory.list_materials(crew.handler) if m.code == slug_)
+        lots = (
+            [(f"{r.number}-APH", r) for r in rows]
+            if kind == "starting_material"
+            else [(f"DEMO-{slug_[:20].upper()}-01", None)]
+        )
+        for number, batch in lots:
+            identity = (
+                Identity(batch.donor_id, batch.coi_label, batch.apheresis_id) if batch else None
+            )
+            amount = total if batch else total * STOCKED_FOR
+            lot = await inventory.receive(
+                crew.handler,
+                inventory.Receipt(
+                    material.id,
+                    number,
+                    "Apheresis centre" if batch else "Demo supplier",
+                    batch.apheresis_id or number if batch else f"SL-{number[-12:]}",
+                    amount,
+                    unit,
+                    today + timedelta(days=5 if batch else 365),
+                    None if batch else STOCKED_FOR,
+                    identity=identity,
+                ),
+            )
+            await inventory.decide(
+                settings, crew.qc, lot.id, "release", password, "CoA checked against the spec"
+            )
+    report(f"  {slug}: {len(needs)} materials received and released for the demo batches")
+    return True
+
+
+async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
+    """Use each material of the step's bill of materials, as it says, from the containers
+    that fit (the patient's own bag for patient material)."""
+    bench = (await materials.at_the_bench(crew.operator, batch_id)).get(step)
+    if bench is None:
+        return
+    for use in bench.lines:
+        wanted = use.line.quantity - use.used
+        for pick in bench.pickable:
+            if wanted <= 0:
+                break
+            if pick.material != use.line.material:
+                continue
+            if not quantities.compatible(use.line.unit, pick.container.unit):
+                continue
+            free = quantities.convert(pick.free, pick.container.unit, use.line.unit)
+            take = min(free, wanted)
+            if take <= 0:
+                continue
+            try:
+                await materials.consume(
+                    crew.operator, batch_id, step, pick.container.id, take, use.line.unit
+                )
+            except AppError:
+                continue  # another patient's bag, or taken since: the next one
+            wanted -= take
+        bench = (await materials.at_the_bench(crew.operator, batch_id)).get(step) or bench
 
 
 async def _effective_recipe(settings: Settings, crew: Crew, password: str) -> UUID | None:
@@ -168,6 +301,7 @@ async def _run(
     batch_id: UUID,
     phases: int | None,
     off_normal_at: int | None = None,
+    stocked: bool = False,
 ) -> None:
     """Run the batch's first ``phases`` phases (None: all, then complete the batch); from
     phase ``off_normal_at`` on, the first parameter that can be is recorded outside its
@@ -184,6 +318,7 @@ async def _run(
         for key, v in op["values"].items()
     }
     checked: set[str] = set()
+    used: set[str] = set()
     raised = False  # the one value outside its normal range, made once
     now = datetime.now(UTC)
     chosen = found.phases if phases is None else found.phases[:phases]
@@ -192,6 +327,9 @@ async def _run(
         if planned.identity_check and coi and planned.step not in checked:
             await execution.check_identity(crew.operator, batch_id, planned.step, coi)
             checked.add(planned.step)
+        if stocked and planned.step not in used:
+            await _use_materials(crew, batch_id, planned.step)
+            used.add(planned.step)
         mine = {k: v for (s, k), v in values.items() if s == planned.step}
         off = None
         if off_normal_at is not None and index >= off_normal_at and not raised:
@@ -243,7 +381,8 @@ async def demo_batches(
         )
         made.append(created)
         report(f"  {manifest.slug}: batch {created.number} created for {SPONSOR}")
-    await _run(settings, crew, password, made[0].id, None)
+    stocked = await _stock(settings, crew, password, [m.id for m in made], report, manifest.slug)
+    await _run(settings, crew, password, made[0].id, None, stocked=stocked)
     report(f"  {manifest.slug}: batch {made[0].number} complete, awaiting QA review")
-    await _run(settings, crew, password, made[1].id, 3, off_normal_at=1)
+    await _run(settings, crew, password, made[1].id, 3, off_normal_at=1, stocked=stocked)
     report(f"  {manifest.slug}: batch {made[1].number} in progress (one exception open)")

@@ -549,3 +549,28 @@ async def test_the_run_page_uses_a_scanned_or_picked_container(
     assert await consumed_rows(owner, batch) == 2
     page = await operator.get(run)
     assert "200 mL" in page.text  # used so far, of 300 mL
+
+
+async def test_the_batch_record_lists_the_materials_and_release_covers_them(
+    stock: Stock, browser: Any
+) -> None:
+    from opencdmo.batches import queries, review
+    from opencdmo.db.tx import tenant_transaction
+
+    batch = await running_batch(stock)
+    medium = await lot_of(stock, stock.medium)
+    box = (await containers(stock, medium))[0]
+    async with tenant_transaction(stock.qc):
+        before = await review.record_content(await queries.batch(batch))
+    assert "materials" not in before  # a record without materials reads as it was signed
+    await materials.consume(stock.plant.operator, batch, STEP, box.id, Decimal(300), "mL")
+    async with tenant_transaction(stock.qc):
+        after = await review.record_content(await queries.batch(batch))
+        who = await review.performers_and_verifiers(batch)
+    assert [m["quantity"] for m in after["materials"]] == ["300"]
+    assert stock.plant.operator.user_id in who
+    qa = await browser("approver")
+    page = await qa.get(f"/t/{stock.slug}/batches/{batch}/record")
+    assert page.status_code == 200, page.text
+    lot_number = (await inventory.get_lot(stock.qc, medium)).lot.lot_number
+    assert "Materials used" in page.text and lot_number in page.text

@@ -28,6 +28,10 @@ from opencdmo.batches.execution_queries import (
 )
 from opencdmo.batches.queries import BatchRow, ControlRecipeRow
 from opencdmo.db.tx import tenant_transaction
+from opencdmo.inventory import consumption_queries as cq
+from opencdmo.inventory import queries as lots
+from opencdmo.inventory.consumption_queries import ConsumptionRow
+from opencdmo.inventory.queries import LotRow
 from opencdmo.scope import TenantContext
 from opencdmo.signatures import queries as signature_queries
 from opencdmo.signatures.queries import SignatureRow
@@ -106,6 +110,22 @@ class ProcedureView:
 
 
 @dataclass(frozen=True)
+class UsedMaterial:
+    """A container used in a step, with its lot and material."""
+
+    row: ConsumptionRow
+    lot_number: str
+    material: str
+    container: int
+
+
+@dataclass(frozen=True)
+class MadeLot:
+    lot: LotRow
+    material: str
+
+
+@dataclass(frozen=True)
 class BatchRecord:
     batch: BatchRow
     recipe_name: str
@@ -120,6 +140,8 @@ class BatchRecord:
     custody: list[CustodyRow]
     signatures: list[SignatureRow]
     people: dict[UUID, str] = field(default_factory=dict)
+    used: list[UsedMaterial] = field(default_factory=list)  # containers used, in order
+    made: list[MadeLot] = field(default_factory=list)  # lots the batch made
 
     @cached_property
     def phases(self) -> list[PhaseView]:
@@ -252,6 +274,7 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         deviations = await xq.deviations(batch_id)
         checks = await xq.identity_checks(batch_id)
         custody = await xq.custody(batch_id)
+        used, made = await _materials(batch_id)
         signed = await signature_queries.by_ids(
             [
                 *([row.disposition_signature_id] if row.disposition_signature_id else []),
@@ -268,6 +291,7 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         *(u for d in deviations for u in (d.opened_by, d.closed_by) if u),
         *(c.checked_by for c in checks),
         *(c.holder_id for c in custody),
+        *(u.row.consumed_by for u in used),
         *(s.signer_id for s in signed),
         *([row.created_by] if row.created_by else []),
     }
@@ -285,4 +309,27 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         custody,
         signed,
         await tenancy.people_names(ctx, people_ids),
+        used,
+        made,
+    )
+
+
+async def _materials(batch_id: UUID) -> tuple[list[UsedMaterial], list[MadeLot]]:
+    """The containers the batch used and the lots it made, with their lots' numbers and
+    materials' codes (read in the open transaction)."""
+    used = await cq.consumptions(batch_id)
+    made = [await lots.lot(i) for i in await cq.outputs(batch_id)]
+    boxes = {i: await cq.container(i) for i in {c.container_id for c in used}}
+    found = {i: await lots.lot(i) for i in {c.lot_id for c in used}}
+    codes = await lots.material_codes(
+        list({c.material_id for c in used} | {m.material_id for m in made})
+    )
+    return (
+        [
+            UsedMaterial(
+                c, found[c.lot_id].lot_number, codes[c.material_id], boxes[c.container_id].number
+            )
+            for c in used
+        ],
+        [MadeLot(m, codes[m.material_id]) for m in made],
     )

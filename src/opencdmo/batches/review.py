@@ -23,6 +23,7 @@ from opencdmo.batches.queries import BatchRow
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from opencdmo.fields import check_text
+from opencdmo.inventory import consumption_queries as cq
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
@@ -238,6 +239,29 @@ async def record_content(batch: BatchRow) -> dict[str, Any]:
         "deviations": [
             {"id": str(d.id), "status": d.status} for d in await xq.deviations(batch.id)
         ],
+        **await _materials(batch.id),
+    }
+
+
+async def _materials(batch_id: UUID) -> dict[str, Any]:
+    """The containers the batch used and the lots it made (left out when there are none, so
+    a record signed before materials were recorded reads as it was signed)."""
+    used = await cq.consumptions(batch_id)
+    made = await cq.outputs(batch_id)
+    if not used and not made:
+        return {}
+    return {
+        "materials": [
+            {
+                "id": str(c.id),
+                "step": c.step,
+                "container": str(c.container_id),
+                "quantity": str(c.quantity),
+                "unit": c.unit,
+            }
+            for c in used
+        ],
+        "outputs": [str(lot) for lot in made],
     }
 
 
@@ -253,6 +277,7 @@ async def performers_and_verifiers(batch_id: UUID) -> set[UUID]:
     found |= {e.entered_by for e in await entry_queries.of_batch(batch_id)}
     found |= {v.verified_by for v in await xq.verifications(batch_id)}
     found |= {c.checked_by for c in await xq.identity_checks(batch_id)}
+    found |= {c.consumed_by for c in await cq.consumptions(batch_id)}
     return found
 
 

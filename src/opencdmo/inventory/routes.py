@@ -57,7 +57,15 @@ def _detail(view: LotView) -> LotDetail:
     return LotDetail(
         **_lot_values(view.lot, view.material.code, view.status),  # type: ignore[arg-type]
         containers=[
-            ContainerOut(id=c.id, number=c.number, quantity=c.quantity, unit=c.unit)
+            ContainerOut(
+                id=c.id,
+                number=c.number,
+                quantity=c.quantity,
+                unit=c.unit,
+                location_id=c.location_id,
+                location=view.places[c.location_id].path if c.location_id else None,
+                label_printed_at=c.label_printed_at,
+            )
             for c in view.containers
         ],
         history=[
@@ -142,6 +150,7 @@ async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[Receip
             data.expiry_date,
             containers,
             data.coa_note,
+            data.location_id,
         ),
     )
     return _detail(await service.get_lot(ctx, row.id))

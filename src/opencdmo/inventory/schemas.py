@@ -42,6 +42,8 @@ class MaterialOut(Struct, kw_only=True):
     library_item_id: UUID | None
     created_by: UUID | None
     created_at: datetime
+    reorder_level: Decimal | None
+    approved_suppliers: list[str]
 
 
 class MaterialList(Struct):
@@ -55,7 +57,8 @@ class ContainerQuantity(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
     """A delivery: ``containers`` is a number of equal containers, or each container's
-    quantity (adding up to the total); one container with everything when not given."""
+    quantity (adding up to the total); one container with everything when not given. Every
+    container is put at ``location_id`` when given."""
 
     material_id: UUID
     lot_number: LotNumber
@@ -70,6 +73,7 @@ class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
         | None
     ) = None
     coa_note: LongText | None = None
+    location_id: UUID | None = None
 
 
 class SignIn(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -88,6 +92,9 @@ class ContainerOut(Struct, kw_only=True):
     number: int
     quantity: Decimal
     unit: str
+    location_id: UUID | None
+    location: str | None  # its path, "Site A / Room 101 / Freezer F-2 / Rack 3 / Box 7 / A1"
+    label_printed_at: datetime | None
 
 
 class StatusChangeOut(Struct, kw_only=True):

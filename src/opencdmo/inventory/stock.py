@@ -52,7 +52,7 @@ def _level(level: Decimal | None, unit: str) -> Decimal | None:
             "(at most 10^15, with at most 15 decimal places).",
             details={"field": "reorder_level"},
         )
-    return level.normalize()
+    return Decimal(format(level.normalize(), "f"))  # 3000, not 3E+3
 
 
 async def set_reorder_level(

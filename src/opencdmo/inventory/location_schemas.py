@@ -154,3 +154,69 @@ class ExpiringOut(Struct, kw_only=True):
     material_code: str
     expiry_date: date | None
     status: str
+
+
+# --- forms (the pages post these; the same limits as the API) --------------------------------
+
+FormId = Annotated[str, Meta(max_length=40)]
+FormNumber = Annotated[str, Meta(max_length=60)]
+
+
+class MaterialForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    code: Annotated[str, Meta(max_length=64)]
+    name: Short
+    material_type: Annotated[str, Meta(max_length=40)]
+    default_unit: Annotated[str, Meta(max_length=64)]
+    storage_condition: Short = ""
+    shelf_life_days: FormNumber = ""
+
+
+class ReceiptForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    """The receipt form: ``containers`` is a count, or each container's quantity in the lot's
+    unit separated by commas or spaces ("500, 500, 1000")."""
+
+    material_id: FormId
+    lot_number: Annotated[str, Meta(max_length=120)]
+    supplier: Short
+    supplier_lot: Annotated[str, Meta(max_length=120)]
+    quantity: FormNumber
+    unit: Annotated[str, Meta(max_length=64)]
+    expiry_date: Annotated[str, Meta(max_length=20)] = ""
+    containers: Annotated[str, Meta(max_length=20_000)] = ""
+    location_id: FormId = ""
+    coa_note: Annotated[str, Meta(max_length=4000)] = ""
+
+
+class MoveForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    to_location: FormId
+    container_ids: Annotated[list[FormId], Meta(max_length=1000)] = []
+    reason: Reason = ""
+
+
+class LocationForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    kind: Annotated[str, Meta(max_length=40)] = ""
+    code: Code = ""
+    name: Short = ""
+    storage_condition: Short = ""
+    site: Code = ""
+
+
+class ReasonForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    reason: Reason = ""
+
+
+class SignForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    password: Annotated[str, Meta(max_length=1000)] = ""
+    reason: Reason = ""
+
+
+class LabelsForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    container_ids: Annotated[list[FormId], Meta(max_length=1000)] = []
+
+
+class ReorderForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    reorder_level: FormNumber = ""
+
+
+class SuppliersForm(Struct, forbid_unknown_fields=False, kw_only=True):
+    suppliers: Annotated[str, Meta(max_length=20_000)] = ""  # one a line

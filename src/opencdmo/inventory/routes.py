@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
+from opencdmo.access.service import can
 from opencdmo.inventory import service
 from opencdmo.inventory.queries import LotRow, MaterialRow
 from opencdmo.inventory.schemas import (
@@ -234,19 +235,8 @@ async def lots_page(
         statuses=service.STATUSES,
         status_names=service.STATUS_NAMES,
         chosen=chosen or "",
+        may_manage=await can(ctx, "materials", "manage"),
     )
 
 
-@get(LOT, opt=requires("materials", "read"), include_in_schema=False)
-async def lot_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]
-) -> Template:
-    return await page(
-        request,
-        "inventory/lot.html",
-        view=await service.get_lot(ctx, lot_id),
-        status_names=service.STATUS_NAMES,
-    )
-
-
-pages = [lots_page, lot_page]
+pages = [lots_page]  # the lot's page and forms: lot_routes.py

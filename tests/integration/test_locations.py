@@ -110,6 +110,8 @@ async def test_the_tree_keeps_its_kind_order_and_paths(depot: Depot, browser: An
     ]
     detail = (await handler.get(depot.url(f"/locations/{made['box']['id']}"))).json()
     assert [c["code"] for c in detail["children"]] == ["A1", "A2", "a10"]
+    assert {c["depth"] for c in detail["children"]} == {5}
+    assert detail["children"][0]["path"] == made["a1"]["path"]
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,7 @@ class Place:
 
     path: str
     condition: str
+    depth: int = 0  # 0 for a site's root
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,36 @@ async def tree() -> list[Node]:
     particular order (the service orders siblings)."""
     rows = await StorageLocation.raw(_TREE)
     return [
-        Node(typed(LocationRow, r), Place(r["path"], r["condition"]), r["depth"], r["held"])
+        Node(
+            typed(LocationRow, r),
+            Place(r["path"], r["condition"], r["depth"]),
+            r["depth"],
+            r["held"],
+        )
         for r in rows
     ]
+
+
+# Raw SQL: each child with a count of what it holds (a correlated subquery).
+_CHILDREN = """
+SELECT l.id, l.parent_id, l.site_id, l.kind, l.code, l.name, l.storage_condition,
+       l.created_by, l.created_at, l.retired_at,
+       (SELECT count(*) FROM lot_containers k WHERE k.location_id = l.id) AS held
+FROM storage_locations l
+WHERE l.parent_id = {} AND l.retired_at IS NULL
+"""
+
+
+async def child_nodes(parent: LocationRow, place: Place) -> list[Node]:
+    """The locations in use in ``parent`` (at ``place``), as tree nodes."""
+    rows = await StorageLocation.raw(_CHILDREN, parent.id)
+    found = []
+    for r in rows:
+        row = typed(LocationRow, r)
+        kept = row.storage_condition or place.condition
+        depth = place.depth + 1
+        found.append(Node(row, Place(f"{place.path} / {row.name}", kept, depth), depth, r["held"]))
+    return found
 
 
 # Raw SQL: a recursive query (Piccolo has no WITH RECURSIVE), up from each location.
@@ -199,7 +227,7 @@ WITH RECURSIVE up AS (
     FROM up JOIN storage_locations p ON p.id = up.parent_id
     WHERE up.depth < {DEPTH_MAX}
 )
-SELECT start AS id, string_agg(name, ' / ' ORDER BY depth DESC) AS path,
+SELECT start AS id, string_agg(name, ' / ' ORDER BY depth DESC) AS path, max(depth) AS depth,
        coalesce((array_agg(storage_condition ORDER BY depth)
                  FILTER (WHERE storage_condition <> ''))[1], '') AS condition
 FROM up GROUP BY start
@@ -212,7 +240,7 @@ async def places(location_ids: list[UUID | None]) -> dict[UUID, Place]:
     if not wanted:
         return {}
     rows = await StorageLocation.raw(_PLACES, wanted)
-    return {r["id"]: Place(r["path"], r["condition"]) for r in rows}
+    return {r["id"]: Place(r["path"], r["condition"], r["depth"]) for r in rows}
 
 
 # --- containers -------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ async def get_location(ctx: TenantContext, location_id: UUID) -> LocationView:
         await authorize(ctx, "materials", "read")
         location = await lq.location(location_id)
         place = (await lq.places([location.id]))[location.id]
-        nodes = [n for n in await lq.tree() if n.location.parent_id == location.id]
+        nodes = await lq.child_nodes(location, place)
         rows = await lq.stored_at([location.id])
         stored = shown_containers(rows, {location.id: place}, ctx)
     may_hold = location.kind != "site" and location.retired_at is None

@@ -88,6 +88,9 @@ async def _ids(world: World) -> dict[str, str]:
         "deviation_id": await FACTORIES["deviation_id"](world, world.alpha),
         "material_id": await FACTORIES["material_id"](world, world.alpha),
         "lot_id": await FACTORIES["lot_id"](world, world.alpha),
+        "location_id": await FACTORIES["location_id"](world, world.alpha),
+        "container_id": await FACTORIES["container_id"](world, world.alpha),
+        "start_id": await FACTORIES["start_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

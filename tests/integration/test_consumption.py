@@ -574,3 +574,15 @@ async def test_the_batch_record_lists_the_materials_and_release_covers_them(
     assert page.status_code == 200, page.text
     lot_number = (await inventory.get_lot(stock.qc, medium)).lot.lot_number
     assert "Materials used" in page.text and lot_number in page.text
+
+
+async def test_what_is_used_is_no_longer_on_hand(stock: Stock) -> None:
+    from opencdmo.db.tx import tenant_transaction
+    from opencdmo.inventory import queries as lot_queries
+
+    batch = await running_batch(stock)
+    box = (await containers(stock, await lot_of(stock, stock.medium)))[0]
+    await materials.consume(stock.plant.operator, batch, STEP, box.id, Decimal(300), "mL")
+    async with tenant_transaction(stock.qc):
+        found = await lot_queries.on_hand([stock.medium], date.today())
+    assert found[stock.medium] == Decimal(700)  # 1 L received, 300 mL used

@@ -167,6 +167,34 @@ async def _lot(world: World, ctx: TenantContext) -> str:
     return str(lot_id)
 
 
+async def _location(world: World, ctx: TenantContext) -> str:
+    """A room in the storage of the tenant's first site, written through the location
+    queries."""
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.inventory import location_queries as lq
+    from opencdmo.tenancy.service import list_sites
+
+    site = (await list_sites(ctx))[0]
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    async with tenant_id_transaction(ctx.tenant_id):
+        root = await lq.site_root(site.id)
+        root_id = root.id if root else None
+        if root_id is None:
+            new = lq.NewLocation(None, site.id, "site", site.code, site.name, "")
+            root_id = await lq.insert_location(ctx.tenant_id, new, person.user_id)
+        room = lq.NewLocation(root_id, site.id, "room", uuid.uuid4().hex[:8], "Route room", "")
+        return str(await lq.insert_location(ctx.tenant_id, room, person.user_id))
+
+
+async def _container(world: World, ctx: TenantContext) -> str:
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.inventory import queries
+
+    lot_id = uuid.UUID(await _lot(world, ctx))
+    async with tenant_id_transaction(ctx.tenant_id):
+        return str((await queries.containers(lot_id))[0].id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -181,6 +209,8 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "material_id": _material,
     "lot_id": _lot,
     "start_id": _lot,  # a genealogy trace starts from a lot (or a batch)
+    "location_id": _location,
+    "container_id": _container,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -296,6 +326,14 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/reject": {"password": "x", "reason": "x"},
     "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/hold": {"reason": "x"},
     "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/unhold": {"reason": "x"},
+    "/api/v1/t/{slug:str}/lots/{lot_id:uuid}/labels-printed": {},
+    "/api/v1/t/{slug:str}/materials/{material_id:uuid}/reorder-level": {"reorder_level": "1"},
+    "/api/v1/t/{slug:str}/materials/{material_id:uuid}/suppliers": {"suppliers": ["x"]},
+    "/api/v1/t/{slug:str}/locations": {"kind": "site", "site": "A1"},
+    "/api/v1/t/{slug:str}/locations/{location_id:uuid}/retire": {"reason": "x"},
+    "/api/v1/t/{slug:str}/locations/{location_id:uuid}/containers": {
+        "container_ids": ["00000000-0000-0000-0000-000000000000"]
+    },
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/upgrade": {"to": "9.9.9"},
     "/api/v1/t/{slug:str}/library/{library_id:uuid}/content": {"revision": 1, "content": {}},
     "/api/v1/t/{slug:str}/hub/publications/{item_id:uuid}/visibility": {"visibility": "private"},

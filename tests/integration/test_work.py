@@ -259,6 +259,9 @@ def test_every_queue_has_one_key_a_permission_and_an_empty_text() -> None:
         "batches_awaiting_release",
         "lots_awaiting_qc",
         "returned",
+        "containers_to_label",
+        "materials_below_reorder_level",
+        "lots_expiring_soon",
         "drafts",
         "library_updates",
         "recently_effective",
@@ -269,6 +272,8 @@ def test_every_queue_has_one_key_a_permission_and_an_empty_text() -> None:
         "batches_awaiting_release",
         "lots_awaiting_qc",
         "returned",
+        "containers_to_label",
+        "materials_below_reorder_level",
     }
 
 

@@ -246,6 +246,30 @@ def _lot(e: _Event) -> Part:
     return e.entity(f"lot {e.value('lot_number')} of {e.value('material')}")
 
 
+def _container_moved(e: _Event) -> list[Part]:
+    came = e.value("location", "old")
+    return [
+        e.actor,
+        _t(" moved "),
+        e.entity(f"container {e.value('container')} of lot {e.value('lot_number')}"),
+        _t(f" from {came}" if came else ""),
+        _t(f" to {e.value('location')}"),
+    ]
+
+
+def _reorder_level(e: _Event) -> list[Part]:
+    level = e.value("reorder_level")
+    material = e.entity(f"material {e.value('code')}")
+    if level is None:
+        return [e.actor, _t(" removed the reorder level of "), material]
+    return [
+        e.actor,
+        _t(" set the reorder level of "),
+        material,
+        _t(f" to {level} {e.value('unit')}"),
+    ]
+
+
 _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
     "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
@@ -471,6 +495,30 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(" took "),
         _lot(e),
         _t(f" off hold ({label(str(e.value('status')))})"),
+    ],
+    "lot.labels_printed": lambda e: [
+        e.actor,
+        _t(" printed the labels of "),
+        _lot(e),
+        _t(f" (containers {', '.join(str(n) for n in e.value('containers') or [])})"),
+    ],
+    "location.created": lambda e: [
+        e.actor,
+        _t(" added the storage "),
+        e.entity(f"location {e.value('path')}"),
+    ],
+    "location.retired": lambda e: [
+        e.actor,
+        _t(" retired the storage "),
+        e.entity(f"location {e.value('path')}"),
+    ],
+    "container.moved": _container_moved,
+    "material.reorder_level_set": _reorder_level,
+    "material.suppliers_set": lambda e: [
+        e.actor,
+        _t(" set the approved suppliers of "),
+        e.entity(f"material {e.value('code')}"),
+        _t(f" to {', '.join(e.value('approved_suppliers') or []) or 'any supplier'}"),
     ],
     "tenant.exception_rules_changed": lambda e: [
         e.actor,

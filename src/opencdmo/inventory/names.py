@@ -1,11 +1,11 @@
-"""Names of materials and lots for the audit trail (``audit.sentences``)."""
+"""Names of materials, lots, storage locations and containers for the audit trail
+(``audit.sentences``)."""
 
 from __future__ import annotations
 
-from opencdmo.audit.coverage import Coverage
 from opencdmo.audit.naming import uuids
 from opencdmo.audit.sentences import Named, Resolver
-from opencdmo.inventory import queries
+from opencdmo.inventory import location_queries, queries
 from opencdmo.scope import TenantContext
 
 
@@ -19,28 +19,27 @@ async def _materials(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     return {str(i): Named(f"material {c}") for i, c in found.items()}
 
 
-AUDIT_NAMES: dict[str, Resolver] = {"lot": _lots, "material": _materials}
+async def _locations(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    found = await location_queries.places(list(uuids(ids)))
+    return {
+        str(i): Named(f"location {p.path}", f"/t/{ctx.slug}/locations/{i}")
+        for i, p in found.items()
+    }
 
-# Every consumption as stored is vouched for by the event that recorded it (its container,
-# lot, quantities and who). Raw SQL: it runs on the verifier's own snapshot.
-AUDIT_COVERAGE = (
-    Coverage(
-        "material used in a batch",
-        """
-SELECT c.id::text AS id, c.step || ': lot ' || c.lot_id::text AS what
-FROM batch_consumptions c
-WHERE c.tenant_id = $1 AND NOT EXISTS (
-    SELECT 1 FROM audit_events a
-    WHERE a.tenant_id = c.tenant_id
-      AND a.entity_type = 'batch' AND a.entity_id = c.batch_id::text
-      AND a.action = 'batch.material_consumed'
-      AND a.new_values ->> 'consumption_id' = c.id::text
-      AND a.new_values ->> 'lot_id' = c.lot_id::text
-      AND a.new_values ->> 'step' = c.step
-      AND (a.new_values ->> 'quantity')::numeric = c.quantity
-      AND a.new_values ->> 'unit' = c.unit
-      AND (a.new_values ->> 'container_quantity')::numeric = c.container_quantity
-      AND a.actor_id = c.consumed_by)
-""",
-    ),
-)
+
+async def _containers(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    found = await location_queries.stored(uuids(ids))
+    return {
+        str(r.id): Named(
+            f"container {r.number} of lot {r.lot_number}", f"/t/{ctx.slug}/containers/{r.id}"
+        )
+        for r in found
+    }
+
+
+AUDIT_NAMES: dict[str, Resolver] = {
+    "lot": _lots,
+    "material": _materials,
+    "location": _locations,
+    "container": _containers,
+}

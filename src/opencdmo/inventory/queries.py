@@ -7,11 +7,12 @@ NotFound as a missing one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
+from opencdmo import quantities
 from opencdmo.db.clock import database_now
 from opencdmo.db.rows import columns, typed
 from opencdmo.errors import NotFound
@@ -34,6 +35,8 @@ class MaterialRow:
     library_item_id: UUID | None
     created_by: UUID | None
     created_at: datetime
+    reorder_level: Decimal | None
+    approved_suppliers: list[str]
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class ContainerRow:
     quantity: Decimal
     unit: str
     remaining: Decimal
+    location_id: UUID | None
+    label_printed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -255,9 +260,10 @@ async def set_status(lot_id: UUID, status: str) -> None:
 
 async def insert_containers(
     tenant_id: UUID, lot_id: UUID, split: list[tuple[Decimal, str]]
-) -> None:
-    """The lot's containers, numbered from 1, each with its quantity and unit."""
-    await LotContainer.insert(
+) -> list[UUID]:
+    """The lot's containers, numbered from 1, each with its quantity and unit; their ids in
+    that order."""
+    rows = await LotContainer.insert(
         *[
             LotContainer(
                 tenant_id=tenant_id,
@@ -269,7 +275,8 @@ async def insert_containers(
             )
             for n, (quantity, unit) in enumerate(split, start=1)
         ]
-    )
+    ).returning(LotContainer.id, LotContainer.number)
+    return [r["id"] for r in sorted(rows, key=lambda r: r["number"])]
 
 
 async def containers(lot_id: UUID) -> list[ContainerRow]:
@@ -319,3 +326,102 @@ async def lot_numbers(ids: list[UUID]) -> dict[str, str]:
         return {}
     rows = await Lot.select(Lot.id, Lot.lot_number).where(Lot.id.is_in(ids))
     return {str(r["id"]): r["lot_number"] for r in rows}
+
+
+# --- on hand ----------------------------------------------------------------------------------
+
+# Lots whose containers count as on hand: usable now or once QC releases them, unexpired.
+ON_HAND = ("quarantine", "released")
+
+# Raw SQL: a join of containers, lots and materials summed by unit (the tables hold plain ids,
+# not Piccolo foreign keys, so Piccolo's select cannot join them).
+_ON_HAND = """
+SELECT l.material_id, m.default_unit, c.unit, sum(c.remaining) AS quantity
+FROM lot_containers c
+JOIN lots l ON l.id = c.lot_id
+JOIN materials m ON m.id = l.material_id
+WHERE l.material_id = ANY ({}::uuid[]) AND l.status = ANY ({}::text[])
+  AND (l.expiry_date IS NULL OR l.expiry_date >= {})
+GROUP BY l.material_id, m.default_unit, c.unit
+"""
+
+
+async def on_hand(material_ids: list[UUID], on: date) -> dict[UUID, Decimal]:
+    """Each material's quantity on hand on ``on``, in its default unit: what is left in the
+    containers of its lots in quarantine or released that have not expired (zero for a
+    material with none).
+    The one place that says what is on hand."""
+    if not material_ids:
+        return {}
+    rows = await Lot.raw(_ON_HAND, list(set(material_ids)), list(ON_HAND), on)
+    found = {m: Decimal(0) for m in material_ids}
+    for r in rows:
+        found[r["material_id"]] += quantities.convert(r["quantity"], r["unit"], r["default_unit"])
+    return found
+
+
+# --- stock settings and watch lists -----------------------------------------------------------
+
+
+async def lock_material(material_id: UUID) -> MaterialRow:
+    """The material, row-locked until the unit of work ends."""
+    raw = await (
+        Material.select(*columns(Material, MaterialRow))
+        .where(Material.id == material_id)
+        .lock_rows("UPDATE")
+        .first()
+    )
+    if raw is None:
+        raise NotFound("No such material.")
+    return typed(MaterialRow, raw)
+
+
+async def set_reorder_level(material_id: UUID, level: Decimal | None) -> None:
+    await Material.update({Material.reorder_level: level}).where(Material.id == material_id)
+
+
+async def set_approved_suppliers(material_id: UUID, suppliers: list[str]) -> None:
+    await Material.update({Material.approved_suppliers: suppliers}).where(
+        Material.id == material_id
+    )
+
+
+async def materials_with_reorder_level() -> list[MaterialRow]:
+    rows = (
+        await Material.select(*columns(Material, MaterialRow))
+        .where(Material.reorder_level.is_not_null())
+        .order_by(Material.code)
+    )
+    return [typed(MaterialRow, r) for r in rows]
+
+
+async def lots_of_material(material_id: UUID, limit: int) -> list[LotRow]:
+    rows = (
+        await Lot.select(*columns(Lot, LotRow))
+        .where(Lot.material_id == material_id)
+        .order_by(Lot.received_at, ascending=False)
+        .order_by(Lot.id)
+        .limit(limit)
+    )
+    return [typed(LotRow, r) for r in rows]
+
+
+# Raw SQL: the queue's total counted in the same query (a window function).
+_EXPIRING = (
+    "SELECT "
+    + ", ".join(f"l.{f.name}" for f in fields(LotRow))
+    + """, count(*) OVER () AS total
+FROM lots l
+WHERE l.status = ANY ({}::text[]) AND l.expiry_date BETWEEN {} AND {}
+ORDER BY l.expiry_date, l.lot_number, l.id
+LIMIT {}
+"""
+)
+
+
+async def expiring(on: date, until: date, limit: int) -> tuple[list[LotRow], int]:
+    """Lots that may still be used whose expiry date falls between ``on`` and ``until``
+    (both included), soonest first: the first ``limit`` and how many there are."""
+    rows = await Lot.raw(_EXPIRING, list(EXPIRABLE), on, until, max(limit, 1))
+    total = int(rows[0]["total"]) if rows else 0
+    return [typed(LotRow, r) for r in rows][:limit], total

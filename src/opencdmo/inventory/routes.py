@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
+from opencdmo.access.service import can
 from opencdmo.inventory import service
 from opencdmo.inventory.queries import Identity, LotRow, MaterialRow
 from opencdmo.inventory.schemas import (
@@ -65,7 +66,14 @@ def detail(view: LotView) -> LotDetail:
         **_lot_values(view.lot, view.material.code, view.status),  # type: ignore[arg-type]
         containers=[
             ContainerOut(
-                id=c.id, number=c.number, quantity=c.quantity, unit=c.unit, remaining=c.remaining
+                id=c.id,
+                remaining=c.remaining,
+                number=c.number,
+                quantity=c.quantity,
+                unit=c.unit,
+                location_id=c.location_id,
+                location=view.places[c.location_id].path if c.location_id else None,
+                label_printed_at=c.label_printed_at,
             )
             for c in view.containers
         ],
@@ -151,7 +159,8 @@ async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[Receip
             data.expiry_date,
             containers,
             data.coa_note,
-            _identity(data.chain_of_identity),
+            identity=_identity(data.chain_of_identity),
+            location_id=data.location_id,
         ),
     )
     return detail(await service.get_lot(ctx, row.id))
@@ -235,19 +244,8 @@ async def lots_page(
         statuses=service.STATUSES,
         status_names=service.STATUS_NAMES,
         chosen=chosen or "",
+        may_manage=await can(ctx, "materials", "manage"),
     )
 
 
-@get(LOT, opt=requires("materials", "read"), include_in_schema=False)
-async def lot_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]
-) -> Template:
-    return await page(
-        request,
-        "inventory/lot.html",
-        view=await service.get_lot(ctx, lot_id),
-        status_names=service.STATUS_NAMES,
-    )
-
-
-pages = [lots_page, lot_page]
+pages = [lots_page]  # the lot's page and forms: lot_routes.py

@@ -42,6 +42,8 @@ class MaterialOut(Struct, kw_only=True):
     library_item_id: UUID | None
     created_by: UUID | None
     created_at: datetime
+    reorder_level: Decimal | None
+    approved_suppliers: list[str]
 
 
 class MaterialList(Struct):
@@ -63,7 +65,8 @@ class IdentityIn(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
     """A delivery: ``containers`` is a number of equal containers, or each container's
-    quantity (adding up to the total); one container with everything when not given."""
+    quantity (adding up to the total); one container with everything when not given. Every
+    container is put at ``location_id`` when given."""
 
     material_id: UUID
     lot_number: LotNumber
@@ -79,6 +82,7 @@ class ReceiptIn(Struct, forbid_unknown_fields=True, kw_only=True):
     ) = None
     coa_note: LongText | None = None
     chain_of_identity: IdentityIn | None = None
+    location_id: UUID | None = None
 
 
 class SignIn(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -98,6 +102,9 @@ class ContainerOut(Struct, kw_only=True):
     quantity: Decimal
     unit: str
     remaining: Decimal
+    location_id: UUID | None
+    location: str | None  # its path, "Site A / Room 101 / Freezer F-2 / Rack 3 / Box 7 / A1"
+    label_printed_at: datetime | None
 
 
 class StatusChangeOut(Struct, kw_only=True):

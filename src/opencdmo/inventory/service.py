@@ -22,7 +22,8 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.fields import check_name, check_text
-from opencdmo.inventory import queries
+from opencdmo.inventory import location_queries, placing, queries
+from opencdmo.inventory.location_queries import Place
 from opencdmo.inventory.queries import (
     ContainerRow,
     Identity,
@@ -72,9 +73,14 @@ def today(ctx: TenantContext) -> date:
 
 def shown_status(row: LotRow, on: date) -> str:
     """The lot's status as people see it: ``expired`` once its expiry date has passed."""
-    if row.status in EXPIRABLE and row.expiry_date is not None and row.expiry_date < on:
+    return status_on(row.status, row.expiry_date, on)
+
+
+def status_on(status: str, expiry_date: date | None, on: date) -> str:
+    """A stored status as shown on ``on``: ``expired`` once the expiry date has passed."""
+    if status in EXPIRABLE and expiry_date is not None and expiry_date < on:
         return "expired"
-    return row.status
+    return status
 
 
 def _actor(ctx: TenantContext) -> UUID:
@@ -291,11 +297,30 @@ class Receipt:
     containers: int | list[ContainerIn] | None = None
     coa_note: str | None = None
     identity: Identity | None = None
+    location_id: UUID | None = None
+
+
+def _check_supplier(material: MaterialRow, supplier: str) -> None:
+    """A 422 naming the approved suppliers when the material lists some and ``supplier`` is
+    not one of them (case and spacing aside)."""
+
+    def plain(name: str) -> str:
+        return " ".join(name.split()).casefold()
+
+    approved = material.approved_suppliers
+    if approved and plain(supplier) not in {plain(s) for s in approved}:
+        raise ValidationFailed(
+            f"{supplier} is not an approved supplier of {material.code}; approved: "
+            f"{', '.join(approved)}.",
+            details={"field": "supplier", "approved": list(approved)},
+        )
 
 
 async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
-    """Receive a delivery: a lot of the material in quarantine, split into containers. Its
-    unit must measure what the material's default unit measures (L for a material in mL)."""
+    """Receive a delivery: a lot of the material in quarantine, split into containers (put
+    at ``location_id`` when given). Its unit must measure what the material's default unit
+    measures (L for a material in mL), and its supplier must be one the material approves
+    (when it lists any)."""
     lot_number = _line(receipt.lot_number, "lot_number", "The lot number", 120)
     supplier = _line(receipt.supplier, "supplier", "The supplier")
     supplier_lot = _line(receipt.supplier_lot, "supplier_lot", "The supplier lot", 120)
@@ -318,6 +343,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
                 "identity.",
                 details={"field": "chain_of_identity"},
             )
+        _check_supplier(material, supplier)
         if await queries.lot_exists(material.id, lot_number):
             raise Conflict(f"{material.code} has a lot {lot_number} already.")
         new = NewLot(
@@ -332,7 +358,13 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
             identity,
         )
         lot_id = await queries.insert_lot(ctx.tenant_id, new, _actor(ctx))
-        await queries.insert_containers(ctx.tenant_id, lot_id, split)
+        container_ids = await queries.insert_containers(ctx.tenant_id, lot_id, split)
+        place = None
+        if receipt.location_id is not None:
+            put = await placing.put(
+                ctx.tenant_id, _actor(ctx), receipt.location_id, container_ids, "received"
+            )
+            place = put.place
         await queries.insert_change(
             ctx.tenant_id, lot_id, None, "quarantine", "received", _actor(ctx), None
         )
@@ -353,6 +385,8 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
                 "containers": [{"quantity": str(q), "unit": u} for q, u in split],
                 "status": "quarantine",
                 **({"chain_of_identity": asdict(identity)} if identity else {}),
+                "location_id": str(receipt.location_id) if receipt.location_id else None,
+                "location": place.path if place else None,
             },
         )
         return await queries.lot(lot_id)
@@ -368,6 +402,7 @@ class LotView:
     status: str  # as shown: expired once the expiry date has passed
     containers: list[ContainerRow]
     history: list[StatusChangeRow]
+    places: dict[UUID, Place]  # where the containers' locations are
 
 
 @dataclass(frozen=True)
@@ -397,12 +432,14 @@ async def get_lot(ctx: TenantContext, lot_id: UUID) -> LotView:
     async with read_view(ctx):
         await authorize(ctx, "materials", "read")
         row = await queries.lot(lot_id)
+        containers = await queries.containers(lot_id)
         return LotView(
             row,
             await queries.material(row.material_id),
             shown_status(row, today(ctx)),
-            await queries.containers(lot_id),
+            containers,
             await queries.history(lot_id),
+            await location_queries.places([c.location_id for c in containers]),
         )
 
 

@@ -1,8 +1,9 @@
-"""Materials, lots, their containers and status changes (tenant tables)."""
+"""Materials, lots, their containers and status changes, storage locations and container
+moves (tenant tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Date, Integer, Numeric, Text, Timestamptz
+from piccolo.columns import UUID, Array, Date, Integer, Numeric, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -22,6 +23,8 @@ class Material(Table, tablename="materials"):
     library_item_id = UUID(null=True, default=None)
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    reorder_level = Numeric(null=True, default=None)
+    approved_suppliers = Array(Text(), default=list)
 
 
 class Lot(Table, tablename="lots"):
@@ -58,6 +61,9 @@ class LotContainer(Table, tablename="lot_containers"):
     quantity = Numeric()
     unit = Text()
     remaining = Numeric()
+    location_id = UUID(null=True, default=None)
+    label_printed_at = Timestamptz(null=True, default=None)
+    label_printed_by = UUID(null=True, default=None)
 
 
 class LotStatusChange(Table, tablename="lot_status_changes"):
@@ -119,3 +125,33 @@ class GenealogyLink(Table, tablename="genealogy_links"):
     quantity = Numeric(null=True, default=None)
     unit = Text(null=True, default=None)
     linked_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class StorageLocation(Table, tablename="storage_locations"):
+    """A place where containers are stored, in a tree: a site's root, rooms, storage units
+    (freezer, fridge, incubator, shelf, LN2 tank), racks, boxes and positions."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    parent_id = UUID(null=True, default=None)
+    site_id = UUID()
+    kind = Text()
+    code = Text()
+    name = Text()
+    storage_condition = Text(default="")
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    retired_at = Timestamptz(null=True, default=None)
+
+
+class ContainerMove(Table, tablename="container_moves"):
+    """A container put somewhere: at receipt (from nowhere) or moved (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    container_id = UUID()
+    from_location_id = UUID(null=True, default=None)
+    to_location_id = UUID()
+    reason = Text(null=True, default=None)
+    moved_by = UUID()
+    moved_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

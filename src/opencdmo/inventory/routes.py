@@ -14,8 +14,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
 from opencdmo.inventory import service
+from opencdmo.inventory.edge import ReceiptOperation, coa_upload, json_part
 from opencdmo.inventory.queries import LotRow, MaterialRow
 from opencdmo.inventory.schemas import (
+    CoaOut,
     ContainerOut,
     LotDetail,
     LotList,
@@ -31,8 +33,10 @@ from opencdmo.inventory.schemas import (
 from opencdmo.inventory.service import ContainerIn, LotView, Receipt
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.web.guards import requires
-from opencdmo.web.pages import page
+from opencdmo.storage.uploads import Upload
+from opencdmo.web.files import decode_json, is_multipart
+from opencdmo.web.guards import JSON_BODY, requires
+from opencdmo.web.pages import form_data, page
 
 MATERIALS = "/materials"
 MATERIAL = MATERIALS + "/{material_id:uuid}"
@@ -53,9 +57,26 @@ def _lot_values(row: LotRow, material_code: str, status: str) -> dict[str, objec
     return {**values, "status": status, "stored_status": row.status, "material_code": material_code}
 
 
-def _detail(view: LotView) -> LotDetail:
+def _coa(view: LotView) -> CoaOut | None:
+    if view.coa is None:
+        return None
+    stored = view.coa.file
+    return CoaOut(
+        file_id=stored.id,
+        filename=stored.filename,
+        content_type=stored.content_type,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        uploaded_by=stored.uploaded_by,
+        uploaded_by_name=view.coa.uploaded_by_name,
+        uploaded_at=stored.uploaded_at,
+    )
+
+
+def detail(view: LotView) -> LotDetail:
     return LotDetail(
         **_lot_values(view.lot, view.material.code, view.status),  # type: ignore[arg-type]
+        coa=_coa(view),
         containers=[
             ContainerOut(id=c.id, number=c.number, quantity=c.quantity, unit=c.unit)
             for c in view.containers
@@ -121,10 +142,29 @@ async def api_lots(
     )
 
 
-@post(LOTS, opt=requires("materials", "manage"), tags=["inventory"], status_code=201)
-async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[ReceiptIn]) -> LotDetail:
+@post(
+    LOTS,
+    opt={**requires("materials", "manage", uploads=True), JSON_BODY: ReceiptIn},
+    tags=["inventory"],
+    status_code=201,
+    operation_class=ReceiptOperation,
+)
+async def api_receive(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
+) -> LotDetail:
     """Receive a delivery into quarantine: a lot of the material, its quantity in a unit that
-    measures what the material's default unit does, split into containers if asked."""
+    measures what the material's default unit does, split into containers if asked. A JSON
+    receipt, or multipart/form-data with the receipt (the same JSON) in a ``receipt`` part and
+    its certificate of analysis (a PDF, PNG or JPEG file) in a ``coa`` part."""
+    coa: Upload | None = None
+    if is_multipart(request):
+        form = await form_data(request)
+        data = decode_json(await json_part(form, "receipt"), ReceiptIn, "receipt")
+        coa = await coa_upload(form, settings)
+    else:
+        data = decode_json(await request.body(), ReceiptIn)
     containers: int | list[ContainerIn] | None
     if isinstance(data.containers, list):
         containers = [ContainerIn(c.quantity, c.unit) for c in data.containers]
@@ -143,15 +183,16 @@ async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[Receip
             containers,
             data.coa_note,
         ),
+        coa,
     )
-    return _detail(await service.get_lot(ctx, row.id))
+    return detail(await service.get_lot(ctx, row.id))
 
 
 @get(LOT, opt=requires("materials", "read"), tags=["inventory"])
 async def api_lot(ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]) -> LotDetail:
     """The lot, its status as shown (expired once its expiry date has passed), containers
     and status history."""
-    return _detail(await service.get_lot(ctx, lot_id))
+    return detail(await service.get_lot(ctx, lot_id))
 
 
 @post(LOT + "/release", opt=requires("materials", "release"), tags=["inventory"], status_code=200)
@@ -164,7 +205,7 @@ async def api_release(
     """QC releases a lot in quarantine, signing it 'approved for use' (not whoever received
     it)."""
     view = await service.decide(settings, ctx, lot_id, "release", data.password, data.reason)
-    return _detail(view)
+    return detail(view)
 
 
 @post(LOT + "/reject", opt=requires("materials", "release"), tags=["inventory"], status_code=200)
@@ -176,7 +217,7 @@ async def api_reject(
 ) -> LotDetail:
     """QC rejects a lot in quarantine, signing it 'rejected'."""
     view = await service.decide(settings, ctx, lot_id, "reject", data.password, data.reason)
-    return _detail(view)
+    return detail(view)
 
 
 @post(LOT + "/hold", opt=requires("materials", "manage"), tags=["inventory"], status_code=200)
@@ -184,7 +225,7 @@ async def api_hold(
     ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID], data: JSONBody[ReasonIn]
 ) -> LotDetail:
     """Put a lot in quarantine or released on hold, saying why."""
-    return _detail(await service.hold(ctx, lot_id, data.reason))
+    return detail(await service.hold(ctx, lot_id, data.reason))
 
 
 @post(LOT + "/unhold", opt=requires("materials", "manage"), tags=["inventory"], status_code=200)
@@ -192,7 +233,7 @@ async def api_unhold(
     ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID], data: JSONBody[ReasonIn]
 ) -> LotDetail:
     """Take a lot off hold, back to the status it had before, saying why."""
-    return _detail(await service.unhold(ctx, lot_id, data.reason))
+    return detail(await service.unhold(ctx, lot_id, data.reason))
 
 
 api = [
@@ -230,13 +271,17 @@ async def lots_page(
 
 @get(LOT, opt=requires("materials", "read"), include_in_schema=False)
 async def lot_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], lot_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
+    lot_id: FromPath[UUID],
 ) -> Template:
     return await page(
         request,
         "inventory/lot.html",
         view=await service.get_lot(ctx, lot_id),
         status_names=service.STATUS_NAMES,
+        upload_max_bytes=settings.upload_max_bytes,
     )
 
 

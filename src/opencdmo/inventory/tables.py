@@ -41,6 +41,7 @@ class Lot(Table, tablename="lots"):
     received_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     coa_note = Text(null=True, default=None)
     updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    coa_file_id = UUID(null=True, default=None)  # the certificate of analysis (stored_files)
 
 
 class LotContainer(Table, tablename="lot_containers"):

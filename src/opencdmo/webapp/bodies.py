@@ -19,6 +19,7 @@ from litestar import Request
 
 from opencdmo.errors import AppError, NotFound, ValidationFailed
 from opencdmo.fields import humanise
+from opencdmo.web.guards import JSON_BODY
 
 MAX_DEPTH = 32
 MAX_TEXT = 100_000  # characters in one string of any body; fields have their own limits
@@ -112,6 +113,9 @@ def check_json(body: bytes, body_type: Any = None) -> None:
 
 def _body_type(request: Request[Any, Any, Any]) -> tuple[bool, Any]:
     """(the handler reads a JSON body, its declared type or None for any JSON)."""
+    declared = request.route_handler.opt.get(JSON_BODY)
+    if declared is not None:  # JSON or multipart (with a file): the JSON is checked here
+        return request.content_type[0] != "multipart/form-data", declared
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
         return False, None

@@ -55,7 +55,7 @@ def clean_filename(name: str, kind: Kind) -> str:
     """The last part of the path as sent, one line of visible characters, at most NAME_MAX,
     ending in an extension of its kind (added when it has another)."""
     base = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1]
-    text = " ".join(_UNSAFE.sub("_", base).split()).lstrip(".").strip()
+    text = " ".join(_UNSAFE.sub("_", " ".join(base.split())).split()).lstrip(".").strip()
     if not any(unicodedata.category(c)[0] in "LN" for c in text):
         text = "file"
     if not text.lower().endswith(kind.extensions):

@@ -80,7 +80,8 @@ def accept(
     field: str = "file",
 ) -> Upload:
     """The upload, or a 422 naming ``field`` saying what is wrong with it."""
-    names = " or ".join(k.label for k in kinds)
+    labels = [k.label for k in kinds]
+    names = " or ".join([", ".join(labels[:-1]), labels[-1]] if len(labels) > 1 else labels)
     if not data:
         raise ValidationFailed(f"{field}: the file is empty.", details={"field": field})
     if len(data) > max_bytes:

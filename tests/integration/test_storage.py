@@ -567,3 +567,59 @@ async def test_stored_files_are_append_only_and_tenant_scoped(
             "0" * 64,
             f"tenants/{uuid.uuid4()}/{'0' * 64}",  # another tenant's key
         )
+
+
+async def test_an_attachment_not_vouched_for_by_the_audit_trail_is_a_finding(
+    store: Store, browser: Any, owner: asyncpg.Connection
+) -> None:
+    """The CoA a lot links to must be the one an audit event attached (its id and SHA-256):
+    a link changed behind the application's back is reported by `audit verify`."""
+    from opencdmo.audit import queries as audit_queries
+    from opencdmo.audit import sentences
+    from opencdmo.audit.queries import AuditFilter
+    from opencdmo.db.tx import read_view
+
+    handler = await browser("operator")
+    lot = await received(handler, store, await material(handler, store))
+    first = (await attach(handler, store, lot["id"], pdf("one"), filename="one.pdf")).json()
+    second = await attach(
+        handler,
+        store,
+        lot["id"],
+        pdf("two"),
+        filename="two.pdf",
+        replaces=first["coa"]["file_id"],
+        reason="corrected",
+    )
+    assert (await verify_tenant(store.ctx.tenant_id, store.slug)).intact
+    async with read_view(store.ctx):
+        rows, _ = await audit_queries.page(store.ctx, AuditFilter(), limit=100, before=None)
+        said = [s.text for s in await sentences.describe(store.ctx, rows)]
+    short = first["coa"]["sha256"][:12]
+    assert (
+        f"Operator Person attached the certificate of analysis one.pdf (SHA-256 {short}…) to lot L-001"
+        in said
+    )
+    assert any(
+        s.startswith("Operator Person replaced the certificate of analysis of lot L-001")
+        for s in said
+    )
+    await owner.execute(  # back to the first file, as no command did
+        "UPDATE lots SET coa_file_id = $2 WHERE tenant_id = $1 AND id = $3",
+        store.ctx.tenant_id,
+        uuid.UUID(first["coa"]["file_id"]),
+        uuid.UUID(lot["id"]),
+    )
+    report = await verify_tenant(store.ctx.tenant_id, store.slug)
+    assert not report.intact
+    assert any(
+        "lot certificate of analysis" in f.message and "one.pdf" in f.message
+        for f in report.findings
+    )
+    await owner.execute(  # restored: intact again
+        "UPDATE lots SET coa_file_id = $2 WHERE tenant_id = $1 AND id = $3",
+        store.ctx.tenant_id,
+        uuid.UUID(second.json()["coa"]["file_id"]),
+        uuid.UUID(lot["id"]),
+    )
+    assert (await verify_tenant(store.ctx.tenant_id, store.slug)).intact

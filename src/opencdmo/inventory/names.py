@@ -21,24 +21,31 @@ async def _materials(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
 
 AUDIT_NAMES: dict[str, Resolver] = {"lot": _lots, "material": _materials}
 
-# A lot's certificate of analysis: the file it links to is vouched for by the event that
-# attached it (its id and SHA-256), so a link or a stored hash changed behind the
-# application's back is a finding. Raw SQL: it runs on the verifier's own snapshot.
+# A lot's certificate of analysis: the file it links to (or none) is the one the latest CoA
+# event of the lot recorded (its id, SHA-256 and size), so a link or a stored file changed
+# behind the application's back, even back to an earlier CoA, is a finding. Raw SQL: it runs
+# on the verifier's own snapshot.
 AUDIT_COVERAGE = (
     Coverage(
         "lot certificate of analysis",
         """
-SELECT l.id::text AS id, 'lot ' || l.lot_number || ', file ' || f.filename AS what
+SELECT l.id::text AS id,
+       'lot ' || l.lot_number || ', file ' || coalesce(f.filename, 'none') AS what
 FROM lots l
-JOIN stored_files f ON f.tenant_id = l.tenant_id AND f.id = l.coa_file_id
-WHERE l.tenant_id = $1 AND NOT EXISTS (
-    SELECT 1 FROM audit_events a
+LEFT JOIN stored_files f ON f.tenant_id = l.tenant_id AND f.id = l.coa_file_id
+LEFT JOIN LATERAL (
+    SELECT a.new_values -> 'coa' AS coa
+    FROM audit_events a
     WHERE a.tenant_id = l.tenant_id
       AND a.entity_type = 'lot' AND a.entity_id = l.id::text
       AND a.action IN ('lot.received', 'lot.coa_attached', 'lot.coa_replaced')
-      AND a.new_values -> 'coa' ->> 'file_id' = f.id::text
-      AND a.new_values -> 'coa' ->> 'sha256' = f.sha256
-      AND a.new_values -> 'coa' ->> 'size_bytes' = f.size_bytes::text)
+    ORDER BY a.entry DESC
+    LIMIT 1
+) last ON true
+WHERE l.tenant_id = $1
+  AND (l.coa_file_id::text IS DISTINCT FROM last.coa ->> 'file_id'
+       OR f.sha256 IS DISTINCT FROM last.coa ->> 'sha256'
+       OR f.size_bytes::text IS DISTINCT FROM last.coa ->> 'size_bytes')
 """,
     ),
 )

@@ -396,11 +396,16 @@ async def test_a_text_field_or_no_file_is_not_a_coa(store: Store, browser: Any) 
     broken = await handler.send(
         "POST", store.url("/lots"), data={"receipt": "{"}, files=coa_part(pdf())
     )
-    assert broken.status_code == 422 and "not valid JSON" in broken.text
+    assert broken.status_code == 400 and "not valid JSON" in broken.text
     wrong = await handler.send(
         "POST", store.url("/lots"), files={"receipt": (None, json.dumps({"lot_number": 1}))}
     )
-    assert wrong.status_code == 422 and "receipt" in wrong.json()["error"]["message"]
+    assert wrong.status_code == 422 and "lot_number" in wrong.json()["error"]["message"]
+    twice = '{"lot_number": "A", "lot_number": "B"}'
+    doubled = await handler.send(
+        "POST", store.url("/lots"), files={"receipt": (None, twice), **coa_part(pdf())}
+    )
+    assert doubled.status_code == 400 and "twice" in doubled.json()["error"]["message"]
 
 
 async def test_replacing_a_coa_needs_the_file_it_replaces_and_a_reason(

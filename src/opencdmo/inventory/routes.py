@@ -35,7 +35,7 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.storage.uploads import Upload
 from opencdmo.web.files import decode_json, is_multipart
-from opencdmo.web.guards import JSON_BODY, requires
+from opencdmo.web.guards import JSON_BODY, JSON_PART, requires
 from opencdmo.web.pages import form_data, page
 
 MATERIALS = "/materials"
@@ -144,7 +144,11 @@ async def api_lots(
 
 @post(
     LOTS,
-    opt={**requires("materials", "manage", uploads=True), JSON_BODY: ReceiptIn},
+    opt={
+        **requires("materials", "manage", uploads=True),
+        JSON_BODY: ReceiptIn,
+        JSON_PART: "receipt",
+    },
     tags=["inventory"],
     status_code=201,
     operation_class=ReceiptOperation,

@@ -24,6 +24,8 @@ UPLOADS = "uploads"
 # A route that reads its body itself (JSON, or multipart with a file): the type its JSON body
 # is checked against before the handler runs, as a declared ``data`` body would be.
 JSON_BODY = "json_body"
+# The part of such a route's multipart body that holds that JSON (checked the same way).
+JSON_PART = "json_part"
 
 
 def requires(

@@ -27,7 +27,9 @@ from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
 from opencdmo.settings import Settings
+from opencdmo.storage import blobs
 from opencdmo.web.flash import FLASH_SIGNER, FlashSigner
+from opencdmo.web.guards import UPLOADS
 from opencdmo.web.pages import PAGE_CONTEXT
 from opencdmo.web.templating import STATIC, template_config
 from opencdmo.webapp import authcache, bodies, errors, health
@@ -92,6 +94,8 @@ def register_audit_names() -> None:
 
 CONTEXT_ROUTES = discover_routes()
 register_audit_names()
+# Room in a body for the form fields and part headers around an uploaded file.
+UPLOAD_OVERHEAD = 256 * 1024
 API_ERRORS = {
     400: "Malformed request (unparseable body or parameter, a body nested over 32 levels, "
     "a key twice)",
@@ -124,6 +128,7 @@ def create_app(
         configure_logging(settings.log_level, settings.log_json)
     passwords.configure(settings)
     audit_keys.configure(settings)
+    blobs.configure(settings)
     keeper = Keeper(store_for(settings), settings.audit_checkpoint_seconds)
     urls = urls or database_urls(settings)
     engine = bind_engine(urls)
@@ -149,6 +154,9 @@ def create_app(
     for path, handler in (pair for item in handlers for pair in handlers_of(item)):
         if path.startswith("/api/"):
             handler.responses = {**error_responses(), **(handler.responses or {})}
+        if handler.opt.get(UPLOADS):
+            # A route that takes a file: its body may be as large as the upload limit allows.
+            handler.request_max_body_size = settings.upload_max_bytes + UPLOAD_OVERHEAD
     handlers.append(
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
     )

@@ -29,9 +29,11 @@ async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> in
     from opencdmo.db.engine import bind_engine, close_pool, start_pool
     from opencdmo.db.setup import database_urls
     from opencdmo.identity import passwords
+    from opencdmo.storage import blobs
 
     passwords.configure(settings)
     keys.configure(settings)
+    blobs.configure(settings)
     engine = bind_engine(database_urls(settings))
     await start_pool(engine, 4)
     try:

@@ -129,6 +129,30 @@ class Settings:
             "request's address (CLI: http://HOST:PORT)"
         },
     )
+    s3_bucket: str | None = field(
+        default=None,
+        metadata={"doc": "S3 bucket that keeps uploaded files (blobs); unset: <data dir>/blobs"},
+    )
+    s3_endpoint_url: str | None = field(
+        default=None,
+        metadata={"doc": "S3 endpoint URL (MinIO or another S3 service); unset: AWS's own"},
+    )
+    s3_region: str | None = field(
+        default=None, metadata={"doc": "S3 region of the bucket; unset: boto3's default"}
+    )
+    s3_access_key_id: str | None = field(
+        default=None,
+        metadata={"doc": "S3 access key id; unset: boto3's credential chain (instance role...)"},
+    )
+    s3_secret_access_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata={"doc": "S3 secret access key, from the environment only (never logged)"},
+    )
+    upload_max_bytes: int = field(
+        default=20 * 1024 * 1024,
+        metadata={"doc": "Largest file accepted in one upload (a certificate of analysis), bytes"},
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

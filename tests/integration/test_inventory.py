@@ -6,6 +6,7 @@ database."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -415,3 +416,64 @@ async def test_a_quarantined_lot_waits_in_qcs_queue_until_it_is_released(
     released = await client.send("POST", store.url(f"/lots/{lot['id']}/release"), json=SIGN)
     assert released.status_code == 200, released.text
     assert await waiting() == []
+
+
+# --- certificates of analysis on the lot page (the API and both backends: test_storage.py) ----
+
+
+def _pdf() -> bytes:
+    return b"%PDF-1.7\n%" + uuid.uuid4().hex.encode() + b"\n%%EOF\n"
+
+
+async def test_the_lot_page_shows_the_coa_and_lets_the_handler_attach_one(
+    store: Store, browser: Any
+) -> None:
+    handler, qc = await browser("operator"), await browser("author")
+    lot = await received(handler, store, await material(handler, store))
+    url = f"/t/{store.slug}/lots/{lot['id']}"
+    empty = (await handler.get(url)).text
+    assert "No certificate of analysis is attached" in empty
+    assert 'enctype="multipart/form-data"' in empty and 'name="_csrf_token"' in empty
+    assert 'action="' + url + '/coa"' in (await handler.get(url)).text
+    assert 'id="coa-form"' not in (await qc.get(url)).text  # QC reads, does not attach
+    data = _pdf()
+    sent = await handler.http.post(  # the form without JavaScript: the token in a field
+        url + "/coa",
+        data={"_csrf_token": handler.csrf, "reason": ""},
+        files={"coa": ("CoA 2411-07.pdf", data, "application/pdf")},
+    )
+    assert sent.status_code == 200, sent.text
+    assert "Certificate of analysis attached." in sent.text
+    shown = (await qc.get(url)).text
+    digest = hashlib.sha256(data).hexdigest()
+    assert "CoA 2411-07.pdf" in shown and digest[:12] in shown and "Operator Person" in shown
+    assert f'href="{url}/coa"' in shown
+    again = (await handler.get(url)).text
+    assert "Replace certificate" in again and 'name="replaces" value="' in again
+
+
+async def test_the_lot_pages_coa_form_answers_htmx_with_its_card_and_says_what_is_wrong(
+    store: Store, browser: Any
+) -> None:
+    handler = await browser("operator")
+    lot = await received(handler, store, await material(handler, store))
+    url = f"/t/{store.slug}/lots/{lot['id']}/coa"
+    refused = await handler.send(
+        "POST",
+        url,
+        headers={"HX-Request": "true"},
+        files={"coa": ("coa.pdf", b"just text", "application/pdf")},
+    )
+    assert refused.status_code == 422
+    assert 'id="coa"' in refused.text and "<html" not in refused.text
+    assert "is not a PDF, PNG image or JPEG image" in refused.text
+    done = await handler.send(
+        "POST",
+        url,
+        headers={"HX-Request": "true"},
+        files={"coa": ("scan.jpg", b"\xff\xd8\xff\xe0" + uuid.uuid4().bytes, "image/jpeg")},
+    )
+    assert done.status_code == 200 and "scan.jpg" in done.text
+    assert "Certificate of analysis attached." in done.headers["hx-trigger"]
+    blind = await handler.send("POST", url, files={"coa": ("late.pdf", _pdf(), "application/pdf")})
+    assert blind.status_code == 409 and "has a certificate of analysis already" in blind.text

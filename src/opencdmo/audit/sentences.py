@@ -270,6 +270,14 @@ def _reorder_level(e: _Event) -> list[Part]:
     ]
 
 
+def _coa(e: _Event, side: str = "new") -> str:
+    """A certificate of analysis as its event keeps it: name and short SHA-256."""
+    coa = e.value("coa", side)
+    if not isinstance(coa, dict):
+        return "a certificate of analysis"
+    return f"{coa.get('filename')} (SHA-256 {str(coa.get('sha256', ''))[:12]}…)"
+
+
 _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
     "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
@@ -481,6 +489,18 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" received {e.value('quantity')} {e.value('unit')} of {e.value('material')} as "),
         _lot(e),
         _t(f" (supplier lot {e.value('supplier_lot')}) into quarantine"),
+        *([_t(f", with the certificate of analysis {_coa(e)}")] if e.value("coa") else []),
+    ],
+    "lot.coa_attached": lambda e: [
+        e.actor,
+        _t(f" attached the certificate of analysis {_coa(e)} to "),
+        _lot(e),
+    ],
+    "lot.coa_replaced": lambda e: [
+        e.actor,
+        _t(" replaced the certificate of analysis of "),
+        _lot(e),
+        _t(f": {_coa(e, 'old')} by {_coa(e)}"),
     ],
     "lot.released": lambda e: [e.actor, _t(" released "), _lot(e), _t(" for use")],
     "lot.rejected": lambda e: [e.actor, _t(" rejected "), _lot(e)],

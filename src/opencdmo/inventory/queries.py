@@ -70,6 +70,7 @@ class LotRow:
     donor_id: str | None
     coi_label: str | None
     apheresis_id: str | None
+    coa_file_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,13 @@ async def lots(status: str | None, on: date, limit: int, offset: int) -> list[Lo
 
 async def set_status(lot_id: UUID, status: str) -> None:
     await Lot.update({Lot.status: status, Lot.updated_at: database_now()}).where(Lot.id == lot_id)
+
+
+async def set_coa(lot_id: UUID, file_id: UUID) -> None:
+    """The lot's certificate of analysis (a stored file of the tenant)."""
+    await Lot.update({Lot.coa_file_id: file_id, Lot.updated_at: database_now()}).where(
+        Lot.id == lot_id
+    )
 
 
 # --- containers and history -------------------------------------------------------------------

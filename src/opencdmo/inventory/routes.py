@@ -15,8 +15,10 @@ from litestar.response import Template
 
 from opencdmo.access.service import can
 from opencdmo.inventory import service
+from opencdmo.inventory.edge import ReceiptOperation, coa_upload, json_part
 from opencdmo.inventory.queries import Identity, LotRow, MaterialRow
 from opencdmo.inventory.schemas import (
+    CoaOut,
     ContainerOut,
     IdentityIn,
     LotDetail,
@@ -33,8 +35,10 @@ from opencdmo.inventory.schemas import (
 from opencdmo.inventory.service import ContainerIn, LotView, Receipt
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.web.guards import requires
-from opencdmo.web.pages import page
+from opencdmo.storage.uploads import Upload
+from opencdmo.web.files import decode_json, is_multipart
+from opencdmo.web.guards import JSON_BODY, JSON_PART, requires
+from opencdmo.web.pages import form_data, page
 
 MATERIALS = "/materials"
 MATERIAL = MATERIALS + "/{material_id:uuid}"
@@ -61,9 +65,26 @@ def _lot_values(row: LotRow, material_code: str, status: str) -> dict[str, objec
     return {**values, "status": status, "stored_status": row.status, "material_code": material_code}
 
 
+def _coa(view: LotView) -> CoaOut | None:
+    if view.coa is None:
+        return None
+    stored = view.coa.file
+    return CoaOut(
+        file_id=stored.id,
+        filename=stored.filename,
+        content_type=stored.content_type,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        uploaded_by=stored.uploaded_by,
+        uploaded_by_name=view.coa.uploaded_by_name,
+        uploaded_at=stored.uploaded_at,
+    )
+
+
 def detail(view: LotView) -> LotDetail:
     return LotDetail(
         **_lot_values(view.lot, view.material.code, view.status),  # type: ignore[arg-type]
+        coa=_coa(view),
         containers=[
             ContainerOut(
                 id=c.id,
@@ -138,10 +159,33 @@ async def api_lots(
     )
 
 
-@post(LOTS, opt=requires("materials", "manage"), tags=["inventory"], status_code=201)
-async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[ReceiptIn]) -> LotDetail:
+@post(
+    LOTS,
+    opt={
+        **requires("materials", "manage", uploads=True),
+        JSON_BODY: ReceiptIn,
+        JSON_PART: "receipt",
+    },
+    tags=["inventory"],
+    status_code=201,
+    operation_class=ReceiptOperation,
+)
+async def api_receive(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
+) -> LotDetail:
     """Receive a delivery into quarantine: a lot of the material, its quantity in a unit that
-    measures what the material's default unit does, split into containers if asked."""
+    measures what the material's default unit does, split into containers if asked. A JSON
+    receipt, or multipart/form-data with the receipt (the same JSON) in a ``receipt`` part and
+    its certificate of analysis (a PDF, PNG or JPEG file) in a ``coa`` part."""
+    coa: Upload | None = None
+    if is_multipart(request):
+        form = await form_data(request)
+        data = decode_json(await json_part(form, "receipt"), ReceiptIn, "receipt")
+        coa = await coa_upload(form, settings)
+    else:
+        data = decode_json(await request.body(), ReceiptIn)
     containers: int | list[ContainerIn] | None
     if isinstance(data.containers, list):
         containers = [ContainerIn(c.quantity, c.unit) for c in data.containers]
@@ -162,6 +206,7 @@ async def api_receive(ctx: NamedDependency[TenantContext], data: JSONBody[Receip
             identity=_identity(data.chain_of_identity),
             location_id=data.location_id,
         ),
+        coa,
     )
     return detail(await service.get_lot(ctx, row.id))
 

@@ -136,11 +136,26 @@ class LotOut(Struct, kw_only=True):
     donor_id: str | None
     coi_label: str | None
     apheresis_id: str | None
+    coa_file_id: UUID | None
+
+
+class CoaOut(Struct, kw_only=True):
+    """The lot's certificate of analysis as stored (its bytes: GET .../lots/{lot_id}/coa)."""
+
+    file_id: UUID
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: UUID
+    uploaded_by_name: str
+    uploaded_at: datetime
 
 
 class LotDetail(LotOut, kw_only=True):
     containers: list[ContainerOut]
     history: list[StatusChangeOut]
+    coa: CoaOut | None = None
 
 
 class LotList(Struct):

@@ -20,9 +20,11 @@ from opencdmo import quantities, units
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
-from opencdmo.errors import Conflict, Forbidden, ValidationFailed
+from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from opencdmo.fields import check_name, check_text
+from opencdmo.inventory import coa as coas
 from opencdmo.inventory import location_queries, placing, queries
+from opencdmo.inventory.coa import CoaView
 from opencdmo.inventory.location_queries import Place
 from opencdmo.inventory.queries import (
     ContainerRow,
@@ -37,6 +39,11 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
 from opencdmo.signatures.service import SignedRecord
+from opencdmo.storage import service as storage
+from opencdmo.storage.blobs import Blob
+from opencdmo.storage.queries import StoredFileRow
+from opencdmo.storage.uploads import Upload
+from opencdmo.tenancy import service as tenancy
 
 MATERIAL_TYPES = (
     "raw_material",
@@ -316,11 +323,12 @@ def _check_supplier(material: MaterialRow, supplier: str) -> None:
         )
 
 
-async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
+async def receive(ctx: TenantContext, receipt: Receipt, coa_file: Upload | None = None) -> LotRow:
     """Receive a delivery: a lot of the material in quarantine, split into containers (put
     at ``location_id`` when given). Its unit must measure what the material's default unit
     measures (L for a material in mL), and its supplier must be one the material approves
-    (when it lists any)."""
+    (when it lists any). With ``coa_file``, its certificate of analysis: the file is stored
+    first, its row and the lot's link commit with the lot."""
     lot_number = _line(receipt.lot_number, "lot_number", "The lot number", 120)
     supplier = _line(receipt.supplier, "supplier", "The supplier")
     supplier_lot = _line(receipt.supplier_lot, "supplier_lot", "The supplier lot", 120)
@@ -333,6 +341,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
     coa = check_text(receipt.coa_note or "", "coa_note", "The CoA note", limit=4000).strip()
     split = split_into(total, unit, receipt.containers)
     identity = _identity(receipt.identity)
+    blob = await _stored_first(ctx, coa_file)
     async with unit_of_work(ctx):
         await authorize(ctx, "materials", "manage")
         material = await queries.material(receipt.material_id)
@@ -368,6 +377,7 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
         await queries.insert_change(
             ctx.tenant_id, lot_id, None, "quarantine", "received", _actor(ctx), None
         )
+        attached = await _attach(ctx, lot_id, blob, coa_file)
         await audit.record(
             ctx,
             "lot.received",
@@ -387,9 +397,32 @@ async def receive(ctx: TenantContext, receipt: Receipt) -> LotRow:
                 **({"chain_of_identity": asdict(identity)} if identity else {}),
                 "location_id": str(receipt.location_id) if receipt.location_id else None,
                 "location": place.path if place else None,
+                "coa": coas.audit_values(attached) if attached else None,
             },
         )
         return await queries.lot(lot_id)
+
+
+async def _stored_first(ctx: TenantContext, coa: Upload | None) -> Blob | None:
+    """A CoA's bytes in the blob store before the unit of work (slow, and harmless when the
+    command then fails: an unreferenced blob), once the caller may attach one."""
+    if coa is None:
+        return None
+    coas.check_kind(coa)
+    async with tenant_transaction(ctx):
+        await authorize(ctx, "materials", "manage")
+    return await storage.put(ctx, coa)
+
+
+async def _attach(
+    ctx: TenantContext, lot_id: UUID, blob: Blob | None, coa: Upload | None
+) -> StoredFileRow | None:
+    """The stored file's row and the lot's link to it, in the open unit of work."""
+    if blob is None or coa is None:
+        return None
+    stored = await storage.record(ctx, blob, coa)
+    await queries.set_coa(lot_id, stored.id)
+    return stored
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -403,6 +436,12 @@ class LotView:
     containers: list[ContainerRow]
     history: list[StatusChangeRow]
     places: dict[UUID, Place]  # where the containers' locations are
+    coa: CoaView | None = None
+
+    @property
+    def coa_open(self) -> bool:
+        """Whether a certificate of analysis may be attached or replaced now."""
+        return self.status in coas.OPEN
 
 
 @dataclass(frozen=True)
@@ -440,7 +479,27 @@ async def get_lot(ctx: TenantContext, lot_id: UUID) -> LotView:
             containers,
             await queries.history(lot_id),
             await location_queries.places([c.location_id for c in containers]),
+            await _coa_view(ctx, row),
         )
+
+
+async def _coa_view(ctx: TenantContext, row: LotRow) -> CoaView | None:
+    if row.coa_file_id is None:
+        return None
+    stored = (await storage.stored_files(ctx, [row.coa_file_id]))[row.coa_file_id]
+    names = await tenancy.people_names(ctx, [stored.uploaded_by])
+    return CoaView(stored, names.get(stored.uploaded_by, "a former member"))
+
+
+async def coa_file(ctx: TenantContext, lot_id: UUID) -> tuple[StoredFileRow, bytes]:
+    """The lot's certificate of analysis and its bytes, checked against their SHA-256; a lot
+    without one is not found either."""
+    async with tenant_transaction(ctx):
+        await authorize(ctx, "materials", "read")
+        row = await queries.lot(lot_id)
+        if row.coa_file_id is None:
+            raise NotFound(f"Lot {row.lot_number} has no certificate of analysis.")
+    return await storage.read(ctx, row.coa_file_id)
 
 
 # --- status changes ---------------------------------------------------------------------------
@@ -553,6 +612,55 @@ async def unhold(ctx: TenantContext, lot_id: UUID, reason: str) -> LotView:
         back = (held[-1].from_status if held else None) or "quarantine"
         await _change(ctx, row, "on_hold", back, reason, "lot.unheld")
     return await get_lot(ctx, lot_id)
+
+
+# --- certificate of analysis ------------------------------------------------------------------
+
+
+async def attach_coa(
+    ctx: TenantContext,
+    lot_id: UUID,
+    upload: Upload,
+    reason: str = "",
+    replaces: UUID | None = None,
+) -> LotView:
+    """Attach a lot's certificate of analysis (one arriving after the goods), or replace the
+    one it has (``replaces``: the file the person saw; a reason is required), while the lot is
+    in quarantine or on hold. The file is stored first; its row, the lot's link and the audit
+    event with its SHA-256 commit together."""
+    why = " ".join(check_text(reason, "reason", "A reason", limit=REASON_MAX).split())
+    coas.check_kind(upload)
+    async with tenant_transaction(ctx):
+        await authorize(ctx, "materials", "manage")
+        _check_coa(ctx, await queries.lot(lot_id), why, replaces)
+    blob = await storage.put(ctx, upload)
+    async with unit_of_work(ctx):
+        await authorize(ctx, "materials", "manage")
+        row = await queries.lot(lot_id, lock=True)
+        _check_coa(ctx, row, why, replaces)
+        before = await _coa_view(ctx, row)
+        stored = await _attach(ctx, lot_id, blob, upload)
+        assert stored is not None
+        material = await queries.material(row.material_id)
+        await audit.record(
+            ctx,
+            "lot.coa_replaced" if before else "lot.coa_attached",
+            "lot",
+            lot_id,
+            old={"coa": coas.audit_values(before.file)} if before else None,
+            new={
+                "lot_number": row.lot_number,
+                "material": material.code,
+                "coa": coas.audit_values(stored),
+            },
+            reason=why or None,
+        )
+    return await get_lot(ctx, lot_id)
+
+
+def _check_coa(ctx: TenantContext, row: LotRow, reason: str, replaces: UUID | None) -> None:
+    _from(row, today(ctx), coas.OPEN, "given a certificate of analysis")
+    coas.check_replacement(row, reason, replaces)
 
 
 async def _change(

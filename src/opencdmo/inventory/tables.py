@@ -49,6 +49,7 @@ class Lot(Table, tablename="lots"):
     donor_id = Text(null=True, default=None)
     coi_label = Text(null=True, default=None)
     apheresis_id = Text(null=True, default=None)
+    coa_file_id = UUID(null=True, default=None)  # the certificate of analysis (stored_files)
 
 
 class LotContainer(Table, tablename="lot_containers"):

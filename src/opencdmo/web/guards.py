@@ -19,15 +19,23 @@ WRITES = "writes"
 # A permission that may be granted at a site only: the guard lets a member through who holds
 # it at any site, and the service checks it at the site the request is about.
 SITE_SCOPED = "site_scoped"
+# A route that takes an uploaded file: the app lets its body be as large as the upload limit.
+UPLOADS = "uploads"
+# A route that reads its body itself (JSON, or multipart with a file): the type its JSON body
+# is checked against before the handler runs, as a declared ``data`` body would be.
+JSON_BODY = "json_body"
+# The part of such a route's multipart body that holds that JSON (checked the same way).
+JSON_PART = "json_part"
 
 
 def requires(
-    obj: str, act: str, *, writes: bool = False, site_scoped: bool = False
+    obj: str, act: str, *, writes: bool = False, site_scoped: bool = False, uploads: bool = False
 ) -> dict[str, Any]:
     return {
         PERMISSION: (obj, act),
         **({WRITES: True} if writes else {}),
         **({SITE_SCOPED: True} if site_scoped else {}),
+        **({UPLOADS: True} if uploads else {}),
     }
 
 

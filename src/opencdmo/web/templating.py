@@ -75,6 +75,15 @@ class Kit:
         return self._macros
 
 
+def filesize(count: int) -> str:
+    """A file's size as people read it: 812 bytes, 14.2 KB, 3.1 MB (units of 1024)."""
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KB"
+    return f"{count / (1024 * 1024):.1f} MB"
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -93,6 +102,7 @@ def build_environment() -> Environment:
     env.filters["label"] = label
     env.globals["limits"] = units.limits
     env.filters["attrs"] = attributes
+    env.filters["filesize"] = filesize
     env.globals["kit"] = Kit(env)
     return env
 

@@ -19,6 +19,7 @@ from litestar import Request
 
 from opencdmo.errors import AppError, NotFound, ValidationFailed
 from opencdmo.fields import humanise
+from opencdmo.web.guards import JSON_BODY, JSON_PART
 
 MAX_DEPTH = 32
 MAX_TEXT = 100_000  # characters in one string of any body; fields have their own limits
@@ -112,6 +113,9 @@ def check_json(body: bytes, body_type: Any = None) -> None:
 
 def _body_type(request: Request[Any, Any, Any]) -> tuple[bool, Any]:
     """(the handler reads a JSON body, its declared type or None for any JSON)."""
+    declared = request.route_handler.opt.get(JSON_BODY)
+    if declared is not None:  # JSON or multipart (with a file): the JSON is checked here
+        return request.content_type[0] != "multipart/form-data", declared
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
         return False, None
@@ -130,7 +134,19 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
         return
     reads_json, body_type = _body_type(request)
     if not reads_json:
+        await _check_json_part(request, body_type)
         return
     body = await request.body()
     if body:
         check_json(body, body_type)
+
+
+async def _check_json_part(request: Request[Any, Any, Any], body_type: Any) -> None:
+    """A multipart body's JSON part (``JSON_PART``: a receipt sent with its file), checked as
+    a JSON body would be."""
+    name = request.route_handler.opt.get(JSON_PART)
+    if name is None or request.content_type[0] != "multipart/form-data":
+        return
+    value = (await request.form()).get(name)
+    if isinstance(value, str) and value:
+        check_json(value.encode(), body_type)

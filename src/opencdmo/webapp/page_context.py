@@ -32,6 +32,7 @@ NAVIGATION = (
     ("batches", "deviate"),
     ("batches", "release"),
     ("materials", "read"),
+    ("materials", "manage"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

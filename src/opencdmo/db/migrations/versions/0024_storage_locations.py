@@ -4,14 +4,14 @@ moves, whether its label has been printed; and per material a reorder level and 
 suppliers approved for it.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 """
 
 from opencdmo.db.rls import append_only, protect_tenant_table
 from opencdmo.db.script import run
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,162 @@
+"""The blob store: content-addressed bytes under a key of the tenant's own.
+
+``put(ctx, data)`` stores the bytes and returns their key, SHA-256 and size; ``get(ctx, key)``
+returns them only when they still hash to the SHA-256 their key names (a blob changed in
+storage is refused, never served); ``exists(ctx, key)``. The key is
+``tenants/<tenant id>/<sha256>``, made from the scope's tenant: a key of another tenant (or
+any other shape) is not found, whatever is stored under it.
+
+The backend (``local.LocalBackend`` or ``s3.S3Backend``) is chosen once, when the app or the
+CLI starts (``configure``); blocking work (files, boto3, hashing) runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from opencdmo.errors import AppError, NotFound
+from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
+
+log = logging.getLogger("opencdmo.storage")
+T = TypeVar("T")
+
+KEY = re.compile(
+    r"tenants/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{64}"
+)
+
+
+class BlobCorrupted(AppError):
+    """The stored bytes no longer hash to the SHA-256 they were stored under (or are gone)."""
+
+    status_code = 500
+    title = "Stored file damaged"
+
+
+class StorageUnavailable(AppError):
+    """The blob store did not answer (S3 down, a disk error): nothing was changed."""
+
+    status_code = 503
+    title = "Storage unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
+@dataclass(frozen=True)
+class Blob:
+    key: str
+    sha256: str
+    size: int
+
+
+class Backend(Protocol):
+    """Where the bytes are kept: keys are checked by the store before they get here."""
+
+    name: str
+
+    def write(self, key: str, data: bytes) -> None: ...
+
+    def read(self, key: str) -> bytes | None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+
+def tenant_key(tenant_id: UUID, sha256: str) -> str:
+    return f"tenants/{tenant_id}/{sha256}"
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def put(self, ctx: TenantContext, data: bytes) -> Blob:
+        """Store ``data`` for the tenant (storing the same bytes again changes nothing)."""
+        digest = await asyncio.to_thread(sha256_of, data)
+        key = tenant_key(ctx.tenant_id, digest)
+        await self._call(self.backend.write, key, data)
+        return Blob(key, digest, len(data))
+
+    async def get(self, ctx: TenantContext, key: str) -> bytes:
+        """The bytes under the tenant's ``key``, checked against the SHA-256 it names."""
+        expected = self._own(ctx, key)
+        data = await self._call(self.backend.read, key)
+        if data is None:
+            log.error("blob missing from storage", extra={"key": key})
+            raise BlobCorrupted(
+                f"The stored file {expected[:12]}… is missing from storage; it cannot be "
+                "served. Tell your administrator (the audit trail keeps its SHA-256)."
+            )
+        found = await asyncio.to_thread(sha256_of, data)
+        if found != expected:
+            log.error("blob does not match its hash", extra={"key": key, "sha256": found})
+            raise BlobCorrupted(
+                f"The stored file {expected[:12]}… does not match its SHA-256 (it hashes to "
+                f"{found[:12]}…): it was changed or damaged in storage and is not served. "
+                "Tell your administrator (the audit trail keeps the SHA-256 it was stored with)."
+            )
+        return data
+
+    async def exists(self, ctx: TenantContext, key: str) -> bool:
+        self._own(ctx, key)
+        return await self._call(self.backend.exists, key)
+
+    def _own(self, ctx: TenantContext, key: str) -> str:
+        """The SHA-256 the key names, when it is a key of the scope's tenant."""
+        prefix = f"tenants/{ctx.tenant_id}/"
+        if not KEY.fullmatch(key) or not key.startswith(prefix):
+            raise NotFound("No such stored file.")
+        return key.removeprefix(prefix)
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.to_thread(function, *args)
+        except StorageUnavailable:
+            raise
+        except OSError as exc:
+            log.error("blob storage failed: %s", exc, extra={"backend": self.backend.name})
+            raise StorageUnavailable(
+                "The file storage did not answer; nothing was changed. Try again shortly."
+            ) from exc
+
+
+_store: BlobStore | None = None
+
+
+def store_for(settings: Settings) -> BlobStore:
+    """S3 when a bucket is set, else the data directory's ``blobs`` folder."""
+    if settings.s3_bucket:
+        from opencdmo.storage.s3 import S3Backend
+
+        return BlobStore(S3Backend.from_settings(settings))
+    from opencdmo.storage.local import LocalBackend
+
+    return BlobStore(LocalBackend(settings.data_dir / "blobs"))
+
+
+def configure(settings: Settings) -> BlobStore:
+    """Choose this process's blob store (the app and the CLI call it at start)."""
+    return use(store_for(settings))
+
+
+def use(store: BlobStore) -> BlobStore:
+    global _store
+    _store = store
+    return store
+
+
+def blobs() -> BlobStore:
+    if _store is None:
+        raise RuntimeError("the blob store is not configured: call storage.blobs.configure()")
+    return _store

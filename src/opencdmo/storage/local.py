@@ -1,0 +1,51 @@
+"""Blobs as files under one directory (``<data dir>/blobs`` by default): a key is a relative
+path, each file written whole to a temporary name and renamed into place, so a reader sees
+either no file or all of it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def write(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        draft = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            with draft.open("xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(draft, target)
+        finally:
+            draft.unlink(missing_ok=True)
+        _sync_directory(target.parent)
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+
+def _sync_directory(directory: Path) -> None:
+    """The rename itself survives a crash once its directory is synced."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ from bench import (
     audit_contention,
     batch_entries,
     batch_record,
+    genealogy,
     hub_search,
     recipe_scale,
 )
@@ -19,6 +20,7 @@ BENCHMARKS = {
     "audit_contention": audit_contention,
     "batch_entries": batch_entries,
     "batch_record": batch_record,
+    "genealogy": genealogy,
     "hub_search": hub_search,
     "recipe_scale": recipe_scale,
 }

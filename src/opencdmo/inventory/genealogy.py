@@ -31,7 +31,9 @@ MAX_LINKS = 200_000  # a trace larger than this is refused (narrow it: start fur
 
 # Raw SQL: a recursive walk of the links, which Piccolo cannot say. {near}/{far}: the end of a
 # link the walk arrives from and the end it goes on to (child/parent backward, parent/child
-# forward). Each row is a link with the far node's details (a lot's or a batch's).
+# forward). Each row is a link with the far node's details (a lot's or a batch's), each
+# looked up by its key in a lateral subquery (LIMIT 1 keeps the planner from flattening it
+# into a hash join that reads every batch of the tenant: 2x the time at 10x the graph).
 _TRACE = """
 WITH RECURSIVE walk (parent_id, parent_kind, child_id, child_kind) AS (
     SELECT parent_id, parent_kind, child_id, child_kind FROM genealogy_links
@@ -41,12 +43,19 @@ WITH RECURSIVE walk (parent_id, parent_kind, child_id, child_kind) AS (
     FROM walk w JOIN genealogy_links g ON g.{near}_id = w.{far}_id
 )
 SELECT w.parent_id, w.parent_kind, w.child_id, w.child_kind,
-       l.lot_number, m.code AS material, m.name AS material_name, l.status AS lot_status,
-       l.expiry_date, b.number AS batch_number, b.status AS batch_status, b.disposition
+       l.lot_number, l.material, l.material_name, l.lot_status, l.expiry_date,
+       b.batch_number, b.batch_status, b.disposition
 FROM (SELECT * FROM walk LIMIT $2) w
-LEFT JOIN lots l ON w.{far}_kind = 'lot' AND l.id = w.{far}_id
-LEFT JOIN materials m ON m.tenant_id = l.tenant_id AND m.id = l.material_id
-LEFT JOIN batches b ON w.{far}_kind = 'batch' AND b.id = w.{far}_id
+LEFT JOIN LATERAL (
+    SELECT l.lot_number, m.code AS material, m.name AS material_name, l.status AS lot_status,
+           l.expiry_date
+    FROM lots l JOIN materials m ON m.tenant_id = l.tenant_id AND m.id = l.material_id
+    WHERE w.{far}_kind = 'lot' AND l.id = w.{far}_id LIMIT 1
+) l ON true
+LEFT JOIN LATERAL (
+    SELECT b.number AS batch_number, b.status AS batch_status, b.disposition FROM batches b
+    WHERE w.{far}_kind = 'batch' AND b.id = w.{far}_id LIMIT 1
+) b ON true
 """
 TRACE_SQL = {
     "backward": _TRACE.format(near="child", far="parent"),

@@ -65,11 +65,25 @@ class RecallOut(Struct, kw_only=True):
     made: list[AffectedOut]
 
 
+def _node(n: genealogy.Node) -> NodeOut:
+    """Field by field (``asdict`` deep-copies each node: 4 ms for a trace of 400 nodes)."""
+    return NodeOut(
+        id=n.id,
+        kind=n.kind,
+        label=n.label,
+        material=n.material,
+        material_name=n.material_name,
+        status=n.status,
+        disposition=n.disposition,
+        depth=n.depth,
+    )
+
+
 def _out(found: genealogy.Trace) -> TraceOut:
     return TraceOut(
         direction=found.direction,
-        start=NodeOut(**asdict(found.start)),
-        nodes=[NodeOut(**asdict(n)) for n in found.nodes],
+        start=_node(found.start),
+        nodes=[_node(n) for n in found.nodes],
         edges=[EdgeOut(parent=e.parent, child=e.child) for e in found.edges],
     )
 

@@ -200,7 +200,8 @@ def _cell(value: object) -> str:
 # --- recall -----------------------------------------------------------------------------------
 
 # Raw SQL: the lots received under a supplier's lot number, and every batch a forward walk from
-# them reaches (the trace's recursion, from many starts).
+# them reaches (the trace's recursion, from many starts); each node reached is looked up by its
+# key (LATERAL ... LIMIT 1: a plain join may be planned as a scan of every batch).
 RECALL_SQL = """
 WITH RECURSIVE origin AS (
     SELECT l.id, l.lot_number, m.code AS material FROM lots l
@@ -216,12 +217,17 @@ SELECT 'origin' AS what, o.id, o.lot_number AS number, o.material, NULL AS statu
 FROM origin o
 UNION ALL
 SELECT 'batch', b.id, b.number, NULL, b.status, b.disposition, b.dispositioned_at
-FROM walk w JOIN batches b ON b.id = w.child_id WHERE w.child_kind = 'batch'
+FROM walk w CROSS JOIN LATERAL (
+    SELECT id, number, status, disposition, dispositioned_at FROM batches
+    WHERE id = w.child_id LIMIT 1
+) b WHERE w.child_kind = 'batch'
 UNION ALL
-SELECT 'lot', l.id, l.lot_number, m.code, l.status, NULL, NULL
-FROM walk w JOIN lots l ON l.id = w.child_id
-JOIN materials m ON m.tenant_id = l.tenant_id AND m.id = l.material_id
-WHERE w.child_kind = 'lot'
+SELECT 'lot', l.id, l.lot_number, l.material, l.status, NULL, NULL
+FROM walk w CROSS JOIN LATERAL (
+    SELECT l.id, l.lot_number, m.code AS material, l.status
+    FROM lots l JOIN materials m ON m.tenant_id = l.tenant_id AND m.id = l.material_id
+    WHERE l.id = w.child_id LIMIT 1
+) l WHERE w.child_kind = 'lot'
 """
 
 

@@ -102,7 +102,7 @@ async def test_the_receipt_form_receives_a_lot_at_a_location(depot: Depot, brows
     sent = await handler.http.post(
         page(depot, "/lots"),
         data=fields,
-        files={"coa_file": ("coa.txt", b"", "text/plain")},
+        files={"coa": ("", b"", "application/octet-stream")},  # the file input left empty
     )
     assert sent.status_code == 303, sent.text
     lot = await handler.get(sent.headers["location"])
@@ -113,6 +113,22 @@ async def test_the_receipt_form_receives_a_lot_at_a_location(depot: Depot, brows
     refused = await post(handler, page(depot, "/lots"), **{**fields, "containers": "3"})
     assert refused.status_code in (409, 422) and 'id="receipt-refusal"' in refused.text
     assert 'value="L-77"' in refused.text
+    # With its certificate of analysis: kept with the lot.
+    pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    sent = await handler.http.post(
+        page(depot, "/lots"),
+        data={**fields, "lot_number": "L-78"},
+        files={"coa": ("CoA L-78.pdf", pdf, "application/pdf")},
+    )
+    assert sent.status_code == 303, sent.text
+    lot = await handler.get(sent.headers["location"])
+    assert "CoA L-78.pdf" in lot.text
+    bad = await handler.http.post(
+        page(depot, "/lots"),
+        data={**fields, "lot_number": "L-79"},
+        files={"coa": ("coa.pdf", b"not a pdf at all", "application/pdf")},
+    )
+    assert bad.status_code == 422 and 'id="receipt-refusal"' in bad.text
 
 
 async def test_the_lot_page_offers_each_person_their_forms(depot: Depot, browser: Any) -> None:

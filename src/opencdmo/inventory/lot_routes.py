@@ -22,6 +22,7 @@ from litestar.response import Response, Template
 from opencdmo.access.service import can
 from opencdmo.errors import AppError, NotFound
 from opencdmo.inventory import forms, labels, locations, placing, service
+from opencdmo.inventory.edge import coa_upload
 from opencdmo.inventory.location_schemas import (
     LabelsForm,
     MoveForm,
@@ -36,15 +37,15 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import form_struct, page
+from opencdmo.web.pages import form_data, form_struct, page
 
 
-def form_post(path: str, action: str) -> post:
+def form_post(path: str, action: str, *, uploads: bool = False) -> post:
     """A page form's handler: a POST needing materials:``action``, answering with a page or
-    a 303."""
+    a 303 (``uploads``: it takes a file, up to the upload limit)."""
     return post(
         path,
-        opt=requires("materials", action),
+        opt=requires("materials", action, uploads=uploads),
         include_in_schema=False,
         status_code=303,
         media_type=MediaType.HTML,
@@ -84,9 +85,11 @@ async def receipt_page(
     return await _receipt_page(request, ctx)
 
 
-@form_post(LOTS, "manage")
+@form_post(LOTS, "manage", uploads=True)
 async def receipt_form(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
 ) -> Template | Response[Any]:
     kept = await forms.kept(request)
     try:
@@ -105,6 +108,7 @@ async def receipt_form(
                 data.coa_note or None,
                 location_id=forms.maybe_id(data.location_id, "location_id", "a location"),
             ),
+            await coa_upload(await form_data(request), settings),
         )
     except AppError as exc:
         return await _receipt_page(

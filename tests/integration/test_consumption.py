@@ -586,3 +586,43 @@ async def test_what_is_used_is_no_longer_on_hand(stock: Stock) -> None:
     async with tenant_transaction(stock.qc):
         found = await lot_queries.on_hand([stock.medium], date.today())
     assert found[stock.medium] == Decimal(700)  # 1 L received, 300 mL used
+
+
+async def test_the_librarys_materials_are_offered_to_the_master(
+    stock: Stock, browser: Any, owner: asyncpg.Connection
+) -> None:
+    from opencdmo.inventory import from_library
+
+    # The plant's library holds t-cell-activation and the materials it depends on.
+    offered = {o.slug: o for o in await from_library.offered(stock.handler)}
+    il2 = offered["recombinant-human-il-2"]
+    assert il2.material_type == "reagent" and il2.unit == "[iU]"  # t-cell-activation's line
+    assert MEDIUM not in offered  # in the master already (by its code)
+    handler = await browser("handler")
+    base = f"/t/{stock.slug}/materials"
+    page = await handler.get(base)
+    assert 'id="add-recombinant-human-il-2"' in page.text
+    added = await handler.send(
+        "POST",
+        base,
+        data={
+            "code": il2.slug,
+            "name": il2.name,
+            "material_type": il2.material_type,
+            "storage_condition": il2.storage_condition,
+            "library_item_id": str(il2.library_item_id),
+            "default_unit": "[iU]",
+        },
+    )
+    assert added.status_code == 303, added.text
+    linked = await owner.fetchval(
+        "SELECT library_item_id FROM materials WHERE tenant_id = $1 AND code = $2",
+        stock.plant.ctx.tenant_id,
+        il2.slug,
+    )
+    assert linked == il2.library_item_id
+    assert "recombinant-human-il-2" not in {
+        o.slug for o in await from_library.offered(stock.handler)
+    }
+    with pytest.raises(Forbidden):
+        await from_library.offered(stock.plant.viewer)

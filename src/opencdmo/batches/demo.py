@@ -26,6 +26,7 @@ from opencdmo.errors import AppError
 from opencdmo.hub import library as hub_library
 from opencdmo.hub.model import DataCaptureField, Parameter, Range
 from opencdmo.identity import service as identity
+from opencdmo.inventory import from_library
 from opencdmo.inventory import service as inventory
 from opencdmo.inventory.queries import Identity
 from opencdmo.labels import label
@@ -85,15 +86,6 @@ async def _crew(manifest: Any, meta: RequestMeta) -> Crew | None:
     )
 
 
-# How a HUB material's type is kept in the tenant's material master.
-_TYPES = {
-    "starting-material": "starting_material",
-    "human-starting-material": "starting_material",
-    "consumable": "consumable",
-    "reagent": "reagent",
-    "vector": "reagent",
-    "cytokine": "reagent",
-}
 STOCKED_FOR = 3  # batches' worth of each material received
 
 
@@ -126,7 +118,7 @@ async def _stock(
             if item is not None
             else {}
         )
-        kind = _TYPES.get(str(content.get("material_type")), "raw_material")
+        kind = from_library.master_type(content.get("material_type"))
         if slug_ not in known:
             await inventory.create_material(
                 crew.handler,
@@ -134,7 +126,7 @@ async def _stock(
                 str(content.get("name") or label(slug_)),
                 kind,
                 unit,
-                "",
+                from_library.storage_condition(content),
                 None,
                 item.id if item is not None else None,
             )

@@ -169,6 +169,7 @@ class MaterialForm(Struct, forbid_unknown_fields=False, kw_only=True):
     default_unit: Annotated[str, Meta(max_length=64)]
     storage_condition: Short = ""
     shelf_life_days: FormNumber = ""
+    library_item_id: Annotated[str, Meta(max_length=64)] = ""  # a HUB material it stands for
 
 
 class ReceiptForm(Struct, forbid_unknown_fields=False, kw_only=True):

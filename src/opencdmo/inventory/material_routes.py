@@ -18,7 +18,7 @@ from litestar.response import Response, Template
 
 from opencdmo.access.service import can
 from opencdmo.errors import AppError, ValidationFailed
-from opencdmo.inventory import forms, service, stock
+from opencdmo.inventory import forms, from_library, service, stock
 from opencdmo.inventory.location_schemas import MaterialForm, ReorderForm, SuppliersForm
 from opencdmo.inventory.lot_routes import form_post
 from opencdmo.inventory.routes import MATERIAL, MATERIALS
@@ -37,13 +37,15 @@ async def _materials_page(
     kept: dict[str, Any] | None = None,
 ) -> Template:
     found = await stock.stock_of(ctx, await service.list_materials(ctx))
+    may_manage = await can(ctx, "materials", "manage")
     return await page(
         request,
         "inventory/materials.html",
         status_code=status,
         materials=found,
         types=[(t, t.replace("_", " ").capitalize()) for t in service.MATERIAL_TYPES],
-        may_manage=await can(ctx, "materials", "manage"),
+        may_manage=may_manage,
+        offered=await from_library.offered(ctx) if may_manage else [],
         error=error,
         kept=kept or {},
     )
@@ -77,6 +79,7 @@ async def material_form(
             data.default_unit,
             data.storage_condition,
             int(shelf) if shelf else None,
+            forms.maybe_id(data.library_item_id, "library_item_id", "a library item"),
         )
     except AppError as exc:
         return await _materials_page(

@@ -45,10 +45,10 @@ async def file_part(data: dict[str, Any], name: str) -> FilePart | None:
             details={"field": name},
         )
     headers = {k.lower(): v for k, v in (value.headers or {}).items()}
-    data = await value.read()
-    if not value.filename and not data:
+    body = await value.read()
+    if not value.filename and not body:
         return None  # a form's file input left empty: browsers send a nameless empty part
-    return FilePart(value.filename, str(headers.get("content-type", "")), data)
+    return FilePart(value.filename, str(headers.get("content-type", "")), body)
 
 
 def decode_json(body: bytes | str, struct: type[S], field: str | None = None) -> S:

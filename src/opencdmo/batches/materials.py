@@ -21,6 +21,7 @@ audit events commit together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -275,8 +276,11 @@ async def consume(
         return Consumed(row, [e.kind for e in found])
 
 
+Problem = Callable[[str, str, str], None]  # (kind, message, field): refuse or raise it
+
+
 async def _within_bom(
-    batch_id: UUID, line: BomLine, amount: Decimal, unit: str, problem: object
+    batch_id: UUID, line: BomLine, amount: Decimal, unit: str, problem: Problem
 ) -> None:
     """Raise (or refuse) over-consumption when the step's total of the material would pass
     its bill of materials."""
@@ -286,7 +290,6 @@ async def _within_bom(
             used += _in(c.quantity, c.unit, line.unit)
     total = used + _in(amount, unit, line.unit)
     if total > line.quantity:
-        assert callable(problem)
         problem(
             "over_consumption",
             f"Step {line.step_name} would use {units.quantity(total, line.unit)} of "
@@ -554,15 +557,17 @@ async def batch_materials(ctx: TenantContext, batch_id: UUID) -> BatchMaterials:
         frozen = await queries.control_recipe(batch_id)
         used = await cq.consumptions(batch_id)
         held = await cq.reservations(batch_id)
-        boxes = {}
-        for container_id in {c.container_id for c in used} | {r.container_id for r in held}:
-            boxes[container_id] = await cq.container(container_id)
-        outputs = [await lots.lot(i) for i in await cq.outputs(batch_id)]
-        lot_rows = {i: await lots.lot(i) for i in {b.lot_id for b in boxes.values()}}
+        boxes = await cq.containers_by_id(
+            list({c.container_id for c in used} | {r.container_id for r in held})
+        )
+        made = await cq.outputs(batch_id)
+        made_rows = await lots.lots_by_id(made)
+        outputs = [made_rows[i] for i in made]
+        lot_rows = await lots.lots_by_id(list({b.lot_id for b in boxes.values()}))
         lot_rows.update({o.id: o for o in outputs})
-        material_rows = {
-            i: await lots.material(i) for i in {lot.material_id for lot in lot_rows.values()}
-        }
+        material_rows = await lots.materials_by_id(
+            list({lot.material_id for lot in lot_rows.values()})
+        )
     lines = []
     for line in bill_of_materials(frozen):
         spent = sum(

@@ -318,9 +318,11 @@ async def _materials(batch_id: UUID) -> tuple[list[UsedMaterial], list[MadeLot]]
     """The containers the batch used and the lots it made, with their lots' numbers and
     materials' codes (read in the open transaction)."""
     used = await cq.consumptions(batch_id)
-    made = [await lots.lot(i) for i in await cq.outputs(batch_id)]
-    boxes = {i: await cq.container(i) for i in {c.container_id for c in used}}
-    found = {i: await lots.lot(i) for i in {c.lot_id for c in used}}
+    made_ids = await cq.outputs(batch_id)
+    made_rows = await lots.lots_by_id(made_ids)
+    made = [made_rows[i] for i in made_ids]
+    boxes = await cq.containers_by_id(list({c.container_id for c in used}))
+    found = await lots.lots_by_id(list({c.lot_id for c in used}))
     codes = await lots.material_codes(
         list({c.material_id for c in used} | {m.material_id for m in made})
     )

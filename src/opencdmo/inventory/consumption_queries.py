@@ -93,6 +93,15 @@ async def container(container_id: UUID, *, lock: bool = False) -> ContainerRow:
     return typed(ContainerRow, raw)
 
 
+async def containers_by_id(ids: list[UUID]) -> dict[UUID, ContainerRow]:
+    if not ids:
+        return {}
+    rows = await LotContainer.select(*columns(LotContainer, ContainerRow)).where(
+        LotContainer.id.is_in(ids)
+    )
+    return {r["id"]: typed(ContainerRow, r) for r in rows}
+
+
 async def material_ids_for(slugs: list[str]) -> dict[str, set[UUID]]:
     """The tenant's materials each bill-of-materials material (a HUB slug) may be taken from:
     the material of the installed or forked library item of that slug, or the tenant's own

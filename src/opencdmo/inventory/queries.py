@@ -146,6 +146,20 @@ async def insert_material(tenant_id: UUID, new: NewMaterial, created_by: UUID | 
     return found
 
 
+async def materials_by_id(ids: list[UUID]) -> dict[UUID, MaterialRow]:
+    if not ids:
+        return {}
+    rows = await Material.select(*columns(Material, MaterialRow)).where(Material.id.is_in(ids))
+    return {r["id"]: typed(MaterialRow, r) for r in rows}
+
+
+async def lots_by_id(ids: list[UUID]) -> dict[UUID, LotRow]:
+    if not ids:
+        return {}
+    rows = await Lot.select(*columns(Lot, LotRow)).where(Lot.id.is_in(ids))
+    return {r["id"]: typed(LotRow, r) for r in rows}
+
+
 async def material(material_id: UUID) -> MaterialRow:
     raw = await (
         Material.select(*columns(Material, MaterialRow)).where(Material.id == material_id).first()

@@ -14,6 +14,7 @@ APPROVING_MEANINGS = frozenset(
         "released",
         "approved for publication",
         "approved for use",
+        "released for use",
     }
 )
 

@@ -225,7 +225,7 @@ async def api_release(
     lot_id: FromPath[UUID],
     data: JSONBody[SignIn],
 ) -> LotDetail:
-    """QC releases a lot in quarantine, signing it 'approved for use' (not whoever received
+    """QC releases a lot in quarantine, signing it 'released for use' (not whoever received
     it)."""
     view = await service.decide(settings, ctx, lot_id, "release", data.password, data.reason)
     return detail(view)

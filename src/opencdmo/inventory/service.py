@@ -519,7 +519,7 @@ def _from(row: LotRow, on: date, wanted: tuple[str, ...], doing: str) -> str:
     return row.status
 
 
-DECISIONS = {"release": ("released", "approved for use"), "reject": ("rejected", "rejected")}
+DECISIONS = {"release": ("released", "released for use"), "reject": ("rejected", "rejected")}
 
 
 def _lot_record(row: LotRow, material: MaterialRow, to_status: str) -> SignedRecord:
@@ -552,7 +552,7 @@ async def decide(
     password: str,
     reason: str,
 ) -> LotView:
-    """QC releases (``release``: signed 'approved for use') or rejects (``reject``: signed
+    """QC releases (``release``: signed 'released for use') or rejects (``reject``: signed
     'rejected') a lot in quarantine. Whoever received the lot may not release it."""
     if decision not in DECISIONS:
         raise ValidationFailed(

@@ -36,6 +36,7 @@ MEANINGS = (
     "rejected",
     "approved for publication",
     "approved for use",
+    "released for use",
     "retired",
     "responsibility",
 )

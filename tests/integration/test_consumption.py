@@ -626,3 +626,46 @@ async def test_the_librarys_materials_are_offered_to_the_master(
     }
     with pytest.raises(Forbidden):
         await from_library.offered(stock.plant.viewer)
+
+
+async def test_the_run_page_records_a_lot_a_step_made(
+    stock: Stock, browser: Any, owner: asyncpg.Connection
+) -> None:
+    batch = await running_batch(stock)
+    operator = await browser("operator")
+    run = f"/t/{stock.slug}/batches/{batch}/run"
+    page = await operator.get(run)
+    assert 'id="o-activate-form"' in page.text and "ACT-CELLS" in page.text
+    made = await operator.send(
+        "POST",
+        run + "/outputs",
+        data={
+            "step": STEP,
+            "material_id": str(stock.intermediate),
+            "quantity": "45",
+            "unit": "mL",
+            "containers": "3",
+        },
+    )
+    assert made.status_code == 303, made.text
+    row = await owner.fetchrow(
+        "SELECT id, status, origin_step FROM lots WHERE origin_batch_id = $1", batch
+    )
+    assert row["status"] == "quarantine" and row["origin_step"] == STEP
+    boxes = await owner.fetchval("SELECT count(*) FROM lot_containers WHERE lot_id = $1", row["id"])
+    assert boxes == 3
+    page = await operator.get(run)
+    assert "(1)" in page.text and str(row["id"]) in page.text
+    refused = await operator.send(
+        "POST",
+        run + "/outputs",
+        data={"step": STEP, "material_id": str(stock.pbs), "quantity": "1", "unit": "mL"},
+    )
+    assert refused.status_code == 422 and 'id="o-activate-refusal"' in refused.text
+    refused = await operator.send(
+        "POST",
+        run + "/outputs",
+        data={"step": STEP, "material_id": "not an id", "quantity": "1", "unit": "mL"},
+    )
+    assert refused.status_code == 422
+    assert await owner.fetchval("SELECT count(*) FROM lots WHERE origin_batch_id = $1", batch) == 1

@@ -108,6 +108,10 @@ async def test_demo_on_an_external_server(external: str) -> None:
                 " AS own FROM batch_consumptions c JOIN batches b ON b.id = c.batch_id"
                 " JOIN lots l ON l.id = c.lot_id GROUP BY b.id, b.status ORDER BY b.status"
             )
+            made = await connection.fetch(
+                "SELECT l.status, l.coi_label FROM lots l WHERE l.origin_batch_id IS NOT NULL"
+            )
+            products = [(r["status"], r["coi_label"]) for r in made]
             batches = await connection.fetch(
                 "SELECT b.status, b.disposition,"
                 " count(x.id) FILTER (WHERE x.disposition IS NULL) AS open,"
@@ -127,6 +131,7 @@ async def test_demo_on_an_external_server(external: str) -> None:
         assert batches[1]["open"] == 1, batches[1]["kinds"]
         complete = next(u for u in used if u["status"] == "complete")
         assert complete["n"] >= 30 and complete["own"] == 1, used
+        assert products == [("quarantine", "COI-24017-01")], products
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute("DELETE FROM audit_events")
     finally:

@@ -86,7 +86,9 @@ async def _crew(manifest: Any, meta: RequestMeta) -> Crew | None:
     )
 
 
-STOCKED_FOR = 3  # batches' worth of each material received
+STOCKED_FOR = 3
+PRODUCT = "car-t-drug-product"  # the lot the complete demo batch makes at its fill step
+FILLED = (Decimal(70), "mL", 4)  # in four cryobags  # batches' worth of each material received
 
 
 async def _stock(
@@ -158,6 +160,10 @@ async def _stock(
             await inventory.decide(
                 settings, crew.qc, lot.id, "release", password, "CoA checked against the spec"
             )
+    if PRODUCT not in known:
+        await inventory.create_material(
+            crew.handler, PRODUCT, "CAR-T drug product", "product", "mL", "-150 °C or below", 365
+        )
     report(f"  {slug}: {len(needs)} materials received and released for the demo batches")
     return True
 
@@ -165,7 +171,7 @@ async def _stock(
 async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
     """Use each material of the step's bill of materials, as it says, from the containers
     that fit (the patient's own bag for patient material)."""
-    bench = (await materials.at_the_bench(crew.operator, batch_id)).get(step)
+    bench = (await materials.at_the_bench(crew.operator, batch_id)).steps.get(step)
     if bench is None:
         return
     for use in bench.lines:
@@ -188,7 +194,7 @@ async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
             except AppError:
                 continue  # another patient's bag, or taken since: the next one
             wanted -= take
-        bench = (await materials.at_the_bench(crew.operator, batch_id)).get(step) or bench
+        bench = (await materials.at_the_bench(crew.operator, batch_id)).steps.get(step) or bench
 
 
 async def _effective_recipe(settings: Settings, crew: Crew, password: str) -> UUID | None:
@@ -339,7 +345,23 @@ async def _run(
                 "Checked the entries against the instructions",
             )
     if phases is None:
+        if stocked:
+            await _fill(crew, batch_id, document)
         await service.command_batch(crew.supervisor, batch_id, "complete")
+
+
+async def _fill(crew: Crew, batch_id: UUID, document: dict[str, Any]) -> None:
+    """The drug product the batch made at its fill step (its last step if it has none), so
+    that its genealogy reaches from the patient's bag to the product."""
+    steps = [op["key"] for up in document["unit_procedures"] for op in up["operations"]]
+    step = "fill" if "fill" in steps else steps[-1]
+    assert crew.handler is not None  # stocked
+    found = await inventory.list_materials(crew.handler)
+    product = next(m for m in found if m.code == PRODUCT)
+    amount, unit, bags = FILLED
+    await materials.produce(
+        crew.operator, batch_id, materials.Output(step, product.id, amount, unit, containers=bags)
+    )
 
 
 async def demo_batches(

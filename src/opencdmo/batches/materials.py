@@ -608,11 +608,20 @@ class StepMaterials:
     pickable: list[Pickable]
 
 
-async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> dict[str, StepMaterials]:
+@dataclass(frozen=True)
+class Bench:
+    steps: dict[str, StepMaterials]  # by step key
+    makeable: list[MaterialRow]  # what a step may record it made
+    made: list[LotRow]  # the lots the batch made
+
+
+async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> Bench:
     """For the run page: each step's lines and the containers that could be used for them
-    (released, unexpired, not kept by another batch), first to expire first."""
+    (released, unexpired, not kept by another batch), first to expire first; the materials
+    a step may make, and the lots the batch made."""
     view = await batch_materials(ctx, batch_id)
     async with read_view(ctx):
+        makeable = [m for m in await lots.materials() if m.material_type in MADE_TYPES]
         slugs = sorted({u.line.material for u in view.lines})
         allowed = await cq.material_ids_for(slugs)
         ids = sorted({i for found in allowed.values() for i in found})
@@ -640,4 +649,4 @@ async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> dict[str, StepMate
                 )
     for step in found.values():
         step.pickable.sort(key=lambda p: (not p.reserved_here,))
-    return found
+    return Bench(found, makeable, view.outputs)

@@ -21,7 +21,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
 from opencdmo.batches import execution, materials, run_sheet
-from opencdmo.batches.material_schemas import ConsumptionIn
+from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict, ValidationFailed
 from opencdmo.labels import label
@@ -243,6 +243,53 @@ async def consume_form(
     return await _command(request, ctx, batch_id, f"m-{step}", run)
 
 
+@post(
+    RUN + "/outputs",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def output_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    """What a step made: a lot in quarantine with the batch as its origin."""
+    data = await form_data(request)
+    step = str(data.get("step", ""))[:64]
+
+    async def run() -> str:
+        count = str(data.get("containers", "")).strip()
+        expiry = str(data.get("expiry_date", "")).strip()
+        found, _ = await form_struct(
+            request,
+            OutputIn,
+            values={
+                "step": step,
+                "material_id": str(data.get("material_id", "")).strip(),
+                "quantity": str(data.get("quantity", "")).strip(),
+                "unit": str(data.get("unit", "")).strip(),
+                **({"containers": count} if count else {}),
+                **({"expiry_date": expiry} if expiry else {}),
+            },
+        )
+        made = await materials.produce(
+            ctx,
+            batch_id,
+            materials.Output(
+                found.step,
+                found.material_id,
+                found.quantity,
+                found.unit,
+                found.lot_number,
+                found.containers if isinstance(found.containers, int) else None,
+                found.expiry_date,
+            ),
+        )
+        return f"Lot {made.lot_number} recorded, in quarantine until QC releases it."
+
+    return await _command(request, ctx, batch_id, f"o-{step}", run)
+
+
 def _container_id(scanned: str) -> str:
     """The container's id from what was scanned or typed: the id itself, or a label's QR
     text that ends with it (``opencdmo:container:<id>``)."""
@@ -267,4 +314,5 @@ pages = [
     verify_form,
     phase_command_form,
     consume_form,
+    output_form,
 ]

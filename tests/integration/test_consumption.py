@@ -669,3 +669,26 @@ async def test_the_run_page_records_a_lot_a_step_made(
     )
     assert refused.status_code == 422
     assert await owner.fetchval("SELECT count(*) FROM lots WHERE origin_batch_id = $1", batch) == 1
+
+
+async def test_the_batchml_export_carries_the_materials_used_and_made(
+    stock: Stock, browser: Any
+) -> None:
+    from opencdmo.batches.batchml import validate
+
+    batch = await running_batch(stock)
+    medium = await lot_of(stock, stock.medium)
+    box = (await containers(stock, medium))[0]
+    await materials.consume(stock.plant.operator, batch, STEP, box.id, Decimal(300), "mL")
+    await materials.produce(
+        stock.plant.operator, batch, materials.Output(STEP, stock.intermediate, Decimal(50), "mL")
+    )
+    qa = await browser("approver")
+    xml = await qa.get(f"/t/{stock.slug}/batches/{batch}/record.xml")
+    assert xml.status_code == 200, xml.text
+    assert validate(xml.content) == []
+    text = xml.text
+    assert "<EventSubType>Consume</EventSubType>" in text
+    assert "<EventSubType>Produce</EventSubType>" in text
+    lot_number = (await inventory.get_lot(stock.qc, medium)).lot.lot_number
+    assert f"<ExternalReference>{lot_number}</ExternalReference>" in text

@@ -139,4 +139,37 @@ def document(found: BatchRecord, exported_at: datetime) -> batchml.BatchRecordDo
             )
             for i, c in enumerate(found.custody)
         ),
+        materials=(
+            *(
+                batchml.MaterialEvent(
+                    u.row.id,
+                    "Consume",
+                    u.row.consumed_at,
+                    u.row.step,
+                    u.row.lot_id,
+                    u.lot_number,
+                    u.material,
+                    u.row.quantity,
+                    u.row.unit,
+                    found.name(u.row.consumed_by),
+                    u.container,
+                )
+                for u in found.used
+            ),
+            *(
+                batchml.MaterialEvent(
+                    m.lot.id,
+                    "Produce",
+                    m.lot.received_at,
+                    m.lot.origin_step or "",
+                    m.lot.id,
+                    m.lot.lot_number,
+                    m.material,
+                    m.lot.quantity,
+                    m.lot.unit,
+                    found.name(m.lot.received_by),
+                )
+                for m in found.made
+            ),
+        ),
     )

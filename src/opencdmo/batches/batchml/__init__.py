@@ -26,7 +26,9 @@ and 'Other' codes naming it in ``OtherValue``):
   deviations (Other 'Deviation' / Status Change, the number as ``ExternalReference``, the
   classification as ``Category``, the status as the value, ``closed_at``); the chain of
   custody (Material / Movement: the holder as ``PersonID``, the location as the value,
-  ``held_until``);
+  ``held_until``); each container used (Material / Consume) and each lot made (Material /
+  Produce): the lot number as ``ExternalReference``, the quantity with its UCUM unit and the
+  material as the value, the step, the person, ``lot_id``;
 - ``ChangeHistory``: one ``Change`` per correction (the entry changed, its value before, the
   reason);
 - ``Comments``: the disposition of each exception reviewed (the disposition, the comment, by
@@ -43,6 +45,7 @@ from opencdmo.batches.batchml.model import (
     Deviation,
     Entry,
     ExceptionRecord,
+    MaterialEvent,
     Operation,
     Phase,
     Signature,
@@ -57,6 +60,7 @@ __all__ = [
     "Deviation",
     "Entry",
     "ExceptionRecord",
+    "MaterialEvent",
     "Operation",
     "Phase",
     "Signature",

@@ -29,6 +29,7 @@ from opencdmo.batches.batchml.model import (
     Deviation,
     Entry,
     ExceptionRecord,
+    MaterialEvent,
 )
 
 # Where an entry's value came from, as an event type and subtype.
@@ -103,6 +104,7 @@ def events(doc: BatchRecordDoc, root: Element) -> list[Event]:
         *(_exception(exception, refs) for exception in doc.exceptions),
         *(_deviation(deviation) for deviation in doc.deviations),
         *(_custody(n, held) for n, held in enumerate(doc.custody, start=1)),
+        *(_material(used, refs) for used in doc.materials),
     ]
     return sorted(found, key=lambda e: (e.time is not None, e.time.timestamp() if e.time else 0))
 
@@ -217,4 +219,23 @@ def _custody(number: int, held: CustodyEvent) -> Event:
         values=(Val(held.location, key="location"),),
         persons=(held.holder,),
         attributes=(("held_until", Val(until)),) if until is not None else (),
+    )
+
+
+def _material(event: MaterialEvent, refs: References) -> Event:
+    """A lot's container used in a step (Material / Consume), or a lot a step made (Material /
+    Produce): the quantity in its UCUM unit, the lot as the reference."""
+    where = f", container {event.container}" if event.container is not None else ""
+    verb = "Used" if event.kind == "Consume" else "Made"
+    return Event(
+        str(event.id),
+        event.at,
+        "Material",
+        event.kind,
+        reference=event.lot_number,
+        descriptions=(f"{verb} lot {event.lot_number} of {event.material}{where}",),
+        values=(Val(event.quantity, unit=event.unit, key=event.material),),
+        persons=(event.person,) if event.person else (),
+        element=refs.of(event.step),
+        attributes=(("lot_id", Val(str(event.lot_id))),),
     )

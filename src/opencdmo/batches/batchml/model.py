@@ -148,6 +148,23 @@ class CustodyEvent:
 
 
 @dataclass(frozen=True)
+class MaterialEvent:
+    """A container used in a step (``Consume``) or a lot a step made (``Produce``)."""
+
+    id: UUID
+    kind: str  # "Consume" or "Produce"
+    at: datetime
+    step: str
+    lot_id: UUID
+    lot_number: str
+    material: str
+    quantity: Decimal
+    unit: str
+    person: str | None = None
+    container: int | None = None
+
+
+@dataclass(frozen=True)
 class BatchRecordDoc:
     """Everything the export says about one batch, as of ``exported_at``."""
 
@@ -159,3 +176,4 @@ class BatchRecordDoc:
     deviations: tuple[Deviation, ...] = ()
     signatures: tuple[Signature, ...] = ()
     custody: tuple[CustodyEvent, ...] = ()
+    materials: tuple[MaterialEvent, ...] = ()

@@ -312,6 +312,33 @@ async def test_two_qc_people_releasing_at_once_one_signs(store: Store, browser: 
     assert [h["to_status"] for h in found["history"]] == ["quarantine", "released"]
 
 
+async def test_two_people_adding_one_material_or_one_lot_at_once_one_adds_it(
+    store: Store, browser: Any
+) -> None:
+    first, second = await browser("operator"), await browser("supervisor")
+    body = {
+        "code": "HSA",
+        "name": "Human serum albumin",
+        "material_type": "reagent",
+        "default_unit": "mL",
+    }
+    made = await asyncio.gather(
+        first.send("POST", store.url("/materials"), json=body),
+        second.send("POST", store.url("/materials"), json=body),
+    )
+    assert sorted(r.status_code for r in made) == [201, 409], [r.text for r in made]
+    refused = next(r for r in made if r.status_code == 409)
+    assert "HSA exists already" in refused.json()["error"]["message"]
+    hsa = next(r for r in made if r.status_code == 201).json()["id"]
+    lots = await asyncio.gather(
+        first.send("POST", store.url("/lots"), json=receipt(hsa, "L-9", unit="mL")),
+        second.send("POST", store.url("/lots"), json=receipt(hsa, "L-9", unit="mL")),
+    )
+    assert sorted(r.status_code for r in lots) == [201, 409], [r.text for r in lots]
+    listed = (await first.get(store.url("/lots"))).json()["items"]
+    assert [lot["lot_number"] for lot in listed if lot["material_id"] == hsa] == ["L-9"]
+
+
 async def test_an_expired_lot_reads_as_expired_and_is_never_released(
     store: Store, browser: Any
 ) -> None:

@@ -493,7 +493,7 @@ async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
             output.step,
         )
         by = actor(ctx)
-        lot_id = await lots.insert_lot(ctx.tenant_id, new, by)
+        lot_id = await inventory.insert_lot(ctx, new, material)
         await lots.insert_containers(ctx.tenant_id, lot_id, split)
         reason = f"made in batch {batch.number}"
         await lots.insert_change(ctx.tenant_id, lot_id, None, "quarantine", reason, by, None)

@@ -16,6 +16,8 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
+
 from opencdmo import quantities, units
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
@@ -178,7 +180,10 @@ async def create_material(
         new = NewMaterial(
             code, name, material_type, storage, shelf_life_days, default_unit, library_item_id
         )
-        material_id = await queries.insert_material(ctx.tenant_id, new, _actor(ctx))
+        try:
+            material_id = await queries.insert_material(ctx.tenant_id, new, _actor(ctx))
+        except asyncpg.UniqueViolationError:  # added by someone else a moment ago
+            raise Conflict(f"A material with the code {code} exists already.") from None
         await audit.record(
             ctx,
             "material.created",
@@ -282,6 +287,15 @@ def _identity(given: Identity | None) -> Identity:
     return Identity(**values)
 
 
+async def insert_lot(ctx: TenantContext, new: NewLot, material: MaterialRow) -> UUID:
+    """The lot's row; a 409 when the material has a lot of that number (checked before, and
+    here for one received by someone else a moment ago)."""
+    try:
+        return await queries.insert_lot(ctx.tenant_id, new, _actor(ctx))
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"{material.code} has a lot {new.lot_number} already.") from None
+
+
 def measures_same(amount: Decimal, unit: str, material: MaterialRow) -> None:
     """A 422 unless ``unit`` measures what the material's default unit does."""
     try:
@@ -366,7 +380,7 @@ async def receive(ctx: TenantContext, receipt: Receipt, coa_file: Upload | None 
             coa or None,
             identity,
         )
-        lot_id = await queries.insert_lot(ctx.tenant_id, new, _actor(ctx))
+        lot_id = await insert_lot(ctx, new, material)
         container_ids = await queries.insert_containers(ctx.tenant_id, lot_id, split)
         place = None
         if receipt.location_id is not None:

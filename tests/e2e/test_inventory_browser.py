@@ -99,6 +99,25 @@ async def test_a_lot_is_received_released_and_used_in_a_step(
     await picker.select_option(label=chosen)
     await materials.get_by_label("Quantity used").fill("300")
     await materials.get_by_label("Unit").fill("mL")
+    # A form is sent once: a second tap while the first is on its way is ignored (the test
+    # holds the page's own navigation back, then lets the form be sent again).
+    prevented = await bench.evaluate(
+        """async () => {
+            const form = document.querySelector("#m-activate-form");
+            const seen = [];
+            const hold = (e) => { seen.push(e.defaultPrevented); e.preventDefault(); };
+            window.addEventListener("submit", hold);
+            form.requestSubmit();
+            form.requestSubmit();
+            window.removeEventListener("submit", hold);
+            await new Promise((done) => setTimeout(done, 10));
+            const disabled = [...form.querySelectorAll("button")].every((b) => b.disabled);
+            delete form.dataset.sent;
+            form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+            return [...seen, disabled];
+        }"""
+    )
+    assert prevented == [False, True, True], prevented
     async with bench.expect_navigation():
         await materials.get_by_role("button", name="Use").click()
     await expect(bench.get_by_text("Used 300 mL").first).to_be_visible()

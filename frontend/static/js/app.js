@@ -210,6 +210,28 @@
       (event.detail.toasts || []).forEach(function (t) { showToast(toastFrom(t.message, t.kind)); });
     });
 
+    // A form marked data-once is sent once: a second tap while the first is on its way (a
+    // tired operator, a slow network) is ignored, and its buttons show it is being sent.
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!form || !form.matches || !form.matches("form[data-once]")) { return; }
+      if (form.dataset.sent) { event.preventDefault(); return; }
+      form.dataset.sent = "true";
+      form.setAttribute("aria-busy", "true");
+      window.setTimeout(function () {
+        form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+      }, 0);
+    });
+    // Back to a page from the browser's cache: its forms may be sent again.
+    window.addEventListener("pageshow", function (event) {
+      if (!event.persisted) { return; }
+      document.querySelectorAll("form[data-once]").forEach(function (form) {
+        delete form.dataset.sent;
+        form.removeAttribute("aria-busy");
+        form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+      });
+    });
+
     // A select marked data-autosubmit sends its form when changed.
     document.body.addEventListener("change", function (event) {
       var target = event.target;

@@ -692,3 +692,45 @@ async def test_the_batchml_export_carries_the_materials_used_and_made(
     assert "<EventSubType>Produce</EventSubType>" in text
     lot_number = (await inventory.get_lot(stock.qc, medium)).lot.lot_number
     assert f"<ExternalReference>{lot_number}</ExternalReference>" in text
+
+
+async def test_a_retry_with_the_same_key_is_given_the_first_use(
+    stock: Stock, browser: Any, owner: asyncpg.Connection
+) -> None:
+    batch = await running_batch(stock)
+    box = (await containers(stock, await lot_of(stock, stock.medium)))[0]
+    operator = await browser("operator")
+    url = stock.url(f"/batches/{batch}/consumptions")
+    body = {
+        "step": STEP,
+        "container_id": str(box.id),
+        "quantity": "100",
+        "unit": "mL",
+        "idempotency_key": "tablet-7-0001",
+    }
+    # The same request twice at once (a lost answer retried): one use.
+    answers = await asyncio.gather(
+        operator.send("POST", url, json=body), operator.send("POST", url, json=body)
+    )
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    ids = {a.json()["consumption"]["id"] for a in answers}
+    assert len(ids) == 1
+    assert await consumed_rows(owner, batch) == 1
+    assert (await containers(stock, box.lot_id))[0].remaining == Decimal("0.4")
+    events = await owner.fetchval(
+        "SELECT count(*) FROM audit_events WHERE entity_id = $1 "
+        "AND action = 'batch.material_consumed'",
+        str(batch),
+    )
+    assert events == 1
+    other = await operator.send("POST", url, json={**body, "quantity": "5"})
+    assert other.status_code == 409 and "idempotency key" in other.json()["error"]["message"]
+    # The run page gives each form its own key: the same form sent twice is one use.
+    run = f"/t/{stock.slug}/batches/{batch}/run"
+    page = await operator.get(run)
+    key = page.text.split('name="key" value="', 1)[1].split('"', 1)[0]
+    form = {"step": STEP, "picked": str(box.id), "quantity": "10", "unit": "mL", "key": key}
+    for _ in range(2):
+        sent = await operator.send("POST", run + "/materials", data=form)
+        assert sent.status_code == 303, sent.text
+    assert await consumed_rows(owner, batch) == 2

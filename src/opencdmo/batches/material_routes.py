@@ -95,7 +95,7 @@ async def api_consume(
     another batch; a wrong material or more than the bill of materials is refused or raises
     an exception as the tenant's manifest says."""
     done = await materials.consume(
-        ctx, batch_id, data.step, data.container_id, data.quantity, data.unit
+        ctx, batch_id, data.step, data.container_id, data.quantity, data.unit, data.idempotency_key
     )
     return Consumed(consumption=_consumption(done.consumption), exceptions=done.raised)
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
+from opencdmo.batches.schemas import IdempotencyKey
 from opencdmo.fields import Key
 from opencdmo.inventory.schemas import ContainerQuantity, LotNumber, UnitCode
 
@@ -20,6 +21,7 @@ class ConsumptionIn(Struct, forbid_unknown_fields=True, kw_only=True):
     container_id: UUID
     quantity: Decimal
     unit: UnitCode
+    idempotency_key: IdempotencyKey | None = None  # made by the client: a retry is given the first
 
 
 class ConsumptionOut(Struct, kw_only=True):
@@ -36,6 +38,7 @@ class ConsumptionOut(Struct, kw_only=True):
     container_unit: str
     consumed_by: UUID
     consumed_at: datetime
+    idempotency_key: str | None
 
 
 class Consumed(Struct, kw_only=True):

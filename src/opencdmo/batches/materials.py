@@ -153,12 +153,18 @@ async def consume(
     container_id: UUID,
     quantity: Decimal,
     unit: str,
+    idempotency_key: str | None = None,
 ) -> Consumed:
-    """Record the use of ``quantity`` of a container in a step (see the module)."""
+    """Record the use of ``quantity`` of a container in a step (see the module). A retry with
+    the same ``idempotency_key`` (made by the client) is given the first use, once."""
     amount, unit = _quantity(quantity, unit)
     async with unit_of_work(ctx):
         batch = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=batch.site_id)
+        if idempotency_key is not None:
+            first = await cq.consumption_by_key(batch_id, idempotency_key)
+            if first is not None:  # the batch's lock makes this check-then-insert safe
+                return _replayed(first, step, container_id, amount, unit)
         running(batch, "using a material")
         frozen = await queries.control_recipe(batch_id)
         lines = _step_lines(frozen, step)
@@ -230,6 +236,7 @@ async def consume(
                 amount,
                 unit,
                 taken,
+                idempotency_key,
             ),
             by,
         )
@@ -277,6 +284,24 @@ async def consume(
 
 
 Problem = Callable[[str, str, str], None]  # (kind, message, field): refuse or raise it
+
+
+def _replayed(
+    first: ConsumptionRow, step: str, container_id: UUID, amount: Decimal, unit: str
+) -> Consumed:
+    """The first use of a key, when the retry asks for the same; a 409 when it does not."""
+    same = (first.step, first.container_id, first.quantity, first.unit) == (
+        step,
+        container_id,
+        amount,
+        unit,
+    )
+    if not same:
+        raise Conflict(
+            "This idempotency key was used for another use of a material in this batch.",
+            details={"field": "idempotency_key", "consumption_id": str(first.id)},
+        )
+    return Consumed(first, [])
 
 
 async def _within_bom(

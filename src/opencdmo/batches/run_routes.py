@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import UUID
@@ -41,6 +42,8 @@ def _context(view: run_sheet.RunView) -> dict[str, Any]:
         "batch": view.batch.batch,
         "check_names": run_sheet.CHECK_NAMES,
         "check_tones": run_sheet.CHECK_TONES,
+        # A fresh key for each form a page shows: a form sent twice is one use.
+        "new_key": lambda: uuid.uuid4().hex,
         "checks_json": json.dumps(
             {k: [run_sheet.CHECK_NAMES[k], t, label(k)] for k, t in run_sheet.CHECK_TONES.items()}
         ),
@@ -229,10 +232,17 @@ async def consume_form(
                 "container_id": _container_id(scanned),
                 "quantity": str(data.get("quantity", "")).strip(),
                 "unit": str(data.get("unit", "")).strip(),
+                **({"idempotency_key": key} if (key := str(data.get("key", "")).strip()) else {}),
             },
         )
         done = await materials.consume(
-            ctx, batch_id, found.step, found.container_id, found.quantity, found.unit
+            ctx,
+            batch_id,
+            found.step,
+            found.container_id,
+            found.quantity,
+            found.unit,
+            found.idempotency_key,
         )
         used = done.consumption
         said = f"Used {used.quantity} {used.unit} at {label(step)}."

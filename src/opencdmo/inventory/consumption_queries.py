@@ -43,6 +43,7 @@ class ConsumptionRow:
     container_unit: str
     consumed_by: UUID
     consumed_at: datetime
+    idempotency_key: str | None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class NewConsumption:
     quantity: Decimal
     unit: str
     container_quantity: Decimal
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ async def insert_consumption(tenant_id: UUID, new: NewConsumption, by: UUID) -> 
             container_unit=c.unit,
             consumed_by=by,
             consumed_at=database_now(),
+            idempotency_key=new.idempotency_key,
         )
     ).returning(BatchConsumption.id)
     await LotContainer.update({LotContainer.remaining: c.remaining - new.container_quantity}).where(
@@ -273,6 +276,15 @@ async def insert_link(
             linked_at=database_now(),
         )
     )
+
+
+async def consumption_by_key(batch_id: UUID, key: str) -> ConsumptionRow | None:
+    raw = await (
+        BatchConsumption.select(*columns(BatchConsumption, ConsumptionRow))
+        .where((BatchConsumption.batch_id == batch_id) & (BatchConsumption.idempotency_key == key))
+        .first()
+    )
+    return typed(ConsumptionRow, raw) if raw is not None else None
 
 
 async def consumptions(batch_id: UUID) -> list[ConsumptionRow]:

@@ -98,6 +98,7 @@ class BatchConsumption(Table, tablename="batch_consumptions"):
     container_unit = Text()
     consumed_by = UUID()
     consumed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    idempotency_key = Text(null=True, default=None)  # the client's, for a retry
 
 
 class BatchReservation(Table, tablename="batch_reservations"):

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from opencdmo.batches import materials
+from opencdmo.batches import material_views, materials, outputs, reservations
 from opencdmo.batches import service as batches
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from opencdmo.inventory import genealogy
@@ -146,7 +146,7 @@ async def test_a_released_lot_is_used_in_a_step_in_another_unit(
     assert done.consumption.material == MEDIUM
     left = {c.id: c.remaining for c in await containers(stock, lot)}
     assert left[box.id] == Decimal("0.2")
-    view = await materials.batch_materials(stock.plant.viewer, batch)
+    view = await material_views.batch_materials(stock.plant.viewer, batch)
     line = next(u for u in view.lines if u.line.material == MEDIUM)
     assert line.used == Decimal("300") and line.line.quantity == Decimal("300")
     event = await owner.fetchrow(
@@ -350,9 +350,9 @@ async def test_reservations_keep_containers_for_one_batch(
     )
     assert MEDIUM in [s.material for s in third.shortages]  # 190 mL left, 300 wanted
     with pytest.raises(Forbidden):
-        await materials.reserve(stock.plant.operator, first.id)
+        await reservations.reserve(stock.plant.operator, first.id)
     with pytest.raises(NotFound):
-        await materials.reserve(stock.plant.supervisor, uuid.uuid4())
+        await reservations.reserve(stock.plant.supervisor, uuid.uuid4())
 
 
 async def test_a_step_makes_a_lot_that_carries_the_batch_on(
@@ -362,18 +362,18 @@ async def test_a_step_makes_a_lot_that_carries_the_batch_on(
     medium = await lot_of(stock, stock.medium)
     box = (await containers(stock, medium))[0]
     await materials.consume(stock.plant.operator, batch, STEP, box.id, Decimal(300), "mL")
-    made = await materials.produce(
+    made = await outputs.produce(
         stock.plant.operator,
         batch,
-        materials.Output(STEP, stock.intermediate, Decimal(50), "mL", containers=2),
+        outputs.Output(STEP, stock.intermediate, Decimal(50), "mL", containers=2),
     )
     assert made.status == "quarantine" and made.origin_batch_id == batch
     assert (made.donor_id, made.coi_label) == (CHAIN.donor_id, CHAIN.coi_label)
     number = await owner.fetchval("SELECT number FROM batches WHERE id = $1", batch)
     assert made.lot_number == f"{number}-{STEP}" and made.supplier_lot == number
     with pytest.raises(ValidationFailed, match="not what is bought in"):
-        await materials.produce(
-            stock.plant.operator, batch, materials.Output(STEP, stock.pbs, Decimal(1), "mL")
+        await outputs.produce(
+            stock.plant.operator, batch, outputs.Output(STEP, stock.pbs, Decimal(1), "mL")
         )
     # Genealogy both ways.
     back = await genealogy.trace(stock.qc, made.id, "backward")
@@ -680,8 +680,8 @@ async def test_the_batchml_export_carries_the_materials_used_and_made(
     medium = await lot_of(stock, stock.medium)
     box = (await containers(stock, medium))[0]
     await materials.consume(stock.plant.operator, batch, STEP, box.id, Decimal(300), "mL")
-    await materials.produce(
-        stock.plant.operator, batch, materials.Output(STEP, stock.intermediate, Decimal(50), "mL")
+    await outputs.produce(
+        stock.plant.operator, batch, outputs.Output(STEP, stock.intermediate, Decimal(50), "mL")
     )
     qa = await browser("approver")
     xml = await qa.get(f"/t/{stock.slug}/batches/{batch}/record.xml")

@@ -20,7 +20,16 @@ from typing import Any
 from uuid import UUID
 
 from opencdmo import quantities
-from opencdmo.batches import execution, materials, plan, queries, record, service
+from opencdmo.batches import (
+    execution,
+    material_views,
+    materials,
+    outputs,
+    plan,
+    queries,
+    record,
+    service,
+)
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import AppError
 from opencdmo.hub import library as hub_library
@@ -171,7 +180,7 @@ async def _stock(
 async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
     """Use each material of the step's bill of materials, as it says, from the containers
     that fit (the patient's own bag for patient material)."""
-    bench = (await materials.at_the_bench(crew.operator, batch_id)).steps.get(step)
+    bench = (await material_views.at_the_bench(crew.operator, batch_id)).steps.get(step)
     if bench is None:
         return
     for use in bench.lines:
@@ -194,7 +203,9 @@ async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
             except AppError:
                 continue  # another patient's bag, or taken since: the next one
             wanted -= take
-        bench = (await materials.at_the_bench(crew.operator, batch_id)).steps.get(step) or bench
+        bench = (await material_views.at_the_bench(crew.operator, batch_id)).steps.get(
+            step
+        ) or bench
 
 
 async def _effective_recipe(settings: Settings, crew: Crew, password: str) -> UUID | None:
@@ -359,8 +370,8 @@ async def _fill(crew: Crew, batch_id: UUID, document: dict[str, Any]) -> None:
     found = await inventory.list_materials(crew.handler)
     product = next(m for m in found if m.code == PRODUCT)
     amount, unit, bags = FILLED
-    await materials.produce(
-        crew.operator, batch_id, materials.Output(step, product.id, amount, unit, containers=bags)
+    await outputs.produce(
+        crew.operator, batch_id, outputs.Output(step, product.id, amount, unit, containers=bags)
     )
 
 

@@ -10,7 +10,7 @@ from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from opencdmo.batches import materials
+from opencdmo.batches import material_views, materials, outputs, reservations
 from opencdmo.batches.material_schemas import (
     BatchMaterialsOut,
     Consumed,
@@ -35,7 +35,7 @@ def _consumption(row: ConsumptionRow) -> ConsumptionOut:
     return ConsumptionOut(**asdict(row))
 
 
-def _reservations(view: materials.BatchMaterials) -> list[ReservationOut]:
+def _reservations(view: material_views.BatchMaterials) -> list[ReservationOut]:
     found = []
     for row in view.reservations:
         box = view.containers[row.container_id]
@@ -61,7 +61,7 @@ async def api_batch_materials(
     """The batch's bill of materials, step by step, with what each line used (in its unit)
     and what is reserved for its material; the consumptions, active reservations and the
     lots the batch made."""
-    view = await materials.batch_materials(ctx, batch_id)
+    view = await material_views.batch_materials(ctx, batch_id)
     return BatchMaterialsOut(
         lines=[
             LineOut(
@@ -110,8 +110,8 @@ async def api_reserve(ctx: NamedDependency[TenantContext], batch_id: FromPath[UU
     """Reserve released, unexpired containers (first to expire first) for what the bill of
     materials still needs; what is short is listed. Reserved quantity is not available to
     other batches until this one uses it or ends."""
-    reserved = await materials.reserve(ctx, batch_id)
-    view = await materials.batch_materials(ctx, batch_id)
+    reserved = await reservations.reserve(ctx, batch_id)
+    view = await material_views.batch_materials(ctx, batch_id)
     return ReservedOut(
         reservations=_reservations(view),
         shortages=[ShortageOut(**asdict(s)) for s in reserved.shortages],
@@ -134,10 +134,10 @@ async def api_output(
         containers = [ContainerIn(c.quantity, c.unit) for c in data.containers]
     else:
         containers = data.containers
-    row = await materials.produce(
+    row = await outputs.produce(
         ctx,
         batch_id,
-        materials.Output(
+        outputs.Output(
             data.step,
             data.material_id,
             data.quantity,

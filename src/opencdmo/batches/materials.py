@@ -1,5 +1,5 @@
-"""Materials in a batch: its bill of materials from the control recipe, containers reserved
-for it, the containers its steps consume, and the lots its steps produce.
+"""Materials in a batch: its bill of materials from the control recipe, and the containers its
+steps use (reservations: ``reservations``; lots made: ``outputs``; reads: ``material_views``).
 
 Consuming a container in a step checks, on the locked batch and container, in this order:
 
@@ -35,14 +35,13 @@ from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.execution import actor, running
 from opencdmo.batches.execution_queries import NewException
 from opencdmo.batches.queries import BatchRow, ControlRecipeRow
-from opencdmo.db.tx import read_view, unit_of_work
+from opencdmo.db.tx import unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
-from opencdmo.fields import check_name
 from opencdmo.inventory import consumption_queries as cq
 from opencdmo.inventory import queries as lots
 from opencdmo.inventory import service as inventory
-from opencdmo.inventory.consumption_queries import ConsumptionRow, NewConsumption, ReservationRow
-from opencdmo.inventory.queries import ContainerRow, Identity, LotRow, MaterialRow, NewLot
+from opencdmo.inventory.consumption_queries import ConsumptionRow, NewConsumption
+from opencdmo.inventory.queries import LotRow, MaterialRow
 from opencdmo.scope import TenantContext
 from opencdmo.tenancy.batch_rules import exception_rules
 
@@ -80,13 +79,13 @@ def bill_of_materials(frozen: ControlRecipeRow) -> list[BomLine]:
     return found
 
 
-def _step_lines(frozen: ControlRecipeRow, step: str) -> list[BomLine]:
+def step_lines(frozen: ControlRecipeRow, step: str) -> list[BomLine]:
     if step not in frozen.operations:
         raise ValidationFailed(f"This batch has no step '{step[:64]}'.", details={"field": "step"})
     return [line for line in bill_of_materials(frozen) if line.step == step]
 
 
-def _quantity(value: Decimal, unit: str) -> tuple[Decimal, str]:
+def quantity_given(value: Decimal, unit: str) -> tuple[Decimal, str]:
     """A quantity as given: a positive amount in a known unit (422 naming the field)."""
     try:
         quantities.unit(unit)
@@ -157,7 +156,7 @@ async def consume(
 ) -> Consumed:
     """Record the use of ``quantity`` of a container in a step (see the module). A retry with
     the same ``idempotency_key`` (made by the client) is given the first use, once."""
-    amount, unit = _quantity(quantity, unit)
+    amount, unit = quantity_given(quantity, unit)
     async with unit_of_work(ctx):
         batch = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=batch.site_id)
@@ -167,7 +166,7 @@ async def consume(
                 return _replayed(first, step, container_id, amount, unit)
         running(batch, "using a material")
         frozen = await queries.control_recipe(batch_id)
-        lines = _step_lines(frozen, step)
+        lines = step_lines(frozen, step)
         phases = [p for p in await xq.phases(batch_id) if p.step == step]
         if phases and all(p.status in DONE_PHASES for p in phases):
             raise Conflict(
@@ -335,343 +334,5 @@ def _in(amount: Decimal, unit: str, to: str) -> Decimal:
         ) from exc
 
 
-# --- reservations -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shortage:
-    material: str
-    wanted: Decimal
-    reserved: Decimal
-    unit: str
-
-
-@dataclass(frozen=True)
-class Reserved:
-    reservations: list[ReservationRow]
-    shortages: list[Shortage]
-
-
-def _needs(frozen: ControlRecipeRow) -> dict[str, tuple[Decimal, str]]:
-    """The whole batch's need of each material, in the unit of its first line."""
-    found: dict[str, tuple[Decimal, str]] = {}
-    for line in bill_of_materials(frozen):
-        total, unit = found.get(line.material, (Decimal(0), line.unit))
-        try:
-            found[line.material] = (
-                total + quantities.convert(line.quantity, line.unit, unit),
-                unit,
-            )
-        except ValidationFailed:
-            continue  # a line in a unit of another kind is not reserved for
-    return found
-
-
-async def reserve(ctx: TenantContext, batch_id: UUID) -> Reserved:
-    """Reserve released, unexpired containers for what the batch's bill of materials still
-    needs, first to expire first; what cannot be found is reported, not refused."""
-    async with unit_of_work(ctx):
-        batch = await queries.batch(batch_id, lock=True)
-        await authorize(ctx, "batches", "reserve", site_id=batch.site_id)
-        if batch.status in states.FINAL:
-            raise Conflict(
-                f"Batch {batch.number} is {batch.status}: it reserves nothing.",
-                details={"status": batch.status},
-            )
-        reserved = await reserve_in(ctx, batch)
-        return reserved
-
-
-async def reserve_in(ctx: TenantContext, batch: BatchRow) -> Reserved:
-    """``reserve`` in the open unit of work (a batch being created reserves this way)."""
-    frozen = await queries.control_recipe(batch.id)
-    needs = _needs(frozen)
-    held = await cq.reservations(batch.id)
-    used = await cq.consumptions(batch.id)
-    materials = await cq.material_ids_for(sorted(needs))
-    shortages: list[Shortage] = []
-    made: list[dict[str, str]] = []
-    on = inventory.today(ctx)
-    by = actor(ctx)
-    for slug, (wanted, unit) in needs.items():
-        ids = sorted(materials.get(slug, ()))
-        candidates = await cq.candidates(ids, on, lock=True)
-        unit_of = {c.container.id: c.container.unit for c in candidates}
-        have = Decimal(0)
-        for r in held:
-            if r.material == slug and r.container_id in unit_of:
-                have += _convertible(r.quantity, unit_of[r.container_id], unit)
-        for c in used:
-            if c.material == slug:
-                have += _convertible(c.quantity, c.unit, unit)
-        others = await cq.reserved_by_others([c.container.id for c in candidates], batch.id)
-        mine = {r.container_id for r in held}
-        for candidate in candidates:
-            if have >= wanted:
-                break
-            box = candidate.container
-            if box.id in mine:
-                continue
-            free = box.remaining - others.get(box.id, Decimal(0))
-            if free <= 0 or not quantities.compatible(box.unit, unit):
-                continue
-            take = min(free, quantities.convert(wanted - have, unit, box.unit))
-            await cq.insert_reservation(ctx.tenant_id, batch.id, slug, box.id, take, by)
-            have += quantities.convert(take, box.unit, unit)
-            made.append(
-                {
-                    "material": slug,
-                    "lot": candidate.lot_number,
-                    "container": str(box.number),
-                    "quantity": str(take),
-                    "unit": box.unit,
-                }
-            )
-        if have < wanted:
-            shortages.append(Shortage(slug, wanted, have, unit))
-    if made:
-        await audit.record(
-            ctx,
-            "batch.materials_reserved",
-            "batch",
-            batch.id,
-            new={
-                "number": batch.number,
-                "reserved": made,
-                "short": [s.material for s in shortages],
-            },
-        )
-    return Reserved(await cq.reservations(batch.id), shortages)
-
-
-def _convertible(amount: Decimal, unit: str, to: str) -> Decimal:
+def convertible(amount: Decimal, unit: str, to: str) -> Decimal:
     return quantities.convert(amount, unit, to) if quantities.compatible(unit, to) else Decimal(0)
-
-
-async def release_reservations_in(ctx: TenantContext, batch: BatchRow, why: str) -> None:
-    """Release what the batch still holds (it ended), in the open unit of work; audited."""
-    count = await cq.release_reservations(batch.id)
-    if count:
-        await audit.record(
-            ctx,
-            "batch.reservations_released",
-            "batch",
-            batch.id,
-            new={"number": batch.number, "released": count},
-            reason=why,
-        )
-
-
-# --- outputs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Output:
-    step: str
-    material_id: UUID
-    quantity: Decimal
-    unit: str
-    lot_number: str | None = None
-    containers: int | list[inventory.ContainerIn] | None = None
-    expiry_date: date | None = None
-
-
-async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
-    """A step's product (an intermediate, the final product, a sample): a lot in quarantine
-    with the batch as its origin, so that genealogy goes on downstream. A patient's batch
-    passes its chain of identity on to the lot."""
-    amount, unit = _quantity(output.quantity, output.unit)
-    number = (
-        check_name(output.lot_number, "lot_number", "The lot number").strip()
-        if output.lot_number
-        else None
-    )
-    split = inventory.split_into(amount, unit, output.containers)
-    async with unit_of_work(ctx):
-        batch = await queries.batch(batch_id, lock=True)
-        await authorize(ctx, "batches", "execute", site_id=batch.site_id)
-        running(batch, "recording what a step made")
-        frozen = await queries.control_recipe(batch_id)
-        _step_lines(frozen, output.step)
-        material = await lots.material(output.material_id)
-        if material.material_type not in MADE_TYPES:
-            raise ValidationFailed(
-                f"{material.code} is a {material.material_type.replace('_', ' ')}: a batch "
-                "makes intermediates, products and starting material, not what is bought in.",
-                details={"field": "material_id"},
-            )
-        inventory.measures_same(amount, unit, material)
-        lot_number = number or await _free_number(material.id, f"{batch.number}-{output.step}")
-        if await lots.lot_exists(material.id, lot_number):
-            raise Conflict(f"{material.code} has a lot {lot_number} already.")
-        new = NewLot(
-            material.id,
-            lot_number,
-            ctx.name,
-            batch.number,
-            amount,
-            unit,
-            output.expiry_date,
-            None,
-            Identity(batch.donor_id, batch.coi_label, batch.apheresis_id),
-            batch.id,
-            output.step,
-        )
-        by = actor(ctx)
-        lot_id = await inventory.insert_lot(ctx, new, material)
-        await lots.insert_containers(ctx.tenant_id, lot_id, split)
-        reason = f"made in batch {batch.number}"
-        await lots.insert_change(ctx.tenant_id, lot_id, None, "quarantine", reason, by, None)
-        await cq.insert_link(ctx.tenant_id, batch.id, "batch", lot_id, "lot", amount, unit)
-        await audit.record(
-            ctx,
-            "batch.lot_produced",
-            "batch",
-            batch.id,
-            new={
-                "number": batch.number,
-                "step": output.step,
-                "lot_id": str(lot_id),
-                "lot_number": lot_number,
-                "material": material.code,
-                "quantity": str(amount),
-                "unit": unit,
-                "containers": len(split),
-                "status": "quarantine",
-            },
-        )
-        return await lots.lot(lot_id)
-
-
-async def _free_number(material_id: UUID, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``... the first the material has no lot of."""
-    number, n = base, 1
-    while await lots.lot_exists(material_id, number):
-        n += 1
-        number = f"{base}-{n}"
-    return number
-
-
-# --- reads ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LineUse:
-    line: BomLine
-    used: Decimal  # in the line's unit
-    reserved: Decimal  # in the line's unit, for the material (over the batch)
-
-
-@dataclass(frozen=True)
-class BatchMaterials:
-    lines: list[LineUse]
-    consumptions: list[ConsumptionRow]
-    reservations: list[ReservationRow]
-    containers: dict[UUID, ContainerRow]
-    lots: dict[UUID, LotRow]
-    materials: dict[UUID, MaterialRow]
-    outputs: list[LotRow]
-
-
-async def batch_materials(ctx: TenantContext, batch_id: UUID) -> BatchMaterials:
-    """The batch's bill of materials with what each line used and holds, its consumptions,
-    reservations and outputs (one read view)."""
-    async with read_view(ctx):
-        batch = await queries.batch(batch_id)
-        await authorize(ctx, "batches", "read", site_id=batch.site_id)
-        frozen = await queries.control_recipe(batch_id)
-        used = await cq.consumptions(batch_id)
-        held = await cq.reservations(batch_id)
-        boxes = await cq.containers_by_id(
-            list({c.container_id for c in used} | {r.container_id for r in held})
-        )
-        made = await cq.outputs(batch_id)
-        made_rows = await lots.lots_by_id(made)
-        outputs = [made_rows[i] for i in made]
-        lot_rows = await lots.lots_by_id(list({b.lot_id for b in boxes.values()}))
-        lot_rows.update({o.id: o for o in outputs})
-        material_rows = await lots.materials_by_id(
-            list({lot.material_id for lot in lot_rows.values()})
-        )
-    lines = []
-    for line in bill_of_materials(frozen):
-        spent = sum(
-            (
-                _convertible(c.quantity, c.unit, line.unit)
-                for c in used
-                if c.step == line.step and c.material == line.material
-            ),
-            Decimal(0),
-        )
-        kept = sum(
-            (
-                _convertible(r.quantity, boxes[r.container_id].unit, line.unit)
-                for r in held
-                if r.material == line.material
-            ),
-            Decimal(0),
-        )
-        lines.append(LineUse(line, spent, kept))
-    return BatchMaterials(lines, used, held, boxes, lot_rows, material_rows, outputs)
-
-
-@dataclass(frozen=True)
-class Pickable:
-    """A container an operator may pick for a bill of materials line."""
-
-    container: ContainerRow
-    lot_number: str
-    material: str  # the line's material
-    free: Decimal  # remaining less other batches' reservations (container unit)
-    expiry_date: date | None
-    reserved_here: bool
-
-
-@dataclass(frozen=True)
-class StepMaterials:
-    lines: list[LineUse]
-    pickable: list[Pickable]
-
-
-@dataclass(frozen=True)
-class Bench:
-    steps: dict[str, StepMaterials]  # by step key
-    makeable: list[MaterialRow]  # what a step may record it made
-    made: list[LotRow]  # the lots the batch made
-
-
-async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> Bench:
-    """For the run page: each step's lines and the containers that could be used for them
-    (released, unexpired, not kept by another batch), first to expire first; the materials
-    a step may make, and the lots the batch made."""
-    view = await batch_materials(ctx, batch_id)
-    async with read_view(ctx):
-        makeable = [m for m in await lots.materials() if m.material_type in MADE_TYPES]
-        slugs = sorted({u.line.material for u in view.lines})
-        allowed = await cq.material_ids_for(slugs)
-        ids = sorted({i for found in allowed.values() for i in found})
-        candidates = await cq.candidates(ids, inventory.today(ctx), lock=False)
-        others = await cq.reserved_by_others([c.container.id for c in candidates], batch_id)
-    mine = {r.container_id for r in view.reservations}
-    found: dict[str, StepMaterials] = {}
-    for use in view.lines:
-        step = found.setdefault(use.line.step, StepMaterials([], []))
-        step.lines.append(use)
-        for c in candidates:
-            if c.material_id not in allowed.get(use.line.material, ()):
-                continue
-            free = c.container.remaining - others.get(c.container.id, Decimal(0))
-            if free > 0 and all(p.container.id != c.container.id for p in step.pickable):
-                step.pickable.append(
-                    Pickable(
-                        c.container,
-                        c.lot_number,
-                        use.line.material,
-                        free,
-                        c.expiry_date,
-                        c.container.id in mine,
-                    )
-                )
-    for step in found.values():
-        step.pickable.sort(key=lambda p: (not p.reserved_here,))
-    return Bench(found, makeable, view.outputs)

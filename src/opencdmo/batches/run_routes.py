@@ -21,7 +21,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import execution, materials, run_sheet
+from opencdmo.batches import execution, material_views, materials, outputs, run_sheet
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict, ValidationFailed
@@ -61,7 +61,7 @@ async def run_page(
     return await page(
         request,
         "batches/run.html",
-        bench=await materials.at_the_bench(ctx, batch_id),
+        bench=await material_views.at_the_bench(ctx, batch_id),
         **_context(view),
     )
 
@@ -84,7 +84,7 @@ async def _command(
         return await page(
             request,
             "batches/run.html",
-            bench=await materials.at_the_bench(ctx, batch_id),
+            bench=await material_views.at_the_bench(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,
@@ -282,10 +282,10 @@ async def output_form(
                 **({"expiry_date": expiry} if expiry else {}),
             },
         )
-        made = await materials.produce(
+        made = await outputs.produce(
             ctx,
             batch_id,
-            materials.Output(
+            outputs.Output(
                 found.step,
                 found.material_id,
                 found.quantity,

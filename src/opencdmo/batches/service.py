@@ -22,8 +22,8 @@ from opencdmo.batches import (
     entry_queries,
     exceptions,
     execution,
-    materials,
     queries,
+    reservations,
     states,
 )
 from opencdmo.batches import execution_queries as xq
@@ -65,7 +65,7 @@ class CreatedBatch:
     id: UUID
     number: str
     control_recipe_hash: str
-    shortages: list[materials.Shortage] = field(default_factory=list)
+    shortages: list[reservations.Shortage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,10 +199,10 @@ async def create_batch(
                 "control_recipe_hash": hashed,
             },
         )
-        shortages: list[materials.Shortage] = []
+        shortages: list[reservations.Shortage] = []
         if reserve:
             await authorize(ctx, "batches", "reserve", site_id=site.id)
-            reserved = await materials.reserve_in(ctx, await queries.batch(batch_id))
+            reserved = await reservations.reserve_in(ctx, await queries.batch(batch_id))
             shortages = reserved.shortages
     return CreatedBatch(batch_id, number, hashed, shortages)
 
@@ -239,7 +239,7 @@ async def command_batch(
             reason=reason or None,
         )
         if target in states.FINAL:
-            await materials.release_reservations_in(ctx, row, f"the batch is {target}")
+            await reservations.release_reservations_in(ctx, row, f"the batch is {target}")
     return await get_batch_row(ctx, batch_id)
 
 

@@ -21,7 +21,7 @@ import pytest
 from opencdmo.batches import material_views, materials, outputs, reservations
 from opencdmo.batches import service as batches
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from opencdmo.inventory import genealogy
+from opencdmo.inventory import genealogy, receipt
 from opencdmo.inventory import service as inventory
 from opencdmo.inventory.queries import Identity
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
@@ -98,9 +98,9 @@ async def lot_of(
     expiry: date | None = None,
     identity: Identity | None = None,
 ) -> UUID:
-    row = await inventory.receive(
+    row = await receipt.receive(
         stock.handler,
-        inventory.Receipt(
+        receipt.Receipt(
             material,
             f"L-{uuid.uuid4().hex[:6]}",
             "Gibco",

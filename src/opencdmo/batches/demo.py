@@ -35,7 +35,7 @@ from opencdmo.errors import AppError
 from opencdmo.hub import library as hub_library
 from opencdmo.hub.model import DataCaptureField, Parameter, Range
 from opencdmo.identity import service as identity
-from opencdmo.inventory import from_library
+from opencdmo.inventory import from_library, receipt
 from opencdmo.inventory import service as inventory
 from opencdmo.inventory.queries import Identity
 from opencdmo.labels import label
@@ -152,9 +152,9 @@ async def _stock(
                 Identity(batch.donor_id, batch.coi_label, batch.apheresis_id) if batch else None
             )
             amount = total if batch else total * STOCKED_FOR
-            lot = await inventory.receive(
+            lot = await receipt.receive(
                 crew.handler,
-                inventory.Receipt(
+                receipt.Receipt(
                     material.id,
                     number,
                     "Apheresis centre" if batch else "Demo supplier",

@@ -24,9 +24,10 @@ from opencdmo.batches.material_schemas import (
 )
 from opencdmo.batches.routes import ONE
 from opencdmo.inventory.consumption_queries import ConsumptionRow
+from opencdmo.inventory.receipt import ContainerIn
 from opencdmo.inventory.routes import detail
 from opencdmo.inventory.schemas import LotDetail
-from opencdmo.inventory.service import ContainerIn, get_lot
+from opencdmo.inventory.service import get_lot
 from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 

@@ -22,7 +22,7 @@ from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.fields import check_name
 from opencdmo.inventory import consumption_queries as cq
 from opencdmo.inventory import queries as lots
-from opencdmo.inventory import service as inventory
+from opencdmo.inventory import receipt
 from opencdmo.inventory.queries import Identity, LotRow, NewLot
 from opencdmo.scope import TenantContext
 
@@ -34,7 +34,7 @@ class Output:
     quantity: Decimal
     unit: str
     lot_number: str | None = None
-    containers: int | list[inventory.ContainerIn] | None = None
+    containers: int | list[receipt.ContainerIn] | None = None
     expiry_date: date | None = None
 
 
@@ -48,7 +48,7 @@ async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
         if output.lot_number
         else None
     )
-    split = inventory.split_into(amount, unit, output.containers)
+    split = receipt.split_into(amount, unit, output.containers)
     async with unit_of_work(ctx):
         batch = await queries.batch(batch_id, lock=True)
         await authorize(ctx, "batches", "execute", site_id=batch.site_id)
@@ -62,7 +62,7 @@ async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
                 "makes intermediates, products and starting material, not what is bought in.",
                 details={"field": "material_id"},
             )
-        inventory.measures_same(amount, unit, material)
+        receipt.measures_same(amount, unit, material)
         lot_number = number or await _free_number(material.id, f"{batch.number}-{output.step}")
         if await lots.lot_exists(material.id, lot_number):
             raise Conflict(f"{material.code} has a lot {lot_number} already.")
@@ -80,7 +80,7 @@ async def produce(ctx: TenantContext, batch_id: UUID, output: Output) -> LotRow:
             output.step,
         )
         by = actor(ctx)
-        lot_id = await inventory.insert_lot(ctx, new, material)
+        lot_id = await receipt.insert_lot(ctx, new, material)
         await lots.insert_containers(ctx.tenant_id, lot_id, split)
         reason = f"made in batch {batch.number}"
         await lots.insert_change(ctx.tenant_id, lot_id, None, "quarantine", reason, by, None)

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from opencdmo.errors import AppError, ValidationFailed
-from opencdmo.inventory import service
+from opencdmo.inventory import receipt, service
 from opencdmo.inventory.edge import CoaOperation, coa_upload, uuid_field
 from opencdmo.inventory.routes import LOT, detail
 from opencdmo.inventory.schemas import LotDetail
@@ -43,7 +43,7 @@ async def _attach(
     reason = form.get("reason", "")
     if not isinstance(reason, str):
         raise ValidationFailed("reason: must be text.", details={"field": "reason"})
-    return await service.attach_coa(ctx, lot_id, upload, reason, uuid_field(form, "replaces"))
+    return await receipt.attach_coa(ctx, lot_id, upload, reason, uuid_field(form, "replaces"))
 
 
 def _download(stored: StoredFileRow, data: bytes) -> Response[bytes]:

@@ -13,7 +13,7 @@ from litestar import Request
 
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.inventory import locations
-from opencdmo.inventory.service import ContainerIn
+from opencdmo.inventory.receipt import ContainerIn
 from opencdmo.scope import TenantContext
 from opencdmo.web.pages import form_data
 

@@ -21,7 +21,7 @@ from litestar.response import Response, Template
 
 from opencdmo.access.service import can
 from opencdmo.errors import AppError, NotFound
-from opencdmo.inventory import forms, labels, locations, placing, service
+from opencdmo.inventory import forms, labels, locations, placing, receipt, service
 from opencdmo.inventory.edge import coa_upload
 from opencdmo.inventory.location_schemas import (
     LabelsForm,
@@ -31,8 +31,8 @@ from opencdmo.inventory.location_schemas import (
     SignForm,
 )
 from opencdmo.inventory.locations import Labelled
+from opencdmo.inventory.receipt import Receipt
 from opencdmo.inventory.routes import LOT, LOTS
-from opencdmo.inventory.service import Receipt
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.web.flash import see_other
@@ -94,7 +94,7 @@ async def receipt_form(
     kept = await forms.kept(request)
     try:
         data, _ = await form_struct(request, ReceiptForm)
-        row = await service.receive(
+        row = await receipt.receive(
             ctx,
             Receipt(
                 forms.an_id(data.material_id, "material_id", "a material"),

@@ -14,9 +14,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Template
 
 from opencdmo.access.service import can
-from opencdmo.inventory import service
+from opencdmo.inventory import receipt, service
 from opencdmo.inventory.edge import ReceiptOperation, coa_upload, json_part
 from opencdmo.inventory.queries import Identity, LotRow, MaterialRow
+from opencdmo.inventory.receipt import ContainerIn, Receipt
 from opencdmo.inventory.schemas import (
     CoaOut,
     ContainerOut,
@@ -32,7 +33,7 @@ from opencdmo.inventory.schemas import (
     SignIn,
     StatusChangeOut,
 )
-from opencdmo.inventory.service import ContainerIn, LotView, Receipt
+from opencdmo.inventory.service import LotView
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.storage.uploads import Upload
@@ -191,7 +192,7 @@ async def api_receive(
         containers = [ContainerIn(c.quantity, c.unit) for c in data.containers]
     else:
         containers = data.containers
-    row = await service.receive(
+    row = await receipt.receive(
         ctx,
         Receipt(
             data.material_id,

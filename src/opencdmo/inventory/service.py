@@ -1,6 +1,6 @@
-"""The inventory's commands and reads: the material master, receiving a lot into quarantine
-(split into containers), QC's release or rejection with an e-signature, holding and
-unholding a lot.
+"""The inventory's commands and reads: the material master, lots and their containers, QC's
+release or rejection with an e-signature, holding and unholding a lot (receiving one and its
+certificate of analysis: ``inventory.receipt``).
 
 Every command is one unit of work with its audit event, the lot row-locked. A lot whose
 expiry date has passed (in the tenant's zone) reads as expired and is never usable: it is
@@ -9,9 +9,9 @@ not released, and it is shown as expired whatever its stored status.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, Inexact, localcontext
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -25,15 +25,13 @@ from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from opencdmo.fields import check_name, check_text
 from opencdmo.inventory import coa as coas
-from opencdmo.inventory import location_queries, placing, queries
+from opencdmo.inventory import location_queries, queries
 from opencdmo.inventory.coa import CoaView
 from opencdmo.inventory.location_queries import Place
 from opencdmo.inventory.queries import (
     ContainerRow,
-    Identity,
     LotRow,
     MaterialRow,
-    NewLot,
     NewMaterial,
     StatusChangeRow,
 )
@@ -42,9 +40,7 @@ from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
 from opencdmo.signatures.service import SignedRecord
 from opencdmo.storage import service as storage
-from opencdmo.storage.blobs import Blob
 from opencdmo.storage.queries import StoredFileRow
-from opencdmo.storage.uploads import Upload
 from opencdmo.tenancy import service as tenancy
 
 MATERIAL_TYPES = (
@@ -67,7 +63,6 @@ STATUS_NAMES = {
     "consumed": "consumed",
     "expired": "expired",
 }
-MAX_CONTAINERS = 1000
 REASON_MAX = 2000
 
 
@@ -92,27 +87,27 @@ def status_on(status: str, expiry_date: date | None, on: date) -> str:
     return status
 
 
-def _actor(ctx: TenantContext) -> UUID:
+def actor_of(ctx: TenantContext) -> UUID:
     if ctx.user_id is None:
         raise Forbidden("Only a signed-in person handles materials.")
     return ctx.user_id
 
 
-def _reason(value: str) -> str:
+def a_reason(value: str) -> str:
     text = " ".join(check_text(value, "reason", "A reason", limit=REASON_MAX).split())
     if not text:
         raise ValidationFailed("A reason is required.", details={"field": "reason"})
     return text
 
 
-def _line(value: str, field: str, label: str, limit: int = 200) -> str:
+def one_line(value: str, field: str, label: str, limit: int = 200) -> str:
     text = check_name(value, field, label).strip()
     if len(text) > limit:
         raise ValidationFailed(f"{label} has at most {limit} characters.", details={"field": field})
     return text
 
 
-def _unit(code: str, field: str) -> str:
+def unit_code(code: str, field: str) -> str:
     try:
         quantities.unit(code)
     except ValidationFailed as exc:
@@ -120,7 +115,7 @@ def _unit(code: str, field: str) -> str:
     return code
 
 
-def _bounded(amount: Decimal, unit: str, field: str) -> Decimal:
+def bounded(amount: Decimal, unit: str, field: str) -> Decimal:
     """A received amount a person could mean: more than nothing, at most 10¹⁵, with at most
     15 decimal places."""
     if amount <= 0:
@@ -151,14 +146,14 @@ async def create_material(
     library_item_id: UUID | None = None,
 ) -> MaterialRow:
     """A material of the tenant's master: its code is unique in the tenant."""
-    code = _line(code, "code", "The code", 64)
-    name = _line(name, "name", "The name")
+    code = one_line(code, "code", "The code", 64)
+    name = one_line(name, "name", "The name")
     if material_type not in MATERIAL_TYPES:
         raise ValidationFailed(
             f"material_type: must be one of {', '.join(MATERIAL_TYPES)}.",
             details={"field": "material_type"},
         )
-    default_unit = _unit(default_unit, "default_unit")
+    default_unit = unit_code(default_unit, "default_unit")
     storage = check_text(storage_condition, "storage_condition", "The storage condition").strip()
     if len(storage) > 200:
         raise ValidationFailed(
@@ -181,7 +176,7 @@ async def create_material(
             code, name, material_type, storage, shelf_life_days, default_unit, library_item_id
         )
         try:
-            material_id = await queries.insert_material(ctx.tenant_id, new, _actor(ctx))
+            material_id = await queries.insert_material(ctx.tenant_id, new, actor_of(ctx))
         except asyncpg.UniqueViolationError:  # added by someone else a moment ago
             raise Conflict(f"A material with the code {code} exists already.") from None
         await audit.record(
@@ -212,231 +207,6 @@ async def get_material(ctx: TenantContext, material_id: UUID) -> MaterialRow:
     async with read_view(ctx):
         await authorize(ctx, "materials", "read")
         return await queries.material(material_id)
-
-
-# --- receipt ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ContainerIn:
-    """One container's quantity, in its own unit (the lot's when not given)."""
-
-    quantity: Decimal
-    unit: str | None = None
-
-
-def split_into(
-    total: Decimal, unit: str, containers: int | list[ContainerIn] | None
-) -> list[tuple[Decimal, str]]:
-    """The containers of a receipt: one with everything, N equal ones, or the quantities
-    given (which must add up to the total, in the lot's unit)."""
-    if containers is None:
-        return [(total, unit)]
-    if isinstance(containers, int):
-        if not 1 <= containers <= MAX_CONTAINERS:
-            raise ValidationFailed(
-                f"A lot is split into 1 to {MAX_CONTAINERS} containers.",
-                details={"field": "containers"},
-            )
-        with localcontext() as context:
-            context.prec = 34
-            context.clear_flags()
-            each = (total / containers).normalize()
-            exact = not context.flags[Inexact]
-        if not exact:
-            raise ValidationFailed(
-                f"{units.quantity(total, unit)} does not split into {containers} equal "
-                "containers; give each container's quantity instead.",
-                details={"field": "containers"},
-            )
-        return [(each, unit)] * containers
-    if not 1 <= len(containers) <= MAX_CONTAINERS:
-        raise ValidationFailed(
-            f"A lot is split into 1 to {MAX_CONTAINERS} containers.",
-            details={"field": "containers"},
-        )
-    found: list[tuple[Decimal, str]] = []
-    added = Decimal(0)
-    for container in containers:
-        code = _unit(container.unit or unit, "containers")
-        amount = Decimal(quantities.on_hand(container.quantity, code).magnitude)
-        amount = _bounded(amount.normalize(), code, "containers")
-        added += quantities.convert(amount, code, unit)
-        found.append((amount, code))
-    if quantities.convert(added, unit, unit) != quantities.convert(total, unit, unit):
-        raise ValidationFailed(
-            f"The containers add up to {units.quantity(added, unit)}, not the "
-            f"{units.quantity(total, unit)} received.",
-            details={"field": "containers"},
-        )
-    return found
-
-
-def _identity(given: Identity | None) -> Identity:
-    """The identifiers as given, each one line (empty ones dropped)."""
-    if given is None:
-        return Identity()
-    values = {}
-    for name, label in (
-        ("donor_id", "The donor id"),
-        ("coi_label", "The COI label"),
-        ("apheresis_id", "The apheresis id"),
-    ):
-        value = getattr(given, name)
-        values[name] = _line(value, name, label, 120) if value and value.strip() else None
-    return Identity(**values)
-
-
-async def insert_lot(ctx: TenantContext, new: NewLot, material: MaterialRow) -> UUID:
-    """The lot's row; a 409 when the material has a lot of that number (checked before, and
-    here for one received by someone else a moment ago)."""
-    try:
-        return await queries.insert_lot(ctx.tenant_id, new, _actor(ctx))
-    except asyncpg.UniqueViolationError:
-        raise Conflict(f"{material.code} has a lot {new.lot_number} already.") from None
-
-
-def measures_same(amount: Decimal, unit: str, material: MaterialRow) -> None:
-    """A 422 unless ``unit`` measures what the material's default unit does."""
-    try:
-        quantities.convert(amount, unit, material.default_unit)
-    except ValidationFailed as exc:
-        raise ValidationFailed(
-            f"{exc.message} (the unit of {material.code})", details={"field": "unit"}
-        ) from exc
-
-
-@dataclass(frozen=True)
-class Receipt:
-    material_id: UUID
-    lot_number: str
-    supplier: str
-    supplier_lot: str
-    quantity: Decimal
-    unit: str
-    expiry_date: date | None = None
-    containers: int | list[ContainerIn] | None = None
-    coa_note: str | None = None
-    identity: Identity | None = None
-    location_id: UUID | None = None
-
-
-def _check_supplier(material: MaterialRow, supplier: str) -> None:
-    """A 422 naming the approved suppliers when the material lists some and ``supplier`` is
-    not one of them (case and spacing aside)."""
-
-    def plain(name: str) -> str:
-        return " ".join(name.split()).casefold()
-
-    approved = material.approved_suppliers
-    if approved and plain(supplier) not in {plain(s) for s in approved}:
-        raise ValidationFailed(
-            f"{supplier} is not an approved supplier of {material.code}; approved: "
-            f"{', '.join(approved)}.",
-            details={"field": "supplier", "approved": list(approved)},
-        )
-
-
-async def receive(ctx: TenantContext, receipt: Receipt, coa_file: Upload | None = None) -> LotRow:
-    """Receive a delivery: a lot of the material in quarantine, split into containers (put
-    at ``location_id`` when given). Its unit must measure what the material's default unit
-    measures (L for a material in mL), and its supplier must be one the material approves
-    (when it lists any). With ``coa_file``, its certificate of analysis: the file is stored
-    first, its row and the lot's link commit with the lot."""
-    lot_number = _line(receipt.lot_number, "lot_number", "The lot number", 120)
-    supplier = _line(receipt.supplier, "supplier", "The supplier")
-    supplier_lot = _line(receipt.supplier_lot, "supplier_lot", "The supplier lot", 120)
-    unit = _unit(receipt.unit, "unit")
-    try:
-        total = Decimal(quantities.on_hand(receipt.quantity, unit).magnitude)
-    except ValidationFailed as exc:
-        raise ValidationFailed(exc.message, details={"field": "quantity"}) from exc
-    total = _bounded(total, unit, "quantity")
-    coa = check_text(receipt.coa_note or "", "coa_note", "The CoA note", limit=4000).strip()
-    split = split_into(total, unit, receipt.containers)
-    identity = _identity(receipt.identity)
-    blob = await _stored_first(ctx, coa_file)
-    async with unit_of_work(ctx):
-        await authorize(ctx, "materials", "manage")
-        material = await queries.material(receipt.material_id)
-        measures_same(total, unit, material)
-        if identity and material.material_type != "starting_material":
-            raise ValidationFailed(
-                f"{material.code} is not a starting material: a lot of it has no chain of "
-                "identity.",
-                details={"field": "chain_of_identity"},
-            )
-        _check_supplier(material, supplier)
-        if await queries.lot_exists(material.id, lot_number):
-            raise Conflict(f"{material.code} has a lot {lot_number} already.")
-        new = NewLot(
-            material.id,
-            lot_number,
-            supplier,
-            supplier_lot,
-            total,
-            unit,
-            receipt.expiry_date,
-            coa or None,
-            identity,
-        )
-        lot_id = await insert_lot(ctx, new, material)
-        container_ids = await queries.insert_containers(ctx.tenant_id, lot_id, split)
-        place = None
-        if receipt.location_id is not None:
-            put = await placing.put(
-                ctx.tenant_id, _actor(ctx), receipt.location_id, container_ids, "received"
-            )
-            place = put.place
-        await queries.insert_change(
-            ctx.tenant_id, lot_id, None, "quarantine", "received", _actor(ctx), None
-        )
-        attached = await _attach(ctx, lot_id, blob, coa_file)
-        await audit.record(
-            ctx,
-            "lot.received",
-            "lot",
-            lot_id,
-            new={
-                "lot_number": lot_number,
-                "material_id": str(material.id),
-                "material": material.code,
-                "supplier": supplier,
-                "supplier_lot": supplier_lot,
-                "quantity": str(total),
-                "unit": unit,
-                "expiry_date": receipt.expiry_date.isoformat() if receipt.expiry_date else None,
-                "containers": [{"quantity": str(q), "unit": u} for q, u in split],
-                "status": "quarantine",
-                **({"chain_of_identity": asdict(identity)} if identity else {}),
-                "location_id": str(receipt.location_id) if receipt.location_id else None,
-                "location": place.path if place else None,
-                "coa": coas.audit_values(attached) if attached else None,
-            },
-        )
-        return await queries.lot(lot_id)
-
-
-async def _stored_first(ctx: TenantContext, coa: Upload | None) -> Blob | None:
-    """A CoA's bytes in the blob store before the unit of work (slow, and harmless when the
-    command then fails: an unreferenced blob), once the caller may attach one."""
-    if coa is None:
-        return None
-    coas.check_kind(coa)
-    async with tenant_transaction(ctx):
-        await authorize(ctx, "materials", "manage")
-    return await storage.put(ctx, coa)
-
-
-async def _attach(
-    ctx: TenantContext, lot_id: UUID, blob: Blob | None, coa: Upload | None
-) -> StoredFileRow | None:
-    """The stored file's row and the lot's link to it, in the open unit of work."""
-    if blob is None or coa is None:
-        return None
-    stored = await storage.record(ctx, blob, coa)
-    await queries.set_coa(lot_id, stored.id)
-    return stored
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -493,11 +263,11 @@ async def get_lot(ctx: TenantContext, lot_id: UUID) -> LotView:
             containers,
             await queries.history(lot_id),
             await location_queries.places([c.location_id for c in containers]),
-            await _coa_view(ctx, row),
+            await coa_view(ctx, row),
         )
 
 
-async def _coa_view(ctx: TenantContext, row: LotRow) -> CoaView | None:
+async def coa_view(ctx: TenantContext, row: LotRow) -> CoaView | None:
     if row.coa_file_id is None:
         return None
     stored = (await storage.stored_files(ctx, [row.coa_file_id]))[row.coa_file_id]
@@ -519,7 +289,7 @@ async def coa_file(ctx: TenantContext, lot_id: UUID) -> tuple[StoredFileRow, byt
 # --- status changes ---------------------------------------------------------------------------
 
 
-def _from(row: LotRow, on: date, wanted: tuple[str, ...], doing: str) -> str:
+def status_from(row: LotRow, on: date, wanted: tuple[str, ...], doing: str) -> str:
     """The lot's stored status when it is one of ``wanted`` and the lot has not expired;
     a 409 naming its state otherwise."""
     shown = shown_status(row, on)
@@ -553,7 +323,7 @@ def _lot_record(row: LotRow, material: MaterialRow, to_status: str) -> SignedRec
 
 def _check_decision(ctx: TenantContext, row: LotRow, decision: str, on: date) -> None:
     to_status = DECISIONS[decision][0]
-    _from(row, on, ("quarantine",), to_status)
+    status_from(row, on, ("quarantine",), to_status)
     if decision == "release" and row.received_by == ctx.user_id:
         raise Forbidden("Separation of duties: you received this lot; another person releases it.")
 
@@ -585,7 +355,13 @@ async def decide(
         signature = await signatures.apply(ctx, signing, _lot_record(row, material, to_status))
         await queries.set_status(lot_id, to_status)
         await queries.insert_change(
-            ctx.tenant_id, lot_id, row.status, to_status, signing.reason, _actor(ctx), signature.id
+            ctx.tenant_id,
+            lot_id,
+            row.status,
+            to_status,
+            signing.reason,
+            actor_of(ctx),
+            signature.id,
         )
         await audit.record(
             ctx,
@@ -606,82 +382,33 @@ async def decide(
 
 async def hold(ctx: TenantContext, lot_id: UUID, reason: str) -> LotView:
     """Put a lot in quarantine or released on hold, saying why."""
-    reason = _reason(reason)
+    reason = a_reason(reason)
     async with unit_of_work(ctx):
         await authorize(ctx, "materials", "manage")
         row = await queries.lot(lot_id, lock=True)
-        before = _from(row, today(ctx), ("quarantine", "released"), "put on hold")
+        before = status_from(row, today(ctx), ("quarantine", "released"), "put on hold")
         await _change(ctx, row, before, "on_hold", reason, "lot.held")
     return await get_lot(ctx, lot_id)
 
 
 async def unhold(ctx: TenantContext, lot_id: UUID, reason: str) -> LotView:
     """Take a lot off hold, back to the status it had before, saying why."""
-    reason = _reason(reason)
+    reason = a_reason(reason)
     async with unit_of_work(ctx):
         await authorize(ctx, "materials", "manage")
         row = await queries.lot(lot_id, lock=True)
-        _from(row, today(ctx), ("on_hold",), "taken off hold")
+        status_from(row, today(ctx), ("on_hold",), "taken off hold")
         held = [c for c in await queries.history(lot_id) if c.to_status == "on_hold"]
         back = (held[-1].from_status if held else None) or "quarantine"
         await _change(ctx, row, "on_hold", back, reason, "lot.unheld")
     return await get_lot(ctx, lot_id)
 
 
-# --- certificate of analysis ------------------------------------------------------------------
-
-
-async def attach_coa(
-    ctx: TenantContext,
-    lot_id: UUID,
-    upload: Upload,
-    reason: str = "",
-    replaces: UUID | None = None,
-) -> LotView:
-    """Attach a lot's certificate of analysis (one arriving after the goods), or replace the
-    one it has (``replaces``: the file the person saw; a reason is required), while the lot is
-    in quarantine or on hold. The file is stored first; its row, the lot's link and the audit
-    event with its SHA-256 commit together."""
-    why = " ".join(check_text(reason, "reason", "A reason", limit=REASON_MAX).split())
-    coas.check_kind(upload)
-    async with tenant_transaction(ctx):
-        await authorize(ctx, "materials", "manage")
-        _check_coa(ctx, await queries.lot(lot_id), why, replaces)
-    blob = await storage.put(ctx, upload)
-    async with unit_of_work(ctx):
-        await authorize(ctx, "materials", "manage")
-        row = await queries.lot(lot_id, lock=True)
-        _check_coa(ctx, row, why, replaces)
-        before = await _coa_view(ctx, row)
-        stored = await _attach(ctx, lot_id, blob, upload)
-        assert stored is not None
-        material = await queries.material(row.material_id)
-        await audit.record(
-            ctx,
-            "lot.coa_replaced" if before else "lot.coa_attached",
-            "lot",
-            lot_id,
-            old={"coa": coas.audit_values(before.file)} if before else None,
-            new={
-                "lot_number": row.lot_number,
-                "material": material.code,
-                "coa": coas.audit_values(stored),
-            },
-            reason=why or None,
-        )
-    return await get_lot(ctx, lot_id)
-
-
-def _check_coa(ctx: TenantContext, row: LotRow, reason: str, replaces: UUID | None) -> None:
-    _from(row, today(ctx), coas.OPEN, "given a certificate of analysis")
-    coas.check_replacement(row, reason, replaces)
-
-
 async def _change(
     ctx: TenantContext, row: LotRow, before: str, after: str, reason: str, action: str
 ) -> None:
     await queries.set_status(row.id, after)
-    await queries.insert_change(ctx.tenant_id, row.id, before, after, reason, _actor(ctx), None)
+    await queries.insert_change(ctx.tenant_id, row.id, before, after, reason, actor_of(ctx), None)
     material = await queries.material(row.material_id)
     await audit.record(
         ctx,

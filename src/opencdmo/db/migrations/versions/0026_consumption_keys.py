@@ -2,13 +2,13 @@
 answer, a second tap) is given the first use instead of using the container again.
 
 Revision ID: 0026
-Revises: 0024
+Revises: 0025
 """
 
 from opencdmo.db.script import run
 
 revision = "0026"
-down_revision = "0024"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 

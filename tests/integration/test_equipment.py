@@ -1,0 +1,328 @@
+"""Equipment against the real database: the registry's rules and the manifest's errors,
+provisioning as code (idempotent, audited), the signed logbook, and equipment in a batch step
+(each gating refusal, an exception instead by the manifest, two batches taking one unit at
+once, freed when the step is done)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from opencdmo.equipment import service as equipment
+from opencdmo.equipment.service import Registration, Work
+from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
+from opencdmo.tenancy.manifest import ManifestError
+from opencdmo.tenancy.provision import apply_path
+from tests.conftest import PASSWORD, World, member_as
+
+SIGNALS = {
+    "chamber_temperature": {"node": "ns=2;s=INC01.Temperature", "unit": "Cel"},
+    "co2_concentration": {"node": "ns=2;s=INC01.CO2", "unit": "%"},
+}
+OPCUA = {
+    "endpoint": "opc.tcp://127.0.0.1:4840/opencdmo/sim",
+    "security": {"mode": "None"},
+    "user": {"name": "capture", "password_env": "INC01_OPCUA_PASSWORD"},
+    "signals": SIGNALS,
+}
+
+
+def incubator(code: str = "INC-01", site: str = "A1", **kw: Any) -> Registration:
+    return Registration(
+        code, "co2-incubator", site, kw.pop("name", ""), opcua=kw.pop("opcua", OPCUA), **kw
+    )
+
+
+async def _actions(owner: asyncpg.Connection, ctx: TenantContext, entity: object) -> list[str]:
+    rows = await owner.fetch(
+        "SELECT action FROM audit_events WHERE tenant_id = $1 AND entity_id = $2 ORDER BY seq",
+        ctx.tenant_id,
+        str(entity),
+    )
+    return [r["action"] for r in rows]
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+async def test_register_and_read(
+    own_tenant: TenantContext, world: World, synced: Any, owner: asyncpg.Connection
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    unit = await equipment.register(boss, incubator(calibration_due=date(2030, 1, 1)))
+    assert (unit.code, unit.status, unit.class_slug) == ("INC-01", "available", "co2-incubator")
+    assert unit.name == "CO2 incubator INC-01" or unit.name.endswith("INC-01")
+    stored = unit.connection
+    assert stored is not None
+    assert stored["security"] == {"mode": "None", "policy": "None"}
+    assert stored["signals"]["co2_concentration"] == {"node": "ns=2;s=INC01.CO2", "unit": "%"}
+    view = await equipment.get_unit(await member_as(own_tenant, world["viewer"]), "inc-01")
+    assert view.unit.id == unit.id and view.site_code == "A1"
+    assert await _actions(owner, own_tenant, unit.id) == ["equipment.registered"]
+    with pytest.raises(Conflict, match="INC-01 already"):
+        await equipment.register(boss, incubator("inc-01"))
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"class_slug": "no-such-class"}, "class", "not an equipment class"),
+        ({"site": "ZZ"}, "site", "not one of the tenant's sites"),
+        ({"code": "bad code!"}, "code", "letters, digits"),
+        (
+            {"opcua": {**OPCUA, "signals": {"weight": {"node": "ns=2;s=X", "unit": "g"}}}},
+            "opcua.signals.weight",
+            "not a signal of co2-incubator",
+        ),
+        (
+            {
+                "opcua": {
+                    **OPCUA,
+                    "signals": {"chamber_temperature": {"node": "BR01", "unit": "Cel"}},
+                }
+            },
+            "opcua.signals.chamber_temperature.node",
+            "not an OPC UA node id",
+        ),
+        (
+            {"opcua": {**OPCUA, "user": {"name": "capture", "password": "secret"}}},
+            "opcua.user.password",
+            "never goes in",
+        ),
+        (
+            {"opcua": {**OPCUA, "signals": {"chamber_temperature": {"node": "i=5", "unit": "g"}}}},
+            "opcua.signals.chamber_temperature.unit",
+            "does not measure",
+        ),
+        (
+            {"opcua": {**OPCUA, "security": {"mode": "Sign"}}},
+            "opcua.security.policy",
+            "must be one of",
+        ),
+        ({"opcua": {**OPCUA, "endpoint": "http://x"}}, "opcua.endpoint", "opc.tcp"),
+    ],
+)
+async def test_registration_refusals(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    owner: asyncpg.Connection,
+    change: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    given = incubator()
+    given = Registration(**{**given.__dict__, **change})
+    with pytest.raises(ValidationFailed, match=says) as caught:
+        await equipment.register(boss, given)
+    assert caught.value.details["field"] == field
+    assert (
+        await owner.fetchval(
+            "SELECT count(*) FROM equipment WHERE tenant_id = $1", own_tenant.tenant_id
+        )
+        == 0
+    )
+
+
+async def test_only_managers_register(own_tenant: TenantContext, world: World, synced: Any) -> None:
+    for who in ("operator", "viewer", "bare"):
+        with pytest.raises(Forbidden):
+            await equipment.register(await member_as(own_tenant, world[who]), incubator())
+
+
+async def test_change_and_status_with_reason(
+    own_tenant: TenantContext, world: World, synced: Any, owner: asyncpg.Connection
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    unit = await equipment.register(boss, incubator())
+    assert await equipment.change(boss, unit.id, incubator(name="Incubator one")) is True
+    assert await equipment.change(boss, unit.id, incubator(name="Incubator one")) is False
+    with pytest.raises(ValidationFailed, match="reason"):
+        await equipment.set_status(boss, unit.id, "maintenance", " ")
+    with pytest.raises(ValidationFailed, match="in use is set by a batch"):
+        await equipment.set_status(boss, unit.id, "in_use", "x")
+    changed = await equipment.set_status(boss, unit.id, "maintenance", "fan replaced")
+    assert changed.status == "maintenance"
+    with pytest.raises(Conflict, match="already"):
+        await equipment.set_status(boss, unit.id, "maintenance", "again")
+    view = await equipment.get_unit(boss, unit.code)
+    assert [(e.kind, e.status_from, e.status_to, e.note) for e in view.logbook] == [
+        ("status", "available", "maintenance", "fan replaced")
+    ]
+    assert await _actions(owner, own_tenant, unit.id) == [
+        "equipment.registered",
+        "equipment.changed",
+        "equipment.status_changed",
+    ]
+    reason = await owner.fetchval(
+        "SELECT reason FROM audit_events WHERE entity_id = $1 AND action = 'equipment.status_changed'",
+        str(unit.id),
+    )
+    assert reason == "fan replaced"
+
+
+async def test_other_tenants_unit_is_not_found(
+    own_tenant: TenantContext, world: World, synced: Any
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    unit = await equipment.register(boss, incubator())
+    for key in (str(unit.id), unit.code):
+        with pytest.raises(NotFound):
+            await equipment.find(world.beta, key)
+    with pytest.raises(NotFound):
+        await equipment.set_status(world.beta, unit.id, "maintenance", "x")
+
+
+# --- logbook ----------------------------------------------------------------------------------
+
+
+async def test_signed_logbook(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    settings: Settings,
+    owner: asyncpg.Connection,
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    operator = await member_as(own_tenant, world["operator"])
+    unit = await equipment.register(boss, incubator())
+    until = datetime(2031, 1, 1, 12, tzinfo=UTC)
+    entry = await equipment.log_work(
+        settings,
+        operator,
+        unit.id,
+        Work("cleaning", "wiped with 70% IPA", clean_until=until),
+        PASSWORD,
+    )
+    assert entry.signature_id is not None and entry.performed_by == world["operator"].user_id
+    await equipment.log_work(
+        settings,
+        operator,
+        unit.id,
+        Work("calibration", "probe checked", calibration_due=date(2031, 6, 1)),
+        PASSWORD,
+    )
+    await equipment.log_work(
+        settings, operator, unit.id, Work("maintenance", "filter changed"), PASSWORD
+    )
+    view = await equipment.get_unit(operator, unit.code)
+    assert view.unit.clean_until == until and view.unit.calibration_due == date(2031, 6, 1)
+    assert sorted(e.kind for e in view.logbook) == ["calibration", "cleaning", "maintenance"]
+    signed = await owner.fetch(
+        "SELECT meaning, signer_id, reason FROM signatures WHERE record_type = 'equipment' "
+        "AND record_id = $1 ORDER BY signed_at",
+        str(unit.id),
+    )
+    assert [(s["meaning"], s["signer_id"]) for s in signed] == [
+        ("performed", world["operator"].user_id)
+    ] * 3
+    assert signed[0]["reason"] == "wiped with 70% IPA"
+    actions = await _actions(owner, own_tenant, unit.id)
+    assert actions.count("signature.applied") == 3
+    assert "equipment.cleaning_recorded" in actions and "equipment.calibration_recorded" in actions
+    # Wrong password, a missing date, a viewer: refused, nothing written.
+    with pytest.raises(NotAuthenticated):
+        await equipment.log_work(settings, operator, unit.id, Work("maintenance", "x"), "wrong")
+    with pytest.raises(ValidationFailed, match="clean_until"):
+        await equipment.log_work(settings, operator, unit.id, Work("cleaning", "x"), PASSWORD)
+    viewer = await member_as(own_tenant, world["viewer"])
+    with pytest.raises(Forbidden):
+        await equipment.log_work(settings, viewer, unit.id, Work("maintenance", "x"), PASSWORD)
+    assert len((await equipment.get_unit(operator, unit.code)).logbook) == 3
+    # The logbook is append-only.
+    with pytest.raises(asyncpg.PostgresError):
+        await owner.execute(
+            "UPDATE equipment_logbook SET note = 'x' WHERE equipment_id = $1", unit.id
+        )
+
+
+# --- manifest ---------------------------------------------------------------------------------
+
+MANIFEST = """
+name: Delta Cells
+kind: cdmo
+sites:
+  - {code: D1, name: Delta plant, time_zone: Europe/Paris}
+equipment:
+  - code: INC-01
+    class: co2-incubator
+    site: D1
+    calibration_due: 2030-05-01
+    opcua:
+      endpoint: opc.tcp://127.0.0.1:4840/opencdmo/sim
+      security: {mode: None}
+      signals:
+        chamber_temperature: {node: "ns=2;s=INC01.Temperature", unit: Cel}
+"""
+
+
+def _write(root: Path, slug: str, text: str) -> Path:
+    (root / slug).mkdir(parents=True, exist_ok=True)
+    path = root / slug / "tenant.yaml"
+    path.write_text(text)
+    return path
+
+
+async def test_manifest_provisions_equipment_idempotently(
+    world: World, synced: Any, tmp_path: Path, owner: asyncpg.Connection
+) -> None:
+    slug = f"delta-{uuid.uuid4().hex[:6]}"
+    _write(tmp_path, slug, MANIFEST)
+    lines: list[str] = []
+    await apply_path(tmp_path, lines.append)
+    assert any("equipment INC-01 registered" in line for line in lines)
+    assert await apply_path(tmp_path, lines.append) == 0
+    _write(tmp_path, slug, MANIFEST.replace("2030-05-01", "2030-06-01"))
+    assert await apply_path(tmp_path, lines.append) == 1
+    tenant_id = await owner.fetchval("SELECT id FROM tenants WHERE slug = $1", slug)
+    row = await owner.fetchrow(
+        "SELECT id, calibration_due, opcua FROM equipment WHERE tenant_id = $1", tenant_id
+    )
+    assert row["calibration_due"] == date(2030, 6, 1)
+    assert json.loads(row["opcua"])["signals"]["chamber_temperature"]["unit"] == "Cel"
+    actions = await owner.fetch(
+        "SELECT action FROM audit_events WHERE tenant_id = $1 AND entity_type = 'equipment' ORDER BY seq",
+        tenant_id,
+    )
+    assert [a["action"] for a in actions] == ["equipment.registered", "equipment.changed"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "says"),
+    [
+        (("co2-incubator", "no-such-class"), "equipment.0.class", "not an equipment class"),
+        (("chamber_temperature", "weight"), "equipment.0.opcua.signals.weight", "not a signal"),
+        (
+            ('"ns=2;s=INC01.Temperature"', '"INC01"'),
+            "equipment.0.opcua.signals.chamber_temperature.node",
+            "node id",
+        ),
+        (
+            (
+                "security: {mode: None}",
+                "security: {mode: None}\n      user: {name: c, password: s}",
+            ),
+            "equipment.0.opcua.user.password",
+            "never",
+        ),
+        (("site: D1", "site: D9"), "equipment.0.site", "not a site"),
+    ],
+)
+async def test_manifest_equipment_errors_name_the_path(
+    world: World, synced: Any, tmp_path: Path, edit: tuple[str, str], where: str, says: str
+) -> None:
+    slug = f"delta-{uuid.uuid4().hex[:6]}"
+    path = _write(tmp_path, slug, MANIFEST.replace(*edit))
+    with pytest.raises(ManifestError, match=says) as caught:
+        await apply_path(tmp_path, lambda _: None)
+    assert caught.value.details == {"file": str(path), "field": where}
+    assert str(path) in caught.value.message and where in caught.value.message

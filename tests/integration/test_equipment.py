@@ -5,23 +5,29 @@ once, freed when the step is done)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from opencdmo.batches import equipment_use
+from opencdmo.batches import service as batches
+from opencdmo.batches.execution import command_phase
 from opencdmo.equipment import service as equipment
 from opencdmo.equipment.service import Registration, Work
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.tenancy import batch_rules
 from opencdmo.tenancy.manifest import ManifestError
 from opencdmo.tenancy.provision import apply_path
 from tests.conftest import PASSWORD, World, member_as
+from tests.integration.batch_world import Plant, batch_of, new_plant, start_phase, underway
 
 SIGNALS = {
     "chamber_temperature": {"node": "ns=2;s=INC01.Temperature", "unit": "Cel"},
@@ -326,3 +332,203 @@ async def test_manifest_equipment_errors_name_the_path(
         await apply_path(tmp_path, lambda _: None)
     assert caught.value.details == {"file": str(path), "field": where}
     assert str(path) in caught.value.message and where in caught.value.message
+
+
+# --- in a batch -------------------------------------------------------------------------------
+
+CLEAN = datetime(2099, 1, 1, tzinfo=UTC)
+
+
+async def ready(plant: Plant, settings: Settings, given: Registration, clean: bool = True) -> Any:
+    """A unit registered in the plant (by its supervisor) and cleaned (by its operator)."""
+    unit = await equipment.register(plant.supervisor, given)
+    if clean:
+        work = Work("cleaning", "cleaned for use", clean_until=CLEAN)
+        await equipment.log_work(settings, plant.operator, unit.id, work, PASSWORD)
+    return await equipment.find(plant.supervisor, unit.code)
+
+
+@pytest.fixture
+async def plant(world: World, owner: asyncpg.Connection, settings: Settings, synced: Any) -> Plant:
+    return await new_plant(world, owner, settings)
+
+
+async def running_batch(plant: Plant) -> uuid.UUID:
+    made = await batch_of(plant)
+    await underway(plant, made.id)
+    return made.id
+
+
+async def _bindings(owner: asyncpg.Connection, batch_id: uuid.UUID) -> int:
+    found: int = await owner.fetchval(
+        "SELECT count(*) FROM batch_equipment WHERE batch_id = $1", batch_id
+    )
+    return found
+
+
+async def test_bind_marks_in_use_and_step_completion_frees_it(
+    plant: Plant, settings: Settings, owner: asyncpg.Connection
+) -> None:
+    unit = await ready(plant, settings, incubator(site="S1"))
+    batch_id = await running_batch(plant)
+    bound = await equipment_use.bind(plant.operator, batch_id, "activate", "inc-01")
+    assert bound.raised == [] and bound.unit.status == "in_use"
+    assert bound.binding.step == "activate" and bound.binding.released_at is None
+    with pytest.raises(Conflict, match="in this step already"):
+        await equipment_use.bind(plant.operator, batch_id, "activate", unit.code)
+    with pytest.raises(Conflict, match="in use by a batch step"):
+        await equipment.set_status(plant.supervisor, unit.id, "maintenance", "x")
+    bench = await equipment_use.at_the_bench(plant.viewer, batch_id)
+    assert [u.code for _, u in bench["activate"].held] == ["INC-01"]
+    assert "co2-incubator" in bench["activate"].classes
+    # The step's last phase done frees the unit and writes its logbook.
+    phases = [p[1] for p in await _phases(plant, batch_id) if p[0] == "activate"]
+    for phase in phases:
+        await _finish(plant, batch_id, phase)
+    view = await equipment.get_unit(plant.viewer, unit.code)
+    assert view.unit.status == "available" and view.holder is None
+    used = [e for e in view.logbook if e.kind == "use"]
+    assert len(used) == 1 and used[0].batch_id == batch_id and used[0].step == "activate"
+    assert used[0].used_from == bound.binding.bound_at and used[0].used_to is not None
+    assert used[0].note.startswith("used by batch ")
+    batch_actions = await _actions(owner, plant.ctx, batch_id)
+    assert "batch.equipment_bound" in batch_actions
+    assert "batch.equipment_released" in batch_actions
+    assert "equipment.used" in await _actions(owner, plant.ctx, unit.id)
+
+
+async def _phases(plant: Plant, batch_id: uuid.UUID) -> list[tuple[str, str, str]]:
+    from opencdmo.batches import record
+
+    found = await record.read(plant.viewer, batch_id)
+    return [(v.planned.step, v.planned.phase, v.status) for v in found.phases]
+
+
+async def _finish(plant: Plant, batch_id: uuid.UUID, phase: str) -> None:
+    status = next(p[2] for p in await _phases(plant, batch_id) if p[1] == phase)
+    if status == "idle":
+        await start_phase(plant, batch_id, phase)
+    await command_phase(plant.operator, batch_id, "activate", phase, "complete", "test set-up")
+
+
+async def test_batch_end_frees_its_equipment(plant: Plant, settings: Settings) -> None:
+    unit = await ready(plant, settings, incubator(site="S1"))
+    batch_id = await running_batch(plant)
+    await equipment_use.bind(plant.operator, batch_id, "activate", unit.code)
+    await batches.command_batch(plant.supervisor, batch_id, "abort", "contaminated")
+    view = await equipment.get_unit(plant.viewer, unit.code)
+    assert view.unit.status == "available"
+    assert [e.kind for e in view.logbook if e.kind == "use"] == ["use"]
+
+
+async def _past(owner: asyncpg.Connection, unit_id: uuid.UUID, column: str, value: Any) -> None:
+    await owner.execute(f"UPDATE equipment SET {column} = $2 WHERE id = $1", unit_id, value)
+
+
+@pytest.mark.parametrize(
+    ("setup", "says"),
+    [
+        ("wrong_class", "the step takes"),
+        ("other_site", "another site"),
+        ("maintenance", "maintenance, not available"),
+        ("out_of_service", "out of service, not available"),
+        ("cleaning", "cleaning, not available"),
+        ("not_cleaned", "not clean"),
+        ("clean_expired", "not clean"),
+        ("calibration_overdue", "calibration was due"),
+        ("qualification_overdue", "qualification was due"),
+    ],
+)
+async def test_each_gating_refusal_writes_nothing(
+    plant: Plant, settings: Settings, owner: asyncpg.Connection, setup: str, says: str
+) -> None:
+    given = incubator(site="S1")
+    if setup == "wrong_class":
+        given = Registration("BR-09", "rocking-motion-bioreactor", "S1")
+    if setup == "other_site":
+        given = incubator(site="S2")
+    unit = await ready(plant, settings, given, clean=setup != "not_cleaned")
+    yesterday = date.today() - timedelta(days=2)
+    if setup in ("maintenance", "out_of_service", "cleaning"):
+        await equipment.set_status(plant.supervisor, unit.id, setup, "planned")
+    if setup == "clean_expired":
+        await _past(owner, unit.id, "clean_until", datetime.now(UTC) - timedelta(hours=1))
+    if setup == "calibration_overdue":
+        await _past(owner, unit.id, "calibration_due", yesterday)
+    if setup == "qualification_overdue":
+        await _past(owner, unit.id, "qualification_due", yesterday)
+    batch_id = await running_batch(plant)
+    with pytest.raises(Conflict, match=says) as caught:
+        await equipment_use.bind(plant.operator, batch_id, "activate", unit.code)
+    assert caught.value.details["kind"] == "equipment_not_ready"
+    assert await _bindings(owner, batch_id) == 0
+    assert (await equipment.find(plant.viewer, unit.code)).status != "in_use"
+
+
+async def test_refusals_by_role_state_and_tenant(
+    plant: Plant, settings: Settings, world: World, owner: asyncpg.Connection
+) -> None:
+    unit = await ready(plant, settings, incubator(site="S1"))
+    made = await batch_of(plant)
+    with pytest.raises(Conflict, match="needs it Running"):
+        await equipment_use.bind(plant.operator, made.id, "activate", unit.code)
+    await underway(plant, made.id)
+    with pytest.raises(Forbidden):
+        await equipment_use.bind(plant.viewer, made.id, "activate", unit.code)
+    with pytest.raises(ValidationFailed, match="no step"):
+        await equipment_use.bind(plant.operator, made.id, "nope", unit.code)
+    with pytest.raises(NotFound):
+        await equipment_use.bind(plant.operator, made.id, "activate", "NO-SUCH")
+    # Another tenant's unit, by code or id, is not found; so is this batch from there.
+    other = await equipment.register(
+        await member_as(world.alpha, world["supervisor"]),
+        incubator(f"AX-{uuid.uuid4().hex[:6]}", site="A1"),
+    )
+    for key in (other.code, str(other.id)):
+        with pytest.raises(NotFound):
+            await equipment_use.bind(plant.operator, made.id, "activate", key)
+    with pytest.raises(NotFound):
+        await equipment_use.bind(world.beta, made.id, "activate", unit.code)
+    assert await _bindings(owner, made.id) == 0
+
+
+async def test_manifest_severity_raises_an_exception_instead(
+    plant: Plant, settings: Settings, owner: asyncpg.Connection
+) -> None:
+    rules = batch_rules.ExceptionRules({"equipment_not_ready": "major"})
+    assert await batch_rules.set_exception_rules(plant.ctx, rules)
+    unit = await ready(plant, settings, incubator(site="S1"), clean=False)
+    batch_id = await running_batch(plant)
+    bound = await equipment_use.bind(plant.operator, batch_id, "activate", unit.code)
+    assert bound.raised == ["equipment_not_ready"] and bound.unit.status == "in_use"
+    row = await owner.fetchrow(
+        "SELECT kind, severity, message, step FROM batch_exceptions WHERE batch_id = $1 "
+        "AND kind = 'equipment_not_ready'",
+        batch_id,
+    )
+    assert (row["severity"], row["step"]) == ("major", "activate")
+    assert "not clean" in row["message"]
+    # A unit another batch holds is refused whatever the severity.
+    second = await running_batch(plant)
+    with pytest.raises(Conflict, match="in use by another batch step"):
+        await equipment_use.bind(plant.operator, second, "activate", unit.code)
+
+
+async def test_two_batches_taking_one_unit_at_once(
+    plant: Plant, settings: Settings, browser: Any, owner: asyncpg.Connection
+) -> None:
+    unit = await ready(plant, settings, incubator(site="S1"))
+    first, second = await running_batch(plant), await running_batch(plant)
+    clients = [await browser("operator"), await browser("operator")]
+    url = f"/api/v1/t/{plant.ctx.slug}/batches/{{}}/equipment"
+    answers = await asyncio.gather(
+        *(
+            c.send("POST", url.format(b), json={"step": "activate", "equipment": unit.code})
+            for c, b in zip(clients, (first, second), strict=True)
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 409], [a.text for a in answers]
+    lost = next(a for a in answers if a.status_code == 409)
+    assert "in use by another batch step" in lost.json()["error"]["message"]
+    assert await _bindings(owner, first) + await _bindings(owner, second) == 1

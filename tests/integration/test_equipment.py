@@ -532,3 +532,68 @@ async def test_two_batches_taking_one_unit_at_once(
     lost = next(a for a in answers if a.status_code == 409)
     assert "in use by another batch step" in lost.json()["error"]["message"]
     assert await _bindings(owner, first) + await _bindings(owner, second) == 1
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+async def test_equipment_pages_and_forms(
+    plant: Plant, settings: Settings, browser: Any, owner: asyncpg.Connection
+) -> None:
+    base = f"/t/{plant.ctx.slug}/equipment"
+    boss = await browser("admin")  # the plant's production supervisor
+    listing = await boss.get(base)
+    assert listing.status_code == 200 and 'id="unit-form"' in listing.text
+    assert f'href="/t/{plant.ctx.slug}/equipment"' in listing.text  # the main menu entry
+    refused = await boss.send("POST", base, data={"code": "INC-07", "class": "", "site": "S1"})
+    assert refused.status_code == 422 and "not an equipment class" in refused.text
+    made = await boss.send(
+        "POST", base, data={"code": "INC-07", "class": "co2-incubator", "site": "S1"}
+    )
+    assert made.status_code == 303 and made.headers["location"] == f"{base}/INC-07"
+    unit_page = await boss.get(f"{base}/inc-07")
+    assert unit_page.status_code == 200 and 'id="status-form"' in unit_page.text
+    no_reason = await boss.send(
+        "POST", f"{base}/INC-07/status", data={"status": "maintenance", "reason": ""}
+    )
+    assert no_reason.status_code == 422 and "reason is required" in no_reason.text
+    done = await boss.send(
+        "POST", f"{base}/INC-07/status", data={"status": "maintenance", "reason": "door seal"}
+    )
+    assert done.status_code == 303
+    await boss.send("POST", f"{base}/INC-07/status", data={"status": "available", "reason": "ok"})
+    signed = await boss.send(
+        "POST",
+        f"{base}/INC-07/logbook",
+        data={
+            "kind": "cleaning",
+            "note": "wiped down",
+            "clean_until": "2099-01-01T08:00",
+            "password": PASSWORD,
+        },
+    )
+    assert signed.status_code == 303, signed.text
+    page = (await boss.get(f"{base}/INC-07")).text
+    assert "wiped down" in page and "door seal" in page
+    viewer = await browser("viewer")
+    seen = await viewer.get(f"{base}/INC-07")
+    assert seen.status_code == 200 and 'id="logbook-form"' not in seen.text
+    assert (await viewer.get(f"{base}/NO-SUCH")).status_code == 404
+    # At the bench: the step lists the unit; the operator takes it with the step's form.
+    batch_id = await running_batch(plant)
+    operator = await browser("operator")
+    run = await operator.get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
+    assert 'id="e-activate-form"' in run.text and "INC-07" in run.text
+    taken = await operator.send(
+        "POST",
+        f"/t/{plant.ctx.slug}/batches/{batch_id}/run/equipment",
+        data={"step": "activate", "scanned": "", "picked": "INC-07"},
+    )
+    assert taken.status_code == 303, taken.text
+    again = await operator.send(
+        "POST",
+        f"/t/{plant.ctx.slug}/batches/{batch_id}/run/equipment",
+        data={"step": "activate", "scanned": "INC-07"},
+    )
+    assert again.status_code == 409 and "in this step already" in again.text
+    assert await _bindings(owner, batch_id) == 1

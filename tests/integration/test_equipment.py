@@ -597,3 +597,27 @@ async def test_equipment_pages_and_forms(
     )
     assert again.status_code == 409 and "in this step already" in again.text
     assert await _bindings(owner, batch_id) == 1
+
+
+@pytest.mark.parametrize(
+    "opcua",
+    [
+        {**OPCUA, "signals": {"chamber_temperature": {"node": "ns=2;s=A\x00B", "unit": "Cel"}}},
+        {**OPCUA, "endpoint": "opc.tcp://127.0.0.1:4840/x\n"},
+        {**OPCUA, "security": ["None"]},
+        {**OPCUA, "signals": ["chamber_temperature"]},
+        "opc.tcp://127.0.0.1:4840",
+    ],
+)
+async def test_odd_descriptions_are_clear_errors(
+    own_tenant: TenantContext, world: World, synced: Any, opcua: Any
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    with pytest.raises(ValidationFailed) as caught:
+        await equipment.register(boss, incubator(opcua=opcua))
+    assert str(caught.value.details["field"]).startswith("opcua")
+    for code in ("A\x00B", "A B\n"):
+        with pytest.raises((ValidationFailed, NotFound)):
+            await equipment.register(boss, incubator(code))
+        with pytest.raises(NotFound):
+            await equipment.find(boss, code)

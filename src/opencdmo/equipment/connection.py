@@ -60,6 +60,8 @@ def _mapping(value: object, where: str, keys: tuple[str, ...]) -> Mapping[str, A
 def _string(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(where, "must be a non-empty string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise _fail(where, "must not hold control characters")
     return value.strip()
 
 
@@ -68,7 +70,7 @@ def check(raw: object, of_class: EquipmentClass | None, where: str = "opcua") ->
     the form it is stored in; without a class, its form alone (a manifest read offline)."""
     data = _mapping(raw, where, ("endpoint", "security", "user", "signals"))
     endpoint = _string(data.get("endpoint"), f"{where}.endpoint")
-    if not ENDPOINT.match(endpoint):
+    if not ENDPOINT.fullmatch(endpoint):
         raise _fail(f"{where}.endpoint", f"'{endpoint[:80]}' is not an opc.tcp:// address")
     found: dict[str, Any] = {"endpoint": endpoint, "security": _security(data, where)}
     if data.get("user") is not None:
@@ -100,7 +102,7 @@ def _user(raw: object, where: str) -> dict[str, str]:
     if len(name) > USER_NAME_MAX:
         raise _fail(f"{where}.name", f"has at most {USER_NAME_MAX} characters")
     env = _string(data.get("password_env"), f"{where}.password_env")
-    if not ENV_NAME.match(env):
+    if not ENV_NAME.fullmatch(env):
         raise _fail(
             f"{where}.password_env",
             "must be the name of an environment variable (A-Z, 0-9 and _), not a password",
@@ -126,7 +128,7 @@ def _signals(raw: object, of_class: EquipmentClass | None, where: str) -> dict[s
             )
         signal = _mapping(value, at, ("node", "unit"))
         node = _string(signal.get("node"), f"{at}.node")
-        if not NODE_ID.match(node):
+        if not NODE_ID.fullmatch(node):
             raise _fail(
                 f"{at}.node",
                 f"'{node[:80]}' is not an OPC UA node id (like ns=2;s=BR01.Temperature or i=2258)",

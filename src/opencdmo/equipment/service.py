@@ -35,6 +35,7 @@ STATUSES: Final = ("available", "in_use", "cleaning", "maintenance", "out_of_ser
 SETTABLE: Final = tuple(s for s in STATUSES if s != "in_use")
 WORK: Final = ("cleaning", "maintenance", "calibration")
 CODE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 NAME_MAX: Final = 200
 NOTE_MAX: Final = 2000
 MEANING: Final = "performed"
@@ -70,7 +71,7 @@ def _actor(ctx: TenantContext) -> UUID:
 
 def _code(value: str) -> str:
     code = value.strip()
-    if not CODE.match(code):
+    if not CODE.fullmatch(code):
         raise ValidationFailed(
             "code: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
             details={"field": "code"},
@@ -81,7 +82,8 @@ def _code(value: str) -> str:
 async def _settable(given: Registration) -> Settable:
     """The registration checked in the open transaction: a class the tenant sees, one of its
     sites, a name, and the connection description against the class's signals."""
-    of_class = await q.equipment_class(given.class_slug.strip())
+    slug = given.class_slug.strip()
+    of_class = await q.equipment_class(slug) if SLUG.fullmatch(slug) else None
     if of_class is None:
         raise ValidationFailed(
             f"class: '{given.class_slug[:64]}' is not an equipment class of the tenant's library "
@@ -357,7 +359,8 @@ async def lookup(code_or_id: str, *, lock: bool = False) -> UnitRow:
         return await q.unit(UUID(code_or_id), lock=lock)
     except ValueError:
         pass
-    found = await q.unit_by_code(code_or_id.strip()[:64], lock=lock)
+    code = code_or_id.strip()
+    found = await q.unit_by_code(code, lock=lock) if CODE.fullmatch(code) else None
     if found is None:
         raise NotFound("No such equipment.")
     return found

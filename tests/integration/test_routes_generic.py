@@ -201,12 +201,15 @@ async def _equipment(world: World, ctx: TenantContext) -> str:
     from opencdmo.db.tx import tenant_id_transaction
     from opencdmo.equipment import queries as eq
     from opencdmo.tenancy.service import list_sites
+    from tests.conftest import recorded
 
     site = (await list_sites(ctx))[0]
     code = f"RT-{uuid.uuid4().hex[:8]}"
     new = eq.Settable("co2-incubator", f"Route unit {code}", site.id, None, None, None)
     async with tenant_id_transaction(ctx.tenant_id):
-        await eq.insert_unit(ctx.tenant_id, code, new, None)
+        unit_id = await eq.insert_unit(ctx.tenant_id, code, new, None)
+    # Its registration's event, as the registry writes it (audit verify looks for it).
+    await recorded(ctx, "equipment.registered", "equipment", unit_id, new={"code": code})
     return code
 
 

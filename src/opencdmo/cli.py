@@ -370,10 +370,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         from opencdmo.hub.content import ROOT as HUB_ROOT
         from opencdmo.hub.service import sync
 
-        await apply_path(root, _print)
+        # The HUB first: the manifests' equipment units are of its equipment classes.
         if HUB_ROOT.is_dir():
             result = await sync(HUB_ROOT, lambda line: None)
             _print(f"HUB: {len(result.published)} published, {result.unchanged} already there")
+        await apply_path(root, _print)
         meta = RequestMeta(request_id="cli:demo")
         for manifest in discover(root):
             if manifest.kind == "cdmo":

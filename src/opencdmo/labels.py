@@ -20,6 +20,13 @@ NAMES: Final[dict[str, str]] = {
     "production_operator": "Production operator",
     "materials_handler": "Materials handler",
     "viewer": "Viewer",
+    # equipment statuses and logbook entries
+    "available": "Available",
+    "in_use": "In use",
+    "out_of_service": "Out of service",
+    "maintenance": "Maintenance",
+    "cleaning": "Cleaning",
+    "calibration": "Calibration",
     # HUB item kinds
     "unit_operation": "Unit operation",
     "method": "QC method",

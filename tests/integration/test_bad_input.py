@@ -91,6 +91,7 @@ async def _ids(world: World) -> dict[str, str]:
         "location_id": await FACTORIES["location_id"](world, world.alpha),
         "container_id": await FACTORIES["container_id"](world, world.alpha),
         "start_id": await FACTORIES["start_id"](world, world.alpha),
+        "code": await FACTORIES["code"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

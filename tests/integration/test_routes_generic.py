@@ -195,6 +195,24 @@ async def _container(world: World, ctx: TenantContext) -> str:
         return str((await queries.containers(lot_id))[0].id)
 
 
+async def _equipment(world: World, ctx: TenantContext) -> str:
+    """An equipment unit at the tenant's first site, written through the equipment queries
+    (its code: the route parameter)."""
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.equipment import queries as eq
+    from opencdmo.tenancy.service import list_sites
+    from tests.conftest import recorded
+
+    site = (await list_sites(ctx))[0]
+    code = f"RT-{uuid.uuid4().hex[:8]}"
+    new = eq.Settable("co2-incubator", f"Route unit {code}", site.id, None, None, None)
+    async with tenant_id_transaction(ctx.tenant_id):
+        unit_id = await eq.insert_unit(ctx.tenant_id, code, new, None)
+    # Its registration's event, as the registry writes it (audit verify looks for it).
+    await recorded(ctx, "equipment.registered", "equipment", unit_id, new={"code": code})
+    return code
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -211,6 +229,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "start_id": _lot,  # a genealogy trace starts from a lot (or a batch)
     "location_id": _location,
     "container_id": _container,
+    "code": _equipment,  # an equipment unit's code
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -240,6 +259,18 @@ JSON_BODIES: dict[str, Any] = {
         "material_id": "00000000-0000-0000-0000-000000000000",
         "quantity": "1",
         "unit": "mL",
+    },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/equipment": {
+        "step": "activate",
+        "equipment": "NO-SUCH-UNIT",
+    },
+    "/api/v1/t/{slug:str}/equipment": {"code": "RT-X", "class": "co2-incubator", "site": "A1"},
+    "/api/v1/t/{slug:str}/equipment/{code:str}": {"class": "co2-incubator", "site": "A1"},
+    "/api/v1/t/{slug:str}/equipment/{code:str}/status": {"status": "maintenance", "reason": "x"},
+    "/api/v1/t/{slug:str}/equipment/{code:str}/logbook": {
+        "kind": "maintenance",
+        "note": "x",
+        "password": "x",
     },
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes/from-hub": {

@@ -246,6 +246,10 @@ def _lot(e: _Event) -> Part:
     return e.entity(f"lot {e.value('lot_number')} of {e.value('material')}")
 
 
+def _unit(e: _Event) -> Part:
+    return e.entity(f"equipment {e.value('code')}")
+
+
 def _container_moved(e: _Event) -> list[Part]:
     came = e.value("location", "old")
     return [
@@ -280,6 +284,13 @@ def _coa(e: _Event, side: str = "new") -> str:
 
 _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
+    "batch.equipment_bound": lambda e: _in_batch(
+        e, f"took equipment {e.value('code')} for step {e.value('step_name')}"
+    ),
+    "batch.equipment_released": lambda e: [
+        _t(f"Equipment {e.value('code')} was freed from step {e.value('step_name')} of "),
+        e.entity(f"batch {e.value('number')}"),
+    ],
     "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
     "batch.phase_witnessed": lambda e: _in_batch(e, f"witnessed {e.value('phase_name')}"),
     "batch.identity_checked": lambda e: _in_batch(
@@ -533,6 +544,40 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         e.entity(f"location {e.value('path')}"),
     ],
     "container.moved": _container_moved,
+    "equipment.registered": lambda e: [
+        e.actor,
+        _t(" registered "),
+        _unit(e),
+        _t(f" ({e.value('class')}) at site {e.value('site')}"),
+    ],
+    "equipment.changed": lambda e: [e.actor, _t(" changed "), _unit(e)],
+    "equipment.status_changed": lambda e: [
+        e.actor,
+        _t(" set "),
+        _unit(e),
+        _t(f" to {label(str(e.value('status'))).lower()}"),
+    ],
+    "equipment.cleaning_recorded": lambda e: [
+        e.actor,
+        _t(" signed a cleaning of "),
+        _unit(e),
+        _t(f", clean until {e.value('clean_until')}"),
+    ],
+    "equipment.maintenance_recorded": lambda e: [
+        e.actor,
+        _t(" signed maintenance of "),
+        _unit(e),
+    ],
+    "equipment.calibration_recorded": lambda e: [
+        e.actor,
+        _t(" signed a calibration of "),
+        _unit(e),
+        _t(f", next due {e.value('calibration_due')}"),
+    ],
+    "equipment.used": lambda e: [
+        _unit(e),
+        _t(f" was used by batch {e.value('number')}, step {e.value('step')}"),
+    ],
     "material.reorder_level_set": _reorder_level,
     "material.suppliers_set": lambda e: [
         e.actor,

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.batches import entry_queries, exceptions, plan, queries, states
+from opencdmo.batches import entry_queries, equipment_release, exceptions, plan, queries, states
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.execution_queries import NewException, PhaseRow
 from opencdmo.batches.queries import BatchRow
@@ -153,6 +153,10 @@ async def command_phase(
             reason=reason or None,
         )
         await exceptions.raise_all(ctx, batch_id, row.number, raised)
+        if target in DONE and all(
+            p.status in DONE for p in await xq.phases(batch_id) if p.step == step
+        ):
+            await equipment_release.release_in(ctx, row, step, "the step is done")
         return await xq.phase(batch_id, step, phase)
 
 

@@ -21,7 +21,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import execution, material_views, materials, outputs, run_sheet
+from opencdmo.batches import equipment_use, execution, material_views, materials, outputs, run_sheet
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict, ValidationFailed
@@ -62,6 +62,7 @@ async def run_page(
         request,
         "batches/run.html",
         bench=await material_views.at_the_bench(ctx, batch_id),
+        gear=await equipment_use.at_the_bench(ctx, batch_id),
         **_context(view),
     )
 
@@ -85,6 +86,7 @@ async def _command(
             request,
             "batches/run.html",
             bench=await material_views.at_the_bench(ctx, batch_id),
+            gear=await equipment_use.at_the_bench(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,
@@ -254,6 +256,31 @@ async def consume_form(
 
 
 @post(
+    RUN + "/equipment",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def equipment_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    """The equipment unit for a step, scanned (its code) or picked."""
+    data = await form_data(request)
+    step = str(data.get("step", ""))[:64]
+
+    async def run() -> str:
+        scanned = str(data.get("scanned", "")).strip() or str(data.get("picked", "")).strip()
+        done = await equipment_use.bind(ctx, batch_id, step, scanned[:64])
+        said = f"{done.unit.code} taken for {label(step)}."
+        if done.raised:
+            said += " Exception raised: " + ", ".join(label(k) for k in done.raised) + "."
+        return said
+
+    return await _command(request, ctx, batch_id, f"e-{step}", run)
+
+
+@post(
     RUN + "/outputs",
     opt=requires("batches", "execute", site_scoped=True),
     include_in_schema=False,
@@ -324,5 +351,6 @@ pages = [
     verify_form,
     phase_command_form,
     consume_form,
+    equipment_form,
     output_form,
 ]

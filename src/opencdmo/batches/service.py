@@ -20,6 +20,7 @@ from opencdmo.batches import (
     control,
     entries,
     entry_queries,
+    equipment_release,
     exceptions,
     execution,
     queries,
@@ -240,6 +241,7 @@ async def command_batch(
         )
         if target in states.FINAL:
             await reservations.release_reservations_in(ctx, row, f"the batch is {target}")
+            await equipment_release.release_in(ctx, row, None, f"the batch is {target}")
     return await get_batch_row(ctx, batch_id)
 
 

@@ -39,6 +39,7 @@ MEANINGS = (
     "released for use",
     "retired",
     "responsibility",
+    "performed",
 )
 
 

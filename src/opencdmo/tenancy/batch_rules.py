@@ -36,12 +36,13 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     "identity_mismatch": "critical",
     "wrong_material": "refuse",
     "over_consumption": "major",
+    "equipment_not_ready": "refuse",
 }
 KINDS = tuple(DEFAULT_SEVERITIES)
 #: Kinds the manifest may make refusals instead (``refuse``): the command is refused and
 #: nothing is written. Using a lot before QC's release, or past its expiry, is never a kind:
 #: it is always refused.
-REFUSABLE = frozenset({"wrong_material", "over_consumption"})
+REFUSABLE = frozenset({"wrong_material", "over_consumption", "equipment_not_ready"})
 REFUSE = "refuse"
 DEFAULT_LATE_ENTRY_MINUTES = 30
 LONGEST_LATE_ENTRY_MINUTES = 10080  # a week

@@ -7,14 +7,20 @@ ensured; grants made later in the UI are left alone.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
 
+import opencdmo
 from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.batch_numbering import DEFAULT_PATTERN, problem
@@ -104,6 +110,28 @@ SCHEMA: dict[str, Any] = {
         }
     },
 }
+
+
+@cache
+def manifest_sections() -> dict[str, ModuleType]:
+    """The sections of a manifest that other contexts own: each context's
+    ``manifest_section`` module, with its ``SECTION`` name, its JSON ``SCHEMA``, ``check(path,
+    value, data)`` (offline, a ManifestError naming the path) and ``apply(ctx, path, checked,
+    report)`` (the number of changes). Found by name, as the app finds routes."""
+    found: dict[str, ModuleType] = {}
+    for package in pkgutil.iter_modules(opencdmo.__path__):
+        name = f"opencdmo.{package.name}.manifest_section"
+        if package.ispkg and importlib.util.find_spec(name):
+            module = importlib.import_module(name)
+            found[module.SECTION] = module
+    return found
+
+
+def schema() -> dict[str, Any]:
+    sections = {name: module.SCHEMA for name, module in manifest_sections().items()}
+    return {**SCHEMA, "properties": {**SCHEMA["properties"], **sections}}
+
+
 SLUG = r"^[a-z0-9][a-z0-9-]{0,48}[a-z0-9]$"
 
 
@@ -131,6 +159,7 @@ class Manifest:
     token_policy: TokenPolicy = field(default_factory=TokenPolicy)
     batch_number_pattern: str = DEFAULT_PATTERN
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
+    sections: dict[str, Any] = field(default_factory=dict)  # other contexts' (checked)
 
 
 def _fail(path: Path, where: str, message: str) -> ManifestError:
@@ -149,7 +178,7 @@ def load(path: Path) -> Manifest:
         raise _fail(path, "(file)", f"cannot be read as YAML: {exc}") from None
     if not isinstance(data, dict):
         raise _fail(path, "(file)", "must be a mapping with name and kind")
-    errors = sorted(Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
+    errors = sorted(Draft202012Validator(schema()).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
@@ -194,6 +223,10 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
     if policy.default_days > policy.max_days:
         raise _fail(path, "api_tokens.default_days", "must not be more than max_days")
     rules = data.get("batch_exceptions") or {}
+    sections = {
+        name: module.check(path, data.get(name) or [], data)
+        for name, module in manifest_sections().items()
+    }
     pattern = str(data.get("batch_number_pattern", DEFAULT_PATTERN))
     if problem(pattern):
         raise _fail(path, "batch_number_pattern", str(problem(pattern)))
@@ -212,6 +245,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
             dict(rules.get("severities") or {}),
             int(rules.get("late_entry_minutes", DEFAULT_LATE_ENTRY_MINUTES)),
         ),
+        sections,
     )
 
 

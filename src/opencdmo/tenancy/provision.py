@@ -9,7 +9,7 @@ from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service
 from opencdmo.tenancy.batch_numbering import set_batch_number_pattern
 from opencdmo.tenancy.batch_rules import set_exception_rules
-from opencdmo.tenancy.manifest import Manifest, Report, discover
+from opencdmo.tenancy.manifest import Manifest, Report, discover, manifest_sections
 from opencdmo.tenancy.token_policy import set_token_policy
 
 
@@ -61,6 +61,9 @@ async def apply(manifest: Manifest, report: Report, actor: Actor = SYSTEM) -> in
     if await set_exception_rules(ctx, manifest.exception_rules):
         report(f"{manifest.slug}: batch exception rules set")
         changes += 1
+    sections = manifest_sections()
+    for name, checked in manifest.sections.items():
+        changes += await sections[name].apply(ctx, manifest.path, checked, report)
     for person in manifest.people:
         changes += await _ensure_member(ctx, person.email, person.full_name, person.roles, report)
     return changes

@@ -33,6 +33,7 @@ NAVIGATION = (
     ("batches", "release"),
     ("materials", "read"),
     ("materials", "manage"),
+    ("equipment", "read"),
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),

@@ -1,0 +1,52 @@
+"""Names of equipment units for the audit trail (``audit.sentences``): the unit's code."""
+
+from __future__ import annotations
+
+from opencdmo.audit.coverage import Coverage
+from opencdmo.audit.naming import uuids
+from opencdmo.audit.sentences import Named, Resolver
+from opencdmo.equipment import queries
+from opencdmo.scope import TenantContext
+
+
+async def _units(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    found = await queries.codes(list(uuids(ids)))
+    return {i: Named(f"equipment {c}", f"/t/{ctx.slug}/equipment/{c}") for i, c in found.items()}
+
+
+AUDIT_NAMES: dict[str, Resolver] = {"equipment": _units}
+
+# Raw SQL: it runs on the verifier's own snapshot.
+AUDIT_COVERAGE = (
+    # Each unit as registered: an event recorded its registration.
+    Coverage(
+        "equipment unit",
+        """
+SELECT u.id::text AS id, u.code AS what
+FROM equipment u
+WHERE u.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = u.tenant_id
+      AND a.entity_type = 'equipment' AND a.entity_id = u.id::text
+      AND a.action = 'equipment.registered'
+      AND a.new_values ->> 'code' = u.code)
+""",
+    ),
+    # Each binding of a unit to a batch step: the event that recorded it.
+    Coverage(
+        "equipment used in a batch",
+        """
+SELECT b.id::text AS id, b.step || ': equipment ' || b.equipment_id::text AS what
+FROM batch_equipment b
+WHERE b.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = b.tenant_id
+      AND a.entity_type = 'batch' AND a.entity_id = b.batch_id::text
+      AND a.action = 'batch.equipment_bound'
+      AND a.new_values ->> 'binding_id' = b.id::text
+      AND a.new_values ->> 'equipment_id' = b.equipment_id::text
+      AND a.new_values ->> 'step' = b.step
+      AND a.actor_id = b.bound_by)
+""",
+    ),
+)

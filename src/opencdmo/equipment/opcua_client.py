@@ -1,0 +1,359 @@
+"""The capture client core: OPC UA subscriptions to a set of signals, delivered as samples.
+
+``CaptureClient(endpoint, signals, sink, security).run()`` connects, subscribes with one
+monitored item per node (every change, no sampling, a deep server-side queue), and hands the
+notifications to ``sink.write(samples)`` in batches, in arrival order. On a server drop it
+reconnects with exponential backoff (bounded by ``Backoff.max_delay``) and subscribes again;
+a sample already delivered for the same (node, source timestamp) is dropped, since a server
+sends each item's current value again on a new subscription. Nothing here touches the
+database: storage is a sink (``async def write(samples: list[Sample]) -> None``) added later.
+
+Security: None, or Basic256Sha256 Sign / SignAndEncrypt with the client's own certificate,
+made on first start in ``Security.certificate_dir``; the server's certificate must be in the
+trust list ``Security.trust_dir`` (exactly that certificate), or ``UntrustedServer`` is raised
+before any secure channel is opened, and ``run`` does not retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.subscription import Subscription
+from asyncua.crypto import security_policies
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.uaerrors import UaError
+from cryptography import x509
+
+from opencdmo.equipment import opcua_pki
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_URI = "urn:opencdmo:capture"
+Mode = Literal["None", "Sign", "SignAndEncrypt"]
+DEDUPE_DEPTH = 64  # source timestamps remembered per node
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One data change notification of one signal."""
+
+    signal: str  # the signal key (``culture_temperature``)
+    node: str  # the node id as configured (``ns=2;s=BR01.Temperature``)
+    value: Any
+    source_timestamp: dt.datetime | None
+    server_timestamp: dt.datetime | None
+    status: int  # the OPC UA status code (0 is Good)
+
+    @property
+    def good(self) -> bool:
+        return self.status & 0xC0000000 == 0
+
+
+class Sink(Protocol):
+    """Where samples go; ``write`` is awaited for each batch, in order. An exception from it
+    ends ``CaptureClient.run`` (a sink that must not lose samples spools them itself)."""
+
+    async def write(self, samples: list[Sample]) -> None: ...
+
+
+class CollectingSink:
+    """A sink that keeps every sample in memory (tests, benchmarks, tools)."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.changed = asyncio.Event()
+
+    async def write(self, samples: list[Sample]) -> None:
+        self.samples.extend(samples)
+        self.changed.set()
+
+
+@dataclass(frozen=True)
+class Security:
+    """How to secure the connection; ``None`` mode needs neither directory."""
+
+    mode: Mode = "None"
+    policy: Literal["Basic256Sha256"] = "Basic256Sha256"
+    certificate_dir: Path | None = None  # the client's own certificate and key
+    trust_dir: Path | None = None  # the trusted server certificates
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: ``initial``, doubled each failed attempt, at most ``max_delay``."""
+
+    initial: float = 0.5
+    max_delay: float = 10.0
+
+    def delays(self) -> Iterable[float]:
+        delay = self.initial
+        while True:
+            yield delay
+            delay = min(delay * 2, self.max_delay)
+
+
+class CaptureError(Exception):
+    """A configuration the client cannot run with (not worth retrying)."""
+
+
+class UntrustedServer(CaptureError):
+    """The server's certificate is not in the trust list."""
+
+
+@dataclass
+class Stats:
+    """What the client has done so far."""
+
+    received: int = 0
+    duplicates: int = 0
+    connects: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class CaptureClient:
+    """Subscribes to ``signals`` (signal key -> node id) on ``endpoint`` until ``stop``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        signals: Mapping[str, str],
+        sink: Sink,
+        security: Security | None = None,
+        *,
+        publishing_interval_ms: float = 50.0,
+        queue_size: int = 10_000,
+        backoff: Backoff | None = None,
+        timeout: float = 4.0,
+    ) -> None:
+        if not signals:
+            raise CaptureError("no signals to subscribe to")
+        self.endpoint = endpoint
+        self.signals = dict(signals)
+        self.sink = sink
+        self.security = security or Security()
+        self.publishing_interval_ms = publishing_interval_ms
+        self.queue_size = queue_size
+        self.backoff = backoff or Backoff()
+        self.timeout = timeout
+        self.stats = Stats()
+        self.connected = asyncio.Event()  # set while subscribed
+        self._refs = [(key, node) for key, node in self.signals.items()]
+        self._seen: dict[str, deque[dt.datetime]] = {node: deque() for _, node in self._refs}
+        self._pending: list[Sample] = []
+        self._arrived = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask ``run`` to deliver what it holds, disconnect and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Capture until ``stop``: connect, subscribe, deliver; reconnect after a drop."""
+        delays = iter(self.backoff.delays())
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                delays = iter(self.backoff.delays())  # a session ran: start the backoff again
+            except CaptureError:
+                raise
+            except (OSError, TimeoutError, UaError, ConnectionError) as exc:
+                self.stats.failures.append(f"{type(exc).__name__}: {exc}")
+                logger.warning("OPC UA %s: %s; reconnecting", self.endpoint, exc)
+            finally:
+                self.connected.clear()
+                await self._flush()
+            if not self._stopping.is_set():
+                await self._sleep(next(delays))
+
+    async def _session(self) -> None:
+        """One connection: subscribe, then deliver until the connection is lost or stopped."""
+        client = await self._connect()
+        try:
+            await self._subscribe(client)
+            self.stats.connects += 1
+            self.connected.set()
+            await self._deliver_until_lost()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), self.timeout)
+
+    async def _connect(self) -> Client:
+        self._lost.clear()
+        client = Client(self.endpoint, timeout=self.timeout, watchdog_intervall=1.0)
+        client.application_uri = APPLICATION_URI
+        client.name = client.description = "OpenCDMO capture"
+        client.connection_lost_callback = self._connection_lost
+        if self.security.mode != "None":
+            await self._secure(client)
+        await asyncio.wait_for(client.connect(auto_reconnect=False), self.timeout * 2)
+        return client
+
+    async def _connection_lost(self, exc: Exception) -> None:
+        logger.info("OPC UA %s: connection lost (%s)", self.endpoint, exc)
+        self._lost.set()
+
+    async def _secure(self, client: Client) -> None:
+        security = self.security
+        if security.certificate_dir is None or security.trust_dir is None:
+            raise CaptureError(f"{security.mode} needs a certificate directory and a trust list")
+        own = opcua_pki.ensure_certificate(security.certificate_dir, APPLICATION_URI, server=False)
+        server_der = await self._server_certificate(security)
+        trusted = opcua_pki.trusted_fingerprints(security.trust_dir)
+        if opcua_pki.fingerprint(server_der) not in trusted:
+            raise UntrustedServer(_untrusted(self.endpoint, server_der, security.trust_dir))
+
+        async def validate(certificate: x509.Certificate, _app: ua.ApplicationDescription) -> None:
+            der = opcua_pki.der(certificate)
+            if opcua_pki.fingerprint(der) not in trusted:
+                raise UntrustedServer(_untrusted(self.endpoint, der, security.trust_dir))
+
+        client.certificate_validator = validate
+        await client.set_security(
+            security_policies.SecurityPolicyBasic256Sha256,
+            str(own.certificate),
+            str(own.private_key),
+            server_certificate=server_der,
+            mode=getattr(ua.MessageSecurityMode, security.mode),
+        )
+
+    async def _server_certificate(self, security: Security) -> bytes:
+        """The certificate the server offers on the endpoint asked for (read unsecured)."""
+        probe = Client(self.endpoint, timeout=self.timeout)
+        endpoints = await probe.connect_and_get_server_endpoints()
+        mode = getattr(ua.MessageSecurityMode, security.mode)
+        uri = security_policies.SecurityPolicyBasic256Sha256.URI
+        for endpoint in endpoints:
+            if endpoint.SecurityMode == mode and endpoint.SecurityPolicyUri == uri:
+                return opcua_pki.first_certificate(bytes(endpoint.ServerCertificate))
+        raise CaptureError(f"{self.endpoint} offers no {security.policy} {security.mode} endpoint")
+
+    async def _subscribe(self, client: Client) -> None:
+        params = ua.CreateSubscriptionParameters()
+        params.RequestedPublishingInterval = self.publishing_interval_ms
+        params.RequestedLifetimeCount = 10_000
+        params.RequestedMaxKeepAliveCount = client.get_keepalive_count(self.publishing_interval_ms)
+        params.MaxNotificationsPerPublish = 0  # no limit
+        params.PublishingEnabled = True
+        params.Priority = 0
+        subscription = _Subscription(client.uaclient.session, params, self._received)
+        await subscription.init()
+        results = await subscription.create_monitored_items(self._requests())
+        refused = [
+            f"{node} ({result.name})"
+            for (_, node), result in zip(self._refs, results, strict=True)
+            if isinstance(result, ua.StatusCode)
+        ]
+        if refused:
+            raise CaptureError(f"{self.endpoint} refused the nodes {', '.join(refused)}")
+
+    def _requests(self) -> list[ua.MonitoredItemCreateRequest]:
+        requests = []
+        for handle, (_, node) in enumerate(self._refs):
+            item = ua.ReadValueId()
+            item.NodeId = ua.NodeId.from_string(node)
+            item.AttributeId = AttributeIds.Value
+            parameters = ua.MonitoringParameters()
+            parameters.ClientHandle = handle
+            parameters.SamplingInterval = 0.0  # every change, not sampled
+            parameters.QueueSize = self.queue_size
+            parameters.DiscardOldest = True
+            request = ua.MonitoredItemCreateRequest()
+            request.ItemToMonitor = item
+            request.MonitoringMode = ua.MonitoringMode.Reporting
+            request.RequestedParameters = parameters
+            requests.append(request)
+        return requests
+
+    def _received(self, items: list[ua.MonitoredItemNotification]) -> None:
+        """Turn notifications into samples (synchronously, in the publish loop: nothing is
+        queued in between) and drop what was delivered already."""
+        for item in items:
+            if not 0 <= item.ClientHandle < len(self._refs):
+                continue
+            signal, node = self._refs[item.ClientHandle]
+            value = item.Value
+            source = _utc(value.SourceTimestamp)
+            stamp = source or _utc(value.ServerTimestamp)
+            if stamp is not None and self._duplicate(node, stamp):
+                self.stats.duplicates += 1
+                continue
+            status = value.StatusCode.value if value.StatusCode is not None else 0
+            data = value.Value.Value if value.Value is not None else None
+            self._pending.append(
+                Sample(signal, node, data, source, _utc(value.ServerTimestamp), status)
+            )
+            self.stats.received += 1
+        self._arrived.set()
+
+    def _duplicate(self, node: str, stamp: dt.datetime) -> bool:
+        seen = self._seen[node]
+        if stamp in seen:
+            return True
+        seen.append(stamp)
+        if len(seen) > DEDUPE_DEPTH:
+            seen.popleft()
+        return False
+
+    async def _deliver_until_lost(self) -> None:
+        while not (self._lost.is_set() or self._stopping.is_set()):
+            await self._wait_any(self._arrived, self._lost, self._stopping)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        self._arrived.clear()
+        if self._pending:
+            batch, self._pending = self._pending, []
+            await self.sink.write(batch)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    @staticmethod
+    async def _wait_any(*events: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+
+class _Subscription(Subscription):
+    """A subscription whose publish results go straight to a function, as notification
+    lists: the library's own delivery makes a task per notification or drops the oldest
+    when its queue is full."""
+
+    def __init__(self, session: Any, params: ua.CreateSubscriptionParameters, on_items: Any):
+        super().__init__(session, params, handler=None, queue_maxsize=1)
+        self._on_items = on_items
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        for notification in publish_result.NotificationMessage.NotificationData or ():
+            if isinstance(notification, ua.DataChangeNotification):
+                self._on_items(notification.MonitoredItems)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _untrusted(endpoint: str, der: bytes, trust_dir: Path | None) -> str:
+    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    return (
+        f"the OPC UA server at {endpoint} presented a certificate that is not in the trust "
+        f"list {trust_dir}: {subject}, SHA-256 {opcua_pki.fingerprint(der)}"
+    )

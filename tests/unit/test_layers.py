@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("identity", "tenancy", "signatures"),
     ("hub",),
     ("recipes",),
-    ("inventory",),
+    ("inventory", "equipment"),
     ("batches",),
     ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app"),

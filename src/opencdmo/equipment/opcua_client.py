@@ -2,11 +2,15 @@
 
 ``CaptureClient(endpoint, signals, sink, security).run()`` connects, subscribes with one
 monitored item per node (every change, no sampling, a deep server-side queue), and hands the
-notifications to ``sink.write(samples)`` in batches, in arrival order. On a server drop it
-reconnects with exponential backoff (bounded by ``Backoff.max_delay``) and subscribes again;
-a sample already delivered for the same (node, source timestamp) is dropped, since a server
-sends each item's current value again on a new subscription. Nothing here touches the
-database: storage is a sink (``async def write(samples: list[Sample]) -> None``) added later.
+notifications to ``sink.write(samples)`` in batches, in arrival order. A first connection
+that fails is retried with exponential backoff (bounded by ``Backoff.max_delay``); a dropped
+one is restored by asyncua's supervisor (its own backoff, bounded by the same maximum): the
+same session on a new channel when the server still holds it, with the notifications queued
+meanwhile republished (a network drop loses nothing), or else a new session and subscription
+(a restarted server: they start from each item's current value). A sample already delivered
+for the same (node, source timestamp) is dropped: a new subscription starts with each item's
+current value, and a republish may overlap. Nothing here touches the database: storage is a
+sink (``async def write(samples: list[Sample]) -> None``) added later.
 
 Security: None, or Basic256Sha256 Sign / SignAndEncrypt with the client's own certificate,
 made on first start in ``Security.certificate_dir``; the server's certificate must be in the
@@ -28,7 +32,8 @@ from typing import Any, Literal, Protocol
 
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.common.subscription import Subscription
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import DataChangeEvent, Subscription
 from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 APPLICATION_URI = "urn:opencdmo:capture"
 Mode = Literal["None", "Sign", "SignAndEncrypt"]
 DEDUPE_DEPTH = 64  # source timestamps remembered per node
+RETRIED = (OSError, TimeoutError, UaError, ConnectionError)  # worth connecting again
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +157,6 @@ class CaptureClient:
         self._seen: dict[str, deque[dt.datetime]] = {node: deque() for _, node in self._refs}
         self._pending: list[Sample] = []
         self._arrived = asyncio.Event()
-        self._lost = asyncio.Event()
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -159,49 +164,91 @@ class CaptureClient:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Capture until ``stop``: connect, subscribe, deliver; reconnect after a drop."""
+        """Capture until ``stop``. The first connection is retried here; once connected, the
+        library's supervisor (``auto_reconnect``) restores a dropped connection: the same
+        session and subscription when the server still holds them (what was queued meanwhile
+        is republished), a new session and subscription when it does not (a restart)."""
         delays = iter(self.backoff.delays())
         while not self._stopping.is_set():
             try:
-                await self._session()
-                delays = iter(self.backoff.delays())  # a session ran: start the backoff again
+                client = await self._connect()
             except CaptureError:
                 raise
-            except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-                self.stats.failures.append(f"{type(exc).__name__}: {exc}")
-                logger.warning("OPC UA %s: %s; reconnecting", self.endpoint, exc)
+            except RETRIED as exc:
+                self._failed(exc)
+                await self._sleep(next(delays))
+                continue
+            try:
+                await self._capture(client)
+            except CaptureError:
+                raise
+            except RETRIED as exc:
+                self._failed(exc)
+                await self._sleep(next(delays))
             finally:
                 self.connected.clear()
                 await self._flush()
-            if not self._stopping.is_set():
-                await self._sleep(next(delays))
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.disconnect(), self.timeout)
 
-    async def _session(self) -> None:
-        """One connection: subscribe, then deliver until the connection is lost or stopped."""
-        client = await self._connect()
-        try:
-            await self._subscribe(client)
-            self.stats.connects += 1
-            self.connected.set()
-            await self._deliver_until_lost()
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), self.timeout)
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.failures.append(f"{type(exc).__name__}: {exc}")
+        logger.warning("OPC UA %s: %s; connecting again", self.endpoint, exc)
 
     async def _connect(self) -> Client:
-        self._lost.clear()
         client = Client(self.endpoint, timeout=self.timeout, watchdog_intervall=1.0)
         client.application_uri = APPLICATION_URI
         client.name = client.description = "OpenCDMO capture"
         client.connection_lost_callback = self._connection_lost
         if self.security.mode != "None":
             await self._secure(client)
-        await asyncio.wait_for(client.connect(auto_reconnect=False), self.timeout * 2)
+        await asyncio.wait_for(
+            client.connect(auto_reconnect=True, reconnect_max_delay=self.backoff.max_delay),
+            self.timeout * 2,
+        )
         return client
 
     async def _connection_lost(self, exc: Exception) -> None:
-        logger.info("OPC UA %s: connection lost (%s)", self.endpoint, exc)
-        self._lost.set()
+        self.connected.clear()
+        self._failed(exc)
+
+    async def _capture(self, client: Client) -> None:
+        """Subscribe, then deliver until stopped (reconnects happen underneath)."""
+        subscription = await self._subscribe(client)
+        self.stats.connects += 1
+        self.connected.set()
+        tasks = [
+            asyncio.create_task(self._consume(subscription)),
+            asyncio.create_task(self._watch(client)),
+        ]
+        try:
+            while not self._stopping.is_set():
+                await self._wait_any(self._arrived, self._stopping, tasks=tasks)
+                await self._flush()
+                for task in tasks:
+                    if task.done():
+                        task.result()  # raises what ended it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self, client: Client) -> None:
+        """Follow the connection: ``connected`` is set while it is up."""
+        async with client.subscribe_state() as states:
+            while True:
+                state = await states.next_change()
+                if state is UaClientState.CONNECTED:
+                    self.stats.connects += 1
+                    self.connected.set()
+                else:
+                    self.connected.clear()
+
+    async def _consume(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            if isinstance(event, DataChangeEvent):
+                self._received(event.data.monitored_item)
+                self._arrived.set()
 
     async def _secure(self, client: Client) -> None:
         security = self.security
@@ -238,7 +285,7 @@ class CaptureClient:
                 return opcua_pki.first_certificate(bytes(endpoint.ServerCertificate))
         raise CaptureError(f"{self.endpoint} offers no {security.policy} {security.mode} endpoint")
 
-    async def _subscribe(self, client: Client) -> None:
+    async def _subscribe(self, client: Client) -> Subscription:
         params = ua.CreateSubscriptionParameters()
         params.RequestedPublishingInterval = self.publishing_interval_ms
         params.RequestedLifetimeCount = 10_000
@@ -246,8 +293,8 @@ class CaptureClient:
         params.MaxNotificationsPerPublish = 0  # no limit
         params.PublishingEnabled = True
         params.Priority = 0
-        subscription = _Subscription(client.uaclient.session, params, self._received)
-        await subscription.init()
+        # an unbounded queue (maxsize 0): the library's default drops the oldest when full
+        subscription = await client.create_subscription(params, queue_maxsize=0)
         results = await subscription.create_monitored_items(self._requests())
         refused = [
             f"{node} ({result.name})"
@@ -256,6 +303,7 @@ class CaptureClient:
         ]
         if refused:
             raise CaptureError(f"{self.endpoint} refused the nodes {', '.join(refused)}")
+        return subscription
 
     def _requests(self) -> list[ua.MonitoredItemCreateRequest]:
         requests = []
@@ -275,26 +323,23 @@ class CaptureClient:
             requests.append(request)
         return requests
 
-    def _received(self, items: list[ua.MonitoredItemNotification]) -> None:
-        """Turn notifications into samples (synchronously, in the publish loop: nothing is
-        queued in between) and drop what was delivered already."""
-        for item in items:
-            if not 0 <= item.ClientHandle < len(self._refs):
-                continue
-            signal, node = self._refs[item.ClientHandle]
-            value = item.Value
-            source = _utc(value.SourceTimestamp)
-            stamp = source or _utc(value.ServerTimestamp)
-            if stamp is not None and self._duplicate(node, stamp):
-                self.stats.duplicates += 1
-                continue
-            status = value.StatusCode.value if value.StatusCode is not None else 0
-            data = value.Value.Value if value.Value is not None else None
-            self._pending.append(
-                Sample(signal, node, data, source, _utc(value.ServerTimestamp), status)
-            )
-            self.stats.received += 1
-        self._arrived.set()
+    def _received(self, item: ua.MonitoredItemNotification) -> None:
+        """Turn a notification into a sample, unless it was delivered already."""
+        if not 0 <= item.ClientHandle < len(self._refs):
+            return
+        signal, node = self._refs[item.ClientHandle]
+        value = item.Value
+        source = _utc(value.SourceTimestamp)
+        stamp = source or _utc(value.ServerTimestamp)
+        if stamp is not None and self._duplicate(node, stamp):
+            self.stats.duplicates += 1
+            return
+        status = value.StatusCode.value if value.StatusCode is not None else 0
+        data = value.Value.Value if value.Value is not None else None
+        self._pending.append(
+            Sample(signal, node, data, source, _utc(value.ServerTimestamp), status)
+        )
+        self.stats.received += 1
 
     def _duplicate(self, node: str, stamp: dt.datetime) -> bool:
         seen = self._seen[node]
@@ -304,11 +349,6 @@ class CaptureClient:
         if len(seen) > DEDUPE_DEPTH:
             seen.popleft()
         return False
-
-    async def _deliver_until_lost(self) -> None:
-        while not (self._lost.is_set() or self._stopping.is_set()):
-            await self._wait_any(self._arrived, self._lost, self._stopping)
-            await self._flush()
 
     async def _flush(self) -> None:
         self._arrived.clear()
@@ -321,28 +361,14 @@ class CaptureClient:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     @staticmethod
-    async def _wait_any(*events: asyncio.Event) -> None:
+    async def _wait_any(*events: asyncio.Event, tasks: Iterable[asyncio.Task[None]]) -> None:
+        """Until one of the events is set or one of the tasks ends."""
         waiters = [asyncio.ensure_future(event.wait()) for event in events]
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waiters, *tasks], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-
-
-class _Subscription(Subscription):
-    """A subscription whose publish results go straight to a function, as notification
-    lists: the library's own delivery makes a task per notification or drops the oldest
-    when its queue is full."""
-
-    def __init__(self, session: Any, params: ua.CreateSubscriptionParameters, on_items: Any):
-        super().__init__(session, params, handler=None, queue_maxsize=1)
-        self._on_items = on_items
-
-    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
-        for notification in publish_result.NotificationMessage.NotificationData or ():
-            if isinstance(notification, ua.DataChangeNotification):
-                self._on_items(notification.MonitoredItems)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

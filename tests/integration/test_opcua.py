@@ -22,6 +22,7 @@ from opencdmo.equipment import opcua_pki
 from opencdmo.equipment.opcua_client import (
     Backoff,
     CaptureClient,
+    CaptureError,
     CollectingSink,
     Sample,
     Security,
@@ -94,12 +95,12 @@ async def test_every_change_is_captured_once(tmp_path: Path) -> None:
     client = CaptureClient(simulator.endpoint, ALL, sink, backoff=FAST)
     async with capturing(client):
         await asyncio.wait_for(client.connected.wait(), 10)
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         await simulator.stop()  # a clean shutdown: what was written is still delivered
     received = by_node(sink.samples)
     assert_complete(simulator, received)
     assert sum(len(points) for points in received.values()) == len(sink.samples)
-    assert len(received[TEMPERATURE]) >= 40
+    assert len(received[TEMPERATURE]) >= 30
     assert {sample.signal for sample in sink.samples} == set(ALL)
     assert all(sample.good and sample.server_timestamp for sample in sink.samples)
     assert client.stats.duplicates == 0
@@ -213,6 +214,20 @@ async def test_an_excursion_is_injected_and_seen() -> None:
     assert all(36.0 < value < 38.0 for value in values[: high[0]] + values[high[-1] + 1 :])
 
 
+async def test_a_server_not_up_yet_is_waited_for() -> None:
+    port = free_port()
+    sink = CollectingSink()
+    client = CaptureClient(f"opc.tcp://127.0.0.1:{port}/opencdmo/sim", ALL, sink, backoff=FAST)
+    async with capturing(client):
+        await eventually(lambda: len(client.stats.failures) >= 2)  # refused, and retried
+        simulator = Simulator(SimulatorConfig(port=port, rate=20))
+        await simulator.start()
+        await asyncio.wait_for(client.connected.wait(), 10)
+        await eventually(lambda: len(sink.samples) > len(ALL))
+        await simulator.stop()
+    assert_complete(simulator, by_node(sink.samples))
+
+
 @dataclass
 class Secured:
     simulator: Simulator
@@ -261,6 +276,20 @@ async def test_an_untrusted_server_is_refused(secured: Secured, tmp_path: Path) 
     assert client.stats.connects == 0 and not sink.samples
 
 
+async def test_an_unknown_node_is_a_clear_error(secured: Secured) -> None:
+    signals = {"ph": "ns=2;s=BR01.pH", "viscosity": "ns=2;s=BR01.Viscosity"}
+    client = CaptureClient(secured.simulator.endpoint, signals, CollectingSink())
+    with pytest.raises(CaptureError, match=r"refused the nodes ns=2;s=BR01\.Viscosity \(Bad"):
+        await asyncio.wait_for(client.run(), 10)
+
+
+def test_a_malformed_node_id_is_a_clear_error() -> None:
+    with pytest.raises(CaptureError, match=r"signal ph: 'BR01\.pH' is not an OPC UA node id"):
+        CaptureClient("opc.tcp://127.0.0.1:4840", {"ph": "BR01.pH"}, CollectingSink())
+    with pytest.raises(CaptureError, match="no signals"):
+        CaptureClient("opc.tcp://127.0.0.1:4840", {}, CollectingSink())
+
+
 async def test_the_setpoint_is_writable(secured: Secured) -> None:
     async with Client(secured.simulator.endpoint) as client:
         await client.get_node(SETPOINT).write_value(36.5)
@@ -275,26 +304,17 @@ async def _wait_line(stream: asyncio.StreamReader, text: str) -> str:
     raise AssertionError(f"no line with {text!r}")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-async def test_the_simulate_command_serves_and_stops_cleanly(signum: int) -> None:
+async def _simulate_then_stop(signum: int) -> None:
+    """Start the command, read a node through it, send ``signum``: it must exit 0."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "opencdmo.cli",
-        "equipment",
-        "simulate",
-        "--port",
-        str(port),
-        "--rate",
-        "10",
-        "--signals",
-        "3",
+        sys.executable, "-m", "opencdmo.cli", "equipment", "simulate",
+        "--port", str(port), "--rate", "10", "--signals", "3",
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("OPENCDMO_")},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )
+    )  # fmt: skip
     assert process.stdout is not None
     try:
         line = await _wait_line(process.stdout, "simulating")
@@ -305,8 +325,13 @@ async def test_the_simulate_command_serves_and_stops_cleanly(signum: int) -> Non
             assert await client.get_node("ns=2;s=SIM.Signal0002").read_value() is not None
     finally:
         process.send_signal(signum)
-        _, err = await asyncio.wait_for(process.communicate(), 20)
+        out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, err.decode()
+    assert b"simulator stopped" in out
+
+
+async def test_the_simulate_command_serves_and_stops_cleanly() -> None:
+    await asyncio.gather(_simulate_then_stop(signal.SIGTERM), _simulate_then_stop(signal.SIGINT))
 
 
 @pytest.mark.parametrize(

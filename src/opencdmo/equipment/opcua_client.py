@@ -154,6 +154,7 @@ class CaptureClient:
         self.stats = Stats()
         self.connected = asyncio.Event()  # set while subscribed
         self._refs = [(key, node) for key, node in self.signals.items()]
+        self._nodeids = [_nodeid(key, node) for key, node in self._refs]
         self._seen: dict[str, deque[dt.datetime]] = {node: deque() for _, node in self._refs}
         self._pending: list[Sample] = []
         self._arrived = asyncio.Event()
@@ -307,9 +308,9 @@ class CaptureClient:
 
     def _requests(self) -> list[ua.MonitoredItemCreateRequest]:
         requests = []
-        for handle, (_, node) in enumerate(self._refs):
+        for handle, nodeid in enumerate(self._nodeids):
             item = ua.ReadValueId()
-            item.NodeId = ua.NodeId.from_string(node)
+            item.NodeId = nodeid
             item.AttributeId = AttributeIds.Value
             parameters = ua.MonitoringParameters()
             parameters.ClientHandle = handle
@@ -369,6 +370,13 @@ class CaptureClient:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+def _nodeid(signal: str, node: str) -> ua.NodeId:
+    try:
+        return ua.NodeId.from_string(node)
+    except (ValueError, UaError) as exc:
+        raise CaptureError(f"signal {signal}: {node!r} is not an OPC UA node id") from exc
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

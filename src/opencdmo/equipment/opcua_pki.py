@@ -35,7 +35,7 @@ def ensure_certificate(directory: Path, application_uri: str, *, server: bool) -
     """The application's certificate and key in ``directory``, made there if missing."""
     directory.mkdir(parents=True, exist_ok=True)
     found = Credentials(directory / CERT_FILE, directory / KEY_FILE)
-    if found.certificate.is_file() and found.private_key.is_file():
+    if found.private_key.is_file() and _current(found.certificate):
         return found
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     found.private_key.write_bytes(
@@ -50,6 +50,14 @@ def ensure_certificate(directory: Path, application_uri: str, *, server: bool) -
         _self_signed(key, application_uri, server).public_bytes(serialization.Encoding.DER)
     )
     return found
+
+
+def _current(path: Path) -> bool:
+    """A certificate file that exists and is valid for at least another day."""
+    if not path.is_file():
+        return False
+    certificate = x509.load_der_x509_certificate(path.read_bytes())
+    return certificate.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
 
 
 def _self_signed(key: rsa.RSAPrivateKey, application_uri: str, server: bool) -> x509.Certificate:

@@ -81,7 +81,9 @@ def _serve(port: int, ready: Any, done: Connection) -> None:
 
     async def run() -> None:
         simulator = Simulator(
-            SimulatorConfig(port=port, rate=RATE, extra_signals=SIGNALS, seed=11, record=True)
+            SimulatorConfig(
+                port=port, rate=RATE, extra_signals=SIGNALS, seed=11, record=True, history=0
+            )
         )
         await simulator.start()
         began = time.monotonic()

@@ -2,15 +2,20 @@
 
 ``CaptureClient(endpoint, signals, sink, security).run()`` connects, subscribes with one
 monitored item per node (every change, no sampling, a deep server-side queue), and hands the
-notifications to ``sink.write(samples)`` in batches, in arrival order. A first connection
-that fails is retried with exponential backoff (bounded by ``Backoff.max_delay``); a dropped
-one is restored by asyncua's supervisor (its own backoff, bounded by the same maximum): the
-same session on a new channel when the server still holds it, with the notifications queued
-meanwhile republished (a network drop loses nothing), or else a new session and subscription
-(a restarted server: they start from each item's current value). A sample already delivered
-for the same (node, source timestamp) is dropped: a new subscription starts with each item's
-current value, and a republish may overlap. Nothing here touches the database: storage is a
-sink (``async def write(samples: list[Sample]) -> None``) added later.
+notifications to ``sink.write(samples)`` in batches, in arrival order.
+
+A first connection that fails is retried with exponential backoff (bounded by
+``Backoff.max_delay``); a dropped one is restored by asyncua's supervisor (its own backoff,
+bounded by the same maximum): the same session on a new channel when the server still holds
+it, with the notifications queued meanwhile (a network drop loses nothing), or else a new
+session and subscription (a restarted server). Then what each node changed to between its
+last sample before the drop and its first one after is read with HistoryRead, where the
+server keeps history: those samples arrive after newer ones (order by source timestamp). A
+sample already delivered for the same (node, source timestamp) is dropped: a new
+subscription starts with each item's current value, and a republish may overlap.
+
+Nothing here touches the database: storage is a sink
+(``async def write(samples: list[Sample]) -> None``) added later.
 
 Security: None, or Basic256Sha256 Sign / SignAndEncrypt with the client's own certificate,
 made on first start in ``Security.certificate_dir``; the server's certificate must be in the
@@ -122,6 +127,7 @@ class Stats:
 
     received: int = 0
     duplicates: int = 0
+    backfilled: int = 0  # of the received, read from the server's history after a reconnect
     connects: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -159,6 +165,7 @@ class CaptureClient:
         self._pending: list[Sample] = []
         self._arrived = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._first_live: dict[str, dt.datetime] | None = None  # while resuming: per node
 
     def stop(self) -> None:
         """Ask ``run`` to deliver what it holds, disconnect and return."""
@@ -235,21 +242,69 @@ class CaptureClient:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _watch(self, client: Client) -> None:
-        """Follow the connection: ``connected`` is set while it is up."""
+        """Follow the connection: ``connected`` is set while it is up; after a reconnect,
+        the changes made meanwhile are read from the server's history once the subscription
+        delivers again (from then on, anything newer comes through it)."""
         async with client.subscribe_state() as states:
             while True:
                 state = await states.next_change()
-                if state is UaClientState.CONNECTED:
-                    self.stats.connects += 1
-                    self.connected.set()
-                else:
+                if state is not UaClientState.CONNECTED:
                     self.connected.clear()
+                    continue
+                self.stats.connects += 1
+                since = {node: max(seen) for node, seen in self._seen.items() if seen}
+                self._first_live = {}
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), self._resume_wait)
+                self.connected.set()
+                await self._backfill(client, since, self._first_live)
+                self._first_live = None
+
+    @property
+    def _resume_wait(self) -> float:
+        return max(1.0, 4 * self.publishing_interval_ms / 1000)
+
+    async def _backfill(
+        self,
+        client: Client,
+        since: Mapping[str, dt.datetime],
+        live: Mapping[str, dt.datetime],
+    ) -> None:
+        """What each node changed to after ``since`` (its newest sample before the drop) and
+        before ``live`` (its first one since), from HistoryRead; a server that keeps no
+        history gives nothing more."""
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        for handle, (_, node) in enumerate(self._refs):
+            if node not in since:
+                continue
+            until = live.get(node, later)
+            try:
+                values = await client.get_node(self._nodeids[handle]).read_raw_history(
+                    since[node], until, return_bounds=False
+                )
+            except UaError as exc:
+                logger.info("OPC UA %s: no history of %s (%s)", self.endpoint, node, exc)
+                continue
+            for value in values:
+                stamp = _utc(value.SourceTimestamp)
+                if stamp is not None and since[node] < stamp < until:
+                    self.stats.backfilled += self._take(handle, value)
+        self._arrived.set()
 
     async def _consume(self, subscription: Subscription) -> None:
         async for event in subscription:
             if isinstance(event, DataChangeEvent):
-                self._received(event.data.monitored_item)
+                item = event.data.monitored_item
+                if 0 <= item.ClientHandle < len(self._refs):
+                    self._take_live(item.ClientHandle, item.Value)
                 self._arrived.set()
+
+    def _take_live(self, handle: int, value: ua.DataValue) -> None:
+        first_live = self._first_live
+        if first_live is not None and (stamp := _utc(value.SourceTimestamp)) is not None:
+            first_live.setdefault(self._refs[handle][1], stamp)
+        self._take(handle, value)
 
     async def _secure(self, client: Client) -> None:
         security = self.security
@@ -324,23 +379,22 @@ class CaptureClient:
             requests.append(request)
         return requests
 
-    def _received(self, item: ua.MonitoredItemNotification) -> None:
-        """Turn a notification into a sample, unless it was delivered already."""
-        if not 0 <= item.ClientHandle < len(self._refs):
-            return
-        signal, node = self._refs[item.ClientHandle]
-        value = item.Value
+    def _take(self, handle: int, value: ua.DataValue) -> int:
+        """Add a sample for this item's value unless it was delivered already; returns 1 when
+        it was added."""
+        signal, node = self._refs[handle]
         source = _utc(value.SourceTimestamp)
         stamp = source or _utc(value.ServerTimestamp)
         if stamp is not None and self._duplicate(node, stamp):
             self.stats.duplicates += 1
-            return
+            return 0
         status = value.StatusCode.value if value.StatusCode is not None else 0
         data = value.Value.Value if value.Value is not None else None
         self._pending.append(
             Sample(signal, node, data, source, _utc(value.ServerTimestamp), status)
         )
         self.stats.received += 1
+        return 1
 
     def _duplicate(self, node: str, stamp: dt.datetime) -> bool:
         seen = self._seen[node]

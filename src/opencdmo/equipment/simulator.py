@@ -4,8 +4,9 @@ The server listens on 127.0.0.1 only, in the namespace ``urn:opencdmo:sim`` (ind
 variable per signal of :mod:`opencdmo.equipment.signals` (node ids ``ns=2;s=BR01.Temperature``
 ...) updated ``rate`` times a second, and writable setpoint nodes. Security is None, and with
 a PKI directory also Basic256Sha256 Sign and SignAndEncrypt with the server's own certificate
-(made there on first start). Each value written is kept in memory (``produced``), so a test
-or benchmark can compare what a client received with what the server made.
+(made there on first start). Each node keeps its last changes for HistoryRead, and each value
+written is kept in memory (``produced``), so a test or benchmark can compare what a client
+received with what the server made.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class SimulatorConfig:
     seed: int = 0
     pki: Path | None = None  # with a directory: Basic256Sha256 endpoints, own certificate there
     record: bool = True  # keep every value written in memory (``produced``)
+    history: int = 10_000  # changes a node keeps for HistoryRead (0: none, for load tests)
 
     @property
     def endpoint(self) -> str:
@@ -78,6 +80,7 @@ class Simulator:
         self._excursions = {excursion.node: excursion for excursion in config.excursions}
         self._server = Server()
         self._nodes: list[ua.NodeId] = []
+        self._variables: list[Any] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -103,6 +106,11 @@ class Simulator:
             raise RuntimeError(f"namespace {NAMESPACE} got index {namespace}, not 2")
         await self._build(namespace)
         await self._server.start()
+        self._record_initial()
+        if self.config.history:  # a client back after a drop reads what it missed
+            await self._server.historize_node_data_change(
+                self._variables, period=dt.timedelta(days=1), count=self.config.history
+            )
         self._task = asyncio.create_task(self._update_loop())
 
     async def _security(self) -> list[ua.SecurityPolicyType]:
@@ -129,6 +137,7 @@ class Simulator:
                 ua.NodeId.from_string(spec.node), spec.key, spec.base, ua.VariantType.Double
             )
             self._nodes.append(node.nodeid)
+            self._variables.append(node)
         for setpoint in SETPOINTS:
             unit = units[setpoint.equipment]
             node = await unit.add_variable(
@@ -138,6 +147,15 @@ class Simulator:
                 ua.VariantType.Double,
             )
             await node.set_writable()
+
+    def _record_initial(self) -> None:
+        """The value each node was made with is the first one a client can see."""
+        for nodeid, spec in zip(self._nodes, self.signals, strict=True):
+            value = self._server.read_attribute_value(nodeid)
+            stamp = value.SourceTimestamp
+            if self.config.record and stamp is not None and value.Value is not None:
+                aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+                self.produced.values[spec.node].append((aware, float(value.Value.Value)))
 
     async def _update_loop(self) -> None:
         """Update every signal ``rate`` times a second, on a fixed schedule (a late tick is

@@ -17,10 +17,9 @@ subscription starts with each item's current value, and a republish may overlap.
 Nothing here touches the database: storage is a sink
 (``async def write(samples: list[Sample]) -> None``) added later.
 
-Security: None, or Basic256Sha256 Sign / SignAndEncrypt with the client's own certificate,
-made on first start in ``Security.certificate_dir``; the server's certificate must be in the
-trust list ``Security.trust_dir`` (exactly that certificate), or ``UntrustedServer`` is raised
-before any secure channel is opened, and ``run`` does not retry it.
+Security: None, or Basic256Sha256 Sign / SignAndEncrypt with the client's own certificate
+and a trust list of server certificates (``opcua_security``); an untrusted server raises
+``UntrustedServer`` before any secure channel is opened, and ``run`` does not retry it.
 """
 
 from __future__ import annotations
@@ -32,24 +31,33 @@ import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import DataChangeEvent, Subscription
-from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaError
-from cryptography import x509
 
-from opencdmo.equipment import opcua_pki
+from opencdmo.equipment import opcua_security
+from opencdmo.equipment.opcua_security import CaptureError, Security, UntrustedServer
+
+__all__ = [
+    "Backoff",
+    "CaptureClient",
+    "CaptureError",
+    "CollectingSink",
+    "Sample",
+    "Security",
+    "Sink",
+    "Stats",
+    "UntrustedServer",
+]
 
 logger = logging.getLogger(__name__)
 
 APPLICATION_URI = "urn:opencdmo:capture"
-Mode = Literal["None", "Sign", "SignAndEncrypt"]
 DEDUPE_DEPTH = 64  # source timestamps remembered per node
 RETRIED = (OSError, TimeoutError, UaError, ConnectionError)  # worth connecting again
 
@@ -90,16 +98,6 @@ class CollectingSink:
 
 
 @dataclass(frozen=True)
-class Security:
-    """How to secure the connection; ``None`` mode needs neither directory."""
-
-    mode: Mode = "None"
-    policy: Literal["Basic256Sha256"] = "Basic256Sha256"
-    certificate_dir: Path | None = None  # the client's own certificate and key
-    trust_dir: Path | None = None  # the trusted server certificates
-
-
-@dataclass(frozen=True)
 class Backoff:
     """Reconnect delays: ``initial``, doubled each failed attempt, at most ``max_delay``."""
 
@@ -111,14 +109,6 @@ class Backoff:
         while True:
             yield delay
             delay = min(delay * 2, self.max_delay)
-
-
-class CaptureError(Exception):
-    """A configuration the client cannot run with (not worth retrying)."""
-
-
-class UntrustedServer(CaptureError):
-    """The server's certificate is not in the trust list."""
 
 
 @dataclass
@@ -209,7 +199,9 @@ class CaptureClient:
         client.name = client.description = "OpenCDMO capture"
         client.connection_lost_callback = self._connection_lost
         if self.security.mode != "None":
-            await self._secure(client)
+            await opcua_security.secure(
+                client, self.endpoint, self.security, APPLICATION_URI, self.timeout
+            )
         await asyncio.wait_for(
             client.connect(auto_reconnect=True, reconnect_max_delay=self.backoff.max_delay),
             self.timeout * 2,
@@ -305,41 +297,6 @@ class CaptureClient:
         if first_live is not None and (stamp := _utc(value.SourceTimestamp)) is not None:
             first_live.setdefault(self._refs[handle][1], stamp)
         self._take(handle, value)
-
-    async def _secure(self, client: Client) -> None:
-        security = self.security
-        if security.certificate_dir is None or security.trust_dir is None:
-            raise CaptureError(f"{security.mode} needs a certificate directory and a trust list")
-        own = opcua_pki.ensure_certificate(security.certificate_dir, APPLICATION_URI, server=False)
-        server_der = await self._server_certificate(security)
-        trusted = opcua_pki.trusted_fingerprints(security.trust_dir)
-        if opcua_pki.fingerprint(server_der) not in trusted:
-            raise UntrustedServer(_untrusted(self.endpoint, server_der, security.trust_dir))
-
-        async def validate(certificate: x509.Certificate, _app: ua.ApplicationDescription) -> None:
-            der = opcua_pki.der(certificate)
-            if opcua_pki.fingerprint(der) not in trusted:
-                raise UntrustedServer(_untrusted(self.endpoint, der, security.trust_dir))
-
-        client.certificate_validator = validate
-        await client.set_security(
-            security_policies.SecurityPolicyBasic256Sha256,
-            str(own.certificate),
-            str(own.private_key),
-            server_certificate=server_der,
-            mode=getattr(ua.MessageSecurityMode, security.mode),
-        )
-
-    async def _server_certificate(self, security: Security) -> bytes:
-        """The certificate the server offers on the endpoint asked for (read unsecured)."""
-        probe = Client(self.endpoint, timeout=self.timeout)
-        endpoints = await probe.connect_and_get_server_endpoints()
-        mode = getattr(ua.MessageSecurityMode, security.mode)
-        uri = security_policies.SecurityPolicyBasic256Sha256.URI
-        for endpoint in endpoints:
-            if endpoint.SecurityMode == mode and endpoint.SecurityPolicyUri == uri:
-                return opcua_pki.first_certificate(bytes(endpoint.ServerCertificate))
-        raise CaptureError(f"{self.endpoint} offers no {security.policy} {security.mode} endpoint")
 
     async def _subscribe(self, client: Client) -> Subscription:
         params = ua.CreateSubscriptionParameters()
@@ -437,11 +394,3 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def _untrusted(endpoint: str, der: bytes, trust_dir: Path | None) -> str:
-    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    return (
-        f"the OPC UA server at {endpoint} presented a certificate that is not in the trust "
-        f"list {trust_dir}: {subject}, SHA-256 {opcua_pki.fingerprint(der)}"
-    )

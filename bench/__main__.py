@@ -12,6 +12,7 @@ from bench import (
     batch_record,
     genealogy,
     hub_search,
+    opcua_capture,
     recipe_scale,
 )
 
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "batch_record": batch_record,
     "genealogy": genealogy,
     "hub_search": hub_search,
+    "opcua_capture": opcua_capture,
     "recipe_scale": recipe_scale,
 }
 

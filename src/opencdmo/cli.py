@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from opencdmo.equipment import simulator_command as equipment_commands
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
 from opencdmo.validation import command as validation
@@ -528,6 +529,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="migrate, apply the demo tenants, print the demo logins")
     demo.add_argument("path", nargs="?", default="tenants")
     demo.set_defaults(func=cmd_demo)
+
+    equipment = sub.add_parser("equipment", help="equipment and OPC UA capture")
+    esub = equipment.add_subparsers(dest="equipment_command", required=True, metavar="ACTION")
+    equipment_commands.add_simulate(esub)
 
     validation.add_commands(sub)
     return parser

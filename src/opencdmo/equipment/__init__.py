@@ -1,1 +1,2 @@
-"""Equipment: the registry of equipment units, their logbooks, and their use in batches."""
+"""Equipment: units of the HUB equipment classes, their logbooks and their use in batches, and
+the capture of their OPC UA signals (a simulator to develop and test against)."""

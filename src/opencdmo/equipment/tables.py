@@ -1,8 +1,9 @@
-"""Equipment units, their logbooks and the units bound to batch steps (tenant tables)."""
+"""Equipment units, their logbooks, the units bound to batch steps and the samples captured
+from them (tenant tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, Date, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, BigInt, Date, DoublePrecision, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -59,3 +60,19 @@ class BatchEquipment(Table, tablename="batch_equipment"):
     bound_by = UUID()
     bound_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     released_at = Timestamptz(null=True, default=None)
+
+
+class EquipmentSample(Table, tablename="equipment_samples"):
+    """One captured change of one signal of a unit (append-only; partitioned by month of
+    ``source_time`` in SQL, which Piccolo cannot declare). Its key is (tenant_id,
+    equipment_id, signal, source_time); Piccolo needs one primary key column of it."""
+
+    tenant_id = UUID()
+    equipment_id = UUID(primary_key=True)
+    signal = Text()
+    value = DoublePrecision(null=True, default=None)
+    text_value = Text(null=True, default=None)
+    status_code = BigInt(default=0)
+    source_time = Timestamptz()
+    server_time = Timestamptz(null=True, default=None)
+    stored_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

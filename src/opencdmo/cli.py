@@ -233,6 +233,42 @@ async def _tenant(slug: str, meta: Any) -> Any:
     return ctx
 
 
+def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
+    from opencdmo.scope import RequestMeta
+
+    if args.once is not None and not 0 < args.once <= 86400:
+        print("error: --once must be above 0 and at most 86400 seconds", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        import logging
+
+        from opencdmo.equipment import capture
+
+        logging.basicConfig(level=logging.WARNING)
+        ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:equipment-capture"))
+        loop = asyncio.get_running_loop()
+
+        def on_start(worker: capture.Worker) -> None:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, worker.stop)
+            _print(f"capturing {len(worker.units)} units of {args.tenant}")
+
+        report = await capture.capture(
+            ctx.tenant_id,
+            args.tenant,
+            seconds=args.once,
+            pki=settings.data_dir / "opcua",
+            on_start=on_start,
+        )
+        _print(f"stored {report.stored} new samples of {report.offered} received")
+        for code, why in report.failed.items():
+            print(f"error: {code}: {why}", file=sys.stderr)
+        return 1 if report.failed else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -533,6 +569,14 @@ def build_parser() -> argparse.ArgumentParser:
     equipment = sub.add_parser("equipment", help="equipment and OPC UA capture")
     esub = equipment.add_subparsers(dest="equipment_command", required=True, metavar="ACTION")
     equipment_commands.add_simulate(esub)
+    capture = esub.add_parser(
+        "capture", help="capture the OPC UA signals of a tenant's equipment into the database"
+    )
+    capture.add_argument("--tenant", required=True, help="tenant slug")
+    capture.add_argument(
+        "--once", type=float, metavar="SECONDS", help="capture for SECONDS, then stop"
+    )
+    capture.set_defaults(func=cmd_equipment_capture)
 
     validation.add_commands(sub)
     return parser

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
@@ -20,7 +20,7 @@ import asyncpg
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
-from opencdmo.equipment import connection
+from opencdmo.equipment import connection, samples
 from opencdmo.equipment import queries as q
 from opencdmo.equipment.queries import BindingRow, LogRow, NewEntry, Settable, UnitRow
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -385,3 +385,72 @@ async def class_choices(ctx: TenantContext) -> list[tuple[str, str]]:
     async with read_view(ctx):
         await authorize(ctx, "equipment", "read")
         return await q.class_slugs()
+
+
+# --- samples ----------------------------------------------------------------------------------
+
+SAMPLES_SPAN: Final = timedelta(days=31)  # the longest range one request reads
+SAMPLES_MAX: Final = 100_000  # samples returned without downsampling
+SAMPLES_READ: Final = 1_000_000  # samples read to downsample
+POINTS_MAX: Final = 10_000
+
+
+@dataclass(frozen=True)
+class SampleQuery:
+    """What a samples request asks for, as given (checked by ``read_samples``)."""
+
+    signal: str
+    start: str
+    end: str
+    max_points: int | None = None
+
+
+def parse_instant(value: str, name: str) -> datetime:
+    try:
+        found = datetime.fromisoformat(value.strip())
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None:
+        raise ValidationFailed(
+            f"{name} must be an ISO 8601 time with its offset (like 2026-12-01T08:00:00Z), "
+            f"not '{value[:40]}'",
+            details={"field": name},
+        )
+    return found
+
+
+async def read_samples(
+    ctx: TenantContext, code_or_id: str, given: SampleQuery
+) -> tuple[UnitRow, list[samples.Point]]:
+    """A unit's samples of one of its signals from ``start`` to ``end`` (both included), in
+    source time order; with ``max_points``, downsampled (LTTB) to at most that many."""
+    start, end = parse_instant(given.start, "start"), parse_instant(given.end, "end")
+    if end < start:
+        raise ValidationFailed("end must not be before start", details={"field": "end"})
+    if end - start > SAMPLES_SPAN:
+        raise ValidationFailed(
+            f"start to end is at most {SAMPLES_SPAN.days} days", details={"field": "end"}
+        )
+    points = given.max_points
+    if points is not None and not 3 <= points <= POINTS_MAX:
+        raise ValidationFailed(
+            f"max_points is from 3 to {POINTS_MAX}", details={"field": "max_points"}
+        )
+    async with read_view(ctx) as conn:
+        await authorize(ctx, "equipment", "read")
+        row = await lookup(code_or_id)
+        signals = (row.connection or {}).get("signals", {})
+        if given.signal not in signals:
+            listed = ", ".join(sorted(signals)) or "none"
+            raise ValidationFailed(
+                f"'{given.signal[:64]}' is not a signal of {row.code} (its signals: {listed})",
+                details={"field": "signal"},
+            )
+        most = SAMPLES_MAX if points is None else SAMPLES_READ
+        found = await samples.read_range(conn, row.id, given.signal, start, end, most + 1)
+    if len(found) > most:
+        raise ValidationFailed(
+            f"more than {most} samples from start to end: ask for max_points or a shorter range",
+            details={"field": "end"},
+        )
+    return row, found if points is None else samples.lttb(found, points)

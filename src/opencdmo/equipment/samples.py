@@ -1,0 +1,233 @@
+"""Storing captured samples and reading them back.
+
+``store(tenant_id, rows)`` writes a batch in ONE statement (an ``INSERT ... SELECT FROM
+unnest(...)`` of column arrays) in a transaction with the tenant set, as every tenant write
+is; a sample already stored (same unit, signal and source time: a replay, a reconnect) is
+skipped by the unique key, and the count returned is of the new ones.
+
+``Batcher`` is the capture client's sink for every unit a worker captures: it gathers what
+the clients deliver and stores it every ``interval`` seconds, or at once when ``size``
+samples are waiting (the client waits for that write: back pressure, not an unbounded
+queue).
+
+Samples are read back in source time order, optionally downsampled by LTTB
+(``lttb``: largest triangle three buckets), which keeps the first and the last point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from opencdmo.db.tx import tenant_id_transaction
+
+if TYPE_CHECKING:  # asyncua takes most of a second to import: the web workers do without it
+    from opencdmo.equipment.opcua_client import Sample
+
+logger = logging.getLogger(__name__)
+
+TEXT_MAX = 2000
+
+# Raw SQL: one statement for a whole batch (unnest of column arrays), skipping stored keys.
+INSERT = """
+INSERT INTO equipment_samples
+    (tenant_id, equipment_id, signal, value, text_value, status_code, source_time, server_time)
+SELECT $1::uuid, s.* FROM unnest(
+    $2::uuid[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
+    $8::timestamptz[]) AS s
+ON CONFLICT DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One sample as stored."""
+
+    equipment_id: UUID
+    signal: str
+    value: float | None
+    text_value: str | None
+    status_code: int
+    source_time: dt.datetime
+    server_time: dt.datetime | None
+
+
+def row_of(equipment_id: UUID, sample: Sample) -> Row:
+    """The stored form of a sample: a number as ``value``, anything else as text; a sample
+    without a source timestamp is stamped with the server's (or, lacking both, now)."""
+    value: float | None = None
+    text: str | None = None
+    raw = sample.value
+    if isinstance(raw, bool | int | float):
+        value = float(raw)
+    elif raw is not None:
+        text = (raw if isinstance(raw, str) else str(raw))[:TEXT_MAX]
+    stamp = sample.source_timestamp or sample.server_timestamp or dt.datetime.now(dt.UTC)
+    return Row(
+        equipment_id,
+        sample.signal,
+        value,
+        text,
+        sample.status & 0xFFFFFFFF,
+        stamp,
+        sample.server_timestamp,
+    )
+
+
+async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
+    """Store the rows in one statement; returns how many were not stored already."""
+    if not rows:
+        return 0
+    async with tenant_id_transaction(tenant_id) as conn:
+        status = await conn.execute(
+            INSERT,
+            tenant_id,
+            [r.equipment_id for r in rows],
+            [r.signal for r in rows],
+            [r.value for r in rows],
+            [r.text_value for r in rows],
+            [r.status_code for r in rows],
+            [r.source_time for r in rows],
+            [r.server_time for r in rows],
+        )
+    return int(str(status).rsplit(" ", 1)[-1])
+
+
+async def make_partitions(tenant_id: UUID, months_ahead: int = 2) -> int:
+    """Make the month partitions of the samples table up to ``months_ahead`` months on."""
+    async with tenant_id_transaction(tenant_id) as conn:
+        made: int = await conn.fetchval("SELECT equipment_samples_partitions($1)", months_ahead)
+    return made
+
+
+class UnitSink:
+    """The sink of one unit's capture client: its samples go to the worker's batcher."""
+
+    def __init__(self, batcher: Batcher, equipment_id: UUID) -> None:
+        self.batcher = batcher
+        self.equipment_id = equipment_id
+
+    async def write(self, samples: list[Sample]) -> None:
+        await self.batcher.add([row_of(self.equipment_id, s) for s in samples])
+
+
+class Batcher:
+    """Gathers rows from every unit's client and stores them in batches: every ``interval``
+    seconds, or as soon as ``size`` rows wait. ``stored`` counts the new rows written."""
+
+    def __init__(self, tenant_id: UUID, *, interval: float = 0.1, size: int = 500) -> None:
+        self.tenant_id = tenant_id
+        self.interval = interval
+        self.size = size
+        self.stored = 0
+        self.offered = 0
+        self._rows: list[Row] = []
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def sink(self, equipment_id: UUID) -> UnitSink:
+        return UnitSink(self, equipment_id)
+
+    async def add(self, rows: list[Row]) -> None:
+        self._rows.extend(rows)
+        self.offered += len(rows)
+        if len(self._rows) >= self.size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._rows:
+                batch, self._rows = self._rows[: self.size], self._rows[self.size :]
+                self.stored += await store(self.tenant_id, batch)
+
+    async def __aenter__(self) -> Batcher:
+        self._task = asyncio.create_task(self._every_interval())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A stored sample as read back."""
+
+    source_time: dt.datetime
+    server_time: dt.datetime | None
+    value: float | None
+    text_value: str | None
+    status_code: int
+
+
+# Raw SQL: a range read on the partitioned table's key (Piccolo's builder would do; this
+# keeps the bounds half-open and the order explicit in one place).
+RANGE = """
+SELECT source_time, server_time, value, text_value, status_code
+FROM equipment_samples
+WHERE equipment_id = $1 AND signal = $2 AND source_time >= $3 AND source_time <= $4
+ORDER BY source_time
+LIMIT $5
+"""
+
+
+async def read_range(
+    conn: Any, equipment_id: UUID, signal: str, start: dt.datetime, end: dt.datetime, limit: int
+) -> list[Point]:
+    """The unit's samples of ``signal`` from ``start`` to ``end`` (both included), in source
+    time order, at most ``limit``; in the transaction open on ``conn``."""
+    rows = await conn.fetch(RANGE, equipment_id, signal, start, end, limit)
+    return [Point(**dict(r)) for r in rows]
+
+
+def lttb(points: Sequence[Point], threshold: int) -> list[Point]:
+    """Largest triangle three buckets: ``threshold`` (at least 3) of the points, keeping the
+    series' shape: the first and last, and from each of the buckets between them the point
+    making the largest triangle with the point chosen before it and the next bucket's
+    average. Points without a finite number are left out; ``threshold`` or fewer numeric
+    points come back as they are."""
+    if threshold < 3:
+        raise ValueError("LTTB keeps at least 3 points")
+    data = [p for p in points if p.value is not None and math.isfinite(p.value)]
+    n = len(data)
+    if n <= threshold:
+        return data
+    xs = [p.source_time.timestamp() for p in data]
+    ys = [p.value or 0.0 for p in data]
+
+    def bound(k: int) -> int:  # where bucket k starts (integers: no rounding at the end)
+        return k * (n - 2) // (threshold - 2) + 1
+
+    chosen, a = [data[0]], 0
+    for i in range(threshold - 2):
+        low, high = bound(i), bound(i + 1)
+        ahead = range(high, min(bound(i + 2), n))
+        avg_x = sum(xs[j] for j in ahead) / len(ahead)
+        avg_y = sum(ys[j] for j in ahead) / len(ahead)
+        best, best_area = low, -1.0
+        for j in range(low, high):
+            area = abs((xs[a] - avg_x) * (ys[j] - ys[a]) - (xs[a] - xs[j]) * (avg_y - ys[a]))
+            if area > best_area:
+                best, best_area = j, area
+        chosen.append(data[best])
+        a = best
+    chosen.append(data[-1])
+    return chosen

@@ -153,3 +153,191 @@ async def test_the_capture_command_runs_once(
 def test_capture_seconds_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["equipment", "capture", "--tenant", "x", "--once", "0"]) == 2
     assert "--once must be above 0" in capsys.readouterr().err
+
+
+# --- the samples API --------------------------------------------------------------------------
+
+T0 = dt.datetime(2026, 11, 30, 23, 50, tzinfo=dt.UTC)  # the series spans two partitions
+
+
+async def known_series(ctx: TenantContext, world: World, n: int = 1000) -> tuple[str, UUID]:
+    """A unit with ``n`` samples of ph a second apart from T0 (written through the sink's
+    store), the 500th with a Bad status."""
+    unit = await bioreactor(ctx, world, "opc.tcp://127.0.0.1:4840/opencdmo/sim")
+    rows = [
+        samples.Row(
+            unit,
+            "ph",
+            7.0 + (i % 37) / 100,
+            None,
+            0x80000000 if i == 500 else 0,
+            T0 + dt.timedelta(seconds=i),
+            T0 + dt.timedelta(seconds=i, milliseconds=1),
+        )
+        for i in range(n)
+    ]
+    assert await samples.store(ctx.tenant_id, rows) == n
+    code = await ctx_code(ctx, unit)
+    return code, unit
+
+
+async def ctx_code(ctx: TenantContext, unit: UUID) -> str:
+    return (await equipment.get_unit(ctx, str(unit))).unit.code
+
+
+def iso(at: dt.datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+async def test_the_samples_api_in_order_and_downsampled(
+    own_tenant: TenantContext, world: World, synced: Any, browser: Any
+) -> None:
+    code, _ = await known_series(own_tenant, world)
+    viewer = await browser("viewer")
+    url = f"/api/v1/t/{own_tenant.slug}/equipment/{code}/samples"
+    start, end = T0 + dt.timedelta(seconds=100), T0 + dt.timedelta(seconds=899)
+    answer = await viewer.get(url, params={"signal": "ph", "start": iso(start), "end": iso(end)})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["equipment"], body["signal"], body["downsampled"]) == (code, "ph", False)
+    times = [dt.datetime.fromisoformat(s["source_time"]) for s in body["samples"]]
+    assert times == [start + dt.timedelta(seconds=i) for i in range(800)]  # ends included
+    assert body["samples"][400]["status_code"] == 0x80000000
+    assert body["samples"][0]["value"] == pytest.approx(7.0 + (100 % 37) / 100)
+    assert body["samples"][0]["server_time"] is not None
+
+    params = {"signal": "ph", "start": iso(start), "end": iso(end), "max_points": "50"}
+    both = await asyncio.gather(viewer.get(url, params=params), viewer.get(url, params=params))
+    assert [a.status_code for a in both] == [200, 200]
+    assert both[0].json() == both[1].json()
+    small = both[0].json()
+    assert small["downsampled"] is True and len(small["samples"]) == 50
+    picked = [dt.datetime.fromisoformat(s["source_time"]) for s in small["samples"]]
+    assert picked[0] == start and picked[-1] == end and picked == sorted(picked)
+    assert all(start <= t <= end for t in picked)
+    everything = [
+        samples.Point(t, None, s["value"], None, s["status_code"])
+        for t, s in zip(times, body["samples"], strict=True)
+    ]
+    assert picked == [p.source_time for p in samples.lttb(everything, 50)]
+    # An offset other than UTC means the same instants.
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    shifted = await viewer.get(
+        url,
+        params={"signal": "ph", "start": start.astimezone(berlin).isoformat(), "end": iso(end)},
+    )
+    assert len(shifted.json()["samples"]) == 800
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"start": "2026-11-30T23:00:00"}, "with its offset"),
+        ({"start": "yesterday"}, "ISO 8601"),
+        ({"start": ""}, "start is required"),
+        ({"start": "0001-01-01T00:00:00+05:00"}, "ISO 8601"),
+        ({"end": "2026-11-30T22:00:00Z"}, "end must not be before start"),
+        ({"end": "2027-02-01T00:00:00Z"}, "at most 31 days"),
+        ({"max_points": "2"}, "max_points is from 3"),
+        ({"max_points": "20000"}, "max_points is from 3"),
+        ({"signal": "co2_concentration"}, "not a signal of"),
+    ],
+)
+async def test_samples_api_refusals(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    browser: Any,
+    params: dict[str, str],
+    says: str,
+) -> None:
+    unit = await bioreactor(own_tenant, world, "opc.tcp://127.0.0.1:4840/opencdmo/sim")
+    code = await ctx_code(own_tenant, unit)
+    viewer = await browser("viewer")
+    given = {"signal": "ph", "start": iso(T0), "end": iso(T0 + dt.timedelta(hours=1)), **params}
+    answer = await viewer.get(f"/api/v1/t/{own_tenant.slug}/equipment/{code}/samples", params=given)
+    assert answer.status_code == 422, answer.text
+    assert says in answer.json()["error"]["message"]
+
+
+async def test_samples_of_another_tenant_or_without_the_right(
+    own_tenant: TenantContext, world: World, synced: Any, browser: Any
+) -> None:
+    code, unit = await known_series(own_tenant, world, 10)
+    params = {"signal": "ph", "start": iso(T0), "end": iso(T0 + dt.timedelta(hours=1))}
+    viewer = await browser("viewer")
+    # alpha has no such unit: the other tenant's code or id is a 404 like a missing one
+    answers = [
+        await viewer.get(f"/api/v1/t/alpha/equipment/{key}/samples", params=params)
+        for key in (code, unit, "NO-SUCH", uuid.uuid4())
+    ]
+    assert [a.status_code for a in answers] == [404] * 4
+    assert len({a.json()["error"]["message"] for a in answers}) == 1
+    bare = await browser("bare")
+    refused = await bare.get(f"/api/v1/t/{own_tenant.slug}/equipment/{code}/samples", params=params)
+    assert refused.status_code == 403, refused.text
+    lacking = await viewer.get(f"/api/v1/t/{own_tenant.slug}/equipment/{code}/samples")
+    assert lacking.status_code == 422, lacking.text
+    assert lacking.json()["error"]["message"] == "signal is required"
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+async def test_row_level_security_and_append_only(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    app_role: asyncpg.Connection,
+    owner: asyncpg.Connection,
+) -> None:
+    _, unit = await known_series(own_tenant, world, 20)
+    count = "SELECT count(*) FROM equipment_samples WHERE equipment_id = $1"
+    for tenant, expected in ((world.beta.tenant_id, 0), (own_tenant.tenant_id, 20)):
+        async with app_role.transaction():
+            await app_role.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
+            assert await app_role.fetchval(count, unit) == expected
+    async with app_role.transaction():
+        await app_role.execute(
+            "SELECT set_config('app.tenant_id', $1, true)", str(world.beta.tenant_id)
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app_role.execute(
+                "INSERT INTO equipment_samples (tenant_id, equipment_id, signal, source_time) "
+                "VALUES ($1, $2, 'ph', now())",
+                own_tenant.tenant_id,
+                unit,
+            )
+    for change in ("UPDATE equipment_samples SET value = 0", "DELETE FROM equipment_samples"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await owner.execute(f"{change} WHERE equipment_id = $1", unit)
+    for table in ("equipment_samples", "equipment_samples_default"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await owner.execute(f"TRUNCATE {table}")
+    assert await owner.fetchval(count, unit) == 20
+
+
+async def test_partitions_are_made_ahead_and_the_default_takes_the_rest(
+    own_tenant: TenantContext, world: World, synced: Any, owner: asyncpg.Connection
+) -> None:
+    _, unit = await known_series(own_tenant, world, 3)
+    far = samples.Row(unit, "ph", 7.0, None, 0, dt.datetime(2031, 5, 5, tzinfo=dt.UTC), None)
+    assert await samples.store(own_tenant.tenant_id, [far]) == 1
+    month = dt.datetime.now(dt.UTC).strftime("%Y%m")
+    parts = {
+        r["relname"]: r["bound"]
+        for r in await owner.fetch(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'equipment_samples'::regclass"
+        )
+    }
+    assert f"equipment_samples_p{month}" in parts and "equipment_samples_default" in parts
+    assert await samples.make_partitions(own_tenant.tenant_id) == 0  # made already
+    where = await owner.fetchval(
+        "SELECT tableoid::regclass::text FROM equipment_samples "
+        "WHERE equipment_id = $1 AND source_time = $2",
+        unit,
+        far.source_time,
+    )
+    assert where == "equipment_samples_default"

@@ -4,15 +4,18 @@ registering and changing a unit, its status (with a reason) and signed logbook e
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated
 
 from litestar import get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from opencdmo.equipment import service
 from opencdmo.equipment.queries import UnitRow
 from opencdmo.equipment.schemas import (
     LogEntryOut,
+    SampleOut,
+    SamplesOut,
     StatusIn,
     UnitChangeIn,
     UnitDetail,
@@ -20,7 +23,7 @@ from opencdmo.equipment.schemas import (
     UnitOut,
     WorkIn,
 )
-from opencdmo.equipment.service import Registration, UnitView, Work
+from opencdmo.equipment.service import Registration, SampleQuery, UnitView, Work
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy.service import list_sites
@@ -134,4 +137,45 @@ async def api_log(
     return detail(await service.get_unit(ctx, str(row.id)))
 
 
-api = [api_units, api_unit, api_register, api_change, api_status, api_log]
+# Optional here, checked by the service after the unit is found: an unknown unit is the same
+# 404 whatever else the request says.
+Signal = Annotated[str | None, QueryParameter(name="signal", required=False, max_length=200)]
+Instant = Annotated[str | None, QueryParameter(required=False, max_length=200)]
+MaxPoints = Annotated[int | None, QueryParameter(name="max_points", required=False)]
+
+
+@get(ONE + "/samples", opt=requires("equipment", "read"), tags=["equipment"])
+async def api_samples(
+    ctx: NamedDependency[TenantContext],
+    code: FromPath[str],
+    signal: Signal = None,
+    start: Instant = None,
+    end: Instant = None,
+    max_points: MaxPoints = None,
+) -> SamplesOut:
+    """The unit's samples of one signal from start to end (ISO 8601 times with their offset,
+    both included, at most 31 days apart) in source time order, with their status codes;
+    with max_points (3 to 10000), downsampled server-side (LTTB: the first, the last and the
+    points that keep the curve's shape)."""
+    given = SampleQuery(signal, start, end, max_points)
+    found = await service.read_samples(ctx, code, given)
+    return SamplesOut(
+        equipment=found.unit.code,
+        signal=found.signal,
+        start=found.start,
+        end=found.end,
+        downsampled=max_points is not None,
+        samples=[
+            SampleOut(
+                source_time=p.source_time,
+                server_time=p.server_time,
+                value=p.value,
+                text_value=p.text_value,
+                status_code=p.status_code,
+            )
+            for p in found.points
+        ],
+    )
+
+
+api = [api_units, api_unit, api_register, api_change, api_status, api_log, api_samples]

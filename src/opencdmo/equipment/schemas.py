@@ -116,3 +116,25 @@ class BindingOut(Struct, kw_only=True):
 class Bound(Struct, kw_only=True):
     binding: BindingOut
     exceptions: list[str]
+
+
+class SampleOut(Struct, kw_only=True):
+    """One stored sample: its source and server times, its value (a number, or text) and
+    its OPC UA status code (0 is Good)."""
+
+    source_time: datetime
+    server_time: datetime | None
+    value: float | None
+    text_value: str | None = None
+    status_code: int
+
+
+class SamplesOut(Struct, kw_only=True):
+    """A unit's samples of one signal over a range, in source time order."""
+
+    equipment: str
+    signal: str
+    start: datetime
+    end: datetime
+    downsampled: bool
+    samples: list[SampleOut]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
@@ -399,16 +399,36 @@ POINTS_MAX: Final = 10_000
 class SampleQuery:
     """What a samples request asks for, as given (checked by ``read_samples``)."""
 
-    signal: str
-    start: str
-    end: str
+    signal: str | None
+    start: str | None
+    end: str | None
     max_points: int | None = None
 
 
-def parse_instant(value: str, name: str) -> datetime:
+@dataclass(frozen=True)
+class SampleRange:
+    """The samples read: of which unit and signal, from when to when."""
+
+    unit: UnitRow
+    signal: str
+    start: datetime
+    end: datetime
+    points: list[samples.Point]
+
+
+def _required(value: str | None, name: str) -> str:
+    if value is None or not value.strip():
+        raise ValidationFailed(f"{name} is required", details={"field": name})
+    return value
+
+
+def parse_instant(value: str | None, name: str) -> datetime:
+    value = _required(value, name)
     try:
-        found = datetime.fromisoformat(value.strip())
-    except ValueError:
+        found: datetime | None = datetime.fromisoformat(value.strip())
+        if found is not None and found.tzinfo is not None:
+            found = found.astimezone(UTC)  # an instant at the ends of the calendar overflows
+    except (ValueError, OverflowError):
         found = None
     if found is None or found.tzinfo is None:
         raise ValidationFailed(
@@ -419,11 +439,34 @@ def parse_instant(value: str, name: str) -> datetime:
     return found
 
 
-async def read_samples(
-    ctx: TenantContext, code_or_id: str, given: SampleQuery
-) -> tuple[UnitRow, list[samples.Point]]:
+async def read_samples(ctx: TenantContext, code_or_id: str, given: SampleQuery) -> SampleRange:
     """A unit's samples of one of its signals from ``start`` to ``end`` (both included), in
-    source time order; with ``max_points``, downsampled (LTTB) to at most that many."""
+    source time order; with ``max_points``, downsampled (LTTB) to at most that many. The
+    unit is found first: an unknown one is a 404 whatever the rest of the request says."""
+    async with read_view(ctx) as conn:
+        await authorize(ctx, "equipment", "read")
+        row = await lookup(code_or_id)
+        signal, start, end, points = _checked(row, given)
+        most = SAMPLES_MAX if points is None else SAMPLES_READ
+        found = await samples.read_range(conn, row.id, signal, start, end, most + 1)
+    if len(found) > most:
+        raise ValidationFailed(
+            f"more than {most} samples from start to end: ask for max_points or a shorter range",
+            details={"field": "end"},
+        )
+    chosen = found if points is None else samples.lttb(found, points)
+    return SampleRange(row, signal, start, end, chosen)
+
+
+def _checked(row: UnitRow, given: SampleQuery) -> tuple[str, datetime, datetime, int | None]:
+    signal = _required(given.signal, "signal")
+    signals = (row.connection or {}).get("signals", {})
+    if signal not in signals:
+        listed = ", ".join(sorted(signals)) or "none"
+        raise ValidationFailed(
+            f"'{signal[:64]}' is not a signal of {row.code} (its signals: {listed})",
+            details={"field": "signal"},
+        )
     start, end = parse_instant(given.start, "start"), parse_instant(given.end, "end")
     if end < start:
         raise ValidationFailed("end must not be before start", details={"field": "end"})
@@ -436,21 +479,4 @@ async def read_samples(
         raise ValidationFailed(
             f"max_points is from 3 to {POINTS_MAX}", details={"field": "max_points"}
         )
-    async with read_view(ctx) as conn:
-        await authorize(ctx, "equipment", "read")
-        row = await lookup(code_or_id)
-        signals = (row.connection or {}).get("signals", {})
-        if given.signal not in signals:
-            listed = ", ".join(sorted(signals)) or "none"
-            raise ValidationFailed(
-                f"'{given.signal[:64]}' is not a signal of {row.code} (its signals: {listed})",
-                details={"field": "signal"},
-            )
-        most = SAMPLES_MAX if points is None else SAMPLES_READ
-        found = await samples.read_range(conn, row.id, given.signal, start, end, most + 1)
-    if len(found) > most:
-        raise ValidationFailed(
-            f"more than {most} samples from start to end: ask for max_points or a shorter range",
-            details={"field": "end"},
-        )
-    return row, found if points is None else samples.lttb(found, points)
+    return signal, start, end, points

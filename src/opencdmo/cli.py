@@ -252,7 +252,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
         def on_start(worker: capture.Worker) -> None:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, worker.stop)
-            _print(f"capturing {len(worker.units)} units of {args.tenant}")
+            _print(f"capturing the equipment of {args.tenant} as worker {worker.name}")
 
         report = await capture.capture(
             ctx.tenant_id,
@@ -261,7 +261,8 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
             pki=settings.data_dir / "opcua",
             on_start=on_start,
         )
-        _print(f"stored {report.stored} new samples of {report.offered} received")
+        units = ", ".join(report.units) or "none"
+        _print(f"stored {report.stored} new samples of {report.offered} received (units: {units})")
         for code, why in report.failed.items():
             print(f"error: {code}: {why}", file=sys.stderr)
         return 1 if report.failed else 0

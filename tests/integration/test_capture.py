@@ -6,6 +6,7 @@ level security on the samples, and the table's partitions and append-only rule."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from typing import Any
@@ -15,7 +16,7 @@ import asyncpg
 import pytest
 
 from opencdmo.cli import main
-from opencdmo.equipment import capture, samples
+from opencdmo.equipment import capture, leases, samples
 from opencdmo.equipment import service as equipment
 from opencdmo.equipment.opcua_client import Backoff, Sample
 from opencdmo.equipment.service import Registration
@@ -23,7 +24,7 @@ from opencdmo.equipment.simulator import Simulator, SimulatorConfig
 from opencdmo.scope import TenantContext
 from tests.conftest import World, member_as
 from tests.integration.test_cli import cli_env, run
-from tests.integration.test_opcua import free_port
+from tests.integration.test_opcua import eventually, free_port
 
 FAST = Backoff(initial=0.1, max_delay=0.5)
 NODES = {
@@ -73,8 +74,8 @@ def assert_stored_once(simulator: Simulator, got: Stored) -> None:
         assert points == [p for p in produced if p[0] >= points[0][0]], key
 
 
-def worker(ctx: TenantContext, units: list[capture.Unit]) -> capture.Worker:
-    return capture.Worker(ctx.tenant_id, units, backoff=FAST, interval=0.05)
+def worker(ctx: TenantContext, units: list[capture.Unit], **kw: Any) -> capture.Worker:
+    return capture.Worker(ctx.tenant_id, units, backoff=FAST, interval=0.05, **kw)
 
 
 async def test_every_change_is_stored_once(
@@ -110,7 +111,9 @@ async def test_a_replay_stores_nothing_twice(
     await simulator.start()
     unit = await bioreactor(own_tenant, world, simulator.endpoint)
     units = await capture.units_to_capture(own_tenant.tenant_id)
-    first, second = worker(own_tenant, units), worker(own_tenant, units)
+    # without leases: both capture the unit at once (as during a lease handed over)
+    first = worker(own_tenant, units, leases=False)
+    second = worker(own_tenant, units, leases=False)
     one = asyncio.create_task(first.run())
     await asyncio.sleep(1.0)
     two = asyncio.create_task(second.run())  # the windows overlap from here
@@ -144,7 +147,7 @@ async def test_the_capture_command_runs_once(
             cli_env, "equipment", "capture", "--tenant", own_tenant.slug, "--once", "1.5"
         )
     assert code == 0, err
-    assert "capturing 1 units" in out and "new samples" in out
+    assert "capturing the equipment of" in out and "new samples" in out
     assert sum(len(p) for p in (await stored(owner, unit)).values()) > 0
     code, _, err = await run(cli_env, "equipment", "capture", "--tenant", "no-such-tenant")
     assert (code, "No tenant has the slug" in err) == (2, True)
@@ -341,3 +344,62 @@ async def test_partitions_are_made_ahead_and_the_default_takes_the_rest(
         far.source_time,
     )
     assert where == "equipment_samples_default"
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+async def incubator_unit(ctx: TenantContext, world: World, endpoint: str) -> UUID:
+    boss = await member_as(ctx, world["supervisor"])
+    opcua = {
+        "endpoint": endpoint,
+        "signals": {
+            "chamber_temperature": {"node": "ns=2;s=INC01.Temperature", "unit": "Cel"},
+            "co2_concentration": {"node": "ns=2;s=INC01.CO2", "unit": "%"},
+        },
+    }
+    code = f"INC-{uuid.uuid4().hex[:6]}"
+    unit = await equipment.register(boss, Registration(code, "co2-incubator", "A1", opcua=opcua))
+    return unit.id
+
+
+async def latest(owner: asyncpg.Connection, unit: UUID) -> dt.datetime | None:
+    found: dt.datetime | None = await owner.fetchval(
+        "SELECT max(source_time) FROM equipment_samples WHERE equipment_id = $1", unit
+    )
+    return found
+
+
+async def test_leases_share_the_units_and_a_dead_workers_are_taken_over(
+    own_tenant: TenantContext, world: World, synced: Any, owner: asyncpg.Connection
+) -> None:
+    async with Simulator(SimulatorConfig(port=free_port(), rate=20, seed=6)) as simulator:
+        units = {
+            await bioreactor(own_tenant, world, simulator.endpoint),
+            await incubator_unit(own_tenant, world, simulator.endpoint),
+        }
+        kw: dict[str, Any] = {"backoff": FAST, "interval": 0.05, "renew": 0.2, "ttl": 1.0}
+        a = capture.Worker(own_tenant.tenant_id, name="worker-a", **kw)
+        b = capture.Worker(own_tenant.tenant_id, name="worker-b", **kw)
+        tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+        await eventually(lambda: len(a.held | b.held) == 2)
+        assert not a.held & b.held  # each unit captured by one worker
+        holders = await leases.holders(own_tenant.tenant_id)
+        assert holders == dict.fromkeys(a.held, "worker-a") | dict.fromkeys(b.held, "worker-b")
+        # Worker a dies (its units go to b once their leases expire) or, if b took both, b.
+        dead, alive, dying = (a, b, tasks[0]) if a.held else (b, a, tasks[1])
+        orphans = dead.held
+        dying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(dying, 10)
+        await eventually(lambda: alive.held == units, seconds=20)
+        taken = {u: await latest(owner, u) for u in orphans}
+        await asyncio.sleep(0.5)
+        for unit in orphans:  # captured again, by the other worker
+            now = await latest(owner, unit)
+            assert now is not None and (taken[unit] is None or now > taken[unit])
+        assert set((await leases.holders(own_tenant.tenant_id)).values()) == {alive.name}
+        alive.stop()
+        report = await asyncio.wait_for(tasks[1] if alive is b else tasks[0], 15)
+        assert not report.failed
+    assert await leases.holders(own_tenant.tenant_id) == {}  # a clean stop releases them

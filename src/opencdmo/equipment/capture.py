@@ -3,7 +3,8 @@ the capture client, its samples stored through one ``samples.Batcher``.
 
 ``opencdmo equipment capture --tenant SLUG [--once SECONDS]`` runs it in its own process
 (never in the web workers): until SIGINT or SIGTERM, or for SECONDS. One worker captures
-all of the tenant's units; sharing them among several workers (leases) is not built yet.
+the tenant's units it holds leases of: several workers share the units between them, and
+when one dies another takes its units once their leases expire (``leases``).
 
 Security: the worker's own application certificate is made on first start under the data
 directory (``opcua/client``), and a server's certificate is trusted only when it is in the
@@ -15,20 +16,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.equipment import queries, samples
+from opencdmo.equipment import leases, queries, samples
 from opencdmo.equipment.opcua_client import Backoff, CaptureClient, CaptureError, Security
 from opencdmo.equipment.opcua_security import Mode
 
 logger = logging.getLogger(__name__)
 
 PARTITIONS_EVERY = 3600.0  # seconds between making the coming months' partitions
+KILLED_WAIT = 2.0  # seconds a cancelled worker gives its clients to end
 
 
 @dataclass(frozen=True)
@@ -68,69 +72,126 @@ async def units_to_capture(tenant_id: UUID) -> list[Unit]:
 
 
 class Worker:
-    """Captures ``units`` of a tenant until ``stop`` (or for ``seconds``)."""
+    """Captures the units it holds leases of until ``stop`` (or for ``seconds``).
+
+    Every ``renew`` seconds it takes (or renews, for ``ttl`` seconds) the leases of the
+    tenant's units (``units``, or every unit with an OPC UA description, read again each
+    round), starts a capture client for each unit it gained and stops the one of each unit it
+    lost. A clean stop releases its leases; a worker that dies keeps them until they expire,
+    then another worker takes them. ``leases=False``: capture ``units`` without leases.
+    """
 
     def __init__(
         self,
         tenant_id: UUID,
-        units: list[Unit],
+        units: list[Unit] | None = None,
         *,
         pki: Path | None = None,
         backoff: Backoff | None = None,
         interval: float = 0.1,
         size: int = 500,
+        leases: bool = True,
+        renew: float = 2.0,
+        ttl: float = 6.0,
+        name: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.units = units
         self.pki = pki
         self.backoff = backoff
+        self.leases, self.renew, self.ttl = leases, renew, ttl
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self.batcher = samples.Batcher(tenant_id, interval=interval, size=size)
-        self.clients: dict[str, CaptureClient] = {}
-        self.report = Report(units=[u.code for u in units])
+        self.clients: dict[UUID, CaptureClient] = {}
+        self.report = Report()
+        self._tasks: dict[UUID, asyncio.Task[None]] = {}
+        self._codes: dict[UUID, str] = {}
         self._stopping = asyncio.Event()
+        self._trust = ""
 
     def stop(self) -> None:
         self._stopping.set()
 
-    def _security(self, unit: Unit, slug_dir: str) -> Security:
+    @property
+    def held(self) -> set[UUID]:
+        """The units this worker captures now."""
+        return set(self._tasks)
+
+    def _security(self, unit: Unit) -> Security:
         if unit.mode == "None" or self.pki is None:
             return Security()
         return Security(
             mode=cast(Mode, unit.mode),
             certificate_dir=self.pki / "client",
-            trust_dir=self.pki / "trust" / slug_dir,
+            trust_dir=self.pki / "trust" / self._trust,
         )
 
     async def run(self, seconds: float | None = None, trust: str = "") -> Report:
+        self._trust = trust
         await samples.make_partitions(self.tenant_id)
-        for unit in self.units:
-            self.clients[unit.code] = CaptureClient(
-                unit.endpoint,
-                unit.signals,
-                self.batcher.sink(unit.id),
-                self._security(unit, trust),
-                backoff=self.backoff,
-            )
+        loop = asyncio.get_running_loop()
+        until = None if seconds is None else loop.time() + seconds
         async with self.batcher:
-            tasks = {
-                code: asyncio.create_task(client.run()) for code, client in self.clients.items()
-            }
             upkeep = asyncio.create_task(self._partitions())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), seconds)
-            for client in self.clients.values():
-                client.stop()
-            upkeep.cancel()
-            for code, task in tasks.items():
-                try:
-                    await task
-                except (CaptureError, OSError) as exc:
-                    logger.error("capture of %s stopped: %s", code, exc)
-                    self.report.failed[code] = str(exc)
+            try:
+                while not self._stopping.is_set():
+                    await self._round()
+                    wait = self.renew if until is None else min(self.renew, until - loop.time())
+                    if wait <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
+            except asyncio.CancelledError:  # a worker killed: its leases run out by themselves
+                pending = [*self._tasks.values(), upkeep]
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=KILLED_WAIT)
+                raise
+            finally:
+                upkeep.cancel()
+            for unit_id in list(self._tasks):
+                await self._end(unit_id)
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
+        if self.leases:
+            await leases.release(self.tenant_id, self.name)
         self.report.stored, self.report.offered = self.batcher.stored, self.batcher.offered
         return self.report
+
+    async def _round(self) -> None:
+        """Take or renew the leases; start and stop clients to match."""
+        units = self.units if self.units is not None else await units_to_capture(self.tenant_id)
+        by_id = {u.id: u for u in units}
+        if self.leases:
+            held = await leases.take(self.tenant_id, self.name, list(by_id), self.ttl)
+        else:
+            held = set(by_id)
+        for unit_id in [u for u in self._tasks if u not in held]:
+            logger.warning("lease of %s lost: no longer capturing it", self._codes[unit_id])
+            await self._end(unit_id)
+        for unit_id in held - set(self._tasks):
+            self._start(by_id[unit_id])
+
+    def _start(self, unit: Unit) -> None:
+        client = CaptureClient(
+            unit.endpoint,
+            unit.signals,
+            self.batcher.sink(unit.id),
+            self._security(unit),
+            backoff=self.backoff,
+        )
+        self.clients[unit.id], self._codes[unit.id] = client, unit.code
+        self._tasks[unit.id] = asyncio.create_task(client.run())
+        if unit.code not in self.report.units:
+            self.report.units.append(unit.code)
+
+    async def _end(self, unit_id: UUID) -> None:
+        self.clients.pop(unit_id).stop()
+        try:
+            await self._tasks.pop(unit_id)
+        except (CaptureError, OSError) as exc:
+            logger.error("capture of %s stopped: %s", self._codes[unit_id], exc)
+            self.report.failed[self._codes[unit_id]] = str(exc)
 
     async def _partitions(self) -> None:
         while True:
@@ -150,7 +211,7 @@ async def capture(
     on_start: Callable[[Worker], Any] | None = None,
 ) -> Report:
     """Run a worker for the tenant's units (``on_start`` is given it before it runs)."""
-    worker = Worker(tenant_id, await units_to_capture(tenant_id), pki=pki)
+    worker = Worker(tenant_id, pki=pki)
     if on_start is not None:
         on_start(worker)
     return await worker.run(seconds, trust=slug)

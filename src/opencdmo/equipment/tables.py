@@ -76,3 +76,13 @@ class EquipmentSample(Table, tablename="equipment_samples"):
     source_time = Timestamptz()
     server_time = Timestamptz(null=True, default=None)
     stored_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class CaptureLease(Table, tablename="capture_leases"):
+    """Which capture worker captures a unit, until when (renewed every few seconds)."""
+
+    tenant_id = UUID()
+    equipment_id = UUID(primary_key=True)
+    worker = Text()
+    acquired_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    expires_at = Timestamptz()

@@ -1,7 +1,9 @@
-"""Equipment samples: every change of every captured signal, partitioned by month of its
+"""Equipment samples and capture leases. Samples: every change of every captured signal, partitioned by month of its
 source time, with a default partition so that no sample is ever refused, and a function the
 capture worker calls to make the coming months' partitions ahead of time. One row per
-(unit, signal, source time): a replay stores nothing twice. Append-only.
+(unit, signal, source time): a replay stores nothing twice. Append-only. Leases: which
+capture worker captures a unit, until when (a worker renews its leases every few seconds;
+another takes an expired one).
 
 Raw SQL throughout: Piccolo cannot declare a partitioned table or its partitions.
 
@@ -93,8 +95,28 @@ SELECT equipment_samples_partitions(2);
 """
 
 
+LEASES = """
+CREATE TABLE capture_leases (
+    tenant_id uuid NOT NULL,
+    equipment_id uuid NOT NULL,
+    worker text NOT NULL CHECK (length(worker) BETWEEN 1 AND 200),
+    acquired_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, equipment_id),
+    FOREIGN KEY (tenant_id, equipment_id) REFERENCES equipment (tenant_id, id),
+    CHECK (expires_at >= acquired_at)
+);
+"""
+
+
 def upgrade() -> None:
     run(TABLES)
+    run(LEASES)
+    run(
+        protect_tenant_table(
+            "capture_leases", "SELECT, INSERT, UPDATE (worker, acquired_at, expires_at)"
+        )
+    )
     run(protect_tenant_table("equipment_samples", "SELECT, INSERT"))
     run(append_only("equipment_samples"))
     run(PARTITION_PROTECTION)

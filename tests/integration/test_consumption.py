@@ -516,6 +516,7 @@ async def test_the_run_page_uses_a_scanned_or_picked_container(
     page = await operator.get(run)
     assert page.status_code == 200
     assert 'id="m-activate-form"' in page.text and f'value="{box.id}"' in page.text
+    assert f"{MEDIUM} material" in page.text  # the line shows the tenant's material name
     scanned = await operator.send(
         "POST",
         run + "/materials",

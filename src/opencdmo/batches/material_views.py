@@ -23,6 +23,7 @@ from opencdmo.inventory import queries as lots
 from opencdmo.inventory import service as inventory
 from opencdmo.inventory.consumption_queries import ConsumptionRow, ReservationRow
 from opencdmo.inventory.queries import ContainerRow, LotRow, MaterialRow
+from opencdmo.labels import label
 from opencdmo.scope import TenantContext
 
 
@@ -109,6 +110,10 @@ class Bench:
     steps: dict[str, StepMaterials]  # by step key
     makeable: list[MaterialRow]  # what a step may record it made
     made: list[LotRow]  # the lots the batch made
+    names: dict[str, str]  # a bill of materials line's material, as people read it
+
+    def name(self, slug: str) -> str:
+        return self.names.get(slug) or label(slug)
 
 
 async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> Bench:
@@ -117,12 +122,17 @@ async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> Bench:
     a step may make, and the lots the batch made."""
     view = await batch_materials(ctx, batch_id)
     async with read_view(ctx):
-        makeable = [m for m in await lots.materials() if m.material_type in MADE_TYPES]
+        master = await lots.materials()
+        makeable = [m for m in master if m.material_type in MADE_TYPES]
         slugs = sorted({u.line.material for u in view.lines})
         allowed = await cq.material_ids_for(slugs)
         ids = sorted({i for found in allowed.values() for i in found})
         candidates = await cq.candidates(ids, inventory.today(ctx), lock=False)
         others = await cq.reserved_by_others([c.container.id for c in candidates], batch_id)
+    by_id = {m.id: m.name for m in master}
+    names = {
+        slug: by_id[min(found)] for slug, found in allowed.items() if found and min(found) in by_id
+    }
     mine = {r.container_id for r in view.reservations}
     found: dict[str, StepMaterials] = {}
     for use in view.lines:
@@ -145,4 +155,4 @@ async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> Bench:
                 )
     for step in found.values():
         step.pickable.sort(key=lambda p: (not p.reserved_here,))
-    return Bench(found, makeable, view.outputs)
+    return Bench(found, makeable, view.outputs, names)

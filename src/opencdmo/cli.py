@@ -259,6 +259,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
             args.tenant,
             seconds=args.once,
             pki=settings.data_dir / "opcua",
+            spool=settings.data_dir / "capture-spool" / args.tenant,
             on_start=on_start,
         )
         units = ", ".join(report.units) or "none"

@@ -35,7 +35,7 @@ SIGNALS = {
 }
 OPCUA = {
     "endpoint": "opc.tcp://127.0.0.1:4840/opencdmo/sim",
-    "security": {"mode": "None"},
+    "security": {"mode": "SignAndEncrypt", "policy": "Basic256Sha256"},
     "user": {"name": "capture", "password_env": "INC01_OPCUA_PASSWORD"},
     "signals": SIGNALS,
 }
@@ -65,10 +65,10 @@ async def test_register_and_read(
     boss = await member_as(own_tenant, world["supervisor"])
     unit = await equipment.register(boss, incubator(calibration_due=date(2030, 1, 1)))
     assert (unit.code, unit.status, unit.class_slug) == ("INC-01", "available", "co2-incubator")
-    assert unit.name == "CO2 incubator INC-01" or unit.name.endswith("INC-01")
+    assert unit.name == "CO2 cell culture incubator INC-01"
     stored = unit.connection
     assert stored is not None
-    assert stored["security"] == {"mode": "None", "policy": "None"}
+    assert stored["security"] == {"mode": "SignAndEncrypt", "policy": "Basic256Sha256"}
     assert stored["signals"]["co2_concentration"] == {"node": "ns=2;s=INC01.CO2", "unit": "%"}
     view = await equipment.get_unit(await member_as(own_tenant, world["viewer"]), "inc-01")
     assert view.unit.id == unit.id and view.site_code == "A1"
@@ -102,6 +102,11 @@ async def test_register_and_read(
             {"opcua": {**OPCUA, "user": {"name": "capture", "password": "secret"}}},
             "opcua.user.password",
             "never goes in",
+        ),
+        (
+            {"opcua": {**OPCUA, "security": {"mode": "None"}}},
+            "opcua.user",
+            "only over a secured channel",
         ),
         (
             {"opcua": {**OPCUA, "signals": {"chamber_temperature": {"node": "i=5", "unit": "g"}}}},

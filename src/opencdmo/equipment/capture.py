@@ -28,6 +28,7 @@ from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.equipment import leases, queries, samples
 from opencdmo.equipment.opcua_client import Backoff, CaptureClient, CaptureError, Security
 from opencdmo.equipment.opcua_security import Mode
+from opencdmo.equipment.spool import DEFAULT_MAX_BYTES, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,28 @@ KILLED_WAIT = 2.0  # seconds a cancelled worker gives its clients to end
 
 @dataclass(frozen=True)
 class Unit:
-    """A unit to capture: its id, code, endpoint, security and signal key -> node id."""
+    """A unit to capture: its id, code, endpoint, security, signal key -> node id, and the
+    user name with the environment variable holding its password, if the server asks."""
 
     id: UUID
     code: str
     endpoint: str
     mode: str
     signals: dict[str, str]
+    user: str | None = None
+    password_env: str | None = None
+
+    def credentials(self) -> tuple[str, str] | None:
+        """The user name and password (from the environment), or None without a user."""
+        if self.user is None or self.password_env is None:
+            return None
+        password = os.environ.get(self.password_env)
+        if password is None:
+            raise CaptureError(
+                f"{self.code} signs in as {self.user}: set its password in the environment "
+                f"variable {self.password_env}"
+            )
+        return self.user, password
 
 
 @dataclass
@@ -67,7 +83,18 @@ async def units_to_capture(tenant_id: UUID) -> list[Unit]:
             continue
         signals = {key: spec["node"] for key, spec in described["signals"].items()}
         mode = described.get("security", {}).get("mode", "None")
-        found.append(Unit(row.id, row.code, described["endpoint"], mode, signals))
+        user = described.get("user") or {}
+        found.append(
+            Unit(
+                row.id,
+                row.code,
+                described["endpoint"],
+                mode,
+                signals,
+                user.get("name"),
+                user.get("password_env"),
+            )
+        )
     return found
 
 
@@ -94,6 +121,8 @@ class Worker:
         renew: float = 2.0,
         ttl: float = 6.0,
         name: str | None = None,
+        spool: Path | None = None,
+        spool_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.tenant_id = tenant_id
         self.units = units
@@ -101,7 +130,12 @@ class Worker:
         self.backoff = backoff
         self.leases, self.renew, self.ttl = leases, renew, ttl
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-        self.batcher = samples.Batcher(tenant_id, interval=interval, size=size)
+        self.batcher = samples.Batcher(
+            tenant_id,
+            interval=interval,
+            size=size,
+            spool=None if spool is None else Spool(spool, self.name, max_bytes=spool_bytes),
+        )
         self.clients: dict[UUID, CaptureClient] = {}
         self.report = Report()
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
@@ -170,15 +204,27 @@ class Worker:
             logger.warning("lease of %s lost: no longer capturing it", self._codes[unit_id])
             await self._end(unit_id)
         for unit_id in held - set(self._tasks):
-            self._start(by_id[unit_id])
+            await self._start(by_id[unit_id])
 
-    def _start(self, unit: Unit) -> None:
+    async def _start(self, unit: Unit) -> None:
+        """Start capturing a unit, from the newest sample stored of each of its signals (a
+        unit taken over from a worker that died: what changed meanwhile is read from the
+        server's history)."""
+        try:
+            user = unit.credentials()
+        except CaptureError as exc:
+            if self.report.failed.get(unit.code) != str(exc):
+                logger.error("%s", exc)
+            self.report.failed[unit.code] = str(exc)
+            return
         client = CaptureClient(
             unit.endpoint,
             unit.signals,
             self.batcher.sink(unit.id),
             self._security(unit),
             backoff=self.backoff,
+            resume_from=await samples.newest(self.tenant_id, unit.id, list(unit.signals)),
+            user=user,
         )
         self.clients[unit.id], self._codes[unit.id] = client, unit.code
         self._tasks[unit.id] = asyncio.create_task(client.run())
@@ -208,10 +254,11 @@ async def capture(
     *,
     seconds: float | None,
     pki: Path | None,
+    spool: Path | None = None,
     on_start: Callable[[Worker], Any] | None = None,
 ) -> Report:
     """Run a worker for the tenant's units (``on_start`` is given it before it runs)."""
-    worker = Worker(tenant_id, pki=pki)
+    worker = Worker(tenant_id, pki=pki, spool=spool)
     if on_start is not None:
         on_start(worker)
     return await worker.run(seconds, trust=slug)

@@ -75,6 +75,12 @@ def check(raw: object, of_class: EquipmentClass | None, where: str = "opcua") ->
     found: dict[str, Any] = {"endpoint": endpoint, "security": _security(data, where)}
     if data.get("user") is not None:
         found["user"] = _user(data["user"], f"{where}.user")
+        if found["security"]["mode"] == "None":
+            raise _fail(
+                f"{where}.user",
+                "a password goes only over a secured channel: give security mode Sign or "
+                "SignAndEncrypt with the user",
+            )
     found["signals"] = _signals(data.get("signals"), of_class, f"{where}.signals")
     return found
 

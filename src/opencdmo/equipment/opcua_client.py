@@ -12,7 +12,13 @@ session and subscription (a restarted server). Then what each node changed to be
 last sample before the drop and its first one after is read with HistoryRead, where the
 server keeps history: those samples arrive after newer ones (order by source timestamp). A
 sample already delivered for the same (node, source timestamp) is dropped: a new
-subscription starts with each item's current value, and a republish may overlap.
+subscription starts with each item's current value, and a republish may overlap. A client
+given ``resume_from`` (per signal, the newest sample stored before it: a unit whose lease it
+took over from a worker that died) reads the same way what changed between then and its
+first live sample.
+
+``user`` is a user name and password for servers that ask for one (the password comes from
+the environment variable the unit's description names, never from the description).
 
 Nothing here touches the database: storage is a sink
 (``async def write(samples: list[Sample]) -> None``) added later.
@@ -136,6 +142,8 @@ class CaptureClient:
         queue_size: int = 10_000,
         backoff: Backoff | None = None,
         timeout: float = 4.0,
+        resume_from: Mapping[str, dt.datetime] | None = None,
+        user: tuple[str, str] | None = None,
     ) -> None:
         if not signals:
             raise CaptureError("no signals to subscribe to")
@@ -156,6 +164,10 @@ class CaptureClient:
         self._arrived = asyncio.Event()
         self._stopping = asyncio.Event()
         self._first_live: dict[str, dt.datetime] | None = None  # while resuming: per node
+        # per node, the newest sample stored before this client started (a lease handed over)
+        resume = resume_from or {}
+        self._resume = {node: _utc(resume[key]) for key, node in self._refs if key in resume}
+        self.user = user
 
     def stop(self) -> None:
         """Ask ``run`` to deliver what it holds, disconnect and return."""
@@ -198,6 +210,9 @@ class CaptureClient:
         client.application_uri = APPLICATION_URI
         client.name = client.description = "OpenCDMO capture"
         client.connection_lost_callback = self._connection_lost
+        if self.user is not None:
+            client.set_user(self.user[0])
+            client.set_password(self.user[1])
         if self.security.mode != "None":
             await opcua_security.secure(
                 client, self.endpoint, self.security, APPLICATION_URI, self.timeout
@@ -221,13 +236,17 @@ class CaptureClient:
             asyncio.create_task(self._consume(subscription)),
             asyncio.create_task(self._watch(client)),
         ]
+        if self._resume:  # what changed since the last stored sample, before this client
+            since = {node: stamp for node, stamp in self._resume.items() if stamp is not None}
+            self._resume = {}
+            tasks.append(asyncio.create_task(self._catch_up(client, since)))
         try:
             while not self._stopping.is_set():
                 await self._wait_any(self._arrived, self._stopping, tasks=tasks)
                 await self._flush()
-                for task in tasks:
-                    if task.done():
-                        task.result()  # raises what ended it
+                for task in [t for t in tasks if t.done()]:
+                    task.result()  # raises what ended it
+                    tasks.remove(task)  # a catch-up done; the others run until stopped
         finally:
             for task in tasks:
                 task.cancel()
@@ -245,13 +264,21 @@ class CaptureClient:
                     continue
                 self.stats.connects += 1
                 since = {node: max(seen) for node, seen in self._seen.items() if seen}
-                self._first_live = {}
-                self._arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), self._resume_wait)
+                await self._catch_up(client, since)
                 self.connected.set()
-                await self._backfill(client, since, self._first_live)
-                self._first_live = None
+
+    async def _catch_up(self, client: Client, since: Mapping[str, dt.datetime]) -> None:
+        """Once the subscription delivers again (or after a short wait), read from the
+        server's history what each node changed to after ``since`` and before its first live
+        sample."""
+        self._first_live = {}
+        self._arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._arrived.wait(), self._resume_wait)
+        try:
+            await self._backfill(client, since, self._first_live)
+        finally:
+            self._first_live = None
 
     @property
     def _resume_wait(self) -> float:

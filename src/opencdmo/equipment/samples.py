@@ -30,6 +30,7 @@ from opencdmo.db.tx import tenant_id_transaction
 
 if TYPE_CHECKING:  # asyncua takes most of a second to import: the web workers do without it
     from opencdmo.equipment.opcua_client import Sample
+    from opencdmo.equipment.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,27 @@ async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
     return int(str(status).rsplit(" ", 1)[-1])
 
 
+# Raw SQL: the newest source time of each signal, one index probe per signal (LATERAL ...
+# LIMIT 1 over the partitions' index; a GROUP BY would read every sample of the unit).
+NEWEST = """
+SELECT s.signal, n.source_time FROM unnest($2::text[]) AS s(signal)
+CROSS JOIN LATERAL (
+    SELECT source_time FROM equipment_samples
+    WHERE equipment_id = $1 AND signal = s.signal AND source_time > $3
+    ORDER BY source_time DESC LIMIT 1
+) AS n
+"""
+RESUME_WINDOW = dt.timedelta(days=1)  # the furthest back a worker reads a server's history
+
+
+async def newest(tenant_id: UUID, equipment_id: UUID, signals: list[str]) -> dict[str, dt.datetime]:
+    """Per signal, the newest sample stored in the last ``RESUME_WINDOW``."""
+    since = dt.datetime.now(dt.UTC) - RESUME_WINDOW
+    async with tenant_id_transaction(tenant_id) as conn:
+        rows = await conn.fetch(NEWEST, equipment_id, signals, since)
+    return {r["signal"]: r["source_time"] for r in rows}
+
+
 async def make_partitions(tenant_id: UUID, months_ahead: int = 2) -> int:
     """Make the month partitions of the samples table up to ``months_ahead`` months on."""
     async with tenant_id_transaction(tenant_id) as conn:
@@ -120,17 +142,36 @@ class UnitSink:
 
 class Batcher:
     """Gathers rows from every unit's client and stores them in batches: every ``interval``
-    seconds, or as soon as ``size`` rows wait. ``stored`` counts the new rows written."""
+    seconds, or as soon as ``size`` rows wait. ``stored`` counts the new rows written.
 
-    def __init__(self, tenant_id: UUID, *, interval: float = 0.1, size: int = 500) -> None:
+    With a ``spool``, a batch the database does not take (unreachable, restarting) goes to
+    disk instead, and so does every batch for the next ``retry`` seconds; then the spooled
+    batches are stored again, oldest first, before new ones. Without one, the error ends the
+    flush (and the worker)."""
+
+    def __init__(
+        self,
+        tenant_id: UUID,
+        *,
+        interval: float = 0.1,
+        size: int = 500,
+        spool: Spool | None = None,
+        retry: float = 1.0,
+    ) -> None:
         self.tenant_id = tenant_id
         self.interval = interval
         self.size = size
+        self.spool = spool
+        self.retry = retry
         self.stored = 0
         self.offered = 0
+        self.spooled = 0  # rows written to the spool
+        self.replayed = 0  # spooled rows stored since
+        self.outages = 0
         self._rows: list[Row] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._down_until: float | None = None  # the database failed: no retry before then
 
     def sink(self, equipment_id: UUID) -> UnitSink:
         return UnitSink(self, equipment_id)
@@ -143,11 +184,66 @@ class Batcher:
 
     async def flush(self) -> None:
         async with self._lock:
+            if self.spool is not None and not await self._replay():
+                self._spool_waiting()
+                return
             while self._rows:
-                batch, self._rows = self._rows[: self.size], self._rows[self.size :]
-                self.stored += await store(self.tenant_id, batch)
+                batch = self._rows[: self.size]
+                try:
+                    self.stored += await store(self.tenant_id, batch)
+                except Exception as exc:
+                    if self.spool is None:
+                        raise
+                    self._down(exc)
+                    self._spool_waiting()
+                    return
+                del self._rows[: len(batch)]
+
+    def _down(self, exc: Exception) -> None:
+        if self._down_until is None:
+            self.outages += 1
+            logger.error("storing samples failed (%s): spooling them to disk", exc)
+        self._down_until = asyncio.get_running_loop().time() + self.retry
+
+    async def _replay(self) -> bool:
+        """Store the spooled batches, oldest first; False while the database is down."""
+        assert self.spool is not None
+        loop = asyncio.get_running_loop()
+        if self._down_until is not None and loop.time() < self._down_until:
+            return False
+        for spooled in self.spool.pending():
+            rows = spooled.rows()
+            try:
+                self.stored += await store(self.tenant_id, rows)
+            except Exception as exc:
+                self._down(exc)
+                return False
+            self.spool.done(spooled)
+            self.replayed += len(rows)
+        if self._down_until is not None:
+            logger.warning("storing samples again; the spool is empty")
+            self._down_until = None
+        return True
+
+    def _spool_waiting(self) -> None:
+        """Move the waiting rows to the spool, a batch at a time; a full spool keeps the rest
+        in memory."""
+        assert self.spool is not None
+        while self._rows:
+            batch = self._rows[: self.size]
+            if self.spool.put(batch) is None:
+                logger.error(
+                    "the capture spool %s is full: %d samples wait in memory",
+                    self.spool.directory,
+                    len(self._rows),
+                )
+                return
+            del self._rows[: len(batch)]
+            self.spooled += len(batch)
 
     async def __aenter__(self) -> Batcher:
+        if self.spool is not None:
+            self.spool.open()
         self._task = asyncio.create_task(self._every_interval())
         return self
 
@@ -156,7 +252,11 @@ class Batcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            if self.spool is not None:
+                self.spool.close()
 
     async def _every_interval(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import signal
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from asyncua import ua
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
 
 from opencdmo.equipment import opcua_pki
 from opencdmo.equipment.signals import (
@@ -52,6 +55,7 @@ class SimulatorConfig:
     pki: Path | None = None  # with a directory: Basic256Sha256 endpoints, own certificate there
     record: bool = True  # keep every value written in memory (``produced``)
     history: int = 10_000  # changes a node keeps for HistoryRead (0: none, for load tests)
+    users: tuple[tuple[str, str], ...] = ()  # (name, password): sign-in required, no anonymous
 
     @property
     def endpoint(self) -> str:
@@ -78,7 +82,7 @@ class Simulator:
         self.server_certificate: bytes | None = None
         self._curves = [Curve(spec, config.seed) for spec in self.signals]
         self._excursions = {excursion.node: excursion for excursion in config.excursions}
-        self._server = Server()
+        self._server = Server(user_manager=_Users(config.users) if config.users else None)
         self._nodes: list[ua.NodeId] = []
         self._variables: list[Any] = []
         self._task: asyncio.Task[None] | None = None
@@ -101,6 +105,8 @@ class Simulator:
         self._server.set_server_name("OpenCDMO equipment simulator")
         await self._server.set_application_uri(APPLICATION_URI)
         self._server.set_security_policy(await self._security())
+        if self.config.users:
+            self._server.set_identity_tokens([ua.UserNameIdentityToken])
         namespace = await self._server.register_namespace(NAMESPACE)
         if namespace != 2:  # the node ids say ns=2
             raise RuntimeError(f"namespace {NAMESPACE} got index {namespace}, not 2")
@@ -202,6 +208,27 @@ class Simulator:
         """The current value of a writable setpoint node (what a client last wrote)."""
         value = await self._server.get_node(node).read_value()
         return float(value)
+
+
+class _Users(UserManager):
+    """Signs in the configured users by name and password; anyone else is refused."""
+
+    def __init__(self, users: tuple[tuple[str, str], ...]) -> None:
+        self._users = dict(users)
+
+    def get_user(
+        self,
+        iserver: Any,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
+        known = self._users.get(username or "")
+        if known is None or password is None:
+            return None
+        if not hmac.compare_digest(known.encode(), password.encode()):
+            return None
+        return User(role=UserRole.User, name=username)
 
 
 def parse_excursion(text: str, signals: tuple[SignalSpec, ...]) -> Excursion:

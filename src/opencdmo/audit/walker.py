@@ -16,7 +16,7 @@ LOOKAHEAD = 3  # neighbours looked at to tell what happened where a MAC fails
 @dataclass(frozen=True)
 class Finding:
     kind: str  # altered, inserted, deleted, reordered, forged, truncated, rewritten, head,
-    # wrong_key, unkeyed, bad_checkpoint
+    # wrong_key, unkeyed, bad_checkpoint, uncovered, tampered (a record against its seal)
     seq: int | None
     message: str
 

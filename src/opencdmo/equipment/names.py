@@ -5,7 +5,7 @@ from __future__ import annotations
 from opencdmo.audit.coverage import Coverage
 from opencdmo.audit.naming import uuids
 from opencdmo.audit.sentences import Named, Resolver
-from opencdmo.equipment import queries
+from opencdmo.equipment import queries, seals
 from opencdmo.scope import TenantContext
 
 
@@ -14,10 +14,22 @@ async def _units(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     return {i: Named(f"equipment {c}", f"/t/{ctx.slug}/equipment/{c}") for i, c in found.items()}
 
 
-AUDIT_NAMES: dict[str, Resolver] = {"equipment": _units}
+async def _seals(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    found = await queries.seal_names(list(uuids(ids)))
+    return {
+        i: Named(
+            f"the samples of {code} from {start:%Y-%m-%d %H:%M} UTC",
+            f"/t/{ctx.slug}/equipment/{code}",
+        )
+        for i, (code, start) in found.items()
+    }
+
+
+AUDIT_NAMES: dict[str, Resolver] = {"equipment": _units, "sample_seal": _seals}
 
 # Raw SQL: it runs on the verifier's own snapshot.
 AUDIT_COVERAGE = (
+    *seals.AUDIT_COVERAGE,
     # Each unit as registered: an event recorded its registration.
     Coverage(
         "equipment unit",

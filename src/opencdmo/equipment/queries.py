@@ -14,7 +14,7 @@ from piccolo.columns.combination import WhereRaw
 
 from opencdmo.db.clock import database_now
 from opencdmo.db.rows import columns, typed
-from opencdmo.equipment.tables import BatchEquipment, Equipment, EquipmentLogEntry
+from opencdmo.equipment.tables import BatchEquipment, Equipment, EquipmentLogEntry, SampleSeal
 from opencdmo.errors import NotFound
 from opencdmo.hub import library_queries as copies
 from opencdmo.hub.model import EquipmentClass, decode_json
@@ -180,6 +180,19 @@ async def codes(ids: list[UUID]) -> dict[str, str]:
         return {}
     rows = await Equipment.select(Equipment.id, Equipment.code).where(Equipment.id.is_in(ids))
     return {str(r["id"]): r["code"] for r in rows}
+
+
+async def seal_names(ids: list[UUID]) -> dict[str, tuple[str, datetime]]:
+    """Seal id -> (its unit's code, the start of its period)."""
+    if not ids:
+        return {}
+    seals = await SampleSeal.select(
+        SampleSeal.id, SampleSeal.equipment_id, SampleSeal.period_start
+    ).where(SampleSeal.id.is_in(ids))
+    found = await codes(list({r["equipment_id"] for r in seals}))
+    return {
+        str(r["id"]): (found.get(str(r["equipment_id"]), "?"), r["period_start"]) for r in seals
+    }
 
 
 async def set_status(unit_id: UUID, status: str) -> None:

@@ -21,7 +21,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -172,6 +172,7 @@ class Batcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._down_until: float | None = None  # the database failed: no retry before then
+        self.on_stored: Callable[[list[Row]], None] | None = None  # told of each stored batch
 
     def sink(self, equipment_id: UUID) -> UnitSink:
         return UnitSink(self, equipment_id)
@@ -198,6 +199,11 @@ class Batcher:
                     self._spool_waiting()
                     return
                 del self._rows[: len(batch)]
+                self._told(batch)
+
+    def _told(self, rows: list[Row]) -> None:
+        if self.on_stored is not None:
+            self.on_stored(rows)
 
     def _down(self, exc: Exception) -> None:
         if self._down_until is None:
@@ -220,6 +226,7 @@ class Batcher:
                 return False
             self.spool.done(spooled)
             self.replayed += len(rows)
+            self._told(rows)
         if self._down_until is not None:
             logger.warning("storing samples again; the spool is empty")
             self._down_until = None

@@ -3,7 +3,7 @@ from them (tenant tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, BigInt, Date, DoublePrecision, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, BigInt, Date, DoublePrecision, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -86,3 +86,20 @@ class CaptureLease(Table, tablename="capture_leases"):
     worker = Text()
     acquired_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     expires_at = Timestamptz()
+
+
+class SampleSeal(Table, tablename="sample_seals"):
+    """A period of a unit's stored samples sealed: per signal its count and digest, and one
+    digest over them, vouched for by an audit event (append-only; a period sealed again has
+    a higher ``version``)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    equipment_id = UUID()
+    period_start = Timestamptz()
+    period_end = Timestamptz()
+    version = Integer(default=1)
+    samples = BigInt()
+    signals = JSONB()
+    digest = Text()
+    sealed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

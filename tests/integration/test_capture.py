@@ -384,10 +384,11 @@ async def test_leases_share_the_units_and_a_dead_workers_are_taken_over(
         tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
         await eventually(lambda: len(a.held | b.held) == 2)
         assert not a.held & b.held  # each unit captured by one worker
+        await eventually(lambda: len(a.held) == len(b.held) == 1)  # shared fairly
         holders = await leases.holders(own_tenant.tenant_id)
         assert holders == dict.fromkeys(a.held, "worker-a") | dict.fromkeys(b.held, "worker-b")
-        # Worker a dies (its units go to b once their leases expire) or, if b took both, b.
-        dead, alive, dying = (a, b, tasks[0]) if a.held else (b, a, tasks[1])
+        # Worker a dies: its unit goes to b once its lease (and its presence) expire.
+        dead, alive, dying = a, b, tasks[0]
         orphans = dead.held
         dying.cancel()
         with contextlib.suppress(asyncio.CancelledError):

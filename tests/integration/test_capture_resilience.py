@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from opencdmo.db.urls import DatabaseUrls
-from opencdmo.equipment import capture, opcua_pki, samples
+from opencdmo.equipment import capture, leases, opcua_pki, samples
 from opencdmo.equipment import service as equipment
 from opencdmo.equipment.opcua_client import CaptureClient, CollectingSink
 from opencdmo.equipment.service import Registration
@@ -33,6 +33,7 @@ from tests.integration.test_capture import (
     UNITS,
     assert_stored_once,
     bioreactor,
+    incubator_unit,
     stored,
 )
 from tests.integration.test_cli import cli_env
@@ -273,3 +274,28 @@ async def test_a_wrong_password_is_refused_by_the_server() -> None:
         await asyncio.wait_for(task, 10)
     assert not sink.samples
     assert "BadUserAccessDenied" in client.stats.failures[0]
+
+
+async def test_a_worker_that_joins_gets_its_share(
+    own_tenant: TenantContext, world: World, synced: Any, owner: asyncpg.Connection
+) -> None:
+    async with Simulator(SimulatorConfig(port=free_port(), rate=20, seed=14)) as simulator:
+        units = {
+            await bioreactor(own_tenant, world, simulator.endpoint),
+            await incubator_unit(own_tenant, world, simulator.endpoint),
+        }
+        kw: dict[str, Any] = {"backoff": FAST, "interval": 0.05, "renew": 0.2, "ttl": 1.0}
+        a = capture.Worker(own_tenant.tenant_id, name="worker-first", **kw)
+        first = asyncio.create_task(a.run())
+        await eventually(lambda: a.held == units)  # alone: it takes every unit
+        b = capture.Worker(own_tenant.tenant_id, name="worker-joining", **kw)
+        second = asyncio.create_task(b.run())
+        await eventually(lambda: len(a.held) == len(b.held) == 1, seconds=20)
+        assert a.held | b.held == units
+        handed = next(iter(b.held))
+        await eventually(lambda: b.clients[handed].stats.received > 5)
+        a.stop()
+        b.stop()
+        reports = await asyncio.gather(first, second)
+    assert not any(r.failed for r in reports)
+    assert await leases.holders(own_tenant.tenant_id) == {}

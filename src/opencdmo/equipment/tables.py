@@ -103,3 +103,12 @@ class SampleSeal(Table, tablename="sample_seals"):
     signals = JSONB()
     digest = Text()
     sealed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class CaptureWorker(Table, tablename="capture_workers"):
+    """A live capture worker of a tenant, until ``expires_at`` (renewed every few seconds)."""
+
+    tenant_id = UUID()
+    worker = Text(primary_key=True)
+    seen_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    expires_at = Timestamptz()

@@ -5,6 +5,9 @@ audit trail, so that a sample changed, added or removed behind the worker's back
 server's history read after a reconnect) gets a new version; the newest one counts.
 Append-only.
 
+Capture workers: each live capture worker of a tenant, until when (renewed with its leases),
+so that workers share the units fairly between them.
+
 Revision ID: 0028
 Revises: 0027
 """
@@ -37,11 +40,24 @@ CREATE TABLE sample_seals (
 CREATE INDEX sample_seals_end ON sample_seals (tenant_id, equipment_id, period_end DESC);
 """
 
+WORKERS = """
+CREATE TABLE capture_workers (
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    worker text NOT NULL CHECK (length(worker) BETWEEN 1 AND 200),
+    seen_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, worker),
+    CHECK (expires_at >= seen_at)
+);
+"""
+
 
 def upgrade() -> None:
     run(TABLE)
     run(protect_tenant_table("sample_seals", "SELECT, INSERT"))
     run(append_only("sample_seals"))
+    run(WORKERS)
+    run(protect_tenant_table("capture_workers", "SELECT, INSERT, UPDATE (seen_at, expires_at)"))
 
 
 def downgrade() -> None:

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 PARTITIONS_EVERY = 3600.0  # seconds between making the coming months' partitions
 KILLED_WAIT = 2.0  # seconds a cancelled worker gives its clients to end
+JOIN_WAIT = 0.5  # seconds from a worker saying it is there to taking its share of the units
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,10 @@ class Worker:
         async with self.batcher:
             upkeep: asyncio.Future[Any] = asyncio.gather(self._partitions(), self._seals())
             try:
+                if self.leases:  # the first round says it is there; its share comes next
+                    await self._round()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), min(self.renew, JOIN_WAIT))
                 while not self._stopping.is_set():
                     await self._round()
                     wait = self.renew if until is None else min(self.renew, until - loop.time())

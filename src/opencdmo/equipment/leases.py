@@ -6,8 +6,11 @@ most its fair share of the units (the units divided by the live workers, rounded
 own leases renewed first, then units nobody holds or whose lease expired (their worker died
 or lost the database). A worker holding more than its share (a new worker joined) lets the
 rest go, so the next round of another worker takes them: scale-out is starting more workers.
-A clean stop (``release``) ends its leases and its presence at once, so another worker takes
-its units at its next round instead of after the leases run out.
+A worker's first round only says it is there, so that workers started together share the
+units from their second round on instead of the first one taking every unit and letting
+some go again (a handover, whose gap only a server that keeps history can fill). A clean
+stop (``release``) ends its leases and its presence at once, so another worker takes its
+units at its next round instead of after the leases run out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ INSERT INTO capture_workers (tenant_id, worker, seen_at, expires_at)
 VALUES ($1::uuid, $2, clock_timestamp(), clock_timestamp() + make_interval(secs => $3))
 ON CONFLICT (tenant_id, worker) DO UPDATE
 SET seen_at = excluded.seen_at, expires_at = excluded.expires_at
+RETURNING (xmax = 0) AS joined
 """
 LIVE = "SELECT count(*) FROM capture_workers WHERE expires_at > clock_timestamp()"
 MINE = """
@@ -67,8 +71,8 @@ async def take(tenant_id: UUID, worker: str, units: Sequence[UUID], seconds: flo
     """Renew this worker's leases and take free ones, up to its fair share of ``units``, for
     ``seconds``; the units it holds now."""
     async with tenant_id_transaction(tenant_id) as conn:
-        await conn.execute(ALIVE, tenant_id, worker, seconds)
-        if not units:
+        joined = await conn.fetchval(ALIVE, tenant_id, worker, seconds)
+        if joined or not units:  # a worker's first round only says it is there
             return set()
         live = max(1, await conn.fetchval(LIVE))
         share = math.ceil(len(units) / live)

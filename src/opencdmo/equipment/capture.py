@@ -94,12 +94,14 @@ class Worker:
         renew: float = 2.0,
         ttl: float = 6.0,
         name: str | None = None,
+        excursions_every: float = 5.0,
     ) -> None:
         self.tenant_id = tenant_id
         self.units = units
         self.pki = pki
         self.backoff = backoff
         self.leases, self.renew, self.ttl = leases, renew, ttl
+        self.excursions_every = excursions_every  # seconds between excursion evaluations
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self.batcher = samples.Batcher(tenant_id, interval=interval, size=size)
         self.clients: dict[UUID, CaptureClient] = {}
@@ -132,7 +134,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         until = None if seconds is None else loop.time() + seconds
         async with self.batcher:
-            upkeep = asyncio.create_task(self._partitions())
+            upkeep = asyncio.create_task(self._upkeep())
             try:
                 while not self._stopping.is_set():
                     await self._round()
@@ -193,6 +195,9 @@ class Worker:
             logger.error("capture of %s stopped: %s", self._codes[unit_id], exc)
             self.report.failed[self._codes[unit_id]] = str(exc)
 
+    async def _upkeep(self) -> None:
+        await asyncio.gather(self._partitions(), self._excursions())
+
     async def _partitions(self) -> None:
         while True:
             await asyncio.sleep(PARTITIONS_EVERY)
@@ -200,6 +205,13 @@ class Worker:
                 await samples.make_partitions(self.tenant_id)
             except Exception:  # the default partition takes the samples meanwhile
                 logger.exception("making the samples' partitions failed")
+
+    async def _excursions(self) -> None:
+        from opencdmo.batches import excursions  # the batch side, only once capture runs
+
+        while True:
+            await asyncio.sleep(self.excursions_every)
+            await excursions.evaluate_quietly(self.tenant_id)
 
 
 async def capture(

@@ -103,6 +103,16 @@ class ExcursionRow:
         """How long it lasted (None: it is ongoing)."""
         return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
 
+    @property
+    def lasted(self) -> str:
+        """How long it lasted as people say it (``2 min 10 s``; empty: it is ongoing)."""
+        if self.seconds is None:
+            return ""
+        minutes, seconds = divmod(round(self.seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        parts = [(hours, "h"), (minutes, "min"), (seconds, "s")]
+        return " ".join(f"{n} {name}" for n, name in parts if n) or "0 s"
+
 
 _EXCURSION = columns(BatchExcursion, ExcursionRow)
 

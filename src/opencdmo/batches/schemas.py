@@ -117,6 +117,19 @@ class EntryIn(Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Text | None = None
 
 
+class EquipmentEntryIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A data-capture field's value taken from the equipment bound to its step (its latest
+    value in the phase, or the aggregate the content names); the same idempotency key again
+    is given the first entry; a correction names the entry it ``supersedes`` and a reason."""
+
+    step: FieldKey
+    phase: FieldKey
+    field: FieldKey
+    idempotency_key: IdempotencyKey
+    supersedes: UUID | None = None
+    reason: Text | None = None
+
+
 class EntryOut(Struct, kw_only=True):
     id: UUID
     batch_id: UUID
@@ -134,6 +147,8 @@ class EntryOut(Struct, kw_only=True):
     reason: str | None
     check: str
     message: str
+    # for a value from equipment: the unit, signal, sample times and aggregate it came from
+    equipment_source: dict[str, Any] | None = None
 
 
 class EntryWithHistory(EntryOut, kw_only=True):

@@ -243,6 +243,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         import logging
 
+        from opencdmo.batches import excursions
         from opencdmo.equipment import capture
 
         logging.basicConfig(level=logging.WARNING)
@@ -260,6 +261,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
             seconds=args.once,
             pki=settings.data_dir / "opcua",
             on_start=on_start,
+            evaluate=excursions.evaluate_quietly,
         )
         units = ", ".join(report.units) or "none"
         _print(f"stored {report.stored} new samples of {report.offered} received (units: {units})")

@@ -439,7 +439,13 @@ async def test_capture_and_evaluate_an_injected_excursion(
     await simulator.start()
     units = [u for u in await capture.units_to_capture(plant.ctx.tenant_id) if u.id == unit.id]
     worker = capture.Worker(
-        plant.ctx.tenant_id, units, backoff=FAST, interval=0.05, leases=False, excursions_every=0.5
+        plant.ctx.tenant_id,
+        units,
+        backoff=FAST,
+        interval=0.05,
+        leases=False,
+        evaluate=excursions.evaluate_quietly,
+        evaluate_every=0.5,
     )
     task = asyncio.create_task(worker.run())
     await asyncio.sleep(5.0)

@@ -9,6 +9,9 @@ when one dies another takes its units once their leases expire (``leases``).
 Security: the worker's own application certificate is made on first start under the data
 directory (``opcua/client``), and a server's certificate is trusted only when it is in the
 tenant's trust list (``opcua/trust/<slug>``).
+
+Every few seconds the worker runs what it is given to evaluate over the stored samples (the
+command gives it the batch excursions' evaluation).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -94,14 +97,16 @@ class Worker:
         renew: float = 2.0,
         ttl: float = 6.0,
         name: str | None = None,
-        excursions_every: float = 5.0,
+        evaluate: Callable[[UUID], Awaitable[None]] | None = None,
+        evaluate_every: float = 5.0,
     ) -> None:
         self.tenant_id = tenant_id
         self.units = units
         self.pki = pki
         self.backoff = backoff
         self.leases, self.renew, self.ttl = leases, renew, ttl
-        self.excursions_every = excursions_every  # seconds between excursion evaluations
+        # what runs every ``evaluate_every`` seconds over the stored samples (excursions)
+        self.evaluate, self.evaluate_every = evaluate, evaluate_every
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self.batcher = samples.Batcher(tenant_id, interval=interval, size=size)
         self.clients: dict[UUID, CaptureClient] = {}
@@ -196,7 +201,7 @@ class Worker:
             self.report.failed[self._codes[unit_id]] = str(exc)
 
     async def _upkeep(self) -> None:
-        await asyncio.gather(self._partitions(), self._excursions())
+        await asyncio.gather(self._partitions(), self._evaluations())
 
     async def _partitions(self) -> None:
         while True:
@@ -206,12 +211,10 @@ class Worker:
             except Exception:  # the default partition takes the samples meanwhile
                 logger.exception("making the samples' partitions failed")
 
-    async def _excursions(self) -> None:
-        from opencdmo.batches import excursions  # the batch side, only once capture runs
-
-        while True:
-            await asyncio.sleep(self.excursions_every)
-            await excursions.evaluate_quietly(self.tenant_id)
+    async def _evaluations(self) -> None:
+        while self.evaluate is not None:
+            await asyncio.sleep(self.evaluate_every)
+            await self.evaluate(self.tenant_id)
 
 
 async def capture(
@@ -221,9 +224,11 @@ async def capture(
     seconds: float | None,
     pki: Path | None,
     on_start: Callable[[Worker], Any] | None = None,
+    evaluate: Callable[[UUID], Awaitable[None]] | None = None,
 ) -> Report:
-    """Run a worker for the tenant's units (``on_start`` is given it before it runs)."""
-    worker = Worker(tenant_id, pki=pki)
+    """Run a worker for the tenant's units (``on_start`` is given it before it runs;
+    ``evaluate`` runs every few seconds)."""
+    worker = Worker(tenant_id, pki=pki, evaluate=evaluate)
     if on_start is not None:
         on_start(worker)
     return await worker.run(seconds, trust=slug)

@@ -463,3 +463,18 @@ async def test_capture_and_evaluate_an_injected_excursion(
     assert row.extreme == max(v for _, v in produced[first_out:back])
     (raised,) = await of_kind(plant, batch_id)
     assert raised.kind == "equipment_excursion" and raised.step == "activate"
+
+
+async def test_the_operator_and_qa_see_the_excursion(
+    plant: Plant, settings: Settings, browser: Any
+) -> None:
+    batch_id, unit = await incubating(plant, settings)
+    t = now()
+    await store(plant, unit.id, (t, 38.9), (t + dt.timedelta(seconds=90), 37.0))
+    assert await excursions.evaluate(plant.ctx.tenant_id) == 1
+    run = await (await browser("operator")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
+    assert run.status_code == 200
+    assert 'data-kind="equipment_excursion"' in run.text and "(1 min 30 s)" in run.text
+    review = await (await browser("approver")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/review")
+    assert review.status_code == 200
+    assert 'data-kind="equipment_excursion"' in review.text and "extreme 38.9" in review.text

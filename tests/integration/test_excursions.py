@@ -478,3 +478,23 @@ async def test_the_operator_and_qa_see_the_excursion(
     review = await (await browser("approver")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/review")
     assert review.status_code == 200
     assert 'data-kind="equipment_excursion"' in review.text and "extreme 38.9" in review.text
+
+
+async def test_two_operators_taking_the_value_at_once(
+    plant: Plant, settings: Settings, browser: Any, owner: asyncpg.Connection
+) -> None:
+    """Real concurrent requests: one entry (201), the other a 409 that shows its value."""
+    batch_id, unit = await incubating(plant, settings)
+    await store(plant, unit.id, (now(), 37.3))
+    one, two = await browser("operator"), await browser("admin")  # admin: the supervisor
+    url = f"/api/v1/t/{plant.ctx.slug}/batches/{batch_id}/entries/from-equipment"
+    body = {"step": "activate", "phase": "incubation", "field": "incubator_temperature"}
+    answers = await asyncio.gather(
+        one.send("POST", url, json={**body, "idempotency_key": "c-1"}),
+        two.send("POST", url, json={**body, "idempotency_key": "c-2"}),
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert "has been recorded already: 37.3 Cel" in refused.json()["error"]["message"]
+    count = "SELECT count(*) FROM batch_entries WHERE batch_id = $1 AND source = 'equipment'"
+    assert await owner.fetchval(count, batch_id) == 1

@@ -38,7 +38,7 @@ from opencdmo.batches import excursion_queries as exq
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches import phase_samples as ps
 from opencdmo.batches.excursion_queries import CursorRow, NewExcursion
-from opencdmo.batches.execution_queries import NewException
+from opencdmo.batches.execution_queries import NewException, PhaseRow
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.equipment import queries as eq
 from opencdmo.equipment.queries import BindingRow, UnitRow
@@ -180,45 +180,54 @@ class _Track:
 
 
 async def _advance(ctx: TenantContext, binding_id: UUID, signal: str) -> int:
+    """One signal of one binding evaluated from its cursor, in one unit of work that locks
+    the cursor first; how many exceptions it raised or ended."""
     async with unit_of_work(ctx):
         state = await exq.lock_cursor(ctx.tenant_id, binding_id, signal)
         binding, unit = await _binding(binding_id)
-        batch = await queries.batch(binding.batch_id)
         frozen = await queries.control_recipe(binding.batch_id)
-        operation = frozen.operations.get(binding.step)
         rules = await exception_rules(ctx)
         track = _Track(
             ctx,
             binding,
             unit,
             signal,
-            batch.number,
+            (await queries.batch(binding.batch_id)).number,
             timedelta(seconds=rules.excursion_debounce_seconds),
             rules.severity(KIND),
             await eq.now(),
         )
         phases = [p for p in await xq.phases(binding.batch_id) if p.step == binding.step]
-        phases.sort(key=lambda p: (p.started_at is None, p.started_at or track.now))
-        complete = True
-        for phase in phases:
-            win = ps.window(binding, unit, phase)
-            if win is None:
-                continue
-            limits = _phase_limits(operation, win, signal)
-            if limits is None:  # nothing to evaluate against: done once the window ends
-                complete = complete and win.end is not None and win.end <= track.now
-                continue
-            if state.cursor_at is not None and win.end is not None and win.end <= state.cursor_at:
-                continue
-            state, done = await _window(track, state, win, limits)
-            complete = complete and done
-            if not done:  # later phases overlap this one: its limits apply until it ends
-                break
-        if complete and binding.released_at is not None:
-            last = max(state.cursor_at or binding.released_at, binding.released_at)
-            state = replace(state, cursor_at=last)
+        state = await _walk(track, state, frozen.operations.get(binding.step), phases)
         await exq.save_cursor(state)
         return track.changed
+
+
+async def _walk(
+    track: _Track, state: CursorRow, operation: UnitOperation | None, phases: list[PhaseRow]
+) -> CursorRow:
+    """The step's phases in the order they started, each over the part the unit was bound
+    for; a released binding evaluated to its end has its cursor at its release."""
+    phases = sorted(phases, key=lambda p: (p.started_at is None, p.started_at or track.now))
+    complete = True
+    for phase in phases:
+        win = ps.window(track.binding, track.unit, phase)
+        if win is None:
+            continue
+        limits = _phase_limits(operation, win, track.signal)
+        if limits is None:  # nothing to evaluate against: done once the window ends
+            complete = complete and win.end is not None and win.end <= track.now
+            continue
+        if state.cursor_at is not None and win.end is not None and win.end <= state.cursor_at:
+            continue
+        state, done = await _window(track, state, win, limits)
+        complete = complete and done
+        if not done:  # later phases overlap this one: its limits apply until it ends
+            break
+    released = track.binding.released_at
+    if complete and released is not None:
+        state = replace(state, cursor_at=max(state.cursor_at or released, released))
+    return state
 
 
 def _phase_limits(operation: UnitOperation | None, win: ps.Window, signal: str) -> Limits | None:

@@ -478,6 +478,12 @@ async def test_the_operator_and_qa_see_the_excursion(
     review = await (await browser("approver")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/review")
     assert review.status_code == 200
     assert 'data-kind="equipment_excursion"' in review.text and "extreme 38.9" in review.text
+    listed = await (await browser("approver")).get(
+        f"/api/v1/t/{plant.ctx.slug}/batches/{batch_id}/exceptions"
+    )
+    (item,) = [x for x in listed.json()["items"] if x["kind"] == "equipment_excursion"]
+    assert item["excursion"]["extreme"] == 38.9 and item["excursion"]["seconds"] == 90
+    assert item["excursion"]["equipment_id"] == str(unit.id)
 
 
 async def test_two_operators_taking_the_value_at_once(

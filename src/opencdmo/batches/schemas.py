@@ -247,6 +247,22 @@ class ExceptionOut(Struct, kw_only=True):
     dispositioned_by: UUID | None
     dispositioned_at: datetime | None
     deviation_id: UUID | None
+    excursion: ExcursionOut | None = None  # an equipment excursion's start, end and extreme
+
+
+class ExcursionOut(Struct, kw_only=True):
+    """An equipment excursion: the unit's signal outside the limits from ``started_at`` to
+    ``ended_at`` (None: ongoing), its extreme value in ``unit``, and how long it lasted."""
+
+    equipment_id: UUID
+    signal: str
+    unit: str | None
+    low: float | None
+    high: float | None
+    started_at: datetime
+    ended_at: datetime | None
+    extreme: float
+    seconds: float | None
 
 
 class ExceptionList(Struct):

@@ -243,6 +243,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         import logging
 
+        from opencdmo.batches import excursions
         from opencdmo.equipment import capture
 
         logging.basicConfig(level=logging.WARNING)
@@ -261,6 +262,7 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
             pki=settings.data_dir / "opcua",
             spool=settings.data_dir / "capture-spool" / args.tenant,
             on_start=on_start,
+            evaluate=excursions.evaluate_quietly,
         )
         units = ", ".join(report.units) or "none"
         _print(f"stored {report.stored} new samples of {report.offered} received (units: {units})")

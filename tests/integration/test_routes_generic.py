@@ -309,6 +309,12 @@ JSON_BODIES: dict[str, Any] = {
         "value": 92,
         "idempotency_key": "k-1",
     },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/entries/from-equipment": {
+        "step": "activate",
+        "phase": "incubation",
+        "field": "incubator_temperature",
+        "idempotency_key": "k-2",
+    },
     "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/phases/{step:str}/{phase:str}/commands/"
     "{command:str}": {"reason": "x"},
     "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/phases/{step:str}/{phase:str}/verification": {

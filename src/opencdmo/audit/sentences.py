@@ -324,6 +324,16 @@ _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
         f"recorded {e.value('quantity')} {e.value('unit')} of {e.value('material')} made as "
         f"lot {e.value('lot_number')} at step {e.value('step')}",
     ),
+    "batch.excursion_raised": lambda e: [
+        _t(f"{e.value('code')} {e.value('signal')} went outside its limits in "),
+        e.entity(f"batch {e.value('number')}"),
+        _t(f", phase {e.value('phase')}, from {e.value('started_at')}"),
+    ],
+    "batch.excursion_ended": lambda e: [
+        _t(f"The excursion of {e.value('code')} {e.value('signal')} in "),
+        e.entity(f"batch {e.value('number')}"),
+        _t(f" ended at {e.value('ended_at')}, extreme {e.value('extreme')}"),
+    ],
     "batch.exception_raised": lambda e: [
         _t(f"The system raised a {e.value('severity')} exception in "),
         e.entity(f"batch {e.value('number')}"),

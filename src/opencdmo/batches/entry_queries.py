@@ -36,6 +36,7 @@ class NewEntry:
     reason: str | None
     check_result: str
     message: str
+    equipment_source: dict[str, Any] | None = None  # the samples an equipment value is from
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class EntryRow:
     reason: str | None
     check_result: str
     message: str
+    equipment_source: dict[str, Any] | None = None
 
 
 _NAMES = tuple(f.name for f in fields(EntryRow))
@@ -67,6 +69,8 @@ _ROW = tuple(getattr(BatchEntry, name) for name in _NAMES)
 def _row(raw: dict[str, Any]) -> EntryRow:
     values = {name: raw[name] for name in _NAMES}  # a batch record reads thousands
     values["value"] = json.loads(values["value"])
+    if values["equipment_source"] is not None:
+        values["equipment_source"] = json.loads(values["equipment_source"])
     return EntryRow(**values)
 
 
@@ -74,7 +78,8 @@ def _row(raw: dict[str, Any]) -> EntryRow:
 # (2,000 builds, no round trip) to send the same SQL as this fixed string; the database gives
 # the id and the time (``entered_at``: clock_timestamp()), as the migration declares.
 _NEW = tuple(f.name for f in fields(NewEntry))
-_PLACES = (f"${n}::jsonb" if name == "value" else f"${n}" for n, name in enumerate(_NEW, 2))
+_JSON = ("value", "equipment_source")
+_PLACES = (f"${n}::jsonb" if name in _JSON else f"${n}" for n, name in enumerate(_NEW, 2))
 _INSERT = f"""
 INSERT INTO batch_entries (tenant_id, {", ".join(_NEW)})
 VALUES ($1, {", ".join(_PLACES)})
@@ -83,10 +88,16 @@ RETURNING {", ".join(_NAMES)}
 """
 
 
+def _json(name: str, value: Any) -> Any:
+    if name == "value" or (name in _JSON and value is not None):
+        return json.dumps(value)
+    return value
+
+
 async def insert(tenant_id: UUID, new: NewEntry) -> EntryRow | None:
     """Insert the entry unless one with its idempotency key exists (a concurrent retry that
     got there first): the entry this call inserted, or None."""
-    values = [json.dumps(new.value) if n == "value" else getattr(new, n) for n in _NEW]
+    values = [_json(n, getattr(new, n)) for n in _NEW]
     raw = await sql.connection().fetchrow(_INSERT, tenant_id, *values)
     return _row(raw) if raw is not None else None
 

@@ -15,11 +15,19 @@ from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.batches import entry_queries, equipment_release, exceptions, plan, queries, states
+from opencdmo.batches import (
+    entry_queries,
+    equipment_release,
+    exceptions,
+    excursions,
+    plan,
+    queries,
+    states,
+)
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.execution_queries import NewException, PhaseRow
 from opencdmo.batches.queries import BatchRow
-from opencdmo.db.tx import tenant_transaction, unit_of_work
+from opencdmo.db.tx import after_commit, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
 from opencdmo.fields import NAME_MAX, check_text
 from opencdmo.scope import TenantContext
@@ -153,6 +161,11 @@ async def command_phase(
             reason=reason or None,
         )
         await exceptions.raise_all(ctx, batch_id, row.number, raised)
+        if target in DONE:  # an excursion open at the phase's end ends there
+            tenant = ctx.tenant_id
+            after_commit(
+                f"excursions:{batch_id}", lambda: excursions.evaluate_quietly(tenant, batch_id)
+            )
         if target in DONE and all(
             p.status in DONE for p in await xq.phases(batch_id) if p.step == step
         ):

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from opencdmo.batches import execution, record, review
+from opencdmo.batches.excursion_queries import ExcursionRow
 from opencdmo.batches.execution_queries import DeviationRow, ExceptionRow
 from opencdmo.batches.record import PhaseView
 from opencdmo.batches.routes import ONE, batch_out
@@ -27,6 +28,7 @@ from opencdmo.batches.schemas import (
     DispositionIn,
     ExceptionList,
     ExceptionOut,
+    ExcursionOut,
     IdentityCheckIn,
     IdentityCheckOut,
     PhaseOut,
@@ -63,9 +65,24 @@ def _phase(view: PhaseView) -> PhaseOut:
     )
 
 
-def _exception(row: ExceptionRow) -> ExceptionOut:
+def _exception(row: ExceptionRow, excursion: ExcursionRow | None = None) -> ExceptionOut:
     return ExceptionOut(
-        **{f.name: getattr(row, f.name) for f in fields(row) if f.name != "batch_id"}
+        **{f.name: getattr(row, f.name) for f in fields(row) if f.name != "batch_id"},
+        excursion=None if excursion is None else _excursion(excursion),
+    )
+
+
+def _excursion(row: ExcursionRow) -> ExcursionOut:
+    return ExcursionOut(
+        equipment_id=row.equipment_id,
+        signal=row.signal,
+        unit=row.unit,
+        low=row.low,
+        high=row.high,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        extreme=row.extreme,
+        seconds=row.seconds,
     )
 
 
@@ -188,9 +205,10 @@ async def api_verify(
 async def api_exceptions(
     ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> ExceptionList:
-    """The batch's exceptions, oldest first, with their disposition."""
+    """The batch's exceptions, oldest first, with their disposition (an equipment
+    excursion's with its start, end, extreme value and duration)."""
     found = await record.read(ctx, batch_id)
-    return ExceptionList([_exception(e) for e in found.exceptions])
+    return ExceptionList([_exception(e, found.excursions.get(e.id)) for e in found.exceptions])
 
 
 @post(

@@ -16,8 +16,10 @@ from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.batches import entry_queries, plan, queries, states
+from opencdmo.batches import excursion_queries as exq
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches.entry_queries import EntryRow
+from opencdmo.batches.excursion_queries import ExcursionRow
 from opencdmo.batches.execution_queries import (
     CustodyRow,
     DeviationRow,
@@ -142,6 +144,7 @@ class BatchRecord:
     people: dict[UUID, str] = field(default_factory=dict)
     used: list[UsedMaterial] = field(default_factory=list)  # containers used, in order
     made: list[MadeLot] = field(default_factory=list)  # lots the batch made
+    excursions: dict[UUID, ExcursionRow] = field(default_factory=dict)  # by exception id
 
     @cached_property
     def phases(self) -> list[PhaseView]:
@@ -198,6 +201,10 @@ class BatchRecord:
     def current_phase(self) -> PhaseView | None:
         """The phase to work on: the running one, else the first not done."""
         return states.current(self.phases)
+
+    def exceptions_of(self, step: str, phase: str) -> list[ExceptionRow]:
+        """The exceptions raised in a phase, oldest first."""
+        return [e for e in self.exceptions if e.step == step and e.phase == phase]
 
     @property
     def open_exceptions(self) -> list[ExceptionRow]:
@@ -271,6 +278,7 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         entries = await entry_queries.of_batch(batch_id)
         verifications = await xq.verifications(batch_id)
         found_exceptions = await xq.exceptions(batch_id)
+        excursions = {x.exception_id: x for x in await exq.excursions(batch_id)}
         deviations = await xq.deviations(batch_id)
         checks = await xq.identity_checks(batch_id)
         custody = await xq.custody(batch_id)
@@ -311,6 +319,7 @@ async def read(ctx: TenantContext, batch_id: UUID) -> BatchRecord:
         await tenancy.people_names(ctx, people_ids),
         used,
         made,
+        excursions,
     )
 
 

@@ -32,6 +32,7 @@ from opencdmo.batches.schemas import (
     EntryList,
     EntryOut,
     EntryWithHistory,
+    EquipmentEntryIn,
 )
 from opencdmo.batches.service import BatchSummary, ChainOfIdentity
 from opencdmo.errors import AppError, ValidationFailed
@@ -371,6 +372,39 @@ async def api_record_entry(
     )
 
 
+@post(
+    ONE + "/entries/from-equipment",
+    opt=requires("batches", "command", site_scoped=True),
+    tags=["batches"],
+    status_code=201,
+)
+async def api_entry_from_equipment(
+    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID], data: JSONBody[EquipmentEntryIn]
+) -> Response[EntryOut]:
+    """Record a data-capture field's value from the equipment: the unit of the field's
+    equipment class bound to the step gives the signal's latest value in the phase (or its
+    mean, minimum or maximum over the phase, as the content says), in the field's unit; the
+    entry's source is equipment and its equipment_source names the unit, signal, sample
+    times and aggregate. 201 with the entry (200 with the first for the same key again); 409
+    when no unit is bound or no sample was stored since the phase started."""
+    recorded = await service.record_entry(
+        ctx,
+        batch_id,
+        data.step,
+        data.phase,
+        data.field,
+        None,
+        None,
+        data.idempotency_key,
+        supersedes=data.supersedes,
+        reason=data.reason,
+        from_equipment=True,
+    )
+    return Response(
+        EntryOut(**_entry(recorded.entry)), status_code=201 if recorded.created else 200
+    )
+
+
 @get(ONE + "/entries", opt=requires("batches", "read", site_scoped=True), tags=["batches"])
 async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]) -> EntryList:
     """Every entry of the batch, oldest first, with its history: each entry names the entry
@@ -381,5 +415,13 @@ async def api_entries(ctx: NamedDependency[TenantContext], batch_id: FromPath[UU
     )
 
 
-api = [api_batches, api_create, api_batch, api_command, api_record_entry, api_entries]
+api = [
+    api_batches,
+    api_create,
+    api_batch,
+    api_command,
+    api_record_entry,
+    api_entry_from_equipment,
+    api_entries,
+]
 pages = [batches_page, create_form, batch_page, command_form]

@@ -21,7 +21,16 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import equipment_use, execution, material_views, materials, outputs, run_sheet
+from opencdmo import units
+from opencdmo.batches import (
+    equipment_use,
+    execution,
+    material_views,
+    materials,
+    outputs,
+    run_sheet,
+    service,
+)
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict, ValidationFailed
@@ -281,6 +290,35 @@ async def equipment_form(
 
 
 @post(
+    RUN + "/from-equipment",
+    opt=requires("batches", "execute", site_scoped=True),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def from_equipment_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+) -> Template | Response[Any]:
+    """A data-capture field's value taken from the equipment bound to its step."""
+    data = await form_data(request)
+    step, phase = str(data.get("step", ""))[:64], str(data.get("phase", ""))[:64]
+    field = str(data.get("field", ""))[:64]
+
+    async def run() -> str:
+        key = str(data.get("key", "")).strip()[:200] or uuid.uuid4().hex
+        done = await service.record_entry(
+            ctx, batch_id, step, phase, field, None, None, key, from_equipment=True
+        )
+        entry, source = done.entry, done.entry.equipment_source or {}
+        said = (
+            f"{label(field)}: {units.quantity(entry.value, entry.unit)} from {source.get('code')}."
+        )
+        return said if entry.check_result == "in_limits" else f"{said} {entry.message}"
+
+    return await _command(request, ctx, batch_id, f"p-{step}--{phase}", run)
+
+
+@post(
     RUN + "/outputs",
     opt=requires("batches", "execute", site_scoped=True),
     include_in_schema=False,
@@ -352,5 +390,6 @@ pages = [
     phase_command_form,
     consume_form,
     equipment_form,
+    from_equipment_form,
     output_form,
 ]

@@ -11,20 +11,22 @@ data-capture field that holds no value yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from opencdmo import units
 from opencdmo.access.service import can
-from opencdmo.batches import record, service, states
+from opencdmo.batches import entries, equipment_values, record, service, states
 from opencdmo.batches.entry_queries import EntryRow
+from opencdmo.batches.equipment_values import Preview
 from opencdmo.batches.queries import ControlRecipeRow
 from opencdmo.batches.record import BatchRecord, PhaseView
 from opencdmo.batches.service import BatchView, EntryHistory
+from opencdmo.db.tx import read_view
 from opencdmo.errors import NotFound
-from opencdmo.hub.model import Parameter, Phase, Range, UnitOperation
+from opencdmo.hub.model import EquipmentSignal, Parameter, Phase, Range, UnitOperation
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
 from opencdmo.timefmt import localtime
@@ -70,6 +72,7 @@ class SheetField:
     set_point: Any  # a parameter's value in this batch (from the formula)
     recorded: Recorded | None
     set_by: str | None = None  # where the value comes from: formula, recipe, unit operation
+    signal: EquipmentSignal | None = None  # the equipment signal a data-capture field takes
 
     @property
     def dom_id(self) -> str:
@@ -141,6 +144,8 @@ class RunView:
     running: bool
     record: BatchRecord
     may_verify: bool = False
+    # fields taken from equipment in running phases, by the field's dom id: the value now
+    from_equipment: dict[str, Preview] = field(default_factory=dict)
 
     @property
     def can_record(self) -> bool:
@@ -254,6 +259,7 @@ def _phase(step: str, phase: Phase, values: dict[str, Any], reading: _Reading) -
             None,
             None,
             reading.recorded(step, phase.key, f.key, f.type),
+            signal=f.equipment_signal,
         )
         for f in phase.data_capture
     )
@@ -304,7 +310,35 @@ async def read(ctx: TenantContext, batch_id: UUID) -> RunView:
     may_record = await can(ctx, "batches", "execute", site_id=view.batch.site_id)
     may_verify = await can(ctx, "batches", "verify", site_id=view.batch.site_id)
     running = view.batch.status == states.RUNNING
-    return RunView(view, sheet, may_record, running, found, may_verify)
+    taken = await _from_equipment(ctx, view, sheet, found) if running and may_record else {}
+    return RunView(view, sheet, may_record, running, found, may_verify, taken)
+
+
+async def _from_equipment(
+    ctx: TenantContext, view: BatchView, sheet: RunSheet, found: BatchRecord
+) -> dict[str, Preview]:
+    """The value each empty field of a running phase would take from its equipment now."""
+    steps = view.control_recipe.operations
+
+    def running(ph: SheetPhase) -> bool:
+        phase = found.phase(ph.step, ph.key)
+        return phase is not None and phase.status == states.RUNNING
+
+    open_fields = [
+        f
+        for ph in sheet.phases()
+        if running(ph)
+        for f in ph.captures
+        if f.recorded is None and f.signal is not None
+    ]
+    if not open_fields:
+        return {}
+    shown: dict[str, Preview] = {}
+    async with read_view(ctx):
+        for f in open_fields:
+            target = entries.target(steps, f.step, f.phase, f.key)
+            shown[f.dom_id] = await equipment_values.preview(view.batch.id, target)
+    return shown
 
 
 async def first_phase_of(ctx: TenantContext, batch_id: UUID, step: str) -> str:

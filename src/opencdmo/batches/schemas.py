@@ -117,6 +117,19 @@ class EntryIn(Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Text | None = None
 
 
+class EquipmentEntryIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A data-capture field's value taken from the equipment bound to its step (its latest
+    value in the phase, or the aggregate the content names); the same idempotency key again
+    is given the first entry; a correction names the entry it ``supersedes`` and a reason."""
+
+    step: FieldKey
+    phase: FieldKey
+    field: FieldKey
+    idempotency_key: IdempotencyKey
+    supersedes: UUID | None = None
+    reason: Text | None = None
+
+
 class EntryOut(Struct, kw_only=True):
     id: UUID
     batch_id: UUID
@@ -134,6 +147,8 @@ class EntryOut(Struct, kw_only=True):
     reason: str | None
     check: str
     message: str
+    # for a value from equipment: the unit, signal, sample times and aggregate it came from
+    equipment_source: dict[str, Any] | None = None
 
 
 class EntryWithHistory(EntryOut, kw_only=True):
@@ -232,6 +247,22 @@ class ExceptionOut(Struct, kw_only=True):
     dispositioned_by: UUID | None
     dispositioned_at: datetime | None
     deviation_id: UUID | None
+    excursion: ExcursionOut | None = None  # an equipment excursion's start, end and extreme
+
+
+class ExcursionOut(Struct, kw_only=True):
+    """An equipment excursion: the unit's signal outside the limits from ``started_at`` to
+    ``ended_at`` (None: ongoing), its extreme value in ``unit``, and how long it lasted."""
+
+    equipment_id: UUID
+    signal: str
+    unit: str | None
+    low: float | None
+    high: float | None
+    started_at: datetime
+    ended_at: datetime | None
+    extreme: float
+    seconds: float | None
 
 
 class ExceptionList(Struct):

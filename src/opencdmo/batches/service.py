@@ -21,6 +21,7 @@ from opencdmo.batches import (
     entries,
     entry_queries,
     equipment_release,
+    equipment_values,
     exceptions,
     execution,
     queries,
@@ -381,6 +382,7 @@ async def record_entry(
     supersedes: UUID | None = None,
     reason: str | None = None,
     source: str = "manual",
+    from_equipment: bool = False,
 ) -> RecordedEntry:
     """Record a value for a field of a phase of a step of a running batch, checked at once
     against the field's limits and the parameter's ranges; a correction (``supersedes`` and a
@@ -389,6 +391,10 @@ async def record_entry(
     The batch row is locked until the unit of work ends, so entries of one batch are made one
     at a time: a retry with the same idempotency key waits for the first and is given it
     unchanged; a second first entry for a field already written is a 409 showing its value.
+
+    ``from_equipment``: the value (and its unit) is not given but taken, under the lock, from
+    the unit bound to the step (``equipment_values.reading``), with source equipment and the
+    samples it came from.
     """
     reason = check_text(reason or "", "reason", "The reason").strip() or None
     if supersedes is not None and reason is None:
@@ -414,6 +420,10 @@ async def record_entry(
         frozen = await queries.control_recipe_of(ctx.tenant_id, batch_id)
         target = entries.target(frozen.operations, step, phase, field)
         _phase_takes_entries(read.phase_status, target, supersedes)
+        provenance = None
+        if from_equipment:
+            taken = await equipment_values.reading(batch_id, target)
+            value, unit, source, provenance = taken.value, taken.unit, "equipment", taken.source()
         stored_unit = entries.validated(target, value, unit)
         now = entry_queries.current(history)
         _may_write(target, history, now, supersedes)
@@ -434,6 +444,7 @@ async def record_entry(
             reason,
             checked.result,
             checked.message,
+            provenance,
         )
         inserted = await entry_queries.insert(ctx.tenant_id, new)
         if inserted is None:  # a concurrent retry with this key got there first
@@ -472,6 +483,7 @@ async def record_entry(
                 "source": source,
                 "check": checked.result,
                 "device_time": device_time.isoformat() if device_time else None,
+                **({"equipment_source": provenance} if provenance else {}),
             },
             reason=reason,
             at=entry.entered_at,

@@ -3,7 +3,7 @@ tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, Boolean, DoublePrecision, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -73,6 +73,7 @@ class BatchEntry(Table, tablename="batch_entries"):
     reason = Text(null=True, default=None)
     check_result = Text()
     message = Text()
+    equipment_source = JSONB(null=True, default=None)  # the samples an equipment value is from
 
 
 class BatchPhase(Table, tablename="batch_phases"):
@@ -172,3 +173,40 @@ class BatchCustody(Table, tablename="batch_custody"):
     holder_id = UUID()
     location = Text()
     received_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class BatchExcursion(Table, tablename="batch_excursions"):
+    """A bound signal outside its phase's limits for longer than the tenant's debounce: its
+    exception, where, the limits it left, its start, its end (set once) and extreme value."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    exception_id = UUID()
+    batch_id = UUID()
+    binding_id = UUID()
+    equipment_id = UUID()
+    step = Text()
+    phase = Text()
+    signal = Text()
+    unit = Text(null=True, default=None)
+    low = DoublePrecision(null=True, default=None)
+    high = DoublePrecision(null=True, default=None)
+    started_at = Timestamptz()
+    ended_at = Timestamptz(null=True, default=None)
+    extreme = DoublePrecision()
+    raised_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class ExcursionCursor(Table, tablename="excursion_cursors"):
+    """How far one signal of a unit bound to a batch step has been evaluated, and the
+    excursion open there (key: tenant, binding and signal; Piccolo is told one of them)."""
+
+    tenant_id = UUID()
+    binding_id = UUID(primary_key=True)
+    signal = Text()
+    cursor_at = Timestamptz(null=True, default=None)
+    open_phase = Text(null=True, default=None)
+    open_started_at = Timestamptz(null=True, default=None)
+    open_extreme = DoublePrecision(null=True, default=None)
+    open_exception_id = UUID(null=True, default=None)
+    updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

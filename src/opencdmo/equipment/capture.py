@@ -9,6 +9,9 @@ when one dies another takes its units once their leases expire (``leases``).
 Security: the worker's own application certificate is made on first start under the data
 directory (``opcua/client``), and a server's certificate is trusted only when it is in the
 tenant's trust list (``opcua/trust/<slug>``).
+
+Every few seconds the worker runs what it is given to evaluate over the stored samples (the
+command gives it the batch excursions' evaluation).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -128,12 +131,16 @@ class Worker:
         seal_period: dt.timedelta = seals.PERIOD,
         seal_grace: dt.timedelta = seals.GRACE,
         seal_every: float = 10.0,
+        evaluate: Callable[[UUID], Awaitable[None]] | None = None,
+        evaluate_every: float = 5.0,
     ) -> None:
         self.tenant_id = tenant_id
         self.units = units
         self.pki = pki
         self.backoff = backoff
         self.leases, self.renew, self.ttl = leases, renew, ttl
+        # what runs every ``evaluate_every`` seconds over the stored samples (excursions)
+        self.evaluate, self.evaluate_every = evaluate, evaluate_every
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
         self.batcher = samples.Batcher(
             tenant_id,
@@ -176,7 +183,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         until = None if seconds is None else loop.time() + seconds
         async with self.batcher:
-            upkeep: asyncio.Future[Any] = asyncio.gather(self._partitions(), self._seals())
+            upkeep: asyncio.Future[Any] = asyncio.gather(
+                self._partitions(), self._seals(), self._evaluations()
+            )
             try:
                 if self.leases:  # the first round says it is there; its share comes next
                     await self._round()
@@ -274,6 +283,14 @@ class Worker:
             except Exception:  # the default partition takes the samples meanwhile
                 logger.exception("making the samples' partitions failed")
 
+    async def _evaluations(self) -> None:
+        while self.evaluate is not None:
+            await asyncio.sleep(self.evaluate_every)
+            try:
+                await self.evaluate(self.tenant_id)
+            except Exception:  # the next round evaluates from where this one stopped
+                logger.exception("evaluating the samples against the batches' limits failed")
+
 
 async def capture(
     tenant_id: UUID,
@@ -283,9 +300,11 @@ async def capture(
     pki: Path | None,
     spool: Path | None = None,
     on_start: Callable[[Worker], Any] | None = None,
+    evaluate: Callable[[UUID], Awaitable[None]] | None = None,
 ) -> Report:
-    """Run a worker for the tenant's units (``on_start`` is given it before it runs)."""
-    worker = Worker(tenant_id, pki=pki, spool=spool)
+    """Run a worker for the tenant's units (``on_start`` is given it before it runs;
+    ``evaluate`` runs every few seconds)."""
+    worker = Worker(tenant_id, pki=pki, spool=spool, evaluate=evaluate)
     if on_start is not None:
         on_start(worker)
     return await worker.run(seconds, trust=slug)

@@ -266,6 +266,17 @@ async def bindings(batch_id: UUID, *, active: bool = False, lock: bool = False) 
     return [typed(BindingRow, r) for r in rows]
 
 
+async def binding(binding_id: UUID) -> BindingRow:
+    raw = await (
+        BatchEquipment.select(*columns(BatchEquipment, BindingRow))
+        .where(BatchEquipment.id == binding_id)
+        .first()
+    )
+    if raw is None:
+        raise NotFound("No such equipment binding.")
+    return typed(BindingRow, raw)
+
+
 async def holder(unit_id: UUID) -> BindingRow | None:
     """The binding that holds the unit now, if any."""
     raw = await (

@@ -120,9 +120,18 @@ class Range(_Part, frozen=True, kw_only=True):
         return f"at most {self.high}" if self.high is not None else "unbounded"
 
 
+Aggregate = Literal["latest", "mean", "min", "max"]
+
+
 class EquipmentSignal(_Part, frozen=True, kw_only=True):
     equipment_class: Slug
     signal: Key
+    aggregate: Aggregate | None = None  # None: latest
+
+    @property
+    def how(self) -> Aggregate:
+        """The value a field takes from the signal: latest (the default), mean, min or max."""
+        return self.aggregate or "latest"
 
 
 class DataCaptureField(_Part, frozen=True, kw_only=True):

@@ -25,7 +25,9 @@ from opencdmo.access.policy import roles as known_roles
 from opencdmo.errors import ValidationFailed
 from opencdmo.tenancy.batch_numbering import DEFAULT_PATTERN, problem
 from opencdmo.tenancy.batch_rules import (
+    DEFAULT_EXCURSION_DEBOUNCE_SECONDS,
     DEFAULT_LATE_ENTRY_MINUTES,
+    LONGEST_EXCURSION_DEBOUNCE_SECONDS,
     LONGEST_LATE_ENTRY_MINUTES,
     REFUSE,
     SEVERITIES,
@@ -78,6 +80,11 @@ SCHEMA: dict[str, Any] = {
                     "type": "integer",
                     "minimum": 1,
                     "maximum": LONGEST_LATE_ENTRY_MINUTES,
+                },
+                "excursion_debounce_seconds": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": LONGEST_EXCURSION_DEBOUNCE_SECONDS,
                 },
             },
         },
@@ -244,6 +251,7 @@ def _semantic(path: Path, slug: str, data: dict[str, Any]) -> Manifest:
         ExceptionRules(
             dict(rules.get("severities") or {}),
             int(rules.get("late_entry_minutes", DEFAULT_LATE_ENTRY_MINUTES)),
+            int(rules.get("excursion_debounce_seconds", DEFAULT_EXCURSION_DEBOUNCE_SECONDS)),
         ),
         sections,
     )

@@ -23,6 +23,7 @@ class Tenant(Table, tablename="tenants"):
     batch_number_pattern = Text(default="{site}-{yy}-{seq:04}")
     exception_severities = JSONB(default={})
     late_entry_minutes = Integer(default=30)
+    excursion_debounce_seconds = Integer(default=60)
     created_at = Timestamptz(default=DatabaseTime("now()"))
 
 

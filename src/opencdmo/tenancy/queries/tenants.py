@@ -27,6 +27,7 @@ class TenantRow:
     batch_number_pattern: str
     exception_severities: str  # JSON text: an object of exception kind to severity
     late_entry_minutes: int
+    excursion_debounce_seconds: int
     created_at: datetime
 
 
@@ -119,9 +120,15 @@ async def set_batch_number_pattern(tenant_id: UUID, pattern: str) -> None:
     await Tenant.update({Tenant.batch_number_pattern: pattern}).where(Tenant.id == tenant_id)
 
 
-async def set_exception_rules(tenant_id: UUID, severities: dict[str, str], minutes: int) -> None:
+async def set_exception_rules(
+    tenant_id: UUID, severities: dict[str, str], minutes: int, debounce_seconds: int
+) -> None:
     await Tenant.update(
-        {Tenant.exception_severities: json.dumps(severities), Tenant.late_entry_minutes: minutes}
+        {
+            Tenant.exception_severities: json.dumps(severities),
+            Tenant.late_entry_minutes: minutes,
+            Tenant.excursion_debounce_seconds: debounce_seconds,
+        }
     ).where(Tenant.id == tenant_id)
 
 

@@ -21,7 +21,15 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from opencdmo.batches import equipment_use, execution, material_views, materials, outputs, run_sheet
+from opencdmo.batches import (
+    equipment_use,
+    execution,
+    material_views,
+    materials,
+    outputs,
+    run_sheet,
+    trend_charts,
+)
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
 from opencdmo.errors import AppError, Conflict, ValidationFailed
@@ -63,6 +71,7 @@ async def run_page(
         "batches/run.html",
         bench=await material_views.at_the_bench(ctx, batch_id),
         gear=await equipment_use.at_the_bench(ctx, batch_id),
+        trends=await trend_charts.at_the_bench(ctx, batch_id),
         **_context(view),
     )
 
@@ -87,6 +96,7 @@ async def _command(
             "batches/run.html",
             bench=await material_views.at_the_bench(ctx, batch_id),
             gear=await equipment_use.at_the_bench(ctx, batch_id),
+            trends=await trend_charts.at_the_bench(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,

@@ -4,8 +4,9 @@ week of 10 Hz data draws as fast as a few minutes of it, and the samples stored 
 ``history`` reads at most ``RAW_MAX`` rows. It first asks whether the window holds more (one
 probe of the key index at that offset): if not, it reads them and keeps ``points`` by LTTB; if
 so, the database folds the window into ``BUCKETS_PER_POINT * points`` time buckets with the
-lowest and the highest value of each (an envelope that keeps every spike), and LTTB keeps
-``points`` of those. Samples without a finite number (text values, NaN) are not drawn.
+lowest and the highest value of each (an envelope that keeps every spike), each bucket one
+range read on the key index, and LTTB keeps ``points`` of those. Samples without a finite
+number (text values, NaN) are not drawn.
 """
 
 from __future__ import annotations
@@ -33,16 +34,24 @@ WHERE equipment_id = $1 AND signal = $2 AND source_time >= $3 AND source_time <=
 ORDER BY source_time OFFSET $5 LIMIT 1
 """
 
-# Raw SQL: an aggregate per time bucket (Piccolo's builder has no GROUP BY on an expression).
-# Bucket widths are in microseconds so that no bucket is lost to rounding of the epoch.
+# Raw SQL: an aggregate per time bucket, each a range read on the key index (LATERAL over
+# generate_series: Piccolo cannot say it; a GROUP BY over the window would sort every row).
+# Bucket $6 starts $5 microseconds after the one before it.
 BUCKETS = """
-SELECT floor(extract(epoch FROM source_time - $3::timestamptz) * 1000000 / $5)::bigint AS bucket,
-       min(value) AS low, max(value) AS high, avg(value) AS mean,
-       min(source_time) AS first, max(source_time) AS last
-FROM equipment_samples
-WHERE equipment_id = $1 AND signal = $2 AND source_time >= $3 AND source_time <= $4
-  AND value IS NOT NULL AND value NOT IN ('NaN', 'Infinity', '-Infinity')
-GROUP BY bucket ORDER BY bucket
+SELECT a.low, a.high, a.mean, a.first, a.last
+FROM generate_series(0, $6::int - 1) AS b(i),
+LATERAL (
+    SELECT min(value) AS low, max(value) AS high, avg(value) AS mean,
+           min(source_time) AS first, max(source_time) AS last
+    FROM equipment_samples
+    WHERE equipment_id = $1 AND signal = $2
+      AND source_time >= $3::timestamptz + interval '1 microsecond' * (b.i * $5::bigint)
+      AND source_time < $3::timestamptz + interval '1 microsecond' * ((b.i + 1) * $5::bigint)
+      AND source_time <= $4
+      AND value IS NOT NULL AND value NOT IN ('NaN', 'Infinity', '-Infinity')
+) AS a
+WHERE a.first IS NOT NULL
+ORDER BY b.i
 """
 
 
@@ -75,8 +84,9 @@ async def history(
     if many is None:
         found = await samples.read_range(conn, equipment_id, signal, start, end, RAW_MAX)
         return Series(signal, _numbers(samples.lttb(found, points)))
-    width = max(1, math.ceil((end - start) / MICROSECOND / (BUCKETS_PER_POINT * points)))
-    rows = await conn.fetch(BUCKETS, equipment_id, signal, start, end, width)
+    buckets = BUCKETS_PER_POINT * points
+    width = max(1, math.ceil(((end - start) / MICROSECOND + 1) / buckets))
+    rows = await conn.fetch(BUCKETS, equipment_id, signal, start, end, width, buckets)
     envelope = envelope_points(rows)
     kept = samples.lttb([Point(t, None, v, None, 0) for t, v in envelope], points)
     return Series(signal, _numbers(kept), bucketed=True)

@@ -21,13 +21,14 @@ import asyncpg
 import pytest
 from litestar import Litestar
 
-from opencdmo.db.engine import get_engine
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.equipment import samples, trend_stream, trends
+from opencdmo.equipment import capture, samples, trend_stream, trends
 from opencdmo.equipment.samples import Row
+from opencdmo.equipment.simulator import Simulator, SimulatorConfig
 from opencdmo.scope import TenantContext
 from tests.conftest import World
-from tests.integration.test_capture import bioreactor
+from tests.integration.test_capture import FAST, bioreactor
+from tests.integration.test_opcua import eventually, free_port
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -250,19 +251,12 @@ async def test_a_client_going_away_ends_the_stream_and_returns_its_connections(
     await stream.close()
     assert stream.task is not None and stream.task.done()
     assert trend_stream.open_streams() == before
-    pool = get_engine().pool
-    assert pool is not None
-    await asyncio.sleep(0)  # a read shielded from the cancellation ends on its own
-    for _ in range(50):
-        if pool.get_idle_size() == pool.get_size():
-            break
-        await asyncio.sleep(0.1)
-    assert pool.get_idle_size() == pool.get_size()
+    await eventually(lambda: trend_stream.reads_running() == 0, 5)  # shielded reads end
     held = await owner.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE usename = 'opencdmo_app' "
-        "AND state LIKE 'idle in transaction%'"
+        "AND state <> 'idle' AND query LIKE '%equipment_samples%'"
     )
-    assert held == 0
+    assert held == 0  # no connection left in a transaction over the samples
 
 
 async def test_the_stream_ends_after_its_longest_life(
@@ -343,3 +337,65 @@ async def test_a_long_window_is_folded_in_the_database(
     assert min(v for _, v in series.points) == 10.0
     times = [t for t, _ in series.points]
     assert times == sorted(times) and len(set(times)) == len(times)
+
+
+async def test_two_people_watching_at_once_see_the_same_samples_and_nothing_is_written(
+    app: Litestar,
+    browser: Any,
+    own_tenant: TenantContext,
+    unit: UUID,
+    owner: asyncpg.Connection,
+    streams: list[Stream],
+) -> None:
+    code = await code_of(owner, unit)
+    url = f"/t/{own_tenant.slug}/equipment/{code}/stream?signal=ph"
+    first, second = await asyncio.gather(
+        open_stream(app, await browser("operator"), url),
+        open_stream(app, await browser("approver"), url),
+    )
+    streams += [first, second]
+    assert [(await s.next())["event"] for s in (first, second)] == ["history", "history"]
+    # (each person's first request into the tenant recorded their sign-in there)
+    events = "SELECT count(*) FROM audit_events WHERE tenant_id = $1"
+    audited = await owner.fetchval(events, own_tenant.tenant_id)
+    fresh = dt.datetime.now(dt.UTC)
+    await samples.store(own_tenant.tenant_id, rows(unit, "ph", [(fresh, 7.3)]))
+    got = await asyncio.gather(first.next("samples"), second.next("samples"))
+    assert [json.loads(g["data"]) for g in got] == [{"ph": [[ms(fresh), 7.3]]}] * 2
+    await asyncio.sleep(1.2)  # polls on the way
+    assert await owner.fetchval(events, own_tenant.tenant_id) == audited  # reads write nothing
+
+
+async def test_samples_captured_from_the_simulator_arrive_on_the_stream(
+    app: Litestar,
+    browser: Any,
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    owner: asyncpg.Connection,
+    streams: list[Stream],
+) -> None:
+    """The whole way: the capture worker subscribed to the OPC UA simulator stores samples,
+    and an open stream delivers them as they are stored, in source time order."""
+    async with Simulator(SimulatorConfig(port=free_port(), rate=20, seed=8)) as simulator:
+        unit = await bioreactor(own_tenant, world, simulator.endpoint)
+        code = await code_of(owner, unit)
+        url = f"/t/{own_tenant.slug}/equipment/{code}/stream?signal=culture_temperature"
+        stream = await open_stream(app, await browser("viewer"), url)
+        streams.append(stream)
+        await stream.next("history")
+        units = await capture.units_to_capture(own_tenant.tenant_id)
+        worker = capture.Worker(own_tenant.tenant_id, units, backoff=FAST, interval=0.05)
+        task = asyncio.create_task(worker.run())
+        try:
+            seen: list[list[float]] = []
+            while len(seen) < 10:
+                seen += json.loads((await stream.next("samples"))["data"])["culture_temperature"]
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 15)
+    times = [t for t, _ in seen]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    produced = dict(simulator.produced.values["ns=2;s=BR01.Temperature"])
+    by_ms = {ms(t): v for t, v in produced.items()}
+    assert all(by_ms.get(t) == v for t, v in seen)

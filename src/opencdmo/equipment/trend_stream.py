@@ -158,6 +158,12 @@ def open_streams() -> int:
     return _open
 
 
+def reads_running() -> int:
+    """How many of the streams' reads are running now (one left running by a stream that
+    ended meanwhile finishes on its own)."""
+    return len(_reads)
+
+
 async def events(
     ctx: TenantContext, plan: TrendPlan, limits: StreamLimits = LIMITS
 ) -> AsyncIterator[Event]:

@@ -231,6 +231,15 @@ async def test_a_reconnect_goes_on_from_its_last_event_id(
     first = await stream.next()
     assert first["event"] == "samples"  # no history again: what came after the last event
     assert json.loads(first["data"]) == {"ph": [[ms(t), v] for t, v in values[3:]]}
+    for nonsense in ("yesterday", "9" * 20, "-5"):  # not an id this stream gave: history
+        again = await open_stream(
+            app,
+            client,
+            f"/t/{own_tenant.slug}/equipment/{code}/stream?signal=ph",
+            {"last-event-id": nonsense},
+        )
+        streams.append(again)
+        assert (await again.next())["event"] == "history"
 
 
 async def test_a_client_going_away_ends_the_stream_and_returns_its_connections(

@@ -210,7 +210,9 @@ async def _history(
             await trends.history(conn, plan.unit_id, s, since, end, limits.points)
             for s in plan.signals
         ]
-    cursors = {s.signal: s.points[-1][0] if s.points else since for s in read}
+    # read on from the last point, or (none yet) from the window's start, inclusive
+    empty = since - trends.MICROSECOND
+    cursors = {s.signal: s.points[-1][0] if s.points else empty for s in read}
     return cursors, {s.signal: s.points for s in read}
 
 

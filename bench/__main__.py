@@ -14,6 +14,7 @@ from bench import (
     hub_search,
     opcua_capture,
     recipe_scale,
+    trend_history,
 )
 
 BENCHMARKS = {
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "hub_search": hub_search,
     "opcua_capture": opcua_capture,
     "recipe_scale": recipe_scale,
+    "trend_history": trend_history,
 }
 
 

@@ -27,6 +27,8 @@ NAMES: Final[dict[str, str]] = {
     "maintenance": "Maintenance",
     "cleaning": "Cleaning",
     "calibration": "Calibration",
+    # equipment signals
+    "ph": "pH",
     # HUB item kinds
     "unit_operation": "Unit operation",
     "method": "QC method",

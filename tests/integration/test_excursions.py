@@ -475,6 +475,7 @@ async def test_the_operator_and_qa_see_the_excursion(
     run = await (await browser("operator")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
     assert run.status_code == 200
     assert 'data-kind="equipment_excursion"' in run.text and "(1 min 30 s)" in run.text
+    assert "1 excursion shaded" in run.text  # on the step's trend chart too
     review = await (await browser("approver")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/review")
     assert review.status_code == 200
     assert 'data-kind="equipment_excursion"' in review.text and "extreme 38.9" in review.text

@@ -14,7 +14,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from opencdmo.batches import batchml, board, export, record, review
+from opencdmo.batches import batchml, board, export, record, review, trend_charts
 from opencdmo.batches.routes import ONE
 from opencdmo.batches.schemas import AcceptIn, DeviationClose, DeviationIn, DispositionIn
 from opencdmo.errors import AppError
@@ -38,11 +38,13 @@ async def _record_page(
     form: dict[str, Any] | None = None,
 ) -> Template:
     found = await record.read(ctx, batch_id)
+    reviewing = template == "batches/review.html"
     return await page(
         request,
         template,
         status_code=status,
         rec=found,
+        trends=await trend_charts.for_review(ctx, batch_id) if reviewing else [],
         error=error,
         form=form or {},
     )

@@ -30,6 +30,7 @@ from opencdmo.batches import (
     outputs,
     run_sheet,
     service,
+    trend_charts,
 )
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
@@ -72,6 +73,7 @@ async def run_page(
         "batches/run.html",
         bench=await material_views.at_the_bench(ctx, batch_id),
         gear=await equipment_use.at_the_bench(ctx, batch_id),
+        trends=await trend_charts.at_the_bench(ctx, batch_id),
         **_context(view),
     )
 
@@ -96,6 +98,7 @@ async def _command(
             "batches/run.html",
             bench=await material_views.at_the_bench(ctx, batch_id),
             gear=await equipment_use.at_the_bench(ctx, batch_id),
+            trends=await trend_charts.at_the_bench(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,

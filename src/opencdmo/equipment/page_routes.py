@@ -22,6 +22,7 @@ from opencdmo.access.service import can
 from opencdmo.equipment import service
 from opencdmo.equipment.routes import BASE, ONE
 from opencdmo.equipment.service import SETTABLE, Registration, Work
+from opencdmo.equipment.trend_config import unit_groups
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
@@ -160,6 +161,7 @@ async def _unit_page(
         statuses=[(s, label(s)) for s in SETTABLE if s != view.unit.status],
         may_manage=await can(ctx, "equipment", "manage"),
         may_log=await can(ctx, "equipment", "log"),
+        trends=unit_groups(ctx.slug, view.unit),
         error=error,
         form=form,
         kept=kept or {},

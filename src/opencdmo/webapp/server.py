@@ -13,6 +13,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE_SECONDS = 30
 
 
 def serve(app: Any, *, host: str, port: int, workers: int, announce: Callable[[str], None]) -> int:
@@ -27,6 +28,9 @@ def serve(app: Any, *, host: str, port: int, workers: int, announce: Callable[[s
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        # A stop waits this long for open responses: a trend chart's event stream would hold
+        # it for minutes; cancelled, its browser reconnects to another process.
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
     sock = config.bind_socket()
     announce(f"Serving {address(sock)} (Ctrl+C to stop)")

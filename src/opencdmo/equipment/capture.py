@@ -8,7 +8,8 @@ when one dies another takes its units once their leases expire (``leases``).
 
 Security: the worker's own application certificate is made on first start under the data
 directory (``opcua/client``), and a server's certificate is trusted only when it is in the
-tenant's trust list (``opcua/trust/<slug>``).
+tenant's trust list (``trust``: kept in the database, written to ``opcua/trust/<tenant id>``
+before each round of leases).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.equipment import leases, queries, samples
+from opencdmo.equipment import leases, queries, samples, trust
 from opencdmo.equipment.opcua_client import Backoff, CaptureClient, CaptureError, Security
 from opencdmo.equipment.opcua_security import Mode
 
@@ -107,7 +108,7 @@ class Worker:
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._codes: dict[UUID, str] = {}
         self._stopping = asyncio.Event()
-        self._trust = ""
+        self._trust: Path | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -123,11 +124,10 @@ class Worker:
         return Security(
             mode=cast(Mode, unit.mode),
             certificate_dir=self.pki / "client",
-            trust_dir=self.pki / "trust" / self._trust,
+            trust_dir=self._trust,
         )
 
-    async def run(self, seconds: float | None = None, trust: str = "") -> Report:
-        self._trust = trust
+    async def run(self, seconds: float | None = None) -> Report:
         await samples.make_partitions(self.tenant_id)
         loop = asyncio.get_running_loop()
         until = None if seconds is None else loop.time() + seconds
@@ -162,6 +162,8 @@ class Worker:
         """Take or renew the leases; start and stop clients to match."""
         units = self.units if self.units is not None else await units_to_capture(self.tenant_id)
         by_id = {u.id: u for u in units}
+        if self.pki is not None and any(u.mode != "None" for u in units):
+            self._trust = await trust.trust_dir(self.tenant_id, self.pki)
         if self.leases:
             held = await leases.take(self.tenant_id, self.name, list(by_id), self.ttl)
         else:
@@ -214,4 +216,4 @@ async def capture(
     worker = Worker(tenant_id, pki=pki)
     if on_start is not None:
         on_start(worker)
-    return await worker.run(seconds, trust=slug)
+    return await worker.run(seconds)

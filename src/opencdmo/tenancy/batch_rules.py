@@ -37,6 +37,7 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     "wrong_material": "refuse",
     "over_consumption": "major",
     "equipment_not_ready": "refuse",
+    "setpoint_failed": "major",
 }
 KINDS = tuple(DEFAULT_SEVERITIES)
 #: Kinds the manifest may make refusals instead (``refuse``): the command is refused and

@@ -264,6 +264,12 @@ JSON_BODIES: dict[str, Any] = {
         "step": "activate",
         "equipment": "NO-SUCH-UNIT",
     },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/setpoints": {
+        "step": "activate",
+        "phase": "incubation",
+        "idempotency_key": "k-1",
+        "confirmed": [{"parameter": "x", "value": 1, "unit": "Cel", "node": "ns=2;s=X"}],
+    },
     "/api/v1/t/{slug:str}/equipment": {"code": "RT-X", "class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}": {"class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}/status": {"status": "maintenance", "reason": "x"},

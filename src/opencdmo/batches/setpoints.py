@@ -305,6 +305,15 @@ async def _record(
 class AtTheBench:
     offers: dict[tuple[str, str], Offer]  # each open phase's setpoints, by (step, phase)
     writes: list[WriteRow]  # the batch's writes, oldest first
+    codes: dict[str, str]  # the code of each unit written to, by its id
+
+    def code(self, row: WriteRow) -> str:
+        return self.codes.get(str(row.equipment_id), "")
+
+    def last(self, step: str, phase: str) -> WriteRow | None:
+        """The phase's latest write."""
+        found = [w for w in self.writes if w.step == step and w.phase == phase]
+        return found[-1] if found else None
 
 
 async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> AtTheBench:
@@ -317,5 +326,6 @@ async def at_the_bench(ctx: TenantContext, batch_id: UUID) -> AtTheBench:
         units = await eq.units_by_id([b.equipment_id for b in active])
         status = {(p.step, p.phase): p.status for p in await xq.phases(batch_id)}
         writes = await sq.of_batch(batch_id)
+        codes = await eq.codes(list({w.equipment_id for w in writes}))
     open_phases = [p for p in frozen.phases if status.get((p.step, p.phase)) not in states.FINAL]
-    return AtTheBench(offers(frozen, open_phases, active, units), writes)
+    return AtTheBench(offers(frozen, open_phases, active, units), writes, codes)

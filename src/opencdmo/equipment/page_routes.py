@@ -90,6 +90,7 @@ async def _list_page(
         site_options=[(s.code, f"{s.code} {s.name}") for s in sites],
         classes=[("", "Choose a class"), *await service.class_choices(ctx)],
         may_manage=await can(ctx, "equipment", "manage"),
+        may_trust=await can(ctx, "equipment", "trust"),
         error=error,
         kept=kept or {},
     )

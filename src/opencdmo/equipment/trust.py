@@ -81,12 +81,16 @@ def _pem(data: bytes) -> x509.Certificate:
 
 
 def _der(data: bytes) -> x509.Certificate:
+    first = opcua_pki.first_certificate(data)
     try:
-        certificate = x509.load_der_x509_certificate(data)
+        certificate = x509.load_der_x509_certificate(first)
     except ValueError:
         raise _refused("The file is not an X.509 certificate (PEM or DER).") from None
-    if certificate.public_bytes(serialization.Encoding.DER) != data:
-        raise _refused("The DER file holds more than one certificate: upload the server's only.")
+    if first != data or certificate.public_bytes(serialization.Encoding.DER) != data:
+        raise _refused(
+            "The DER file holds more than one certificate, or more after it: upload the "
+            "server's certificate alone."
+        )
     return certificate
 
 

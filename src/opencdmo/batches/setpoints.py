@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 from uuid import UUID
 
 import asyncpg
@@ -42,12 +42,14 @@ from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.equipment import queries as eq
 from opencdmo.equipment import setpoint_queries as sq
 from opencdmo.equipment import trust
-from opencdmo.equipment.opcua_security import Mode, Security
 from opencdmo.equipment.queries import UnitRow
 from opencdmo.equipment.setpoint_queries import NewWrite, WriteRow
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.scope import TenantContext
 from opencdmo.tenancy.batch_rules import exception_rules
+
+if TYPE_CHECKING:
+    from opencdmo.equipment.opcua_security import Mode
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +201,12 @@ async def _unit_free(ctx: TenantContext, unit: UnitRow) -> None:
 
 
 async def _write(ctx: TenantContext, claim: _Claim, pki: Path | None) -> list[dict[str, Any]]:
-    from opencdmo.equipment import setpoint_client  # asyncua: only when a write is made
+    # asyncua: imported only when a write is made (the web workers start without it)
+    from opencdmo.equipment import setpoint_client
+    from opencdmo.equipment.opcua_security import Security
 
     described = claim.unit.connection or {}
-    mode = cast(Mode, (described.get("security") or {}).get("mode", "None"))
+    mode = cast("Mode", (described.get("security") or {}).get("mode", "None"))
     setpoints = claim.offer.setpoints
     if mode != "None" and pki is None:
         why = f"{mode} needs the OPC UA certificate directory, and none is configured"

@@ -336,3 +336,16 @@ def test_confirmed_lists_are_checked() -> None:
             setpoint_plan.confirmed(bad)
     assert setpoint_plan.matches(37.1, 37.099998474121094)  # a Float node rounds it
     assert not setpoint_plan.matches(37.0, 37.5)
+
+
+async def test_a_node_unit_that_measures_something_else_is_not_written(
+    plant: Plant, settings: Settings, simulator: Simulator, browser: Any, owner: asyncpg.Connection
+) -> None:
+    batch_id = await bound_batch(plant, settings, simulator.endpoint, unit="%")
+    operator = await browser("operator")
+    run = await operator.get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
+    assert "cannot be written" in run.text and f'id="s-{STEP}--{PHASE}-form"' not in run.text
+    shown = [{"parameter": "incubation_temperature", "value": 37, "unit": "Cel", "node": NODE}]
+    with pytest.raises(ValidationFailed, match="Incubation temperature"):
+        await write_setpoints(plant.operator, batch_id, STEP, PHASE, shown, "k", pki=None)
+    assert await _writes(owner, batch_id) == 0

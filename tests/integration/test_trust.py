@@ -226,3 +226,26 @@ async def test_the_setpoint_writer_uses_the_trust_list(
         plant.operator, batch_id, "activate", "incubation", shown, "k2", pki=pki
     )
     assert done.ok, done.write.outcomes
+
+
+async def test_two_admins_at_once(
+    own_tenant: TenantContext, browser: Any, owner: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """The same certificate added twice at once: one added, one 409; removed twice at once:
+    one removed, one 409; one audit event each."""
+    import asyncio
+
+    der = certificate(tmp_path)
+    api = f"/api/v1/t/{own_tenant.slug}{TRUST}"
+    admins = [await browser("admin"), await browser("admin")]
+    added = await asyncio.gather(
+        *(a.send("POST", api, files={"certificate": ("s.der", der, "x")}) for a in admins)
+    )
+    assert sorted(a.status_code for a in added) == [201, 409], [a.text for a in added]
+    [row] = (await admins[0].get(api)).json()
+    removed = await asyncio.gather(
+        *(a.send("POST", f"{api}/{row['id']}/remove", json={"reason": "re-keyed"}) for a in admins)
+    )
+    assert sorted(r.status_code for r in removed) == [200, 409], [r.text for r in removed]
+    for action in ("equipment.certificate_trusted", "equipment.certificate_removed"):
+        assert len(await _actions(owner, own_tenant.tenant_id, action)) == 1, action

@@ -21,9 +21,9 @@ browsers: ## install Debian's Chromium for the browser tests (if missing)
 	fi
 	@$(CHROMIUM) --version
 
-run: install ## set everything up and serve the demo (http://127.0.0.1:8000 by default)
+run: install ## set everything up and serve the demo with its simulated equipment (http://127.0.0.1:8000)
 	@$(UV) run opencdmo demo tenants
-	@OPENCDMO_COOKIE_SECURE=$${OPENCDMO_COOKIE_SECURE:-false} $(UV) run opencdmo serve
+	@OPENCDMO_COOKIE_SECURE=$${OPENCDMO_COOKIE_SECURE:-false} $(UV) run opencdmo demo-serve
 
 demo: install ## migrate and apply the demo tenants without serving
 	@$(UV) run opencdmo demo tenants

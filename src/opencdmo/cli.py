@@ -428,6 +428,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         for manifest in discover(root):
             if manifest.kind == "cdmo":
                 await _demo_batches(settings, manifest, meta)
+                await _demo_equipment(settings, manifest, meta)
         _print(f"\nDemo logins (password for all: {DEMO_PASSWORD}, unless changed since)")
         for manifest in discover(root):
             _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
@@ -438,6 +439,26 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_demo_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """The web server, the equipment simulator and a capture worker, stopped together."""
+    from opencdmo.db.setup import database_urls
+    from opencdmo.webapp import demo_serve
+
+    if args.once is not None and not 0 < args.once <= 86400:
+        print("error: --once must be above 0 and at most 86400 seconds", file=sys.stderr)
+        return 2
+    plan = demo_serve.Plan(
+        args.tenant,
+        args.host or settings.host,
+        args.port or settings.port,
+        args.simulator_port,
+        args.once,
+    )
+    # Open the database here, once, and hand its address to the three processes.
+    url = database_urls(settings).owner
+    return asyncio.run(demo_serve.run(plan, url, _print))
+
+
 async def _demo_batches(settings: Settings, manifest: Any, meta: Any) -> None:
     from opencdmo.batches.demo import demo_batches
     from opencdmo.errors import AppError
@@ -446,6 +467,16 @@ async def _demo_batches(settings: Settings, manifest: Any, meta: Any) -> None:
         await demo_batches(settings, manifest, meta, DEMO_PASSWORD, _print)
     except AppError as exc:  # a demo user changed their password, or the recipe changed
         _print(f"  {manifest.slug}: demo batches not made: {exc.message}")
+
+
+async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:
+    from opencdmo.equipment.demo import clean_equipment
+    from opencdmo.errors import AppError
+
+    try:
+        await clean_equipment(settings, manifest, meta, DEMO_PASSWORD, _print)
+    except AppError as exc:  # the demo operator changed their password
+        _print(f"  {manifest.slug}: demo equipment not cleaned: {exc.message}")
 
 
 async def _example_recipe(manifest: Any, meta: Any) -> None:
@@ -569,6 +600,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="migrate, apply the demo tenants, print the demo logins")
     demo.add_argument("path", nargs="?", default="tenants")
     demo.set_defaults(func=cmd_demo)
+
+    demo_serve = sub.add_parser(
+        "demo-serve",
+        help="serve the demo: the web app, the equipment simulator and a capture worker for "
+        "the demo tenant, all stopped by Ctrl-C",
+    )
+    demo_serve.add_argument("--tenant", default="larkspur-cdmo", help="whose equipment to capture")
+    demo_serve.add_argument("--host")
+    demo_serve.add_argument("--port", type=int)
+    demo_serve.add_argument(
+        "--simulator-port",
+        type=int,
+        default=equipment_commands.DEFAULT_PORT,
+        help="the simulator's port (default 4840, as the demo manifest's equipment says)",
+    )
+    demo_serve.add_argument(
+        "--once", type=float, metavar="SECONDS", help="stop all three SECONDS after they run"
+    )
+    demo_serve.set_defaults(func=cmd_demo_serve)
 
     equipment = sub.add_parser("equipment", help="equipment and OPC UA capture")
     esub = equipment.add_subparsers(dest="equipment_command", required=True, metavar="ACTION")

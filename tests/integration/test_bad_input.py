@@ -92,6 +92,7 @@ async def _ids(world: World) -> dict[str, str]:
         "container_id": await FACTORIES["container_id"](world, world.alpha),
         "start_id": await FACTORIES["start_id"](world, world.alpha),
         "code": await FACTORIES["code"](world, world.alpha),
+        "certificate_id": await FACTORIES["certificate_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from opencdmo.db.urls import DatabaseUrls
-from opencdmo.equipment import capture, leases, opcua_pki, samples
+from opencdmo.equipment import capture, leases, samples, trust
 from opencdmo.equipment import service as equipment
 from opencdmo.equipment.opcua_client import CaptureClient, CollectingSink
 from opencdmo.equipment.service import Registration
@@ -220,9 +220,8 @@ async def test_a_server_that_asks_for_a_user(
     )
     async with Simulator(config) as simulator:
         assert simulator.server_certificate is not None
-        opcua_pki.trust(
-            tmp_path / "pki" / "trust" / own_tenant.slug, simulator.server_certificate, "sim"
-        )
+        admin = await member_as(own_tenant, world["admin"])
+        await trust.add(admin, simulator.server_certificate, "simulator.der")
         boss = await member_as(own_tenant, world["supervisor"])
         opcua = {
             "endpoint": simulator.endpoint,
@@ -246,7 +245,7 @@ async def test_a_server_that_asks_for_a_user(
             leases=False,
             pki=tmp_path / "pki",
         )
-        task = asyncio.create_task(one.run(seconds=2.0, trust=own_tenant.slug))
+        task = asyncio.create_task(one.run(seconds=2.0))
         report = await asyncio.wait_for(task, 20)
     count = await owner.fetchval(
         "SELECT count(*) FROM equipment_samples WHERE equipment_id = $1", registered.id

@@ -119,7 +119,12 @@ async def test_demo_on_an_external_server(external: str) -> None:
                 " FROM batches b LEFT JOIN batch_exceptions x ON x.batch_id = b.id"
                 " GROUP BY b.tenant_id, b.id ORDER BY b.planned_start"
             )
+            # The demo's units ready for a batch step: available and clean (a signed entry).
+            units = await connection.fetch(
+                "SELECT code, status, clean_until > clock_timestamp() AS clean FROM equipment"
+            )
         assert [r["tenant_id"] for r in tenants] == [tenant]
+        assert units and all(u["status"] == "available" and u["clean"] for u in units), units
         assert [r["status"] for r in recipes] == ["effective"], "the example recipe, in force"
         # One complete, awaiting QA's review and release (the recipe's own values outside
         # their normal range are exceptions to disposition); one in progress with one value

@@ -213,6 +213,25 @@ async def _equipment(world: World, ctx: TenantContext) -> str:
     return code
 
 
+async def _certificate(world: World, ctx: TenantContext) -> str:
+    """A trusted OPC UA server certificate, written through the trust list queries."""
+    import tempfile
+    from pathlib import Path
+
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.equipment import opcua_pki, trust, trust_queries
+    from tests.conftest import recorded
+
+    with tempfile.TemporaryDirectory() as folder:
+        made = opcua_pki.ensure_certificate(Path(folder), "urn:route:test", server=True)
+        new = trust.parse(made.certificate.read_bytes())
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    async with tenant_id_transaction(ctx.tenant_id):
+        found = await trust_queries.insert(ctx.tenant_id, new, person.user_id)
+    await recorded(ctx, "equipment.certificate_trusted", "opcua_certificate", found, new={})
+    return str(found)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -230,6 +249,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "location_id": _location,
     "container_id": _container,
     "code": _equipment,  # an equipment unit's code
+    "certificate_id": _certificate,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -264,6 +284,13 @@ JSON_BODIES: dict[str, Any] = {
         "step": "activate",
         "equipment": "NO-SUCH-UNIT",
     },
+    "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/setpoints": {
+        "step": "activate",
+        "phase": "incubation",
+        "idempotency_key": "k-1",
+        "confirmed": [{"parameter": "x", "value": 1, "unit": "Cel", "node": "ns=2;s=X"}],
+    },
+    "/api/v1/t/{slug:str}/settings/opcua-trust/{certificate_id:uuid}/remove": {"reason": "x"},
     "/api/v1/t/{slug:str}/equipment": {"code": "RT-X", "class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}": {"class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}/status": {"status": "maintenance", "reason": "x"},

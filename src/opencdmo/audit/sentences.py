@@ -291,6 +291,17 @@ _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f"Equipment {e.value('code')} was freed from step {e.value('step_name')} of "),
         e.entity(f"batch {e.value('number')}"),
     ],
+    "batch.setpoints_written": lambda e: _in_batch(
+        e,
+        f"wrote {e.value('value')} {e.value('unit')} to {e.value('code')} {e.value('node')} "
+        f"({e.value('parameter')}; "
+        + ("read back the same" if e.value("ok") else f"failed: {e.value('problem')}")
+        + ")",
+    ),
+    "batch.setpoints_abandoned": lambda e: [
+        _t(f"A setpoint write to {e.value('code')} {e.value('node')} was never finished in "),
+        e.entity(f"batch {e.value('number')}"),
+    ],
     "batch.phase_verified": lambda e: _in_batch(e, f"verified {e.value('phase_name')}"),
     "batch.phase_witnessed": lambda e: _in_batch(e, f"witnessed {e.value('phase_name')}"),
     "batch.identity_checked": lambda e: _in_batch(
@@ -583,6 +594,17 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(" signed a calibration of "),
         _unit(e),
         _t(f", next due {e.value('calibration_due')}"),
+    ],
+    "equipment.certificate_trusted": lambda e: [
+        e.actor,
+        _t(f" trusted the OPC UA server certificate {e.value('subject')}, SHA-256 "),
+        _t(f"{str(e.value('thumbprint'))[:23]}…"),
+    ],
+    "equipment.certificate_removed": lambda e: [
+        e.actor,
+        _t(" removed the OPC UA server certificate "),
+        _t(f"{e.value('subject', 'old')}, SHA-256 {str(e.value('thumbprint'))[:23]}…"),
+        _t(" from the trust list"),
     ],
     "equipment.used": lambda e: [
         _unit(e),

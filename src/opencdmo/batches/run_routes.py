@@ -30,6 +30,7 @@ from opencdmo.batches import (
     outputs,
     run_sheet,
     service,
+    setpoints,
     trend_charts,
 )
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
@@ -60,6 +61,16 @@ def _context(view: run_sheet.RunView) -> dict[str, Any]:
     }
 
 
+async def _benches(ctx: TenantContext, batch_id: UUID) -> dict[str, Any]:
+    """What the run page shows of the batch's materials, equipment, setpoints and trends."""
+    return {
+        "bench": await material_views.at_the_bench(ctx, batch_id),
+        "gear": await equipment_use.at_the_bench(ctx, batch_id),
+        "setpoints": await setpoints.at_the_bench(ctx, batch_id),
+        "trends": await trend_charts.at_the_bench(ctx, batch_id),
+    }
+
+
 @get(RUN, opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
 async def run_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
@@ -71,22 +82,21 @@ async def run_page(
     return await page(
         request,
         "batches/run.html",
-        bench=await material_views.at_the_bench(ctx, batch_id),
-        gear=await equipment_use.at_the_bench(ctx, batch_id),
-        trends=await trend_charts.at_the_bench(ctx, batch_id),
+        **await _benches(ctx, batch_id),
         **_context(view),
     )
 
 
-async def _command(
+async def run_command(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
     batch_id: UUID,
     where: str,
-    run: Callable[[], Awaitable[str]],
+    run: Callable[[], Awaitable[str | tuple[str, str]]],
 ) -> Template | Response[Any]:
-    """Run a command of the run page and go back to the phase (``where``: its dom id); a
-    refusal shows the page again with the message at that phase (a 404 stays a 404)."""
+    """Run a command of the run page and go back to the phase (``where``: its dom id) with
+    what it says (and the kind of message, when it is not a success); a refusal shows the
+    page again with the message at that phase (a 404 stays a 404)."""
     try:
         done = await run()
     except AppError as exc:
@@ -96,9 +106,7 @@ async def _command(
         return await page(
             request,
             "batches/run.html",
-            bench=await material_views.at_the_bench(ctx, batch_id),
-            gear=await equipment_use.at_the_bench(ctx, batch_id),
-            trends=await trend_charts.at_the_bench(ctx, batch_id),
+            **await _benches(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,
@@ -107,7 +115,9 @@ async def _command(
     url = f"/t/{ctx.slug}/batches/{batch_id}/run"
     # Back at the phase; from a dialog (htmx) without the fragment, which would only scroll
     # the page it is on (the page scrolls to the current phase itself).
-    return see_other(request, url if is_htmx(request) else f"{url}#{where}", flash=done)
+    said, kind = (done, "success") if isinstance(done, str) else done
+    target = url if is_htmx(request) else f"{url}#{where}"
+    return see_other(request, target, flash=said, kind=kind)
 
 
 PHASE = RUN + "/phases/{step:str}/{phase:str}"
@@ -133,7 +143,7 @@ async def phase_command_form(
         done = await execution.command_phase(ctx, batch_id, step, phase, command, data.reason)
         return f"{label(phase)}: {label(done.status)}."
 
-    return await _command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
+    return await run_command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
 
 
 @post(
@@ -160,7 +170,7 @@ async def identity_form(
         return "The COI label matches."
 
     first = await run_sheet.first_phase_of(ctx, batch_id, step)
-    return await _command(request, ctx, batch_id, first, run)
+    return await run_command(request, ctx, batch_id, first, run)
 
 
 @post(
@@ -178,7 +188,7 @@ async def custody_form(
         await execution.take_custody(ctx, batch_id, found.location)
         return f"You hold the material at {found.location}."
 
-    return await _command(request, ctx, batch_id, "custody", run)
+    return await run_command(request, ctx, batch_id, "custody", run)
 
 
 @post(
@@ -203,7 +213,7 @@ async def verify_form(
         )
         return f"{label(phase)}: {done.kind} by {done.signature.signer_name}."
 
-    return await _command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
+    return await run_command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
 
 
 @get(RUN + "/field", opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
@@ -264,7 +274,7 @@ async def consume_form(
             said += " Exception raised: " + ", ".join(label(k) for k in done.raised) + "."
         return said
 
-    return await _command(request, ctx, batch_id, f"m-{step}", run)
+    return await run_command(request, ctx, batch_id, f"m-{step}", run)
 
 
 @post(
@@ -289,7 +299,7 @@ async def equipment_form(
             said += " Exception raised: " + ", ".join(label(k) for k in done.raised) + "."
         return said
 
-    return await _command(request, ctx, batch_id, f"e-{step}", run)
+    return await run_command(request, ctx, batch_id, f"e-{step}", run)
 
 
 @post(
@@ -318,7 +328,7 @@ async def from_equipment_form(
         )
         return said if entry.check_result == "in_limits" else f"{said} {entry.message}"
 
-    return await _command(request, ctx, batch_id, f"p-{step}--{phase}", run)
+    return await run_command(request, ctx, batch_id, f"p-{step}--{phase}", run)
 
 
 @post(
@@ -365,7 +375,7 @@ async def output_form(
         )
         return f"Lot {made.lot_number} recorded, in quarantine until QC releases it."
 
-    return await _command(request, ctx, batch_id, f"o-{step}", run)
+    return await run_command(request, ctx, batch_id, f"o-{step}", run)
 
 
 def _container_id(scanned: str) -> str:

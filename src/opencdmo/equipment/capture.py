@@ -8,10 +8,12 @@ when one dies another takes its units once their leases expire (``leases``).
 
 Security: the worker's own application certificate is made on first start under the data
 directory (``opcua/client``), and a server's certificate is trusted only when it is in the
-tenant's trust list (``opcua/trust/<slug>``).
+tenant's trust list (``trust``: kept in the database, written to ``opcua/trust/<tenant id>``
+before each round of leases).
 
 Every few seconds the worker runs what it is given to evaluate over the stored samples (the
-command gives it the batch excursions' evaluation).
+command gives it the batch excursions' evaluation), and seals the periods of stored samples
+that are due (``seals``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.equipment import leases, queries, samples, seals
+from opencdmo.equipment import leases, queries, samples, seals, trust
 from opencdmo.equipment.opcua_client import Backoff, CaptureClient, CaptureError, Security
 from opencdmo.equipment.opcua_security import Mode
 from opencdmo.equipment.spool import DEFAULT_MAX_BYTES, Spool
@@ -158,7 +160,7 @@ class Worker:
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
         self._codes: dict[UUID, str] = {}
         self._stopping = asyncio.Event()
-        self._trust = ""
+        self._trust: Path | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -174,11 +176,10 @@ class Worker:
         return Security(
             mode=cast(Mode, unit.mode),
             certificate_dir=self.pki / "client",
-            trust_dir=self.pki / "trust" / self._trust,
+            trust_dir=self._trust,
         )
 
-    async def run(self, seconds: float | None = None, trust: str = "") -> Report:
-        self._trust = trust
+    async def run(self, seconds: float | None = None) -> Report:
         await samples.make_partitions(self.tenant_id)
         loop = asyncio.get_running_loop()
         until = None if seconds is None else loop.time() + seconds
@@ -221,6 +222,8 @@ class Worker:
         """Take or renew the leases; start and stop clients to match."""
         units = self.units if self.units is not None else await units_to_capture(self.tenant_id)
         by_id = {u.id: u for u in units}
+        if self.pki is not None and any(u.mode != "None" for u in units):
+            self._trust = await trust.trust_dir(self.tenant_id, self.pki)
         if self.leases:
             held = await leases.take(self.tenant_id, self.name, list(by_id), self.ttl)
         else:
@@ -307,4 +310,4 @@ async def capture(
     worker = Worker(tenant_id, pki=pki, spool=spool, evaluate=evaluate)
     if on_start is not None:
         on_start(worker)
-    return await worker.run(seconds, trust=slug)
+    return await worker.run(seconds)

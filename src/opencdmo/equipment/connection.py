@@ -1,7 +1,10 @@
 """The OPC UA connection description of an equipment unit, as its manifest (or the API)
 gives it: the endpoint, the security mode and policy, the user name and the NAME of the
 environment variable holding its password (never a password), and each signal's node id and
-UCUM unit. Checked here and stored as JSON; the capture worker reads it.
+UCUM unit, and each setpoint: a recipe parameter's key with the node its value is written to
+and the node's UCUM unit (whether it measures what the parameter does is checked when a batch
+writes it: the parameter's unit is the recipe's). Checked here and stored as JSON; the
+capture worker and the setpoint writer read it.
 
 Every problem is a ``ValidationFailed`` naming the path of what is wrong (``opcua.signals.
 ph.node``), so that a manifest error points at its line.
@@ -36,6 +39,7 @@ ENDPOINT: Final = re.compile(r"^opc\.tcp://[A-Za-z0-9.\-\[\]:]{1,255}(?::\d{1,5}
 ENV_NAME: Final = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 USER_NAME_MAX: Final = 200
 SIGNALS_MAX: Final = 200
+PARAMETER_KEY: Final = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def _fail(where: str, message: str) -> ValidationFailed:
@@ -68,7 +72,7 @@ def _string(value: object, where: str) -> str:
 def check(raw: object, of_class: EquipmentClass | None, where: str = "opcua") -> dict[str, Any]:
     """The description checked against the equipment class (its ``typical_signals``), in
     the form it is stored in; without a class, its form alone (a manifest read offline)."""
-    data = _mapping(raw, where, ("endpoint", "security", "user", "signals"))
+    data = _mapping(raw, where, ("endpoint", "security", "user", "signals", "setpoints"))
     endpoint = _string(data.get("endpoint"), f"{where}.endpoint")
     if not ENDPOINT.fullmatch(endpoint):
         raise _fail(f"{where}.endpoint", f"'{endpoint[:80]}' is not an opc.tcp:// address")
@@ -82,6 +86,8 @@ def check(raw: object, of_class: EquipmentClass | None, where: str = "opcua") ->
                 "SignAndEncrypt with the user",
             )
     found["signals"] = _signals(data.get("signals"), of_class, f"{where}.signals")
+    if data.get("setpoints") is not None:
+        found["setpoints"] = _setpoints(data["setpoints"], f"{where}.setpoints")
     return found
 
 
@@ -144,6 +150,39 @@ def _signals(raw: object, of_class: EquipmentClass | None, where: str) -> dict[s
             found[str(key)] = {"node": node}  # a state (a door open), not a quantity
         else:
             found[str(key)] = {"node": node, "unit": _unit(signal.get("unit"), expected, at)}
+    return found
+
+
+def _node(raw: object, where: str) -> str:
+    node = _string(raw, where)
+    if not NODE_ID.fullmatch(node):
+        raise _fail(
+            where,
+            f"'{node[:80]}' is not an OPC UA node id (like ns=2;s=BR01.Temperature or i=2258)",
+        )
+    return node
+
+
+def _setpoints(raw: object, where: str) -> dict[str, dict[str, str]]:
+    """Recipe parameter key -> the node its value is written to and the node's unit."""
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "must be a mapping of parameter key to {node, unit}")
+    if len(raw) > SIGNALS_MAX:
+        raise _fail(where, f"at most {SIGNALS_MAX} setpoints")
+    found: dict[str, dict[str, str]] = {}
+    for key, value in raw.items():
+        at = f"{where}.{str(key)[:64]}"
+        if not isinstance(key, str) or not PARAMETER_KEY.fullmatch(key):
+            raise _fail(
+                at, "a parameter key is 1 to 64 lower-case letters, digits or _, from a letter"
+            )
+        setpoint = _mapping(value, at, ("node", "unit"))
+        if setpoint.get("unit") is None:
+            raise _fail(f"{at}.unit", "the node's UCUM unit is required (like Cel)")
+        found[key] = {
+            "node": _node(setpoint.get("node"), f"{at}.node"),
+            "unit": _unit(setpoint["unit"], None, at),
+        }
     return found
 
 

@@ -1,6 +1,7 @@
 """The equipment pages and forms: the registry with a form to register a unit, and a unit's
-page with its connection, its logbook, a status form (with a reason) and the signed logbook
-form (cleaning, maintenance, calibration).
+page with its connection, its logbook, an edit form (name, site, due dates, the OPC UA
+description as YAML or JSON), a status form (with a reason) and the signed logbook form
+(cleaning, maintenance, calibration).
 
 A refused form shows its page again with the message in the form and the values kept (a 404
 stays a 404); a done one leads to the unit's page with a message.
@@ -13,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from litestar import MediaType, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -91,6 +93,7 @@ async def _list_page(
         site_options=[(s.code, f"{s.code} {s.name}") for s in sites],
         classes=[("", "Choose a class"), *await service.class_choices(ctx)],
         may_manage=await can(ctx, "equipment", "manage"),
+        may_trust=await can(ctx, "equipment", "trust"),
         error=error,
         kept=kept or {},
     )
@@ -152,12 +155,15 @@ async def _unit_page(
 ) -> Template:
     view = await service.get_unit(ctx, code)
     people = await tenancy.people_names(ctx, {e.performed_by for e in view.logbook})
+    sites = await tenancy.list_sites(ctx)
     return await page(
         request,
         "equipment/unit.html",
         status_code=status,
         view=view,
         people=people,
+        site_options=[(s.code, f"{s.code} {s.name}") for s in sites],
+        described=_yaml(view.unit.connection),
         statuses=[(s, label(s)) for s in SETTABLE if s != view.unit.status],
         may_manage=await can(ctx, "equipment", "manage"),
         may_log=await can(ctx, "equipment", "log"),
@@ -234,4 +240,70 @@ async def logbook_form(
     return await _command(request, ctx, code, "logbook", run)
 
 
-pages = [equipment_page, register_form, unit_page, status_form, logbook_form]
+DESCRIPTION_MAX = 20_000
+
+
+def _yaml(described: dict[str, Any] | None) -> str:
+    return "" if described is None else yaml.safe_dump(described, sort_keys=False)
+
+
+def _description(raw: object) -> Any:
+    """The OPC UA description typed in the form, YAML or JSON (empty: none)."""
+    text = raw if isinstance(raw, str) else ""
+    if len(text) > DESCRIPTION_MAX:
+        raise ValidationFailed(
+            f"OPC UA description: at most {DESCRIPTION_MAX} characters.",
+            details={"field": "opcua"},
+        )
+    if not text.strip():
+        return None
+    try:
+        found = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ValidationFailed(
+            f"OPC UA description: not YAML or JSON{line}.", details={"field": "opcua"}
+        ) from None
+    return found
+
+
+def _version(value: str) -> datetime:
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        found = None
+    if found is None or found.tzinfo is None:
+        raise ValidationFailed(
+            "The form lost which version of the unit it was opened on: reload the page.",
+            details={"field": "version"},
+        )
+    return found
+
+
+@_form(ONE + "/edit", "manage")
+async def edit_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], code: FromPath[str]
+) -> Template | Response[Any]:
+    """The unit's name, site, due dates and OPC UA description changed (its code and class
+    stay), from the version the form was opened on."""
+
+    async def run(data: dict[str, Any]) -> str:
+        row = await service.find(ctx, code)
+        given = Registration(
+            row.code,
+            row.class_slug,
+            _text(data, "site", 64),
+            _text(data, "name"),
+            _date(_text(data, "qualification_due", 40), "qualification_due"),
+            _date(_text(data, "calibration_due", 40), "calibration_due"),
+            _description(data.get("opcua", "")),
+        )
+        seen = _version(_text(data, "version", 64))
+        changed = await service.change(ctx, row.id, given, seen=seen)
+        return f"{row.code} changed." if changed else f"{row.code}: nothing to change."
+
+    return await _command(request, ctx, code, "edit", run)
+
+
+pages = [equipment_page, register_form, unit_page, status_form, logbook_form, edit_form]

@@ -138,3 +138,23 @@ class SamplesOut(Struct, kw_only=True):
     end: datetime
     downsampled: bool
     samples: list[SampleOut]
+
+
+class TrustedOut(Struct, kw_only=True):
+    """A server certificate the tenant trusts (or trusted, until ``removed_at``)."""
+
+    id: UUID
+    thumbprint: str  # SHA-256 of the DER certificate, colon-separated hex
+    subject: str
+    not_after: datetime
+    added_by: UUID
+    added_at: datetime
+    removed_by: UUID | None
+    removed_at: datetime | None
+    removal_reason: str | None
+
+
+class TrustRemoveIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why the certificate is no longer trusted."""
+
+    reason: Note

@@ -155,12 +155,22 @@ async def register(ctx: TenantContext, given: Registration) -> UnitRow:
         return await q.unit(unit_id)
 
 
-async def change(ctx: TenantContext, unit_id: UUID, given: Registration) -> bool:
+async def change(
+    ctx: TenantContext, unit_id: UUID, given: Registration, *, seen: datetime | None = None
+) -> bool:
     """Change a unit's class, name, site, due dates or connection (its code stays); audited.
-    False: nothing differs."""
+    False: nothing differs. ``seen``: the unit's ``updated_at`` the change was made from (a
+    form's); when the unit changed since, a 409 and nothing changes (edits of one unit are
+    made one at a time, on its locked row: the first wins, the second is told)."""
     async with unit_of_work(ctx):
         await authorize(ctx, "equipment", "manage")
         row = await q.unit(unit_id, lock=True)
+        if seen is not None and row.updated_at != seen:
+            raise Conflict(
+                f"{row.code} was changed by someone else since you opened the form: look at it "
+                "again and make your change there.",
+                details={"field": "version"},
+            )
         new = await _settable(replace(given, code=row.code))
         old = _settable_of(row)
         if new == old:

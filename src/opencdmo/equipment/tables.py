@@ -3,7 +3,17 @@ from them (tenant tables)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, BigInt, Date, DoublePrecision, Integer, Text, Timestamptz
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigInt,
+    Bytea,
+    Date,
+    DoublePrecision,
+    Integer,
+    Text,
+    Timestamptz,
+)
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -112,3 +122,38 @@ class CaptureWorker(Table, tablename="capture_workers"):
     worker = Text(primary_key=True)
     seen_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     expires_at = Timestamptz()
+
+
+class SetpointWrite(Table, tablename="batch_setpoint_writes"):
+    """One attempt to write a phase's parameter values to the setpoint nodes of the unit
+    bound to its step: claimed before the write, finished with its outcome."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    batch_id = UUID()
+    step = Text()
+    phase = Text()
+    equipment_id = UUID()
+    idempotency_key = Text()
+    requested = JSONB()
+    results = JSONB(null=True, default=None)
+    outcome = Text(null=True, default=None)
+    written_by = UUID()
+    started_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class TrustedCertificate(Table, tablename="opcua_trusted_certificates"):
+    """An OPC UA server certificate the tenant trusts (until removed, with a reason)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    thumbprint = Text()
+    certificate = Bytea()
+    subject = Text()
+    not_after = Timestamptz()
+    added_by = UUID()
+    added_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    removed_by = UUID(null=True, default=None)
+    removed_at = Timestamptz(null=True, default=None)
+    removal_reason = Text(null=True, default=None)

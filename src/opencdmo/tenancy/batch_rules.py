@@ -39,6 +39,7 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     "over_consumption": "major",
     "equipment_not_ready": "refuse",
     "equipment_excursion": "major",
+    "setpoint_failed": "major",
 }
 KINDS = tuple(DEFAULT_SEVERITIES)
 #: Kinds the manifest may make refusals instead (``refuse``): the command is refused and

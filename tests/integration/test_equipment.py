@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from opencdmo.audit.verify import verify_tenant
 from opencdmo.batches import equipment_use
 from opencdmo.batches import service as batches
 from opencdmo.batches.execution import command_phase
@@ -254,6 +255,92 @@ async def test_signed_logbook(
         await owner.execute(
             "UPDATE equipment_logbook SET note = 'x' WHERE equipment_id = $1", unit.id
         )
+
+
+async def test_a_logbook_entry_changed_behind_the_back_is_found_by_audit_verify(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    settings: Settings,
+    owner: asyncpg.Connection,
+) -> None:
+    boss = await member_as(own_tenant, world["supervisor"])
+    operator = await member_as(own_tenant, world["operator"])
+    unit = await equipment.register(boss, incubator())
+    await equipment.log_work(
+        settings, operator, unit.id, Work("maintenance", "filter changed"), PASSWORD
+    )
+    await equipment.set_status(boss, unit.id, "maintenance", "door seal replaced")
+    assert (await verify_tenant(own_tenant.tenant_id, own_tenant.slug)).intact
+    change = "UPDATE equipment_logbook SET note = $2 WHERE equipment_id = $1 AND kind = $3"
+    for kind, note, was in (
+        ("maintenance", "filter not changed", "filter changed"),
+        ("status", "no reason", "door seal replaced"),
+    ):
+        await _behind_the_back(owner, change, unit.id, note, kind)
+        try:
+            report = await verify_tenant(own_tenant.tenant_id, own_tenant.slug)
+            assert report.kinds == ["uncovered"]
+            assert "equipment logbook entry" in (report.problem or "")
+            assert f"{kind}: {note}" in (report.problem or "")
+        finally:  # the other suites verify every tenant's chain
+            await _behind_the_back(owner, change, unit.id, was, kind)
+    assert (await verify_tenant(own_tenant.tenant_id, own_tenant.slug)).intact
+
+
+async def _behind_the_back(owner: asyncpg.Connection, sql: str, *args: Any) -> None:
+    async with owner.transaction():
+        await owner.execute("ALTER TABLE equipment_logbook DISABLE TRIGGER USER")
+        await owner.execute(sql, *args)
+        await owner.execute("ALTER TABLE equipment_logbook ENABLE TRIGGER USER")
+
+
+async def test_two_people_at_once_on_one_unit(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    settings: Settings,
+    owner: asyncpg.Connection,
+) -> None:
+    """Real concurrent commands on one unit: two status changes to the same status (one
+    wins, the other is told it is so already), a status change and signed work at once (both
+    apply, in order, each with its audit event), and two registrations of one code (one)."""
+    boss = await member_as(own_tenant, world["supervisor"])
+    admin = await member_as(own_tenant, world["admin"])
+    operator = await member_as(own_tenant, world["operator"])
+    unit = await equipment.register(boss, incubator())
+    outcomes = await asyncio.gather(
+        equipment.set_status(boss, unit.id, "maintenance", "pump"),
+        equipment.set_status(admin, unit.id, "maintenance", "pump too"),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "UnitRow"]
+    assert "maintenance already" in str(next(o for o in outcomes if isinstance(o, Conflict)))
+    both = await asyncio.gather(
+        equipment.set_status(boss, unit.id, "available", "pump fixed"),
+        equipment.log_work(settings, operator, unit.id, Work("maintenance", "oiled"), PASSWORD),
+    )
+    assert both[0].status == "available" and both[1].kind == "maintenance"
+    kinds = await owner.fetch(
+        "SELECT kind FROM equipment_logbook WHERE equipment_id = $1 ORDER BY performed_at",
+        unit.id,
+    )
+    assert sorted(k["kind"] for k in kinds) == ["maintenance", "status", "status"]
+    actions = await _actions(owner, own_tenant, unit.id)
+    assert actions.count("equipment.status_changed") == 2
+    assert actions.count("equipment.maintenance_recorded") == 1
+    registered = await asyncio.gather(
+        equipment.register(boss, incubator("INC-77")),
+        equipment.register(admin, incubator("INC-77")),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in registered) == ["Conflict", "UnitRow"]
+    count = await owner.fetchval(
+        "SELECT count(*) FROM equipment WHERE tenant_id = $1 AND code = 'INC-77'",
+        own_tenant.tenant_id,
+    )
+    assert count == 1
+    assert (await verify_tenant(own_tenant.tenant_id, own_tenant.slug)).intact
 
 
 # --- manifest ---------------------------------------------------------------------------------

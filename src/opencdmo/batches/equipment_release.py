@@ -34,7 +34,7 @@ async def release_in(ctx: TenantContext, batch: BatchRow, step: str | None, why:
             await eq.set_status(unit.id, "available")
         name = step_name(batch, frozen, binding.step)
         note = f"used by batch {batch.number}, step {name}"
-        await eq.insert_entry(
+        entry = await eq.insert_entry(
             ctx.tenant_id,
             unit.id,
             NewEntry(
@@ -67,7 +67,11 @@ async def release_in(ctx: TenantContext, batch: BatchRow, step: str | None, why:
             reason=why,
         )
         await audit.record(
-            ctx, "equipment.used", "equipment", unit.id, new={**values, "batch_id": str(batch.id)}
+            ctx,
+            "equipment.used",
+            "equipment",
+            unit.id,
+            new={**values, "batch_id": str(batch.id), "entry_id": str(entry), "note": note},
         )
     return len(held)
 

@@ -44,6 +44,23 @@ WHERE u.tenant_id = $1 AND NOT EXISTS (
       AND a.new_values ->> 'code' = u.code)
 """,
     ),
+    # Each logbook entry (work signed by its performer, a status change, a use by a batch
+    # step): the event that recorded it, with its note and its performer.
+    Coverage(
+        "equipment logbook entry",
+        """
+SELECT e.id::text AS id, e.kind || ': ' || left(e.note, 60) AS what
+FROM equipment_logbook e
+WHERE e.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = e.tenant_id
+      AND a.entity_type = 'equipment' AND a.entity_id = e.equipment_id::text
+      AND a.new_values ->> 'entry_id' = e.id::text
+      AND a.new_values ->> 'note' = e.note
+      AND (e.kind = 'use' OR a.actor_id IS NOT DISTINCT FROM e.performed_by)
+      AND (e.signature_id IS NULL OR a.new_values ->> 'signature_id' = e.signature_id::text))
+""",
+    ),
     # Each binding of a unit to a batch step: the event that recorded it.
     Coverage(
         "equipment used in a batch",

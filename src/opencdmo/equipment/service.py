@@ -216,7 +216,7 @@ async def set_status(ctx: TenantContext, unit_id: UUID, status: str, reason: str
         if row.status == status:
             raise Conflict(f"{row.code} is {status.replace('_', ' ')} already.")
         await q.set_status(row.id, status)
-        await q.insert_entry(
+        entry = await q.insert_entry(
             ctx.tenant_id,
             row.id,
             NewEntry("status", why, status_from=row.status, status_to=status),
@@ -228,7 +228,7 @@ async def set_status(ctx: TenantContext, unit_id: UUID, status: str, reason: str
             "equipment",
             row.id,
             old={"status": row.status},
-            new={"status": status, "code": row.code},
+            new={"status": status, "code": row.code, "entry_id": str(entry), "note": why},
             reason=why,
         )
         return await q.unit(row.id)
@@ -336,6 +336,7 @@ async def log_work(
             new={
                 "code": row.code,
                 "entry_id": str(entry),
+                "note": work.note,
                 "signature_id": str(signature.id),
                 "clean_until": work.clean_until.isoformat() if work.clean_until else None,
                 "calibration_due": work.calibration_due.isoformat()

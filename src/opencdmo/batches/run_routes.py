@@ -71,6 +71,18 @@ async def _benches(ctx: TenantContext, batch_id: UUID) -> dict[str, Any]:
     }
 
 
+def run_form(path: str, action: str = "execute") -> post:
+    """A form of the run page: posted by someone who may ``action`` batches at the batch's
+    site, answered with a redirect (or the page again with the refusal)."""
+    return post(
+        path,
+        opt=requires("batches", action, site_scoped=True),
+        include_in_schema=False,
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+
+
 @get(RUN, opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
 async def run_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
@@ -123,13 +135,7 @@ async def run_command(
 PHASE = RUN + "/phases/{step:str}/{phase:str}"
 
 
-@post(
-    PHASE + "/{command:str}",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(PHASE + "/{command:str}")
 async def phase_command_form(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[TenantContext],
@@ -146,13 +152,7 @@ async def phase_command_form(
     return await run_command(request, ctx, batch_id, f"p-{step[:64]}--{phase[:64]}", run)
 
 
-@post(
-    RUN + "/identity",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/identity")
 async def identity_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:
@@ -173,13 +173,7 @@ async def identity_form(
     return await run_command(request, ctx, batch_id, first, run)
 
 
-@post(
-    RUN + "/custody",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/custody")
 async def custody_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:
@@ -191,13 +185,7 @@ async def custody_form(
     return await run_command(request, ctx, batch_id, "custody", run)
 
 
-@post(
-    PHASE + "/verify",
-    opt=requires("batches", "verify", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(PHASE + "/verify", "verify")
 async def verify_form(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[TenantContext],
@@ -232,13 +220,7 @@ async def run_field(
     return await page(request, "batches/_run_field.html", f=found, **_context(view))
 
 
-@post(
-    RUN + "/materials",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/materials")
 async def consume_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:
@@ -277,13 +259,7 @@ async def consume_form(
     return await run_command(request, ctx, batch_id, f"m-{step}", run)
 
 
-@post(
-    RUN + "/equipment",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/equipment")
 async def equipment_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:
@@ -302,13 +278,7 @@ async def equipment_form(
     return await run_command(request, ctx, batch_id, f"e-{step}", run)
 
 
-@post(
-    RUN + "/from-equipment",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/from-equipment")
 async def from_equipment_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:
@@ -331,13 +301,7 @@ async def from_equipment_form(
     return await run_command(request, ctx, batch_id, f"p-{step}--{phase}", run)
 
 
-@post(
-    RUN + "/outputs",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/outputs")
 async def output_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Template | Response[Any]:

@@ -11,13 +11,12 @@ from uuid import UUID
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody
 from litestar.response import Response, Template
 
 from opencdmo.batches import setpoints
 from opencdmo.batches.routes import ONE
-from opencdmo.batches.run_routes import RUN, run_command
+from opencdmo.batches.run_routes import RUN, run_command, run_form
 from opencdmo.batches.setpoint_plan import Offer
 from opencdmo.batches.setpoint_schemas import (
     OfferOut,
@@ -112,13 +111,7 @@ async def api_write_setpoints(
     return write_out(done.write, done.code, done.raised, replayed=done.replayed)
 
 
-@post(
-    RUN + "/setpoints",
-    opt=requires("batches", "execute", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
+@run_form(RUN + "/setpoints")
 async def setpoints_form(
     request: Request[Any, Any, Any],
     settings: NamedDependency[Settings],

@@ -469,10 +469,20 @@ async def test_the_operator_and_qa_see_the_excursion(
     plant: Plant, settings: Settings, browser: Any
 ) -> None:
     batch_id, unit = await incubating(plant, settings)
+    operator = await browser("operator")
+    live = f"/t/{plant.ctx.slug}/batches/{batch_id}/run/exceptions?step=activate&phase=incubation"
+    before = await operator.get(live)
+    assert before.status_code == 200
+    assert 'hx-trigger="every 15s"' in before.text
+    assert "equipment_excursion" not in before.text
     t = now()
     await store(plant, unit.id, (t, 38.9), (t + dt.timedelta(seconds=90), 37.0))
     assert await excursions.evaluate(plant.ctx.tenant_id) == 1
-    run = await (await browser("operator")).get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
+    after = await operator.get(live)  # what the running phase's panel shows at its next poll
+    assert 'data-kind="equipment_excursion"' in after.text and "(1 min 30 s)" in after.text
+    missing = await operator.get(live.replace("incubation", "no_such_phase"))
+    assert missing.status_code == 404
+    run = await operator.get(f"/t/{plant.ctx.slug}/batches/{batch_id}/run")
     assert run.status_code == 200
     assert 'data-kind="equipment_excursion"' in run.text and "(1 min 30 s)" in run.text
     assert "1 excursion shaded" in run.text  # on the step's trend chart too

@@ -12,6 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -28,14 +29,16 @@ from opencdmo.batches import (
     material_views,
     materials,
     outputs,
+    record,
     run_sheet,
     service,
     setpoints,
+    states,
     trend_charts,
 )
 from opencdmo.batches.material_schemas import ConsumptionIn, OutputIn
 from opencdmo.batches.schemas import BatchCommand, CustodyIn, IdentityCheckIn, SignIn
-from opencdmo.errors import AppError, Conflict, ValidationFailed
+from opencdmo.errors import AppError, Conflict, NotFound, ValidationFailed
 from opencdmo.labels import label
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -220,6 +223,44 @@ async def run_field(
     return await page(request, "batches/_run_field.html", f=found, **_context(view))
 
 
+@dataclass(frozen=True)
+class PhaseRef:
+    """A phase of the run page by its step and key."""
+
+    step: str
+    key: str
+
+    @property
+    def dom_id(self) -> str:
+        return f"p-{self.step}--{self.key}"
+
+
+@get(
+    RUN + "/exceptions", opt=requires("batches", "read", site_scoped=True), include_in_schema=False
+)
+async def run_exceptions(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    step: Key = "",
+    phase: Key = "",
+) -> Template:
+    """The exceptions of one phase as they stand now, the same markup the page has: the run
+    page asks for them every 15 s while the phase runs (an excursion the capture worker
+    raises shows without a reload)."""
+    found = await record.read(ctx, batch_id)
+    row = found.phase(step, phase)
+    if row is None:
+        raise NotFound(f"This batch has no phase '{phase[:64]}' in step '{step[:64]}'.")
+    return await page(
+        request,
+        "batches/_run_exceptions.html",
+        ph=PhaseRef(step, phase),
+        rec=found,
+        live=row.status == states.RUNNING,
+    )
+
+
 @run_form(RUN + "/materials")
 async def consume_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
@@ -361,6 +402,7 @@ def _container_id(scanned: str) -> str:
 pages = [
     run_page,
     run_field,
+    run_exceptions,
     identity_form,
     custody_form,
     verify_form,

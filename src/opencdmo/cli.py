@@ -418,8 +418,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         await apply_path(root, _print)
         meta = RequestMeta(request_id="cli:demo")
         for manifest in discover(root):
-            if manifest.kind == "cdmo":
-                await _example_recipe(manifest, meta)
+            await _example_recipe(manifest, meta)
         newcomers = await _without_password(root)
         for email in newcomers:
             await identity.set_password(email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
@@ -429,6 +428,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             if manifest.kind == "cdmo":
                 await _demo_batches(settings, manifest, meta)
                 await _demo_equipment(settings, manifest, meta)
+            elif manifest.kind == "sponsor":
+                await _sponsor_recipe(settings, manifest, meta)
         _print(f"\nDemo logins (password for all: {DEMO_PASSWORD}, unless changed since)")
         for manifest in discover(root):
             _print(f"  {manifest.name} ({manifest.kind}) - /t/{manifest.slug}/")
@@ -469,6 +470,18 @@ async def _demo_batches(settings: Settings, manifest: Any, meta: Any) -> None:
         _print(f"  {manifest.slug}: demo batches not made: {exc.message}")
 
 
+async def _sponsor_recipe(settings: Settings, manifest: Any, meta: Any) -> None:
+    from opencdmo.batches.demo import sponsor_recipe
+
+    try:
+        made = await sponsor_recipe(settings, manifest, meta, DEMO_PASSWORD)
+    except AppError as exc:  # a demo user changed their password, or the recipe changed
+        _print(f"  {manifest.slug}: the example recipe not made effective: {exc.message}")
+        return
+    if made is not None:
+        _print(f"  {manifest.slug}: example master recipe effective, ready for tech transfer")
+
+
 async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:
     from opencdmo.equipment.demo import clean_equipment
     from opencdmo.errors import AppError
@@ -480,8 +493,9 @@ async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:
 
 
 async def _example_recipe(manifest: Any, meta: Any) -> None:
-    """A CDMO with no master recipe gets a draft one from the HUB's autologous CAR-T recipe,
-    created by its first process engineer, to walk through the designer and the approvals."""
+    """A tenant with no master recipe gets a draft one from the HUB's autologous CAR-T recipe,
+    created by its first process engineer: a CDMO's to walk through the designer and the
+    approvals, a sponsor's to make effective and send for tech transfer."""
     from opencdmo.hub.service import PLATFORM_SLUG
     from opencdmo.identity import service as identity
     from opencdmo.recipes import service as recipes

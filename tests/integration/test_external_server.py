@@ -78,6 +78,8 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert code == 0, out
     assert "Demo logins" in out
     assert "larkspur-cdmo: example master recipe drafted" in out
+    assert "quillon-tx: example master recipe drafted" in out
+    assert "quillon-tx: example master recipe effective, ready for tech transfer" in out
     assert "materials received and released for the demo batches" in out, out
     assert "larkspur-cdmo: user admin@larkspur.example created\n" in out
     assert "no password" not in out, "every demo user gets the demo password"
@@ -87,7 +89,7 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert code == 0, out
     assert "tenant created" not in out, "applying twice changes nothing"
     assert "demo password given" not in out, "passwords are given once"
-    assert "example master recipe" not in out, "the example recipe is drafted once"
+    assert "example master recipe" not in out, "the example recipes are drafted once"
     assert "batch" not in out.split("Demo logins")[0], "the demo batches are made once"
     code, out = await _cli(external, "audit", "verify")
     assert code == 0, out

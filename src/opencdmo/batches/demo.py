@@ -68,14 +68,21 @@ async def _as(tenant_id: UUID, email: str, meta: RequestMeta) -> TenantContext |
     )
 
 
+async def _having(
+    tenant_id: UUID, manifest: Any, role: str, meta: RequestMeta
+) -> list[TenantContext]:
+    """The manifest's people with ``role``, as members of the tenant."""
+    found = [await _as(tenant_id, p.email, meta) for p in manifest.people if role in p.roles]
+    return [c for c in found if c is not None]
+
+
 async def _crew(manifest: Any, meta: RequestMeta) -> Crew | None:
     tenant = await tenancy.tenant_by_slug(manifest.slug)
     if tenant is None:
         return None
 
     async def having(role: str) -> list[TenantContext]:
-        found = [await _as(tenant.id, p.email, meta) for p in manifest.people if role in p.roles]
-        return [c for c in found if c is not None]
+        return await _having(tenant.id, manifest, role, meta)
 
     engineers, approvers = await having("process_engineer"), await having("qa_approver")
     supervisors, operators = (
@@ -209,29 +216,55 @@ async def _use_materials(crew: Crew, batch_id: UUID, step: str) -> None:
 
 
 async def _effective_recipe(settings: Settings, crew: Crew, password: str) -> UUID | None:
-    """The tenant's effective recipe; the draft example recipe made effective if none is."""
-    found = await recipes.list_recipes(crew.engineer)
+    return await effective_recipe(settings, crew.engineer, crew.approvers, password)
+
+
+async def effective_recipe(
+    settings: Settings, engineer: TenantContext, approvers: list[TenantContext], password: str
+) -> UUID | None:
+    """The tenant's effective recipe; the draft example recipe made effective if none is
+    (its engineer submits it, its QA approvers approve it and make it effective)."""
+    found = await recipes.list_recipes(engineer)
     effective = next((r for r in found if r.effective_revision is not None), None)
     if effective is not None:
         return effective.id
     draft = next((r for r in found if r.status == "draft"), None)
     if draft is None:
         return None
-    detail = await recipes.get(crew.engineer, draft.id)
+    detail = await recipes.get(engineer, draft.id)
     content = dict(detail.content)
     if not any(f.get("name") == FORMULA for f in content.get("formulas") or []):
         content["formulas"] = [*(content.get("formulas") or []), {"name": FORMULA, "overrides": {}}]
         await recipes.save(
-            crew.engineer, draft.id, content, detail.current_revision, "the demo's formula"
+            engineer, draft.id, content, detail.current_revision, "the demo's formula"
         )
-    await recipes.submit(settings, crew.engineer, draft.id, password, "Ready for QA review")
-    for approver in crew.approvers:
+    await recipes.submit(settings, engineer, draft.id, password, "Ready for QA review")
+    for approver in approvers:
         if await recipes.approve(settings, approver, draft.id, password, "Reviewed"):
             break
     await recipes.make_effective(
-        settings, crew.approvers[0], draft.id, password, "Released for manufacturing"
+        settings, approvers[0], draft.id, password, "Released for manufacturing"
     )
     return draft.id
+
+
+async def sponsor_recipe(
+    settings: Settings, manifest: Any, meta: RequestMeta, password: str
+) -> UUID | None:
+    """A sponsor's example recipe made effective, ready to send to its CDMO for tech
+    transfer (its process engineer and QA approvers as the manifest names them); None when
+    one is effective already or the manifest has nobody to do it."""
+    tenant = await tenancy.tenant_by_slug(manifest.slug)
+    if tenant is None:
+        return None
+
+    engineers = await _having(tenant.id, manifest, "process_engineer", meta)
+    approvers = await _having(tenant.id, manifest, "qa_approver", meta)
+    if not (engineers and approvers):
+        return None
+    if any(r.effective_revision is not None for r in await recipes.list_recipes(engineers[0])):
+        return None  # made effective already
+    return await effective_recipe(settings, engineers[0], approvers, password)
 
 
 def _middle(span: Range | None) -> float | None:

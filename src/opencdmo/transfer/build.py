@@ -36,6 +36,8 @@ from opencdmo.transfer.format import (
 )
 from opencdmo.transfer.package import Member
 
+__all__ = ["Document", "Member", "Source", "members_of", "unsigned", "write"]
+
 
 @dataclass(frozen=True)
 class Document:

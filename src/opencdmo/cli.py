@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     capture.set_defaults(func=cmd_equipment_capture)
 
-    transfer_commands.add_commands(sub)
+    transfer_commands.add_commands(sub, _with_db, _read_password)
     validation.add_commands(sub)
     return parser
 

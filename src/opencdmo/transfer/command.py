@@ -13,6 +13,8 @@ import argparse
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,16 @@ from opencdmo.errors import NotFound, ValidationFailed
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+Runner = Callable[[Any, Callable[[], Awaitable[int]]], Coroutine[Any, Any, int]]
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_db: Runner,
+    read_password: Callable[[], str],
+) -> None:
+    """The ``transfer`` commands; ``with_db`` runs work with the database and storage set up
+    as the CLI does, ``read_password`` reads the signer's password (both from ``cli``)."""
     transfer = sub.add_parser("transfer", help="tech-transfer packages: export and verify")
     tsub = transfer.add_subparsers(dest="transfer_command", required=True, metavar="ACTION")
     export = tsub.add_parser(
@@ -34,7 +45,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     export.add_argument(
         "--reason", default="Approved for tech transfer.", help="the signature's reason"
     )
-    export.set_defaults(func=cmd_export)
+    export.set_defaults(func=partial(cmd_export, with_db=with_db, read_password=read_password))
     verify = tsub.add_parser(
         "verify", help="verify a package; exit 0 valid, 1 a check failed, 2 unreadable input"
     )
@@ -47,7 +58,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="a sender key to accept: PEM file, PEM or base64 key, or fingerprint (repeatable)",
     )
     verify.add_argument("--tenant", help="also accept the keys this tenant trusts")
-    verify.set_defaults(func=cmd_verify)
+    verify.set_defaults(func=partial(cmd_verify, with_db=with_db))
 
 
 def _print(message: str) -> None:
@@ -88,17 +99,22 @@ async def _member(slug: str, email: str, request_id: str) -> Any:
     return replace(ctx, actor=Actor(user.id, user.email, user.full_name), membership_id=membership)
 
 
-def cmd_export(settings: Any, args: argparse.Namespace) -> int:
+def cmd_export(
+    settings: Any,
+    args: argparse.Namespace,
+    *,
+    with_db: Runner,
+    read_password: Callable[[], str],
+) -> int:
     from uuid import UUID
 
-    from opencdmo.cli import _read_password, _with_db
     from opencdmo.transfer import export
 
     try:
         recipe_id = UUID(args.recipe)
     except ValueError:
         raise ValidationFailed(f"--recipe: '{args.recipe}' is not a recipe id.") from None
-    password = _read_password()
+    password = read_password()
 
     async def work() -> int:
         ctx = await _member(args.tenant, args.email, "cli:transfer-export")
@@ -113,15 +129,15 @@ def cmd_export(settings: Any, args: argparse.Namespace) -> int:
         _print(f"signed by key {made.package.sender_fingerprint}")
         return 0
 
-    return int(asyncio.run(_with_db(settings, work)))
+    return int(asyncio.run(with_db(settings, work)))
 
 
-def cmd_verify(settings: Any, args: argparse.Namespace) -> int:
+def cmd_verify(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:
     from opencdmo.transfer.verify import Unreadable, verify_file
 
     trusted = {trust_fingerprint(given) for given in args.trust}
     if args.tenant:
-        trusted |= _tenant_trusted(settings, args.tenant)
+        trusted |= _tenant_trusted(settings, args.tenant, with_db)
     try:
         result = verify_file(args.file, trusted)
     except Unreadable as exc:
@@ -161,14 +177,12 @@ async def _tenant_trusted_keys(slug: str) -> set[str]:
         return {r.fingerprint for r in await queries.trusted_keys() if r.current}
 
 
-def _tenant_trusted(settings: Any, slug: str) -> set[str]:
-    from opencdmo.cli import _with_db
-
+def _tenant_trusted(settings: Any, slug: str, with_db: Runner) -> set[str]:
     found: set[str] = set()
 
     async def work() -> int:
         found.update(await _tenant_trusted_keys(slug))
         return 0
 
-    asyncio.run(_with_db(settings, work))
+    asyncio.run(with_db(settings, work))
     return found

@@ -90,17 +90,18 @@ def names_problems(infos: list[zipfile.ZipInfo]) -> list[Problem]:
     """Unsafe names, and names equal to another one exactly, after case folding, or after
     Unicode normalisation (NFC, NFKC): on some file systems they are the same file."""
     found: list[Problem] = []
-    seen: dict[str, dict[str, str]] = {"exact": {}, "case": {}, "NFC": {}, "NFKC": {}}
+    seen: dict[str, dict[str, str]] = {"exact": {}, "NFC": {}, "NFKC": {}, "case": {}}
     for info in infos:
         name = info.filename
         why = path_problem(name)
         if why is not None:
             found.append(Problem("unsafe_name", f"The member name {name!r} {why}.", name))
+        compatible = unicodedata.normalize("NFKC", name)
         keys = {
             "exact": name,
-            "case": name.casefold(),
             "NFC": unicodedata.normalize("NFC", name),
-            "NFKC": unicodedata.normalize("NFKC", name).casefold(),
+            "NFKC": compatible,
+            "case": compatible.casefold(),
         }
         for kind, key in keys.items():
             other = seen[kind].get(key)

@@ -247,7 +247,11 @@ async def _trusted_key(world: World, ctx: TenantContext) -> str:
         found = await tq.insert_trusted(
             ctx.tenant_id, fingerprint(raw), raw, "Route", person.user_id
         )
-    await recorded(ctx, "transfer.key_trusted", "transfer_trusted_key", found, new={})
+    # Its event, as the command writes it (audit verify looks for it).
+    new = {"fingerprint": fingerprint(raw)}
+    await recorded(
+        as_actor(ctx, person), "transfer.key_trusted", "transfer_trusted_key", found, new=new
+    )
     return str(found)
 
 
@@ -299,7 +303,10 @@ async def _package(world: World, ctx: TenantContext) -> str:
             "record_hash": "0" * 64,
         },
     )
-    await recorded(ctx, "transfer.package_exported", "transfer_package", package_id, new={})
+    new = {"sha256": blob.sha256, "signature_id": str(signature.id)}
+    await recorded(
+        as_actor(ctx, person), "transfer.package_exported", "transfer_package", package_id, new=new
+    )
     return str(package_id)
 
 

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from opencdmo.canonical import content_hash
-from opencdmo.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
@@ -135,8 +135,14 @@ async def test_only_an_effective_revision_is_exported(
 
 
 async def test_a_wrong_password_writes_nothing(
-    lab: dict[str, Any], settings: Settings, owner: asyncpg.Connection, browser: Any
+    lab: dict[str, Any],
+    settings: Settings,
+    world: World,
+    owner: asyncpg.Connection,
+    browser: Any,
 ) -> None:
+    """A wrong password, a missing or blank reason, the recipe's author as signer: refused,
+    nothing written (no package, no key, no signature, no event)."""
     recipe = await _effective(settings, lab)
     before = await _count(owner, "signatures", lab["ctx"].tenant_id)
     with pytest.raises(NotAuthenticated):
@@ -151,6 +157,12 @@ async def test_a_wrong_password_writes_nothing(
     ):
         answer = await approver.send("POST", url, json=body)
         assert answer.status_code == status, answer.text
+    membership = await tenancy.membership_of(lab["ctx"], world["author"].user_id)
+    assert membership is not None
+    await tenancy.set_roles(lab["ctx"], membership, ["qa_approver"], "also QA", only_add=True)
+    author = await member_as(lab["ctx"], world["author"])
+    with pytest.raises(Forbidden, match="Separation of duties"):
+        await export.export_package(settings, author, recipe, PASSWORD, "my own")
     for table in ("transfer_packages", "transfer_signing_keys"):
         assert await _count(owner, table, lab["ctx"].tenant_id) == 0, table
     assert await _count(owner, "signatures", lab["ctx"].tenant_id) == before

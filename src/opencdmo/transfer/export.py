@@ -1,5 +1,6 @@
 """Exporting a master recipe for tech transfer: the EFFECTIVE revision only, approved for
-transfer by QA (``transfer:export``, a Part 11 signature with the password).
+transfer by QA (``transfer:export``, a Part 11 signature with the password; the recipe's
+author cannot sign it).
 
 Order of work (ARCHITECTURE.md section 4): the revision and its pinned content are read; the
 password is re-entered (a wrong one leaves nothing behind); the signature is given its id
@@ -26,6 +27,7 @@ from uuid import UUID, uuid4
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opencdmo.access.service import authorize
+from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict
@@ -168,6 +170,7 @@ async def export_package(
         await authorize(ctx, "transfer", "export")
         source = await _in_force(ctx, recipe_id, lock=False)
         items = await _items(source.content)
+    check_author_may_not_approve(source.recipe.author_id, ctx.user_id, MEANING)
     signing = await signatures.prepare(settings, ctx, MEANING, reason, password)
     slot = await signature_queries.slot()
     public, private = await keys.key_for_export(settings, ctx)
@@ -178,7 +181,9 @@ async def export_package(
     created = datetime.now(UTC)
     members = await asyncio.to_thread(build.members_of, src)
     manifest = build.unsigned(src, str(package_id), rfc3339(created), members)
-    record = SignedRecord(RECORD_TYPE, str(package_id), "1", None, digest_document(manifest))
+    record = SignedRecord(
+        RECORD_TYPE, str(package_id), "1", row.author_id, digest_document(manifest)
+    )
     approval = Approval(
         signing.signer_name,
         MEANING,

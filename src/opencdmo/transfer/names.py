@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opencdmo.audit.coverage import Coverage
 from opencdmo.audit.naming import uuids
 from opencdmo.audit.sentences import Named, Resolver
 from opencdmo.scope import TenantContext
@@ -41,3 +42,53 @@ AUDIT_NAMES: dict[str, Resolver] = {
     "transfer_package": _packages,
     "transfer_trusted_key": _trusted,
 }
+
+# Raw SQL: each runs on the verifier's own snapshot connection.
+AUDIT_COVERAGE = (
+    # Each package sent: the event of its export, with the archive's SHA-256, its signature
+    # and the person who exported it.
+    Coverage(
+        "transfer package",
+        """
+SELECT p.id::text AS id, 'package of revision ' || coalesce(p.revision::text, '?') AS what
+FROM transfer_packages p
+WHERE p.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = p.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = p.id::text
+      AND a.action = 'transfer.package_exported'
+      AND a.new_values ->> 'sha256' = p.sha256
+      AND a.new_values ->> 'signature_id' = p.signature_id::text
+      AND a.actor_id = p.created_by)
+""",
+    ),
+    # The signing key: the event of its creation, with its fingerprint.
+    Coverage(
+        "transfer signing key",
+        """
+SELECT k.id::text AS id, 'signing key ' || k.fingerprint AS what
+FROM transfer_signing_keys k
+WHERE k.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = k.tenant_id
+      AND a.entity_type = 'transfer_key' AND a.entity_id = k.id::text
+      AND a.action = 'transfer.key_created'
+      AND a.new_values ->> 'fingerprint' = k.fingerprint)
+""",
+    ),
+    # Each trusted sender key: the event that trusted it, by the person who did.
+    Coverage(
+        "trusted sender key",
+        """
+SELECT k.id::text AS id, 'sender key of ' || k.label AS what
+FROM transfer_trusted_keys k
+WHERE k.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = k.tenant_id
+      AND a.entity_type = 'transfer_trusted_key' AND a.entity_id = k.id::text
+      AND a.action = 'transfer.key_trusted'
+      AND a.new_values ->> 'fingerprint' = k.fingerprint
+      AND a.actor_id = k.added_by)
+""",
+    ),
+)

@@ -40,7 +40,11 @@ def listing_problems(manifest: Manifest) -> list[Problem]:
     found: list[Problem] = []
     counts = Counter(f.path for f in manifest.files)
     for path, count in counts.items():
-        if count > 1 or path in (MANIFEST, SIGNATURE):
+        if path in (MANIFEST, SIGNATURE):
+            found.append(
+                Problem("manifest_invalid", f"The manifest lists {path!r} among its files.", path)
+            )
+        elif count > 1:
             found.append(Problem("manifest_invalid", f"The manifest lists {path!r} twice.", path))
     for entry in manifest.files:
         why = _shape_problem(entry.role, entry.path, entry)

@@ -19,7 +19,7 @@ from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, NotFound, Val
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from opencdmo.transfer import export, keys
+from opencdmo.transfer import export, inbound, keys
 from opencdmo.transfer.verify import verify_file
 from tests.conftest import PASSWORD, World, as_actor, member_as
 from tests.integration.conftest import new_lab, reviewable
@@ -232,6 +232,10 @@ async def test_trusting_a_sender_key(
     receiving = await member_as(receiver["ctx"], world["admin"])
     sender_key = await keys.public_key(admin)
     assert sender_key is not None and sender_key.fingerprint == made.package.sender_fingerprint
+    path = tmp_path / "received.zip"
+    path.write_bytes(await export.package_bytes(admin, made.package))
+    before = await inbound.verify_for(receiving, path)
+    assert [f.code for f in before.findings] == ["untrusted_key"] and before.contents is None
     refusals = {
         ("", sender_key.fingerprint): "Paste or upload",
         ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", "00"): "readable",
@@ -248,6 +252,9 @@ async def test_trusting_a_sender_key(
     assert row.fingerprint == sender_key.fingerprint
     assert await keys.trusted(receiving, sender_key.fingerprint)
     assert not await keys.trusted(admin, sender_key.fingerprint)  # only where it was trusted
+    after = await inbound.verify_for(receiving, path)
+    assert after.valid and after.contents is not None
+    assert after.contents.revision["recipe_id"] == str(recipe)
     with pytest.raises(Conflict, match="trusted already"):
         await keys.trust(receiving, sender_key.base64, sender_key.fingerprint, "Again")
     with pytest.raises(NotFound):
@@ -340,8 +347,11 @@ async def test_cli_export_and_verify_exit_codes(
     )
     assert code == 0, err
     fingerprint = said.split("signed by key ")[1].split()[0]
-    code, said, _ = await run(cli_env, "transfer", "verify", str(out), "--trust", fingerprint)
+    code, said, err = await run(
+        cli_env, "transfer", "verify", str(out), "--trust", fingerprint, "--progress"
+    )
     assert (code, said.startswith("VALID")) == (0, True), said
+    assert "verifying [" in err and "100 %" in err
     code, said, _ = await run(cli_env, "transfer", "verify", str(out))
     assert code == 1 and "untrusted_key" in said
     tampered = tmp_path / "tampered.zip"

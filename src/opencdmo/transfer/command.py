@@ -58,6 +58,12 @@ def add_commands(
         help="a sender key to accept: PEM file, PEM or base64 key, or fingerprint (repeatable)",
     )
     verify.add_argument("--tenant", help="also accept the keys this tenant trusts")
+    verify.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
     verify.set_defaults(func=partial(cmd_verify, with_db=with_db))
 
 
@@ -132,17 +138,41 @@ def cmd_export(
     return int(asyncio.run(with_db(settings, work)))
 
 
+class ProgressBar:
+    """``verifying [#####.........]  35 %  350 of 1000 MiB`` on stderr, redrawn per percent."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = min(100, done * 100 // total) if total else 100
+        if percent == self.shown:
+            return
+        self.shown = percent
+        filled = self.WIDTH * percent // 100
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        mib = f"{done / 2**20:.0f} of {total / 2**20:.0f} MiB"
+        end = "\n" if percent == 100 else ""
+        print(f"\rverifying [{bar}] {percent:3d} %  {mib}", end=end, file=sys.stderr, flush=True)
+
+
 def cmd_verify(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:
     from opencdmo.transfer.verify import Unreadable, verify_file
 
     trusted = {trust_fingerprint(given) for given in args.trust}
     if args.tenant:
         trusted |= _tenant_trusted(settings, args.tenant, with_db)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = ProgressBar() if show else None
     try:
-        result = verify_file(args.file, trusted)
+        result = verify_file(args.file, trusted, progress=bar)
     except Unreadable as exc:
         print(f"error: cannot read the package: {exc}", file=sys.stderr)
         return 2
+    if bar is not None and bar.shown not in (-1, 100):
+        print(file=sys.stderr)  # a check stopped the reading: end the bar's line
     if not result.valid:
         _print(f"INVALID: {args.file} failed {len(result.findings)} check(s):")
         for finding in result.findings:

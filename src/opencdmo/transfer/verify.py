@@ -28,7 +28,7 @@ import binascii
 import hashlib
 import zipfile
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +47,11 @@ from opencdmo.transfer.format import (
     fingerprint,
 )
 
+__all__ = ["Finding", "Limits", "PackageContents", "Progress", "Unreadable", "Verification"]
+
 Finding = Problem
+# Called while members are read: (bytes verified so far, bytes the archive declares).
+Progress = Callable[[int, int], None]
 
 
 class Unreadable(Exception):
@@ -94,15 +98,21 @@ class _Read:
 @dataclass
 class _Run:
     limits: Limits
+    progress: Progress | None = None
+    declared: int = 0
     inflated: int = 0
     findings: list[Finding] = field(default_factory=list)
 
 
 def verify_file(
-    path: Path, trusted: Collection[str] | None, limits: Limits | None = None
+    path: Path,
+    trusted: Collection[str] | None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
 ) -> Verification:
     """Verify the package at ``path``; ``trusted``: the fingerprints of the sender keys to
-    accept (None: leave the key's trust to the caller, which checks ``fingerprint``)."""
+    accept (None: leave the key's trust to the caller, which checks ``fingerprint``);
+    ``progress``: told how far reading is, after each chunk."""
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -112,12 +122,13 @@ def verify_file(
             size = path.stat().st_size
         except OSError as exc:
             raise Unreadable(f"{path}: {exc.strerror or exc}") from None
-        return _verify(handle, size, trusted, limits or Limits())
+        return _verify(handle, size, trusted, _Run(limits or Limits(), progress))
 
 
 def _verify(
-    handle: IO[bytes], size: int, trusted: Collection[str] | None, limits: Limits
+    handle: IO[bytes], size: int, trusted: Collection[str] | None, run: _Run
 ) -> Verification:
+    limits = run.limits
     record = _archive.directory_size(handle, size)
     if record is None:
         return _refused(
@@ -137,7 +148,7 @@ def _verify(
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         return _refused("not_a_zip", f"The file is not a readable ZIP archive: {exc}.")
     with archive:
-        return _checked(archive, directory_start, trusted, _Run(limits))
+        return _checked(archive, directory_start, trusted, run)
 
 
 def _refused(code: str, message: str, member: str | None = None) -> Verification:
@@ -157,6 +168,7 @@ def _checked(
         structural.append(total)
     if structural:
         return Verification(structural)
+    run.declared = sum(i.file_size for i in infos)
     order = [i.filename for i in infos[:2]]
     if order != [MANIFEST, SIGNATURE]:
         return _refused(
@@ -305,6 +317,8 @@ def _stream(
                 digest.update(chunk)
                 if keep:
                     kept.append(chunk)
+                if run.progress is not None:
+                    run.progress(run.inflated, run.declared)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
         read.problem = Finding(
             "corrupt_member",

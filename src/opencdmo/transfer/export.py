@@ -178,7 +178,7 @@ async def export_package(
     ref = RecipeRef(str(row.id), row.name, row.product, source.revision, source.content_hash)
     src = build.Source(_sender(ctx, public), ref, source.content, items, [], _batchml(source))
     package_id = uuid4()
-    created = datetime.now(UTC)
+    created = slot.signed_at  # the database's time, as every time the package records
     members = await asyncio.to_thread(build.members_of, src)
     manifest = build.unsigned(src, str(package_id), rfc3339(created), members)
     record = SignedRecord(

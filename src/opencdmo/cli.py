@@ -15,6 +15,7 @@ from typing import Any
 from opencdmo.equipment import simulator_command as equipment_commands
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
+from opencdmo.transfer import command as transfer_commands
 from opencdmo.validation import command as validation
 
 DEMO_PASSWORD = "opencdmo-demo-2026"  # noqa: S105 - the demo tenants' published password
@@ -646,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     capture.set_defaults(func=cmd_equipment_capture)
 
+    transfer_commands.add_commands(sub, _with_db, _read_password)
     validation.add_commands(sub)
     return parser
 

@@ -93,6 +93,8 @@ async def _ids(world: World) -> dict[str, str]:
         "start_id": await FACTORIES["start_id"](world, world.alpha),
         "code": await FACTORIES["code"](world, world.alpha),
         "certificate_id": await FACTORIES["certificate_id"](world, world.alpha),
+        "trusted_key_id": await FACTORIES["trusted_key_id"](world, world.alpha),
+        "package_id": await FACTORIES["package_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

@@ -192,7 +192,7 @@ async def test_audit_verify_exit_codes(
     world: World, cli_env: dict[str, str], owner: asyncpg.Connection
 ) -> None:
     code, out, err = await run(cli_env, "audit", "verify", "--tenant", "alpha")
-    assert code == 0, err
+    assert code == 0, out + err
     assert "tenant alpha" in out
     assert "events checked" in out
     from opencdmo.audit import service as audit

@@ -232,6 +232,84 @@ async def _certificate(world: World, ctx: TenantContext) -> str:
     return str(found)
 
 
+async def _trusted_key(world: World, ctx: TenantContext) -> str:
+    """A trusted sender key, written through the transfer queries."""
+    import os
+
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.transfer import queries as tq
+    from opencdmo.transfer.format import fingerprint
+    from tests.conftest import recorded
+
+    raw = os.urandom(32)
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    async with tenant_id_transaction(ctx.tenant_id):
+        found = await tq.insert_trusted(
+            ctx.tenant_id, fingerprint(raw), raw, "Route", person.user_id
+        )
+    # Its event, as the command writes it (audit verify looks for it).
+    new = {"fingerprint": fingerprint(raw)}
+    await recorded(
+        as_actor(ctx, person), "transfer.key_trusted", "transfer_trusted_key", found, new=new
+    )
+    return str(found)
+
+
+async def _package(world: World, ctx: TenantContext) -> str:
+    """A sent package row (its blob stored, its signature written), through the queries."""
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.signatures import queries as sq
+    from opencdmo.storage.blobs import blobs
+    from opencdmo.transfer import queries as tq
+    from tests.conftest import recorded
+
+    recipe = uuid.UUID(await _recipe(world, ctx))
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    package_id = uuid.uuid4()
+    blob = await blobs().put(ctx, f"route test package {package_id}".encode())
+    async with tenant_id_transaction(ctx.tenant_id):
+        signature = await sq.insert(
+            ctx.tenant_id,
+            "transfer_package",
+            str(package_id),
+            "1",
+            "0" * 64,
+            person.user_id,
+            person.full_name,
+            "approved for transfer",
+            "route test",
+        )
+        new = tq.NewPackage(
+            package_id,
+            recipe,
+            1,
+            "0" * 64,
+            blob.sha256,
+            blob.size,
+            blob.key,
+            signature.id,
+            "0" * 64,
+        )
+        await tq.insert_sent(ctx.tenant_id, new, person.user_id)
+    await recorded(
+        as_actor(ctx, person),
+        "signature.applied",
+        "transfer_package",
+        package_id,
+        new={
+            "signature_id": signature.id,
+            "meaning": "approved for transfer",
+            "record_version": "1",
+            "record_hash": "0" * 64,
+        },
+    )
+    new = {"sha256": blob.sha256, "signature_id": str(signature.id)}
+    await recorded(
+        as_actor(ctx, person), "transfer.package_exported", "transfer_package", package_id, new=new
+    )
+    return str(package_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -250,6 +328,8 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "container_id": _container,
     "code": _equipment,  # an equipment unit's code
     "certificate_id": _certificate,
+    "trusted_key_id": _trusted_key,
+    "package_id": _package,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -300,6 +380,16 @@ JSON_BODIES: dict[str, Any] = {
         "password": "x",
     },
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/transfer-packages": {
+        "password": "x",
+        "reason": "x",
+    },
+    "/api/v1/t/{slug:str}/transfer/trusted-keys": {
+        "public_key": "x",
+        "fingerprint": "x",
+        "label": "x",
+    },
+    "/api/v1/t/{slug:str}/transfer/trusted-keys/{trusted_key_id:uuid}/remove": {"reason": "x"},
     "/api/v1/t/{slug:str}/recipes/from-hub": {
         "hub_item_id": "00000000-0000-0000-0000-000000000000"
     },

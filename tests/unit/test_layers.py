@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("recipes",),
     ("inventory", "equipment"),
     ("batches",),
+    ("transfer",),
     ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app"),
 ]

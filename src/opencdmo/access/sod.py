@@ -15,6 +15,7 @@ APPROVING_MEANINGS = frozenset(
         "approved for publication",
         "approved for use",
         "released for use",
+        "approved for transfer",
     }
 )
 

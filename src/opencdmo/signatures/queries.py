@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from opencdmo.db.clock import database_now
 from opencdmo.signatures.tables import Signature
@@ -30,6 +30,22 @@ class SignatureRow:
     meaning: str
     reason: str
     signed_at: datetime
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A signature's id and time, chosen before its unit of work: for a record that must
+    carry its own signature (a transfer package) and is written before the unit opens."""
+
+    id: UUID
+    signed_at: datetime
+
+
+async def slot() -> Slot:
+    """A fresh signature id, and the database's time now. Raw SQL: Piccolo has no select
+    without a table."""
+    rows = await Signature.raw("SELECT clock_timestamp() AS now")
+    return Slot(uuid4(), rows[0]["now"])
 
 
 @dataclass(frozen=True)
@@ -57,8 +73,10 @@ async def insert(
     signer_name: str,
     meaning: str,
     reason: str,
+    slot: Slot | None = None,
 ) -> SignatureRow:
-    """A signature, signed now by the database's clock (as the audit trail's events are)."""
+    """A signature, signed now by the database's clock (as the audit trail's events are), or
+    with the id and database time of a ``slot`` taken when the password was re-entered."""
     signature = Signature(
         tenant_id=tenant_id,
         record_type=record_type,
@@ -69,8 +87,10 @@ async def insert(
         signer_name=signer_name,
         meaning=meaning,
         reason=reason,
-        signed_at=database_now(),
+        signed_at=database_now() if slot is None else slot.signed_at,
     )
+    if slot is not None:
+        signature.id = slot.id
     rows = await Signature.insert(signature).returning(*_ROW)
     return _row(rows[0])
 

@@ -40,6 +40,7 @@ MEANINGS = (
     "retired",
     "responsibility",
     "performed",
+    "approved for transfer",
 )
 
 
@@ -132,9 +133,13 @@ def check_separation(record: Signable, ctx: TenantContext, meaning: str) -> None
     check_author_may_not_approve(record.author_id, ctx.user_id, meaning)
 
 
-async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> SignatureView:
+async def apply(
+    ctx: TenantContext, signing: Signing, record: Signable, *, slot: queries.Slot | None = None
+) -> SignatureView:
     """Write the signature in the command's open unit of work, with its audit event: it
-    commits with the state change it signs, or not at all. Separation of duties applies."""
+    commits with the state change it signs, or not at all. Separation of duties applies.
+    ``slot``: the id and time it was given when the password was re-entered (``queries.slot``)
+    for a record that carries its own signature."""
     if signing.signer_id != ctx.user_id:
         raise NotAuthenticated("The signature was prepared for another person.")
     check_author_may_not_approve(record.author_id, ctx.user_id, signing.meaning)
@@ -150,6 +155,7 @@ async def apply(ctx: TenantContext, signing: Signing, record: Signable) -> Signa
             signing.signer_name,
             signing.meaning,
             signing.reason,
+            slot,
         )
         await audit.record(
             ctx,

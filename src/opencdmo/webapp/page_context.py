@@ -37,6 +37,8 @@ NAVIGATION = (
     ("members", "read"),
     ("audit", "read"),
     ("tokens", "use"),
+    ("transfer", "export"),
+    ("transfer", "trust"),
 )
 
 

@@ -1,0 +1,94 @@
+"""Names of tech-transfer records for the audit trail (``audit.sentences``)."""
+
+from __future__ import annotations
+
+from opencdmo.audit.coverage import Coverage
+from opencdmo.audit.naming import uuids
+from opencdmo.audit.sentences import Named, Resolver
+from opencdmo.scope import TenantContext
+from opencdmo.transfer.tables import TransferPackage, TrustedKey
+
+
+async def _packages(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    wanted = uuids(ids)
+    if not wanted:
+        return {}
+    rows = await TransferPackage.select(TransferPackage.id, TransferPackage.revision).where(
+        TransferPackage.id.is_in(wanted)
+    )
+    return {
+        str(r["id"]): Named(
+            f"transfer package {str(r['id'])[:8]} (revision {r['revision']})",
+            f"/t/{ctx.slug}/transfer/packages",
+        )
+        for r in rows
+    }
+
+
+async def _trusted(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
+    wanted = uuids(ids)
+    if not wanted:
+        return {}
+    rows = await TrustedKey.select(TrustedKey.id, TrustedKey.label).where(
+        TrustedKey.id.is_in(wanted)
+    )
+    return {
+        str(r["id"]): Named(f"the sender key of {r['label']}", f"/t/{ctx.slug}/settings/transfer")
+        for r in rows
+    }
+
+
+AUDIT_NAMES: dict[str, Resolver] = {
+    "transfer_package": _packages,
+    "transfer_trusted_key": _trusted,
+}
+
+# Raw SQL: each runs on the verifier's own snapshot connection.
+AUDIT_COVERAGE = (
+    # Each package sent: the event of its export, with the archive's SHA-256, its signature
+    # and the person who exported it.
+    Coverage(
+        "transfer package",
+        """
+SELECT p.id::text AS id, 'package of revision ' || coalesce(p.revision::text, '?') AS what
+FROM transfer_packages p
+WHERE p.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = p.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = p.id::text
+      AND a.action = 'transfer.package_exported'
+      AND a.new_values ->> 'sha256' = p.sha256
+      AND a.new_values ->> 'signature_id' = p.signature_id::text
+      AND a.actor_id = p.created_by)
+""",
+    ),
+    # The signing key: the event of its creation, with its fingerprint.
+    Coverage(
+        "transfer signing key",
+        """
+SELECT k.id::text AS id, 'signing key ' || k.fingerprint AS what
+FROM transfer_signing_keys k
+WHERE k.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = k.tenant_id
+      AND a.entity_type = 'transfer_key' AND a.entity_id = k.id::text
+      AND a.action = 'transfer.key_created'
+      AND a.new_values ->> 'fingerprint' = k.fingerprint)
+""",
+    ),
+    # Each trusted sender key: the event that trusted it, by the person who did.
+    Coverage(
+        "trusted sender key",
+        """
+SELECT k.id::text AS id, 'sender key of ' || k.label AS what
+FROM transfer_trusted_keys k
+WHERE k.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = k.tenant_id
+      AND a.entity_type = 'transfer_trusted_key' AND a.entity_id = k.id::text
+      AND a.action = 'transfer.key_trusted'
+      AND a.new_values ->> 'fingerprint' = k.fingerprint
+      AND a.actor_id = k.added_by)
+""",
+    ),
+)

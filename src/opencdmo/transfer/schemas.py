@@ -1,0 +1,74 @@
+"""The tech-transfer API's bodies and answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from msgspec import Meta, Struct
+
+from opencdmo.fields import Secret, Text
+
+Note = Annotated[str, Meta(max_length=2000)]
+
+
+class ExportIn(Struct, forbid_unknown_fields=True):
+    """The QA approval of the package: password and reason (meaning "approved for transfer")."""
+
+    password: Secret
+    reason: Text
+
+
+class PackageOut(Struct, kw_only=True):
+    """A package the tenant sent: the archive's SHA-256 and size, the revision it carries."""
+
+    id: UUID
+    direction: str
+    status: str
+    recipe_id: UUID | None
+    revision: int | None
+    content_hash: str
+    sha256: str
+    size_bytes: int
+    signature_id: UUID | None
+    sender_fingerprint: str
+    created_by: UUID
+    created_at: datetime
+    download: str
+
+
+class KeyOut(Struct, kw_only=True):
+    """The tenant's package signing key (Ed25519): the fingerprint is the SHA-256 of the raw
+    public key."""
+
+    algorithm: str
+    fingerprint: str
+    public_key: str  # the raw key, base64
+    pem: str
+
+
+class TrustIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A sender key to trust: the key (PEM, or the raw key in base64), its fingerprint as
+    the sender gave it (confirmed against the key's), and the sender's name."""
+
+    public_key: Annotated[str, Meta(max_length=8192)]
+    fingerprint: Annotated[str, Meta(max_length=200)]
+    label: Annotated[str, Meta(max_length=200)]
+
+
+class TrustedKeyOut(Struct, kw_only=True):
+    id: UUID
+    fingerprint: str
+    label: str
+    added_by: UUID
+    added_at: datetime
+    removed_by: UUID | None
+    removed_at: datetime | None
+    removal_reason: str | None
+
+
+class UntrustIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why the key is no longer trusted."""
+
+    reason: Note

@@ -1,0 +1,56 @@
+"""Tech transfer: the tenant's signing key, the sender keys it trusts, the packages it sent."""
+
+from __future__ import annotations
+
+from piccolo.columns import UUID, BigInt, Bytea, Integer, Text, Timestamptz
+from piccolo.table import Table
+
+from opencdmo.db.clock import DatabaseTime
+
+
+class SigningKey(Table, tablename="transfer_signing_keys"):
+    """The tenant's Ed25519 key pair; the private key AES-GCM encrypted (32 bytes + tag)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    algorithm = Text()
+    public_key = Bytea()
+    fingerprint = Text()
+    encrypted_private_key = Bytea()
+    nonce = Bytea()
+    created_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class TrustedKey(Table, tablename="transfer_trusted_keys"):
+    """A sender key of another installation the tenant trusts (until removed, with a reason)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    fingerprint = Text()
+    public_key = Bytea()
+    label = Text()
+    added_by = UUID()
+    added_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    removed_by = UUID(null=True, default=None)
+    removed_at = Timestamptz(null=True, default=None)
+    removal_reason = Text(null=True, default=None)
+
+
+class TransferPackage(Table, tablename="transfer_packages"):
+    """A package the tenant sent (or received): the archive's hash, size and blob key."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    direction = Text()
+    recipe_id = UUID(null=True, default=None)
+    revision = Integer(null=True, default=None)
+    content_hash = Text()
+    sha256 = Text()
+    size_bytes = BigInt()
+    status = Text()
+    storage_key = Text()
+    signature_id = UUID(null=True, default=None)
+    sender_fingerprint = Text()
+    created_by = UUID()
+    created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

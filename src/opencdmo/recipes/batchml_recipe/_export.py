@@ -197,7 +197,7 @@ def _process_parameter(
     named: list[tuple[str, Mapping[str, Any]]],
 ) -> None:
     own = op.get("parameters") or {}
-    sub_types = (parameter.criticality, parameter.type)
+    sub_types: tuple[str, ...] = (parameter.criticality, parameter.type)
     if parameter.key in own:
         sub_types += (v.RECIPE_VALUE,)
     value = own.get(parameter.key, parameter.default)
@@ -244,7 +244,8 @@ def _procedure(
 ) -> None:
     procedure = _element(recipe, v.PROCEDURE, head.name, "Procedure")
     for up in content.get("unit_procedures") or []:
-        unit_procedure = _element(procedure, up["key"], up.get("name") or up["key"], "UnitProcedure")
+        name = up.get("name") or up["key"]
+        unit_procedure = _element(procedure, up["key"], name, "UnitProcedure")
         for op in up.get("operations") or []:
             _operation(unit_procedure, up["key"], op, steps.by_key[op["key"]], names)
 
@@ -291,7 +292,7 @@ def _phase(parent: etree._Element, op_path: str, phase: Phase) -> None:
 
 
 def _data_capture(parent: etree._Element, ident: str, field: DataCaptureField) -> None:
-    sub_types = (field.type, "required" if field.required else "optional")
+    sub_types: tuple[str, ...] = (field.type, "required" if field.required else "optional")
     if field.unit:
         sub_types += (f"{v.UCUM}{field.unit}",)
     node = _parameter(parent, ident, field.name, v.DATA_CAPTURE, sub_types=sub_types)

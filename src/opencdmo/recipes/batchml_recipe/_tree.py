@@ -1,0 +1,120 @@
+"""The document's procedure as unit procedures of operations, with keys the recipe can use,
+and every element that is not one of them listed as a gap."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from opencdmo.recipes.batchml_recipe._document import DocElement, MasterRecipeDoc
+
+_NOT_KEY = re.compile(r"[^A-Za-z0-9_.:-]+")
+KEY_MAX = 64
+NAME_MAX = 200
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An element of the document with no counterpart in the tenant, and why."""
+
+    kind: str
+    ref: str
+    name: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "ref": self.ref, "name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    element: DocElement
+
+
+@dataclass(frozen=True)
+class UnitProcedure:
+    key: str
+    name: str
+    steps: tuple[Step, ...]
+
+
+def one_line(text: str, limit: int = NAME_MAX) -> str:
+    return " ".join(text.split())[:limit]
+
+
+class Keys:
+    """Keys made from the document's ids (their last path segment), unique within the set."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+
+    def make(self, ident: str, fallback: str) -> str:
+        base = _NOT_KEY.sub("_", ident.rstrip("/").rsplit("/", 1)[-1]).lstrip("_.:-")
+        base = base[:KEY_MAX] or fallback
+        key, n = base, 1
+        while key in self.taken:
+            n += 1
+            key = f"{base[: KEY_MAX - len(str(n)) - 1]}_{n}"
+        self.taken.add(key)
+        return key
+
+
+def _unknown(element: DocElement, where: str) -> Gap:
+    kind = element.kind or "no type"
+    return Gap(
+        "recipe_element",
+        element.id,
+        element.name,
+        f"a {kind} element {where}: the recipe has no place for it",
+    )
+
+
+def procedure(doc: MasterRecipeDoc) -> tuple[list[UnitProcedure], list[Gap]]:
+    """The unit procedures and their operations in document order. Operations straight under
+    the procedure form one unit procedure named after the recipe."""
+    gaps: list[Gap] = []
+    tops = list(doc.elements)
+    procedures = [e for e in tops if e.kind == "Procedure"]
+    if procedures:
+        gaps += [_unknown(e, "beside the procedure") for e in tops if e is not procedures[0]]
+        children = list(procedures[0].children)
+        if procedures[0].has_logic:
+            gaps.append(_logic(procedures[0].id, procedures[0].name))
+    else:
+        children = tops
+    if doc.has_logic:
+        gaps.append(_logic(doc.id, doc.name))
+    up_keys, step_keys = Keys(), Keys()
+    found: list[UnitProcedure] = []
+    loose: list[Step] = []
+    for child in children:
+        if child.kind in ("UnitProcedure", "UnitRecipe"):
+            steps = []
+            for op in child.children:
+                if op.kind == "Operation":
+                    steps.append(Step(step_keys.make(op.id, "step"), op))
+                else:
+                    gaps.append(_unknown(op, f"in unit procedure {child.id}"))
+            if child.has_logic:
+                gaps.append(_logic(child.id, child.name))
+            name = one_line(child.name) or child.id
+            key = up_keys.make(child.id, "unit_procedure")
+            found.append(UnitProcedure(key, name, tuple(steps)))
+        elif child.kind == "Operation":
+            loose.append(Step(step_keys.make(child.id, "step"), child))
+        else:
+            gaps.append(_unknown(child, "in the procedure"))
+    if loose:
+        name = one_line(doc.name) or "Procedure"
+        found.append(UnitProcedure(up_keys.make("procedure", "procedure"), name, tuple(loose)))
+    return found, gaps
+
+
+def _logic(ref: str, name: str) -> Gap:
+    return Gap(
+        "procedure_logic",
+        ref,
+        name,
+        "the steps are imported in the document's order; its links and transitions are not",
+    )

@@ -134,7 +134,8 @@ def read_document(data: bytes) -> MasterRecipeDoc:
         raise _refused(
             f"The document holds {len(recipes)} master recipes; it must hold exactly one."
         )
-    found = problems(root, v.SCHEMA_FILE)
+    # The schema's messages name every element with its namespace: shown without it.
+    found = [p.replace(_B, "") for p in problems(root, v.SCHEMA_FILE)]
     if found:
         shown = found[:SHOWN_PROBLEMS]
         more = f" (and {len(found) - len(shown)} more)" if len(found) > len(shown) else ""

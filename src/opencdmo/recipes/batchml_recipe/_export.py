@@ -187,6 +187,47 @@ def _formula(
                     value=line.quantity,
                     unit=line.unit,
                 )
+    _qc(formula, content)
+
+
+def _qc(formula: etree._Element, content: Mapping[str, Any]) -> None:
+    """The in-process samples and release specifications: each a parameter of type 'Other'
+    with its fields as nested parameters (the QC method by slug, version and pinned hash)."""
+    for point in content.get("sampling_points") or []:
+        ident = v.path(v.SAMPLING, point["key"])
+        about = f"In-process sample after step {point['after_operation']}"
+        node = _parameter(formula, ident, about, v.SAMPLING_POINT)
+        volume = point.get("sample_volume") or {}
+        fields = {
+            "after_operation": (point["after_operation"], None),
+            "method": (point.get("method"), None),
+            "method_version": (point.get("method_version"), None),
+            "sample_volume": (volume.get("quantity"), volume.get("unit")),
+            "note": (point.get("note") or None, None),
+            v.METHOD_HASH: (point.get("content_hash"), None),
+        }
+        _fields(node, ident, fields)
+    for spec in content.get("release_specifications") or []:
+        ident = v.path(v.RELEASE, spec["attribute"])
+        about = f"Release specification: {spec['acceptance_criterion']}"
+        node = _parameter(formula, ident, about[:1000], v.RELEASE_SPECIFICATION)
+        limits = spec.get("limits") or {}
+        fields = {
+            "method": (spec.get("method"), None),
+            "method_version": (spec.get("method_version"), None),
+            "acceptance_criterion": (spec["acceptance_criterion"], None),
+            "low": (limits.get("low"), spec.get("unit")),
+            "high": (limits.get("high"), spec.get("unit")),
+            "unit": (spec.get("unit"), None),
+            v.METHOD_HASH: (spec.get("content_hash"), None),
+        }
+        _fields(node, ident, fields)
+
+
+def _fields(node: etree._Element, ident: str, fields: Mapping[str, tuple[Any, str | None]]) -> None:
+    for name, (value, unit) in fields.items():
+        if value is not None:
+            _parameter(node, f"{ident}/{name}", name, v.FIELD, value=value, unit=unit)
 
 
 def _process_parameter(

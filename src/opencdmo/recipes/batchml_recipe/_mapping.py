@@ -16,18 +16,16 @@ from opencdmo.hub.content import common_enum
 from opencdmo.hub.model import Parameter, Phase, Scalar, UnitOperation
 from opencdmo.recipes.batchml_recipe import _vocabulary as v
 from opencdmo.recipes.batchml_recipe._document import DocElement, DocParameter, MasterRecipeDoc
-from opencdmo.recipes.batchml_recipe._tree import Gap, Step, UnitProcedure, one_line, procedure
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The library unit operation an operation maps to (None: no counterpart), and a note
-    when it is not the one the document names (another version, a name match)."""
-
-    library_item_id: str | None
-    content_hash: str | None = None
-    content: UnitOperation | None = None
-    note: str | None = None
+from opencdmo.recipes.batchml_recipe._quality import QC_KINDS, Quality
+from opencdmo.recipes.batchml_recipe._tree import (
+    Gap,
+    Resolved,
+    Step,
+    UnitProcedure,
+    number,
+    one_line,
+    procedure,
+)
 
 
 @dataclass(frozen=True)
@@ -50,8 +48,14 @@ def steps_of(doc: MasterRecipeDoc) -> list[Step]:
     return [step for up in ups for step in up.steps]
 
 
-def map_document(doc: MasterRecipeDoc, resolved: Mapping[str, Resolved], known: Known) -> Mapped:
-    """The draft's content and the gap report. ``resolved``: by operation element id."""
+def map_document(
+    doc: MasterRecipeDoc,
+    resolved: Mapping[str, Resolved],
+    known: Known,
+    methods: Mapping[tuple[str, str], Resolved] | None = None,
+) -> Mapped:
+    """The draft's content and the gap report. ``resolved``: by operation element id;
+    ``methods``: the library QC methods by the (slug, version) the document names."""
     ups, gaps = procedure(doc)
     mapper = _Mapper(doc, resolved, known, gaps)
     content: dict[str, Any] = {
@@ -63,20 +67,14 @@ def map_document(doc: MasterRecipeDoc, resolved: Mapping[str, Resolved], known: 
     }
     mapper.formula_parameters()
     content["formulas"] = mapper.formulas()
+    qc = Quality(mapper.gap, mapper.step_keys, methods or {})
+    for raw in doc.formula:
+        if raw.kind == v.SAMPLING_POINT:
+            content["sampling_points"] += qc.sampling_point(raw)
+        elif raw.kind == v.RELEASE_SPECIFICATION:
+            content["release_specifications"] += qc.release(raw)
     mapper.information()
     return Mapped(content, mapper.gaps)
-
-
-def _number(text: str, data_type: str) -> int | float | None:
-    try:
-        if data_type in ("integer", "int", "long", "short", "positiveInteger"):
-            return int(text)
-        number = float(text)
-    except ValueError:
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return int(number) if data_type == "" and number.is_integer() and "." not in text else number
 
 
 def convert(parameter: Parameter, raw: DocParameter) -> tuple[Scalar | None, str | None]:
@@ -87,10 +85,10 @@ def convert(parameter: Parameter, raw: DocParameter) -> tuple[Scalar | None, str
     if value.unit and parameter.unit and value.unit != parameter.unit:
         return None, f"the unit {value.unit} is not the parameter's unit {parameter.unit}"
     if parameter.type in ("number", "integer", "duration"):
-        number = _number(value.text, value.data_type)
-        if number is None or (parameter.type == "integer" and not float(number).is_integer()):
+        amount = number(value.text, value.data_type)
+        if amount is None or (parameter.type == "integer" and not float(amount).is_integer()):
             return None, f"'{value.text}' is not a {parameter.type}"
-        return (int(number) if parameter.type == "integer" else number), None
+        return (int(amount) if parameter.type == "integer" else amount), None
     if parameter.type == "boolean":
         if value.text not in ("true", "false"):
             return None, f"'{value.text}' is not true or false"
@@ -114,6 +112,7 @@ class _Mapper:
         self.gaps = gaps
         self.ops: dict[str, tuple[str, dict[str, Any], UnitOperation]] = {}  # element id ->
         self.named: dict[str, dict[str, Any]] = {}
+        self.step_keys: dict[str, str] = {}  # the document's step key -> the draft's
         self.source = f"value from BatchML master recipe {doc.id} version {doc.version}"
 
     def gap(self, kind: str, ref: str, name: str, reason: str) -> None:
@@ -138,6 +137,7 @@ class _Mapper:
             )
             return None
         unit_operation = found.content
+        assert isinstance(unit_operation, UnitOperation)
         if found.note:
             self.gap("unit_operation", element.id, element.name, found.note)
         op: dict[str, Any] = {
@@ -152,6 +152,7 @@ class _Mapper:
             "notes": "",
         }
         self.ops[element.id] = (step.key, op, unit_operation)
+        self.step_keys[element.id.rstrip("/").rsplit("/", 1)[-1]] = step.key
         self.equipment(element, op, unit_operation)
         self.step_information(element, op, found)
         for parameter in element.parameters:
@@ -223,6 +224,8 @@ class _Mapper:
 
     def formula_parameters(self) -> None:
         for raw in self.doc.formula:
+            if raw.kind in QC_KINDS:
+                continue
             owner = self.owner(raw.id)
             if owner is None:
                 reason = "it names no imported step"
@@ -290,7 +293,7 @@ class _Mapper:
                 continue
             span = getattr(parameter, which)
             ours = None if span is None else getattr(span, bound)
-            theirs = _number(given.value.text, given.value.data_type)
+            theirs = number(given.value.text, given.value.data_type)
             if ours is None or theirs is None or float(theirs) != float(ours):
                 self.gap(
                     "parameter_range",
@@ -325,7 +328,7 @@ class _Mapper:
             reason = f"not a material of unit operation {uo.slug} {uo.version}"
             self.gap("material", raw.id, raw.name or slug, reason)
         elif raw.value is not None:
-            quantity = _number(raw.value.text, raw.value.data_type)
+            quantity = number(raw.value.text, raw.value.data_type)
             same = quantity is not None and float(quantity) == float(line.quantity)
             if not same or (raw.value.unit and raw.value.unit != line.unit):
                 self.gap(
@@ -342,7 +345,7 @@ class _Mapper:
         spec: dict[str, Any] = {"modality": None, "batch_size": None}
         if self.doc.batch_size is not None:
             text, unit = self.doc.batch_size
-            quantity = _number(text, "")
+            quantity = number(text, "")
             if quantity is None or quantity <= 0 or unit not in common_enum("ucum_unit"):
                 reason = "the batch size needs a quantity above zero and a UCUM unit"
                 self.gap("batch_size", "Header/BatchSize", f"{text} {unit}", reason)

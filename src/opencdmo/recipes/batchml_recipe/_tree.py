@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from opencdmo.hub.model import Method, UnitOperation
 from opencdmo.recipes.batchml_recipe._document import DocElement, MasterRecipeDoc
 
 _NOT_KEY = re.compile(r"[^A-Za-z0-9_.:-]+")
@@ -37,6 +38,29 @@ class UnitProcedure:
     key: str
     name: str
     steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The library unit operation an operation maps to (None: no counterpart), and a note
+    when it is not the one the document names (another version, a name match)."""
+
+    library_item_id: str | None
+    content_hash: str | None = None
+    content: UnitOperation | Method | None = None
+    note: str | None = None
+
+
+def number(text: str, data_type: str) -> int | float | None:
+    try:
+        if data_type in ("integer", "int", "long", "short", "positiveInteger"):
+            return int(text)
+        number = float(text)
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return int(number) if data_type == "" and number.is_integer() and "." not in text else number
 
 
 def one_line(text: str, limit: int = NAME_MAX) -> str:

@@ -16,6 +16,22 @@ PROCESS_PARAMETER = "ProcessParameter"
 PROCESS_INPUT = "ProcessInput"
 PARAMETER_TYPES = frozenset({"ProcessInput", "ProcessOutput", "ProcessParameter"})
 DATA_CAPTURE = "DataCapture"
+SAMPLING_POINT = "SamplingPoint"  # an in-process sample: 'sampling/<key>' in the Formula
+RELEASE_SPECIFICATION = "ReleaseSpecification"  # 'release/<attribute>' in the Formula
+SAMPLING = "sampling"
+RELEASE = "release"
+# The fields of a sampling point or a release specification: nested parameters, by name.
+SAMPLING_FIELDS = ("after_operation", "method", "method_version", "sample_volume", "note")
+RELEASE_FIELDS = (
+    "method",
+    "method_version",
+    "acceptance_criterion",
+    "low",
+    "high",
+    "unit",
+)
+METHOD_HASH = "content_hash"
+FIELD = "Field"  # the ParameterType of those fields
 FORMULA_VALUE = "FormulaValue"
 ACKNOWLEDGEMENT = "Acknowledgement"
 # A parameter's ranges and a data-capture field's limits, as nested parameters.

@@ -12,19 +12,17 @@ from uuid import UUID
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction, unit_of_work
-from opencdmo.errors import Conflict, Forbidden
+from opencdmo.errors import Conflict
 from opencdmo.hub import library_queries as copies
-from opencdmo.hub import publication_queries
-from opencdmo.hub import queries as hub_queries
-from opencdmo.hub.model import UnitOperation, decode
 from opencdmo.recipes import batchml_queries as imports
 from opencdmo.recipes import queries
 from opencdmo.recipes.batchml_queries import ImportRow, NewImport
 from opencdmo.recipes.batchml_recipe._document import MasterRecipeDoc, read_document
 from opencdmo.recipes.batchml_recipe._export import RecipeHead, revision_to_batchml
-from opencdmo.recipes.batchml_recipe._mapping import Known, Resolved, map_document, steps_of
-from opencdmo.recipes.batchml_recipe._tree import Step, one_line
-from opencdmo.recipes.content import Library
+from opencdmo.recipes.batchml_recipe._mapping import map_document, steps_of
+from opencdmo.recipes.batchml_recipe._quality import methods_of
+from opencdmo.recipes.batchml_recipe._resolution import Resolver, known
+from opencdmo.recipes.batchml_recipe._tree import one_line
 from opencdmo.recipes.queries import RecipeRow
 from opencdmo.recipes.service import _pins as pins
 from opencdmo.recipes.service._revisions import create_in, save_in
@@ -98,8 +96,10 @@ async def import_batchml(ctx: TenantContext, data: bytes) -> Imported:
     doc = read_document(data)
     async with unit_of_work(ctx):
         await copies.take_install_turn(ctx.tenant_id)  # imports and installs take turns
-        resolved = await _resolve_all(ctx, steps_of(doc))
-        mapped = map_document(doc, resolved, await _known())
+        resolver = await Resolver(ctx).start()
+        resolved = await resolver.steps(steps_of(doc))
+        methods = await resolver.methods(methods_of(doc))
+        mapped = map_document(doc, resolved, await known(), methods)
         name = one_line(doc.name) or "Imported master recipe"
         recipe_id = await create_in(ctx, name, one_line(doc.product))
         message = (
@@ -127,108 +127,6 @@ async def import_batchml(ctx: TenantContext, data: bytes) -> Imported:
             },
         )
     return Imported(recipe_id, import_id, gaps)
-
-
-async def _resolve_all(ctx: TenantContext, steps: list[Step]) -> dict[str, Resolved]:
-    """Each operation's unit operation, by element id; the library read again after a copy
-    from the HUB, so that two steps of one unit operation share one copy."""
-    library = await pins.library(ctx)
-    done: dict[tuple[str, str, str], Resolved] = {}
-    found: dict[str, Resolved] = {}
-    for step in steps:
-        element = step.element
-        key = (element.building_block, element.building_block_version, element.name)
-        if key not in done:
-            done[key] = await _resolve(ctx, step, library)
-            if done[key].library_item_id not in library and done[key].library_item_id:
-                library = await pins.library(ctx)
-        found[element.id] = done[key]
-    return found
-
-
-def _same(library: Library, slug: str, version: str | None) -> list[Resolved]:
-    found = []
-    for item_id, entry in library.items():
-        content = entry.content
-        if not isinstance(content, UnitOperation) or content.slug != slug:
-            continue
-        if version is None or content.version == version:
-            found.append(Resolved(item_id, entry.content_hash, content))
-    return found
-
-
-async def _resolve(ctx: TenantContext, step: Step, library: Library) -> Resolved:
-    """The library unit operation of an operation: the one the document names (slug and
-    version), installed or forked from the HUB when only the HUB has it; else another version
-    of it, else one of the same name (each with a note); else none, and why."""
-    element = step.element
-    slug, version = element.building_block, element.building_block_version or element.version
-    if slug:
-        exact = _same(library, slug, version or None)
-        if exact:
-            return exact[0]
-        from_hub = await _from_hub(ctx, slug, version)
-        if from_hub is not None:
-            return from_hub
-        other = _same(library, slug, None)
-        if other:
-            chosen = other[0]
-            assert chosen.content is not None
-            note = (
-                f"version {version or '(none)'} of {slug} is neither in the library nor on the "
-                f"HUB: mapped to version {chosen.content.version}"
-            )
-            return Resolved(chosen.library_item_id, chosen.content_hash, chosen.content, note)
-    wanted = element.name.casefold()
-    for item_id, entry in library.items():
-        content = entry.content
-        if isinstance(content, UnitOperation) and content.name.casefold() == wanted:
-            note = f"mapped by its name to unit operation {content.slug} {content.version}"
-            if not slug:
-                return Resolved(item_id, entry.content_hash, content, note)
-            note = f"no unit operation {slug} {version} in the library or on the HUB: {note}"
-            return Resolved(item_id, entry.content_hash, content, note)
-    named = f"{slug} {version}".strip() or "(no building block)"
-    return Resolved(
-        None, note=f"no unit operation {named} or named '{element.name}' in the library or HUB"
-    )
-
-
-async def _from_hub(ctx: TenantContext, slug: str, version: str) -> Resolved | None:
-    """The HUB's unit operation of that slug and version, copied into the library (installed
-    when the library has no copy of the item, forked at that version when it has another)."""
-    from opencdmo.hub import library
-
-    if not version:
-        return None
-    for item_id in await publication_queries.visible_items("unit_operation", slug):
-        chosen = await hub_queries.version_content(item_id, version)
-        if chosen is None or chosen.yanked_at is not None:
-            continue
-        try:
-            if await copies.installed_copy(item_id) is None:
-                await library.install(ctx, item_id, version)
-                copy_id = await copies.installed_copy(item_id)
-            else:
-                copy_id = await library.fork(ctx, item_id, version)
-        except Forbidden:
-            note = f"unit operation {slug} {version} is on the HUB, but you may not install it"
-            return Resolved(None, note=note)
-        content = decode(chosen.content)
-        assert isinstance(content, UnitOperation)
-        assert copy_id is not None
-        return Resolved(str(copy_id), chosen.content_hash, content)
-    return None
-
-
-async def _known() -> Known:
-    """The equipment classes and materials the library or the HUB hold, by slug."""
-    held = await copies.typed_copies("equipment_class", "material")
-    classes = {c.slug for c in held if c.kind == "equipment_class"}
-    materials = {c.slug for c in held if c.kind == "material"}
-    classes |= await publication_queries.visible_slugs("equipment_class")
-    materials |= await publication_queries.visible_slugs("material")
-    return Known(frozenset(classes), frozenset(materials))
 
 
 async def get_import(ctx: TenantContext, import_id: UUID) -> ImportRow:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,10 +22,13 @@ from opencdmo.recipes.batchml_recipe import service as batchml
 from opencdmo.recipes.content import normalised
 from opencdmo.settings import Settings
 from tests.conftest import World
+from tests.integration import test_cli
 from tests.integration.conftest import new_lab
 from tests.integration.test_recipe_publication import _make_effective, _platform_item
 
 NS = {"b": "http://www.mesa.org/xml/B2MML"}
+cli_env = test_cli.cli_env  # the fixture: the command's environment against the test database
+run = test_cli.run
 
 
 @pytest.fixture
@@ -387,3 +391,59 @@ async def test_the_upload_page_imports_and_shows_the_gap_report(
     assert "mr-1" in report.text and "No gaps." in report.text
     listing = await client.get(f"/t/{slug}/recipes/import")
     assert "mr-1 version 4" in listing.text
+
+
+async def test_the_cli_exports_and_imports(
+    sender: dict[str, Any], world: World, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "recipe.xml"
+    slug, recipe = sender["ctx"].slug, str(sender["recipe"])
+    code, _, err = await run(
+        cli_env, "batchml", "export", "--tenant", slug, "--recipe", recipe, "--out", str(out)
+    )
+    assert code == 0, err
+    assert "written to" in err
+    assert problems(_tree(out.read_bytes()), "BatchML-BatchInformation.xsd") == []
+    code, printed, _ = await run(
+        cli_env, "batchml", "export", "--tenant", slug, "--recipe", recipe, "--revision", "1"
+    )
+    assert code == 0 and printed.startswith("<?xml")
+    receiver = await new_lab(world)
+    target, email = receiver["ctx"].slug, world["author"].email
+    code, printed, err = await run(
+        cli_env, "batchml", "import", "--tenant", target, "--email", email, str(out)
+    )
+    assert code == 0, err
+    assert re.match(
+        r"draft master recipe [0-9a-f-]{36} \(import [0-9a-f-]{36}\)\n0 gap\(s\)\n$", printed
+    )
+    drafted = UUID(printed.split()[3])
+    assert (await recipes.get(receiver["author"], drafted)).status == "draft"
+    bad = tmp_path / "laughs.xml"
+    bad.write_bytes(BILLION_LAUGHS)
+    code, _, err = await run(
+        cli_env, "batchml", "import", "--tenant", target, "--email", email, str(bad)
+    )
+    assert code == 1
+    assert "declares a DOCTYPE or entities" in err
+    code, _, err = await run(
+        cli_env,
+        "batchml",
+        "import",
+        "--tenant",
+        target,
+        "--email",
+        email,
+        str(tmp_path / "none.xml"),
+    )
+    assert code == 2 and "cannot read" in err
+    outsider = world["outsider"].email
+    code, _, err = await run(
+        cli_env, "batchml", "import", "--tenant", target, "--email", outsider, str(out)
+    )
+    assert code == 2 and "is not a member of" in err
+    missing = "00000000-0000-0000-0000-000000000000"
+    code, _, err = await run(cli_env, "batchml", "export", "--tenant", slug, "--recipe", missing)
+    assert code == 1 and "No such recipe" in err
+    code, _, err = await run(cli_env, "batchml", "export", "--tenant", slug, "--recipe", "nope")
+    assert code == 2 and "is not a recipe id" in err

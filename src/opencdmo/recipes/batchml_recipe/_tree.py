@@ -51,16 +51,24 @@ class Resolved:
     note: str | None = None
 
 
+_INTEGERS = frozenset({"integer", "int", "long", "short", "positiveInteger", "unsignedInt"})
+
+
 def number(text: str, data_type: str) -> int | float | None:
+    """A BatchML value as a JSON number: an integer when it is written as one ('2', or '2.0'
+    of an integer data type), else a float; None when it is not a finite number."""
+    text = text.strip()
     try:
-        if data_type in ("integer", "int", "long", "short", "positiveInteger"):
-            return int(text)
-        number = float(text)
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
     except ValueError:
         return None
-    if number != number or number in (float("inf"), float("-inf")):
+    if value != value or value in (float("inf"), float("-inf")):
         return None
-    return int(number) if data_type == "" and number.is_integer() and "." not in text else number
+    return int(value) if data_type in _INTEGERS and value.is_integer() else value
 
 
 def one_line(text: str, limit: int = NAME_MAX) -> str:

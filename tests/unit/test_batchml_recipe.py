@@ -21,6 +21,7 @@ from opencdmo.hub.model import LibraryContent, Method, UnitOperation
 from opencdmo.recipes.batchml_queries import ImportRow
 from opencdmo.recipes.batchml_recipe import RecipeHead, revision_to_batchml
 from opencdmo.recipes.batchml_recipe._document import DocumentTooLarge, read_document
+from opencdmo.recipes.batchml_recipe._export import MissingPin
 from opencdmo.recipes.batchml_recipe._mapping import Known, map_document, steps_of
 from opencdmo.recipes.batchml_recipe._quality import methods_of
 from opencdmo.recipes.batchml_recipe._tree import Resolved
@@ -299,3 +300,35 @@ def test_the_csv_never_starts_a_cell_with_a_formula() -> None:
 def test_unit_operations_and_methods_of_the_demo_are_typed() -> None:
     assert all(isinstance(d.content, UnitOperation) for d in _items("unit_operation").values())
     assert all(isinstance(d.content, Method) for d in _items("method").values())
+
+
+def test_the_export_takes_a_revision_mapping_and_stored_json_pins() -> None:
+    """As the transfer package calls it: the revision as a mapping, the pinned contents as
+    the stored JSON documents; the same document as with typed ones."""
+    slug, version = RECIPES[0]
+    content, pinned = revision(slug, version)
+    stored = {h: d.data for d in _documents() if (h := content_hash(d.data)) in pinned}
+    recipe = _items("recipe")[(slug, version)].content
+    head = RecipeHead.of(
+        {
+            "recipe_id": "recipe-1",
+            "name": recipe.name,
+            "product": recipe.product,
+            "revision": 3,
+            "status": "effective",
+            "content_hash": "ab" * 32,
+            "saved_at": T0,
+            "effective_at": T0,
+        }
+    )
+    assert revision_to_batchml(head, content, stored, exported_at=T0) == export(
+        slug, version, content, pinned
+    )
+
+
+def test_a_step_whose_pin_is_not_given_is_named() -> None:
+    slug, version = RECIPES[0]
+    content, _ = revision(slug, version)
+    key = content["unit_procedures"][0]["operations"][0]["key"]
+    with pytest.raises(MissingPin, match=f"step {key}: the unit operation content it pins"):
+        export(slug, version, content, {})

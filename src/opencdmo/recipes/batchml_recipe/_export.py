@@ -55,6 +55,21 @@ class RecipeHead:
     saved_at: datetime | None = None
     effective_at: datetime | None = None
 
+    @classmethod
+    def of(cls, revision: Mapping[str, Any]) -> RecipeHead:
+        """From a revision as a mapping with these keys (``recipe_id``, ``name``, ``product``,
+        ``revision``, ``status``, ``content_hash``; ``saved_at``, ``effective_at`` optional)."""
+        return cls(
+            str(revision["recipe_id"]),
+            str(revision["name"]),
+            str(revision.get("product") or ""),
+            int(revision["revision"]),
+            str(revision["status"]),
+            str(revision["content_hash"]),
+            revision.get("saved_at"),
+            revision.get("effective_at"),
+        )
+
 
 def revision_to_batchml(
     head: RecipeHead,
@@ -89,6 +104,10 @@ def revision_to_batchml(
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
+class MissingPin(ValueError):
+    """A step whose pinned unit operation content was not given."""
+
+
 class _Steps:
     """The unit operation each step pins, by step key."""
 
@@ -99,7 +118,7 @@ class _Steps:
                 held = pinned.get(str(op.get("content_hash")))
                 typed_content = decode(held) if isinstance(held, Mapping) else held
                 if not isinstance(typed_content, UnitOperation):
-                    raise ValueError(
+                    raise MissingPin(
                         f"step {op.get('key')}: the unit operation content it pins "
                         f"({op.get('content_hash')}) was not given"
                     )

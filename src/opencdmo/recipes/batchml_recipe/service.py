@@ -18,7 +18,7 @@ from opencdmo.recipes import batchml_queries as imports
 from opencdmo.recipes import queries
 from opencdmo.recipes.batchml_queries import ImportRow, NewImport
 from opencdmo.recipes.batchml_recipe._document import MasterRecipeDoc, read_document
-from opencdmo.recipes.batchml_recipe._export import RecipeHead, revision_to_batchml
+from opencdmo.recipes.batchml_recipe._export import MissingPin, RecipeHead, revision_to_batchml
 from opencdmo.recipes.batchml_recipe._mapping import map_document, steps_of
 from opencdmo.recipes.batchml_recipe._quality import methods_of
 from opencdmo.recipes.batchml_recipe._resolution import Resolver, known
@@ -70,7 +70,10 @@ async def master_recipe_batchml(
     head = RecipeHead(
         str(row.id), row.name, row.product, number, status, hashed, saved, effective_at
     )
-    xml = revision_to_batchml(head, content, pinned, exported_at=datetime.now(UTC), names=names)
+    try:
+        xml = revision_to_batchml(head, content, pinned, exported_at=datetime.now(UTC), names=names)
+    except MissingPin as exc:
+        raise Conflict(f"Revision {number} cannot be exported as BatchML: {exc}.") from None
     return Exported(xml, f"{_file_stem(row.name)}-revision-{number}.batchml.xml", number)
 
 

@@ -332,3 +332,89 @@ def test_a_step_whose_pin_is_not_given_is_named() -> None:
     key = content["unit_procedures"][0]["operations"][0]["key"]
     with pytest.raises(MissingPin, match=f"step {key}: the unit operation content it pins"):
         export(slug, version, content, {})
+
+
+def _round(xml: bytes) -> Any:
+    doc = read_document(xml)
+    steps, methods = _resolved(doc)
+    return map_document(doc, steps, KNOWN, methods)
+
+
+def test_procedure_logic_sequences_every_level() -> None:
+    content, pinned = revision(*RECIPES[0])
+    root = _tree(export(*RECIPES[0], content, pinned))
+    recipe = root.find("b:MasterRecipe", NS)
+    top = recipe.findall("b:ProcedureLogic/b:Step/b:RecipeElementID", NS)
+    assert [s.text for s in top] == ["procedure"]
+    procedure = recipe.find("b:RecipeElement", NS)
+    ups = procedure.findall("b:ProcedureLogic/b:Step/b:RecipeElementID", NS)
+    assert [s.text for s in ups] == [up["key"] for up in content["unit_procedures"]]
+    first = procedure.find("b:RecipeElement", NS)
+    ops = [s.text for s in first.findall("b:ProcedureLogic/b:Step/b:RecipeElementID", NS)]
+    up = content["unit_procedures"][0]
+    assert ops == [f"{up['key']}/{op['key']}" for op in up["operations"]]
+    transitions = first.findall("b:ProcedureLogic/b:Transition/b:Condition", NS)
+    assert [t.text for t in transitions] == [f"S{n}.State = Complete" for n in range(1, len(ops))]
+
+
+def _up_logic(root: Any, index: int) -> Any:
+    return root.findall("b:MasterRecipe/b:RecipeElement/b:RecipeElement", NS)[index].find(
+        "b:ProcedureLogic", NS
+    )
+
+
+def test_the_logic_orders_the_steps_it_runs() -> None:
+    content, pinned = revision(*RECIPES[0])
+    up_index = next(
+        i for i, up in enumerate(content["unit_procedures"]) if len(up["operations"]) > 1
+    )
+    root = _tree(export(*RECIPES[0], content, pinned))
+    ids = _up_logic(root, up_index).findall("b:Step/b:RecipeElementID", NS)
+    texts = [i.text for i in ids]
+    for node, text in zip(ids, reversed(texts), strict=True):
+        node.text = text
+    mapped = _round(etree.tostring(root))
+    assert mapped.gaps == []
+    keys = [op["key"] for op in mapped.content["unit_procedures"][up_index]["operations"]]
+    assert keys == [
+        op["key"] for op in reversed(content["unit_procedures"][up_index]["operations"])
+    ]
+
+
+def test_a_logic_with_branches_keeps_the_document_order_and_says_why() -> None:
+    content, pinned = revision(*RECIPES[0])
+    up_index = next(
+        i for i, up in enumerate(content["unit_procedures"]) if len(up["operations"]) > 1
+    )
+    root = _tree(export(*RECIPES[0], content, pinned))
+    link = _up_logic(root, up_index).find("b:Link", NS)
+    extra = etree.SubElement(link, f"{{{NS['b']}}}ToID")
+    link.insert(list(link).index(link.find("b:ToID", NS)) + 1, extra)
+    etree.SubElement(extra, f"{{{NS['b']}}}ToIDValue").text = "S2"
+    etree.SubElement(extra, f"{{{NS['b']}}}ToType").text = "Step"
+    etree.SubElement(extra, f"{{{NS['b']}}}IDScope").text = "Internal"
+    mapped = _round(etree.tostring(root))
+    up_key = content["unit_procedures"][up_index]["key"]
+    gap = next(g for g in mapped.gaps if g.kind == "procedure_logic")
+    assert gap.ref == up_key
+    assert gap.reason == (
+        "it has parallel or alternative paths: the steps are imported in the document's order"
+    )
+    keys = [op["key"] for op in mapped.content["unit_procedures"][up_index]["operations"]]
+    assert keys == [op["key"] for op in content["unit_procedures"][up_index]["operations"]]
+
+
+def test_phases_in_another_order_are_told_and_the_unit_operation_order_kept() -> None:
+    content, pinned = revision(*RECIPES[0])
+    root = _tree(export(*RECIPES[0], content, pinned))
+    operation = next(
+        op
+        for op in root.iterfind(".//b:RecipeElement[b:RecipeElementType='Operation']", NS)
+        if len(op.findall("b:ProcedureLogic/b:Step", NS)) > 1
+    )
+    ids = operation.findall("b:ProcedureLogic/b:Step/b:RecipeElementID", NS)
+    ids[0].text, ids[1].text = ids[1].text, ids[0].text
+    mapped = _round(etree.tostring(root))
+    gap = next(g for g in mapped.gaps if g.kind == "procedure_logic")
+    assert gap.ref == operation.findtext("b:ID", namespaces=NS)
+    assert "and that order is used" in gap.reason

@@ -18,6 +18,8 @@ from lxml import etree
 from opencdmo.b2mml.schema import problems, safe_parser
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.recipes.batchml_recipe import _vocabulary as v
+from opencdmo.recipes.batchml_recipe._logic import Logic
+from opencdmo.recipes.batchml_recipe._logic import read as read_logic
 
 MAX_BYTES = 5 * 1024 * 1024
 SHOWN_PROBLEMS = 5
@@ -73,7 +75,7 @@ class DocElement:
     parameters: tuple[DocParameter, ...]
     children: tuple[DocElement, ...]
     information: tuple[tuple[str, str], ...]
-    has_logic: bool = False
+    logic: Logic | None = None
 
     @property
     def name(self) -> str:
@@ -96,7 +98,7 @@ class MasterRecipeDoc:
     elements: tuple[DocElement, ...]
     information: tuple[tuple[str, str], ...]
     requirements: tuple[Requirement, ...] = ()
-    has_logic: bool = False
+    logic: Logic | None = None
 
 
 def _refused(message: str, found: list[str] | None = None) -> ValidationFailed:
@@ -211,7 +213,7 @@ def _element(node: etree._Element) -> DocElement:
         parameters=tuple(_parameter(p) for p in node.findall(f"{_B}Parameter")),
         children=tuple(_element(e) for e in node.findall(f"{_B}RecipeElement")),
         information=_information(node),
-        has_logic=node.find(f"{_B}ProcedureLogic") is not None,
+        logic=read_logic(node),
     )
 
 
@@ -239,5 +241,5 @@ def _master_recipe(node: etree._Element, sha256: str, size: int) -> MasterRecipe
         elements=tuple(_element(e) for e in node.findall(f"{_B}RecipeElement")),
         information=_information(node),
         requirements=tuple(_requirement(r) for r in node.findall(f"{_B}EquipmentRequirement")),
-        has_logic=node.find(f"{_B}ProcedureLogic") is not None,
+        logic=read_logic(node),
     )

@@ -14,6 +14,7 @@ the library content it pins and the export time, no database and no clock.
   operation as its building block, slug and version, each equipment class as an
   ``EquipmentRequirement``, bound or allowed) > Phase (its data-capture fields as parameters of
   type 'Other' 'DataCapture' with their limits);
+- ``ProcedureLogic`` at every level: the children as a plain sequence (``_logic``);
 - ``OtherInformation``: the revision's content hash, the export time, the modality and the
   names of the formulas.
 """
@@ -37,6 +38,7 @@ from opencdmo.hub.model import (
     UnitOperation,
     decode,
 )
+from opencdmo.recipes.batchml_recipe import _logic as logic
 from opencdmo.recipes.batchml_recipe import _vocabulary as v
 
 Pinned = Mapping[str, LibraryContent | Mapping[str, Any]]
@@ -287,9 +289,12 @@ def _process_parameter(
             )
 
 
-def _element(parent: etree._Element, ident: str, name: str, kind: str) -> etree._Element:
+def _element(
+    parent: etree._Element, ident: str, version: str, name: str, kind: str
+) -> etree._Element:
     node = el(parent, "RecipeElement")
     el(node, "ID", ident)
+    el(node, "Version", version)
     el(node, "Description", name)
     el(node, "RecipeElementType", kind)
     return node
@@ -302,11 +307,20 @@ def _procedure(
     steps: _Steps,
     names: Mapping[str, str],
 ) -> None:
-    procedure = _element(recipe, v.PROCEDURE, head.name, "Procedure")
-    for up in content.get("unit_procedures") or []:
+    revision = str(head.revision)
+    logic.write(recipe, [(v.PROCEDURE, revision)])
+    procedure = _element(recipe, v.PROCEDURE, revision, head.name, "Procedure")
+    ups = content.get("unit_procedures") or []
+    logic.write(procedure, [(up["key"], revision) for up in ups])
+    for up in ups:
         name = up.get("name") or up["key"]
-        unit_procedure = _element(procedure, up["key"], name, "UnitProcedure")
-        for op in up.get("operations") or []:
+        unit_procedure = _element(procedure, up["key"], revision, name, "UnitProcedure")
+        ops = up.get("operations") or []
+        logic.write(
+            unit_procedure,
+            [(v.path(up["key"], op["key"]), steps.by_key[op["key"]].version) for op in ops],
+        )
+        for op in ops:
             _operation(unit_procedure, up["key"], op, steps.by_key[op["key"]], names)
 
 
@@ -331,8 +345,10 @@ def _operation(
         el(requirement, "ID", slug)
         el(el(requirement, "Constraint"), "ID", v.BOUND if slug == bound else v.ALLOWED)
         el(requirement, "Description", names.get(slug, slug))
-    for phase in unit_operation.phases:
-        _phase(node, ident, phase)
+    phases = unit_operation.phases
+    logic.write(node, [(v.path(ident, p.key), unit_operation.version) for p in phases])
+    for phase in phases:
+        _phase(node, ident, phase, unit_operation.version)
     pin = op.get("content_hash")
     if pin:
         _information(node, v.PINNED_HASH, pin, "SHA-256 of the unit operation content pinned")
@@ -340,10 +356,11 @@ def _operation(
         _information(node, v.NOTES, op["notes"], "The step's notes")
 
 
-def _phase(parent: etree._Element, op_path: str, phase: Phase) -> None:
+def _phase(parent: etree._Element, op_path: str, phase: Phase, version: str) -> None:
     ident = v.path(op_path, phase.key)
     node = el(parent, "RecipeElement")
     el(node, "ID", ident)
+    el(node, "Version", version)
     el(node, "Description", phase.name)
     el(node, "Description", phase.instructions)
     el(node, "RecipeElementType", "Phase")

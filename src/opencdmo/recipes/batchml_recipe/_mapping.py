@@ -24,6 +24,7 @@ from opencdmo.recipes.batchml_recipe._tree import (
     UnitProcedure,
     number,
     one_line,
+    ordered,
     procedure,
 )
 
@@ -159,7 +160,26 @@ class _Mapper:
             self.parameter(element.id, parameter, parameter.id)
         for child in element.children:
             self.phase(element, child, unit_operation)
+        self.phase_order(element, unit_operation)
         return op
+
+    def phase_order(self, element: DocElement, uo: UnitOperation) -> None:
+        """The phases run in the unit operation's order: a document that orders them
+        otherwise is told so."""
+        children = ordered(
+            element.id, element.name, element.logic, list(element.children), self.gaps
+        )
+        keys = {p.key for p in uo.phases}
+        theirs = [k for c in children if (k := c.id.rstrip("/").rsplit("/", 1)[-1]) in keys]
+        ours = [p.key for p in uo.phases if p.key in theirs]
+        if theirs != ours:
+            self.gap(
+                "procedure_logic",
+                element.id,
+                element.name,
+                f"the document runs the phases as {', '.join(theirs)}; the unit operation "
+                f"{uo.slug} {uo.version} runs them as {', '.join(ours)}, and that order is used",
+            )
 
     def equipment(self, element: DocElement, op: dict[str, Any], uo: UnitOperation) -> None:
         for requirement in element.requirements:

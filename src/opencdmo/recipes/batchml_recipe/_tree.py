@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from opencdmo.hub.model import Method, UnitOperation
 from opencdmo.recipes.batchml_recipe._document import DocElement, MasterRecipeDoc
+from opencdmo.recipes.batchml_recipe._logic import Logic
 
 _NOT_KEY = re.compile(r"[^A-Za-z0-9_.:-]+")
 KEY_MAX = 64
@@ -102,34 +103,49 @@ def _unknown(element: DocElement, where: str) -> Gap:
     )
 
 
+def ordered(
+    ref: str, name: str, logic: Logic | None, children: list[DocElement], gaps: list[Gap]
+) -> list[DocElement]:
+    """The children in the order the element's procedure logic runs them; in document order,
+    with a gap saying why, when the logic is not a plain sequence of exactly those children."""
+    if logic is None:
+        return children
+    ids = [c.id for c in children]
+    problem = logic.problem
+    if problem is None and sorted(logic.order) != sorted(ids):
+        problem = "its steps are not the element's children, each once"
+    if problem is not None:
+        reason = f"{problem}: the steps are imported in the document's order"
+        gaps.append(Gap("procedure_logic", ref, name, reason))
+        return children
+    by_id = {c.id: c for c in children}
+    return [by_id[i] for i in logic.order]
+
+
 def procedure(doc: MasterRecipeDoc) -> tuple[list[UnitProcedure], list[Gap]]:
-    """The unit procedures and their operations in document order. Operations straight under
-    the procedure form one unit procedure named after the recipe."""
+    """The unit procedures and their operations in the order of their procedure logic (else
+    the document's). Operations straight under the procedure form one unit procedure named
+    after the recipe."""
     gaps: list[Gap] = []
-    tops = list(doc.elements)
+    tops = ordered(doc.id, doc.name, doc.logic, list(doc.elements), gaps)
     procedures = [e for e in tops if e.kind == "Procedure"]
     if procedures:
         gaps += [_unknown(e, "beside the procedure") for e in tops if e is not procedures[0]]
-        children = list(procedures[0].children)
-        if procedures[0].has_logic:
-            gaps.append(_logic(procedures[0].id, procedures[0].name))
+        main = procedures[0]
+        children = ordered(main.id, main.name, main.logic, list(main.children), gaps)
     else:
         children = tops
-    if doc.has_logic:
-        gaps.append(_logic(doc.id, doc.name))
     up_keys, step_keys = Keys(), Keys()
     found: list[UnitProcedure] = []
     loose: list[Step] = []
     for child in children:
         if child.kind in ("UnitProcedure", "UnitRecipe"):
             steps = []
-            for op in child.children:
+            for op in ordered(child.id, child.name, child.logic, list(child.children), gaps):
                 if op.kind == "Operation":
                     steps.append(Step(step_keys.make(op.id, "step"), op))
                 else:
                     gaps.append(_unknown(op, f"in unit procedure {child.id}"))
-            if child.has_logic:
-                gaps.append(_logic(child.id, child.name))
             name = one_line(child.name) or child.id
             key = up_keys.make(child.id, "unit_procedure")
             found.append(UnitProcedure(key, name, tuple(steps)))
@@ -141,12 +157,3 @@ def procedure(doc: MasterRecipeDoc) -> tuple[list[UnitProcedure], list[Gap]]:
         name = one_line(doc.name) or "Procedure"
         found.append(UnitProcedure(up_keys.make("procedure", "procedure"), name, tuple(loose)))
     return found, gaps
-
-
-def _logic(ref: str, name: str) -> Gap:
-    return Gap(
-        "procedure_logic",
-        ref,
-        name,
-        "the steps are imported in the document's order; its links and transitions are not",
-    )

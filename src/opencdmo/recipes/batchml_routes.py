@@ -118,15 +118,12 @@ async def _import_page(
     status: int = 200,
     error: AppError | None = None,
 ) -> Template:
-    details = error.details if error and isinstance(error.details, dict) else {}
-    problems = details.get("problems", [])
     return await page(
         request,
         "recipes/import.html",
         status_code=status,
         imports=await service.recent_imports(ctx),
         error=error.message if error else None,
-        problems=problems[1:] if len(problems) > 1 else [],
     )
 
 

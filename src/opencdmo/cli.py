@@ -234,6 +234,75 @@ async def _tenant(slug: str, meta: Any) -> Any:
     return ctx
 
 
+def cmd_batchml_export(settings: Settings, args: argparse.Namespace) -> int:
+    """A recipe's revision as BatchML, to --out or stdout; 1 when refused (no such recipe or
+    revision, no effective revision)."""
+    from uuid import UUID
+
+    from opencdmo.recipes.batchml_recipe import service as batchml
+    from opencdmo.scope import RequestMeta
+
+    try:
+        recipe_id = UUID(args.recipe)
+    except ValueError:
+        print(f"error: '{args.recipe}' is not a recipe id (a UUID).", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:batchml-export"))
+        try:
+            exported = await batchml.master_recipe_batchml(ctx, recipe_id, args.revision)
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        if args.out:
+            await asyncio.to_thread(Path(args.out).write_bytes, exported.xml)
+            print(f"revision {exported.revision} written to {args.out}", file=sys.stderr)
+        else:
+            sys.stdout.buffer.write(exported.xml)
+            sys.stdout.flush()
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_batchml_import(settings: Settings, args: argparse.Namespace) -> int:
+    """A BatchML master recipe as a draft, imported by the member with --email; prints the
+    draft, then one line per gap. 1 when the document is refused, 2 when it cannot be read."""
+    from opencdmo.errors import NotFound
+    from opencdmo.identity import service as identity
+    from opencdmo.recipes.batchml_recipe import service as batchml
+    from opencdmo.scope import Actor, RequestMeta
+    from opencdmo.tenancy import service as tenancy
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        meta = RequestMeta(request_id="cli:batchml-import")
+        tenant = (await _tenant(args.tenant, meta)).tenant_id
+        user = await identity.find_user(args.email)
+        actor = Actor(user.id, user.email, user.full_name) if user else None
+        ctx = await tenancy.internal_context(tenant, actor, meta) if actor else None
+        if ctx is None or user is None or await tenancy.membership_of(ctx, user.id) is None:
+            raise NotFound(f"{args.email} is not a member of {args.tenant}.")
+        try:
+            imported = await batchml.import_batchml(ctx, data)
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        _print(f"draft master recipe {imported.recipe_id} (import {imported.import_id})")
+        _print(f"{len(imported.gaps)} gap(s)")
+        for gap in imported.gaps:
+            _print(f"  {gap['kind']}: {gap['ref']} ({gap['name']}): {gap['reason']}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.scope import RequestMeta
 
@@ -648,6 +717,24 @@ def build_parser() -> argparse.ArgumentParser:
     capture.set_defaults(func=cmd_equipment_capture)
 
     transfer_commands.add_commands(sub, _with_db, _read_password)
+    batchml = sub.add_parser("batchml", help="master recipes as ISA-88 BatchML")
+    bsub = batchml.add_subparsers(dest="batchml_command", required=True, metavar="ACTION")
+    bexport = bsub.add_parser("export", help="write a recipe's revision as BatchML")
+    bexport.add_argument("--tenant", required=True, help="tenant slug")
+    bexport.add_argument("--recipe", required=True, help="master recipe id")
+    bexport.add_argument(
+        "--revision", type=int, help="revision number (default: the effective revision)"
+    )
+    bexport.add_argument("--out", help="file to write (default: standard output)")
+    bexport.set_defaults(func=cmd_batchml_export)
+    bimport = bsub.add_parser(
+        "import", help="import a BatchML master recipe as a draft; prints its gap report"
+    )
+    bimport.add_argument("--tenant", required=True, help="tenant slug")
+    bimport.add_argument("--email", required=True, help="the member who imports it")
+    bimport.add_argument("file", help="the BatchML document")
+    bimport.set_defaults(func=cmd_batchml_import)
+
     validation.add_commands(sub)
     return parser
 

@@ -82,6 +82,7 @@ async def _ids(world: World) -> dict[str, str]:
         "version": "1.0.0",
         "action": "arrange",
         "recipe_id": str(await _recipe_id(world)),
+        "import_id": await FACTORIES["import_id"](world, world.alpha),
         "batch_id": await FACTORIES["batch_id"](world, world.alpha),
         "command": "start",
         "exception_id": await FACTORIES["exception_id"](world, world.alpha),

@@ -75,6 +75,19 @@ async def _recipe(world: World, ctx: TenantContext) -> str:
     return str(await recipes.create(actor, "Route test recipe"))
 
 
+async def _batchml_import(world: World, ctx: TenantContext) -> str:
+    """A draft imported from a BatchML master recipe with nothing in it but its identity."""
+    from opencdmo.recipes.batchml_recipe import service as batchml
+
+    actor = as_actor(ctx, world["author"]) if ctx.slug == "alpha" else ctx
+    document = (
+        b'<BatchInformation xmlns="http://www.mesa.org/xml/B2MML"><MasterRecipe>'
+        b"<ID>route-test</ID><Description>Route test import</Description></MasterRecipe>"
+        b"</BatchInformation>"
+    )
+    return str((await batchml.import_batchml(actor, document)).import_id)
+
+
 async def _batch(world: World, ctx: TenantContext) -> str:
     """A batch row of a draft recipe's first revision, written through the batch queries (the
     route tests need one in each tenant, not an effective recipe)."""
@@ -318,6 +331,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "item_id": _hub_item,
     "library_id": _library_item,
     "recipe_id": _recipe,
+    "import_id": _batchml_import,
     "batch_id": _batch,
     "exception_id": _batch_exception,
     "deviation_id": _deviation,

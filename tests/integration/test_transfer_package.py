@@ -13,7 +13,10 @@ from uuid import UUID
 
 import asyncpg
 import pytest
+from lxml import etree
 
+from opencdmo.b2mml.schema import problems, safe_parser
+from opencdmo.b2mml.xml import B2MML
 from opencdmo.canonical import content_hash
 from opencdmo.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from opencdmo.recipes import service as recipes
@@ -91,7 +94,10 @@ async def test_export_of_the_effective_revision_verifies(
     kinds = sorted(i["kind"] for i in contents.items)
     assert kinds == ["method", "unit_operation"]
     assert all(content_hash(i["content"]) == i["content_hash"] for i in contents.items)
-    assert contents.documents == [] and contents.batchml is None
+    assert contents.documents == [] and contents.batchml is not None
+    document = etree.fromstring(contents.batchml, safe_parser())
+    assert problems(document, "BatchML-BatchInformation.xsd") == []  # valid ISA-88 BatchML
+    assert document.find(f"{{{B2MML}}}MasterRecipe/{{{B2MML}}}ID").text == str(recipe)
     approval = contents.manifest.approval
     assert approval is not None and approval.meaning == "approved for transfer"
     assert approval.signer_name == "Approver Person"

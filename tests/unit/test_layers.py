@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
         "quantities",
         "labels",
     ),
+    ("b2mml",),
     ("db", "storage", "web"),
     ("access", "audit"),
     ("identity", "tenancy", "signatures"),

@@ -430,6 +430,14 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" saved revision {e.value('revision')} of "),
         e.entity(),
     ],
+    "recipe.imported_from_batchml": lambda e: [
+        e.actor,
+        _t(
+            f" imported the draft recipe from BatchML master recipe {e.value('document_id')} "
+            f"version {e.value('document_version')} ({e.value('gaps')} gaps): "
+        ),
+        e.entity(),
+    ],
     "recipe.submit": lambda e: _status(e, "submitted for review"),
     "recipe.approve": lambda e: _status(e, "approved"),
     "recipe.reject": lambda e: _status(e, "returned to draft"),

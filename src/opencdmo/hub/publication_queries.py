@@ -321,3 +321,20 @@ async def deprecate(version_id: UUID, message: str) -> None:
     await HubVersion.update({HubVersion.deprecated_message: message}).where(
         HubVersion.id == version_id
     )
+
+
+async def visible_items(kind: str, slug: str) -> list[UUID]:
+    """Every item of that kind and slug the tenant sees, whoever published it, oldest first
+    (the platform's content is published first)."""
+    rows = await (
+        HubItem.select(HubItem.id)
+        .where((HubItem.kind == kind) & (HubItem.slug == slug))
+        .order_by(HubItem.created_at)
+    )
+    return [r["id"] for r in rows]
+
+
+async def visible_slugs(kind: str) -> set[str]:
+    """The slugs of the items of that kind the tenant sees."""
+    rows = await HubItem.select(HubItem.slug).where(HubItem.kind == kind).distinct()
+    return {r["slug"] for r in rows}

@@ -17,6 +17,7 @@ from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.fields import NAME_MAX, check_name, check_text
 from opencdmo.hub.content import common_enum
 from opencdmo.recipes import mbr, publication, service
+from opencdmo.recipes.batchml_recipe import service as batchml
 from opencdmo.recipes.content import step_content
 from opencdmo.recipes.queries import RecipeDetail
 from opencdmo.recipes.routes import Revision
@@ -103,6 +104,7 @@ async def _recipe_page(
         published = await service.publications(ctx, recipe_id)
         library = await service.library(ctx)
         pinned = await service.pinned_contents(ctx, recipe.content)
+        imported = await batchml.import_of(ctx, recipe_id)
     flow = mbr.flow(recipe.content, library, pinned)
     listing = {
         "slug": published[0].slug if published else publication.slugify(recipe.name),
@@ -134,6 +136,7 @@ async def _recipe_page(
         states=lambda op: mbr.range_states(op, library, pinned),
         flow=flow,
         box=(mbr.BOX_W, mbr.BOX_H),
+        imported=imported,
     )
 
 

@@ -120,3 +120,27 @@ class PublicationOut(Struct):
     version: str
     visibility: str
     published_at: datetime
+
+
+class GapOut(Struct):
+    """An element of an imported BatchML document with no counterpart here, and why."""
+
+    kind: str
+    ref: str
+    name: str
+    reason: str
+
+
+class BatchmlImportOut(Struct):
+    """A draft master recipe imported from BatchML: the document, and its gap report."""
+
+    id: UUID
+    recipe_id: UUID
+    recipe_name: str
+    document_sha256: str
+    document_id: str
+    document_version: str
+    document_name: str
+    size_bytes: int
+    imported_at: datetime
+    gaps: list[GapOut]

@@ -46,3 +46,20 @@ class PinnedContent(Table, tablename="pinned_contents"):
     version = Text()
     content = JSONB()
     created_at = Timestamptz()
+
+
+class BatchmlImport(Table, tablename="batchml_imports"):
+    """A draft master recipe imported from a BatchML document: the document's identity and
+    the gap report (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    recipe_id = UUID()
+    document_sha256 = Text()
+    document_id = Text()
+    document_version = Text(default="")
+    document_name = Text(default="")
+    size_bytes = Integer()
+    gaps = JSONB()
+    imported_by = UUID(null=True, default=None)
+    imported_at = Timestamptz()

@@ -14,7 +14,6 @@ the recipe locked and its effective revision checked unchanged, writes the signa
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import tempfile
@@ -32,6 +31,8 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict
 from opencdmo.recipes import queries as recipes
+from opencdmo.recipes.batchml_recipe import RecipeHead, revision_to_batchml
+from opencdmo.recipes.batchml_recipe import service as batchml_service
 from opencdmo.recipes.service import STATUS_NAMES, InForce
 from opencdmo.recipes.service._pins import entries, pinned_of
 from opencdmo.recipes.tables import PinnedContent
@@ -109,18 +110,19 @@ async def _items(content: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _batchml(source: InForce) -> bytes | None:
-    """The revision as ISA-88 BatchML, when this installation can write it (the function
-    ``opencdmo.recipes.batchml_recipe.revision_to_batchml(InForce) -> bytes | str``)."""
-    try:
-        module = importlib.import_module("opencdmo.recipes.batchml_recipe")
-    except ImportError:
-        return None
-    convert = getattr(module, "revision_to_batchml", None)
-    if convert is None:
-        return None
-    made = convert(source)
-    return made.encode() if isinstance(made, str) else bytes(made)
+def _batchml(source: InForce, names: dict[str, str], at: datetime) -> bytes:
+    """The revision as ISA-88 BatchML (``recipe/batchml.xml``)."""
+    row = source.recipe
+    head = RecipeHead(
+        str(row.id),
+        row.name,
+        row.product,
+        source.revision,
+        "effective",
+        source.content_hash,
+        effective_at=row.effective_at,
+    )
+    return revision_to_batchml(head, source.content, source.pinned, exported_at=at, names=names)
 
 
 async def store_package(ctx: TenantContext, path: Path) -> Blob:
@@ -170,15 +172,17 @@ async def export_package(
         await authorize(ctx, "transfer", "export")
         source = await _in_force(ctx, recipe_id, lock=False)
         items = await _items(source.content)
+        names = await batchml_service.library_names()
     check_author_may_not_approve(source.recipe.author_id, ctx.user_id, MEANING)
     signing = await signatures.prepare(settings, ctx, MEANING, reason, password)
     slot = await signature_queries.slot()
     public, private = await keys.key_for_export(settings, ctx)
     row = source.recipe
     ref = RecipeRef(str(row.id), row.name, row.product, source.revision, source.content_hash)
-    src = build.Source(_sender(ctx, public), ref, source.content, items, [], _batchml(source))
-    package_id = uuid4()
     created = slot.signed_at  # the database's time, as every time the package records
+    batchml = _batchml(source, names, created)
+    src = build.Source(_sender(ctx, public), ref, source.content, items, [], batchml)
+    package_id = uuid4()
     members = await asyncio.to_thread(build.members_of, src)
     manifest = build.unsigned(src, str(package_id), rfc3339(created), members)
     record = SignedRecord(

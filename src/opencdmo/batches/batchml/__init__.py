@@ -1,5 +1,5 @@
 """A batch record as an ISA-88 part 4 batch production record in BatchML (MESA B2MML V0700),
-valid against the schema vendored in ``batches/batchml_xsd/``. Pure: no database, no clock.
+valid against the schema vendored in ``b2mml/xsd/``. Pure: no database, no clock.
 
 ``to_batchml(BatchRecordDoc) -> bytes`` builds it, ``validate(bytes) -> list[str]`` checks
 it. Where each part of the record goes (only standard elements; what the standard has no

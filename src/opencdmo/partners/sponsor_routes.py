@@ -20,6 +20,9 @@ from opencdmo.web.pages import page
 BATCHES = "/partners/batches"
 RECORD = BATCHES + "/{batch_id:uuid}/record.xml"
 XML = "application/xml"
+# The record is read in two read-only transactions, ours then the CDMO's (sponsor_view): the
+# handler opens them itself rather than run in one read view of ours (``writes`` opts out).
+RECORD_OPT = requires("partners", "read", writes=True)
 
 
 def batch_out(found: MadeForUs) -> SponsoredBatchOut:
@@ -56,7 +59,7 @@ def _xml(found: sponsor_view.SharedRecord) -> Response[bytes]:
     )
 
 
-@get(RECORD, opt=requires("partners", "read"), tags=["partners"], media_type=XML)
+@get(RECORD, opt=RECORD_OPT, tags=["partners"], media_type=XML)
 async def api_shared_record(
     ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Response[bytes]:
@@ -75,7 +78,7 @@ async def made_for_us_page(
     return await page(request, "partners/batches.html", batches=found)
 
 
-@get(RECORD, opt=requires("partners", "read"), include_in_schema=False, media_type=XML)
+@get(RECORD, opt=RECORD_OPT, include_in_schema=False, media_type=XML)
 async def shared_record_page(
     ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
 ) -> Response[bytes]:

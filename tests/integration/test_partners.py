@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -15,38 +15,52 @@ import pytest
 
 from opencdmo.audit import service as audit
 from opencdmo.audit.verify import verify_tenant
+from opencdmo.identity import service as identity
 from opencdmo.partners import service as partners
-from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
+from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import World, member_as
+from tests.conftest import PASSWORD, World
 
 
 @dataclass(frozen=True)
 class Org:
     ctx: TenantContext  # the provisioning system actor
-    admin: TenantContext  # the persona below, tenant_admin here
-    persona: str
+    admin: TenantContext  # its administrator (a person of its own)
+    email: str
 
     @property
     def api(self) -> str:
         return f"/api/v1/t/{self.ctx.slug}/partners"
 
 
-async def new_org(world: World, kind: str, persona: str, name: str | None = None) -> Org:
+async def new_org(kind: str, name: str | None = None, ctx: TenantContext | None = None) -> Org:
+    """A new tenant of that kind (or ``ctx``) with an administrator of its own."""
     slug = f"{kind}-{uuid.uuid4().hex[:8]}"
-    ctx = await tenancy.create_tenant(slug, name or f"Org {slug}", kind, SYSTEM, RequestMeta())
-    await tenancy.add_member(ctx, world[persona].user_id, ["tenant_admin"])
-    return Org(ctx, await member_as(ctx, world[persona]), persona)
+    if ctx is None:
+        ctx = await tenancy.create_tenant(slug, name or f"Org {slug}", kind, SYSTEM, RequestMeta())
+    email = f"admin-{uuid.uuid4().hex[:8]}@{ctx.slug}.test"
+    user = await identity.create_user(email, f"Admin of {ctx.name}", PASSWORD)
+    await tenancy.add_member(ctx, user.id, ["tenant_admin"])
+    fresh = await tenancy.internal_context(ctx.tenant_id, SYSTEM, RequestMeta())
+    assert fresh is not None
+    actor = Actor(user.id, user.email, user.full_name)
+    return Org(fresh, replace(fresh, actor=actor), email)
+
+
+async def signed_in(browser: Any, org: Org) -> Any:
+    client = await browser()
+    assert (await client.login(org.email)).status_code == 303
+    return client
 
 
 @pytest.fixture
 async def sponsor(world: World) -> Org:
-    return await new_org(world, "sponsor", "handler")
+    return await new_org("sponsor")
 
 
 @pytest.fixture
 async def cdmo(world: World) -> Org:
-    return await new_org(world, "cdmo", "outsider")
+    return await new_org("cdmo")
 
 
 async def _events(owner: asyncpg.Connection, link_id: object) -> list[tuple[Any, str, str]]:
@@ -68,7 +82,7 @@ async def _rows(owner: asyncpg.Connection, link_id: object) -> dict[Any, str]:
 async def test_proposed_then_accepted_in_both_trails(
     sponsor: Org, cdmo: Org, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    them, us = await browser(sponsor.persona), await browser(cdmo.persona)
+    them, us = await signed_in(browser, sponsor), await signed_in(browser, cdmo)
     sent = await them.send("POST", sponsor.api, json={"partner": cdmo.ctx.slug, "message": "Hi"})
     assert sent.status_code == 201, sent.text
     link = sent.json()
@@ -141,8 +155,8 @@ async def _nothing_written(owner: asyncpg.Connection, *orgs: Org) -> None:
 async def test_bad_proposals_are_refused_with_a_clear_message_and_nothing_written(
     world: World, sponsor: Org, cdmo: Org, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    other_sponsor = await new_org(world, "sponsor", "supervisor")
-    client = await browser(sponsor.persona)
+    other_sponsor = await new_org("sponsor")
+    client = await signed_in(browser, sponsor)
     cases = {
         "no-such-tenant-here": "There is no tenant 'no-such-tenant-here'",
         sponsor.ctx.slug: "cannot be its own partner",
@@ -190,8 +204,8 @@ async def test_another_tenants_relationship_is_a_404(
     world: World, sponsor: Org, cdmo: Org, browser: Any
 ) -> None:
     link = (await partners.propose(sponsor.admin, cdmo.ctx.slug)).row.id
-    third = await new_org(world, "cdmo", "supervisor")
-    client = await browser(third.persona)
+    third = await new_org("cdmo")
+    client = await signed_in(browser, third)
     random = uuid.uuid4()
     for target in (link, random):
         assert (await client.get(f"{third.api}/{target}")).status_code == 404
@@ -206,7 +220,7 @@ async def test_another_tenants_relationship_is_a_404(
 async def test_two_admins_proposing_to_each_other_at_once_make_one_relationship(
     sponsor: Org, cdmo: Org, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    one, other = await browser(sponsor.persona), await browser(cdmo.persona)
+    one, other = await signed_in(browser, sponsor), await signed_in(browser, cdmo)
     answers = await asyncio.gather(
         one.send("POST", sponsor.api, json={"partner": cdmo.ctx.slug}),
         other.send("POST", cdmo.api, json={"partner": sponsor.ctx.slug}),
@@ -225,7 +239,7 @@ async def test_accept_and_revoke_at_once_one_wins_the_other_gets_409(
     sponsor: Org, cdmo: Org, browser: Any, owner: asyncpg.Connection
 ) -> None:
     link = (await partners.propose(sponsor.admin, cdmo.ctx.slug)).row.id
-    accepting, revoking = await browser(cdmo.persona), await browser(sponsor.persona)
+    accepting, revoking = await signed_in(browser, cdmo), await signed_in(browser, sponsor)
     answers = await asyncio.gather(
         accepting.send("POST", f"{cdmo.api}/{link}/accept"),
         revoking.send("POST", f"{sponsor.api}/{link}/revoke", json={"reason": "changed mind"}),
@@ -247,7 +261,7 @@ async def test_revoke_twice_at_once_one_409(
 ) -> None:
     link = (await partners.propose(sponsor.admin, cdmo.ctx.slug)).row.id
     await partners.accept(cdmo.admin, link)
-    one, other = await browser(cdmo.persona), await browser(sponsor.persona)
+    one, other = await signed_in(browser, cdmo), await signed_in(browser, sponsor)
     answers = await asyncio.gather(
         one.send("POST", f"{cdmo.api}/{link}/revoke", json={"reason": "a"}),
         other.send("POST", f"{sponsor.api}/{link}/revoke", json={"reason": "b"}),
@@ -260,7 +274,7 @@ async def test_revoke_twice_at_once_one_409(
 
 
 async def test_the_pages_propose_accept_and_revoke(sponsor: Org, cdmo: Org, browser: Any) -> None:
-    them, us = await browser(sponsor.persona), await browser(cdmo.persona)
+    them, us = await signed_in(browser, sponsor), await signed_in(browser, cdmo)
     base = f"/t/{sponsor.ctx.slug}/settings/partners"
     sent = await them.send(
         "POST", base, data={"partner": cdmo.ctx.slug, "message": "", "_csrf_token": them.csrf}

@@ -22,9 +22,9 @@ from opencdmo.partners import sponsor_view
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import PASSWORD, World, member_as
+from tests.conftest import PASSWORD, World
 from tests.integration.batch_world import Plant, batch_of, new_plant, phases_done, underway
-from tests.integration.test_partners import Org, new_org
+from tests.integration.test_partners import Org, new_org, signed_in
 from tests.integration.test_routes_generic import FROZEN
 
 
@@ -34,8 +34,7 @@ async def plant(synced: Any, world: World, owner: asyncpg.Connection, settings: 
 
 
 async def _cdmo_admin(plant: Plant, world: World) -> Org:
-    await tenancy.add_member(plant.ctx, world["outsider"].user_id, ["tenant_admin"])
-    return Org(plant.ctx, await member_as(plant.ctx, world["outsider"]), "outsider")
+    return await new_org("cdmo", ctx=plant.ctx)
 
 
 async def _related(cdmo: Org, sponsor: Org) -> uuid.UUID:
@@ -63,14 +62,14 @@ async def test_a_sponsor_sees_the_batches_made_for_it_and_nothing_else(
     plant: Plant, world: World, browser: Any
 ) -> None:
     cdmo = await _cdmo_admin(plant, world)
-    sponsor = await new_org(world, "sponsor", "handler", "Quillon Tx")
-    rival = await new_org(world, "sponsor", "supervisor", "Rival Bio")
+    sponsor = await new_org("sponsor", "Quillon Tx")
+    rival = await new_org("sponsor", "Rival Bio")
     await _related(cdmo, sponsor)
     await _related(cdmo, rival)
     ours = await batch_of(plant, sponsor="quillon tx")  # named as listed, any case
     theirs = await batch_of(plant, sponsor="Rival Bio")
     await batch_of(plant, sponsor="A client with no tenant")
-    unrelated = await new_org(world, "cdmo", "approver")
+    unrelated = await new_org("cdmo")
     await _stray_batch(unrelated, sponsor.ctx.tenant_id)
 
     seen = await sponsor_view.made_for_us(sponsor.admin)
@@ -88,7 +87,7 @@ async def test_a_sponsor_sees_the_batches_made_for_it_and_nothing_else(
     assert await sponsor_view.made_for_us(cdmo.admin) == []  # a CDMO is sponsored by nobody
     assert await sponsor_view.made_for_us(unrelated.admin) == []
 
-    client = await browser(sponsor.persona)
+    client = await signed_in(browser, sponsor)
     api = (await client.get(f"/api/v1/t/{sponsor.ctx.slug}/partners/batches")).json()
     assert [(b["number"], b["cdmo_slug"]) for b in api] == [(ours.number, plant.ctx.slug)]
     page = await client.get(f"/t/{sponsor.ctx.slug}/partners/batches")
@@ -115,10 +114,10 @@ async def test_revoked_shows_nothing_and_the_record_follows_the_sharing_setting(
     plant: Plant, world: World, browser: Any, settings: Settings
 ) -> None:
     cdmo = await _cdmo_admin(plant, world)
-    sponsor = await new_org(world, "sponsor", "handler", "Quillon Tx")
+    sponsor = await new_org("sponsor", "Quillon Tx")
     link = await _related(cdmo, sponsor)
     made = await batch_of(plant, sponsor="Quillon Tx")
-    client = await browser(sponsor.persona)
+    client = await signed_in(browser, sponsor)
     record = f"/api/v1/t/{sponsor.ctx.slug}/partners/batches/{made.id}/record.xml"
     assert (await client.get(record)).status_code == 404  # not released yet
     await _released(plant, settings, made.id)
@@ -146,7 +145,7 @@ async def test_a_batch_for_an_active_sponsor_carries_its_tenant(
     plant: Plant, world: World, owner: asyncpg.Connection, browser: Any
 ) -> None:
     cdmo = await _cdmo_admin(plant, world)
-    sponsor = await new_org(world, "sponsor", "handler", "Quillon Tx")
+    sponsor = await new_org("sponsor", "Quillon Tx")
     before = await batch_of(plant, sponsor="Quillon Tx")  # no relationship yet
     await _related(cdmo, sponsor)
     after = await batch_of(plant, sponsor=sponsor.ctx.slug)  # the slug names it too

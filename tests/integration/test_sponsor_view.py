@@ -12,13 +12,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from opencdmo.batches import batchml, review
+from opencdmo.batches import batchml, review, sponsor_view
 from opencdmo.batches import execution_queries as xq
 from opencdmo.batches import queries as bq
 from opencdmo.batches import service as batches
 from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.partners import service as partners
-from opencdmo.partners import sponsor_view
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("db", "storage", "web"),
     ("access", "audit"),
     ("identity", "tenancy", "signatures"),
+    ("partners",),
     ("hub",),
     ("recipes",),
     ("inventory", "equipment"),

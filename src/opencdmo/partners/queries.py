@@ -1,6 +1,6 @@
-"""Partner data access: the rows of ``partner_links`` as typed rows, and the sponsor's
-projection of its batches. Each function runs in the transaction open in its context and
-reads or writes the side of the tenant the transaction is set to (row-level security)."""
+"""Partner data access: the rows of ``partner_links`` as typed rows. Each function runs in
+the transaction open in its context and reads or writes the side of the tenant the
+transaction is set to (row-level security)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from opencdmo.db import sql
 from opencdmo.db.clock import database_now
 from opencdmo.db.rows import columns, typed
 from opencdmo.errors import NotFound
@@ -116,36 +115,3 @@ async def update(link_id: UUID, values: dict[str, Any]) -> None:
     await PartnerLink.update({**changes, PartnerLink.updated_at: database_now()}).where(
         PartnerLink.id == link_id
     )
-
-
-@dataclass(frozen=True)
-class SponsoredBatch:
-    """A batch a CDMO partner makes for this sponsor: what the CDMO shares of it."""
-
-    cdmo_tenant_id: UUID
-    cdmo_name: str
-    batch_id: UUID
-    number: str
-    recipe: str
-    status: str
-    current_step: str | None
-    open_exceptions: int
-    open_deviations: int
-    decision: str  # released, rejected or pending
-    decided_at: datetime | None
-    planned_start: datetime
-    record_shared: bool
-
-    @property
-    def record_available(self) -> bool:
-        return self.decision == "released" and self.record_shared
-
-
-# Raw SQL: a set-returning function (the sponsor's shared projection, migration 0031), which
-# Piccolo's query builder does not call.
-_SPONSORED = f"SELECT {', '.join(f.name for f in fields(SponsoredBatch))} FROM sponsor_batches()"
-
-
-async def sponsored_batches() -> list[SponsoredBatch]:
-    rows = await sql.connection().fetch(_SPONSORED)
-    return [typed(SponsoredBatch, r) for r in rows]

@@ -44,19 +44,3 @@ class RelationshipOut(Struct):
     closed_by_name: str | None
     closed_at: datetime | None
     reason: str | None
-
-
-class SponsoredBatchOut(Struct):
-    cdmo_slug: str
-    cdmo_name: str
-    batch_id: UUID
-    number: str
-    recipe: str
-    status: str
-    current_step: str | None
-    open_exceptions: int
-    open_deviations: int
-    decision: str
-    decided_at: datetime | None
-    planned_start: datetime
-    record_available: bool

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from opencdmo.access.service import authorize
 from opencdmo.batches import batchml, export, record
+from opencdmo.batches import sponsor_queries as queries
+from opencdmo.batches.sponsor_queries import SponsoredBatch
 from opencdmo.db.tx import read_view
 from opencdmo.errors import NotFound
-from opencdmo.partners import queries
-from opencdmo.partners.queries import SponsoredBatch
 from opencdmo.scope import SYSTEM, TenantContext
 from opencdmo.tenancy import service as tenancy
 

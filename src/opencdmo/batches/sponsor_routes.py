@@ -10,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from opencdmo.partners import sponsor_view
-from opencdmo.partners.schemas import SponsoredBatchOut
-from opencdmo.partners.sponsor_view import MadeForUs
+from opencdmo.batches import sponsor_view
+from opencdmo.batches.schemas import SponsoredBatchOut
+from opencdmo.batches.sponsor_view import MadeForUs
 from opencdmo.scope import TenantContext
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import page
@@ -75,7 +75,7 @@ async def made_for_us_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
     found = await sponsor_view.made_for_us(ctx)
-    return await page(request, "partners/batches.html", batches=found)
+    return await page(request, "batches/made_for_us.html", batches=found)
 
 
 @get(RECORD, opt=RECORD_OPT, include_in_schema=False, media_type=XML)

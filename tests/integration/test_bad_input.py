@@ -93,6 +93,7 @@ async def _ids(world: World) -> dict[str, str]:
         "start_id": await FACTORIES["start_id"](world, world.alpha),
         "code": await FACTORIES["code"](world, world.alpha),
         "certificate_id": await FACTORIES["certificate_id"](world, world.alpha),
+        "link_id": await FACTORIES["link_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

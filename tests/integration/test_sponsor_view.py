@@ -163,3 +163,29 @@ async def test_a_batch_for_an_active_sponsor_carries_its_tenant(
     supervisor = await browser("admin")  # production_supervisor in the plant
     form = await supervisor.get(f"/t/{plant.ctx.slug}/batches")
     assert 'list="partner-sponsors"' in form.text and "Quillon Tx" in form.text
+
+
+async def test_the_projection_as_the_app_role_keeps_the_callers_tenant(
+    plant: Plant, world: World, database: Any
+) -> None:
+    """Straight on the app role: no tenant set, nothing; the sponsor's tenant set, its batches
+    and its tenant setting as it was after the call; the CDMO's batches table itself stays
+    out of reach under the sponsor's setting."""
+    cdmo = await _cdmo_admin(plant, world)
+    sponsor = await new_org("sponsor", "Quillon Tx")
+    await _related(cdmo, sponsor)
+    made = await batch_of(plant, sponsor="Quillon Tx")
+    connection = await asyncpg.connect(database.app)
+    try:
+        async with connection.transaction():
+            assert await connection.fetch("SELECT * FROM sponsor_batches()") == []
+        async with connection.transaction():
+            me = str(sponsor.ctx.tenant_id)
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", me)
+            rows = await connection.fetch("SELECT batch_id FROM sponsor_batches()")
+            assert [r["batch_id"] for r in rows] == [made.id]
+            assert await connection.fetchval("SELECT current_setting('app.tenant_id')") == me
+            assert await connection.fetchval("SELECT count(*) FROM batches") == 0
+            assert await connection.fetchval("SELECT count(*) FROM partner_links") == 1
+    finally:
+        await connection.close()

@@ -196,6 +196,9 @@ async def test_wrong_steps_are_409s_and_reasons_are_required(sponsor: Org, cdmo:
     await partners.accept(cdmo.admin, link)
     with pytest.raises(Conflict, match="is active, not proposed"):
         await partners.decline(cdmo.admin, link, "too late")
+    with pytest.raises(Conflict, match="became active a moment ago, after you saw it proposed"):
+        await partners.revoke(sponsor.admin, link, "withdrawn", seen="proposed")
+    assert (await partners.relationship(sponsor.admin, link)).row.status == "active"
     with pytest.raises(Conflict, match="is active already"):
         await partners.propose(sponsor.admin, cdmo.ctx.slug)
 
@@ -238,22 +241,25 @@ async def test_two_admins_proposing_to_each_other_at_once_make_one_relationship(
 async def test_accept_and_revoke_at_once_one_wins_the_other_gets_409(
     sponsor: Org, cdmo: Org, browser: Any, owner: asyncpg.Connection
 ) -> None:
+    """The proposer withdraws the proposal it sees while the partner accepts it: whichever
+    commits first wins; the other is a 409 naming the status it found, nothing changed."""
     link = (await partners.propose(sponsor.admin, cdmo.ctx.slug)).row.id
     accepting, revoking = await signed_in(browser, cdmo), await signed_in(browser, sponsor)
+    withdrawal = {"reason": "changed mind", "status": "proposed"}
     answers = await asyncio.gather(
         accepting.send("POST", f"{cdmo.api}/{link}/accept"),
-        revoking.send("POST", f"{sponsor.api}/{link}/revoke", json={"reason": "changed mind"}),
+        revoking.send("POST", f"{sponsor.api}/{link}/revoke", json=withdrawal),
     )
     codes = [a.status_code for a in answers]
-    assert sorted(codes) == [200, 200] or sorted(codes) == [200, 409], [a.text for a in answers]
+    assert sorted(codes) == [200, 409], [a.text for a in answers]
     sides = await _rows(owner, link)
-    assert len(set(sides.values())) == 1  # both sides agree, never half a state
-    if codes[0] == 409:  # revoked first: the acceptance is refused, naming the state
+    if codes[0] == 409:  # withdrawn first: the acceptance is refused, naming the state
         assert "is revoked, not proposed" in answers[0].json()["error"]["message"]
         assert set(sides.values()) == {"revoked"}
-    else:  # accepted first, then revoked (a valid order): revoked on both sides
-        assert set(sides.values()) == {"revoked"}
-        assert answers[1].status_code == 200
+    else:  # accepted first: the withdrawal of a proposal that is no longer one is refused
+        assert "became active a moment ago" in answers[1].json()["error"]["message"]
+        assert set(sides.values()) == {"active"}
+    assert len(sides) == 2
 
 
 async def test_revoke_twice_at_once_one_409(

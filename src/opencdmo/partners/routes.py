@@ -15,7 +15,13 @@ from litestar.response import Response, Template
 from opencdmo.access.service import can
 from opencdmo.errors import AppError
 from opencdmo.partners import service
-from opencdmo.partners.schemas import ProposeIn, ReasonIn, RelationshipOut, SharingIn
+from opencdmo.partners.schemas import (
+    ProposeIn,
+    ReasonIn,
+    RelationshipOut,
+    RevokeIn,
+    SharingIn,
+)
 from opencdmo.partners.service import Relationship
 from opencdmo.scope import TenantContext
 from opencdmo.web.flash import see_other
@@ -94,10 +100,11 @@ async def api_decline(
 
 @post(API_ONE + "/revoke", opt=requires("partners", "manage"), tags=["partners"], status_code=200)
 async def api_revoke(
-    ctx: NamedDependency[TenantContext], link_id: FromPath[UUID], data: JSONBody[ReasonIn]
+    ctx: NamedDependency[TenantContext], link_id: FromPath[UUID], data: JSONBody[RevokeIn]
 ) -> RelationshipOut:
-    """End a relationship or withdraw a proposal, with the reason (either side)."""
-    return relationship_out(await service.revoke(ctx, link_id, data.reason))
+    """End a relationship or withdraw a proposal, with the reason (either side). With
+    ``status`` (what the caller saw), a relationship that changed since is a 409."""
+    return relationship_out(await service.revoke(ctx, link_id, data.reason, data.status))
 
 
 @post(API_ONE + "/sharing", opt=requires("partners", "manage"), tags=["partners"], status_code=200)
@@ -227,7 +234,10 @@ async def revoke_form(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], link_id: FromPath[UUID]
 ) -> Template | Response[Any]:
     async def run(data: dict[str, Any]) -> Relationship:
-        return await service.revoke(ctx, link_id, _text(data, "reason"))
+        seen = _text(data, "status")
+        return await service.revoke(
+            ctx, link_id, _text(data, "reason"), seen if seen in ("proposed", "active") else None
+        )
 
     return await _form(request, ctx, str(link_id), run, "The relationship with {} is revoked.")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from msgspec import Meta, Struct
@@ -21,6 +21,12 @@ class ProposeIn(Struct, forbid_unknown_fields=True):
 
 class ReasonIn(Struct, forbid_unknown_fields=True):
     reason: Reason
+
+
+class RevokeIn(Struct, forbid_unknown_fields=True):
+    reason: Reason
+    # The status the revoker saw: given, a relationship that changed since is a 409.
+    status: Literal["proposed", "active"] | None = None
 
 
 class SharingIn(Struct, forbid_unknown_fields=True):

@@ -258,9 +258,12 @@ def _awaiting_us(locked: _Locked, doing: str) -> None:
         )
 
 
-async def revoke(ctx: TenantContext, link_id: UUID, reason: str) -> Relationship:
+async def revoke(
+    ctx: TenantContext, link_id: UUID, reason: str, seen: str | None = None
+) -> Relationship:
     """End a relationship (or withdraw a proposal), with a reason: from this moment the
-    sponsor sees nothing of the CDMO's batches."""
+    sponsor sees nothing of the CDMO's batches. ``seen``: the status the revoker saw (the
+    page sends it); a relationship whose status changed since is a 409, not revoked."""
     await authorize(ctx, "partners", "manage")
     reason = require_reason(reason)
     async with unit_of_work(ctx):
@@ -268,6 +271,12 @@ async def revoke(ctx: TenantContext, link_id: UUID, reason: str) -> Relationship
         if locked.mine.status not in queries.OPEN:
             raise Conflict(
                 f"The relationship with {locked.partner.name} is {locked.mine.status} already.",
+                details={"status": locked.mine.status},
+            )
+        if seen is not None and seen != locked.mine.status:
+            raise Conflict(
+                f"The relationship with {locked.partner.name} became {locked.mine.status} a "
+                f"moment ago, after you saw it {seen}: it is not revoked. Look at it again.",
                 details={"status": locked.mine.status},
             )
         values = {

@@ -425,6 +425,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             await identity.set_password(email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
         if newcomers:
             _print(f"demo password given to {len(newcomers)} people who had none")
+        await _demo_partners(discover(root), meta)
         for manifest in discover(root):
             if manifest.kind == "cdmo":
                 await _demo_batches(settings, manifest, meta)
@@ -467,6 +468,16 @@ async def _demo_batches(settings: Settings, manifest: Any, meta: Any) -> None:
         await demo_batches(settings, manifest, meta, DEMO_PASSWORD, _print)
     except AppError as exc:  # a demo user changed their password, or the recipe changed
         _print(f"  {manifest.slug}: demo batches not made: {exc.message}")
+
+
+async def _demo_partners(manifests: Any, meta: Any) -> None:
+    from opencdmo.errors import AppError
+    from opencdmo.partners.demo import demo_relationships
+
+    try:
+        await demo_relationships(manifests, meta, _print)
+    except AppError as exc:  # a demo admin lost the role
+        _print(f"  demo partner relationships not made: {exc.message}")
 
 
 async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:

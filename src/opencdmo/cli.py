@@ -494,6 +494,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             await identity.set_password(email, DEMO_PASSWORD, actor=SYSTEM, meta=meta)
         if newcomers:
             _print(f"demo password given to {len(newcomers)} people who had none")
+        await _demo_partners(discover(root), meta)
         for manifest in discover(root):
             if manifest.kind == "cdmo":
                 await _demo_batches(settings, manifest, meta)
@@ -550,6 +551,16 @@ async def _sponsor_recipe(settings: Settings, manifest: Any, meta: Any) -> None:
         return
     if made is not None:
         _print(f"  {manifest.slug}: example master recipe effective, ready for tech transfer")
+
+
+async def _demo_partners(manifests: Any, meta: Any) -> None:
+    from opencdmo.errors import AppError
+    from opencdmo.partners.demo import demo_relationships
+
+    try:
+        await demo_relationships(manifests, meta, _print)
+    except AppError as exc:  # a demo admin lost the role
+        _print(f"  demo partner relationships not made: {exc.message}")
 
 
 async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:

@@ -89,7 +89,7 @@ def test_every_action_the_code_records_has_a_sentence() -> None:
     for path in src.rglob("*.py"):
         recorded_actions |= set(
             re.findall(
-                r"\"((?:user|tenant|site|member|invitation|token|recipe|signature|hub|library|audit|access)\.[a-z_]+)\"",
+                r"\"((?:user|tenant|site|member|invitation|token|recipe|signature|hub|library|audit|access|partner)\.[a-z_]+)\"",
                 path.read_text(),
             )
         )

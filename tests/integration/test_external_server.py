@@ -82,6 +82,7 @@ async def test_demo_on_an_external_server(external: str) -> None:
     assert "quillon-tx: example master recipe effective, ready for tech transfer" in out
     assert "materials received and released for the demo batches" in out, out
     assert "larkspur-cdmo: user admin@larkspur.example created\n" in out
+    assert "larkspur-cdmo and quillon-tx: partner relationship active" in out
     assert "no password" not in out, "every demo user gets the demo password"
     people = {p.email for m in discover(ROOT / "tenants") for p in m.people}
     assert f"demo password given to {len(people)} people who had none" in out
@@ -141,6 +142,16 @@ async def test_demo_on_an_external_server(external: str) -> None:
         assert products == [("quarantine", "COI-24017-01")], products
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute("DELETE FROM audit_events")
+        # The sponsor sees the two batches made for it, through its one shared projection.
+        sponsor = await connection.fetchval("SELECT id FROM tenants WHERE slug = 'quillon-tx'")
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(sponsor))
+            shared = await connection.fetch("SELECT status, decision FROM sponsor_batches()")
+            assert await connection.fetchval("SELECT count(*) FROM batches") == 0
+        assert sorted((r["status"], r["decision"]) for r in shared) == [
+            ("complete", "pending"),
+            ("running", "pending"),
+        ]
     finally:
         await connection.close()
 

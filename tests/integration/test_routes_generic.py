@@ -323,6 +323,20 @@ async def _package(world: World, ctx: TenantContext) -> str:
     return str(package_id)
 
 
+async def _partner_link(world: World, ctx: TenantContext) -> str:
+    """A relationship proposed by the tenant to a new tenant of the other kind (its own: a
+    relationship between alpha and beta would be both tenants' object)."""
+    from opencdmo.partners import service as partners
+    from opencdmo.scope import SYSTEM, RequestMeta
+    from opencdmo.tenancy import service as tenancy
+
+    kind = "sponsor" if ctx.kind == "cdmo" else "cdmo"
+    slug = f"route-{kind}-{uuid.uuid4().hex[:8]}"
+    await tenancy.create_tenant(slug, f"Route {kind}", kind, SYSTEM, RequestMeta())
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    return str((await partners.propose(as_actor(ctx, person), slug)).row.id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -344,6 +358,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "certificate_id": _certificate,
     "trusted_key_id": _trusted_key,
     "package_id": _package,
+    "link_id": _partner_link,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -385,6 +400,13 @@ JSON_BODIES: dict[str, Any] = {
         "confirmed": [{"parameter": "x", "value": 1, "unit": "Cel", "node": "ns=2;s=X"}],
     },
     "/api/v1/t/{slug:str}/settings/opcua-trust/{certificate_id:uuid}/remove": {"reason": "x"},
+    "/api/v1/t/{slug:str}/partners": {"partner": "no-such-partner"},
+    "/api/v1/t/{slug:str}/partners/{link_id:uuid}/decline": {"reason": "x"},
+    "/api/v1/t/{slug:str}/partners/{link_id:uuid}/revoke": {"reason": "x"},
+    "/api/v1/t/{slug:str}/partners/{link_id:uuid}/sharing": {
+        "share_batch_records": False,
+        "reason": "x",
+    },
     "/api/v1/t/{slug:str}/equipment": {"code": "RT-X", "class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}": {"class": "co2-incubator", "site": "A1"},
     "/api/v1/t/{slug:str}/equipment/{code:str}/status": {"status": "maintenance", "reason": "x"},

@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("db", "storage", "web"),
     ("access", "audit"),
     ("identity", "tenancy", "signatures"),
+    ("partners",),
     ("hub",),
     ("recipes",),
     ("inventory", "equipment"),

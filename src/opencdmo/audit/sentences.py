@@ -633,12 +633,32 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         e.actor,
         _t(f" set the batch number pattern to {e.value('batch_number_pattern')}"),
     ],
+    "partner.proposed": lambda e: _partner(e, "proposed"),
+    "partner.accepted": lambda e: _partner(e, "accepted"),
+    "partner.declined": lambda e: _partner(e, "declined"),
+    "partner.revoked": lambda e: _partner(e, "revoked"),
+    "partner.sharing_changed": lambda e: [
+        e.actor,
+        _t(
+            (
+                " shared released batch records"
+                if e.value("share_batch_records")
+                else " stopped sharing batch records"
+            )
+            + f" within the relationship with {e.value('partner')}"
+        ),
+    ],
     "audit.exported": lambda e: [e.actor, _t(" exported the audit trail")],
     "audit.chain_keyed": lambda e: [_t("The audit trail was sealed with its key")],
     "access.denied": lambda e: [e.actor, _t(" was refused access")],
     "access.not_found": lambda e: [e.actor, _t(" asked for a record that does not exist")],
     "access.tenant_not_found": lambda e: [e.actor, _t(" asked for an unknown organisation")],
 }
+
+
+def _partner(e: _Event, verb: str) -> list[Part]:
+    """ "A (Quillon Tx) accepted the partner relationship with quillon-tx", in both trails."""
+    return [e.actor, _t(f" {verb} the partner relationship with {e.value('partner')}")]
 
 
 def _generic(e: _Event) -> list[Part]:

@@ -92,6 +92,39 @@ async def record(
         )
 
 
+async def record_across(
+    ctx: TenantContext,
+    tenant_id: UUID,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    *,
+    old: Any = None,
+    new: Any = None,
+    reason: str | None = None,
+) -> int:
+    """Append one event to another tenant's chain in the command's unit of work: the event
+    of a step between two tenants (a partner relationship) that each tenant's trail records.
+    The transaction's tenant setting must be switched to ``tenant_id`` around the call
+    (``partners.crossing``): row-level security refuses the event otherwise. The actor is
+    the command's, named as such in the other tenant's trail."""
+    async with joined(ctx) as connection:
+        after_commit(f"audit-seal:{tenant_id}", lambda: sealer.seal(tenant_id))
+        actor = Actor(ctx.actor.id, ctx.actor.email, f"{ctx.actor.full_name} ({ctx.name})")
+        return await _append(
+            connection,
+            tenant_id,
+            actor,
+            ctx.meta,
+            action,
+            entity_type,
+            str(entity_id),
+            old,
+            new,
+            reason,
+        )
+
+
 async def start_chain(ctx: TenantContext) -> None:
     """Begin the tenant's chain (its head at the genesis hash), in the open unit of work."""
     async with joined(ctx):

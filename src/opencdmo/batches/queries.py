@@ -64,6 +64,7 @@ class NewBatch:
     coi_label: str | None
     apheresis_id: str | None
     created_by: UUID | None
+    sponsor_tenant_id: UUID | None = None  # the sponsor tenant of an active relationship
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from opencdmo.batches.schemas import (
 )
 from opencdmo.batches.service import BatchSummary, ChainOfIdentity
 from opencdmo.errors import AppError, ValidationFailed
+from opencdmo.partners import service as partners
 from opencdmo.scope import TenantContext
 from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
@@ -219,6 +220,7 @@ async def _list_page(
         chosen=chosen,
         query=urlencode({k: v for k, v in chosen.items() if v}),
         creatable=await service.creatable(ctx) if create_sites else [],
+        partner_sponsors=await partners.active_sponsors(ctx) if create_sites else [],
         create_sites=create_sites,
         error=error,
         kept=kept or {},

@@ -308,3 +308,19 @@ class DeviationList(Struct):
 
 class DispositionIn(SignIn, forbid_unknown_fields=True, kw_only=True):
     decision: Literal["release", "reject"]
+
+
+class SponsoredBatchOut(Struct):
+    cdmo_slug: str
+    cdmo_name: str
+    batch_id: UUID
+    number: str
+    recipe: str
+    status: str
+    current_step: str | None
+    open_exceptions: int
+    open_deviations: int
+    decision: str
+    decided_at: datetime | None
+    planned_start: datetime
+    record_available: bool

@@ -36,6 +36,7 @@ from opencdmo.db.sql import clock
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.fields import NAME_MAX, check_name, check_text
+from opencdmo.partners import service as partners
 from opencdmo.recipes import service as recipes
 from opencdmo.scope import TenantContext
 from opencdmo.tenancy import service as tenancy
@@ -166,6 +167,7 @@ async def create_batch(
         document = control.freeze(source, formula)
         chain = _chain(document, chain_of_identity or ChainOfIdentity())
         number = await _number(ctx, site)
+        sponsor_tenant = await partners.sponsor_tenant_for(ctx, sponsor)
         new = NewBatch(
             number,
             recipe_id,
@@ -178,6 +180,7 @@ async def create_batch(
             chain.coi_label,
             chain.apheresis_id,
             ctx.user_id,
+            sponsor_tenant,
         )
         batch_id = await queries.insert_batch(ctx.tenant_id, new)
         hashed = content_hash(document)
@@ -196,6 +199,7 @@ async def create_batch(
                 "formula": formula,
                 "site": site.code,
                 "sponsor": sponsor,
+                **({"sponsor_tenant_id": str(sponsor_tenant)} if sponsor_tenant else {}),
                 "planned_start": planned_start.isoformat(),
                 **{f: getattr(chain, f) for f in COI_FIELDS if getattr(chain, f)},
                 "control_recipe_hash": hashed,

@@ -18,6 +18,7 @@ class Batch(Table, tablename="batches"):
     formula = Text()
     site_id = UUID()
     sponsor = Text()
+    sponsor_tenant_id = UUID(null=True, default=None)
     planned_start = Timestamptz()
     status = Text(default="idle")
     donor_id = Text(null=True, default=None)

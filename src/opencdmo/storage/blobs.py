@@ -2,7 +2,9 @@
 
 ``put(ctx, data)`` stores the bytes and returns their key, SHA-256 and size; ``get(ctx, key)``
 returns them only when they still hash to the SHA-256 their key names (a blob changed in
-storage is refused, never served); ``exists(ctx, key)``. The key is
+storage is refused, never served); ``exists(ctx, key)``. Files too large for memory:
+``put_file(ctx, path_or_stream)`` streams them in (multipart on S3) and ``open(ctx, key)``
+streams them out, checking the SHA-256 as they are read. The key is
 ``tenants/<tenant id>/<sha256>``, made from the scope's tenant: a key of another tenant (or
 any other shape) is not found, whatever is stored under it.
 
@@ -18,12 +20,14 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, TypeVar
 from uuid import UUID
 
 from opencdmo.errors import AppError, NotFound
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.storage.streams import CheckedReader, hash_file, spool
 
 log = logging.getLogger("opencdmo.storage")
 T = TypeVar("T")
@@ -68,6 +72,20 @@ class Backend(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def write_stream(self, key: str, source: BinaryIO) -> None:
+        """Store what ``source`` reads to its end, in bounded memory; all or nothing."""
+        ...
+
+    def write_file(self, key: str, path: Path) -> None:
+        """Store a local file, streamed; all or nothing."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove what is under ``key`` (only a blob that does not match its key)."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO | None: ...
+
 
 def tenant_key(tenant_id: UUID, sha256: str) -> str:
     return f"tenants/{tenant_id}/{sha256}"
@@ -100,13 +118,51 @@ class BlobStore:
             )
         found = await asyncio.to_thread(sha256_of, data)
         if found != expected:
-            log.error("blob does not match its hash", extra={"key": key, "sha256": found})
-            raise BlobCorrupted(
-                f"The stored file {expected[:12]}… does not match its SHA-256 (it hashes to "
-                f"{found[:12]}…): it was changed or damaged in storage and is not served. "
-                "Tell your administrator (the audit trail keeps the SHA-256 it was stored with)."
-            )
+            raise _damaged(key, expected, found)
         return data
+
+    async def put_file(self, ctx: TenantContext, source: Path | BinaryIO) -> Blob:
+        """Store a file or a stream of any size, never whole in memory.
+
+        The content address is known first: a path is hashed in one pass (a stream is spooled
+        to a temporary file while it is hashed), then uploaded under its final key, streamed
+        from disk. That costs a second local read rather than an upload to a temporary key
+        and a copy inside the bucket (S3 has no rename). A caller's file that changed during
+        the upload is hashed again after it: a mismatch removes what was stored and refuses
+        (readers check the SHA-256 in any case, so such bytes are never served).
+        """
+        if isinstance(source, Path):
+            return await self._put_path(ctx, source)
+        # the source's own failures (a sender gone) are not the storage's: raised as they are
+        path, _, _ = await asyncio.to_thread(spool, source)
+        try:
+            return await self._put_path(ctx, path)
+        finally:
+            await asyncio.to_thread(path.unlink, True)
+
+    async def _put_path(self, ctx: TenantContext, path: Path) -> Blob:
+        digest, size = await self._call(hash_file, path)
+        blob = Blob(tenant_key(ctx.tenant_id, digest), digest, size)
+        if await self._call(self.backend.exists, blob.key):
+            return blob
+        await self._call(self.backend.write_file, blob.key, path)
+        if (await self._call(hash_file, path))[0] != digest:
+            await self._call(self.backend.delete, blob.key)
+            raise FileChanged(f"The file {path.name} changed while it was stored; try again.")
+        return blob
+
+    async def open(self, ctx: TenantContext, key: str) -> CheckedReader:
+        """A stream of the tenant's blob (blocking reads: read it in a worker thread); read
+        to its end, bytes that do not match the key's SHA-256 raise ``BlobCorrupted``."""
+        expected = self._own(ctx, key)
+        stream = await self._call(self.backend.open_read, key)
+        if stream is None:
+            log.error("blob missing from storage", extra={"key": key})
+            raise BlobCorrupted(
+                f"The stored file {expected[:12]}… is missing from storage; it cannot be "
+                "served. Tell your administrator (the audit trail keeps its SHA-256)."
+            )
+        return CheckedReader(stream, expected, lambda found: _damaged(key, expected, found))
 
     async def exists(self, ctx: TenantContext, key: str) -> bool:
         self._own(ctx, key)
@@ -129,6 +185,22 @@ class BlobStore:
             raise StorageUnavailable(
                 "The file storage did not answer; nothing was changed. Try again shortly."
             ) from exc
+
+
+def _damaged(key: str, expected: str, found: str) -> BlobCorrupted:
+    log.error("blob does not match its hash", extra={"key": key, "sha256": found})
+    return BlobCorrupted(
+        f"The stored file {expected[:12]}… does not match its SHA-256 (it hashes to "
+        f"{found[:12]}…): it was changed or damaged in storage and is not served. "
+        "Tell your administrator (the audit trail keeps the SHA-256 it was stored with)."
+    )
+
+
+class FileChanged(AppError):
+    """The file given to ``put_file`` changed between its hashing and its upload."""
+
+    status_code = 409
+    title = "File changed"
 
 
 _store: BlobStore | None = None

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1024 * 1024  # what a streamed copy holds in memory at once
 
 
 class LocalBackend:
@@ -19,12 +24,27 @@ class LocalBackend:
         return self.root / key
 
     def write(self, key: str, data: bytes) -> None:
+        self._place(key, lambda handle: handle.write(data))
+
+    def write_stream(self, key: str, source: BinaryIO) -> None:
+        """Copy ``source`` in chunks to a draft beside the target, then rename it into place:
+        a copy that fails part way leaves nothing under ``key``."""
+        self._place(key, lambda handle: shutil.copyfileobj(source, handle, CHUNK))
+
+    def write_file(self, key: str, path: Path) -> None:
+        with path.open("rb") as source:
+            self.write_stream(key, source)
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def _place(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         draft = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             with draft.open("xb") as handle:
-                handle.write(data)
+                fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(draft, target)
@@ -35,6 +55,12 @@ class LocalBackend:
     def read(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def open_read(self, key: str) -> BinaryIO | None:
+        try:
+            return self.path(key).open("rb")
         except FileNotFoundError:
             return None
 

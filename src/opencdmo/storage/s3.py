@@ -4,9 +4,12 @@ in a worker thread (``asyncio.to_thread``); one client serves every thread."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +18,21 @@ from opencdmo.storage.blobs import StorageUnavailable
 
 log = logging.getLogger("opencdmo.storage")
 MISSING = {"404", "NoSuchKey", "NotFound"}
+PART = 5 * 1024 * 1024  # multipart part size: S3's minimum, the least memory
+
+
+def streaming_config() -> TransferConfig:
+    """Streamed uploads: multipart above one part, two parts in flight and at most two read
+    ahead, so memory stays at a few parts whatever the file's size."""
+    config = TransferConfig(
+        multipart_threshold=PART,
+        multipart_chunksize=PART,
+        max_concurrency=2,
+        max_io_queue=2,
+        use_threads=True,
+    )
+    config.max_in_memory_upload_chunks = 2  # s3transfer's default reads ten parts ahead
+    return config
 
 
 class S3Backend:
@@ -59,6 +77,58 @@ class S3Backend:
             ),
         )
 
+    def write_stream(self, key: str, source: BinaryIO) -> None:
+        """Upload ``source`` in parts (``upload_fileobj``): a failed multipart upload is
+        aborted, so nothing appears under ``key`` unless every part arrived."""
+        sha256 = key.rsplit("/", 1)[-1]
+        self._do(
+            "write",
+            key,
+            lambda: self.client.upload_fileobj(
+                source,
+                self.bucket,
+                key,
+                ExtraArgs={
+                    "ContentType": "application/octet-stream",
+                    "Metadata": {"sha256": sha256},
+                },
+                Config=streaming_config(),
+            ),
+        )
+
+    def write_file(self, key: str, path: Path) -> None:
+        """Upload a local file in parts read from disk as they are sent (``upload_file``):
+        memory stays at a few small buffers, where a stream costs a few parts."""
+        sha256 = key.rsplit("/", 1)[-1]
+        self._do(
+            "write",
+            key,
+            lambda: self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={
+                    "ContentType": "application/octet-stream",
+                    "Metadata": {"sha256": sha256},
+                },
+                Config=streaming_config(),
+            ),
+        )
+
+    def delete(self, key: str) -> None:
+        self._do("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def open_read(self, key: str) -> BinaryIO | None:
+        try:
+            body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if _code(exc) in MISSING:
+                return None
+            raise _unavailable("read", key, exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable("read", key, exc) from exc
+        return body
+
     def read(self, key: str) -> bytes | None:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
@@ -85,7 +155,7 @@ class S3Backend:
     def _do(self, what: str, key: str, call: Any) -> None:
         try:
             call()
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise _unavailable(what, key, exc) from exc
 
 

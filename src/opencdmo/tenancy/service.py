@@ -326,3 +326,14 @@ async def user_tenants(member_of: Iterable[UUID]) -> list[TenantRef]:
         return []
     async with global_transaction():
         return await tenants.tenant_refs(ids)
+
+
+async def tenants_by_id(tenant_ids: Iterable[UUID]) -> dict[UUID, TenantRow]:
+    """Tenants by id (a partner's name and slug): a global read, joining the open transaction."""
+    found: dict[UUID, TenantRow] = {}
+    async with global_transaction():
+        for tenant_id in set(tenant_ids):
+            row = await tenants.tenant(tenant_id)
+            if row is not None:
+                found[tenant_id] = row
+    return found

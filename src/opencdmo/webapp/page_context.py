@@ -35,6 +35,7 @@ NAVIGATION = (
     ("materials", "manage"),
     ("equipment", "read"),
     ("members", "read"),
+    ("partners", "read"),
     ("audit", "read"),
     ("tokens", "use"),
     ("transfer", "export"),

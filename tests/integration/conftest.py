@@ -4,11 +4,13 @@ an operator, and a unit operation in its library."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
+from opencdmo.db.urls import DatabaseUrls
 from opencdmo.hub import library
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.tenancy import service as tenancy
@@ -80,3 +82,21 @@ def reviewable(content: dict[str, Any], method_id: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+@pytest.fixture(scope="session")
+async def janitor(database: DatabaseUrls) -> AsyncIterator[asyncpg.Connection]:
+    """One owner connection for the whole run, for clean-up between tests."""
+    connection = await asyncpg.connect(database.owner)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(autouse=True)
+async def _forget_failed_passwords(janitor: asyncpg.Connection) -> AsyncIterator[None]:
+    """The people of the shared world sign in and sign in every test: the failed sign-ins
+    and password re-entries one test makes (a refusal it checks) are forgotten after it, so
+    that they never throttle another test's signature. A test of the throttle makes and
+    checks its own failures within itself."""
+    yield
+    await janitor.execute("DELETE FROM login_failures")

@@ -564,13 +564,15 @@ async def _demo_partners(manifests: Any, meta: Any) -> None:
 
 
 async def _demo_equipment(settings: Settings, manifest: Any, meta: Any) -> None:
+    from opencdmo.batches.demo import equipment_in_use
     from opencdmo.equipment.demo import clean_equipment
     from opencdmo.errors import AppError
 
     try:
         await clean_equipment(settings, manifest, meta, DEMO_PASSWORD, _print)
+        await equipment_in_use(manifest, meta, _print)
     except AppError as exc:  # the demo operator changed their password
-        _print(f"  {manifest.slug}: demo equipment not cleaned: {exc.message}")
+        _print(f"  {manifest.slug}: demo equipment not made ready: {exc.message}")
 
 
 async def _example_recipe(manifest: Any, meta: Any) -> None:

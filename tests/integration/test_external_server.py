@@ -126,8 +126,19 @@ async def test_demo_on_an_external_server(external: str) -> None:
             units = await connection.fetch(
                 "SELECT code, status, clean_until > clock_timestamp() AS clean FROM equipment"
             )
+            # The batch in progress holds a captured unit, so its run page shows live trends.
+            held = await connection.fetch(
+                "SELECT e.code, e.opcua IS NOT NULL AS captured, b.status FROM batch_equipment x"
+                " JOIN equipment e ON e.id = x.equipment_id JOIN batches b ON b.id = x.batch_id"
+                " WHERE x.released_at IS NULL"
+            )
         assert [r["tenant_id"] for r in tenants] == [tenant]
-        assert units and all(u["status"] == "available" and u["clean"] for u in units), units
+        assert [(h["captured"], h["status"]) for h in held] == [(True, "running")], held
+        in_use = {h["code"] for h in held}
+        assert all(u["status"] == "in_use" for u in units if u["code"] in in_use)
+        assert all(
+            u["status"] == "available" and u["clean"] for u in units if u["code"] not in in_use
+        ), units
         assert [r["status"] for r in recipes] == ["effective"], "the example recipe, in force"
         # One complete, awaiting QA's review and release (the recipe's own values outside
         # their normal range are exceptions to disposition); one in progress with one value

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from opencdmo import quantities
 from opencdmo.batches import (
+    equipment_use,
     execution,
     material_views,
     materials,
@@ -29,6 +30,7 @@ from opencdmo.batches import (
     queries,
     record,
     service,
+    states,
 )
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import AppError
@@ -444,3 +446,28 @@ async def demo_batches(
     report(f"  {manifest.slug}: batch {made[0].number} complete, awaiting QA review")
     await _run(settings, crew, password, made[1].id, 3, off_normal_at=1, stocked=stocked)
     report(f"  {manifest.slug}: batch {made[1].number} in progress (one exception open)")
+
+
+async def equipment_in_use(manifest: Any, meta: RequestMeta, report: Report) -> str | None:
+    """The demo's batch in progress takes a unit the capture worker captures (one with an
+    OPC UA description) for its first step not done that can use one, so that its run page
+    shows live trends; nothing when it holds one already. The code of the unit taken."""
+    crew = await _crew(manifest, meta)
+    if crew is None:
+        return None
+    async with tenant_transaction(crew.supervisor):
+        running, _ = await queries.batches(queries.BatchFilter(status="running", limit=10))
+    for batch in running:
+        bench = await equipment_use.at_the_bench(crew.operator, batch.id)
+        if any(b.released_at is None for s in bench.values() for b, _ in s.held):
+            continue
+        found = await record.read(crew.operator, batch.id)
+        open_steps = [p.planned.step for p in found.phases if p.status not in states.FINAL]
+        for step in dict.fromkeys(open_steps):
+            unit = next((u for u in bench[step].pickable if u.connection), None)
+            if unit is None:
+                continue
+            await equipment_use.bind(crew.operator, batch.id, step, unit.code)
+            report(f"  {manifest.slug}: {unit.code} taken for batch {batch.number}, {label(step)}")
+            return unit.code
+    return None

@@ -1,0 +1,396 @@
+"""Gap analysis of a verified received package against the receiving tenant (read-only).
+
+- every pinned item (unit operation, QC method): ``identical`` (the library holds that kind,
+  slug and version with the same content hash), ``other_version`` (the slug, other versions:
+  which), ``on_hub`` (the HUB offers the slug: the versions it has), or ``missing``;
+- every equipment class the recipe's steps use: the tenant's units of that class (code, site,
+  status), and whether the class's stated capability covers the steps' parameter ranges
+  (``_capability`` says exactly what is compared); a class with no unit is a gap;
+- every material the pinned unit operations use: mapped (a tenant material linked to a
+  library item of that slug, or whose code is the slug) or not.
+
+A gap is resolved when it needs nothing (identical item, a unit of the class, a mapped
+material) or the receiver saved a choice for it (``mapping``). A package of a sender recipe
+imported before carries the structural diff against the last imported revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from opencdmo.access.service import authorize
+from opencdmo.db.tx import read_view
+from opencdmo.equipment import queries as equipment
+from opencdmo.errors import Conflict
+from opencdmo.hub import library_queries as copies
+from opencdmo.hub import publication_queries as hub
+from opencdmo.hub.diff import diff
+from opencdmo.inventory import queries as inventory
+from opencdmo.recipes import content as recipe_content
+from opencdmo.recipes.batchml_recipe.service import _cell
+from opencdmo.recipes.service._pins import entries
+from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
+from opencdmo.storage.blobs import blobs
+from opencdmo.tenancy.queries import tenants
+from opencdmo.transfer import _capability
+from opencdmo.transfer import import_queries as iq
+from opencdmo.transfer import queries as q
+from opencdmo.transfer.import_queries import ImportRow, MappingRow
+from opencdmo.transfer.queries import PackageRow
+from opencdmo.transfer.verify import PackageContents, verify_file
+
+CSV_COLUMNS = ("kind", "ref", "name", "status", "reason", "resolution")
+ANALYSED = ("verified", "in_mapping", "imported")
+ITEM_STATUS = {
+    "identical": "Identical content in the library",
+    "other_version": "Another version in the library",
+    "on_hub": "Available on the HUB",
+    "missing": "Missing",
+}
+
+
+@dataclass(frozen=True)
+class ItemGap:
+    kind: str
+    slug: str
+    version: str
+    content_hash: str
+    name: str
+    status: str
+    library_id: UUID | None = None  # the identical copy
+    other_versions: list[tuple[UUID, str]] = field(default_factory=list)
+    hub_item_id: UUID | None = None
+    hub_versions: list[str] = field(default_factory=list)
+    mapping: MappingRow | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}:{self.slug}@{self.version}"
+
+    @property
+    def resolved(self) -> bool:
+        return self.status == "identical" or self.mapping is not None
+
+    @property
+    def reason(self) -> str:
+        if self.status == "other_version":
+            return "The library holds version " + ", ".join(v for _, v in self.other_versions)
+        if self.status == "on_hub":
+            return "The HUB offers version " + ", ".join(self.hub_versions)
+        return ITEM_STATUS[self.status]
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: str
+    name: str
+    site: str
+    status: str
+
+
+@dataclass(frozen=True)
+class EquipmentGap:
+    slug: str
+    name: str
+    steps: list[str]
+    units: list[Unit]
+    verdict: _capability.Verdict
+    compared: list[str]
+    mapping: MappingRow | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.slug
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.units) or self.mapping is not None
+
+    @property
+    def reason(self) -> str:
+        units = ", ".join(u.code for u in self.units) or "no unit of this class"
+        coverage = {
+            "covers": "its capability covers the steps' ranges",
+            "does_not_cover": "its capability does not cover the steps' ranges",
+            "unknown": "coverage unknown (no comparable capability or parameter)",
+        }[self.verdict]
+        return f"{units}; {coverage}"
+
+
+@dataclass(frozen=True)
+class MaterialGap:
+    slug: str
+    material_id: UUID | None
+    material_code: str | None
+    mapping: MappingRow | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.slug
+
+    @property
+    def resolved(self) -> bool:
+        return self.material_id is not None or self.mapping is not None
+
+    @property
+    def reason(self) -> str:
+        if self.material_code is not None:
+            return f"Mapped to material {self.material_code}"
+        return "Not in the material master"
+
+
+@dataclass(frozen=True)
+class GapReport:
+    package: PackageRow
+    contents: PackageContents
+    items: list[ItemGap]
+    equipment: list[EquipmentGap]
+    materials: list[MaterialGap]
+    previous: ImportRow | None
+    changes: list[str]
+    imported: ImportRow | None
+
+    @property
+    def sender(self) -> str:
+        return self.contents.manifest.sender.name
+
+    @property
+    def resolved(self) -> bool:
+        gaps: list[ItemGap | EquipmentGap | MaterialGap] = [
+            *self.items,
+            *self.equipment,
+            *self.materials,
+        ]
+        return all(g.resolved for g in gaps)
+
+    def rows(self) -> list[dict[str, str]]:
+        """Every gap as one row: {kind, ref, name, status, reason, resolution}."""
+        found: list[dict[str, str]] = []
+        for i in self.items:
+            found.append(_row(i.kind, i.ref, i.name, i.status, i.reason, i.mapping))
+        for e in self.equipment:
+            status = "available" if e.units else "no_unit"
+            found.append(_row("equipment_class", e.ref, e.name, status, e.reason, e.mapping))
+        for m in self.materials:
+            status = "mapped" if m.material_id else "not_mapped"
+            found.append(_row("material", m.ref, m.slug, status, m.reason, m.mapping))
+        return found
+
+
+def _row(
+    kind: str, ref: str, name: str, status: str, reason: str, mapping: MappingRow | None
+) -> dict[str, str]:
+    chosen = "" if mapping is None else f"{mapping.resolution} {mapping.target}".strip()
+    return {
+        "kind": kind,
+        "ref": ref,
+        "name": name,
+        "status": status,
+        "reason": reason,
+        "resolution": chosen,
+    }
+
+
+# --- the package's contents ---------------------------------------------------------------
+
+
+def _check(path: Path) -> PackageContents:
+    result = verify_file(path, None)
+    if result.contents is None or result.findings:
+        found = "; ".join(f.message for f in result.findings) or "no contents"
+        raise Conflict(f"The stored package no longer verifies: {found}")
+    return result.contents
+
+
+async def load(settings: Settings, ctx: TenantContext, row: PackageRow) -> PackageContents:
+    """The stored package read again and verified (its key was trusted on receipt); no
+    transaction may be open."""
+    data = await blobs().get(ctx, row.storage_key)
+    folder = settings.data_dir / "transfer-tmp"
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix="received-", suffix=".zip", dir=folder)
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            await asyncio.to_thread(out.write, data)
+        return await asyncio.to_thread(_check, path)
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+async def analysable(package_id: UUID, *, lock: bool = False) -> PackageRow:
+    row = await q.received(package_id, lock=lock)
+    if row.status not in ANALYSED:
+        raise Conflict(
+            f"This package is {row.status.replace('_', ' ')}: only a verified package is "
+            "analysed and imported.",
+            details={"status": row.status},
+        )
+    return row
+
+
+# --- the analysis -------------------------------------------------------------------------
+
+
+def steps_of(contents: PackageContents) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each step: (key, equipment class, the unit operation content it pinned)."""
+    by_hash = {i["content_hash"]: i["content"] for i in contents.items}
+    found = []
+    for kind, entry in entries(contents.revision["content"]):
+        if kind == "step":
+            pinned = by_hash.get(entry.get("content_hash"), {})
+            found.append((str(entry.get("key")), str(entry.get("equipment_class", "")), pinned))
+    return found
+
+
+async def _item(
+    item: dict[str, Any], library: list[copies.TypedCopy], mapping: MappingRow | None
+) -> ItemGap:
+    kind, slug, version = item["kind"], item["slug"], item["version"]
+    name = str(item["content"].get("name", slug))
+    same = [c for c in library if c.kind == kind and c.slug == slug]
+    base = {
+        "kind": kind,
+        "slug": slug,
+        "version": version,
+        "content_hash": item["content_hash"],
+        "name": name,
+        "mapping": mapping,
+    }
+    identical = next((c for c in same if c.content_hash == item["content_hash"]), None)
+    if identical is not None:
+        return ItemGap(**base, status="identical", library_id=identical.id)
+    if same:
+        others = [(c.id, c.version) for c in same]
+        return ItemGap(**base, status="other_version", other_versions=others)
+    for hub_item in await hub.visible_items(kind, slug):
+        versions = [v.version for v in await hub.published_versions(hub_item)]
+        if versions:
+            return ItemGap(**base, status="on_hub", hub_item_id=hub_item, hub_versions=versions)
+    return ItemGap(**base, status="missing")
+
+
+async def _equipment(
+    contents: PackageContents, mappings: dict[tuple[str, str], MappingRow]
+) -> list[EquipmentGap]:
+    steps = steps_of(contents)
+    sites = {s.id: s.code for s in await tenants.sites()}
+    units = await equipment.units()
+    found = []
+    for slug in sorted({c for _, c, _ in steps if c}):
+        used = [(key, uo) for key, c, uo in steps if c == slug]
+        of_class = await equipment.equipment_class(slug)
+        capability = _capability.ranges(list(of_class.capabilities)) if of_class else []
+        compared = _capability.compare(used, capability)
+        mine = [
+            Unit(u.code, u.name, sites.get(u.site_id, ""), u.status)
+            for u in units
+            if u.class_slug == slug
+        ]
+        found.append(
+            EquipmentGap(
+                slug,
+                of_class.name if of_class else slug,
+                [k for k, _ in used],
+                mine,
+                _capability.verdict(compared),
+                [c.text for c in compared],
+                mappings.get(("equipment_class", slug)),
+            )
+        )
+    return found
+
+
+async def _materials(
+    contents: PackageContents,
+    library: list[copies.TypedCopy],
+    mappings: dict[tuple[str, str], MappingRow],
+) -> list[MaterialGap]:
+    slugs = sorted(
+        {
+            str(line.get("material"))
+            for _, _, uo in steps_of(contents)
+            for line in uo.get("materials") or []
+            if isinstance(line, dict) and line.get("material")
+        }
+    )
+    linked = {c.id: c.slug for c in library if c.kind == "material"}
+    master = await inventory.materials()
+    found = []
+    for slug in slugs:
+        material = next(
+            (m for m in master if m.library_item_id and linked.get(m.library_item_id) == slug),
+            None,
+        ) or next((m for m in master if m.code.casefold() == slug.casefold()), None)
+        found.append(
+            MaterialGap(
+                slug,
+                None if material is None else material.id,
+                None if material is None else material.code,
+                mappings.get(("material", slug)),
+            )
+        )
+    return found
+
+
+def _changes(previous: ImportRow | None, contents: PackageContents) -> list[str]:
+    if previous is None:
+        return []
+    older = recipe_content.normalised(previous.content)
+    newer = recipe_content.normalised(contents.revision["content"])
+    return [f"{c.op} {c.path}" for c in diff(older, newer)]
+
+
+async def report_in(row: PackageRow, contents: PackageContents) -> GapReport:
+    """The analysis, in the transaction open in the context."""
+    library = await copies.typed_copies("unit_operation", "method", "material", "equipment_class")
+    mappings = await iq.mappings(row.id)
+    items = [
+        await _item(i, library, mappings.get(("item", f"{i['kind']}:{i['slug']}@{i['version']}")))
+        for i in sorted(contents.items, key=lambda i: (i["kind"], i["slug"], i["version"]))
+    ]
+    sender = contents.manifest.sender
+    previous = await iq.last_import(UUID(sender.tenant_id), UUID(contents.revision["recipe_id"]))
+    imported = await iq.import_of(row.id)
+    if imported is not None and previous is not None and previous.id == imported.id:
+        previous = None  # this package's own import is not a "previous" one
+    return GapReport(
+        row,
+        contents,
+        items,
+        await _equipment(contents, mappings),
+        await _materials(contents, library, mappings),
+        previous,
+        _changes(previous, contents),
+        imported,
+    )
+
+
+async def analyse(settings: Settings, ctx: TenantContext, package_id: UUID) -> GapReport:
+    """The gap report of a verified received package (``transfer:import``)."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await analysable(package_id)
+    contents = await load(settings, ctx, row)
+    async with read_view(ctx):
+        return await report_in(row, contents)
+
+
+def csv_of(report: GapReport) -> str:
+    """The gap report as CSV: a header, then one line per gap (cells a spreadsheet shows as
+    text: ``batchml_recipe``'s rule)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["Kind", "Reference", "Name", "Status", "Why", "Resolution"])
+    for row in report.rows():
+        writer.writerow([_cell(row[n]) for n in CSV_COLUMNS])
+    return out.getvalue()

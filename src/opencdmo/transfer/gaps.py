@@ -29,7 +29,7 @@ from uuid import UUID
 from opencdmo.access.service import authorize
 from opencdmo.db.tx import read_view
 from opencdmo.equipment import queries as equipment
-from opencdmo.errors import Conflict
+from opencdmo.errors import Conflict, Forbidden
 from opencdmo.hub import library_queries as copies
 from opencdmo.hub import publication_queries as hub
 from opencdmo.hub.diff import diff
@@ -225,6 +225,13 @@ async def load(settings: Settings, ctx: TenantContext, row: PackageRow) -> Packa
         return await asyncio.to_thread(_check, path)
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+def person(ctx: TenantContext) -> UUID:
+    """The person acting (a package is mapped and imported by a person, never the system)."""
+    if ctx.user_id is None:
+        raise Forbidden("A package is mapped and imported by a signed-in person.")
+    return ctx.user_id
 
 
 async def analysable(package_id: UUID, *, lock: bool = False) -> PackageRow:

@@ -163,14 +163,16 @@ class GapReport:
     def sender(self) -> str:
         return self.contents.manifest.sender.name
 
+    def gaps(self) -> list[ItemGap | EquipmentGap | MaterialGap]:
+        return [*self.items, *self.equipment, *self.materials]
+
     @property
     def resolved(self) -> bool:
-        gaps: list[ItemGap | EquipmentGap | MaterialGap] = [
-            *self.items,
-            *self.equipment,
-            *self.materials,
-        ]
-        return all(g.resolved for g in gaps)
+        return all(g.resolved for g in self.gaps())
+
+    @property
+    def unresolved(self) -> list[str]:
+        return [g.ref for g in self.gaps() if not g.resolved]
 
     def rows(self) -> list[dict[str, str]]:
         """Every gap as one row: {kind, ref, name, status, reason, resolution}."""
@@ -390,6 +392,27 @@ async def analyse(settings: Settings, ctx: TenantContext, package_id: UUID) -> G
     contents = await load(settings, ctx, row)
     async with read_view(ctx):
         return await report_in(row, contents)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the receiver may choose from on the report's forms."""
+
+    library: list[tuple[UUID, str, str, str]]  # (id, kind, slug, version)
+    classes: list[tuple[str, str]]  # (slug, name)
+    materials: list[tuple[UUID, str, str]]  # (id, code, name)
+
+
+async def choices(ctx: TenantContext) -> Choices:
+    async with read_view(ctx):
+        library = await copies.typed_copies("unit_operation", "method")
+        classes = await equipment.class_slugs()
+        master = await inventory.materials()
+    return Choices(
+        [(c.id, c.kind, c.slug, c.version) for c in library],
+        classes,
+        [(m.id, m.code, m.name) for m in master],
+    )
 
 
 def csv_of(report: GapReport) -> str:

@@ -44,11 +44,6 @@ class Imported:
     new_recipe: bool
 
 
-def _unresolved(report: GapReport) -> list[str]:
-    listed: list[Any] = [*report.items, *report.equipment, *report.materials]
-    return [g.ref for g in listed if not g.resolved]
-
-
 async def mapped_content(report: GapReport) -> dict[str, Any]:
     """The sender's content with the mapping applied (in the open transaction)."""
     content: dict[str, Any] = copy.deepcopy(report.contents.revision["content"])
@@ -73,8 +68,7 @@ async def mapped_content(report: GapReport) -> dict[str, Any]:
 
 
 def _mapping(report: GapReport) -> list[dict[str, Any]]:
-    listed: list[Any] = [*report.items, *report.equipment, *report.materials]
-    return [g.mapping.applied() for g in listed if g.mapping is not None]
+    return [g.mapping.applied() for g in report.gaps() if g.mapping is not None]
 
 
 async def _into_recipe(ctx: TenantContext, report: GapReport, content: dict[str, Any]) -> Imported:
@@ -104,7 +98,7 @@ async def import_package(settings: Settings, ctx: TenantContext, package_id: UUI
         if row.status == "imported":
             raise Conflict("This package was imported already.")
         report = await gaps.report_in(row, contents)
-        open_gaps = _unresolved(report)
+        open_gaps = report.unresolved
         if open_gaps:
             raise Conflict(
                 f"{len(open_gaps)} gap(s) are not resolved yet: {', '.join(open_gaps)}.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -369,3 +370,58 @@ async def test_another_tenants_package_is_not_found(
     ):
         with pytest.raises(NotFound, match="No such transfer package"):
             await call
+
+
+async def test_the_report_through_the_api_the_page_and_csv(
+    lab: dict[str, Any],
+    settings: Settings,
+    world: World,
+    owner: asyncpg.Connection,
+    browser: Any,
+) -> None:
+    made = await _send(settings, lab)
+    plant = await new_plant(world, owner, settings)
+    package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+    author = await browser("author")
+    api = f"/api/v1/t/{plant.ctx.slug}/transfer/packages/{package}"
+    answer = await author.get(api + "/gaps")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "verified" and body["resolved"] is False
+    assert {g["ref"]: g["status"] for g in body["gaps"]}["co2-incubator"] == "no_unit"
+    # Bad input: a clear 4xx, nothing written.
+    for data, status in (
+        ({"gap_kind": "material", "ref": MATERIALS[0], "resolution": "use"}, 422),
+        ({"gap_kind": "material", "ref": MATERIALS[0], "resolution": "burn"}, 422),
+        ({"gap_kind": "material", "ref": MATERIALS[0], "resolution": "use", "x": 1}, 422),
+        ({"gap_kind": "material"}, 422),
+    ):
+        refused = await author.send("POST", api + "/mappings", json=data)
+        assert refused.status_code == status, refused.text
+        assert refused.json()["error"]["message"]
+    assert await _count(owner, "transfer_mappings", plant.ctx.tenant_id) == 0
+    blocked = await author.send("POST", api + "/import", json={})
+    assert blocked.status_code == 409 and "not resolved yet" in blocked.json()["error"]["message"]
+    chosen = await author.send(
+        "POST",
+        api + "/mappings",
+        json={
+            "gap_kind": "equipment_class",
+            "ref": "co2-incubator",
+            "resolution": "use",
+            "target": "co2-incubator",
+        },
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert chosen.json()["status"] == "in_mapping"
+    page = await author.get(f"/t/{plant.ctx.slug}/transfer/packages/{package}/gaps")
+    assert page.status_code == 200, page.text
+    assert "Gap report: Transferred process" in page.text
+    assert "36-38 Cel is inside the temperature range 30-40 Cel" in page.text
+    csv = await author.get(f"/t/{plant.ctx.slug}/transfer/packages/{package}/gaps.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert "equipment_class,co2-incubator," in csv.text
+    # A cell a spreadsheet would run is written as text.
+    report = await gaps.analyse(settings, plant.author, package)
+    hostile = replace(report, materials=[gaps.MaterialGap("=HYPERLINK(1)", None, None)])
+    assert "'=HYPERLINK(1)" in gaps.csv_of(hostile)

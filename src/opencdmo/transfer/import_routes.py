@@ -97,7 +97,14 @@ async def _gaps_page(
     error: str | None = None,
 ) -> Template:
     report = await gaps.analyse(settings, ctx, package_id)
-    return await page(request, "transfer/gaps.html", status_code=status, report=report, error=error)
+    return await page(
+        request,
+        "transfer/gaps.html",
+        status_code=status,
+        report=report,
+        choices=await gaps.choices(ctx),
+        error=error,
+    )
 
 
 @get(PACKAGE + "/gaps", opt=requires("transfer", "import"), include_in_schema=False)

@@ -28,7 +28,7 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.storage.blobs import blobs
 from opencdmo.tenancy import service as tenancy
-from opencdmo.transfer import _capability, export, gaps, importing, mapping
+from opencdmo.transfer import _capability, export, gaps, importing, mapping, names
 from opencdmo.transfer import queries as q
 from opencdmo.transfer.mapping import Given
 from tests.conftest import PASSWORD, World, member_as
@@ -102,6 +102,13 @@ async def _count(owner: asyncpg.Connection, table: str, tenant: UUID) -> int:
 async def _status(owner: asyncpg.Connection, package: UUID) -> str:
     found: str = await owner.fetchval("SELECT status FROM transfer_packages WHERE id = $1", package)
     return found
+
+
+async def _uncovered(owner: asyncpg.Connection, tenant: UUID) -> list[str]:
+    """The imports and mapping choices with no audit event that vouches for them."""
+    checks = [c for c in names.AUDIT_COVERAGE if c.label in ("transfer import", "transfer mapping")]
+    assert len(checks) == 2
+    return [f"{c.label} {r['id']}" for c in checks for r in await owner.fetch(c.sql, tenant)]
 
 
 def _by_ref(report: gaps.GapReport) -> dict[str, Any]:
@@ -307,6 +314,7 @@ async def test_round_trip_import_approve_batch_and_a_later_package(
     ]
     with pytest.raises(Conflict, match="imported already"):
         await importing.import_package(settings, plant.author, package)
+    assert await _uncovered(owner, tenant) == []
     # The receiver's own lifecycle, then a batch of it.
     await effective(settings, plant, done.recipe_id)
     batch = await batch_of(plant, recipe=done.recipe_id)

@@ -47,8 +47,9 @@ MATERIALS = (
 
 async def _stores(world: World, plant: Any) -> TenantContext:
     """A materials handler of the plant (who creates materials)."""
-    await tenancy.add_member(plant.ctx, world["handler"].user_id, ["materials_handler"])
-    return await member_as(plant.ctx, world["handler"])
+    ctx = plant.ctx if hasattr(plant, "ctx") else plant["ctx"]
+    await tenancy.add_member(ctx, world["handler"].user_id, ["materials_handler"])
+    return await member_as(ctx, world["handler"])
 
 
 async def _send(settings: Settings, lab: dict[str, Any], recipe: UUID | None = None) -> Any:
@@ -227,7 +228,7 @@ async def test_mapping_choices_are_checked_and_nothing_is_written_when_refused(
     refused = [
         (Given("item", uo_ref, "use", uuid.uuid4()), "no unit operation of that id"),
         (Given("item", "unit_operation:nothing@1.0.0", "use", uuid.uuid4()), "pins no item"),
-        (Given("item", uo_ref, "fork"), "resolved by use or install"),
+        (Given("item", uo_ref, "burn"), "resolved by use, install or fork"),
         (Given("recipe", uo_ref, "use"), "gap_kind: must be one of"),
         (Given("item", uo_ref, "install", target="9.9.9"), "the HUB offers t-cell-activation"),
         (Given("equipment_class", "co2-incubator", "use", target="no-such"), "no equipment class"),
@@ -433,3 +434,44 @@ async def test_the_report_through_the_api_the_page_and_csv(
     report = await gaps.analyse(settings, plant.author, package)
     hostile = replace(report, materials=[gaps.MaterialGap("=HYPERLINK(1)", None, None)])
     assert "'=HYPERLINK(1)" in gaps.csv_of(hostile)
+
+
+async def test_forks_of_the_senders_content_keep_the_pins(
+    lab: dict[str, Any], settings: Settings, world: World, owner: asyncpg.Connection
+) -> None:
+    made = await _send(settings, lab)
+    empty = await new_lab(world)
+    tenant, author = empty["ctx"].tenant_id, empty["author"]
+    package = await _receive(lab["ctx"], made, empty["ctx"], world["author"].user_id)
+    refs = ("unit_operation:t-cell-activation@1.1.0", "method:cell-count-viability@1.1.0")
+    for ref in refs:
+        await mapping.choose(settings, author, package, Given("item", ref, "fork"))
+    await mapping.choose(
+        settings,
+        author,
+        package,
+        Given("equipment_class", "co2-incubator", "use", target="co2-incubator"),
+    )
+    stores = await _stores(world, empty)
+    for slug in MATERIALS:
+        await inventory.create_material(stores, slug, slug, "reagent", "mL")
+    report = await gaps.analyse(settings, author, package)
+    forks = {i.ref: i for i in report.items}
+    assert all(forks[r].status == "identical" for r in refs)  # the forks hold the content
+    assert report.resolved
+    done = await importing.import_package(settings, author, package)
+    draft = await recipes.get(author, done.recipe_id)
+    sender = await recipes.get(lab["author"], UUID(made.manifest.recipe.id))
+    expected = json.loads(json.dumps(sender.content))
+    step = expected["unit_procedures"][0]["operations"][0]
+    step["library_item_id"] = str(forks[refs[0]].mapping.target_id)
+    expected["release_specifications"][0]["library_item_id"] = str(forks[refs[1]].mapping.target_id)
+    assert draft.content == expected  # the same pins: the sender's content hashes
+    forked = await _events(owner, tenant, "library.forked")
+    assert sorted(e["content_hash"] for e in forked) == sorted(
+        i["content_hash"] for i in (await gaps.analyse(settings, author, package)).contents.items
+    )
+    assert {(e["from_package"], e["sender_tenant_id"]) for e in forked} == {
+        (str(package), str(lab["ctx"].tenant_id))
+    }
+    assert await _uncovered(owner, tenant) == []

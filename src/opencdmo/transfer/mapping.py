@@ -7,13 +7,16 @@ The choices, by kind of gap:
 - an item: ``use`` a library item of the same kind (``target_id``: its library id);
   ``install`` the item from the HUB (``target``: the version, default the package's when the
   HUB offers it, else the latest), installed in this command and then used;
+  ``fork`` the sender's pinned content into the library as a fork with its lineage (the
+  sender, the package, the content hash; kept in the fork's audit event), which keeps the
+  HUB item it comes from (so the HUB must offer the slug);
 - an equipment class: ``use`` a class the tenant may register units of (``target``: its slug);
 - a material: ``use`` a material of the master (``target_id``: its id).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from opencdmo.access.service import authorize
@@ -23,6 +26,7 @@ from opencdmo.equipment import queries as equipment
 from opencdmo.errors import Conflict, ValidationFailed
 from opencdmo.hub import library
 from opencdmo.hub import library_queries as copies
+from opencdmo.hub import queries as hub_versions
 from opencdmo.inventory import queries as inventory
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -32,7 +36,7 @@ from opencdmo.transfer import queries as q
 from opencdmo.transfer.gaps import GapReport, ItemGap
 from opencdmo.transfer.import_queries import Choice
 
-CHOICES = {"item": ("use", "install"), "equipment_class": ("use",), "material": ("use",)}
+CHOICES = {"item": ("use", "install", "fork"), "equipment_class": ("use",), "material": ("use",)}
 
 
 @dataclass(frozen=True)
@@ -55,14 +59,52 @@ def _checked_shape(given: Given) -> None:
     if given.resolution not in allowed:
         raise _invalid(
             f"resolution: a {given.gap_kind.replace('_', ' ')} gap is resolved by "
-            f"{' or '.join(allowed)}.",
+            f"{', '.join(allowed[:-1]) + ' or ' if len(allowed) > 1 else ''}{allowed[-1]}.",
             "resolution",
         )
     if len(given.target) > 200:
         raise _invalid("target: at most 200 characters.", "target")
 
 
-async def _item_choice(ctx: TenantContext, gap: ItemGap, given: Given) -> Choice:
+async def _fork(ctx: TenantContext, gap: ItemGap, report: GapReport) -> Choice:
+    if gap.mapping is not None and gap.mapping.resolution == "fork":
+        return Choice("item", gap.ref, "fork", gap.mapping.target_id, gap.mapping.target)
+    offered = gap.version if gap.version in gap.hub_versions else None
+    origin = None
+    if gap.hub_item_id is not None:
+        origin = await hub_versions.version_content(gap.hub_item_id, offered)
+    if origin is None:
+        raise _invalid(
+            f"{gap.ref}: a fork keeps the HUB item it comes from, and the HUB offers no "
+            f"{gap.slug}: use a library item instead.",
+            "resolution",
+        )
+    content = next(
+        i["content"] for i in report.contents.items if i["content_hash"] == gap.content_hash
+    )
+    sender = report.contents.manifest.sender
+    copied = replace(origin, version=gap.version, content=content, content_hash=gap.content_hash)
+    library_id = await copies.insert_copy(ctx.tenant_id, "forked", copied, ctx.user_id)
+    await audit.record(
+        ctx,
+        "library.forked",
+        "library_item",
+        library_id,
+        new={
+            "forked_from_item": origin.item_id,
+            "forked_from_version": origin.version,
+            "content_hash": gap.content_hash,
+            "from_package": str(report.package.id),
+            "sender_tenant_id": sender.tenant_id,
+            "sender": sender.name,
+        },
+    )
+    return Choice("item", gap.ref, "fork", library_id, f"{gap.slug} {gap.version} (fork)")
+
+
+async def _item_choice(ctx: TenantContext, gap: ItemGap, given: Given, report: GapReport) -> Choice:
+    if given.resolution == "fork":
+        return await _fork(ctx, gap, report)
     if given.resolution == "install":
         if gap.hub_item_id is None:
             raise _invalid(f"{gap.ref}: the HUB does not offer this item.", "resolution")
@@ -112,7 +154,7 @@ async def _choice(ctx: TenantContext, report: GapReport, given: Given) -> Choice
             raise _invalid(f"ref: this package pins no item {given.ref[:200]}.", "ref")
         if item.status == "identical":
             raise _invalid(f"{item.ref}: identical content is in the library already.", "ref")
-        return await _item_choice(ctx, item, given)
+        return await _item_choice(ctx, item, given, report)
     refs = {e.ref for e in report.equipment} | {m.ref for m in report.materials}
     if given.ref not in refs:
         noun = given.gap_kind.replace("_", " ")

@@ -423,6 +423,13 @@ async def test_the_report_through_the_api_the_page_and_csv(
     )
     assert chosen.status_code == 200, chosen.text
     assert chosen.json()["status"] == "in_mapping"
+    form = f"/t/{plant.ctx.slug}/transfer/packages/{package}"
+    bad = {"gap_kind": "material", "ref": MATERIALS[1], "resolution": "use", "target_id": "x"}
+    shown = await author.send("POST", form + "/mappings", data={**bad, "_csrf_token": author.csrf})
+    assert shown.status_code == 422 and "target_id: not an id." in shown.text
+    refused = await author.send("POST", form + "/import", data={"_csrf_token": author.csrf})
+    assert refused.status_code == 409 and "gap(s) are not resolved yet" in refused.text
+    assert await _count(owner, "transfer_mappings", plant.ctx.tenant_id) == 1
     page = await author.get(f"/t/{plant.ctx.slug}/transfer/packages/{package}/gaps")
     assert page.status_code == 200, page.text
     assert "Gap report: Transferred process" in page.text

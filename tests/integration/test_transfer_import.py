@@ -333,7 +333,10 @@ async def test_round_trip_import_approve_batch_and_a_later_package(
     second = await _receive(lab["ctx"], later, plant.ctx, world["author"].user_id)
     report = await gaps.analyse(settings, plant.author, second)
     assert report.previous is not None and report.previous.recipe_id == done.recipe_id
-    assert any("seeding_density" in c for c in report.changes), report.changes
+    assert report.changes == [
+        "T-cell activation with anti-CD3/CD28 beads: Seeding density 1 × 10⁶ cells/mL → "
+        "1.2 × 10⁶ cells/mL"
+    ]
     given = Given("material", MATERIALS[3], "use", medium)
     await mapping.choose(settings, plant.author, second, given)
     again = await importing.import_package(settings, plant.author, second)

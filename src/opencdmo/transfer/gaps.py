@@ -34,6 +34,7 @@ from opencdmo.hub import library_queries as copies
 from opencdmo.hub import publication_queries as hub
 from opencdmo.hub.diff import diff
 from opencdmo.inventory import queries as inventory
+from opencdmo.recipes import compare as wording
 from opencdmo.recipes import content as recipe_content
 from opencdmo.recipes.batchml_recipe.service import _cell
 from opencdmo.recipes.service._pins import entries
@@ -351,12 +352,29 @@ async def _materials(
     return found
 
 
+def _step_names(contents: PackageContents) -> wording.StepNames:
+    """Each step's unit operation name and its parameters' (name, unit), from the package."""
+    return {
+        key: (
+            str(uo.get("name", key)),
+            {
+                str(p.get("key")): (str(p.get("name", p.get("key"))), p.get("unit"))
+                for p in _capability.parameters(uo)
+            },
+        )
+        for key, _, uo in steps_of(contents)
+    }
+
+
 def _changes(previous: ImportRow | None, contents: PackageContents) -> list[str]:
+    """The structural diff against the last imported revision, in process language."""
     if previous is None:
         return []
     older = recipe_content.normalised(previous.content)
     newer = recipe_content.normalised(contents.revision["content"])
-    return [f"{c.op} {c.path}" for c in diff(older, newer)]
+    names = _step_names(contents)
+    before, after = wording.side(older, names), wording.side(newer, names)
+    return [d.text for d in wording.describe(diff(older, newer), before, after)]
 
 
 async def report_in(row: PackageRow, contents: PackageContents) -> GapReport:

@@ -349,21 +349,29 @@ async def test_round_trip_import_approve_batch_and_a_later_package(
 
 
 async def test_two_imports_at_once_make_one_recipe(
-    lab: dict[str, Any], settings: Settings, world: World, owner: asyncpg.Connection
+    lab: dict[str, Any],
+    settings: Settings,
+    world: World,
+    owner: asyncpg.Connection,
+    browser: Any,
 ) -> None:
+    """Two import requests at the same moment, through the app: one 201, one clear 409."""
     made = await _send(settings, lab)
     plant = await new_plant(world, owner, settings)
     package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
     await _map_the_rest(settings, world, plant, package)
     before = await _count(owner, "master_recipes", plant.ctx.tenant_id)
-    results = await asyncio.gather(
-        importing.import_package(settings, plant.author, package),
-        importing.import_package(settings, plant.author, package),
-        return_exceptions=True,
+    first, second = await browser("author"), await browser("author")
+    url = f"/api/v1/t/{plant.ctx.slug}/transfer/packages/{package}/import"
+    answers = await asyncio.gather(
+        first.send("POST", url, json={}), second.send("POST", url, json={})
     )
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Imported"]
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.json()["error"]["message"] == "This package was imported already."
     assert await _count(owner, "master_recipes", plant.ctx.tenant_id) == before + 1
     assert await _count(owner, "transfer_imports", plant.ctx.tenant_id) == 1
+    assert len(await _events(owner, plant.ctx.tenant_id, "transfer.package_imported")) == 1
 
 
 async def test_another_tenants_package_is_not_found(

@@ -426,6 +426,11 @@ JSON_BODIES: dict[str, Any] = {
         "label": "x",
     },
     "/api/v1/t/{slug:str}/transfer/trusted-keys/{trusted_key_id:uuid}/remove": {"reason": "x"},
+    "/api/v1/t/{slug:str}/transfer/packages/{package_id:uuid}/mappings": {
+        "gap_kind": "material",
+        "ref": "x",
+        "resolution": "use",
+    },
     "/api/v1/t/{slug:str}/recipes/from-hub": {
         "hub_item_id": "00000000-0000-0000-0000-000000000000"
     },

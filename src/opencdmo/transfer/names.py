@@ -91,4 +91,40 @@ WHERE k.tenant_id = $1 AND NOT EXISTS (
       AND a.actor_id = k.added_by)
 """,
     ),
+    # Each import: the event that made it, with the recipe and revision it became, by the
+    # person who imported.
+    Coverage(
+        "transfer import",
+        """
+SELECT i.id::text AS id, 'import of package ' || i.package_id::text AS what
+FROM transfer_imports i
+WHERE i.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = i.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = i.package_id::text
+      AND a.action = 'transfer.package_imported'
+      AND a.new_values ->> 'recipe_id' = i.recipe_id::text
+      AND a.new_values ->> 'revision' = i.revision::text
+      AND a.new_values ->> 'content_hash' = i.content_hash
+      AND a.actor_id = i.imported_by)
+""",
+    ),
+    # Each mapping choice as it stands: the event that saved it, by the person who chose.
+    Coverage(
+        "transfer mapping",
+        """
+SELECT m.id::text AS id, 'choice for ' || m.gap_ref AS what
+FROM transfer_mappings m
+WHERE m.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = m.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = m.package_id::text
+      AND a.action = 'transfer.gap_mapped'
+      AND a.new_values ->> 'gap_kind' = m.gap_kind
+      AND a.new_values ->> 'ref' = m.gap_ref
+      AND a.new_values ->> 'resolution' = m.resolution
+      AND a.new_values ->> 'target' = m.target
+      AND a.actor_id = m.decided_by)
+""",
+    ),
 )

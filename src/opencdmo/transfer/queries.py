@@ -205,3 +205,43 @@ async def packages(recipe_id: UUID | None = None) -> list[PackageRow]:
     if recipe_id is not None:
         query = query.where(TransferPackage.recipe_id == recipe_id)
     return [typed(PackageRow, r) for r in await query]
+
+
+@dataclass(frozen=True)
+class NewReceived:
+    """A package received (and verified, or not yet): the sender's revision and content hash,
+    the archive's hash, size and blob key, the sender's key."""
+
+    id: UUID
+    revision: int
+    content_hash: str
+    sha256: str
+    size_bytes: int
+    storage_key: str
+    sender_fingerprint: str
+    status: str = "received"
+
+
+async def insert_received(tenant_id: UUID, new: NewReceived, by: UUID) -> None:
+    await TransferPackage.insert(
+        TransferPackage(tenant_id=tenant_id, direction="received", created_by=by, **new.__dict__)
+    )
+
+
+async def received(package_id: UUID, *, lock: bool = False) -> PackageRow:
+    """A package the tenant received (a sent one, or none: not found)."""
+    query = TransferPackage.select(*columns(TransferPackage, PackageRow)).where(
+        (TransferPackage.id == package_id) & (TransferPackage.direction == "received")
+    )
+    if lock:
+        query = query.lock_rows("UPDATE")
+    raw = await query.first()
+    if raw is None:
+        raise NotFound("No such transfer package.")
+    return typed(PackageRow, raw)
+
+
+async def set_status(package_id: UUID, status: str) -> None:
+    await TransferPackage.update({TransferPackage.status: status}).where(
+        TransferPackage.id == package_id
+    )

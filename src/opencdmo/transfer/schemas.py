@@ -72,3 +72,51 @@ class UntrustIn(Struct, forbid_unknown_fields=True, kw_only=True):
     """Why the key is no longer trusted."""
 
     reason: Note
+
+
+class GapOut(Struct, kw_only=True):
+    """One gap of a received package: what it is, where it stands, the receiver's choice."""
+
+    kind: str
+    ref: str
+    name: str
+    status: str
+    reason: str
+    resolution: str
+    resolved: bool
+
+
+class GapReportOut(Struct, kw_only=True):
+    """The gap report of a received package."""
+
+    package_id: UUID
+    status: str
+    sender: str
+    recipe: str
+    revision: int
+    content_hash: str
+    resolved: bool
+    gaps: list[GapOut]
+    previous_import: UUID | None
+    changes_since_previous: list[str]
+    imported_recipe_id: UUID | None
+
+
+class MappingIn(Struct, forbid_unknown_fields=True):
+    """The receiver's choice for one gap: ``use`` (a library item, class or material of its
+    own) or ``install`` (from the HUB; ``target``: the version)."""
+
+    gap_kind: Annotated[str, Meta(max_length=40)]
+    ref: Annotated[str, Meta(min_length=1, max_length=200)]
+    resolution: Annotated[str, Meta(max_length=40)]
+    target_id: UUID | None = None
+    target: Annotated[str, Meta(max_length=200)] = ""
+
+
+class ImportOut(Struct, kw_only=True):
+    """The draft recipe (or its new revision) the package became."""
+
+    recipe_id: UUID
+    revision: int
+    new_recipe: bool
+    recipe: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, BigInt, Bytea, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, BigInt, Bytea, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from opencdmo.db.clock import DatabaseTime
@@ -54,3 +54,38 @@ class TransferPackage(Table, tablename="transfer_packages"):
     sender_fingerprint = Text()
     created_by = UUID()
     created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class TransferMapping(Table, tablename="transfer_mappings"):
+    """The receiver's resolution of one gap of a received package (changeable until import)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    package_id = UUID()
+    gap_kind = Text()
+    gap_ref = Text()
+    resolution = Text()
+    target_id = UUID(null=True, default=None)
+    target = Text(default="")
+    decided_by = UUID()
+    decided_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class TransferImport(Table, tablename="transfer_imports"):
+    """A received package imported as a draft recipe (or a new revision of one), with its
+    lineage and the mapping as applied (append-only)."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    package_id = UUID()
+    recipe_id = UUID()
+    revision = Integer()
+    sender_tenant_id = UUID()
+    sender_name = Text()
+    sender_recipe_id = UUID()
+    sender_revision = Integer()
+    content_hash = Text()
+    sender_content = JSONB()
+    mapping = JSONB()
+    imported_by = UUID()
+    imported_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

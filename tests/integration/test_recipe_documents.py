@@ -420,3 +420,60 @@ async def test_an_export_carries_the_current_documents_and_verifies(
         f.member == "documents/01-SOP-.pdf" and f.code in ("hash_mismatch", "corrupt_member")
         for f in result.findings
     ), result.findings
+
+
+async def test_a_document_damaged_in_storage_is_not_served_nor_exported(
+    lab: dict[str, Any], settings: Settings, browser: Any, owner: asyncpg.Connection
+) -> None:
+    from litestar.exceptions import LitestarException
+
+    from opencdmo.storage.blobs import blobs
+    from opencdmo.storage.local import LocalBackend
+
+    recipe = await _effective(settings, lab, "Damaged documents")
+    author = await browser("author")
+    data = pdf("damaged")
+    body = (await _attach(author, _api(lab, recipe), data)).json()
+    backend = blobs().backend
+    assert isinstance(backend, LocalBackend)
+    key = f"tenants/{lab['ctx'].tenant_id}/{body['sha256']}"
+    backend.path(key).write_bytes(data.replace(b"damaged", b"DAMAGED"))
+    # The download stops short: the bytes go out as they are read, the mismatch is known at
+    # their end, and the transfer fails there instead of ending cleanly.
+    with pytest.raises(LitestarException, match="after response started") as stopped:
+        await author.get(body["download"])
+    chain: list[BaseException] = []
+    error: BaseException | None = stopped.value
+    while error is not None and len(chain) < 20:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert "does not match its SHA-256" in repr(chain)  # the store's BlobCorrupted, in a group
+    approver = await browser("approver")
+    answer = await approver.send(
+        "POST",
+        f"/api/v1/t/{lab['ctx'].slug}/recipes/{recipe}/transfer-packages",
+        json={"password": PASSWORD, "reason": "to the CDMO"},
+    )
+    assert answer.status_code == 500, answer.text
+    assert "does not match its SHA-256" in answer.json()["error"]["message"]
+    tenant = lab["ctx"].tenant_id
+    assert await _count(owner, "transfer_packages", tenant) == 0
+    assert await _events(owner, tenant, "transfer.package_exported") == []
+
+
+async def test_a_retired_recipes_documents_are_kept_as_they_are(
+    lab: dict[str, Any], settings: Settings, browser: Any, owner: asyncpg.Connection
+) -> None:
+    recipe = await _effective(settings, lab, "Retired with documents")
+    author = await browser("author")
+    url = _api(lab, recipe)
+    body = (await _attach(author, url, pdf("kept"))).json()
+    await recipes.retire(settings, lab["approver"], recipe, PASSWORD, "no longer made")
+    refused = await _attach(author, url, pdf("late"))
+    assert refused.status_code == 409 and "is retired" in refused.json()["error"]["message"]
+    removal = await author.send("POST", f"{url}/{body['id']}/remove", json={"reason": "x"})
+    assert removal.status_code == 409
+    assert [d["removed"] for d in (await author.get(url)).json()] == [False]
+    assert len(await _events(owner, lab["ctx"].tenant_id, "recipe.document_added")) == 1
+    page = (await author.get(f"/t/{lab['ctx'].slug}/recipes/{recipe}")).text
+    assert 'id="document-form"' not in page and "/remove" not in page

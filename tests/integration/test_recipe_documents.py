@@ -289,6 +289,12 @@ async def test_two_uploads_at_once_both_land_and_two_removals_give_one(
     )
     assert sorted(r.status_code for r in removals) == [200, 409], [r.text for r in removals]
     assert len(await _events(owner, tenant, "recipe.document_removed")) == 1
+    signed = await owner.fetchval(
+        "SELECT count(*) FROM signatures WHERE tenant_id = $1 AND meaning = $2",
+        tenant,
+        "approved for transfer",
+    )
+    assert signed == 0
     assert (await verify_tenant(tenant, lab["ctx"].slug)).intact
 
 
@@ -477,3 +483,45 @@ async def test_a_retired_recipes_documents_are_kept_as_they_are(
     assert len(await _events(owner, lab["ctx"].tenant_id, "recipe.document_added")) == 1
     page = (await author.get(f"/t/{lab['ctx'].slug}/recipes/{recipe}")).text
     assert 'id="document-form"' not in page and "/remove" not in page
+
+
+async def test_a_document_removed_while_the_package_is_written_stops_the_export(
+    lab: dict[str, Any],
+    settings: Settings,
+    browser: Any,
+    owner: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The removal lands between the archive being written and the export's unit of work
+    (the real command, run at that moment): the export is refused, nothing of it written."""
+    from opencdmo.recipes import documents
+    from opencdmo.transfer import export
+
+    recipe = await _effective(settings, lab, "Changing documents")
+    author = await browser("author")
+    body = (await _attach(author, _api(lab, recipe), pdf("changing"))).json()
+    stored = export.store_package
+
+    async def then_removed(ctx: Any, path: Path) -> Any:
+        blob = await stored(ctx, path)
+        await documents.remove_document(lab["author"], recipe, UUID(body["id"]), "withdrawn")
+        return blob
+
+    monkeypatch.setattr(export, "store_package", then_removed)
+    answer = await (await browser("approver")).send(
+        "POST",
+        f"/api/v1/t/{lab['ctx'].slug}/recipes/{recipe}/transfer-packages",
+        json={"password": PASSWORD, "reason": "to the CDMO"},
+    )
+    assert answer.status_code == 409, answer.text
+    assert "documents changed" in answer.json()["error"]["message"]
+    tenant = lab["ctx"].tenant_id
+    assert await _count(owner, "transfer_packages", tenant) == 0
+    assert await _events(owner, tenant, "transfer.package_exported") == []
+    assert len(await _events(owner, tenant, "recipe.document_removed")) == 1
+    signed = await owner.fetchval(
+        "SELECT count(*) FROM signatures WHERE tenant_id = $1 AND meaning = $2",
+        tenant,
+        "approved for transfer",
+    )
+    assert signed == 0

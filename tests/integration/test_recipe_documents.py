@@ -17,7 +17,11 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from opencdmo.audit import queries as audit_queries
+from opencdmo.audit import sentences
+from opencdmo.audit.queries import AuditFilter
 from opencdmo.audit.verify import verify_tenant
+from opencdmo.db.tx import read_view
 from opencdmo.recipes import service as recipes
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
@@ -130,6 +134,15 @@ async def test_attach_list_download_and_remove(
     ]
     assert gone[0]["old"]["title"] == "Thaw and wash SOP"
     assert (await verify_tenant(tenant, lab["ctx"].slug)).intact
+    async with read_view(lab["ctx"]):
+        rows, _ = await audit_queries.page(lab["ctx"], AuditFilter(), limit=20, before=None)
+        said = [s.text for s in await sentences.describe(lab["ctx"], rows)]
+    short = body["sha256"][:12]
+    assert (
+        "Author Person attached the document Thaw and wash SOP (SOP, SOP 12 .pdf, SHA-256 "
+        f"{short}…) to Documented process" in said
+    ), said
+    assert "Author Person removed the document Thaw and wash SOP from Documented process" in said
 
 
 async def test_a_document_row_without_its_event_is_a_finding(

@@ -35,6 +35,10 @@ NAMES: Final[dict[str, str]] = {
     "material": "Material",
     "equipment_class": "Equipment class",
     "recipe": "Recipe",
+    # kinds of recipe document
+    "sop": "SOP",
+    "development_report": "Development report",
+    "risk_assessment": "Risk assessment",
     # modalities
     "car-t": "CAR-T",
     "tcr-t": "TCR-T",

@@ -97,6 +97,7 @@ async def _ids(world: World) -> dict[str, str]:
         "trusted_key_id": await FACTORIES["trusted_key_id"](world, world.alpha),
         "package_id": await FACTORIES["package_id"](world, world.alpha),
         "link_id": await FACTORIES["link_id"](world, world.alpha),
+        "document_id": await FACTORIES["document_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

@@ -323,6 +323,37 @@ async def _package(world: World, ctx: TenantContext) -> str:
     return str(package_id)
 
 
+async def _recipe_document(world: World, ctx: TenantContext) -> str:
+    """A document of a recipe of the tenant (its file stored), through the queries."""
+    from opencdmo.db.tx import tenant_id_transaction
+    from opencdmo.recipes import document_queries
+    from opencdmo.storage import queries as storage_queries
+    from opencdmo.storage.blobs import blobs
+    from tests.conftest import recorded
+
+    recipe = uuid.UUID(await _recipe(world, ctx))
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    blob = await blobs().put(ctx, b"%PDF-1.7 route test " + uuid.uuid4().bytes)
+    async with tenant_id_transaction(ctx.tenant_id):
+        new = storage_queries.NewStoredFile(
+            blob.sha256, blob.size, "application/pdf", "route.pdf", blob.key
+        )
+        file_id = await storage_queries.insert_file(ctx.tenant_id, new, person.user_id)
+        found = await document_queries.insert_document(
+            ctx.tenant_id, recipe, file_id, "Route SOP", "sop", person.user_id
+        )
+    new_values = {
+        "document_id": str(found),
+        "title": "Route SOP",
+        "kind": "sop",
+        "file": {"file_id": str(file_id), "sha256": blob.sha256, "size_bytes": blob.size},
+    }
+    await recorded(
+        as_actor(ctx, person), "recipe.document_added", "master_recipe", recipe, new=new_values
+    )
+    return str(found)
+
+
 async def _partner_link(world: World, ctx: TenantContext) -> str:
     """A relationship proposed by the tenant to a new tenant of the other kind (its own: a
     relationship between alpha and beta would be both tenants' object)."""
@@ -359,6 +390,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "trusted_key_id": _trusted_key,
     "package_id": _package,
     "link_id": _partner_link,
+    "document_id": _recipe_document,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -416,6 +448,9 @@ JSON_BODIES: dict[str, Any] = {
         "password": "x",
     },
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
+    "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/documents/{document_id:uuid}/remove": {
+        "reason": "x"
+    },
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/transfer-packages": {
         "password": "x",
         "reason": "x",

@@ -35,7 +35,13 @@ from opencdmo.transfer.format import (
     fingerprint,
     package_digest,
 )
-from opencdmo.transfer.verify import Limits, Unreadable, Verification, verify_file
+from opencdmo.transfer.verify import (
+    Limits,
+    ReceivedDocument,
+    Unreadable,
+    Verification,
+    verify_file,
+)
 
 WHEN = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 STAMP = "2026-12-01T09:30:00Z"
@@ -88,7 +94,7 @@ def source(spec: Spec) -> build.Source:
     }
     recipe = RecipeRef(str(uuid.uuid4()), "CAR-T", "CAR-T cells", 3, content_hash(CONTENT))
     documents = [
-        build.Document(name, "application/pdf", package.from_bytes(data))
+        build.Document(name, "application/pdf", package.from_bytes(data), f"Title of {name}", "sop")
         for name, data in spec.documents
     ]
     return build.Source(sender(spec.named_key), recipe, CONTENT, [item], documents, spec.batchml)
@@ -170,7 +176,12 @@ def test_a_valid_package_verifies(folder: Path) -> None:
     assert contents is not None
     assert contents.revision["content"] == CONTENT and contents.revision["revision"] == 3
     assert [i["slug"] for i in contents.items] == ["t-cell-activation"]
-    assert contents.documents == [("documents/01-SOP-1.pdf", 6, package.hashed((b"%PDF-1",))[1])]
+    sha = package.hashed((b"%PDF-1",))[1]
+    assert contents.documents == [
+        ReceivedDocument(
+            "documents/01-SOP-1.pdf", 6, sha, "application/pdf", "Title of SOP 1.pdf", "sop"
+        )
+    ]
     assert contents.batchml is not None and contents.manifest.approval is not None
 
 
@@ -569,3 +580,37 @@ def test_the_format_is_documented_with_every_finding_code() -> None:
     assert found >= {"unsafe_name", "nested_archive", "bad_signature"}
     missing = sorted(code for code in found if f"`{code}`" not in doc)
     assert not missing, missing
+
+
+def _files(m: Manifest, change: Callable[[FileEntry], FileEntry]) -> Manifest:
+    return msgspec.structs.replace(m, files=[change(f) for f in m.files])
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda f: msgspec.structs.replace(f, title=None) if f.role == "document" else f,
+            "a document has a title and a kind",
+        ),
+        (
+            lambda f: msgspec.structs.replace(f, kind="memo") if f.role == "document" else f,
+            "a document has a title and a kind",
+        ),
+        (
+            lambda f: msgspec.structs.replace(f, title="x") if f.role == "revision" else f,
+            "only a document has a title",
+        ),
+        (
+            lambda f: msgspec.structs.replace(f, slug="x") if f.role == "document" else f,
+            "a document has no slug, version or content_hash",
+        ),
+    ],
+)
+def test_a_document_entry_names_its_title_and_kind_and_nothing_else(
+    folder: Path, change: Callable[[FileEntry], FileEntry], said: str
+) -> None:
+    """A document's entry carries its title and one of the document kinds (signed with the
+    manifest); a title on another file, or an item's fields on a document, is refused."""
+    path = craft(folder, Spec(tweak=lambda m: _files(m, change)))
+    refused(verify_file(path, TRUSTED), "manifest_invalid", said)

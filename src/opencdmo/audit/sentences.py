@@ -282,6 +282,16 @@ def _coa(e: _Event, side: str = "new") -> str:
     return f"{coa.get('filename')} (SHA-256 {str(coa.get('sha256', ''))[:12]}…)"
 
 
+def _document(e: _Event) -> str:
+    """A recipe document as its event keeps it: title, kind, file name and short SHA-256."""
+    file = e.value("file")
+    if not isinstance(file, dict):
+        return str(e.value("title"))
+    kind = label(str(e.value("kind")))
+    sha = str(file.get("sha256", ""))[:12]
+    return f"{e.value('title')} ({kind}, {file.get('filename')}, SHA-256 {sha}…)"
+
+
 _BATCH_EVENTS: dict[str, Callable[[_Event], list[Part]]] = {
     **{f"batch.phase_{c}": _phase_sentence(verb) for c, verb in _BATCH_VERBS.items()},
     "batch.equipment_bound": lambda e: _in_batch(
@@ -449,6 +459,16 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" was superseded by revision {e.value('effective_revision')}"),
     ],
     "recipe.published": lambda e: [e.actor, _t(" published "), e.entity(), _t(" to the HUB")],
+    "recipe.document_added": lambda e: [
+        e.actor,
+        _t(f" attached the document {_document(e)} to "),
+        e.entity(),
+    ],
+    "recipe.document_removed": lambda e: [
+        e.actor,
+        _t(f" removed the document {e.value('title', 'old')} from "),
+        e.entity(),
+    ],
     "signature.applied": lambda e: _signed(e),
     "signature.password_failed": lambda e: [
         e.actor,

@@ -16,7 +16,7 @@ from opencdmo.db.tx import read_view
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.fields import NAME_MAX, check_name, check_text
 from opencdmo.hub.content import common_enum
-from opencdmo.recipes import mbr, publication, service
+from opencdmo.recipes import documents, mbr, publication, service
 from opencdmo.recipes.batchml_recipe import service as batchml
 from opencdmo.recipes.content import step_content
 from opencdmo.recipes.queries import RecipeDetail
@@ -91,6 +91,8 @@ async def _recipe_page(
     status: int = 200,
     error: str | None = None,
     form: dict[str, Any] | None = None,
+    document_problem: dict[str, Any] | None = None,
+    upload_max_bytes: int | None = None,
 ) -> Template:
     # A GET already runs in the app's read view; a form re-rendered after a refused command
     # does not, so the page opens (or joins) one itself.
@@ -105,6 +107,7 @@ async def _recipe_page(
         library = await service.library(ctx)
         pinned = await service.pinned_contents(ctx, recipe.content)
         imported = await batchml.import_of(ctx, recipe_id)
+        attached = await documents.documents(ctx, recipe_id)
     flow = mbr.flow(recipe.content, library, pinned)
     listing = {
         "slug": published[0].slug if published else publication.slugify(recipe.name),
@@ -137,6 +140,10 @@ async def _recipe_page(
         flow=flow,
         box=(mbr.BOX_W, mbr.BOX_H),
         imported=imported,
+        documents=attached,
+        document_kinds=documents.KINDS,
+        document_problem=document_problem,
+        upload_max_bytes=upload_max_bytes,
     )
 
 
@@ -146,9 +153,12 @@ async def _recipe_page(
     include_in_schema=False,
 )
 async def recipe_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], recipe_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
+    recipe_id: FromPath[UUID],
 ) -> Template:
-    return await _recipe_page(request, ctx, recipe_id)
+    return await _recipe_page(request, ctx, recipe_id, upload_max_bytes=settings.upload_max_bytes)
 
 
 def lifecycle_actions(recipe: RecipeDetail) -> list[dict[str, str]]:

@@ -144,3 +144,28 @@ class BatchmlImportOut(Struct):
     size_bytes: int
     imported_at: datetime
     gaps: list[GapOut]
+
+
+class DocumentOut(Struct):
+    """A document of a master recipe: its title and kind, its file (name, type, size and
+    SHA-256), who attached it and when; who removed it, when and why (kept when removed)."""
+
+    id: UUID
+    recipe_id: UUID
+    title: str
+    kind: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    added_by: str
+    added_at: datetime
+    removed: bool
+    removed_by: str | None
+    removed_at: datetime | None
+    removal_reason: str | None
+    download: str
+
+
+class DocumentRemove(Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, Meta(max_length=1000)]

@@ -63,3 +63,20 @@ class BatchmlImport(Table, tablename="batchml_imports"):
     gaps = JSONB()
     imported_by = UUID(null=True, default=None)
     imported_at = Timestamptz()
+
+
+class RecipeDocument(Table, tablename="recipe_documents"):
+    """A file attached to a master recipe (an SOP, a report...): kept when removed, with who,
+    when and why."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    recipe_id = UUID()
+    file_id = UUID()
+    title = Text()
+    kind = Text()
+    added_by = UUID()
+    added_at = Timestamptz()
+    removed_by = UUID(null=True, default=None)
+    removed_at = Timestamptz(null=True, default=None)
+    removal_reason = Text(null=True, default=None)

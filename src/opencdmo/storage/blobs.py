@@ -155,14 +155,22 @@ class BlobStore:
         """A stream of the tenant's blob (blocking reads: read it in a worker thread); read
         to its end, bytes that do not match the key's SHA-256 raise ``BlobCorrupted``."""
         expected = self._own(ctx, key)
-        stream = await self._call(self.backend.open_read, key)
-        if stream is None:
-            log.error("blob missing from storage", extra={"key": key})
-            raise BlobCorrupted(
-                f"The stored file {expected[:12]}… is missing from storage; it cannot be "
-                "served. Tell your administrator (the audit trail keeps its SHA-256)."
-            )
-        return CheckedReader(stream, expected, lambda found: _damaged(key, expected, found))
+        return _checked(key, expected, await self._call(self.backend.open_read, key))
+
+    def open_blocking(self, ctx: TenantContext, key: str) -> CheckedReader:
+        """``open`` for code already running in a worker thread (a package being written
+        streams its documents from here)."""
+        expected = self._own(ctx, key)
+        try:
+            stream = self.backend.open_read(key)
+        except StorageUnavailable:
+            raise
+        except OSError as exc:
+            log.error("blob storage failed: %s", exc, extra={"backend": self.backend.name})
+            raise StorageUnavailable(
+                "The file storage did not answer; nothing was changed. Try again shortly."
+            ) from exc
+        return _checked(key, expected, stream)
 
     async def exists(self, ctx: TenantContext, key: str) -> bool:
         self._own(ctx, key)
@@ -185,6 +193,16 @@ class BlobStore:
             raise StorageUnavailable(
                 "The file storage did not answer; nothing was changed. Try again shortly."
             ) from exc
+
+
+def _checked(key: str, expected: str, stream: BinaryIO | None) -> CheckedReader:
+    if stream is None:
+        log.error("blob missing from storage", extra={"key": key})
+        raise BlobCorrupted(
+            f"The stored file {expected[:12]}… is missing from storage; it cannot be "
+            "served. Tell your administrator (the audit trail keeps its SHA-256)."
+        )
+    return CheckedReader(stream, expected, lambda found: _damaged(key, expected, found))
 
 
 def _damaged(key: str, expected: str, found: str) -> BlobCorrupted:

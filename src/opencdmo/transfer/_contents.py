@@ -17,6 +17,7 @@ from opencdmo.canonical import canonical_json, content_hash
 from opencdmo.transfer._archive import Limits, Problem, nested_kind
 from opencdmo.transfer.format import (
     BATCHML,
+    DOCUMENT_KINDS,
     DOCUMENT_NAME,
     ITEM_NAME,
     MANIFEST,
@@ -66,17 +67,29 @@ def listing_problems(manifest: Manifest) -> list[Problem]:
 def _shape_problem(role: str, path: str, entry: FileEntry) -> str | None:
     if path.lower().endswith(YAML):
         return "YAML is never accepted in a package"
+    if role != "document" and entry.title is not None:
+        return "only a document has a title"
     fixed = {"revision": REVISION, "batchml": BATCHML, "signatures": QA}
     if role in fixed:
         return None if path == fixed[role] else f"a {role} file is {fixed[role]}"
     if role == "document":
-        return None if DOCUMENT_NAME.fullmatch(path) else "a document is documents/<nn>-<name>"
+        return _document_problem(path, entry)
     match = ITEM_NAME.fullmatch(path)
     if match is None:
         return "an item is items/<kind>/<slug>@<version>.json"
     named = (match["kind"], match["slug"], match["version"])
     if named != (entry.kind, entry.slug, entry.version) or entry.content_hash is None:
         return "its kind, slug, version and content_hash must be given and match its path"
+    return None
+
+
+def _document_problem(path: str, entry: FileEntry) -> str | None:
+    if not DOCUMENT_NAME.fullmatch(path):
+        return "a document is documents/<nn>-<name>"
+    if entry.title is None or entry.kind not in DOCUMENT_KINDS:
+        return "a document has a title and a kind (" + ", ".join(DOCUMENT_KINDS) + ")"
+    if (entry.slug, entry.version, entry.content_hash) != (None, None, None):
+        return "a document has no slug, version or content_hash"
     return None
 
 

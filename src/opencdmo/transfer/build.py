@@ -41,9 +41,14 @@ __all__ = ["Document", "Member", "Source", "members_of", "unsigned", "write"]
 
 @dataclass(frozen=True)
 class Document:
+    """A document the package carries: its file name (reduced for its member name), type,
+    title and kind (``format.DOCUMENT_KINDS``), and its bytes, streamed (called twice)."""
+
     filename: str
     media_type: str
     chunks: Callable[[], Iterator[bytes]]
+    title: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,9 @@ def members_of(source: Source) -> list[Member]:
     for number, document in enumerate(source.documents, start=1):
         size, digest = package.hashed(document.chunks())
         path = document_path(number, document.filename)
-        entry = FileEntry(path, size, digest, document.media_type, "document")
+        entry = FileEntry(
+            path, size, digest, document.media_type, "document", document.kind, title=document.title
+        )
         members.append(Member(entry, document.chunks))
     if source.batchml is not None:
         size, digest = package.hashed((source.batchml,))

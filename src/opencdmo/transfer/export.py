@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +31,11 @@ from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict
+from opencdmo.recipes import documents as recipe_documents
 from opencdmo.recipes import queries as recipes
 from opencdmo.recipes.batchml_recipe import RecipeHead, revision_to_batchml
 from opencdmo.recipes.batchml_recipe import service as batchml_service
+from opencdmo.recipes.documents import DocumentView
 from opencdmo.recipes.service import STATUS_NAMES, InForce
 from opencdmo.recipes.service._pins import entries, pinned_of
 from opencdmo.recipes.tables import PinnedContent
@@ -42,6 +45,7 @@ from opencdmo.signatures import queries as signature_queries
 from opencdmo.signatures import service as signatures
 from opencdmo.signatures.service import SignedRecord
 from opencdmo.storage.blobs import Blob, blobs
+from opencdmo.storage.streams import CHUNK
 from opencdmo.transfer import build, keys
 from opencdmo.transfer import queries as q
 from opencdmo.transfer.format import (
@@ -125,6 +129,42 @@ def _batchml(source: InForce, names: dict[str, str], at: datetime) -> bytes:
     return revision_to_batchml(head, source.content, source.pinned, exported_at=at, names=names)
 
 
+def _chunks(ctx: TenantContext, key: str) -> Callable[[], Iterator[bytes]]:
+    """A stored document's bytes, streamed from the blob store in the worker thread that
+    writes the package; bytes that no longer match their SHA-256 stop the export."""
+
+    def chunks() -> Iterator[bytes]:
+        with blobs().open_blocking(ctx, key) as reader:
+            while block := reader.read(CHUNK):
+                yield block
+
+    return chunks
+
+
+async def _documents(ctx: TenantContext, recipe_id: UUID) -> list[DocumentView]:
+    """The recipe's documents not removed, as they are when the package is written: the
+    package carries the recipe's current documents with its effective revision (documents
+    belong to the recipe, not to one revision; QA signs the manifest that lists each by
+    SHA-256, so what was sent is on record either way)."""
+    return await recipe_documents.documents(ctx, recipe_id, removed=False)
+
+
+def _document(ctx: TenantContext, view: DocumentView) -> build.Document:
+    stored = view.file
+    return build.Document(
+        stored.filename,
+        stored.content_type,
+        _chunks(ctx, stored.storage_key),
+        view.row.title,
+        view.row.kind,
+    )
+
+
+def _carried(views: list[DocumentView]) -> list[dict[str, str]]:
+    """The documents as the export's audit event names them."""
+    return [{"document_id": str(v.row.id), "sha256": v.file.sha256} for v in views]
+
+
 async def store_package(ctx: TenantContext, path: Path) -> Blob:
     """The one place a package file goes into the blob store (no transaction may be open)."""
     data = await asyncio.to_thread(path.read_bytes)
@@ -173,6 +213,7 @@ async def export_package(
         source = await _in_force(ctx, recipe_id, lock=False)
         items = await _items(source.content)
         names = await batchml_service.library_names()
+        attached = await _documents(ctx, recipe_id)
     check_author_may_not_approve(source.recipe.author_id, ctx.user_id, MEANING)
     signing = await signatures.prepare(settings, ctx, MEANING, reason, password)
     slot = await signature_queries.slot()
@@ -181,7 +222,8 @@ async def export_package(
     ref = RecipeRef(str(row.id), row.name, row.product, source.revision, source.content_hash)
     created = slot.signed_at  # the database's time, as every time the package records
     batchml = _batchml(source, names, created)
-    src = build.Source(_sender(ctx, public), ref, source.content, items, [], batchml)
+    carried = [_document(ctx, v) for v in attached]
+    src = build.Source(_sender(ctx, public), ref, source.content, items, carried, batchml)
     package_id = uuid4()
     members = await asyncio.to_thread(build.members_of, src)
     manifest = build.unsigned(src, str(package_id), rfc3339(created), members)
@@ -211,6 +253,11 @@ async def export_package(
             raise Conflict(
                 "The recipe's effective revision changed while the package was being written; "
                 "export it again."
+            )
+        if _carried(await _documents(ctx, recipe_id)) != _carried(attached):
+            raise Conflict(
+                "The recipe's documents changed while the package was being written; export "
+                "it again."
             )
         signature = await signatures.apply(ctx, signing, record, slot=slot)
         new = NewPackage(
@@ -242,6 +289,7 @@ async def export_package(
                 "digest": approval.digest,
                 "fingerprint": public.fingerprint,
                 "files": len(final.files),
+                "documents": _carried(attached),
             },
             reason=signing.reason,
         )

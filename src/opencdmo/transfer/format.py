@@ -40,6 +40,8 @@ ITEM_NAME: Final = re.compile(
 DOCUMENT_NAME: Final = re.compile(r"documents/[0-9]{2}-[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 ROLES: Final = ("revision", "item", "document", "batchml", "signatures")
+# A document's kind (its manifest entry's ``kind``).
+DOCUMENT_KINDS: Final = ("sop", "development_report", "risk_assessment", "other")
 MEDIA_JSON: Final = "application/json"
 MEDIA_XML: Final = "application/xml"
 
@@ -97,6 +99,7 @@ class FileEntry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     slug: Annotated[str, msgspec.Meta(max_length=80)] | None = None
     version: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     content_hash: Hex64 | None = None
+    title: Text | None = None  # a document's title (documents only, required there)
 
 
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

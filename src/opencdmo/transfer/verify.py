@@ -59,13 +59,26 @@ class Unreadable(Exception):
 
 
 @dataclass(frozen=True)
+class ReceivedDocument:
+    """A document of a valid package: its member, size and SHA-256 (as verified), type,
+    title and kind (as the signed manifest names them)."""
+
+    path: str
+    size: int
+    sha256: str
+    media_type: str
+    title: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class PackageContents:
     """What a valid package holds, for the receiving side."""
 
     manifest: Manifest
     revision: dict[str, Any]
     items: list[dict[str, Any]]
-    documents: list[tuple[str, int, str]]  # (path, size, sha256)
+    documents: list[ReceivedDocument]
     batchml: bytes | None
 
 
@@ -266,7 +279,14 @@ def _members(
         return Verification(parsed, manifest=manifest, members=len(infos))
     revision, items, batchml = parsed
     documents = [
-        (e.path, reads[e.path].size, reads[e.path].sha256)
+        ReceivedDocument(
+            e.path,
+            reads[e.path].size,
+            reads[e.path].sha256,
+            e.media_type,
+            e.title or "",
+            e.kind or "",
+        )
         for e in manifest.files
         if e.role == "document"
     ]

@@ -29,7 +29,7 @@ from opencdmo.access.service import authorize
 from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
-from opencdmo.errors import Conflict
+from opencdmo.errors import Conflict, NotFound
 from opencdmo.recipes import queries as recipes
 from opencdmo.recipes.batchml_recipe import RecipeHead, revision_to_batchml
 from opencdmo.recipes.batchml_recipe import service as batchml_service
@@ -127,8 +127,7 @@ def _batchml(source: InForce, names: dict[str, str], at: datetime) -> bytes:
 
 async def store_package(ctx: TenantContext, path: Path) -> Blob:
     """The one place a package file goes into the blob store (no transaction may be open)."""
-    data = await asyncio.to_thread(path.read_bytes)
-    return await blobs().put(ctx, data)
+    return await blobs().put_file(ctx, path)
 
 
 async def package_bytes(ctx: TenantContext, row: PackageRow) -> bytes:
@@ -253,6 +252,8 @@ async def package_of(ctx: TenantContext, package_id: UUID) -> tuple[PackageRow, 
     async with read_view(ctx):
         await authorize(ctx, "transfer", "export")
         row = await q.package(package_id)
+    if row.direction != "sent":
+        raise NotFound("No such transfer package.")
     return row, await package_bytes(ctx, row)
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from uuid import UUID, uuid4
 
+import msgspec
+
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
@@ -49,6 +51,7 @@ from opencdmo.tenancy import service as tenancy
 from opencdmo.transfer import inbound
 from opencdmo.transfer import queries as q
 from opencdmo.transfer import receive_queries as rq
+from opencdmo.transfer.format import Manifest
 from opencdmo.transfer.receive_queries import JobRow, ReceivedRow, SendRow
 from opencdmo.transfer.verify import Finding, Verification
 
@@ -376,7 +379,7 @@ async def upload(settings: Settings, ctx: TenantContext, path: Path, job_id: UUI
         }
         await rq.insert_received(ctx.tenant_id, values)
         await audit.record(ctx, "transfer.package_received", ENTITY, package_id, new=event)
-        await rq.set_status(package_id, "verified", [], None, _user(ctx))
+        await rq.set_status(package_id, "verified", [], None, _user(ctx), _builtins(manifest))
         await audit.record(
             ctx,
             "transfer.package_verified",
@@ -387,6 +390,11 @@ async def upload(settings: Settings, ctx: TenantContext, path: Path, job_id: UUI
         )
         await rq.update_job(job_id, {"state": "done", "package_id": package_id})
         return await rq.received(package_id)
+
+
+def _builtins(manifest: Manifest) -> dict[str, Any]:
+    found: dict[str, Any] = msgspec.to_builtins(manifest)
+    return found
 
 
 def _tenant_id(text: str) -> UUID | None:
@@ -461,7 +469,8 @@ async def verify_received(
         )
         if row.status != "received":
             return row
-        await rq.set_status(package_id, status, findings, reason, _user(ctx))
+        kept = _builtins(manifest) if manifest is not None else None
+        await rq.set_status(package_id, status, findings, reason, _user(ctx), kept)
         await audit.record(
             ctx,
             f"transfer.package_{status}",

@@ -32,6 +32,7 @@ class ReceivedRow:
     recipe_name: str
     partner_link_id: UUID | None
     findings: Any
+    manifest: Any
     status_reason: str | None
     verified_by: UUID | None
     created_by: UUID
@@ -42,6 +43,11 @@ class ReceivedRow:
     def finding_list(self) -> list[dict[str, Any]]:
         found = json.loads(self.findings) if isinstance(self.findings, str) else self.findings
         return list(found or [])
+
+    @property
+    def manifest_dict(self) -> dict[str, Any] | None:
+        found = json.loads(self.manifest) if isinstance(self.manifest, str) else self.manifest
+        return dict(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,13 @@ async def inbox() -> list[ReceivedRow]:
 
 async def insert_received(tenant_id: UUID, values: dict[str, Any]) -> None:
     findings = values.pop("findings", [])
+    manifest = values.pop("manifest", None)
     await TransferPackage.insert(
         TransferPackage(
             tenant_id=tenant_id,
             direction="received",
             findings=json.dumps(findings),
+            manifest=None if manifest is None else json.dumps(manifest),
             status_changed_at=database_now(),
             **values,
         )
@@ -124,9 +132,11 @@ async def set_status(
     findings: list[dict[str, Any]],
     reason: str | None,
     by: UUID | None,
+    manifest: dict[str, Any] | None = None,
 ) -> None:
     await TransferPackage.update(
         {
+            TransferPackage.manifest: None if manifest is None else json.dumps(manifest),
             TransferPackage.status: status,
             TransferPackage.findings: json.dumps(findings),
             TransferPackage.status_reason: reason,

@@ -59,6 +59,7 @@ class TransferPackage(Table, tablename="transfer_packages"):
     recipe_name = Text(default="")
     partner_link_id = UUID(null=True, default=None)
     findings = JSONB(default="[]")
+    manifest = JSONB(null=True, default=None)
     status_reason = Text(null=True, default=None)
     verified_by = UUID(null=True, default=None)
     status_changed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))

@@ -3,8 +3,8 @@ verification on receipt, and each side's view of a package's status.
 
 ``transfer_packages`` gains the received side: the sender (tenant id when it is a tenant of
 this installation, its name and the recipe's name as the manifest gives them), the
-relationship it came through (none for an upload), the verification's findings and who
-verified it, and the reason a package was rejected. A received row has no ``recipe_id`` (the
+relationship it came through (none for an upload), the verification's findings, the
+manifest it verified (shown on the package's page) and who verified it, and the reason a package was rejected. A received row has no ``recipe_id`` (the
 sender's recipe is not the receiver's).
 
 ``transfer_sends``: each send of a package to a partner, in the sender's tenant (who, to whom,
@@ -43,6 +43,7 @@ ALTER TABLE transfer_packages
     ADD COLUMN recipe_name text NOT NULL DEFAULT '' CHECK (length(recipe_name) <= 400),
     ADD COLUMN partner_link_id uuid,
     ADD COLUMN findings jsonb NOT NULL DEFAULT '[]'::jsonb,
+    ADD COLUMN manifest jsonb,
     ADD COLUMN status_reason text CHECK (length(status_reason) <= 4000),
     ADD COLUMN verified_by uuid REFERENCES users (id),
     ADD COLUMN status_changed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -150,7 +151,7 @@ GRANT EXECUTE ON FUNCTION sent_package_statuses() TO opencdmo_app;
 def upgrade() -> None:
     run(TABLES)
     run(
-        "GRANT UPDATE (status, findings, status_reason, verified_by, status_changed_at) "
+        "GRANT UPDATE (status, findings, manifest, status_reason, verified_by, status_changed_at) "
         "ON transfer_packages TO opencdmo_app;"
     )
     run(protect_tenant_table("transfer_sends", "SELECT, INSERT"))

@@ -393,3 +393,59 @@ async def test_a_rejected_inbox_package_and_its_progress(
     statuses = await receive.sent_to(sender.lab["approver"], package_id)
     assert [(s.status, s.reason) for s in statuses] == [("rejected", rejected.status_reason)]
     assert isinstance(rejected, ReceivedRow)
+
+
+async def test_the_pages_send_verify_and_upload(
+    settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
+) -> None:
+    """URS-TT-RCV-07: the sender's packages page sends to a partner and shows the receiver's
+    status; the inbox lists the package; its page verifies it and shows the manifest, the
+    findings and what comes next; the upload form refuses with every finding."""
+    package_id = await _package(settings, sender)
+    await _related(sender, receiver)
+    approver = await browser("approver")
+    listed = await approver.get(f"/t/{sender.ctx.slug}/transfer/packages")
+    assert listed.status_code == 200 and f"Send to {receiver.ctx.name}" in listed.text
+    link_id = await owner.fetchval(
+        "SELECT id FROM partner_links WHERE tenant_id = $1", sender.ctx.tenant_id
+    )
+    form = {"link_id": str(link_id), "_csrf_token": approver.csrf}
+    sent = await approver.send(
+        "POST", f"/t/{sender.ctx.slug}/transfer/packages/{package_id}/sends", data=form
+    )
+    assert sent.status_code == 303, sent.text
+    listed = await approver.get(f"/t/{sender.ctx.slug}/transfer/packages")
+    assert f"Sent to {receiver.ctx.name}" in listed.text and "Received" in listed.text
+    assert f"Send to {receiver.ctx.name}" not in listed.text
+    engineer = await browser("author")
+    inbox = await engineer.get(f"/t/{receiver.ctx.slug}/transfer/inbox")
+    assert inbox.status_code == 200 and str(package_id) in inbox.text
+    detail_url = f"/t/{receiver.ctx.slug}/transfer/packages/{package_id}"
+    detail = await engineer.get(detail_url)
+    assert detail.status_code == 200 and 'id="verify-form"' in detail.text
+    assert "Not verified yet" in detail.text
+    job = uuid.uuid4()
+    verified = await engineer.send(
+        "POST", detail_url + "/verify", data={"job": str(job), "_csrf_token": engineer.csrf}
+    )
+    assert verified.status_code == 303, verified.text
+    detail = await engineer.get(detail_url)
+    assert "The package is verified" in detail.text and 'id="package-next"' in detail.text
+    assert "recipe/batchml.xml" in detail.text and "approved for transfer" in detail.text
+    assert 'id="verify-form"' not in detail.text
+    progress = await engineer.get(f"/t/{receiver.ctx.slug}/transfer/jobs/{job}/progress")
+    assert progress.status_code == 200 and 'value="100"' in progress.text
+    assert "hx-trigger" not in progress.text  # finished: it stops polling
+    listed = await approver.get(f"/t/{sender.ctx.slug}/transfer/packages")
+    assert "Verified" in listed.text
+    # The upload form: a file that is not a package, refused with its finding, nothing kept.
+    before = await _count(owner, "transfer_packages", receiver.ctx.tenant_id)
+    refused = await engineer.send(
+        "POST",
+        f"/t/{receiver.ctx.slug}/transfer/inbox?job={uuid.uuid4()}",
+        data={"_csrf_token": engineer.csrf},
+        files={"package": ("package.zip", b"not an archive", "application/zip")},
+    )
+    assert refused.status_code == 422, refused.text
+    assert 'id="upload-findings"' in refused.text
+    assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == before

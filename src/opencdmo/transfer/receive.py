@@ -181,6 +181,26 @@ def _user(ctx: TenantContext) -> UUID:
     return ctx.user_id
 
 
+@dataclass(frozen=True)
+class Target:
+    """A partner a package may be sent to: the relationship and the partner's name."""
+
+    link_id: UUID
+    name: str
+
+
+async def send_targets(ctx: TenantContext) -> list[Target]:
+    """The partners of the tenant's active relationships (the packages page offers them)."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "export")
+        links = [r for r in await partner_queries.links() if r.status == "active"]
+    names = await tenancy.tenants_by_id(r.partner_tenant_id for r in links)
+    found = [
+        Target(r.id, names[r.partner_tenant_id].name) for r in links if r.partner_tenant_id in names
+    ]
+    return sorted(found, key=lambda t: t.name.lower())
+
+
 async def sent_to(ctx: TenantContext, package_id: UUID | None = None) -> list[SentTo]:
     """The sends of the tenant's packages, each with the receiver's status of it now."""
     async with read_view(ctx):
@@ -247,13 +267,28 @@ async def _job_values(ctx: TenantContext, job_id: UUID, values: dict[str, Any]) 
         await rq.update_job(job_id, values)
 
 
-async def _start_job(
-    ctx: TenantContext, job_id: UUID, stage: str, total: int, package_id: UUID | None = None
-) -> None:
+async def start_upload(ctx: TenantContext, job_id: UUID, total: int = 0) -> None:
+    """The job row of an upload, in its ``upload`` stage (before the body is read)."""
+    await authorize(ctx, "transfer", "import")
+    if await _job_exists(ctx, job_id):
+        raise Conflict("This upload was sent already: reload the page and choose the file again.")
     async with unit_of_work(ctx):
-        await rq.insert_job(ctx.tenant_id, job_id, stage, total, _user(ctx))
-        if package_id is not None:
-            await rq.update_job(job_id, {"package_id": package_id})
+        await rq.insert_job(ctx.tenant_id, job_id, "upload", total, _user(ctx))
+
+
+async def _job_exists(ctx: TenantContext, job_id: UUID) -> bool:
+    async with read_view(ctx):
+        try:
+            await rq.job(job_id)
+        except NotFound:
+            return False
+        return True
+
+
+async def file_chunks(handle: Any) -> AsyncIterator[bytes]:
+    """The chunks of an open file (an uploaded form part spooled to disk), read in a thread."""
+    while chunk := await asyncio.to_thread(handle.read, CHUNK):
+        yield chunk
 
 
 async def spool_upload(
@@ -262,6 +297,8 @@ async def spool_upload(
     chunks: AsyncIterator[bytes],
     job_id: UUID,
     declared: int | None,
+    *,
+    started: bool = False,
 ) -> Path:
     """The uploaded bytes in a temporary file (refused past the size limit), the job's
     ``upload`` stage updated as they arrive."""
@@ -269,7 +306,8 @@ async def spool_upload(
     limit = settings.transfer_upload_max_bytes
     if declared is not None and declared > limit:
         raise ValidationFailed(_too_large(limit), details={"field": "file"})
-    await _start_job(ctx, job_id, "upload", declared or 0)
+    if not started:
+        await start_upload(ctx, job_id, declared or 0)
     path = await asyncio.to_thread(temporary, settings)
     done = reported = 0
     try:

@@ -33,8 +33,11 @@ from opencdmo.transfer import export, keys, receive
 from opencdmo.transfer.receive_queries import ReceivedRow
 from tests.conftest import PASSWORD, World, as_actor
 from tests.integration.conftest import activation, viability
+from tests.integration.test_cli import cli_env, run
 from tests.integration.test_partners import Org, new_org
 from tests.integration.test_transfer_package import _effective
+
+__all__ = ["cli_env"]
 
 
 @dataclass(frozen=True)
@@ -449,3 +452,43 @@ async def test_the_pages_send_verify_and_upload(
     assert refused.status_code == 422, refused.text
     assert 'id="upload-findings"' in refused.text
     assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == before
+
+
+async def test_cli_import_exit_codes(
+    settings: Settings,
+    sender: Sender,
+    receiver: Receiver,
+    world: World,
+    owner: asyncpg.Connection,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """URS-TT-RCV-08: ``transfer import``: 1 refused with the findings and nothing kept, 0
+    verified and kept with a progress line on stderr, 2 unreadable input."""
+    package_id = await _package(settings, sender)
+    path = tmp_path / "package.zip"
+    path.write_bytes(await _archive(settings, sender, package_id))
+    args = ("transfer", "import", "--tenant", receiver.ctx.slug)
+    code, said, err = await run(cli_env, *args, "--email", world["author"].email, str(path))
+    assert code == 1, err
+    assert said.startswith("REFUSED") and "untrusted_key" in said
+    assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == 0
+    public = await keys.public_key(sender.lab["approver"])
+    assert public is not None
+    await keys.trust(receiver.org.admin, public.base64, public.fingerprint, sender.ctx.name)
+    code, said, err = await run(cli_env, *args, "--email", world["author"].email, str(path))
+    assert code == 0, err
+    assert said.startswith(f"VERIFIED: package {package_id}")
+    assert "verifying [" in err and "100 %" in err
+    row = await owner.fetchrow(
+        "SELECT status, direction FROM transfer_packages WHERE tenant_id = $1 AND id = $2",
+        receiver.ctx.tenant_id,
+        package_id,
+    )
+    assert (row["status"], row["direction"]) == ("verified", "received")
+    code, _, err = await run(
+        cli_env, *args, "--email", world["author"].email, str(tmp_path / "missing.zip")
+    )
+    assert code == 2 and "cannot read" in err
+    code, _, err = await run(cli_env, *args, "--email", "nobody@nowhere.test", str(path))
+    assert code == 2 and "No member" in err

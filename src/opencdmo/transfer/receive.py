@@ -53,7 +53,7 @@ from opencdmo.transfer import queries as q
 from opencdmo.transfer import receive_queries as rq
 from opencdmo.transfer.format import Manifest
 from opencdmo.transfer.receive_queries import JobRow, ReceivedRow, SendRow
-from opencdmo.transfer.verify import Finding, Verification
+from opencdmo.transfer.verify import Finding, Progress, Verification
 
 ENTITY = "transfer_package"
 MiB = 1024 * 1024
@@ -336,13 +336,17 @@ def _too_large(limit: int) -> str:
     return f"The package is larger than this installation accepts ({limit // MiB} MiB at most)."
 
 
-async def _verified(ctx: TenantContext, path: Path, job_id: UUID, total: int) -> Verification:
+async def _verified(
+    ctx: TenantContext, path: Path, job_id: UUID, total: int, told: Progress | None = None
+) -> Verification:
     """``inbound.verify_for`` with the job's ``verify`` stage kept up to date."""
     await _job_values(ctx, job_id, {"stage": "verify", "done_bytes": 0, "total_bytes": total})
     seen = [0, total]
 
     def progress(done: int, declared: int) -> None:
         seen[0], seen[1] = done, declared or total
+        if told is not None:
+            told(done, declared or total)
 
     task = asyncio.ensure_future(inbound.verify_for(ctx, path, None, progress))
     reported = 0
@@ -354,14 +358,20 @@ async def _verified(ctx: TenantContext, path: Path, job_id: UUID, total: int) ->
     return task.result()
 
 
-async def upload(settings: Settings, ctx: TenantContext, path: Path, job_id: UUID) -> ReceivedRow:
+async def upload(
+    settings: Settings,
+    ctx: TenantContext,
+    path: Path,
+    job_id: UUID,
+    progress: Progress | None = None,
+) -> ReceivedRow:
     """Verify the package at ``path`` (a temporary file, removed here) and keep it when it
     verifies; otherwise a 422 listing every finding, with nothing kept but the security
     event."""
     try:
         size = (await asyncio.to_thread(path.stat)).st_size
         try:
-            result = await _verified(ctx, path, job_id, size)
+            result = await _verified(ctx, path, job_id, size, progress)
         except BaseException:
             await _job_values(ctx, job_id, {"state": "failed"})
             raise

@@ -492,3 +492,40 @@ async def test_cli_import_exit_codes(
     assert code == 2 and "cannot read" in err
     code, _, err = await run(cli_env, *args, "--email", "nobody@nowhere.test", str(path))
     assert code == 2 and "No member" in err
+
+
+async def test_two_sends_and_two_uploads_at_the_same_moment(
+    settings: Settings,
+    sender: Sender,
+    receiver: Receiver,
+    world: World,
+    browser: Any,
+    owner: asyncpg.Connection,
+) -> None:
+    """URS-TT-RCV-09: two people send the same package to the same partner at once: one send,
+    one received row, the other a 409; two uploads of one package at once: one kept."""
+    package_id = await _package(settings, sender)
+    link_id = await _related(sender, receiver)
+    one, two = await browser("approver"), await browser("approver")
+    url = f"/api/v1/t/{sender.ctx.slug}/transfer/packages/{package_id}/sends"
+    body = {"partner_link_id": str(link_id)}
+    answers = await asyncio.gather(
+        one.send("POST", url, json=body), two.send("POST", url, json=body)
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    assert await _count(owner, "transfer_sends", sender.ctx.tenant_id) == 1
+    assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == 1
+    assert (await _events(owner, sender.ctx.tenant_id, package_id)).count(
+        "transfer.package_sent"
+    ) == 1
+    # Two uploads of another package into a third tenant that trusts the key.
+    other = await _package(settings, sender)
+    data = await _archive(settings, sender, other)
+    third = await _receiver(world)
+    public = await keys.public_key(sender.lab["approver"])
+    assert public is not None
+    await keys.trust(third.org.admin, public.base64, public.fingerprint, sender.ctx.name)
+    first, second = await browser("author"), await browser("author")
+    uploads = await asyncio.gather(_upload(first, third, data), _upload(second, third, data))
+    assert sorted(u.status_code for u in uploads) == [201, 409], [u.text for u in uploads]
+    assert await _count(owner, "transfer_packages", third.ctx.tenant_id) == 1

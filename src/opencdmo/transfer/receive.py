@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from uuid import UUID, uuid4
 
+import asyncpg
 import msgspec
 
 from opencdmo.access.service import authorize
@@ -126,7 +127,10 @@ async def send_to_partner(ctx: TenantContext, package_id: UUID, link_id: UUID) -
             _by(ctx),
             row.created_at,
         )
-        await rq.insert_send(ctx.tenant_id, send)
+        try:
+            await rq.insert_send(ctx.tenant_id, send)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"This package was already sent to {partner.name}.") from None
         event = {
             "receiver": partner.slug,
             "partner_link_id": str(link_id),
@@ -138,24 +142,27 @@ async def send_to_partner(ctx: TenantContext, package_id: UUID, link_id: UUID) -
         async with partner_side(ctx, partner.id):
             if await rq.exists(package_id):
                 raise Conflict(f"{partner.name} already has this package.")
-            await rq.insert_received(
-                partner.id,
-                {
-                    "id": package_id,
-                    "status": "received",
-                    "revision": row.revision,
-                    "content_hash": row.content_hash,
-                    "sha256": copied.sha256,
-                    "size_bytes": copied.size,
-                    "storage_key": copied.key,
-                    "sender_fingerprint": row.sender_fingerprint,
-                    "created_by": _user(ctx),
-                    "sender_tenant_id": ctx.tenant_id,
-                    "sender_name": ctx.name,
-                    "recipe_name": recipe_name,
-                    "partner_link_id": link_id,
-                },
-            )
+            try:
+                await rq.insert_received(
+                    partner.id,
+                    {
+                        "id": package_id,
+                        "status": "received",
+                        "revision": row.revision,
+                        "content_hash": row.content_hash,
+                        "sha256": copied.sha256,
+                        "size_bytes": copied.size,
+                        "storage_key": copied.key,
+                        "sender_fingerprint": row.sender_fingerprint,
+                        "created_by": _user(ctx),
+                        "sender_tenant_id": ctx.tenant_id,
+                        "sender_name": ctx.name,
+                        "recipe_name": recipe_name,
+                        "partner_link_id": link_id,
+                    },
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"{partner.name} already has this package.") from None
             await audit.record_across(
                 ctx,
                 partner.id,
@@ -271,9 +278,16 @@ async def start_upload(ctx: TenantContext, job_id: UUID, total: int = 0) -> None
     """The job row of an upload, in its ``upload`` stage (before the body is read)."""
     await authorize(ctx, "transfer", "import")
     if await _job_exists(ctx, job_id):
-        raise Conflict("This upload was sent already: reload the page and choose the file again.")
-    async with unit_of_work(ctx):
-        await rq.insert_job(ctx.tenant_id, job_id, "upload", total, _user(ctx))
+        raise _job_taken()
+    try:
+        async with unit_of_work(ctx):
+            await rq.insert_job(ctx.tenant_id, job_id, "upload", total, _user(ctx))
+    except asyncpg.UniqueViolationError:
+        raise _job_taken() from None
+
+
+def _job_taken() -> Conflict:
+    return Conflict("This upload was sent already: reload the page and choose the file again.")
 
 
 async def _job_exists(ctx: TenantContext, job_id: UUID) -> bool:
@@ -397,7 +411,7 @@ async def upload(
     async with unit_of_work(ctx):
         await authorize(ctx, "transfer", "import")
         if await rq.exists(package_id):
-            raise Conflict("This package is here already (the same package id).")
+            raise _here_already()
         recipe = manifest.recipe
         sender_id = _tenant_id(manifest.sender.tenant_id)
         values = {
@@ -425,7 +439,10 @@ async def upload(
             "size": blob.size,
             "channel": "upload",
         }
-        await rq.insert_received(ctx.tenant_id, values)
+        try:
+            await rq.insert_received(ctx.tenant_id, values)
+        except asyncpg.UniqueViolationError:
+            raise _here_already() from None
         await audit.record(ctx, "transfer.package_received", ENTITY, package_id, new=event)
         await rq.set_status(package_id, "verified", [], None, _user(ctx), _builtins(manifest))
         await audit.record(
@@ -438,6 +455,12 @@ async def upload(
         )
         await rq.update_job(job_id, {"state": "done", "package_id": package_id})
         return await rq.received(package_id)
+
+
+def _here_already() -> Conflict:
+    return Conflict(
+        "This package is here already (the same package id): open it from the inbox.",
+    )
 
 
 def _builtins(manifest: Manifest) -> dict[str, Any]:

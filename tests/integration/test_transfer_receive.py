@@ -1,4 +1,4 @@
-"""Receiving tech-transfer packages against the real database and blob store (URS-TT-RCV-01..):
+"""Receiving tech-transfer packages against the real database and blob store (URS-RCV-01..04):
 sent to a partner's inbox within an active relationship (the receiver's row under its own
 policy, both audit trails, the blob copied), refused on a revoked or missing relationship;
 uploaded from another installation and verified before anything is kept (a tampered, hostile
@@ -134,7 +134,7 @@ async def _archive(settings: Settings, sender: Sender, package_id: UUID) -> byte
 async def test_send_within_an_active_relationship(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    """URS-TT-RCV-01: a package sent to a partner arrives in its inbox, audited on both sides;
+    """URS-RCV-01: a package sent to a partner arrives in its inbox, audited on both sides;
     the partner's key verifies it without a manual trust; the sender sees each status."""
     package_id = await _package(settings, sender)
     link_id = await _related(sender, receiver)
@@ -193,7 +193,7 @@ async def test_send_within_an_active_relationship(
 async def test_sending_without_an_active_relationship_is_refused(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    """URS-TT-RCV-02: a revoked relationship refuses the send (409, nothing written); a
+    """URS-RCV-01: a revoked relationship refuses the send (409, nothing written); a
     relationship of another tenant is not found."""
     package_id = await _package(settings, sender)
     link_id = await _related(sender, receiver)
@@ -253,7 +253,7 @@ async def _refusals(owner: asyncpg.Connection, receiver: Receiver) -> list[list[
 async def test_upload_verified_before_anything_is_kept(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    """URS-TT-RCV-03: an upload from another installation: untrusted, tampered and hostile
+    """URS-RCV-02: an upload from another installation: untrusted, tampered and hostile
     packages refused with every finding and nothing kept but the security event; trusted by
     its fingerprint, it is kept, received and verified."""
     package_id = await _package(settings, sender)
@@ -311,7 +311,7 @@ async def test_upload_verified_before_anything_is_kept(
 async def test_another_tenants_package_is_not_found(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any
 ) -> None:
-    """URS-TT-RCV-04: a received package is the receiver's alone, a sent one the sender's."""
+    """URS-RCV-04: a received package is the receiver's alone, a sent one the sender's."""
     package_id = await _package(settings, sender)
     link_id = await _related(sender, receiver)
     await receive.send_to_partner(sender.lab["approver"], package_id, link_id)
@@ -332,7 +332,7 @@ async def test_another_tenants_package_is_not_found(
 async def test_two_verifications_at_the_same_moment(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    """URS-TT-RCV-05: two people verify the same package at once: one verification, one event;
+    """URS-RCV-03: two people verify the same package at once: one verification, one event;
     the other is told it is under way or sees its outcome."""
     package_id = await _package(settings, sender)
     link_id = await _related(sender, receiver)
@@ -364,7 +364,7 @@ async def test_a_rejected_inbox_package_and_its_progress(
     owner: asyncpg.Connection,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """URS-TT-RCV-06: a partner's package damaged in the receiver's store is rejected with the
+    """URS-RCV-03: a partner's package damaged in the receiver's store is rejected with the
     findings as the reason; the job row records the progress in steps."""
     monkeypatch.setattr(receive, "PROGRESS_STEP", 1)
     package_id = await _package(settings, sender)
@@ -401,7 +401,7 @@ async def test_a_rejected_inbox_package_and_its_progress(
 async def test_the_pages_send_verify_and_upload(
     settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
 ) -> None:
-    """URS-TT-RCV-07: the sender's packages page sends to a partner and shows the receiver's
+    """URS-RCV-02, 03, 04: the sender's packages page sends to a partner and shows the receiver's
     status; the inbox lists the package; its page verifies it and shows the manifest, the
     findings and what comes next; the upload form refuses with every finding."""
     package_id = await _package(settings, sender)
@@ -463,7 +463,7 @@ async def test_cli_import_exit_codes(
     cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """URS-TT-RCV-08: ``transfer import``: 1 refused with the findings and nothing kept, 0
+    """URS-RCV-02: ``transfer import``: 1 refused with the findings and nothing kept, 0
     verified and kept with a progress line on stderr, 2 unreadable input."""
     package_id = await _package(settings, sender)
     path = tmp_path / "package.zip"
@@ -502,7 +502,7 @@ async def test_two_sends_and_two_uploads_at_the_same_moment(
     browser: Any,
     owner: asyncpg.Connection,
 ) -> None:
-    """URS-TT-RCV-09: two people send the same package to the same partner at once: one send,
+    """URS-RCV-01, 02: two people send the same package to the same partner at once: one send,
     one received row, the other a 409; two uploads of one package at once: one kept."""
     package_id = await _package(settings, sender)
     link_id = await _related(sender, receiver)

@@ -136,8 +136,7 @@ def cmd_export(
     async def work() -> int:
         ctx = await _member(args.tenant, args.email, "cli:transfer-export")
         made = await export.export_package(settings, ctx, recipe_id, password, args.reason)
-        data = await export.package_bytes(ctx, made.package)
-        await asyncio.to_thread(args.out.write_bytes, data)
+        await export.write_package(ctx, made.package, args.out)
         row = made.package
         _print(f"package {row.id}: revision {row.revision} of {made.manifest.recipe.name}")
         _print(

@@ -11,7 +11,7 @@ from litestar import MediaType, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
-from litestar.response import Response, Template
+from litestar.response import Response, Stream, Template
 
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.recipes.page_routes import _recipe_page
@@ -423,9 +423,8 @@ async def progress_fragment(
 )
 async def package_download(
     ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
-) -> Response[Any]:
-    row, data = await export.package_of(ctx, package_id)
-    return archive_response(ctx, row, data)
+) -> Stream:
+    return archive_response(ctx, await export.sent_package(ctx, package_id))
 
 
 pages = [

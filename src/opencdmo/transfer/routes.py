@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Response
+from litestar.response import Stream
 
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -53,10 +53,11 @@ def key_out(key: keys.PublicKey) -> KeyOut:
     )
 
 
-def archive_response(ctx: TenantContext, row: PackageRow, data: bytes) -> Response[Any]:
+def archive_response(ctx: TenantContext, row: PackageRow) -> Stream:
+    """The package archive, streamed from storage."""
     name = f"{ctx.slug}-package-{str(row.id)[:8]}-r{row.revision}.zip"
-    return Response(
-        data,
+    return Stream(
+        export.package_chunks(ctx, row),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
@@ -97,10 +98,9 @@ async def api_packages(ctx: NamedDependency[TenantContext]) -> list[PackageOut]:
 )
 async def api_package_archive(
     ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
-) -> Response[Any]:
+) -> Stream:
     """The package archive, as it was signed (its SHA-256 in ``X-Content-SHA256``)."""
-    row, data = await export.package_of(ctx, package_id)
-    return archive_response(ctx, row, data)
+    return archive_response(ctx, await export.sent_package(ctx, package_id))
 
 
 @get("/transfer/key", opt=requires("transfer", "trust"), tags=["transfer"])

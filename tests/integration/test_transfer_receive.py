@@ -13,7 +13,8 @@ import io
 import json
 import uuid
 import zipfile
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -23,7 +24,7 @@ import pytest
 
 from opencdmo.audit import service as audit
 from opencdmo.audit.verify import verify_tenant
-from opencdmo.errors import NotFound
+from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.partners import service as partners
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.settings import Settings
@@ -529,3 +530,29 @@ async def test_two_sends_and_two_uploads_at_the_same_moment(
     uploads = await asyncio.gather(_upload(first, third, data), _upload(second, third, data))
     assert sorted(u.status_code for u in uploads) == [201, 409], [u.text for u in uploads]
     assert await _count(owner, "transfer_packages", third.ctx.tenant_id) == 1
+
+
+async def test_an_upload_too_large_or_empty_is_refused(
+    settings: Settings, receiver: Receiver, owner: asyncpg.Connection
+) -> None:
+    """URS-RCV-02: past the size limit, or empty: a 422 naming the problem, nothing kept,
+    the temporary file removed and the job marked failed."""
+    small = replace(settings, transfer_upload_max_bytes=1024)
+
+    async def chunks(total: int) -> AsyncIterator[bytes]:
+        for _ in range(total // 512):
+            yield b"x" * 512
+
+    job = uuid.uuid4()
+    with pytest.raises(ValidationFailed, match="larger than this installation accepts"):
+        await receive.spool_upload(small, receiver.engineer, chunks(4096), job, None)
+    assert (await receive.job(receiver.engineer, job)).state == "failed"
+    with pytest.raises(ValidationFailed, match="larger than this installation accepts"):
+        await receive.spool_upload(small, receiver.engineer, chunks(0), uuid.uuid4(), 2048)
+    with pytest.raises(ValidationFailed, match="The upload is empty"):
+        await receive.spool_upload(small, receiver.engineer, chunks(0), uuid.uuid4(), None)
+    with pytest.raises(Conflict, match="sent already"):
+        await receive.spool_upload(small, receiver.engineer, chunks(512), job, None)
+    leftovers = list((settings.data_dir / "transfer-tmp").glob("received-*"))
+    assert leftovers == []
+    assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == 0

@@ -556,3 +556,33 @@ async def test_an_upload_too_large_or_empty_is_refused(
     leftovers = list((settings.data_dir / "transfer-tmp").glob("received-*"))
     assert leftovers == []
     assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == 0
+
+
+async def test_an_abandoned_verification_does_not_block_the_package(
+    settings: Settings, sender: Sender, receiver: Receiver, owner: asyncpg.Connection
+) -> None:
+    """URS-RCV-03: a verification that stopped reporting (its process ended) is taken as
+    abandoned after a while, and the package can be verified; a live one is a 409."""
+    package_id = await _package(settings, sender)
+    link_id = await _related(sender, receiver)
+    await receive.send_to_partner(sender.lab["approver"], package_id, link_id)
+    stuck = uuid.uuid4()
+    await owner.execute(
+        "INSERT INTO transfer_jobs (tenant_id, id, package_id, stage, state, started_by) "
+        "VALUES ($1, $2, $3, 'verify', 'running', $4)",
+        receiver.ctx.tenant_id,
+        stuck,
+        package_id,
+        receiver.engineer.user_id,
+    )
+    with pytest.raises(Conflict, match="being verified already"):
+        await receive.verify_received(settings, receiver.engineer, package_id)
+    await owner.execute(
+        "UPDATE transfer_jobs SET updated_at = clock_timestamp() - interval '11 minutes' "
+        "WHERE tenant_id = $1 AND id = $2",
+        receiver.ctx.tenant_id,
+        stuck,
+    )
+    verified = await receive.verify_received(settings, receiver.engineer, package_id)
+    assert verified.status == "verified"
+    assert (await receive.job(receiver.engineer, stuck)).state == "failed"

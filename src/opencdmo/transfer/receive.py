@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 from uuid import UUID, uuid4
@@ -40,6 +41,7 @@ import msgspec
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
+from opencdmo.db import sql
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.partners import queries as partner_queries
@@ -59,7 +61,11 @@ from opencdmo.transfer.verify import Finding, Progress, Verification
 ENTITY = "transfer_package"
 MiB = 1024 * 1024
 PROGRESS_STEP = 8 * MiB  # the job row is updated each time this many more bytes are done
+# A running verification that has not reported for this long is taken as abandoned (a job
+# reports at least every PROGRESS_STEP bytes): another may start.
+ABANDONED = timedelta(minutes=10)
 CHUNK = MiB
+MESSAGE_FINDINGS = 20  # findings named in a refusal's message (all of them in its details)
 
 
 @dataclass(frozen=True)
@@ -476,7 +482,9 @@ def _tenant_id(text: str) -> UUID | None:
 
 
 def _refused(findings: list[Finding]) -> ValidationFailed:
-    lines = "; ".join(f.message for f in findings)
+    lines = "; ".join(f.message for f in findings[:MESSAGE_FINDINGS])
+    if len(findings) > MESSAGE_FINDINGS:
+        lines += f"; and {len(findings) - MESSAGE_FINDINGS} more (listed in the details)"
     return ValidationFailed(
         f"The package was refused and nothing was kept: {lines}",
         details={"findings": finding_dicts(findings)},
@@ -495,6 +503,10 @@ async def verify_received(
         if row.status != "received":
             return row  # verified already: the outcome is the answer
         running = await rq.running_job(package_id)
+        if running is not None and await sql.clock() - running.updated_at > ABANDONED:
+            # a verification that stopped reporting (its process ended): it gave no outcome
+            await rq.update_job(running.id, {"state": "failed"})
+            running = None
         if running is not None:
             raise Conflict(
                 "This package is being verified already; its outcome shows here when done.",

@@ -13,13 +13,15 @@ async def _packages(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     wanted = uuids(ids)
     if not wanted:
         return {}
-    rows = await TransferPackage.select(TransferPackage.id, TransferPackage.revision).where(
-        TransferPackage.id.is_in(wanted)
-    )
+    rows = await TransferPackage.select(
+        TransferPackage.id, TransferPackage.revision, TransferPackage.direction
+    ).where(TransferPackage.id.is_in(wanted))
     return {
         str(r["id"]): Named(
-            f"transfer package {str(r['id'])[:8]} (revision {r['revision']})",
-            f"/t/{ctx.slug}/transfer/packages",
+            f"{'received ' if r['direction'] == 'received' else ''}transfer package "
+            f"{str(r['id'])[:8]} (revision {r['revision']})",
+            f"/t/{ctx.slug}/transfer/packages"
+            + (f"/{r['id']}" if r["direction"] == "received" else ""),
         )
         for r in rows
     }

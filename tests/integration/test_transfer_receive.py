@@ -111,6 +111,12 @@ async def _related(sender: Sender, receiver: Receiver) -> UUID:
     return proposed.row.id
 
 
+def body_created(listed: Any) -> str:
+    """The export time of the (one) package listed."""
+    found: str = listed.json()[0]["created_at"]
+    return found
+
+
 async def _events(owner: asyncpg.Connection, tenant: UUID, entity: object) -> list[str]:
     await audit.drain()
     rows = await owner.fetch(
@@ -143,6 +149,7 @@ async def test_send_within_an_active_relationship(
     url = f"/api/v1/t/{sender.ctx.slug}/transfer/packages/{package_id}/sends"
     sent = await approver.send("POST", url, json={"partner_link_id": str(link_id)})
     assert sent.status_code == 201, sent.text
+    assert sent.json()["sent_at"] > body_created(await approver.get(url.rsplit("/", 2)[0]))
     assert (sent.json()["receiver_name"], sent.json()["receiver_status"]) == (
         receiver.ctx.name,
         "received",

@@ -131,12 +131,14 @@ async def send_to_partner(ctx: TenantContext, package_id: UUID, link_id: UUID) -
             link_id,
             _user(ctx),
             _by(ctx),
-            row.created_at,
+            row.created_at,  # not written: the database's time is
         )
         try:
             await rq.insert_send(ctx.tenant_id, send)
         except asyncpg.UniqueViolationError:
             raise Conflict(f"This package was already sent to {partner.name}.") from None
+        # as written (the database's time)
+        send = next(s for s in await rq.sends(package_id) if s.receiver_tenant_id == partner.id)
         event = {
             "receiver": partner.slug,
             "partner_link_id": str(link_id),

@@ -590,6 +590,8 @@ async def test_an_abandoned_verification_does_not_block_the_package(
         receiver.ctx.tenant_id,
         stuck,
     )
+    with pytest.raises(Conflict, match="started already"):  # a job id used before
+        await receive.verify_received(settings, receiver.engineer, package_id, stuck)
     verified = await receive.verify_received(settings, receiver.engineer, package_id)
     assert verified.status == "verified"
     assert (await receive.job(receiver.engineer, stuck)).state == "failed"

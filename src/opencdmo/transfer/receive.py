@@ -514,6 +514,8 @@ async def verify_received(
                 "This package is being verified already; its outcome shows here when done.",
                 details={"job_id": str(running.id)},
             )
+        if await rq.job_exists(job_id):
+            raise Conflict("This verification was started already: reload the page.")
         await rq.insert_job(ctx.tenant_id, job_id, "verify", row.size_bytes, _user(ctx))
         await rq.update_job(job_id, {"package_id": package_id})
     path = await asyncio.to_thread(temporary, settings)

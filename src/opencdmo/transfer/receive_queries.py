@@ -211,6 +211,10 @@ async def job(job_id: UUID) -> JobRow:
     return typed(JobRow, raw)
 
 
+async def job_exists(job_id: UUID) -> bool:
+    return bool(await TransferJob.exists().where(TransferJob.id == job_id))
+
+
 async def running_job(package_id: UUID) -> JobRow | None:
     raw = (
         await TransferJob.select(*columns(TransferJob, JobRow))

@@ -29,7 +29,7 @@ from opencdmo.identity import passwords
 from opencdmo.settings import Settings
 from opencdmo.storage import blobs
 from opencdmo.web.flash import FLASH_SIGNER, FlashSigner
-from opencdmo.web.guards import UPLOADS
+from opencdmo.web.guards import PACKAGE_UPLOADS, UPLOADS
 from opencdmo.web.pages import PAGE_CONTEXT
 from opencdmo.web.templating import STATIC, template_config
 from opencdmo.webapp import authcache, bodies, errors, health
@@ -157,6 +157,9 @@ def create_app(
         if handler.opt.get(UPLOADS):
             # A route that takes a file: its body may be as large as the upload limit allows.
             handler.request_max_body_size = settings.upload_max_bytes + UPLOAD_OVERHEAD
+        if handler.opt.get(PACKAGE_UPLOADS):
+            # A tech-transfer package: streamed to a file, as large as the package limit.
+            handler.request_max_body_size = settings.transfer_upload_max_bytes + UPLOAD_OVERHEAD
     handlers.append(
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
     )

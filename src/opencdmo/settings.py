@@ -153,6 +153,10 @@ class Settings:
         default=20 * 1024 * 1024,
         metadata={"doc": "Largest file accepted in one upload (a certificate of analysis), bytes"},
     )
+    transfer_upload_max_bytes: int = field(
+        default=4 * 1024 * 1024 * 1024,
+        metadata={"doc": "Largest tech-transfer package accepted in one upload, bytes"},
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

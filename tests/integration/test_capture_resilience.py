@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from opencdmo.db.urls import DatabaseUrls
+from opencdmo.db.urls import APP_ROLE, DatabaseUrls
 from opencdmo.equipment import capture, leases, samples, trust
 from opencdmo.equipment import service as equipment
 from opencdmo.equipment.opcua_client import CaptureClient, CollectingSink
@@ -43,17 +43,17 @@ __all__ = ["cli_env"]  # the fixture, imported for these tests
 
 
 async def outage(owner: asyncpg.Connection, urls: DatabaseUrls, seconds: float) -> None:
-    """The test database refuses connections and every connection to it but the owner's is
-    killed, for ``seconds``; then it takes connections again."""
+    """The test database refuses connections and every connection the application holds to
+    it is killed, for ``seconds``; then it takes connections again."""
     name = await owner.fetchval("SELECT current_database()")
     server = await asyncpg.connect(_with_database(urls.owner, "postgres"))
     try:
         await server.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await server.execute(
+        await server.execute(  # the application's connections (the owner's stay)
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> $2",
+            "WHERE datname = $1 AND usename = $2",
             name,
-            owner.get_server_pid(),
+            APP_ROLE,
         )
         await asyncio.sleep(seconds)
     finally:

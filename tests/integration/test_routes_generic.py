@@ -368,6 +368,18 @@ async def _partner_link(world: World, ctx: TenantContext) -> str:
     return str((await partners.propose(as_actor(ctx, person), slug)).row.id)
 
 
+async def _transfer_job(world: World, ctx: TenantContext) -> str:
+    """A verification's progress row, written through the receiving queries."""
+    from opencdmo.db.tx import unit_of_work
+    from opencdmo.transfer import receive_queries as rq
+
+    job_id = uuid.uuid4()
+    person = world["author"] if ctx.slug == "alpha" else world["outsider"]
+    async with unit_of_work(as_actor(ctx, person)):
+        await rq.insert_job(ctx.tenant_id, job_id, "verify", 1, person.user_id)
+    return str(job_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -391,6 +403,7 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "package_id": _package,
     "link_id": _partner_link,
     "document_id": _recipe_document,
+    "job_id": _transfer_job,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
@@ -450,6 +463,9 @@ JSON_BODIES: dict[str, Any] = {
     "/api/v1/t/{slug:str}/recipes": {"name": "x"},
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/documents/{document_id:uuid}/remove": {
         "reason": "x"
+    },
+    "/api/v1/t/{slug:str}/transfer/packages/{package_id:uuid}/sends": {
+        "partner_link_id": "00000000-0000-0000-0000-000000000000"
     },
     "/api/v1/t/{slug:str}/recipes/{recipe_id:uuid}/transfer-packages": {
         "password": "x",

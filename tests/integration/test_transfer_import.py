@@ -19,17 +19,14 @@ import asyncpg
 import pytest
 import yaml
 
-from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.equipment import service as equipment
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.inventory import service as inventory
 from opencdmo.recipes import service as recipes
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.storage.blobs import blobs
 from opencdmo.tenancy import service as tenancy
-from opencdmo.transfer import _capability, export, gaps, importing, mapping, names
-from opencdmo.transfer import queries as q
+from opencdmo.transfer import _capability, export, gaps, importing, keys, mapping, names, receive
 from opencdmo.transfer.mapping import Given
 from tests.conftest import PASSWORD, World, member_as
 from tests.integration.batch_world import batch_of, effective, new_plant
@@ -66,24 +63,29 @@ async def _send(settings: Settings, lab: dict[str, Any], recipe: UUID | None = N
     return await export.export_package(settings, lab["approver"], recipe, PASSWORD, "to a CDMO")
 
 
-async def _receive(sender: TenantContext, made: Any, receiver: TenantContext, by: UUID) -> UUID:
-    """The package stored in the receiver and a ``verified`` received row for it."""
-    data = await export.package_bytes(sender, made.package)
-    blob = await blobs().put(receiver, data)
-    row = made.package
-    new = q.NewReceived(
-        uuid.uuid4(),
-        row.revision,
-        row.content_hash,
-        blob.sha256,
-        blob.size,
-        blob.key,
-        row.sender_fingerprint,
-        status="verified",
-    )
-    async with tenant_id_transaction(receiver.tenant_id):
-        await q.insert_received(receiver.tenant_id, new, by)
-    return new.id
+async def _receive(
+    settings: Settings, world: World, sender: TenantContext, made: Any, receiver: TenantContext
+) -> UUID:
+    """The package uploaded to the receiver as another installation's would be: its sender
+    key trusted there by an administrator, then verified and kept (``receive.upload``)."""
+    # Someone of the world who is no member of the receiver yet, made its administrator and
+    # engineer there (the receivers' own people have other roles).
+    wanted = ["tenant_admin", "process_engineer"]
+    members = {m.user_id: set(m.roles) for m in await tenancy.list_members(receiver)}
+    candidates = ("bare", "outsider", "viewer", "handler")
+    key = next((k for k in candidates if members.get(world[k].user_id) == set(wanted)), None)
+    if key is None:
+        key = next(k for k in candidates if world[k].user_id not in members)
+        await tenancy.add_member(receiver, world[key].user_id, wanted)
+    admin = await member_as(receiver, world[key])
+    public = await keys.public_key(sender)
+    assert public is not None
+    if not await keys.trusted(admin, public.fingerprint):
+        await keys.trust(admin, public.pem, public.fingerprint, sender.name)
+    path = receive.temporary(settings)
+    await asyncio.to_thread(path.write_bytes, await export.package_bytes(sender, made.package))
+    row = await receive.upload(settings, admin, path, uuid.uuid4())
+    return row.id
 
 
 async def _events(owner: asyncpg.Connection, tenant: UUID, action: str) -> list[dict[str, Any]]:
@@ -101,7 +103,9 @@ async def _count(owner: asyncpg.Connection, table: str, tenant: UUID) -> int:
 
 
 async def _status(owner: asyncpg.Connection, package: UUID) -> str:
-    found: str = await owner.fetchval("SELECT status FROM transfer_packages WHERE id = $1", package)
+    found: str = await owner.fetchval(
+        "SELECT status FROM transfer_packages WHERE id = $1 AND direction = 'received'", package
+    )
     return found
 
 
@@ -121,7 +125,7 @@ async def test_gaps_in_a_tenant_with_nothing(
 ) -> None:
     made = await _send(settings, lab)
     empty = await new_lab(world)
-    package = await _receive(lab["ctx"], made, empty["ctx"], world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, empty["ctx"])
     report = await gaps.analyse(settings, empty["author"], package)
     found = _by_ref(report)
     assert {i.ref: i.status for i in report.items} == {
@@ -160,7 +164,7 @@ async def test_gaps_with_identical_items_and_another_version(
         await _stores(world, same), MATERIALS[0], "Beads", "reagent", "{vial}"
     )
     for plant in (same, older):
-        package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+        package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
         report = await gaps.analyse(settings, plant.author, package)
         found = _by_ref(report)
         assert found["method:cell-count-viability@1.1.0"].status == "identical"
@@ -222,7 +226,7 @@ async def test_mapping_choices_are_checked_and_nothing_is_written_when_refused(
     made = await _send(settings, lab)
     empty = await new_lab(world)
     tenant = empty["ctx"].tenant_id
-    package = await _receive(lab["ctx"], made, empty["ctx"], world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, empty["ctx"])
     author = empty["author"]
     uo_ref = "unit_operation:t-cell-activation@1.1.0"
     refused = [
@@ -281,7 +285,7 @@ async def test_round_trip_import_approve_batch_and_a_later_package(
     made = await _send(settings, lab)
     plant = await new_plant(world, owner, settings)
     tenant = plant.ctx.tenant_id
-    package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
     with pytest.raises(Conflict, match="not resolved yet"):
         await importing.import_package(settings, plant.author, package)
     medium = await _map_the_rest(settings, world, plant, package)
@@ -330,7 +334,7 @@ async def test_round_trip_import_approve_batch_and_a_later_package(
     )
     await recipes.make_effective(settings, lab["approver"], UUID(sent.id), PASSWORD, "in force")
     later = await _send(settings, lab, UUID(sent.id))
-    second = await _receive(lab["ctx"], later, plant.ctx, world["author"].user_id)
+    second = await _receive(settings, world, lab["ctx"], later, plant.ctx)
     report = await gaps.analyse(settings, plant.author, second)
     assert report.previous is not None and report.previous.recipe_id == done.recipe_id
     assert report.changes == [
@@ -358,7 +362,7 @@ async def test_two_imports_at_once_make_one_recipe(
     """Two import requests at the same moment, through the app: one 201, one clear 409."""
     made = await _send(settings, lab)
     plant = await new_plant(world, owner, settings)
-    package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
     await _map_the_rest(settings, world, plant, package)
     before = await _count(owner, "master_recipes", plant.ctx.tenant_id)
     first, second = await browser("author"), await browser("author")
@@ -379,7 +383,7 @@ async def test_another_tenants_package_is_not_found(
 ) -> None:
     made = await _send(settings, lab)
     plant = await new_plant(world, owner, settings)
-    package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
     other = await new_lab(world)
     for call in (
         gaps.analyse(settings, other["author"], package),
@@ -401,7 +405,7 @@ async def test_the_report_through_the_api_the_page_and_csv(
 ) -> None:
     made = await _send(settings, lab)
     plant = await new_plant(world, owner, settings)
-    package = await _receive(lab["ctx"], made, plant.ctx, world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
     author = await browser("author")
     api = f"/api/v1/t/{plant.ctx.slug}/transfer/packages/{package}"
     answer = await author.get(api + "/gaps")
@@ -460,7 +464,7 @@ async def test_forks_of_the_senders_content_keep_the_pins(
     made = await _send(settings, lab)
     empty = await new_lab(world)
     tenant, author = empty["ctx"].tenant_id, empty["author"]
-    package = await _receive(lab["ctx"], made, empty["ctx"], world["author"].user_id)
+    package = await _receive(settings, world, lab["ctx"], made, empty["ctx"])
     refs = ("unit_operation:t-cell-activation@1.1.0", "method:cell-count-viability@1.1.0")
     for ref in refs:
         await mapping.choose(settings, author, package, Given("item", ref, "fork"))

@@ -2,6 +2,9 @@
 
 ``export --tenant T --recipe ID --out FILE --email E [--reason R]``: QA's password on stdin;
 signs the effective revision "approved for transfer" and writes the package to FILE.
+``import --tenant T --email E FILE``: stage 1 of receiving, the upload and the verification
+(``transfer:import``); a progress line on stderr; exit 0 verified and kept, 1 refused (the
+findings listed, nothing kept), 2 usage or unreadable input.
 ``verify FILE [--trust KEY]... [--tenant T]``: exit 0 valid, 1 a check failed (the findings
 listed), 2 usage or unreadable input. KEY is a PEM file, a PEM or base64 Ed25519 public key,
 or a fingerprint (64 hex digits); with ``--tenant`` the tenant's trusted keys count too.
@@ -65,6 +68,14 @@ def add_commands(
         help="show a progress bar on stderr (default: when stderr is a terminal)",
     )
     verify.set_defaults(func=partial(cmd_verify, with_db=with_db))
+    receive = tsub.add_parser(
+        "import",
+        help="receive a package into a tenant: upload and verify (exit 0 verified, 1 refused)",
+    )
+    receive.add_argument("--tenant", required=True, help="tenant slug")
+    receive.add_argument("--email", required=True, help="the member who receives it")
+    receive.add_argument("file", type=Path, help="the package archive")
+    receive.set_defaults(func=partial(cmd_import, with_db=with_db))
 
 
 def _print(message: str) -> None:
@@ -125,14 +136,52 @@ def cmd_export(
     async def work() -> int:
         ctx = await _member(args.tenant, args.email, "cli:transfer-export")
         made = await export.export_package(settings, ctx, recipe_id, password, args.reason)
-        data = await export.package_bytes(ctx, made.package)
-        await asyncio.to_thread(args.out.write_bytes, data)
+        await export.write_package(ctx, made.package, args.out)
         row = made.package
         _print(f"package {row.id}: revision {row.revision} of {made.manifest.recipe.name}")
         _print(
             f"sha256 {made.package.sha256}, {made.package.size_bytes} bytes, written to {args.out}"
         )
         _print(f"signed by key {made.package.sender_fingerprint}")
+        return 0
+
+    return int(asyncio.run(with_db(settings, work)))
+
+
+def cmd_import(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:
+    from uuid import uuid4
+
+    from opencdmo.transfer import receive
+
+    try:
+        source = args.file.open("rb")
+    except OSError as exc:
+        print(f"error: cannot read the package: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        ctx = await _member(args.tenant, args.email, "cli:transfer-import")
+        job_id = uuid4()
+        bar = ProgressBar()
+        try:
+            chunks = receive.file_chunks(source)
+            path = await receive.spool_upload(settings, ctx, chunks, job_id, None)
+            row = await receive.upload(settings, ctx, path, job_id, bar)
+        except ValidationFailed as exc:
+            if bar.shown not in (-1, 100):
+                print(file=sys.stderr)
+            findings = exc.details.get("findings") if isinstance(exc.details, dict) else None
+            if not findings:
+                raise
+            _print(f"REFUSED: {args.file} failed {len(findings)} check(s); nothing was kept:")
+            for f in findings:
+                where = f" [{f['member']}]" if f.get("member") else ""
+                _print(f"  {f['code']}: {f['message']}{where}")
+            return 1
+        finally:
+            await asyncio.to_thread(source.close)
+        _print(f"VERIFIED: package {row.id} from {row.sender_name} (key {row.sender_fingerprint})")
+        _print(f"recipe {row.recipe_name} revision {row.revision}, {row.size_bytes} bytes, kept")
         return 0
 
     return int(asyncio.run(with_db(settings, work)))

@@ -17,7 +17,7 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from opencdmo.access.service import authorize
 from opencdmo.access.sod import check_author_may_not_approve
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
-from opencdmo.errors import Conflict
+from opencdmo.errors import Conflict, NotFound
 from opencdmo.recipes import documents as recipe_documents
 from opencdmo.recipes import queries as recipes
 from opencdmo.recipes.batchml_recipe import RecipeHead, revision_to_batchml
@@ -167,13 +167,34 @@ def _carried(views: list[DocumentView]) -> list[dict[str, str]]:
 
 async def store_package(ctx: TenantContext, path: Path) -> Blob:
     """The one place a package file goes into the blob store (no transaction may be open)."""
-    data = await asyncio.to_thread(path.read_bytes)
-    return await blobs().put(ctx, data)
+    return await blobs().put_file(ctx, path)
+
+
+async def package_chunks(ctx: TenantContext, row: PackageRow) -> AsyncIterator[bytes]:
+    """The stored package's bytes in chunks, never whole in memory; read to the end, bytes
+    that do not match the SHA-256 raise ``BlobCorrupted`` (a download is cut short, and its
+    ``X-Content-SHA256`` names the hash it should have)."""
+    stream = await blobs().open(ctx, row.storage_key)
+    try:
+        while chunk := await asyncio.to_thread(stream.read, CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(stream.close)
 
 
 async def package_bytes(ctx: TenantContext, row: PackageRow) -> bytes:
-    """The stored package's bytes, checked against their SHA-256."""
-    return await blobs().get(ctx, row.storage_key)
+    """The stored package's bytes, checked against their SHA-256 (small packages, tests)."""
+    return b"".join([chunk async for chunk in package_chunks(ctx, row)])
+
+
+async def write_package(ctx: TenantContext, row: PackageRow, out: Path) -> None:
+    """The stored package written to ``out``, streamed."""
+    handle = await asyncio.to_thread(out.open, "wb")
+    try:
+        async for chunk in package_chunks(ctx, row):
+            await asyncio.to_thread(handle.write, chunk)
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 def _sender(ctx: TenantContext, public: keys.PublicKey) -> Sender:
@@ -296,11 +317,19 @@ async def export_package(
         return Exported(await q.package(package_id), final)
 
 
-async def package_of(ctx: TenantContext, package_id: UUID) -> tuple[PackageRow, bytes]:
-    """A package the tenant sent, with its bytes (``transfer:export``)."""
+async def sent_package(ctx: TenantContext, package_id: UUID) -> PackageRow:
+    """A package the tenant sent (``transfer:export``)."""
     async with read_view(ctx):
         await authorize(ctx, "transfer", "export")
         row = await q.package(package_id)
+    if row.direction != "sent":
+        raise NotFound("No such transfer package.")
+    return row
+
+
+async def package_of(ctx: TenantContext, package_id: UUID) -> tuple[PackageRow, bytes]:
+    """A package the tenant sent, with its bytes (``transfer:export``)."""
+    row = await sent_package(ctx, package_id)
     return row, await package_bytes(ctx, row)
 
 

@@ -13,13 +13,15 @@ async def _packages(ctx: TenantContext, ids: list[str]) -> dict[str, Named]:
     wanted = uuids(ids)
     if not wanted:
         return {}
-    rows = await TransferPackage.select(TransferPackage.id, TransferPackage.revision).where(
-        TransferPackage.id.is_in(wanted)
-    )
+    rows = await TransferPackage.select(
+        TransferPackage.id, TransferPackage.revision, TransferPackage.direction
+    ).where(TransferPackage.id.is_in(wanted))
     return {
         str(r["id"]): Named(
-            f"transfer package {str(r['id'])[:8]} (revision {r['revision']})",
-            f"/t/{ctx.slug}/transfer/packages",
+            f"{'received ' if r['direction'] == 'received' else ''}transfer package "
+            f"{str(r['id'])[:8]} (revision {r['revision']})",
+            f"/t/{ctx.slug}/transfer/packages"
+            + (f"/{r['id']}" if r["direction"] == "received" else ""),
         )
         for r in rows
     }
@@ -52,7 +54,7 @@ AUDIT_COVERAGE = (
         """
 SELECT p.id::text AS id, 'package of revision ' || coalesce(p.revision::text, '?') AS what
 FROM transfer_packages p
-WHERE p.tenant_id = $1 AND NOT EXISTS (
+WHERE p.tenant_id = $1 AND p.direction = 'sent' AND NOT EXISTS (
     SELECT 1 FROM audit_events a
     WHERE a.tenant_id = p.tenant_id
       AND a.entity_type = 'transfer_package' AND a.entity_id = p.id::text
@@ -60,6 +62,53 @@ WHERE p.tenant_id = $1 AND NOT EXISTS (
       AND a.new_values ->> 'sha256' = p.sha256
       AND a.new_values ->> 'signature_id' = p.signature_id::text
       AND a.actor_id = p.created_by)
+""",
+    ),
+    # Each package received (from a partner or an upload): the event of its arrival, with
+    # the archive's SHA-256, by the person who sent or uploaded it.
+    Coverage(
+        "received transfer package",
+        """
+SELECT p.id::text AS id, 'received package of revision ' || coalesce(p.revision::text, '?') AS what
+FROM transfer_packages p
+WHERE p.tenant_id = $1 AND p.direction = 'received' AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = p.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = p.id::text
+      AND a.action = 'transfer.package_received'
+      AND a.new_values ->> 'sha256' = p.sha256
+      AND a.actor_id = p.created_by)
+""",
+    ),
+    # Each verified or rejected package: the event of that outcome, by who verified it.
+    Coverage(
+        "verification of a received package",
+        """
+SELECT p.id::text AS id, p.status || ' package of revision ' || coalesce(p.revision::text, '?')
+    AS what
+FROM transfer_packages p
+WHERE p.tenant_id = $1 AND p.direction = 'received' AND p.status IN ('verified', 'rejected')
+  AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = p.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = p.id::text
+      AND a.action = 'transfer.package_' || p.status
+      AND a.actor_id = p.verified_by)
+""",
+    ),
+    # Each send to a partner: the event of the send, by the person who sent it.
+    Coverage(
+        "transfer package send",
+        """
+SELECT s.id::text AS id, 'send to ' || s.receiver_name AS what
+FROM transfer_sends s
+WHERE s.tenant_id = $1 AND NOT EXISTS (
+    SELECT 1 FROM audit_events a
+    WHERE a.tenant_id = s.tenant_id
+      AND a.entity_type = 'transfer_package' AND a.entity_id = s.package_id::text
+      AND a.action = 'transfer.package_sent'
+      AND a.new_values ->> 'partner_link_id' = s.partner_link_id::text
+      AND a.actor_id = s.sent_by)
 """,
     ),
     # The signing key: the event of its creation, with its fingerprint.

@@ -5,27 +5,29 @@ their downloads (``transfer:export``)."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from litestar import MediaType, Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromPath
-from litestar.response import Response, Template
+from litestar.params import FromPath, FromQuery
+from litestar.response import Response, Stream, Template
 
-from opencdmo.errors import AppError
+from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.recipes.page_routes import _recipe_page
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from opencdmo.transfer import export, keys
-from opencdmo.transfer.routes import archive_response
+from opencdmo.transfer import export, keys, receive
+from opencdmo.transfer.routes import archive_response, job_out
 from opencdmo.web.files import file_part, is_multipart
 from opencdmo.web.flash import see_other
-from opencdmo.web.guards import requires
+from opencdmo.web.guards import PACKAGE_UPLOADS, requires
 from opencdmo.web.pages import form_data, page
 
 SETTINGS = "/settings/transfer"
 PACKAGES = "/transfer/packages"
+INBOX = "/transfer/inbox"
 EXPORT_ACTION = "transfer_export"
 
 
@@ -202,13 +204,215 @@ async def export_form(
 async def packages_page(
     request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
 ) -> Template:
-    """The packages the tenant sent, with their downloads."""
+    """The packages the tenant sent, with their downloads, each send to a partner with the
+    receiver's status, and a "Send to" button for each partner of an active relationship."""
+    return await _packages_page(request, ctx)
+
+
+async def _packages_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    failed: UUID | None = None,
+) -> Template:
     rows = await export.packages(ctx)
+    sends: dict[UUID, list[receive.SentTo]] = {}
+    for found in await receive.sent_to(ctx):
+        sends.setdefault(found.send.package_id, []).append(found)
     return await page(
         request,
         "transfer/packages.html",
+        status_code=status,
         packages=rows,
+        sends=sends,
+        targets=await receive.send_targets(ctx),
         people=await tenancy.people_names(ctx, {r.created_by for r in rows}),
+        error=error,
+        failed=failed,
+    )
+
+
+def _uuid(value: Any) -> UUID:
+    """A form's id field; one that is not an id names no object (a 404 further on)."""
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return UUID(int=0)
+
+
+@post(
+    PACKAGES + "/{package_id:uuid}/sends",
+    opt=requires("transfer", "export"),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def send_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    package_id: FromPath[UUID],
+) -> Template | Response[Any]:
+    """Send the package to the partner of the chosen relationship."""
+    data = await form_data(request)
+    try:
+        sent = await receive.send_to_partner(ctx, package_id, _uuid(data.get("link_id")))
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _packages_page(
+            request, ctx, status=exc.status_code, error=exc.message, failed=package_id
+        )
+    said = f"Sent package {package_id} to {sent.send.receiver_name}: it is in their inbox."
+    return see_other(request, f"/t/{ctx.slug}{PACKAGES}", flash=said)
+
+
+async def _inbox_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    findings: list[dict[str, Any]] | None = None,
+) -> Template:
+    return await page(
+        request,
+        "transfer/inbox.html",
+        status_code=status,
+        packages=await receive.inbox(ctx),
+        job_id=uuid4(),
+        error=error,
+        findings=findings or [],
+    )
+
+
+@get(INBOX, opt=requires("transfer", "import"), include_in_schema=False)
+async def inbox_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Template:
+    """The packages received (from partners, uploaded), and the upload form."""
+    return await _inbox_page(request, ctx)
+
+
+@post(
+    INBOX,
+    opt={**requires("transfer", "import"), PACKAGE_UPLOADS: True},
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def upload_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
+    job: FromQuery[str] = "",
+) -> Template | Response[Any]:
+    """Upload a package file: verified before anything is kept; refused, every finding."""
+    job_id = _uuid(job) if job else uuid4()
+    job_id = uuid4() if job_id.int == 0 else job_id
+    try:
+        await receive.start_upload(ctx, job_id)
+        data = await form_data(request)
+        part = data.get("package")
+        if not isinstance(part, UploadFile) or not part.filename:
+            raise ValidationFailed(
+                "package: choose the package file (.zip) to upload.", details={"field": "package"}
+            )
+        path = await receive.spool_upload(
+            settings, ctx, receive.file_chunks(part.file), job_id, None, started=True
+        )
+        row = await receive.upload(settings, ctx, path, job_id)
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        found = exc.details.get("findings") if isinstance(exc.details, dict) else None
+        return await _inbox_page(
+            request, ctx, status=exc.status_code, error=exc.message, findings=found
+        )
+    said = f"Package {row.id} from {row.sender_name} verified and kept."
+    return see_other(request, f"/t/{ctx.slug}{PACKAGES}/{row.id}", flash=said)
+
+
+async def _package_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    package_id: UUID,
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> Template:
+    row = await receive.received(ctx, package_id)
+    return await page(
+        request,
+        "transfer/package.html",
+        status_code=status,
+        package=row,
+        manifest=row.manifest_dict,
+        findings=row.finding_list,
+        import_refused=await receive.sender_allowed(ctx, row),
+        job_id=uuid4(),
+        error=error,
+    )
+
+
+@get(PACKAGES + "/{package_id:uuid}", opt=requires("transfer", "import"), include_in_schema=False)
+async def package_page(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    package_id: FromPath[UUID],
+) -> Template:
+    """A received package: its manifest (sender and key, recipe, files, the QA approval),
+    the verification's findings, the Verify button, and what comes next."""
+    return await _package_page(request, ctx, package_id)
+
+
+@post(
+    PACKAGES + "/{package_id:uuid}/verify",
+    opt=requires("transfer", "import"),
+    include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
+)
+async def verify_form(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
+    package_id: FromPath[UUID],
+) -> Template | Response[Any]:
+    data = await form_data(request)
+    job_id = _uuid(data.get("job"))
+    try:
+        row = await receive.verify_received(
+            settings, ctx, package_id, None if job_id.int == 0 else job_id
+        )
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _package_page(
+            request, ctx, package_id, status=exc.status_code, error=exc.message
+        )
+    said = (
+        "The package verified."
+        if row.status == "verified"
+        else f"The package is {row.status.replace('_', ' ')}: {row.status_reason or ''}".strip()
+    )
+    return see_other(request, f"/t/{ctx.slug}{PACKAGES}/{package_id}", flash=said)
+
+
+@get(
+    "/transfer/jobs/{job_id:uuid}/progress",
+    opt=requires("transfer", "import"),
+    include_in_schema=False,
+)
+async def progress_fragment(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    job_id: FromPath[UUID],
+) -> Template:
+    """A verification's progress bar; it polls itself every second while running."""
+    return await page(
+        request, "transfer/_progress.html", job=job_out(await receive.job(ctx, job_id))
     )
 
 
@@ -219,9 +423,8 @@ async def packages_page(
 )
 async def package_download(
     ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
-) -> Response[Any]:
-    row, data = await export.package_of(ctx, package_id)
-    return archive_response(ctx, row, data)
+) -> Stream:
+    return archive_response(ctx, await export.sent_package(ctx, package_id))
 
 
 pages = [
@@ -233,4 +436,10 @@ pages = [
     export_form,
     packages_page,
     package_download,
+    send_form,
+    inbox_page,
+    upload_form,
+    package_page,
+    verify_form,
+    progress_fragment,
 ]

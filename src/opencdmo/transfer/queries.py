@@ -198,9 +198,11 @@ async def package(package_id: UUID) -> PackageRow:
 
 
 async def packages(recipe_id: UUID | None = None) -> list[PackageRow]:
-    """The tenant's packages (of one recipe), newest first."""
-    query = TransferPackage.select(*columns(TransferPackage, PackageRow)).order_by(
-        TransferPackage.created_at, ascending=False
+    """The packages the tenant sent (of one recipe), newest first."""
+    query = (
+        TransferPackage.select(*columns(TransferPackage, PackageRow))
+        .where(TransferPackage.direction == "sent")
+        .order_by(TransferPackage.created_at, ascending=False)
     )
     if recipe_id is not None:
         query = query.where(TransferPackage.recipe_id == recipe_id)

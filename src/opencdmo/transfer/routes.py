@@ -5,29 +5,37 @@ signing key and trusted sender keys (``transfer:trust``)."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from litestar import get, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
-from litestar.response import Response
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Stream
 
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.transfer import export, keys
+from opencdmo.transfer import export, keys, receive
 from opencdmo.transfer.queries import PackageRow, TrustedRow
+from opencdmo.transfer.receive_queries import JobRow, ReceivedRow
 from opencdmo.transfer.schemas import (
     ExportIn,
+    FindingOut,
+    JobOut,
     KeyOut,
     PackageOut,
+    ReceivedOut,
+    SendIn,
+    SendOut,
     TrustedKeyOut,
     TrustIn,
     UntrustIn,
 )
-from opencdmo.web.guards import requires
+from opencdmo.web.guards import PACKAGE_UPLOADS, requires
 
 PACKAGES = "/transfer/packages"
 TRUSTED = "/transfer/trusted-keys"
+INBOX = "/transfer/inbox"
+JOBS = "/transfer/jobs"
 
 
 def package_out(ctx: TenantContext, row: PackageRow) -> PackageOut:
@@ -45,10 +53,11 @@ def key_out(key: keys.PublicKey) -> KeyOut:
     )
 
 
-def archive_response(ctx: TenantContext, row: PackageRow, data: bytes) -> Response[Any]:
+def archive_response(ctx: TenantContext, row: PackageRow) -> Stream:
+    """The package archive, streamed from storage."""
     name = f"{ctx.slug}-package-{str(row.id)[:8]}-r{row.revision}.zip"
-    return Response(
-        data,
+    return Stream(
+        export.package_chunks(ctx, row),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
@@ -89,10 +98,9 @@ async def api_packages(ctx: NamedDependency[TenantContext]) -> list[PackageOut]:
 )
 async def api_package_archive(
     ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
-) -> Response[Any]:
+) -> Stream:
     """The package archive, as it was signed (its SHA-256 in ``X-Content-SHA256``)."""
-    row, data = await export.package_of(ctx, package_id)
-    return archive_response(ctx, row, data)
+    return archive_response(ctx, await export.sent_package(ctx, package_id))
 
 
 @get("/transfer/key", opt=requires("transfer", "trust"), tags=["transfer"])
@@ -137,7 +145,149 @@ async def api_untrust(
     return trusted_out(await keys.untrust(ctx, trusted_key_id, data.reason))
 
 
+def send_out(found: receive.SentTo) -> SendOut:
+    s = found.send
+    return SendOut(
+        id=s.id,
+        package_id=s.package_id,
+        receiver_tenant_id=s.receiver_tenant_id,
+        receiver_name=s.receiver_name,
+        partner_link_id=s.partner_link_id,
+        sent_by_name=s.sent_by_name,
+        sent_at=s.sent_at,
+        receiver_status=found.status,
+        receiver_reason=found.reason,
+    )
+
+
+def received_out(row: ReceivedRow, import_refused: str | None = None) -> ReceivedOut:
+    return ReceivedOut(
+        id=row.id,
+        status=row.status,
+        sender_name=row.sender_name,
+        sender_tenant_id=row.sender_tenant_id,
+        sender_fingerprint=row.sender_fingerprint,
+        recipe_name=row.recipe_name,
+        revision=row.revision,
+        content_hash=row.content_hash,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        partner_link_id=row.partner_link_id,
+        findings=[FindingOut(**f) for f in row.finding_list],
+        status_reason=row.status_reason,
+        import_refused=import_refused,
+        created_at=row.created_at,
+        status_changed_at=row.status_changed_at,
+    )
+
+
+def job_out(row: JobRow) -> JobOut:
+    percent = 0 if row.total_bytes <= 0 else min(100, row.done_bytes * 100 // row.total_bytes)
+    if row.state == "done":
+        percent = 100
+    return JobOut(
+        id=row.id,
+        package_id=row.package_id,
+        stage=row.stage,
+        done_bytes=row.done_bytes,
+        total_bytes=row.total_bytes,
+        state=row.state,
+        percent=percent,
+    )
+
+
+@post(
+    PACKAGES + "/{package_id:uuid}/sends",
+    opt=requires("transfer", "export"),
+    tags=["transfer"],
+    status_code=201,
+)
+async def api_send(
+    ctx: NamedDependency[TenantContext], package_id: FromPath[UUID], data: JSONBody[SendIn]
+) -> SendOut:
+    """Send a package the tenant exported to the partner of an active relationship: it
+    arrives in the partner's inbox as received (a relationship not active: 409)."""
+    return send_out(await receive.send_to_partner(ctx, package_id, data.partner_link_id))
+
+
+@get(PACKAGES + "/{package_id:uuid}/sends", opt=requires("transfer", "export"), tags=["transfer"])
+async def api_sends(
+    ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
+) -> list[SendOut]:
+    """The partners a package was sent to, each with the receiver's status of it now."""
+    return [send_out(s) for s in await receive.sent_to(ctx, package_id)]
+
+
+@get(INBOX, opt=requires("transfer", "import"), tags=["transfer"])
+async def api_inbox(ctx: NamedDependency[TenantContext]) -> list[ReceivedOut]:
+    """The packages the tenant received (from partners and uploads), newest first."""
+    return [received_out(r) for r in await receive.inbox(ctx)]
+
+
+@post(
+    INBOX,
+    opt={**requires("transfer", "import"), PACKAGE_UPLOADS: True},
+    tags=["transfer"],
+    status_code=201,
+)
+async def api_upload(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
+    job: FromQuery[UUID | None] = None,
+) -> ReceivedOut:
+    """Upload a package from another installation (the archive as the body,
+    ``application/zip``): verified before anything is kept. A package that fails a check:
+    422 with every finding in ``details.findings``, nothing kept. ``job``: an id for the
+    verification's progress (``GET /transfer/jobs/{job_id}``)."""
+    job_id = job or uuid4()
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared and declared.isdigit() else None
+    path = await receive.spool_upload(settings, ctx, request.stream(), job_id, size)
+    return received_out(await receive.upload(settings, ctx, path, job_id))
+
+
+@get(INBOX + "/{package_id:uuid}", opt=requires("transfer", "import"), tags=["transfer"])
+async def api_received(
+    ctx: NamedDependency[TenantContext], package_id: FromPath[UUID]
+) -> ReceivedOut:
+    """A received package, with the verification's findings and, when it may not be
+    imported (its relationship revoked), why."""
+    row = await receive.received(ctx, package_id)
+    return received_out(row, await receive.sender_allowed(ctx, row))
+
+
+@post(
+    INBOX + "/{package_id:uuid}/verify",
+    opt=requires("transfer", "import"),
+    tags=["transfer"],
+    status_code=200,
+)
+async def api_verify(
+    ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
+    package_id: FromPath[UUID],
+    job: FromQuery[UUID | None] = None,
+) -> ReceivedOut:
+    """Verify a package a partner sent: verified, or rejected with the findings as the
+    reason. Verified already: the outcome. Being verified by someone else now: 409."""
+    return received_out(await receive.verify_received(settings, ctx, package_id, job))
+
+
+@get(JOBS + "/{job_id:uuid}", opt=requires("transfer", "import"), tags=["transfer"])
+async def api_job(ctx: NamedDependency[TenantContext], job_id: FromPath[UUID]) -> JobOut:
+    """A verification's progress: stage, bytes done of the total, state."""
+    return job_out(await receive.job(ctx, job_id))
+
+
 api = [
+    api_send,
+    api_sends,
+    api_inbox,
+    api_upload,
+    api_received,
+    api_verify,
+    api_job,
     api_export,
     api_packages,
     api_package_archive,

@@ -120,3 +120,63 @@ class ImportOut(Struct, kw_only=True):
     revision: int
     new_recipe: bool
     recipe: str
+
+
+class SendIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The relationship whose partner receives the package."""
+
+    partner_link_id: UUID
+
+
+class SendOut(Struct, kw_only=True):
+    """A send of a package to a partner, with the receiver's status of it now."""
+
+    id: UUID
+    package_id: UUID
+    receiver_tenant_id: UUID
+    receiver_name: str
+    partner_link_id: UUID
+    sent_by_name: str
+    sent_at: datetime
+    receiver_status: str | None
+    receiver_reason: str | None
+
+
+class FindingOut(Struct, kw_only=True):
+    code: str
+    message: str
+    member: str | None
+
+
+class ReceivedOut(Struct, kw_only=True):
+    """A package in the tenant's inbox: its sender, recipe, status and the verification's
+    findings (a rejected one: the reason)."""
+
+    id: UUID
+    status: str
+    sender_name: str
+    sender_tenant_id: UUID | None
+    sender_fingerprint: str
+    recipe_name: str
+    revision: int | None
+    content_hash: str
+    sha256: str
+    size_bytes: int
+    partner_link_id: UUID | None
+    findings: list[FindingOut]
+    status_reason: str | None
+    import_refused: str | None
+    created_at: datetime
+    status_changed_at: datetime
+
+
+class JobOut(Struct, kw_only=True):
+    """A verification's progress."""
+
+    id: UUID
+    package_id: UUID | None
+    stage: str
+    done_bytes: int
+    total_bytes: int
+    state: str
+    percent: int

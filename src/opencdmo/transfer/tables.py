@@ -54,6 +54,44 @@ class TransferPackage(Table, tablename="transfer_packages"):
     sender_fingerprint = Text()
     created_by = UUID()
     created_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    sender_tenant_id = UUID(null=True, default=None)
+    sender_name = Text(default="")
+    recipe_name = Text(default="")
+    partner_link_id = UUID(null=True, default=None)
+    findings = JSONB(default="[]")
+    manifest = JSONB(null=True, default=None)
+    status_reason = Text(null=True, default=None)
+    verified_by = UUID(null=True, default=None)
+    status_changed_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class TransferSend(Table, tablename="transfer_sends"):
+    """A package sent to a partner's inbox: who sent it, to whom, through which relationship."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    package_id = UUID()
+    receiver_tenant_id = UUID()
+    receiver_name = Text()
+    partner_link_id = UUID()
+    sent_by = UUID()
+    sent_by_name = Text()
+    sent_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+
+
+class TransferJob(Table, tablename="transfer_jobs"):
+    """A verification's progress: stage, bytes done of bytes in all, state."""
+
+    tenant_id = UUID()
+    id = UUID(primary_key=True)
+    package_id = UUID(null=True, default=None)
+    stage = Text()
+    done_bytes = BigInt(default=0)
+    total_bytes = BigInt(default=0)
+    state = Text(default="running")
+    started_by = UUID()
+    started_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
 
 
 class TransferMapping(Table, tablename="transfer_mappings"):

@@ -21,6 +21,8 @@ WRITES = "writes"
 SITE_SCOPED = "site_scoped"
 # A route that takes an uploaded file: the app lets its body be as large as the upload limit.
 UPLOADS = "uploads"
+# A route that takes a tech-transfer package: its body may be as large as the package limit.
+PACKAGE_UPLOADS = "package_uploads"
 # A route that reads its body itself (JSON, or multipart with a file): the type its JSON body
 # is checked against before the handler runs, as a declared ``data`` body would be.
 JSON_BODY = "json_body"

@@ -39,6 +39,7 @@ NAVIGATION = (
     ("audit", "read"),
     ("tokens", "use"),
     ("transfer", "export"),
+    ("transfer", "import"),
     ("transfer", "trust"),
 )
 

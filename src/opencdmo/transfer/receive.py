@@ -1,0 +1,575 @@
+"""Receiving tech-transfer packages: sent to a partner's inbox on this installation, uploaded
+from another installation, verified on receipt.
+
+Sending (``transfer:export``): the package's blob is copied into the receiver's store first
+(streamed, content-addressed: harmless if the command then fails); then one unit of work locks
+both sides of the relationship (the sponsor's first, as every relationship command does),
+checks it is active on both, writes the send in the sender's tenant and the ``received`` row in
+the receiver's (under the receiver's own policy, ``partners.crossing``), with one audit event
+in each tenant's chain.
+
+Uploading (``transfer:import``): the file is streamed to a temporary file (never whole in
+memory, at most ``transfer_upload_max_bytes``) and verified before anything is kept. A refused
+package keeps nothing but a security event ``transfer.package_refused`` with every finding in
+the tenant's chain (its own transaction: a hostile or tampered file offered to the tenant is a
+security-relevant attempt, and it is recorded though the request fails). An accepted one is
+stored and gets its row, received and verified, in one unit of work with both events.
+
+Verifying an inbox package (``transfer:import``): the package row is locked to claim the
+verification (a job row, one running per package); a second person at the same moment is
+told it is under way, and afterwards sees the outcome. The verification runs outside any
+transaction, its progress written to the job row in short transactions of its own every
+``PROGRESS_STEP`` bytes; then one unit of work records ``verified`` or ``rejected`` (the
+findings as the reason) with its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+from uuid import UUID, uuid4
+
+import asyncpg
+import msgspec
+
+from opencdmo.access.service import authorize
+from opencdmo.audit import service as audit
+from opencdmo.db import sql
+from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
+from opencdmo.errors import Conflict, NotFound, ValidationFailed
+from opencdmo.partners import queries as partner_queries
+from opencdmo.partners.crossing import partner_side
+from opencdmo.recipes import queries as recipes
+from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
+from opencdmo.storage.blobs import blobs
+from opencdmo.tenancy import service as tenancy
+from opencdmo.transfer import inbound
+from opencdmo.transfer import queries as q
+from opencdmo.transfer import receive_queries as rq
+from opencdmo.transfer.format import Manifest
+from opencdmo.transfer.receive_queries import JobRow, ReceivedRow, SendRow
+from opencdmo.transfer.verify import Finding, Progress, Verification
+
+ENTITY = "transfer_package"
+MiB = 1024 * 1024
+PROGRESS_STEP = 8 * MiB  # the job row is updated each time this many more bytes are done
+# A running verification that has not reported for this long is taken as abandoned (a job
+# reports at least every PROGRESS_STEP bytes): another may start.
+ABANDONED = timedelta(minutes=10)
+CHUNK = MiB
+MESSAGE_FINDINGS = 20  # findings named in a refusal's message (all of them in its details)
+
+
+@dataclass(frozen=True)
+class SentTo:
+    """A send of one of the tenant's packages, with the receiver's status of it."""
+
+    send: SendRow
+    status: str | None  # None: the receiver's row is not visible (should not happen)
+    reason: str | None
+
+
+def finding_dicts(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in findings]
+
+
+def _by(ctx: TenantContext) -> str:
+    return f"{ctx.actor.full_name} ({ctx.name})"
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+async def send_to_partner(ctx: TenantContext, package_id: UUID, link_id: UUID) -> SentTo:
+    """Send one of the tenant's packages to the partner of an active relationship."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "export")
+        row = await q.package(package_id)
+        if row.direction != "sent":
+            raise NotFound("No such transfer package.")
+        link = await partner_queries.link(link_id)
+        recipe_name = ""
+        if row.recipe_id is not None:
+            recipe_name = (await recipes.recipe(row.recipe_id)).name
+    partner = (await tenancy.tenants_by_id([link.partner_tenant_id]))[link.partner_tenant_id]
+    if link.status != "active":
+        raise _not_active(partner.name, link.status)
+    receiver = replace(ctx, tenant_id=partner.id, slug=partner.slug, name=partner.name)
+    stream = await blobs().open(ctx, row.storage_key)
+    try:
+        copied = await blobs().put_file(receiver, cast(BinaryIO, stream))
+    finally:
+        await asyncio.to_thread(stream.close)
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "export")
+        if ctx.kind == "sponsor":
+            mine = await partner_queries.link(link_id, lock=True)
+            async with partner_side(ctx, partner.id):
+                theirs = await partner_queries.link(link_id, lock=True)
+        else:
+            async with partner_side(ctx, partner.id):
+                theirs = await partner_queries.link(link_id, lock=True)
+            mine = await partner_queries.link(link_id, lock=True)
+        for side in (mine, theirs):
+            if side.status != "active":
+                raise _not_active(partner.name, side.status)
+        if any(s.receiver_tenant_id == partner.id for s in await rq.sends(package_id)):
+            raise Conflict(f"This package was already sent to {partner.name}.")
+        send = SendRow(
+            uuid4(),
+            package_id,
+            partner.id,
+            partner.name,
+            link_id,
+            _user(ctx),
+            _by(ctx),
+            row.created_at,  # not written: the database's time is
+        )
+        try:
+            await rq.insert_send(ctx.tenant_id, send)
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"This package was already sent to {partner.name}.") from None
+        # as written (the database's time)
+        send = next(s for s in await rq.sends(package_id) if s.receiver_tenant_id == partner.id)
+        event = {
+            "receiver": partner.slug,
+            "partner_link_id": str(link_id),
+            "sha256": row.sha256,
+            "revision": row.revision,
+            "content_hash": row.content_hash,
+        }
+        await audit.record(ctx, "transfer.package_sent", ENTITY, package_id, new=event)
+        async with partner_side(ctx, partner.id):
+            if await rq.exists(package_id):
+                raise Conflict(f"{partner.name} already has this package.")
+            try:
+                await rq.insert_received(
+                    partner.id,
+                    {
+                        "id": package_id,
+                        "status": "received",
+                        "revision": row.revision,
+                        "content_hash": row.content_hash,
+                        "sha256": copied.sha256,
+                        "size_bytes": copied.size,
+                        "storage_key": copied.key,
+                        "sender_fingerprint": row.sender_fingerprint,
+                        "created_by": _user(ctx),
+                        "sender_tenant_id": ctx.tenant_id,
+                        "sender_name": ctx.name,
+                        "recipe_name": recipe_name,
+                        "partner_link_id": link_id,
+                    },
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"{partner.name} already has this package.") from None
+            await audit.record_across(
+                ctx,
+                partner.id,
+                "transfer.package_received",
+                ENTITY,
+                package_id,
+                new={**event, "sender": ctx.slug, "receiver": partner.slug, "recipe": recipe_name},
+            )
+    return SentTo(send, "received", None)
+
+
+def _not_active(name: str, status: str) -> Conflict:
+    return Conflict(
+        f"The relationship with {name} is {status}, not active: a package is sent only within "
+        "an active relationship.",
+        details={"status": status},
+    )
+
+
+def _user(ctx: TenantContext) -> UUID:
+    if ctx.user_id is None:
+        raise ValidationFailed("A person sends and receives packages, not the system.")
+    return ctx.user_id
+
+
+@dataclass(frozen=True)
+class Target:
+    """A partner a package may be sent to: the relationship and the partner's name."""
+
+    link_id: UUID
+    name: str
+
+
+async def send_targets(ctx: TenantContext) -> list[Target]:
+    """The partners of the tenant's active relationships (the packages page offers them)."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "export")
+        links = [r for r in await partner_queries.links() if r.status == "active"]
+    names = await tenancy.tenants_by_id(r.partner_tenant_id for r in links)
+    found = [
+        Target(r.id, names[r.partner_tenant_id].name) for r in links if r.partner_tenant_id in names
+    ]
+    return sorted(found, key=lambda t: t.name.lower())
+
+
+async def sent_to(ctx: TenantContext, package_id: UUID | None = None) -> list[SentTo]:
+    """The sends of the tenant's packages, each with the receiver's status of it now."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "export")
+        if package_id is not None:
+            await q.package(package_id)
+        sends = await rq.sends(package_id)
+        statuses = await rq.receiver_statuses()
+    found = []
+    for s in sends:
+        status = statuses.get((s.package_id, s.receiver_tenant_id))
+        found.append(
+            SentTo(s, status.status if status else None, status.status_reason if status else None)
+        )
+    return found
+
+
+async def sender_allowed(ctx: TenantContext, row: ReceivedRow) -> str | None:
+    """Why a received package may not be imported now (None: it may): a package sent through
+    a relationship that is no longer active stays, but is not imported."""
+    if row.partner_link_id is None:
+        return None
+    async with tenant_transaction(ctx):
+        link = await partner_queries.link(row.partner_link_id)
+    if link.status != "active":
+        return (
+            f"The relationship with {row.sender_name} is {link.status}: the package it sent "
+            "is kept but cannot be imported."
+        )
+    return None
+
+
+# --- receiving -----------------------------------------------------------------------------
+
+
+async def inbox(ctx: TenantContext) -> list[ReceivedRow]:
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        return await rq.inbox()
+
+
+async def received(ctx: TenantContext, package_id: UUID) -> ReceivedRow:
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        return await rq.received(package_id)
+
+
+async def job(ctx: TenantContext, job_id: UUID) -> JobRow:
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        return await rq.job(job_id)
+
+
+def temporary(settings: Settings) -> Path:
+    folder = settings.data_dir / "transfer-tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix="received-", suffix=".zip", dir=folder)
+    os.close(handle)
+    return Path(name)
+
+
+async def _job_values(ctx: TenantContext, job_id: UUID, values: dict[str, Any]) -> None:
+    async with unit_of_work(ctx):
+        await rq.update_job(job_id, values)
+
+
+async def start_upload(ctx: TenantContext, job_id: UUID, total: int = 0) -> None:
+    """The job row of an upload, in its ``upload`` stage (before the body is read)."""
+    await authorize(ctx, "transfer", "import")
+    if await _job_exists(ctx, job_id):
+        raise _job_taken()
+    try:
+        async with unit_of_work(ctx):
+            await rq.insert_job(ctx.tenant_id, job_id, "upload", total, _user(ctx))
+    except asyncpg.UniqueViolationError:
+        raise _job_taken() from None
+
+
+def _job_taken() -> Conflict:
+    return Conflict("This upload was sent already: reload the page and choose the file again.")
+
+
+async def _job_exists(ctx: TenantContext, job_id: UUID) -> bool:
+    async with read_view(ctx):
+        try:
+            await rq.job(job_id)
+        except NotFound:
+            return False
+        return True
+
+
+async def file_chunks(handle: Any) -> AsyncIterator[bytes]:
+    """The chunks of an open file (an uploaded form part spooled to disk), read in a thread."""
+    while chunk := await asyncio.to_thread(handle.read, CHUNK):
+        yield chunk
+
+
+async def spool_upload(
+    settings: Settings,
+    ctx: TenantContext,
+    chunks: AsyncIterator[bytes],
+    job_id: UUID,
+    declared: int | None,
+    *,
+    started: bool = False,
+) -> Path:
+    """The uploaded bytes in a temporary file (refused past the size limit), the job's
+    ``upload`` stage updated as they arrive."""
+    await authorize(ctx, "transfer", "import")
+    limit = settings.transfer_upload_max_bytes
+    if declared is not None and declared > limit:
+        raise ValidationFailed(_too_large(limit), details={"field": "file"})
+    if not started:
+        await start_upload(ctx, job_id, declared or 0)
+    path = await asyncio.to_thread(temporary, settings)
+    done = reported = 0
+    try:
+        handle = await asyncio.to_thread(path.open, "wb")
+        try:
+            async for chunk in chunks:
+                done += len(chunk)
+                if done > limit:
+                    raise ValidationFailed(_too_large(limit), details={"field": "file"})
+                await asyncio.to_thread(handle.write, chunk)
+                if done - reported >= PROGRESS_STEP:
+                    reported = done
+                    await _job_values(ctx, job_id, {"done_bytes": done})
+        finally:
+            await asyncio.to_thread(handle.close)
+        if done == 0:
+            raise ValidationFailed("The upload is empty: choose a package file.")
+    except BaseException:
+        await asyncio.to_thread(path.unlink, True)
+        await _job_values(ctx, job_id, {"done_bytes": done, "state": "failed"})
+        raise
+    return path
+
+
+def _too_large(limit: int) -> str:
+    return f"The package is larger than this installation accepts ({limit // MiB} MiB at most)."
+
+
+async def _verified(
+    ctx: TenantContext, path: Path, job_id: UUID, total: int, told: Progress | None = None
+) -> Verification:
+    """``inbound.verify_for`` with the job's ``verify`` stage kept up to date."""
+    await _job_values(ctx, job_id, {"stage": "verify", "done_bytes": 0, "total_bytes": total})
+    seen = [0, total]
+
+    def progress(done: int, declared: int) -> None:
+        seen[0], seen[1] = done, declared or total
+        if told is not None:
+            told(done, declared or total)
+
+    task = asyncio.ensure_future(inbound.verify_for(ctx, path, None, progress))
+    reported = 0
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.25)
+        if seen[0] - reported >= PROGRESS_STEP:
+            reported = seen[0]
+            await _job_values(ctx, job_id, {"done_bytes": seen[0], "total_bytes": seen[1]})
+    return task.result()
+
+
+async def upload(
+    settings: Settings,
+    ctx: TenantContext,
+    path: Path,
+    job_id: UUID,
+    progress: Progress | None = None,
+) -> ReceivedRow:
+    """Verify the package at ``path`` (a temporary file, removed here) and keep it when it
+    verifies; otherwise a 422 listing every finding, with nothing kept but the security
+    event."""
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        try:
+            result = await _verified(ctx, path, job_id, size, progress)
+        except BaseException:
+            await _job_values(ctx, job_id, {"state": "failed"})
+            raise
+        manifest = result.manifest
+        if not result.valid or manifest is None:
+            await _job_values(ctx, job_id, {"state": "refused", "done_bytes": size})
+            await audit.record_security(
+                "transfer.package_refused",
+                actor=ctx.actor,
+                meta=ctx.meta,
+                tenant_id=ctx.tenant_id,
+                detail={
+                    "package_id": manifest.package_id if manifest else None,
+                    "size": size,
+                    "findings": finding_dicts(result.findings),
+                },
+            )
+            raise _refused(result.findings)
+        package_id = UUID(manifest.package_id)
+        blob = await blobs().put_file(ctx, path)
+    finally:
+        await asyncio.to_thread(path.unlink, True)
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        if await rq.exists(package_id):
+            raise _here_already()
+        recipe = manifest.recipe
+        sender_id = _tenant_id(manifest.sender.tenant_id)
+        values = {
+            "id": package_id,
+            "status": "received",
+            "revision": recipe.revision,
+            "content_hash": recipe.content_hash,
+            "sha256": blob.sha256,
+            "size_bytes": blob.size,
+            "storage_key": blob.key,
+            "sender_fingerprint": manifest.sender.key.fingerprint,
+            "created_by": _user(ctx),
+            "sender_tenant_id": None,
+            "sender_name": manifest.sender.name[:400],
+            "recipe_name": recipe.name[:400],
+        }
+        event = {
+            "sender": manifest.sender.name,
+            "sender_tenant_id": str(sender_id) if sender_id else None,
+            "fingerprint": manifest.sender.key.fingerprint,
+            "recipe": recipe.name,
+            "revision": recipe.revision,
+            "content_hash": recipe.content_hash,
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "channel": "upload",
+        }
+        try:
+            await rq.insert_received(ctx.tenant_id, values)
+        except asyncpg.UniqueViolationError:
+            raise _here_already() from None
+        await audit.record(ctx, "transfer.package_received", ENTITY, package_id, new=event)
+        await rq.set_status(package_id, "verified", [], None, _user(ctx), _builtins(manifest))
+        await audit.record(
+            ctx,
+            "transfer.package_verified",
+            ENTITY,
+            package_id,
+            old={"status": "received"},
+            new={"status": "verified", "sha256": blob.sha256, "findings": []},
+        )
+        await rq.update_job(job_id, {"state": "done", "package_id": package_id})
+        return await rq.received(package_id)
+
+
+def _here_already() -> Conflict:
+    return Conflict(
+        "This package is here already (the same package id): open it from the inbox.",
+    )
+
+
+def _builtins(manifest: Manifest) -> dict[str, Any]:
+    found: dict[str, Any] = msgspec.to_builtins(manifest)
+    return found
+
+
+def _tenant_id(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def _refused(findings: list[Finding]) -> ValidationFailed:
+    lines = "; ".join(f.message for f in findings[:MESSAGE_FINDINGS])
+    if len(findings) > MESSAGE_FINDINGS:
+        lines += f"; and {len(findings) - MESSAGE_FINDINGS} more (listed in the details)"
+    return ValidationFailed(
+        f"The package was refused and nothing was kept: {lines}",
+        details={"findings": finding_dicts(findings)},
+    )
+
+
+async def verify_received(
+    settings: Settings, ctx: TenantContext, package_id: UUID, job_id: UUID | None = None
+) -> ReceivedRow:
+    """Verify a package in the tenant's inbox: ``verified``, or ``rejected`` with the
+    findings as the reason (see the module for two people at once)."""
+    job_id = job_id or uuid4()
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await rq.received(package_id, lock=True)
+        if row.status != "received":
+            return row  # verified already: the outcome is the answer
+        running = await rq.running_job(package_id)
+        if running is not None and await sql.clock() - running.updated_at > ABANDONED:
+            # a verification that stopped reporting (its process ended): it gave no outcome
+            await rq.update_job(running.id, {"state": "failed"})
+            running = None
+        if running is not None:
+            raise Conflict(
+                "This package is being verified already; its outcome shows here when done.",
+                details={"job_id": str(running.id)},
+            )
+        if await rq.job_exists(job_id):
+            raise Conflict("This verification was started already: reload the page.")
+        await rq.insert_job(ctx.tenant_id, job_id, "verify", row.size_bytes, _user(ctx))
+        await rq.update_job(job_id, {"package_id": package_id})
+    path = await asyncio.to_thread(temporary, settings)
+    try:
+        try:
+            stream = await blobs().open(ctx, row.storage_key)
+            try:
+                await asyncio.to_thread(_copy, stream, path)
+            finally:
+                await asyncio.to_thread(stream.close)
+            result = await _verified(ctx, path, job_id, row.size_bytes)
+        except BaseException:
+            await _job_values(ctx, job_id, {"state": "failed"})
+            raise
+    finally:
+        await asyncio.to_thread(path.unlink, True)
+    findings = finding_dicts(result.findings)
+    manifest = result.manifest
+    mismatch = manifest is not None and (
+        manifest.package_id != str(package_id)
+        or manifest.sender.key.fingerprint != row.sender_fingerprint
+    )
+    if mismatch:
+        findings.append(
+            {
+                "code": "not_the_package_sent",
+                "message": "The archive is not the package that was sent (its id or key differs).",
+                "member": None,
+            }
+        )
+    status = "verified" if result.valid and not mismatch else "rejected"
+    reason = None if status == "verified" else "; ".join(f["message"] for f in findings)[:4000]
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await rq.received(package_id, lock=True)
+        await rq.update_job(
+            job_id, {"state": "done", "done_bytes": row.size_bytes, "total_bytes": row.size_bytes}
+        )
+        if row.status != "received":
+            return row
+        kept = _builtins(manifest) if manifest is not None else None
+        await rq.set_status(package_id, status, findings, reason, _user(ctx), kept)
+        await audit.record(
+            ctx,
+            f"transfer.package_{status}",
+            ENTITY,
+            package_id,
+            old={"status": "received"},
+            new={"status": status, "sha256": row.sha256, "findings": findings},
+            reason=reason,
+        )
+        return await rq.received(package_id)
+
+
+def _copy(stream: Any, path: Path) -> None:
+    with path.open("wb") as out:
+        shutil.copyfileobj(stream, out, CHUNK)

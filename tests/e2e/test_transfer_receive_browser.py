@@ -1,0 +1,78 @@
+"""Receiving a tech-transfer package in a real browser: the sponsor's QA sends a package to
+its CDMO partner from the packages page; the CDMO's process engineer finds it in the inbox,
+verifies it on its page (the manifest and the next steps shown), and a file that is not a
+package is refused on the upload form with its finding; each page checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from opencdmo.settings import Settings
+from tests.conftest import PASSWORD, World
+from tests.e2e.conftest import check_page, visit
+from tests.integration.test_transfer_receive import _package, _receiver, _related, _sender
+
+pytestmark = pytest.mark.e2e
+
+
+async def _sign_in(chromium: Browser, server: str, email: str, name: str) -> Page:
+    page = await chromium.new_page()
+    await page.goto(server + "/login")
+    await check_page(page, f"login-{name}")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    # a member of several organisations chooses one first
+    await page.wait_for_url(lambda url: "/t/" in url or url.endswith("/tenants"))
+    await check_page(page, f"signed-in-{name}")
+    return page
+
+
+async def test_a_package_sent_verified_and_an_upload_refused_in_the_pages(
+    server: str,
+    chromium: Browser,
+    synced: Any,
+    world: World,
+    settings: Settings,
+    owner: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    sender = await _sender(world, owner)
+    receiver = await _receiver(world)
+    package_id = await _package(settings, sender)
+    await _related(sender, receiver)
+
+    qa = await _sign_in(chromium, server, world["approver"].email, "qa")
+    await visit(qa, f"{server}/t/{sender.ctx.slug}/transfer/packages", "transfer-packages-send")
+    await qa.get_by_role("button", name=f"Send to {receiver.ctx.name}").click()
+    await expect(qa.locator("#toasts")).to_contain_text("it is in their inbox")
+    await expect(qa.locator(f"#sends-{package_id}")).to_contain_text("Received")
+    await check_page(qa, "transfer-packages-sent")
+
+    engineer = await _sign_in(chromium, server, world["author"].email, "engineer")
+    await visit(engineer, f"{server}/t/{receiver.ctx.slug}/transfer/inbox", "transfer-inbox")
+    await engineer.get_by_role("link", name=str(package_id)).click()
+    await check_page(engineer, "transfer-package-received")
+    await engineer.get_by_role("button", name="Verify").click()
+    await expect(engineer.locator("#toasts")).to_contain_text("The package verified.")
+    await expect(engineer.locator("#package-next")).to_contain_text("Gap report and import")
+    await expect(engineer.locator("#files")).to_contain_text("recipe/batchml.xml")
+    await check_page(engineer, "transfer-package-verified")
+
+    await visit(engineer, f"{server}/t/{receiver.ctx.slug}/transfer/inbox", "transfer-inbox-2")
+    not_a_package = tmp_path / "notes.zip"
+    not_a_package.write_bytes(b"these are notes, not an archive")
+    await engineer.get_by_label("Package file").set_input_files(str(not_a_package))
+    await engineer.get_by_role("button", name="Upload and verify").click()
+    await expect(engineer.locator("#upload-findings")).to_be_visible()
+    await check_page(engineer, "transfer-upload-refused")
+
+    await visit(qa, f"{server}/t/{sender.ctx.slug}/transfer/packages", "transfer-packages-status")
+    await expect(qa.locator(f"#sends-{package_id}")).to_contain_text("Verified")
+    for page in (qa, engineer):
+        await page.close()

@@ -98,6 +98,7 @@ async def _ids(world: World) -> dict[str, str]:
         "package_id": await FACTORIES["package_id"](world, world.alpha),
         "link_id": await FACTORIES["link_id"](world, world.alpha),
         "document_id": await FACTORIES["document_id"](world, world.alpha),
+        "job_id": await FACTORIES["job_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

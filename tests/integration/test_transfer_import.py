@@ -22,9 +22,12 @@ import yaml
 from opencdmo.equipment import service as equipment
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.inventory import service as inventory
+from opencdmo.recipes import documents as recipe_document
+from opencdmo.recipes import names as recipe_names
 from opencdmo.recipes import service as recipes
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.storage.uploads import Upload
 from opencdmo.tenancy import service as tenancy
 from opencdmo.transfer import _capability, export, gaps, importing, keys, mapping, names, receive
 from opencdmo.transfer.mapping import Given
@@ -497,3 +500,74 @@ async def test_forks_of_the_senders_content_keep_the_pins(
         (str(package), str(lab["ctx"].tenant_id))
     }
     assert await _uncovered(owner, tenant) == []
+
+
+async def test_the_packages_documents_come_with_the_import(
+    lab: dict[str, Any], settings: Settings, world: World, owner: asyncpg.Connection
+) -> None:
+    """Each document of the package is stored at the receiver (the same bytes, checked
+    against the signed SHA-256) and attached to the draft with its event naming the package;
+    a later package attaches only what the recipe does not hold already."""
+    sop = b"%PDF-1.7\n" + b"expansion steps " * 4096
+    report = b"%PDF-1.7\n" + b"development report " * 512
+    first = await _send(settings, lab)
+    recipe = UUID(first.manifest.recipe.id)
+    await recipe_document.add_document(
+        lab["author"], recipe, Upload("sop.pdf", "application/pdf", sop), "Expansion SOP", "sop"
+    )
+    made = await _send(settings, lab, recipe)
+    plant = await new_plant(world, owner, settings)
+    tenant = plant.ctx.tenant_id
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
+    await _map_the_rest(settings, world, plant, package)
+    stages: set[str] = set()
+    done = await importing.import_package(
+        settings, plant.author, package, lambda stage, _d, _t: stages.add(stage)
+    )
+    assert stages == {"verify", "documents"}
+    held = await recipe_document.documents(plant.author, done.recipe_id)
+    assert [(d.row.title, d.row.kind, d.file.filename) for d in held] == [
+        ("Expansion SOP", "sop", "sop.pdf")
+    ]
+    _, stream = await recipe_document.open_document(plant.author, done.recipe_id, held[0].row.id)
+    with stream:
+        assert await asyncio.to_thread(stream.read) == sop
+    added = await _events(owner, tenant, "recipe.document_added")
+    assert [(e["title"], e["from_package"]) for e in added] == [("Expansion SOP", str(package))]
+    imported = await _events(owner, tenant, "transfer.package_imported")
+    assert [d["title"] for d in imported[0]["documents"]] == ["Expansion SOP"]
+    # A later package: the SOP is held already, the report is new.
+    await recipe_document.add_document(
+        lab["author"],
+        recipe,
+        Upload("report.pdf", "application/pdf", report),
+        "Development report",
+        "development_report",
+    )
+    later = await _send(settings, lab, recipe)
+    second = await _receive(settings, world, lab["ctx"], later, plant.ctx)
+    await mapping.choose(
+        settings,
+        plant.author,
+        second,
+        Given("material", MATERIALS[3], "use", await _medium(owner, tenant)),
+    )
+    again = await importing.import_package(settings, plant.author, second)
+    assert again.recipe_id == done.recipe_id
+    titles = [d.row.title for d in await recipe_document.documents(plant.author, done.recipe_id)]
+    assert sorted(titles) == ["Development report", "Expansion SOP"]
+    added = await _events(owner, tenant, "recipe.document_added")
+    assert [(e["title"], e["from_package"]) for e in added][1:] == [
+        ("Development report", str(second))
+    ]
+    uncovered = [
+        c.label for c in recipe_names.AUDIT_COVERAGE for _ in await owner.fetch(c.sql, tenant)
+    ]
+    assert uncovered == []
+
+
+async def _medium(owner: asyncpg.Connection, tenant: UUID) -> UUID:
+    found: UUID = await owner.fetchval(
+        "SELECT id FROM materials WHERE tenant_id = $1 AND code = 'MED-01'", tenant
+    )
+    return found

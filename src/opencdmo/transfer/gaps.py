@@ -21,9 +21,12 @@ import csv
 import io
 import os
 import tempfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 from uuid import UUID
 
 from opencdmo.access.service import authorize
@@ -41,6 +44,7 @@ from opencdmo.recipes.service._pins import entries
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.storage.blobs import blobs
+from opencdmo.storage.streams import CheckedReader, copy_to
 from opencdmo.tenancy.queries import tenants
 from opencdmo.transfer import _capability
 from opencdmo.transfer import import_queries as iq
@@ -54,7 +58,7 @@ from opencdmo.transfer._gap_model import (
 )
 from opencdmo.transfer.import_queries import ImportRow, MappingRow
 from opencdmo.transfer.queries import PackageRow
-from opencdmo.transfer.verify import PackageContents, verify_file
+from opencdmo.transfer.verify import PackageContents, Progress, verify_file
 
 __all__ = ["EquipmentGap", "GapReport", "ItemGap", "MaterialGap", "Unit", "analyse", "csv_of"]
 
@@ -65,28 +69,62 @@ ANALYSED = ("verified", "in_mapping", "imported")
 # --- the package's contents ---------------------------------------------------------------
 
 
-def _check(path: Path) -> PackageContents:
-    result = verify_file(path, None)
+def _check(path: Path, progress: Progress | None = None) -> PackageContents:
+    result = verify_file(path, None, progress=progress)
     if result.contents is None or result.findings:
         found = "; ".join(f.message for f in result.findings) or "no contents"
         raise Conflict(f"The stored package no longer verifies: {found}")
     return result.contents
 
 
-async def load(settings: Settings, ctx: TenantContext, row: PackageRow) -> PackageContents:
-    """The stored package read again and verified (its key was trusted on receipt); no
+def _copy_out(reader: CheckedReader, path: Path) -> None:
+    with reader, path.open("wb") as out:
+        copy_to(cast(BinaryIO, reader), out)
+
+
+@asynccontextmanager
+async def fetched(
+    settings: Settings, ctx: TenantContext, row: PackageRow, progress: Progress | None = None
+) -> AsyncIterator[tuple[Path, PackageContents]]:
+    """The stored package streamed to a temporary file (never whole in memory; its SHA-256
+    checked against the stored one) and verified again, for as long as the block runs; no
     transaction may be open."""
-    data = await blobs().get(ctx, row.storage_key)
     folder = settings.data_dir / "transfer-tmp"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix="received-", suffix=".zip", dir=folder)
+    os.close(handle)
     path = Path(name)
     try:
-        with os.fdopen(handle, "wb") as out:
-            await asyncio.to_thread(out.write, data)
-        return await asyncio.to_thread(_check, path)
+        await asyncio.to_thread(_copy_out, await blobs().open(ctx, row.storage_key), path)
+        contents = await asyncio.to_thread(_check, path, progress)
+        _remember((ctx.tenant_id, row.id, row.sha256), contents)
+        yield path, contents
     finally:
         await asyncio.to_thread(path.unlink, missing_ok=True)
+
+
+# The contents of packages verified lately, by (tenant, package, the package's SHA-256): the
+# gap report and each mapping choice read the manifest, revision and items (a few kilobytes)
+# without reading a package of a gigabyte again. The import verifies the stored file afresh.
+_VERIFIED: OrderedDict[tuple[UUID, UUID, str], PackageContents] = OrderedDict()
+VERIFIED_KEPT = 16
+
+
+def _remember(key: tuple[UUID, UUID, str], contents: PackageContents) -> None:
+    _VERIFIED[key] = contents
+    _VERIFIED.move_to_end(key)
+    while len(_VERIFIED) > VERIFIED_KEPT:
+        _VERIFIED.popitem(last=False)
+
+
+async def load(settings: Settings, ctx: TenantContext, row: PackageRow) -> PackageContents:
+    """The package's contents as verified (see ``fetched``), from the recent ones when this
+    process verified the same stored package lately; no transaction may be open."""
+    known = _VERIFIED.get((ctx.tenant_id, row.id, row.sha256))
+    if known is not None:
+        return known
+    async with fetched(settings, ctx, row) as (_, contents):
+        return contents
 
 
 def person(ctx: TenantContext) -> UUID:

@@ -11,13 +11,24 @@ specification keeps its pin when it maps onto a library item with identical cont
 onto another content (another version, an item installed from the HUB), it is pinned afresh
 to that item's content and checked against it like any saved revision. A mapped equipment
 class replaces the step's class.
+
+The package's documents (SOPs, reports) come with it: each is streamed from the verified
+package straight into the tenant's file storage under the SHA-256 the signed manifest gives
+(before the unit of work: slow, content-addressed, harmless when the import then fails), and
+attached to the recipe in the import's unit of work, each with its ``recipe.document_added``
+event naming the package. A later package attaches only the documents the recipe does not
+hold already (the same file under the same title); the recipe's other documents stay.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from uuid import UUID
 
 from opencdmo.access.service import authorize
@@ -25,16 +36,26 @@ from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict
 from opencdmo.hub import library_queries as copies
+from opencdmo.recipes import document_queries as recipe_documents
+from opencdmo.recipes import documents as recipe_document
 from opencdmo.recipes import queries as recipes
 from opencdmo.recipes.service._pins import entries
 from opencdmo.recipes.service._revisions import create_in, save_in
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
+from opencdmo.storage import queries as stored_files
+from opencdmo.storage.blobs import Blob, blobs
+from opencdmo.storage.queries import NewStoredFile
 from opencdmo.transfer import gaps
 from opencdmo.transfer import import_queries as iq
 from opencdmo.transfer import queries as q
 from opencdmo.transfer.gaps import GapReport
 from opencdmo.transfer.import_queries import NewImport
+from opencdmo.transfer.verify import ReceivedDocument
+
+# Told how far the import is: the stage ("verify": the stored package read and checked again,
+# "documents": its documents stored), the bytes done and the bytes of the stage in all.
+ImportProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -86,17 +107,122 @@ async def _into_recipe(ctx: TenantContext, report: GapReport, content: dict[str,
     return Imported(recipe_id, await save_in(ctx, recipe_id, content, 1, message), True)
 
 
-async def import_package(settings: Settings, ctx: TenantContext, package_id: UUID) -> Imported:
-    """Import the package as a draft (or a new revision), see the module."""
+class _Counted:
+    """Reads through to a member of the package, telling ``told`` the bytes read so far."""
+
+    def __init__(self, inner: IO[bytes], told: Callable[[int], None]) -> None:
+        self.inner, self.told = inner, told
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.inner.read(size)
+        self.told(len(chunk))
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+
+def _store_documents(
+    ctx: TenantContext,
+    path: Path,
+    documents: list[ReceivedDocument],
+    progress: ImportProgress | None,
+) -> list[tuple[ReceivedDocument, Blob]]:
+    """Each document of the verified package at ``path`` in the tenant's storage (blocking:
+    run in a worker thread)."""
+    total, done = sum(d.size for d in documents), [0]
+
+    def told(read: int) -> None:
+        done[0] += read
+        if progress is not None and read:
+            progress("documents", done[0], total)
+
+    stored: list[tuple[ReceivedDocument, Blob]] = []
+    with zipfile.ZipFile(path) as archive:
+        for document in documents:
+            with archive.open(document.path) as member:
+                source: Any = _Counted(member, told)
+                stored.append(
+                    (
+                        document,
+                        blobs().put_verified_blocking(ctx, source, document.sha256, document.size),
+                    )
+                )
+    return stored
+
+
+def _filename(document: ReceivedDocument) -> str:
+    """The file's name as the sender's member gives it (``documents/<nn>-<name>``)."""
+    return document.path.removeprefix("documents/").split("-", 1)[-1]
+
+
+async def _attach(
+    ctx: TenantContext,
+    recipe_id: UUID,
+    stored: list[tuple[ReceivedDocument, Blob]],
+    package_id: UUID,
+) -> list[dict[str, Any]]:
+    """The stored documents attached to the recipe (those it does not hold already), in the
+    open unit of work, each audited; returns them as the import's event names them."""
+    held = await recipe_documents.documents(recipe_id, removed=False)
+    files = await stored_files.stored_files([d.file_id for d in held])
+    have = {(files[d.file_id].sha256, d.title) for d in held if d.file_id in files}
+    by = gaps.person(ctx)
+    attached: list[dict[str, Any]] = []
+    for document, blob in stored:
+        if (blob.sha256, document.title) in have:
+            continue
+        have.add((blob.sha256, document.title))
+        new = NewStoredFile(
+            blob.sha256, blob.size, document.media_type, _filename(document), blob.key
+        )
+        file = await stored_files.stored_file(
+            await stored_files.insert_file(ctx.tenant_id, new, by)
+        )
+        kind = recipe_document.check_kind(document.kind)
+        document_id = await recipe_documents.insert_document(
+            ctx.tenant_id, recipe_id, file.id, document.title, kind, by
+        )
+        values = {
+            "document_id": str(document_id),
+            "title": document.title,
+            "kind": kind,
+            "file": recipe_document.file_values(file),
+            "from_package": str(package_id),
+        }
+        await audit.record(
+            ctx, recipe_document.ADDED, recipe_document.ENTITY, recipe_id, new=values
+        )
+        attached.append(
+            {"document_id": str(document_id), "title": document.title, "sha256": blob.sha256}
+        )
+    return attached
+
+
+def _not_imported_yet(status: str) -> None:
+    if status == "imported":
+        raise Conflict("This package was imported already.")
+
+
+async def import_package(
+    settings: Settings,
+    ctx: TenantContext,
+    package_id: UUID,
+    progress: ImportProgress | None = None,
+) -> Imported:
+    """Import the package as a draft (or a new revision), see the module. ``progress`` is
+    told how far the stored package's check and its documents' storing are."""
     async with read_view(ctx):
         await authorize(ctx, "transfer", "import")
         row = await gaps.analysable(package_id)
-    contents = await gaps.load(settings, ctx, row)
+        _not_imported_yet(row.status)
+    verifying = None if progress is None else (lambda done, total: progress("verify", done, total))
+    async with gaps.fetched(settings, ctx, row, verifying) as (path, contents):
+        stored = await asyncio.to_thread(_store_documents, ctx, path, contents.documents, progress)
     async with unit_of_work(ctx):
         await authorize(ctx, "transfer", "import")
         row = await gaps.analysable(package_id, lock=True)
-        if row.status == "imported":
-            raise Conflict("This package was imported already.")
+        _not_imported_yet(row.status)
         report = await gaps.report_in(row, contents)
         open_gaps = report.unresolved
         if open_gaps:
@@ -105,6 +231,7 @@ async def import_package(settings: Settings, ctx: TenantContext, package_id: UUI
                 details={"unresolved": open_gaps},
             )
         made = await _into_recipe(ctx, report, await mapped_content(report))
+        documents = await _attach(ctx, made.recipe_id, stored, package_id)
         sender, revision = contents.manifest.sender, contents.revision
         mapping = _mapping(report)
         await iq.insert_import(
@@ -142,6 +269,7 @@ async def import_package(settings: Settings, ctx: TenantContext, package_id: UUI
                 "content_hash": revision["content_hash"],
                 "mapping": mapping,
                 "changes": report.changes,
+                "documents": documents,
             },
         )
         return made

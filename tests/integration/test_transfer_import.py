@@ -34,7 +34,10 @@ from opencdmo.transfer.mapping import Given
 from tests.conftest import PASSWORD, World, member_as
 from tests.integration.batch_world import batch_of, effective, new_plant
 from tests.integration.conftest import new_lab, reviewable
+from tests.integration.test_cli import cli_env, run
 from tests.integration.test_recipes import design
+
+__all__ = ["cli_env"]
 
 HUB_CONTENT = Path(__file__).parents[2] / "hub_content"
 MATERIALS = (
@@ -71,16 +74,7 @@ async def _receive(
 ) -> UUID:
     """The package uploaded to the receiver as another installation's would be: its sender
     key trusted there by an administrator, then verified and kept (``receive.upload``)."""
-    # Someone of the world who is no member of the receiver yet, made its administrator and
-    # engineer there (the receivers' own people have other roles).
-    wanted = ["tenant_admin", "process_engineer"]
-    members = {m.user_id: set(m.roles) for m in await tenancy.list_members(receiver)}
-    candidates = ("bare", "outsider", "viewer", "handler")
-    key = next((k for k in candidates if members.get(world[k].user_id) == set(wanted)), None)
-    if key is None:
-        key = next(k for k in candidates if world[k].user_id not in members)
-        await tenancy.add_member(receiver, world[key].user_id, wanted)
-    admin = await member_as(receiver, world[key])
+    admin = await _receiver_admin(world, receiver)
     public = await keys.public_key(sender)
     assert public is not None
     if not await keys.trusted(admin, public.fingerprint):
@@ -89,6 +83,19 @@ async def _receive(
     await asyncio.to_thread(path.write_bytes, await export.package_bytes(sender, made.package))
     row = await receive.upload(settings, admin, path, uuid.uuid4())
     return row.id
+
+
+async def _receiver_admin(world: World, receiver: TenantContext) -> TenantContext:
+    """Someone of the world who is no member of the receiver yet, made its administrator and
+    engineer there (the receivers' own people have other roles)."""
+    wanted = ["tenant_admin", "process_engineer"]
+    members = {m.user_id: set(m.roles) for m in await tenancy.list_members(receiver)}
+    candidates = ("bare", "outsider", "viewer", "handler")
+    key = next((k for k in candidates if members.get(world[k].user_id) == set(wanted)), None)
+    if key is None:
+        key = next(k for k in candidates if world[k].user_id not in members)
+        await tenancy.add_member(receiver, world[key].user_id, wanted)
+    return await member_as(receiver, world[key])
 
 
 async def _events(owner: asyncpg.Connection, tenant: UUID, action: str) -> list[dict[str, Any]]:
@@ -571,3 +578,55 @@ async def _medium(owner: asyncpg.Connection, tenant: UUID) -> UUID:
         "SELECT id FROM materials WHERE tenant_id = $1 AND code = 'MED-01'", tenant
     )
     return found
+
+
+async def test_cli_import_maps_and_imports(
+    lab: dict[str, Any],
+    settings: Settings,
+    world: World,
+    owner: asyncpg.Connection,
+    cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """URS-TTIMP-03: ``transfer import`` from a file to a draft: the gaps left listed (exit
+    3), a mapping file's choices saved, the import with its progress bars (exit 0); a
+    malformed mapping file is usage (2), a refused choice 1, and neither changes anything."""
+    made = await _send(settings, lab)
+    plant = await new_plant(world, owner, settings)
+    tenant = plant.ctx.tenant_id
+    public = await keys.public_key(lab["ctx"])
+    assert public is not None
+    admin = await _receiver_admin(world, plant.ctx)
+    await keys.trust(admin, public.pem, public.fingerprint, lab["ctx"].name)
+    path = tmp_path / "package.zip"
+    path.write_bytes(await export.package_bytes(lab["ctx"], made.package))
+    await equipment.register(plant.ctx, equipment.Registration("INC-1", "co2-incubator", "S1"))
+    stores = await _stores(world, plant)
+    for slug in MATERIALS[:3]:
+        await inventory.create_material(stores, slug, slug, "reagent", "mL")
+    medium = await inventory.create_material(stores, "MED-01", "T-cell medium", "reagent", "mL")
+    args = ("transfer", "import", "--tenant", plant.ctx.slug, "--email", plant.author.actor.email)
+    code, said, err = await run(cli_env, *args, str(path))
+    assert code == 3, err
+    package = made.package.id
+    assert f"material {MATERIALS[3]}: Not in the material master" in said
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"gap_kind": "material", "ref": 7}]')
+    code, _, err = await run(cli_env, *args, "--package", str(package), "--mapping", str(bad))
+    assert code == 2 and "--mapping" in err, err
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps([{"gap_kind": "material", "ref": "no-such", "resolution": "use"}]))
+    code, said, _ = await run(cli_env, *args, "--package", str(package), "--mapping", str(wrong))
+    assert code == 1 and said.startswith("REFUSED: --mapping: choice 1 (no-such)"), said
+    assert await _count(owner, "transfer_mappings", tenant) == 0
+    chosen = tmp_path / "mapping.json"
+    choice = {"gap_kind": "material", "ref": MATERIALS[3], "resolution": "use"}
+    chosen.write_text(json.dumps([{**choice, "target_id": str(medium.id)}]))
+    code, said, err = await run(cli_env, *args, "--package", str(package), "--mapping", str(chosen))
+    assert code == 0, said + err
+    assert f"mapped {MATERIALS[3]}: use {medium.id}" in said
+    assert "IMPORTED: new draft recipe Transferred process" in said
+    assert "checking [" in err and "importing [" in err
+    assert await _status(owner, package) == "imported"
+    code, said, _ = await run(cli_env, *args, "--package", str(package))
+    assert code == 0 and "IMPORTED already" in said

@@ -471,8 +471,9 @@ async def test_cli_import_exit_codes(
     cli_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    """URS-RCV-02: ``transfer import``: 1 refused with the findings and nothing kept, 0
-    verified and kept with a progress line on stderr, 2 unreadable input."""
+    """URS-RCV-02: ``transfer import``: 1 refused with the findings and nothing kept, 3
+    verified and kept with a progress line on stderr but gaps left (listed), 0 with
+    ``--verify-only``, 2 unreadable input."""
     package_id = await _package(settings, sender)
     path = tmp_path / "package.zip"
     path.write_bytes(await _archive(settings, sender, package_id))
@@ -485,9 +486,20 @@ async def test_cli_import_exit_codes(
     assert public is not None
     await keys.trust(receiver.org.admin, public.base64, public.fingerprint, sender.ctx.name)
     code, said, err = await run(cli_env, *args, "--email", world["author"].email, str(path))
-    assert code == 0, err
+    assert code == 3, err
     assert said.startswith(f"VERIFIED: package {package_id}")
+    assert "GAPS:" in said and f"--package {package_id} --mapping FILE" in said
     assert "verifying [" in err and "100 %" in err
+    code, said, err = await run(
+        cli_env,
+        *args,
+        "--email",
+        world["author"].email,
+        "--verify-only",
+        "--package",
+        str(package_id),
+    )
+    assert code == 0, err
     row = await owner.fetchrow(
         "SELECT status, direction FROM transfer_packages WHERE tenant_id = $1 AND id = $2",
         receiver.ctx.tenant_id,

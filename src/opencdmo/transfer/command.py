@@ -2,9 +2,14 @@
 
 ``export --tenant T --recipe ID --out FILE --email E [--reason R]``: QA's password on stdin;
 signs the effective revision "approved for transfer" and writes the package to FILE.
-``import --tenant T --email E FILE``: stage 1 of receiving, the upload and the verification
-(``transfer:import``); a progress line on stderr; exit 0 verified and kept, 1 refused (the
-findings listed, nothing kept), 2 usage or unreadable input.
+``import --tenant T --email E (FILE | --package ID) [--mapping MAP] [--verify-only]``: receive
+a package (``transfer:import``): upload and verify FILE (or take a package received before),
+save the mapping choices MAP holds (a JSON list of the API's mapping bodies: ``gap_kind``,
+``ref``, ``resolution``, ``target_id``, ``target``; each saved as it goes, like the page's),
+then import it as a draft when no gap is left; progress bars on stderr. Exit 0 imported (or,
+with ``--verify-only``, verified and kept), 1 refused (the findings or the refused choice
+listed), 2 usage or unreadable input, 3 verified and kept but gaps remain (each listed, with
+what resolves it): resume with ``--package ID --mapping MAP`` or on the package's page.
 ``verify FILE [--trust KEY]... [--tenant T]``: exit 0 valid, 1 a check failed (the findings
 listed), 2 usage or unreadable input. KEY is a PEM file, a PEM or base64 Ed25519 public key,
 or a fingerprint (64 hex digits); with ``--tenant`` the tenant's trusted keys count too.
@@ -21,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from opencdmo.errors import NotFound, ValidationFailed
+from opencdmo.errors import Conflict, NotFound, ValidationFailed
 
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
@@ -70,11 +75,19 @@ def add_commands(
     verify.set_defaults(func=partial(cmd_verify, with_db=with_db))
     receive = tsub.add_parser(
         "import",
-        help="receive a package into a tenant: upload and verify (exit 0 verified, 1 refused)",
+        help="receive, map and import a package: exit 0 imported, 1 refused, 3 gaps remain",
     )
     receive.add_argument("--tenant", required=True, help="tenant slug")
     receive.add_argument("--email", required=True, help="the member who receives it")
-    receive.add_argument("file", type=Path, help="the package archive")
+    given = receive.add_mutually_exclusive_group(required=True)
+    given.add_argument("file", type=Path, nargs="?", help="the package archive")
+    given.add_argument("--package", help="a package received before (its id), to map and import")
+    receive.add_argument(
+        "--mapping", type=Path, help="a JSON list of mapping choices to save before importing"
+    )
+    receive.add_argument(
+        "--verify-only", action="store_true", help="stop once the package is verified and kept"
+    )
     receive.set_defaults(func=partial(cmd_import, with_db=with_db))
 
 
@@ -148,51 +161,164 @@ def cmd_export(
     return int(asyncio.run(with_db(settings, work)))
 
 
-def cmd_import(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:
-    from uuid import uuid4
+GAPS_LEFT = 3
+MAPPING_MAX = 1024 * 1024
+
+
+def _mapping_file(path: Path | None) -> list[Any]:
+    """The choices of ``--mapping`` decoded strictly (a 422 naming what is wrong)."""
+    import msgspec
+
+    from opencdmo.transfer.schemas import MappingIn
+
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAPPING_MAX + 1)
+    except OSError as exc:
+        raise ValidationFailed(f"--mapping: cannot read {path}: {exc.strerror}.") from None
+    if len(data) > MAPPING_MAX:
+        raise ValidationFailed(f"--mapping: {path} is larger than 1 MiB.")
+    try:
+        return msgspec.json.decode(data, type=list[MappingIn])
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(f"--mapping: {path}: {exc}.") from None
+    except msgspec.DecodeError:
+        raise ValidationFailed(f"--mapping: {path} is not a JSON list of choices.") from None
+
+
+def _refused(args: argparse.Namespace, exc: ValidationFailed, bar: ProgressBar) -> int:
+    bar.end()
+    findings = exc.details.get("findings") if isinstance(exc.details, dict) else None
+    if not findings:
+        raise exc
+    _print(f"REFUSED: {args.file} failed {len(findings)} check(s); nothing was kept:")
+    for f in findings:
+        where = f" [{f['member']}]" if f.get("member") else ""
+        _print(f"  {f['code']}: {f['message']}{where}")
+    return 1
+
+
+async def _received(settings: Any, ctx: Any, args: argparse.Namespace, bar: ProgressBar) -> Any:
+    """The package FILE uploaded and verified (``receive.upload``), or the one ``--package``
+    names; None when FILE was refused (the findings printed)."""
+    from uuid import UUID, uuid4
 
     from opencdmo.transfer import receive
 
+    if args.package is not None:
+        try:
+            return await receive.received(ctx, UUID(args.package))
+        except ValueError:
+            raise ValidationFailed(f"--package: '{args.package}' is not a package id.") from None
     try:
         source = args.file.open("rb")
     except OSError as exc:
-        print(f"error: cannot read the package: {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise Unreadable(f"cannot read the package: {args.file}: {exc.strerror}") from None
+    job_id = uuid4()
+    try:
+        path = await receive.spool_upload(settings, ctx, receive.file_chunks(source), job_id, None)
+        row = await receive.upload(settings, ctx, path, job_id, bar.stage("verifying"))
+    finally:
+        await asyncio.to_thread(source.close)
+    bar.end()
+    _print(f"VERIFIED: package {row.id} from {row.sender_name} (key {row.sender_fingerprint})")
+    _print(f"recipe {row.recipe_name} revision {row.revision}, {row.size_bytes} bytes, kept")
+    return row
+
+
+async def _mapped(settings: Any, ctx: Any, package_id: Any, choices: list[Any]) -> Any:
+    """The gap report once each choice is saved (in order; a refused one stops here, the
+    earlier ones kept, as on the page)."""
+    from opencdmo.transfer import gaps, mapping
+
+    for i, c in enumerate(choices, 1):
+        given = mapping.Given(c.gap_kind, c.ref, c.resolution, c.target_id, c.target)
+        try:
+            await mapping.choose(settings, ctx, package_id, given)
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"--mapping: choice {i} ({c.ref}): {exc.message}") from None
+        _print(f"mapped {c.ref}: {c.resolution} {c.target or c.target_id or ''}".rstrip())
+    return await gaps.analyse(settings, ctx, package_id)
+
+
+def _gaps_left(report: Any, package_id: Any) -> int:
+    left = [r for r in report.rows() if r["ref"] in set(report.unresolved)]
+    _print(f"GAPS: {len(left)} gap(s) of package {package_id} are not resolved yet:")
+    for r in left:
+        _print(f"  {r['kind']} {r['ref']}: {r['reason']}")
+    _print(f"Resolve them with --package {package_id} --mapping FILE, or on the package's page.")
+    return GAPS_LEFT
+
+
+def cmd_import(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:
+    from opencdmo.recipes import service as recipes
+    from opencdmo.transfer import importing
+
+    choices = _mapping_file(args.mapping)
 
     async def work() -> int:
         ctx = await _member(args.tenant, args.email, "cli:transfer-import")
-        job_id = uuid4()
         bar = ProgressBar()
         try:
-            chunks = receive.file_chunks(source)
-            path = await receive.spool_upload(settings, ctx, chunks, job_id, None)
-            row = await receive.upload(settings, ctx, path, job_id, bar)
+            row = await _received(settings, ctx, args, bar)
         except ValidationFailed as exc:
-            if bar.shown not in (-1, 100):
-                print(file=sys.stderr)
-            findings = exc.details.get("findings") if isinstance(exc.details, dict) else None
-            if not findings:
-                raise
-            _print(f"REFUSED: {args.file} failed {len(findings)} check(s); nothing was kept:")
-            for f in findings:
-                where = f" [{f['member']}]" if f.get("member") else ""
-                _print(f"  {f['code']}: {f['message']}{where}")
+            return _refused(args, exc, bar)
+        if args.verify_only:
+            return 0
+        try:
+            report = await _mapped(settings, ctx, row.id, choices)
+        except (ValidationFailed, Conflict) as exc:
+            _print(f"REFUSED: {exc.message}")
             return 1
-        finally:
-            await asyncio.to_thread(source.close)
-        _print(f"VERIFIED: package {row.id} from {row.sender_name} (key {row.sender_fingerprint})")
-        _print(f"recipe {row.recipe_name} revision {row.revision}, {row.size_bytes} bytes, kept")
+        if report.imported is not None:
+            _print(f"IMPORTED already: recipe {report.imported.recipe_id}")
+            return 0
+        if report.unresolved:
+            return _gaps_left(report, row.id)
+
+        def told(stage: str, done: int, total: int) -> None:
+            bar.stage("checking" if stage == "verify" else "importing")(done, total)
+
+        made = await importing.import_package(settings, ctx, row.id, told)
+        bar.end()
+        recipe = await recipes.get(ctx, made.recipe_id)
+        kind = "new draft recipe" if made.new_recipe else "new revision of recipe"
+        _print(f"IMPORTED: {kind} {recipe.name} ({made.recipe_id}), revision {made.revision}")
         return 0
 
-    return int(asyncio.run(with_db(settings, work)))
+    try:
+        return int(asyncio.run(with_db(settings, work)))
+    except Unreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+class Unreadable(Exception):
+    """The input cannot be read (exit 2)."""
 
 
 class ProgressBar:
-    """``verifying [#####.........]  35 %  350 of 1000 MiB`` on stderr, redrawn per percent."""
+    """``verifying [#####.........]  35 %  350 of 1000 MiB`` on stderr, redrawn per percent;
+    ``stage`` starts a new bar with another label (``checking``, ``importing``)."""
 
     WIDTH = 30
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "verifying") -> None:
+        self.label = label
+        self.shown = -1
+
+    def stage(self, label: str) -> ProgressBar:
+        if label != self.label:
+            self.end()
+            self.label, self.shown = label, -1
+        return self
+
+    def end(self) -> None:
+        """End a bar's line that stopped before 100 %."""
+        if self.shown not in (-1, 100):
+            print(file=sys.stderr)
         self.shown = -1
 
     def __call__(self, done: int, total: int) -> None:
@@ -202,9 +328,11 @@ class ProgressBar:
         self.shown = percent
         filled = self.WIDTH * percent // 100
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        mib = f"{done / 2**20:.0f} of {total / 2**20:.0f} MiB"
+        unit, scale = ("MiB", 2**20) if total >= 2**20 else ("KiB", 2**10)
+        mib = f"{done / scale:.0f} of {total / scale:.0f} {unit}"
         end = "\n" if percent == 100 else ""
-        print(f"\rverifying [{bar}] {percent:3d} %  {mib}", end=end, file=sys.stderr, flush=True)
+        line = f"\r{self.label} [{bar}] {percent:3d} %  {mib}"
+        print(line, end=end, file=sys.stderr, flush=True)
 
 
 def cmd_verify(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> int:

@@ -137,6 +137,8 @@ def _store_documents(
         if progress is not None and read:
             progress("documents", done[0], total)
 
+    if progress is not None:
+        progress("documents", 0, total)
     stored: list[tuple[ReceivedDocument, Blob]] = []
     with zipfile.ZipFile(path) as archive:
         for document in documents:

@@ -14,6 +14,7 @@ from bench import (
     hub_search,
     opcua_capture,
     recipe_scale,
+    transfer_import,
     transfer_verify,
     trend_history,
 )
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "hub_search": hub_search,
     "opcua_capture": opcua_capture,
     "recipe_scale": recipe_scale,
+    "transfer_import": transfer_import,
     "transfer_verify": transfer_verify,
     "trend_history": trend_history,
 }

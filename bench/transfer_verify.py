@@ -105,11 +105,19 @@ def write_package(path: Path, mib: int, key: Ed25519PrivateKey) -> None:
         build.write(out, manifest, members, approval, key, now)
 
 
-def measured(*command: str) -> tuple[float, int]:
-    """(seconds, peak resident KiB) of one process run to its end; it must succeed."""
+def measured(
+    *command: str, env: dict[str, str] | None = None, stdout: Path | None = None
+) -> tuple[float, int]:
+    """(seconds, peak resident KiB) of one process run to its end; it must succeed (its
+    standard output goes to ``stdout`` when given)."""
+    out = stdout.open("wb") if stdout is not None else subprocess.DEVNULL
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603 - fixed commands
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        process = subprocess.Popen(command, stdout=out, env=env)  # noqa: S603 - fixed commands
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        if stdout is not None:
+            out.close()  # type: ignore[union-attr]
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:

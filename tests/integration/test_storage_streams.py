@@ -8,6 +8,7 @@ do not count in this process's memory.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -27,7 +28,7 @@ from opencdmo.settings import Settings
 from opencdmo.storage.blobs import BlobCorrupted, BlobStore, tenant_key
 from opencdmo.storage.local import LocalBackend
 from opencdmo.storage.s3 import PART, S3Backend
-from opencdmo.storage.streams import CHUNK
+from opencdmo.storage.streams import CHUNK, DigestMismatch
 
 MiB = 1024 * 1024
 SIZE = 50 * MiB
@@ -208,3 +209,35 @@ async def test_a_stream_of_changed_bytes_is_refused_at_its_end(
         store.backend.client.put_object(Bucket=BUCKET, Key=blob.key, Body=b"changed" * 1000)
     with pytest.raises(BlobCorrupted, match="does not match its SHA-256"):
         _read_all(await store.open(ctx, blob.key))
+
+
+async def test_an_adopted_file_is_moved_in_and_a_verified_stream_stored_in_one_pass(
+    store: BlobStore, ctx: TenantContext, tmp_path: Path
+) -> None:
+    """``adopt`` stores a temporary file of this process and removes it (moved on the local
+    disk, uploaded on S3); ``put_verified_blocking`` stores a stream under the SHA-256 known
+    before, and refuses, storing nothing, bytes that do not hash to it."""
+    data = b"a received package " * 50_000
+    path = tmp_path / "received.zip"
+    path.write_bytes(data)
+    blob = await store.adopt(ctx, path)
+    assert not path.exists()
+    assert (blob.sha256, blob.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert _read_all(await store.open(ctx, blob.key)) == (blob.sha256, len(data))
+    local = store.local_file(ctx, blob.key)
+    assert (local is not None) == isinstance(store.backend, LocalBackend)
+    again = tmp_path / "again.zip"
+    again.write_bytes(data)
+    assert await store.adopt(ctx, again) == blob and not again.exists()
+    member = b"a document of the package " * 10_000
+    digest = hashlib.sha256(member).hexdigest()
+    stored = await asyncio.to_thread(
+        store.put_verified_blocking, ctx, io.BytesIO(member), digest, len(member)
+    )
+    assert _read_all(await store.open(ctx, stored.key)) == (digest, len(member))
+    wrong = hashlib.sha256(b"other bytes").hexdigest()
+    with pytest.raises(DigestMismatch):
+        await asyncio.to_thread(
+            store.put_verified_blocking, ctx, io.BytesIO(member), wrong, len(member)
+        )
+    assert not store.backend.exists(tenant_key(ctx.tenant_id, wrong))

@@ -605,7 +605,15 @@ async def test_cli_import_maps_and_imports(
     for slug in MATERIALS[:3]:
         await inventory.create_material(stores, slug, slug, "reagent", "mL")
     medium = await inventory.create_material(stores, "MED-01", "T-cell medium", "reagent", "mL")
-    args = ("transfer", "import", "--tenant", plant.ctx.slug, "--email", plant.author.actor.email)
+    args = (
+        "transfer",
+        "import",
+        "--progress",
+        "--tenant",
+        plant.ctx.slug,
+        "--email",
+        plant.author.actor.email,
+    )
     code, said, err = await run(cli_env, *args, str(path))
     assert code == 3, err
     package = made.package.id

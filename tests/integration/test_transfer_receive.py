@@ -477,7 +477,7 @@ async def test_cli_import_exit_codes(
     package_id = await _package(settings, sender)
     path = tmp_path / "package.zip"
     path.write_bytes(await _archive(settings, sender, package_id))
-    args = ("transfer", "import", "--tenant", receiver.ctx.slug)
+    args = ("transfer", "import", "--progress", "--tenant", receiver.ctx.slug)
     code, said, err = await run(cli_env, *args, "--email", world["author"].email, str(path))
     assert code == 1, err
     assert said.startswith("REFUSED") and "untrusted_key" in said

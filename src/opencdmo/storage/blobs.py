@@ -80,6 +80,14 @@ class Backend(Protocol):
         """Store a local file, streamed; all or nothing."""
         ...
 
+    def move_file(self, key: str, path: Path) -> None:
+        """Store a local file no one else writes and remove it (moved when it can be)."""
+        ...
+
+    def local_file(self, key: str) -> Path | None:
+        """The stored file on this machine's disk, when the backend keeps one."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove what is under ``key`` (only a blob that does not match its key)."""
         ...
@@ -139,6 +147,24 @@ class BlobStore:
             return await self._put_path(ctx, path)
         finally:
             await asyncio.to_thread(path.unlink, True)
+
+    async def adopt(self, ctx: TenantContext, path: Path) -> Blob:
+        """Store a temporary file this process wrote and no one else writes, and remove it:
+        hashed once, then moved into place (no copy, no second hashing) where the backend
+        can, uploaded and removed where it cannot."""
+        digest, size = await self._call(hash_file, path)
+        blob = Blob(tenant_key(ctx.tenant_id, digest), digest, size)
+        if await self._call(self.backend.exists, blob.key):
+            await asyncio.to_thread(path.unlink, True)
+            return blob
+        await self._call(self.backend.move_file, blob.key, path)
+        return blob
+
+    def local_file(self, ctx: TenantContext, key: str) -> Path | None:
+        """The tenant's stored file on this machine's disk (read it, never write it), when
+        the backend keeps one; None otherwise (read it with ``open``)."""
+        self._own(ctx, key)
+        return self.backend.local_file(key)
 
     async def _put_path(self, ctx: TenantContext, path: Path) -> Blob:
         digest, size = await self._call(hash_file, path)

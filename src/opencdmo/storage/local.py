@@ -4,6 +4,7 @@ either no file or all of it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -34,6 +35,27 @@ class LocalBackend:
     def write_file(self, key: str, path: Path) -> None:
         with path.open("rb") as source:
             self.write_stream(key, source)
+
+    def move_file(self, key: str, path: Path) -> None:
+        """Move a file no one else writes into place (synced, then renamed: no copy) when it
+        is on the store's file system; copied like ``write_file`` when it is not."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self.write_file(key, path)
+            path.unlink(missing_ok=True)
+        _sync_directory(target.parent)
+
+    def local_file(self, key: str) -> Path | None:
+        """The stored file itself (never written again: blobs are renamed into place)."""
+        found = self.path(key)
+        return found if found.is_file() else None
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

@@ -115,6 +115,14 @@ class S3Backend:
             ),
         )
 
+    def move_file(self, key: str, path: Path) -> None:
+        """``write_file``, then the local file removed."""
+        self.write_file(key, path)
+        path.unlink(missing_ok=True)
+
+    def local_file(self, key: str) -> Path | None:
+        return None  # the bytes are in the bucket only
+
     def delete(self, key: str) -> None:
         self._do("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 

@@ -88,6 +88,12 @@ def add_commands(
     receive.add_argument(
         "--verify-only", action="store_true", help="stop once the package is verified and kept"
     )
+    receive.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress bars on stderr (default: when stderr is a terminal)",
+    )
     receive.set_defaults(func=partial(cmd_import, with_db=with_db))
 
 
@@ -260,7 +266,7 @@ def cmd_import(settings: Any, args: argparse.Namespace, *, with_db: Runner) -> i
 
     async def work() -> int:
         ctx = await _member(args.tenant, args.email, "cli:transfer-import")
-        bar = ProgressBar()
+        bar = ProgressBar(shown=sys.stderr.isatty() if args.progress is None else args.progress)
         try:
             row = await _received(settings, ctx, args, bar)
         except ValidationFailed as exc:
@@ -301,13 +307,15 @@ class Unreadable(Exception):
 
 class ProgressBar:
     """``verifying [#####.........]  35 %  350 of 1000 MiB`` on stderr, redrawn per percent;
-    ``stage`` starts a new bar with another label (``checking``, ``importing``)."""
+    ``stage`` starts a new bar with another label (``checking``, ``importing``). A bar that
+    is not ``shown`` draws nothing."""
 
     WIDTH = 30
 
-    def __init__(self, label: str = "verifying") -> None:
+    def __init__(self, label: str = "verifying", *, shown: bool = True) -> None:
         self.label = label
         self.shown = -1
+        self.drawn = shown
 
     def stage(self, label: str) -> ProgressBar:
         if label != self.label:
@@ -323,7 +331,7 @@ class ProgressBar:
 
     def __call__(self, done: int, total: int) -> None:
         percent = min(100, done * 100 // total) if total else 100
-        if percent == self.shown:
+        if percent == self.shown or not self.drawn:
             return
         self.shown = percent
         filled = self.WIDTH * percent // 100

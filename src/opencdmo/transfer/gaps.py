@@ -86,9 +86,16 @@ def _copy_out(reader: CheckedReader, path: Path) -> None:
 async def fetched(
     settings: Settings, ctx: TenantContext, row: PackageRow, progress: Progress | None = None
 ) -> AsyncIterator[tuple[Path, PackageContents]]:
-    """The stored package streamed to a temporary file (never whole in memory; its SHA-256
-    checked against the stored one) and verified again, for as long as the block runs; no
-    transaction may be open."""
+    """The stored package verified again, for as long as the block runs: read where it is
+    when the storage is on this machine's disk, else streamed to a temporary file (never
+    whole in memory; its SHA-256 checked against the stored one); no transaction may be
+    open."""
+    stored = blobs().local_file(ctx, row.storage_key)
+    if stored is not None:  # a stored file is never written again: read it where it is
+        contents = await asyncio.to_thread(_check, stored, progress)
+        _remember((ctx.tenant_id, row.id, row.sha256), contents)
+        yield stored, contents
+        return
     folder = settings.data_dir / "transfer-tmp"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix="received-", suffix=".zip", dir=folder)

@@ -413,7 +413,7 @@ async def upload(
             )
             raise _refused(result.findings)
         package_id = UUID(manifest.package_id)
-        blob = await blobs().put_file(ctx, path)
+        blob = await blobs().adopt(ctx, path)
     finally:
         await asyncio.to_thread(path.unlink, True)
     async with unit_of_work(ctx):

@@ -306,3 +306,33 @@ async def test_the_pages_propose_accept_and_revoke(sponsor: Org, cdmo: Org, brow
     )
     assert no_reason.status_code == 422 and "Give a reason" in no_reason.text
     assert (await them.get(f"{sponsor.api}/{link}")).json()["status"] == "active"
+
+
+async def test_a_relationship_changed_behind_the_trail_is_named_by_audit_verify(
+    sponsor: Org, cdmo: Org, owner: asyncpg.Connection
+) -> None:
+    """URS-PTN-01: each relationship row is vouched for by its events: a status or a sharing
+    changed in the table without its event is a finding of ``audit verify``; the rows as the
+    commands left them are not."""
+    made = await partners.propose(sponsor.admin, cdmo.ctx.slug, "Hello")
+    await partners.accept(cdmo.admin, made.row.id)
+    await audit.drain()
+    for org in (sponsor, cdmo):
+        assert (await verify_tenant(org.ctx.tenant_id, org.ctx.slug)).intact
+    await owner.execute(
+        "UPDATE partner_links SET status = 'proposed', decided_by_name = NULL, decided_at = NULL "
+        "WHERE id = $1 AND tenant_id = $2",
+        made.row.id,
+        sponsor.ctx.tenant_id,
+    )
+    await owner.execute(
+        "UPDATE partner_links SET share_batch_records = false WHERE id = $1 AND tenant_id = $2",
+        made.row.id,
+        cdmo.ctx.tenant_id,
+    )
+    for org in (sponsor, cdmo):
+        report = await verify_tenant(org.ctx.tenant_id, org.ctx.slug)
+        found = [f.message for f in report.findings if "partner relationship" in f.message]
+        assert not report.intact
+        assert len(found) == 1, report.findings
+        assert str(made.row.id) in found[0]

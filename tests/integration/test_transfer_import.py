@@ -29,7 +29,17 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.storage.uploads import Upload
 from opencdmo.tenancy import service as tenancy
-from opencdmo.transfer import _capability, export, gaps, importing, keys, mapping, names, receive
+from opencdmo.transfer import (
+    _capability,
+    _gap_model,
+    export,
+    gaps,
+    importing,
+    keys,
+    mapping,
+    names,
+    receive,
+)
 from opencdmo.transfer.mapping import Given
 from tests.conftest import PASSWORD, World, member_as
 from tests.integration.batch_world import batch_of, effective, new_plant
@@ -212,6 +222,14 @@ def test_equipment_coverage_covers_does_not_or_is_unknown() -> None:
     ):
         compared = _capability.compare(steps, _capability.ranges(_class(slug)))
         assert _capability.verdict(compared) == verdict, slug
+    # A class whose units here do not cover the steps' ranges is a gap until someone chooses.
+    unit = _gap_model.Unit("CF-1", "Centrifuge", "S1", "available")
+    short = _gap_model.EquipmentGap(
+        "benchtop-centrifuge", "Benchtop centrifuge", ["activate"], [unit], "does_not_cover", []
+    )
+    assert not short.resolved
+    assert replace(short, verdict="covers").resolved and replace(short, verdict="unknown").resolved
+    assert not replace(short, units=[], verdict="covers").resolved
     volume = _capability.ranges(["Working volume 0.5-2 L"])
     assert volume == [_capability.Range("working volume", 500, 2000, "mL")]
     low = {

@@ -74,7 +74,11 @@ class EquipmentGap:
 
     @property
     def resolved(self) -> bool:
-        return bool(self.units) or self.mapping is not None
+        """A unit of the class whose capability is not known to fall short, or a choice
+        (a class whose units do not cover the steps' ranges is a gap until someone decides:
+        another class, or this one knowingly)."""
+        covered = bool(self.units) and self.verdict != "does_not_cover"
+        return covered or self.mapping is not None
 
     @property
     def reason(self) -> str:

@@ -185,16 +185,9 @@ class BlobStore:
         thread: bytes that do not hash to ``sha256`` raise ``DigestMismatch`` and leave
         nothing stored (the backends write all or nothing)."""
         blob = Blob(tenant_key(ctx.tenant_id, sha256), sha256, size)
-        try:
-            if not self.backend.exists(blob.key):
-                self.backend.write_stream(blob.key, cast(BinaryIO, CheckedReader(source, sha256)))
-        except StorageUnavailable:
-            raise
-        except OSError as exc:
-            log.error("blob storage failed: %s", exc, extra={"backend": self.backend.name})
-            raise StorageUnavailable(
-                "The file storage did not answer; nothing was changed. Try again shortly."
-            ) from exc
+        if not self._blocking(self.backend.exists, blob.key):
+            checked = cast(BinaryIO, CheckedReader(source, sha256))
+            self._blocking(self.backend.write_stream, blob.key, checked)
         return blob
 
     async def open(self, ctx: TenantContext, key: str) -> CheckedReader:
@@ -207,16 +200,7 @@ class BlobStore:
         """``open`` for code already running in a worker thread (a package being written
         streams its documents from here)."""
         expected = self._own(ctx, key)
-        try:
-            stream = self.backend.open_read(key)
-        except StorageUnavailable:
-            raise
-        except OSError as exc:
-            log.error("blob storage failed: %s", exc, extra={"backend": self.backend.name})
-            raise StorageUnavailable(
-                "The file storage did not answer; nothing was changed. Try again shortly."
-            ) from exc
-        return _checked(key, expected, stream)
+        return _checked(key, expected, self._blocking(self.backend.open_read, key))
 
     async def exists(self, ctx: TenantContext, key: str) -> bool:
         self._own(ctx, key)
@@ -230,8 +214,13 @@ class BlobStore:
         return key.removeprefix(prefix)
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function`` run in a worker thread (see ``_blocking``)."""
+        return await asyncio.to_thread(self._blocking, function, *args)
+
+    def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """A backend call; the storage's own failures are a 503 that changed nothing."""
         try:
-            return await asyncio.to_thread(function, *args)
+            return function(*args)
         except StorageUnavailable:
             raise
         except OSError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 from opencdmo.equipment import simulator_command as equipment_commands
 from opencdmo.errors import AppError
+from opencdmo.ops import command as ops_commands
 from opencdmo.settings import Settings, SettingsError
 from opencdmo.transfer import command as transfer_commands
 from opencdmo.validation import command as validation
@@ -749,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     bimport.set_defaults(func=cmd_batchml_import)
 
     validation.add_commands(sub)
+    ops_commands.add_commands(sub)
     return parser
 
 

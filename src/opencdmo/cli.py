@@ -63,6 +63,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.db.setup import database_urls
 
     os.environ["OPENCDMO_DATABASE_URL"] = database_urls(settings).owner
+    # Each worker's share of the API rate limits, and one metrics directory for all of them.
+    from opencdmo.ops.metrics import share_between_workers
+
+    os.environ["OPENCDMO_WORKERS"] = str(workers)
+    share_between_workers(settings.data_dir / "run")
     return serve("opencdmo.app:create_app", host=host, port=port, workers=workers, announce=_print)
 
 

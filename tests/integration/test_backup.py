@@ -274,3 +274,46 @@ async def test_backup_refuses_an_existing_target(
     code, out = await _cli(side, "restore", str(tmp_path / "nothing-here"))
     assert code == 2, out
     assert "no such backup" in out
+
+
+EXTERNAL = os.environ.get(
+    "OPENCDMO_TEST_EXTERNAL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+async def external() -> AsyncIterator[tuple[str, list[str]]]:
+    """The machine's own PostgreSQL (its own pg_dump on PATH), when it is there."""
+    try:
+        connection = await asyncpg.connect(EXTERNAL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no external PostgreSQL at {EXTERNAL}: {exc}")
+    await connection.close()
+    made: list[str] = []
+    yield EXTERNAL, made
+    for name in made:
+        await _recreate(EXTERNAL, name, drop_only=True)
+
+
+async def test_backup_and_restore_on_an_external_server(
+    external: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    source = await _side(external, tmp_path / "source", {}, None)
+    code, out = await _cli(source, "db", "upgrade")
+    assert code == 0, out
+    code, out = await _cli(source, "hub", "sync", str(ROOT / "hub_content"))
+    assert code == 0, out
+    code, out = await _cli(source, "tenants", "apply", str(ROOT / "tenants"))
+    assert code == 0, out
+    keys = await _add_files(source, 1)
+    code, out = await _cli(source, "backup", "--out", str(tmp_path / "backup"))
+    assert code == 0, out
+    target = await _side(external, tmp_path / "target", {}, None)
+    code, out = await _cli(target, "restore", str(tmp_path / "backup"))
+    assert code == 0, out
+    assert await _counts(target.url) == await _counts(source.url)
+    assert await _stored_hashes(target.store(), keys) == {k: k.rsplit("/", 1)[1] for k in keys}
+    code, out = await _cli(target, "audit", "verify")
+    assert code == 0, out

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import boto3
@@ -59,6 +60,16 @@ class Side:
         return store_for(Settings.from_env(self.env()))
 
 
+def _s3(env: dict[str, str]) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=env["OPENCDMO_S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing-secret",
+    )
+
+
 @pytest.fixture(scope="module")
 def moto() -> Iterator[dict[str, str]]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -70,13 +81,7 @@ def moto() -> Iterator[dict[str, str]]:
         "OPENCDMO_S3_ACCESS_KEY_ID": "testing",
         "OPENCDMO_S3_SECRET_ACCESS_KEY": "testing-secret",
     }
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["OPENCDMO_S3_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing-secret",
-    )
+    client = _s3(env)
     for bucket in ("drill-source", "drill-target"):
         client.create_bucket(Bucket=bucket)
     client.close()
@@ -259,6 +264,16 @@ async def test_restore_drill(
     assert code == 2, out
     assert f"blobs/{keys[0]}: its SHA-256 differs" in out
     assert await _counts(empty.url) == {}
+
+    # A stored file damaged in the source's store is named, and the rest is still backed up.
+    _s3(moto).put_object(Bucket="drill-source", Key=keys[1], Body=b"changed in storage")
+    code, out = await _cli(source, "backup", "--out", str(tmp_path / "again"))
+    assert code == 1, out
+    assert f"PROBLEM {keys[1]}: its bytes no longer hash to its key" in out
+    again = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert {f"blobs/{keys[0]}", f"blobs/{keys[2]}"} <= {f["path"] for f in again["files"]}
+    assert f"blobs/{keys[1]}" not in {f["path"] for f in again["files"]}
+    assert len(again["problems"]) == 1
 
 
 async def test_backup_refuses_an_existing_target(

@@ -44,7 +44,7 @@ LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-UNMATCHED = "unmatched"  # requests no route answered (404 before routing)
+UNMATCHED = "unmatched"  # no template in the scope (paths no route serves never get here)
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:

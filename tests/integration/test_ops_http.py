@@ -221,3 +221,51 @@ def test_a_refused_request_is_not_counted() -> None:
     clock.now += 1
     limiter.check("token:a", "t")
     assert re.fullmatch(r"\d+", str(ratelimit.RateLimited("x", 3).headers["Retry-After"]))
+
+
+async def test_capture_lag_is_the_newest_sample_of_each_unit(
+    browser: Any, own_tenant: Any, owner: Any, metrics_token: str
+) -> None:
+    tenant = own_tenant.tenant_id
+    site = await owner.fetchval("SELECT id FROM sites WHERE tenant_id = $1 AND code = 'A1'", tenant)
+    unit = await owner.fetchval(
+        "INSERT INTO equipment (tenant_id, code, class_slug, name, site_id)"
+        " VALUES ($1, 'LAG-01', 'bioreactor', 'Lag test unit', $2) RETURNING id",
+        tenant,
+        site,
+    )
+    await owner.execute(
+        "INSERT INTO equipment (tenant_id, code, class_slug, name, site_id)"
+        " VALUES ($1, 'QUIET-01', 'bioreactor', 'Never sampled', $2)",
+        tenant,
+        site,
+    )
+    for signal, hours in (("temp", 72), ("ph", 1), ("temp", 48)):
+        await owner.execute(
+            "INSERT INTO equipment_samples (tenant_id, equipment_id, signal, value, source_time)"
+            " VALUES ($1, $2, $3, 1.0, clock_timestamp() - make_interval(hours => $4))",
+            tenant,
+            unit,
+            signal,
+            hours,
+        )
+    await owner.execute(
+        "INSERT INTO capture_workers (tenant_id, worker, seen_at, expires_at) VALUES"
+        " ($1, 'lag-test', clock_timestamp() - interval '2 hours', clock_timestamp())",
+        tenant,
+    )
+    client = await browser()
+    text = (await client.get("/metrics", headers={"Authorization": f"Bearer {metrics_token}"})).text
+    lag = {
+        s.labels["equipment"]: s.value
+        for s in _samples(text, "opencdmo_capture_newest_sample_age_seconds")
+        if s.labels["tenant"] == own_tenant.slug
+    }
+    assert set(lag) == {"LAG-01"}, "a unit without samples has no lag to show"
+    assert 3600 <= lag["LAG-01"] < 48 * 3600, "the newest sample of any signal counts"
+    beat = [
+        s.value
+        for s in _samples(text, "opencdmo_capture_worker_heartbeat_age_seconds")
+        if s.labels["tenant"] == own_tenant.slug
+    ]
+    assert len(beat) == 1 and 7200 <= beat[0] < 48 * 3600

@@ -101,11 +101,31 @@ def families_text(families: Iterable[Metric]) -> bytes:
 # --- the database at scrape time --------------------------------------------------------------
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+# The newest sample of each unit, by index lookups only (a loose index scan: each signal of the
+# unit found by the next-larger one, then its newest source time), never a scan of the samples.
 CAPTURE_LAG = """
-SELECT e.code, extract(epoch FROM clock_timestamp() - max(s.stored_at))::float8
-FROM equipment e JOIN equipment_samples s ON s.tenant_id = e.tenant_id AND s.equipment_id = e.id
-GROUP BY e.code
+WITH RECURSIVE signals AS (
+    SELECT e.tenant_id, e.id, e.code, (
+        SELECT min(s.signal) FROM equipment_samples s
+        WHERE s.tenant_id = e.tenant_id AND s.equipment_id = e.id
+    ) AS signal
+    FROM equipment e
+    UNION ALL
+    SELECT g.tenant_id, g.id, g.code, (
+        SELECT min(s.signal) FROM equipment_samples s
+        WHERE s.tenant_id = g.tenant_id AND s.equipment_id = g.id AND s.signal > g.signal
+    )
+    FROM signals g WHERE g.signal IS NOT NULL
+)
+SELECT g.code, extract(epoch FROM clock_timestamp() - max((
+    SELECT max(s.source_time) FROM equipment_samples s
+    WHERE s.tenant_id = g.tenant_id AND s.equipment_id = g.id AND s.signal = g.signal
+)))::float8
+FROM signals g WHERE g.signal IS NOT NULL GROUP BY g.code
 """
+HEARTBEAT = (
+    "SELECT extract(epoch FROM clock_timestamp() - max(seen_at))::float8 FROM capture_workers"
+)
 LEASES = """
 SELECT e.code, extract(epoch FROM l.expires_at - clock_timestamp())::float8
 FROM capture_leases l JOIN equipment e ON e.tenant_id = l.tenant_id AND e.id = l.equipment_id
@@ -122,8 +142,13 @@ async def database_families(connection: Any) -> list[Metric]:
     )
     lag = GaugeMetricFamily(
         "opencdmo_capture_newest_sample_age_seconds",
-        "Seconds since the newest stored sample of an equipment unit (capture lag)",
+        "Seconds since the source time of an equipment unit's newest stored sample (capture lag)",
         labels=["tenant", "equipment"],
+    )
+    heartbeat = GaugeMetricFamily(
+        "opencdmo_capture_worker_heartbeat_age_seconds",
+        "Seconds since a capture worker of the tenant last reported (its newest heartbeat)",
+        labels=["tenant"],
     )
     lease = GaugeMetricFamily(
         "opencdmo_capture_lease_seconds_left",
@@ -141,10 +166,13 @@ async def database_families(connection: Any) -> list[Metric]:
             running.add_metric([tenant["slug"]], float(count))
             for code, seconds in await connection.fetch(CAPTURE_LAG):
                 lag.add_metric([tenant["slug"], code], seconds)
+            seen = await connection.fetchval(HEARTBEAT)
+            if seen is not None:
+                heartbeat.add_metric([tenant["slug"]], seen)
             for code, seconds in await connection.fetch(LEASES):
                 lease.add_metric([tenant["slug"], code], seconds)
         queue = await queue_depth(connection)
-    return [running, lag, lease, *queue]
+    return [running, lag, heartbeat, lease, *queue]
 
 
 async def queue_depth(connection: Any) -> list[Metric]:

@@ -128,8 +128,11 @@ async def test_worker_processes_counts_add_up(
         if s.labels.get("route") == "/api/v1/t/{slug}/members"
     ]
     assert totals == [7.0]
+    stopped = tmp_path / "metrics-999999999"  # a server that is not running any more
+    stopped.mkdir()
     again = metrics.share_between_workers(tmp_path)
     assert again == directory and not any(again.iterdir()), "a new server starts from zero"
+    assert not stopped.exists(), "the counts of stopped servers are removed"
 
 
 # --- rate limits ------------------------------------------------------------------------------

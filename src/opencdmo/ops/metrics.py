@@ -202,9 +202,21 @@ async def queue_depth(connection: Any) -> list[Metric]:
 def share_between_workers(run_dir: Path) -> Path:
     """Before ``serve`` starts worker processes: a fresh directory of this server's own for
     their counts (multiprocess mode), named in the environment they inherit."""
+    for old in run_dir.glob("metrics-*"):  # of servers that have stopped (or this one's pid)
+        pid = old.name.removeprefix("metrics-")
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
     directory = run_dir / f"metrics-{os.getpid()}"
-    if directory.exists():
-        shutil.rmtree(directory)
     directory.mkdir(parents=True, mode=0o700)
     os.environ[MULTIPROC_ENV] = str(directory)
     return directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -83,6 +83,10 @@ def settings(database: DatabaseUrls, tmp_path_factory: pytest.TempPathFactory) -
         login_max_failures_account=5,
         login_max_failures_address=20,
         login_window_seconds=900,
+        # The suite's many API calls are not limited; tests/integration/test_ops_http.py
+        # swaps in a limiter of its own.
+        api_rate_per_token=0,
+        api_rate_per_tenant=0,
         log_json=True,
     )
 

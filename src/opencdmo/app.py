@@ -26,6 +26,10 @@ from opencdmo.db.engine import bind_engine, close_pool, start_pool
 from opencdmo.db.setup import database_urls
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity import passwords
+from opencdmo.ops import ratelimit
+from opencdmo.ops import routes as ops_routes
+from opencdmo.ops.metrics import MetricsMiddleware
+from opencdmo.ops.ratelimit import RateLimitMiddleware
 from opencdmo.settings import Settings
 from opencdmo.storage import blobs
 from opencdmo.web.flash import FLASH_SIGNER, FlashSigner
@@ -105,7 +109,8 @@ API_ERRORS = {
     409: "The change conflicts with the current state",
     422: "The input is well-formed but not acceptable (a wrong type, a length or range, an "
     "unknown field, a rule); the message names the field",
-    429: "Too many failed attempts; retry after the Retry-After seconds",
+    429: "Too many failed attempts, or too many requests for the API token or tenant; retry "
+    "after the Retry-After seconds",
     503: "The database is busy; nothing was changed, retry after the Retry-After seconds",
 }
 
@@ -129,6 +134,8 @@ def create_app(
     passwords.configure(settings)
     audit_keys.configure(settings)
     blobs.configure(settings)
+    ratelimit.configure(ratelimit.Limiter.from_settings(settings))
+    ops_routes.configure(settings.metrics_token)
     keeper = Keeper(store_for(settings), settings.audit_checkpoint_seconds)
     urls = urls or database_urls(settings)
     engine = bind_engine(urls)
@@ -175,7 +182,9 @@ def create_app(
         ),
         dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
         middleware=[
+            MetricsMiddleware(),
             PrincipalMiddleware(settings),
+            RateLimitMiddleware(),
             DefineMiddleware(SessionCSRF, settings=settings),
         ],
         before_send=[security_headers],

@@ -14,6 +14,7 @@ from typing import Any
 
 from opencdmo.equipment import simulator_command as equipment_commands
 from opencdmo.errors import AppError
+from opencdmo.ops import command as ops_commands
 from opencdmo.settings import Settings, SettingsError
 from opencdmo.transfer import command as transfer_commands
 from opencdmo.validation import command as validation
@@ -62,6 +63,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from opencdmo.db.setup import database_urls
 
     os.environ["OPENCDMO_DATABASE_URL"] = database_urls(settings).owner
+    # Each worker's share of the API rate limits, and one metrics directory for all of them.
+    from opencdmo.ops.metrics import share_between_workers
+
+    os.environ["OPENCDMO_WORKERS"] = str(workers)
+    share_between_workers(settings.data_dir / "run")
     return serve("opencdmo.app:create_app", host=host, port=port, workers=workers, announce=_print)
 
 
@@ -749,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     bimport.set_defaults(func=cmd_batchml_import)
 
     validation.add_commands(sub)
+    ops_commands.add_commands(sub)
     return parser
 
 

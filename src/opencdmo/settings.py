@@ -157,6 +157,35 @@ class Settings:
         default=4 * 1024 * 1024 * 1024,
         metadata={"doc": "Largest tech-transfer package accepted in one upload, bytes"},
     )
+    pg_bin_dir: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "Directory of pg_dump and pg_restore for `backup` and `restore`; unset: the "
+            "embedded server's own of the server's version, else the ones on PATH"
+        },
+    )
+    metrics_token: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "doc": "Bearer token that reads /metrics (Prometheus); unset: /metrics answers 404"
+        },
+    )
+    api_rate_per_token: int = field(
+        default=600,
+        metadata={"doc": "API requests per minute one API token may make (0: no limit)"},
+    )
+    api_rate_per_tenant: int = field(
+        default=3000,
+        metadata={"doc": "API requests per minute into one tenant, all callers (0: no limit)"},
+    )
+    api_rate_burst_seconds: int = field(
+        default=10,
+        metadata={
+            "doc": "Seconds of a rate's requests that may come at once before the limit "
+            "spaces them out (the bucket's depth)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

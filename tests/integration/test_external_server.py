@@ -183,6 +183,7 @@ async def test_serve_with_worker_processes(external: str) -> None:
             "OPENCDMO_DATABASE_URL": external,
             "OPENCDMO_DATA_DIR": str(DATA_DIR),
             "OPENCDMO_AUDIT_CHECKPOINT_DIR": checkpoint_dir(external),
+            "OPENCDMO_METRICS_TOKEN": "metrics-token-of-the-operator",
         }
     )
     server = await asyncio.create_subprocess_exec(
@@ -216,8 +217,40 @@ async def test_serve_with_worker_processes(external: str) -> None:
         )
         children, _ = await workers.communicate()
         assert len(children.split()) >= 2, "uvicorn runs one process per worker"
+        await _metrics_of_all_workers(port, DATA_DIR / "run" / f"metrics-{server.pid}")
     finally:
         server.terminate()
         out, _ = await server.communicate()
     assert server.returncode == 0, "a stop by SIGTERM is a clean exit"
     assert f"Serving http://127.0.0.1:{port} (Ctrl+C to stop)" in out.decode().splitlines()
+
+
+async def _metrics_of_all_workers(port: int, directory: Path) -> None:
+    """Requests on fresh connections land on either worker; every scrape, whichever worker
+    answers it, shows the total of both (prometheus_client's multiprocess directory)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(20):
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+    totals = []
+    for _ in range(4):
+        async with httpx.AsyncClient() as client:
+            scrape = await client.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"Authorization": "Bearer metrics-token-of-the-operator"},
+            )
+        assert scrape.status_code == 200
+        totals.append(
+            sum(
+                s.value
+                for f in text_string_to_metric_families(scrape.text)
+                for s in f.samples
+                if s.name == "opencdmo_http_requests_total" and s.labels.get("route") == "/healthz"
+            )
+        )
+    assert totals == [20.0] * 4
+    files = await asyncio.to_thread(lambda: list(directory.glob("counter_*.db")))
+    writers = {p.name.rsplit("_", 1)[1] for p in files}
+    assert len(writers) >= 2, "both workers counted requests into the shared directory"

@@ -672,9 +672,10 @@ def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
 
 
 # Routes outside a tenant that anyone may call: sign-in and sign-out, the landing redirect,
-# health, and the invitation link (its token is the credential). Any other route outside a
-# tenant needs a session (the ``signed_in`` guard): a new public route is declared here.
-PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/invitations/accept"}
+# health, metrics (their own bearer token), and the invitation link (its token is the
+# credential). Any other route outside a tenant needs a session (the ``signed_in`` guard): a
+# new public route is declared here.
+PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/metrics", "/invitations/accept"}
 
 
 def outside_routes(app: Litestar) -> list[tuple[str, str, Any]]:

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batches",),
     ("transfer",),
     ("work", "search"),
-    ("webapp", "jobs", "validation", "cli", "app"),
+    ("webapp", "jobs", "validation", "cli", "app", "ops"),
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 

@@ -1,0 +1,1 @@
+"""Operations: backup and restore, Prometheus metrics, API rate limits."""

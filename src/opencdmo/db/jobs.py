@@ -209,3 +209,14 @@ async def get(job_id: UUID, tenant_id: UUID, on: Any = None) -> Job | None:
         tenant_id,
     )
     return None if row is None else _job(row)
+
+
+async def by_key(tenant_id: UUID, dedupe_key: str, on: Any = None) -> Job | None:
+    """The job of this tenant enqueued with this key (None: none, or another tenant's)."""
+    conn = on or sql.connection()
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM background_jobs WHERE dedupe_key = $1 AND for_tenant = $2",
+        dedupe_key,
+        tenant_id,
+    )
+    return None if row is None else _job(row)

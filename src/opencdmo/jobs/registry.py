@@ -9,10 +9,23 @@ from opencdmo.db.tx import global_transaction
 from opencdmo.errors import NotFound
 from opencdmo.identity.queries import user_by_id
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
+from opencdmo.settings import Settings
 from opencdmo.tenancy.service import internal_context
 
 Handler = Callable[[Job], Awaitable[None]]
 HANDLERS: dict[str, Handler] = {}
+_settings: list[Settings] = []  # the running worker's (set by ``configure``)
+
+
+def configure(settings: Settings) -> None:
+    _settings[:] = [settings]
+
+
+def settings() -> Settings:
+    """The settings of the worker running the job (for handlers that need them)."""
+    if not _settings:
+        raise RuntimeError("no worker has configured the job settings")
+    return _settings[0]
 
 
 def handler(kind: str) -> Callable[[Handler], Handler]:

@@ -77,6 +77,7 @@ class Worker:
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Work until ``stop()`` (``until_idle``: until no job is due and none is running)."""
+        registry.configure(self.settings)
         handlers = self.handlers if self.handlers is not None else registry.load()
         periodic = self.periodic if self.periodic is not None else periodic_jobs(self.settings)
         engine = get_engine()

@@ -307,6 +307,8 @@ async def test_the_lot_expiry_job_stores_expired_once_as_the_system(
         assert (await job_row(owner, job_id))["state"] == "done"
     got = (await handler.get(store.url(f"/lots/{old['id']}"))).json()
     assert got["status"] == "expired" and got["stored_status"] == "expired"
+    listed = await handler.get(store.url("/lots"), params={"status": "expired"})
+    assert [i["lot_number"] for i in listed.json()["items"]] == ["OLD"]
     fresh = (await handler.get(store.url(f"/lots/{new['id']}"))).json()
     assert fresh["stored_status"] == "quarantine"
     events = await owner.fetch(

@@ -17,8 +17,10 @@ async def test_the_three_start_and_stop_together(
     own_tenant: TenantContext, cli_env: dict[str, str], synced: Any
 ) -> None:
     port, simulator = free_port(), free_port()
+    # The job worker starts too; no lot expiry sweep over the other tests' tenants.
+    env = {**cli_env, "OPENCDMO_LOT_EXPIRY_SECONDS": "0"}
     code, out, err = await run(
-        cli_env,
+        env,
         "demo-serve",
         "--tenant",
         own_tenant.slug,
@@ -30,7 +32,7 @@ async def test_the_three_start_and_stop_together(
         "1",
     )
     assert code == 0, (out, err)
-    for name in ("simulator", "capture", "web"):
+    for name in ("simulator", "capture", "job worker", "web"):
         assert f"started the {name} (process " in out, out
         assert f"stopped the {name} (exit code 0)" in out, out
     assert f"all four running: http://127.0.0.1:{port}/" in out
@@ -43,7 +45,7 @@ async def test_the_three_start_and_stop_together(
 
 async def test_one_that_cannot_start_stops_the_others(cli_env: dict[str, str]) -> None:
     code, out, err = await run(
-        cli_env,
+        {**cli_env, "OPENCDMO_LOT_EXPIRY_SECONDS": "0"},
         "demo-serve",
         "--tenant",
         "no-such-tenant",

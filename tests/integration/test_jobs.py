@@ -318,3 +318,30 @@ async def test_the_lot_expiry_job_stores_expired_once_as_the_system(
     )
     assert len(events) == 1  # the second run found nothing left to do
     assert events[0]["actor_id"] is None and past in events[0]["reason"]
+
+
+async def test_opencdmo_worker_runs_the_projects_jobs_until_idle(
+    store: Store, browser: Any, owner: asyncpg.Connection, worker_env: dict[str, str]
+) -> None:
+    handler = await browser("operator")
+    pbs = await material(handler, store)
+    past = (date.today() - timedelta(days=1)).isoformat()
+    old = await received(handler, store, pbs, lot="PAST", expiry_date=past)
+    async with unit_of_work(store.ctx):
+        job_id = await queue.enqueue_for(store.ctx, tasks.LOT_EXPIRY)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "opencdmo.cli",
+        "worker",
+        "--until-idle",
+        env=worker_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    assert "job worker" in out.decode() and "stopped" in out.decode()
+    assert (await job_row(owner, job_id))["state"] == "done"
+    got = (await handler.get(store.url(f"/lots/{old['id']}"))).json()
+    assert got["stored_status"] == "expired"

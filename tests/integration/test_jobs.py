@@ -345,3 +345,28 @@ async def test_opencdmo_worker_runs_the_projects_jobs_until_idle(
     assert (await job_row(owner, job_id))["state"] == "done"
     got = (await handler.get(store.url(f"/lots/{old['id']}"))).json()
     assert got["stored_status"] == "expired"
+
+
+async def test_a_job_still_running_when_the_stop_time_is_up_goes_back_to_the_queue(
+    own_tenant: TenantContext, settings: Settings, owner: asyncpg.Connection
+) -> None:
+    started = asyncio.Event()
+
+    async def endless(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async with unit_of_work(own_tenant):
+        job_id = await queue.enqueue_for(own_tenant, "test.endless")
+    worker = Worker(
+        fast(settings, worker_stop_seconds=0), handlers={"test.endless": endless}, periodic=[]
+    )
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 20)
+    worker.stop()
+    await asyncio.wait_for(task, 20)
+    row = await job_row(owner, job_id)
+    # Back for the next worker, the interrupted attempt not counted.
+    assert (row["state"], row["attempts"], row["locked_by"]) == ("queued", 0, None)
+    async with unit_of_work(own_tenant) as conn:
+        assert await queue.retry(own_tenant.tenant_id, job_id, conn) is False  # not failed

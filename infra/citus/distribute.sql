@@ -18,12 +18,13 @@ SELECT create_reference_table('hub_dependencies');
 SELECT create_reference_table('hub_shares');
 SELECT create_reference_table('hub_search_terms');
 
--- Coordinator tables: the platform's security chain, sign-in sessions and throttling, and
--- the migration marker; never joined with a tenant table on a worker.
+-- Coordinator tables: the platform's security chain, sign-in sessions and throttling, the
+-- background job queue and the migration marker; never joined with a tenant table on a worker.
 SELECT citus_add_local_table_to_metadata('security_events');
 SELECT citus_add_local_table_to_metadata('security_head');
 SELECT citus_add_local_table_to_metadata('sessions');
 SELECT citus_add_local_table_to_metadata('login_failures');
+SELECT citus_add_local_table_to_metadata('background_jobs');  -- claimed by the job workers
 -- alembic_version stays a plain local table.
 
 -- Distributed tables: the anchor first, then every other tenant table colocated with it.

@@ -349,6 +349,32 @@ def cmd_equipment_capture(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """The background job worker, until SIGTERM or Ctrl-C (running jobs finish first)."""
+    if args.once is not None and not 0 < args.once <= 86400:
+        print("error: --once must be above 0 and at most 86400 seconds", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        import logging
+
+        from opencdmo.jobs.worker import Worker
+
+        logging.basicConfig(level=logging.WARNING)
+        worker = Worker(settings)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop)
+        if args.once is not None:
+            loop.call_later(args.once, worker.stop)
+        _print(f"job worker {worker.name} running {settings.worker_concurrency} at once")
+        await worker.run(until_idle=args.until_idle)
+        _print(f"job worker {worker.name} stopped")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -532,7 +558,7 @@ def cmd_demo_serve(settings: Settings, args: argparse.Namespace) -> int:
         args.simulator_port,
         args.once,
     )
-    # Open the database here, once, and hand its address to the three processes.
+    # Open the database here, once, and hand its address to the four processes.
     url = database_urls(settings).owner
     return asyncio.run(demo_serve.run(plan, url, _print))
 
@@ -706,8 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_serve = sub.add_parser(
         "demo-serve",
-        help="serve the demo: the web app, the equipment simulator and a capture worker for "
-        "the demo tenant, all stopped by Ctrl-C",
+        help="serve the demo: the web app, the equipment simulator, a capture worker for "
+        "the demo tenant and the job worker, all stopped by Ctrl-C",
     )
     demo_serve.add_argument("--tenant", default="larkspur-cdmo", help="whose equipment to capture")
     demo_serve.add_argument("--host")
@@ -719,10 +745,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the simulator's port (default 4840, as the demo manifest's equipment says)",
     )
     demo_serve.add_argument(
-        "--once", type=float, metavar="SECONDS", help="stop all three SECONDS after they run"
+        "--once", type=float, metavar="SECONDS", help="stop all four SECONDS after they run"
     )
     demo_serve.set_defaults(func=cmd_demo_serve)
 
+    worker = sub.add_parser(
+        "worker", help="run background jobs (SIGTERM: running jobs finish, then it stops)"
+    )
+    worker.add_argument("--once", type=float, metavar="SECONDS", help="stop after SECONDS")
+    worker.add_argument(
+        "--until-idle", action="store_true", help="stop once no job is due and none is running"
+    )
+    worker.set_defaults(func=cmd_worker)
     equipment = sub.add_parser("equipment", help="equipment and OPC UA capture")
     esub = equipment.add_subparsers(dest="equipment_command", required=True, metavar="ACTION")
     equipment_commands.add_simulate(esub)

@@ -186,6 +186,29 @@ class Settings:
             "spaces them out (the bucket's depth)"
         },
     )
+    worker_concurrency: int = field(
+        default=2, metadata={"doc": "Jobs one `opencdmo worker` runs at once"}
+    )
+    job_poll_seconds: int = field(
+        default=5,
+        metadata={"doc": "A worker looks for due jobs at least this often (NOTIFY wakes it)"},
+    )
+    job_stale_seconds: int = field(
+        default=60,
+        metadata={"doc": "A running job whose worker has not beaten for this long is taken again"},
+    )
+    job_retry_seconds: int = field(
+        default=10,
+        metadata={"doc": "First retry delay of a failed job; doubled on each later attempt"},
+    )
+    worker_stop_seconds: int = field(
+        default=30,
+        metadata={"doc": "On SIGTERM, how long running jobs may finish before they are requeued"},
+    )
+    lot_expiry_seconds: int = field(
+        default=3600,
+        metadata={"doc": "How often the lot expiry job stores `expired` on passed lots (0: never)"},
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

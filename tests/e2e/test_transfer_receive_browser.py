@@ -18,9 +18,12 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD, World, as_actor
 from tests.e2e.conftest import check_page, visit
+from tests.integration.job_worker import job_worker
 from tests.integration.test_transfer_receive import _package, _receiver, _related, _sender
 
-pytestmark = pytest.mark.e2e
+# The verification runs in the job worker (here in the test process, on the same database).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("job_worker")]
+__all__ = ["job_worker"]
 
 
 async def _sign_in(chromium: Browser, server: str, email: str, name: str) -> Page:
@@ -62,8 +65,10 @@ async def test_a_package_sent_verified_and_an_upload_refused_in_the_pages(
     await engineer.get_by_role("link", name=str(package_id)).click()
     await check_page(engineer, "transfer-package-received")
     await engineer.get_by_role("button", name="Verify").click()
-    await expect(engineer.locator("#toasts")).to_contain_text("The package verified.")
-    await expect(engineer.locator("#package-next")).to_contain_text("Gap report and import")
+    await expect(engineer.locator("#toasts")).to_contain_text("Verifying the package")
+    # The progress polls itself; once the worker is done the page reloads with the outcome.
+    next_steps = engineer.locator("#package-next")
+    await expect(next_steps).to_contain_text("Gap report and import", timeout=30_000)
     await expect(engineer.locator("#files")).to_contain_text("recipe/batchml.xml")
     await check_page(engineer, "transfer-package-verified")
 

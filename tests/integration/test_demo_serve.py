@@ -17,8 +17,10 @@ async def test_the_three_start_and_stop_together(
     own_tenant: TenantContext, cli_env: dict[str, str], synced: Any
 ) -> None:
     port, simulator = free_port(), free_port()
+    # The job worker starts too; no lot expiry sweep over the other tests' tenants.
+    env = {**cli_env, "OPENCDMO_LOT_EXPIRY_SECONDS": "0"}
     code, out, err = await run(
-        cli_env,
+        env,
         "demo-serve",
         "--tenant",
         own_tenant.slug,
@@ -30,20 +32,20 @@ async def test_the_three_start_and_stop_together(
         "1",
     )
     assert code == 0, (out, err)
-    for name in ("simulator", "capture", "web"):
+    for name in ("simulator", "capture", "job worker", "web"):
         assert f"started the {name} (process " in out, out
         assert f"stopped the {name} (exit code 0)" in out, out
-    assert f"all three running: http://127.0.0.1:{port}/" in out
+    assert f"all four running: http://127.0.0.1:{port}/" in out
     assert f"simulating 7 signals on opc.tcp://127.0.0.1:{simulator}/opencdmo/sim" in out
     assert f"capturing the equipment of {own_tenant.slug}" in out
     assert f"Serving http://127.0.0.1:{port}" in out
-    # Stopped once running, not before: --once counts from "all three running".
-    assert out.index("all three running") < out.index("stopped the web")
+    # Stopped once running, not before: --once counts from "all four running".
+    assert out.index("all four running") < out.index("stopped the web")
 
 
 async def test_one_that_cannot_start_stops_the_others(cli_env: dict[str, str]) -> None:
     code, out, err = await run(
-        cli_env,
+        {**cli_env, "OPENCDMO_LOT_EXPIRY_SECONDS": "0"},
         "demo-serve",
         "--tenant",
         "no-such-tenant",
@@ -55,6 +57,6 @@ async def test_one_that_cannot_start_stops_the_others(cli_env: dict[str, str]) -
         "30",
     )
     assert code == 1, (out, err)
-    assert "the capture ended" in out and "all three running" not in out
+    assert "the capture ended" in out and "all four running" not in out
     assert "stopped the web" in out and "stopped the simulator" in out
     assert "No tenant has the slug 'no-such-tenant'" in err

@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,3 +273,27 @@ async def test_capture_lag_is_the_newest_sample_of_each_unit(
         if s.labels["tenant"] == own_tenant.slug
     ]
     assert len(beat) == 1 and 7200 <= beat[0] < 48 * 3600
+
+
+async def test_the_job_queue_depth_counts_queued_jobs_by_kind(
+    browser: Any, owner: Any, metrics_token: str
+) -> None:
+    """URS-OPS-02: the queue's depth per kind and state, from background_jobs."""
+    kind = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    await owner.executemany(
+        "INSERT INTO background_jobs (kind, run_after) VALUES ($1, clock_timestamp() + "
+        "interval '1 day')",
+        [(kind,), (kind,)],
+    )
+    try:
+        client = await browser()
+        headers = {"Authorization": f"Bearer {metrics_token}"}
+        text = (await client.get("/metrics", headers=headers)).text
+        depth = [
+            (s.labels["state"], s.value)
+            for s in _samples(text, "opencdmo_job_queue_depth")
+            if s.labels["kind"] == kind
+        ]
+        assert depth == [("queued", 2.0)]
+    finally:
+        await owner.execute("DELETE FROM background_jobs WHERE kind = $1", kind)

@@ -24,6 +24,8 @@ import pytest
 
 from opencdmo.audit import service as audit
 from opencdmo.audit.verify import verify_tenant
+from opencdmo.db import jobs
+from opencdmo.db.tx import unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.partners import service as partners
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
@@ -34,11 +36,15 @@ from opencdmo.transfer import export, keys, receive
 from opencdmo.transfer.receive_queries import ReceivedRow
 from tests.conftest import PASSWORD, World, as_actor
 from tests.integration.conftest import activation, viability
+from tests.integration.job_worker import job_worker
 from tests.integration.test_cli import cli_env, run
 from tests.integration.test_partners import Org, new_org
 from tests.integration.test_transfer_package import _effective
 
-__all__ = ["cli_env"]
+__all__ = ["cli_env", "job_worker"]
+
+# Verifications run in the job worker (the routes hand them to it).
+pytestmark = pytest.mark.usefixtures("job_worker")
 
 
 @dataclass(frozen=True)
@@ -441,6 +447,12 @@ async def test_the_pages_send_verify_and_upload(
     )
     assert verified.status_code == 303, verified.text
     detail = await engineer.get(detail_url)
+    # Under way in the worker, or done already: the page shows its progress until then.
+    async with asyncio.timeout(60):
+        while "Gap report and import" not in detail.text:
+            assert 'id="transfer-progress"' in detail.text and 'id="verify-form"' not in detail.text
+            await asyncio.sleep(0.1)
+            detail = await engineer.get(detail_url)
     assert "Gap report and import" in detail.text and 'id="package-next"' in detail.text
     assert "recipe/batchml.xml" in detail.text and "approved for transfer" in detail.text
     assert 'id="verify-form"' not in detail.text
@@ -607,3 +619,71 @@ async def test_an_abandoned_verification_does_not_block_the_package(
     verified = await receive.verify_received(settings, receiver.engineer, package_id)
     assert verified.status == "verified"
     assert (await receive.job(receiver.engineer, stuck)).state == "failed"
+
+
+async def test_the_package_page_shows_a_verification_under_way_and_a_failed_one(
+    settings: Settings, sender: Sender, receiver: Receiver, browser: Any, owner: asyncpg.Connection
+) -> None:
+    """URS-JOB-05: while the worker verifies, the package's page shows the progress (stage,
+    bytes done of the total) polling itself; once finished the poll reloads the page; a
+    verification whose job failed says why in words and offers Verify again."""
+    package_id = await _package(settings, sender)
+    link_id = await _related(sender, receiver)
+    await receive.send_to_partner(sender.lab["approver"], package_id, link_id)
+    # Claimed, not handed to the worker: it stays under way while the page is read.
+    _, job = await receive.start_verification(receiver.engineer, package_id, enqueue=False)
+    assert job is not None
+    await owner.execute(
+        "UPDATE transfer_jobs SET done_bytes = 5, total_bytes = 10 WHERE tenant_id = $1 AND id = $2",
+        receiver.ctx.tenant_id,
+        job,
+    )
+    engineer = await browser("author")
+    detail_url = f"/t/{receiver.ctx.slug}/transfer/packages/{package_id}"
+    detail = await engineer.get(detail_url)
+    assert detail.status_code == 200 and 'id="verify-form"' not in detail.text
+    assert "Verifying: 5 of 10 bytes" in detail.text and 'hx-trigger="every 1s"' in detail.text
+    progress_url = f"/t/{receiver.ctx.slug}/transfer/jobs/{job}/progress"
+    polled = await engineer.get(progress_url, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "HX-Refresh" not in polled.headers
+    # Its job fails for good: the page says why and offers Verify again.
+    # (enqueued for a kind no worker here takes, then failed as its last attempt would)
+    async with unit_of_work(receiver.engineer):
+        queued = await jobs.enqueue_for(
+            receiver.engineer,
+            "test.not-worked",
+            {"package_id": str(package_id), "job_id": str(job)},
+            dedupe_key=f"{receive.VERIFY_JOB}:{job}",
+            max_attempts=1,
+        )
+    assert queued is not None
+    await owner.execute(
+        "UPDATE background_jobs SET state = 'failed', error = 'The blob store did not answer.' "
+        "WHERE id = $1",
+        queued,
+    )
+    await owner.execute(
+        "UPDATE transfer_jobs SET state = 'failed' WHERE tenant_id = $1 AND id = $2",
+        receiver.ctx.tenant_id,
+        job,
+    )
+    polled = await engineer.get(progress_url, headers={"HX-Request": "true"})
+    assert polled.headers.get("HX-Refresh") == "true"  # finished: the page reloads
+    detail = await engineer.get(detail_url)
+    assert "The blob store did not answer." in detail.text and 'id="verify-form"' in detail.text
+    # Verify again: the worker verifies it this time.
+    verified = await engineer.send(
+        "POST",
+        detail_url + "/verify",
+        data={"job": str(uuid.uuid4()), "_csrf_token": engineer.csrf},
+    )
+    assert verified.status_code == 303, verified.text
+    async with asyncio.timeout(60):
+        while (await receive.received(receiver.engineer, package_id)).status != "verified":  # noqa: ASYNC110 - a row in the database
+            await asyncio.sleep(0.1)
+    # In another tenant (the engineer is a member of both), the job is not found.
+    theirs = f"/t/{sender.ctx.slug}/transfer/jobs/{job}/progress"
+    assert (await engineer.get(theirs)).status_code == 404
+    assert (
+        await engineer.get(f"/api/v1/t/{sender.ctx.slug}/transfer/jobs/{job}")
+    ).status_code == 404

@@ -565,6 +565,7 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "lot.released": lambda e: [e.actor, _t(" released "), _lot(e), _t(" for use")],
     "lot.rejected": lambda e: [e.actor, _t(" rejected "), _lot(e)],
     "lot.held": lambda e: [e.actor, _t(" put "), _lot(e), _t(" on hold")],
+    "lot.expired": lambda e: [e.actor, _t(" marked "), _lot(e), _t(" expired: its date passed")],
     "lot.consumed": lambda e: [
         _t("The last of "),
         e.entity(f"lot {e.value('lot_number')}"),

@@ -250,7 +250,10 @@ async def lots(status: str | None, on: date, limit: int, offset: int) -> list[Lo
     query = Lot.select(*columns(Lot, LotRow))
     passed = Lot.expiry_date.is_not_null() & (Lot.expiry_date < on)
     if status == "expired":
-        query = query.where(passed & Lot.status.is_in(list(EXPIRABLE)))
+        # passed and not yet stored as expired, or stored so by the lot expiry job
+        query = query.where(
+            (passed & Lot.status.is_in(list(EXPIRABLE))) | (Lot.status == "expired")
+        )
     elif status in EXPIRABLE:
         query = query.where(
             (Lot.status == status) & (Lot.expiry_date.is_null() | (Lot.expiry_date >= on))

@@ -176,26 +176,20 @@ async def database_families(connection: Any) -> list[Metric]:
 
 
 async def queue_depth(connection: Any) -> list[Metric]:
-    """The job queue's depth per queue and status, when the queue's tables exist.
-
-    The hook for the job queue (procrastinate): its ``procrastinate_jobs`` table, read when
-    it is there and the app role may read it; until then, nothing (the transfer jobs above
-    are what runs in the background today)."""
-    if await connection.fetchval("SELECT to_regclass('procrastinate_jobs')") is None:
-        return []
-    if not await connection.fetchval("SELECT has_table_privilege('procrastinate_jobs', 'SELECT')"):
-        return []
+    """The background job queue's depth (``background_jobs``, a global table): jobs queued or
+    running, per kind and state."""
     depth = GaugeMetricFamily(
         "opencdmo_job_queue_depth",
-        "Jobs waiting or running, per queue and status",
-        labels=["queue", "status"],
+        "Background jobs queued or running, per kind and state",
+        labels=["kind", "state"],
     )
+    # Raw SQL: a GROUP BY count on the job table, read as the metrics scrape's own connection.
     rows = await connection.fetch(
-        "SELECT queue_name, status::text, count(*) FROM procrastinate_jobs"
-        " WHERE status::text IN ('todo', 'doing') GROUP BY 1, 2"
+        "SELECT kind, state, count(*) FROM background_jobs"
+        " WHERE state IN ('queued', 'running') GROUP BY 1, 2"
     )
-    for queue, status, count in rows:
-        depth.add_metric([queue, status], float(count))
+    for kind, state, count in rows:
+        depth.add_metric([kind, state], float(count))
     return [depth]
 
 

@@ -343,6 +343,10 @@ async def _package_page(
     error: str | None = None,
 ) -> Template:
     row = await receive.received(ctx, package_id)
+    last = await receive.last_verification(ctx, package_id)
+    running = last.job if last is not None and last.job.state == "running" else None
+    if error is None and last is not None and row.status == "received":
+        error = last.error
     return await page(
         request,
         "transfer/package.html",
@@ -352,6 +356,7 @@ async def _package_page(
         findings=row.finding_list,
         import_refused=await receive.sender_allowed(ctx, row),
         job_id=uuid4(),
+        running=None if running is None else job_out(running),
         error=error,
     )
 
@@ -383,8 +388,8 @@ async def verify_form(
     data = await form_data(request)
     job_id = _uuid(data.get("job"))
     try:
-        row = await receive.verify_received(
-            settings, ctx, package_id, None if job_id.int == 0 else job_id
+        row, started = await receive.start_verification(
+            ctx, package_id, None if job_id.int == 0 else job_id
         )
     except AppError as exc:
         if exc.status_code == 404:
@@ -392,11 +397,12 @@ async def verify_form(
         return await _package_page(
             request, ctx, package_id, status=exc.status_code, error=exc.message
         )
-    said = (
-        "The package verified."
-        if row.status == "verified"
-        else f"The package is {row.status.replace('_', ' ')}: {row.status_reason or ''}".strip()
-    )
+    if started is not None:
+        said = "Verifying the package: its progress shows here, and the outcome when done."
+    elif row.status == "verified":
+        said = "The package verified."
+    else:
+        said = f"The package is {row.status.replace('_', ' ')}: {row.status_reason or ''}".strip()
     return see_other(request, f"/t/{ctx.slug}{PACKAGES}/{package_id}", flash=said)
 
 
@@ -410,10 +416,14 @@ async def progress_fragment(
     ctx: NamedDependency[TenantContext],
     job_id: FromPath[UUID],
 ) -> Template:
-    """A verification's progress bar; it polls itself every second while running."""
-    return await page(
-        request, "transfer/_progress.html", job=job_out(await receive.job(ctx, job_id))
-    )
+    """A verification's progress bar; it polls itself every second while running. A
+    verification that has finished while the page polled reloads the page (its outcome)."""
+    row = await receive.job(ctx, job_id)
+    found = await page(request, "transfer/_progress.html", job=job_out(row))
+    polled = request.headers.get("hx-request") == "true"
+    if polled and row.stage == "verify" and row.state != "running":
+        found.headers["HX-Refresh"] = "true"
+    return found
 
 
 @get(

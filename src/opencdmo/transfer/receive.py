@@ -16,11 +16,12 @@ security-relevant attempt, and it is recorded though the request fails). An acce
 stored and gets its row, received and verified, in one unit of work with both events.
 
 Verifying an inbox package (``transfer:import``): the package row is locked to claim the
-verification (a job row, one running per package); a second person at the same moment is
-told it is under way, and afterwards sees the outcome. The verification runs outside any
-transaction, its progress written to the job row in short transactions of its own every
-``PROGRESS_STEP`` bytes; then one unit of work records ``verified`` or ``rejected`` (the
-findings as the reason) with its event.
+verification (a job row, one running per package) and a ``transfer.verify`` background job
+is enqueued in the same unit of work; a second person at the same moment is told it is
+under way, and afterwards sees the outcome. The worker (``opencdmo worker``) runs the
+verification outside any transaction, its progress written to the job row in short
+transactions of its own every ``PROGRESS_STEP`` bytes; then one unit of work records
+``verified`` or ``rejected`` (the findings as the reason) with its event.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import msgspec
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
-from opencdmo.db import sql
+from opencdmo.db import jobs, sql
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.partners import queries as partner_queries
@@ -493,17 +494,34 @@ def _refused(findings: list[Finding]) -> ValidationFailed:
     )
 
 
+VERIFY_JOB = "transfer.verify"
+# How long the API's verify waits for the worker's outcome before it answers "under way".
+VERIFY_WAIT = timedelta(minutes=2)
+
+
 async def verify_received(
     settings: Settings, ctx: TenantContext, package_id: UUID, job_id: UUID | None = None
 ) -> ReceivedRow:
-    """Verify a package in the tenant's inbox: ``verified``, or ``rejected`` with the
-    findings as the reason (see the module for two people at once)."""
+    """Verify a package in the tenant's inbox here and now (a caller that waits: the CLI,
+    service code): ``verified``, or ``rejected`` with the findings as the reason."""
+    row, started = await start_verification(ctx, package_id, job_id, enqueue=False)
+    if started is None:
+        return row
+    return await run_verification(settings, ctx, package_id, started)
+
+
+async def start_verification(
+    ctx: TenantContext, package_id: UUID, job_id: UUID | None = None, *, enqueue: bool = True
+) -> tuple[ReceivedRow, UUID | None]:
+    """Claim the verification of an inbox package (see the module for two people at once)
+    and, with ``enqueue``, ask a worker for it (the ``transfer.verify`` job, in the same
+    unit of work as the claim). The job id is None when the package is verified already."""
     job_id = job_id or uuid4()
     async with unit_of_work(ctx):
         await authorize(ctx, "transfer", "import")
         row = await rq.received(package_id, lock=True)
         if row.status != "received":
-            return row  # verified already: the outcome is the answer
+            return row, None  # verified already: the outcome is the answer
         running = await rq.running_job(package_id)
         if running is not None and await sql.clock() - running.updated_at > ABANDONED:
             # a verification that stopped reporting (its process ended): it gave no outcome
@@ -518,6 +536,26 @@ async def verify_received(
             raise Conflict("This verification was started already: reload the page.")
         await rq.insert_job(ctx.tenant_id, job_id, "verify", row.size_bytes, _user(ctx))
         await rq.update_job(job_id, {"package_id": package_id})
+        if enqueue:
+            args = {"package_id": str(package_id), "job_id": str(job_id)}
+            await jobs.enqueue_for(ctx, VERIFY_JOB, args, dedupe_key=f"{VERIFY_JOB}:{job_id}")
+    return row, job_id
+
+
+async def run_verification(
+    settings: Settings, ctx: TenantContext, package_id: UUID, job_id: UUID
+) -> ReceivedRow:
+    """The verification claimed by ``start_verification`` (the worker's ``transfer.verify``
+    job). Idempotent: a package verified already, or a job done already, is left as it is."""
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await rq.received(package_id, lock=True)
+        job = await rq.job(job_id)
+        if row.status != "received" or job.state == "done":
+            if job.state != "done":
+                await rq.update_job(job_id, {"state": "done"})
+            return row
+        await rq.update_job(job_id, {"state": "running"})  # a retry after a failure
     path = await asyncio.to_thread(temporary, settings)
     try:
         try:
@@ -568,6 +606,41 @@ async def verify_received(
             reason=reason,
         )
         return await rq.received(package_id)
+
+
+@dataclass(frozen=True)
+class LastVerification:
+    """The package's latest verification: its progress, and the error in words when its
+    job failed (the person may press Verify again)."""
+
+    job: JobRow
+    error: str | None
+
+
+async def last_verification(ctx: TenantContext, package_id: UUID) -> LastVerification | None:
+    async with read_view(ctx) as conn:
+        await authorize(ctx, "transfer", "import")
+        found = await rq.latest_job(package_id)
+        if found is None:
+            return None
+        error = None
+        if found.state == "failed":
+            queued = await jobs.by_key(ctx.tenant_id, f"{VERIFY_JOB}:{found.id}", conn)
+            error = queued.error if queued is not None and queued.error else None
+            error = error or "The verification stopped before the end."
+        return LastVerification(found, error)
+
+
+async def outcome(ctx: TenantContext, package_id: UUID, job_id: UUID) -> ReceivedRow:
+    """The package once the worker has finished its verification job (or ``VERIFY_WAIT``
+    has passed: then as it is, still ``received``, its job under way)."""
+    waited = 0.0
+    while waited < VERIFY_WAIT.total_seconds():
+        if (await job(ctx, job_id)).state != "running":
+            break
+        await asyncio.sleep(0.2)
+        waited += 0.2
+    return await received(ctx, package_id)
 
 
 def _copy(stream: Any, path: Path) -> None:

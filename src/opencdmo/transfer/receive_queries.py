@@ -222,3 +222,13 @@ async def running_job(package_id: UUID) -> JobRow | None:
         .first()
     )
     return None if raw is None else typed(JobRow, raw)
+
+
+async def latest_job(package_id: UUID) -> JobRow | None:
+    raw = (
+        await TransferJob.select(*columns(TransferJob, JobRow))
+        .where(TransferJob.package_id == package_id)
+        .order_by(TransferJob.started_at, ascending=False)
+        .first()
+    )
+    return None if raw is None else typed(JobRow, raw)

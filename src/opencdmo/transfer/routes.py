@@ -270,8 +270,14 @@ async def api_verify(
     job: FromQuery[UUID | None] = None,
 ) -> ReceivedOut:
     """Verify a package a partner sent: verified, or rejected with the findings as the
-    reason. Verified already: the outcome. Being verified by someone else now: 409."""
-    return received_out(await receive.verify_received(settings, ctx, package_id, job))
+    reason. Verified already: the outcome. Being verified by someone else now: 409. The
+    verification runs in the job worker; this waits for its outcome (at most two minutes:
+    then the package as it is, still ``received``; ``GET /transfer/jobs/{job}`` follows
+    it)."""
+    row, started = await receive.start_verification(ctx, package_id, job)
+    if started is not None:
+        row = await receive.outcome(ctx, package_id, started)
+    return received_out(row)
 
 
 @get(JOBS + "/{job_id:uuid}", opt=requires("transfer", "import"), tags=["transfer"])

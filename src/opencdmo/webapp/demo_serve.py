@@ -1,11 +1,11 @@
-"""``opencdmo demo-serve``: the demo as three processes, started together and stopped
+"""``opencdmo demo-serve``: the demo as four processes, started together and stopped
 together: the equipment simulator (OPC UA on 127.0.0.1), a capture worker for the demo
-tenant's equipment, and the web server.
+tenant's equipment, the job worker (``opencdmo worker``) and the web server.
 
 The database is opened here, once (the embedded server, when no OPENCDMO_DATABASE_URL is
-set, runs as long as this process), and its address handed to the three. "all three running"
+set, runs as long as this process), and its address handed to the four. "all four running"
 is printed once the web server answers its health check and the simulator takes
-connections; Ctrl-C (SIGINT) or SIGTERM, ``--once SECONDS`` after that, or any of the three
+connections; Ctrl-C (SIGINT) or SIGTERM, ``--once SECONDS`` after that, or any of the four
 ending stops the others (SIGTERM, then SIGKILL after ``STOP_WAIT`` seconds).
 """
 
@@ -22,7 +22,7 @@ from typing import Final
 
 import httpx
 
-READY_WAIT: Final = 60.0  # seconds the three have to start
+READY_WAIT: Final = 60.0  # seconds the four have to start
 STOP_WAIT: Final = 10.0
 
 
@@ -46,12 +46,13 @@ def commands(plan: Plan) -> dict[str, list[str]]:
     return {
         "simulator": [*cli, "equipment", "simulate", "--port", str(plan.simulator_port)],
         "capture": [*cli, "equipment", "capture", "--tenant", plan.tenant],
+        "job worker": [*cli, "worker"],
         "web": [*cli, "serve", "--host", plan.host, "--port", str(plan.port)],
     }
 
 
 async def run(plan: Plan, database_url: str, say: Callable[[str], None]) -> int:
-    """Start the three, wait, stop them all; 0 when stopped as asked, 1 when one failed."""
+    """Start the four, wait, stop them all; 0 when stopped as asked, 1 when one failed."""
     env = {**os.environ, "OPENCDMO_DATABASE_URL": database_url}
     children = []
     stopping = asyncio.Event()
@@ -74,7 +75,7 @@ async def run(plan: Plan, database_url: str, say: Callable[[str], None]) -> int:
 async def _supervise(
     plan: Plan, children: list[Child], stopping: asyncio.Event, say: Callable[[str], None]
 ) -> bool:
-    """Until asked to stop (or ``once`` after all three run); True when one ended first."""
+    """Until asked to stop (or ``once`` after all four run); True when one ended first."""
     ended = [asyncio.create_task(c.process.wait()) for c in children]
     stop = asyncio.create_task(stopping.wait())
     try:
@@ -85,7 +86,7 @@ async def _supervise(
         if ready not in done:
             ready.cancel()
             return _why(children, say, stopping, "did not start in time")
-        say(f"all three running: http://{plan.host}:{plan.port}/ (Ctrl-C stops them)")
+        say(f"all four running: http://{plan.host}:{plan.port}/ (Ctrl-C stops them)")
         done, _ = await asyncio.wait(
             [stop, *ended], timeout=plan.once, return_when=asyncio.FIRST_COMPLETED
         )

@@ -1,0 +1,54 @@
+"""The job kinds of the project and what each does (registered with ``handler``).
+
+Each is idempotent; how is said with each.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from opencdmo.db.jobs import Job
+from opencdmo.db.tx import global_transaction, unit_of_work
+from opencdmo.inventory.expiry import expire_lots
+from opencdmo.jobs.registry import context, handler, settings
+from opencdmo.scope import SYSTEM, RequestMeta
+from opencdmo.tenancy.service import internal_context
+from opencdmo.tenancy.tables import Tenant
+from opencdmo.transfer import receive
+from opencdmo.transfer import receive_queries as rq
+
+LOT_EXPIRY = "inventory.lot_expiry"
+TRANSFER_VERIFY = receive.VERIFY_JOB
+
+
+@handler(LOT_EXPIRY)
+async def lot_expiry(job: Job) -> None:
+    """Every tenant's lots (the periodic job names no tenant), or one tenant's. Idempotent:
+    ``expire_lots`` takes only lots not expired yet."""
+    if job.for_tenant is not None:
+        tenant_ids = [job.for_tenant]
+    else:
+        async with global_transaction():
+            tenant_ids = [r["id"] for r in await Tenant.select(Tenant.id).order_by(Tenant.id)]
+    meta = RequestMeta(request_id=f"job:{job.id}")
+    for tenant_id in tenant_ids:
+        ctx = await internal_context(tenant_id, SYSTEM, meta)
+        if ctx is not None:
+            await expire_lots(ctx)
+
+
+@handler(TRANSFER_VERIFY)
+async def transfer_verify(job: Job) -> None:
+    """The verification of a received package, as the person who asked; its progress in
+    ``transfer_jobs``. Idempotent: ``run_verification`` leaves a package verified already
+    (or a job done already) as it is. Its last attempt failing marks the progress failed,
+    so that the page says so and offers Verify again."""
+    ctx = await context(job)
+    package_id, job_id = UUID(job.args["package_id"]), UUID(job.args["job_id"])
+    try:
+        await receive.run_verification(settings(), ctx, package_id, job_id)
+    except Exception:
+        if job.attempts >= job.max_attempts:
+            async with unit_of_work(ctx):
+                await rq.update_job(job_id, {"state": "failed"})
+        raise

@@ -1,0 +1,31 @@
+"""A job worker running in the test process against the real database, for tests whose
+routes hand work to jobs (``job_worker``: import it into the test module)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from litestar import Litestar
+
+from opencdmo.jobs import tasks
+from opencdmo.jobs.worker import Worker
+from opencdmo.settings import Settings
+
+
+@pytest.fixture
+async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]:
+    """The project's transfer jobs worked while the test runs (the periodic ones not)."""
+    quick: dict[str, Any] = {"job_poll_seconds": 1, "job_retry_seconds": 1}
+    worker = Worker(
+        replace(settings, **quick),
+        handlers={tasks.TRANSFER_VERIFY: tasks.transfer_verify},
+        periodic=[],
+    )
+    task = asyncio.create_task(worker.run())
+    yield worker
+    worker.stop()
+    await asyncio.wait_for(task, 60)

@@ -138,7 +138,9 @@ async def test_a_package_sent_by_the_sponsor_is_mapped_and_imported_at_the_cdmo(
     await engineer.wait_for_url(package_page)
     await check_page(engineer, "round-trip-received")
     await engineer.get_by_role("button", name="Verify").click()
-    await expect(engineer.locator("#toasts")).to_contain_text("The package verified.")
+    await expect(engineer.locator("#toasts")).to_contain_text("Verifying the package")
+    next_steps = engineer.locator("#package-next")
+    await expect(next_steps).to_contain_text("Gap report and import", timeout=30_000)
     await check_page(engineer, "round-trip-verified")
     await (
         engineer.locator("#package-next").get_by_role("link", name="Gap report and import").click()
@@ -147,7 +149,13 @@ async def test_a_package_sent_by_the_sponsor_is_mapped_and_imported_at_the_cdmo(
     assert await _resolve_every_gap(engineer) > 0
     await expect(engineer.locator("#toasts")).to_contain_text("Saved:")
     await engineer.get_by_role("button", name="Import as a draft").click()
-    await expect(engineer.locator("#toasts")).to_contain_text("Imported as a new draft recipe")
+    await expect(engineer.locator("#toasts")).to_contain_text("Importing the package")
+    await check_page(engineer, "round-trip-importing")
+    # The import runs in the job worker; its progress polls and the page reloads when done.
+    draft = engineer.get_by_role("link", name="the draft recipe")
+    await expect(draft).to_be_visible(timeout=60_000)
+    await check_page(engineer, "round-trip-imported")
+    await draft.click()
     await expect(engineer.locator("main")).to_contain_text("Draft")
     await check_page(engineer, "round-trip-draft")
     row = await owner.fetchrow(

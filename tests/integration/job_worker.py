@@ -22,7 +22,10 @@ async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]
     quick: dict[str, Any] = {"job_poll_seconds": 1, "job_retry_seconds": 1}
     worker = Worker(
         replace(settings, **quick),
-        handlers={tasks.TRANSFER_VERIFY: tasks.transfer_verify},
+        handlers={
+            tasks.TRANSFER_VERIFY: tasks.transfer_verify,
+            tasks.TRANSFER_IMPORT: tasks.transfer_import,
+        },
         periodic=[],
     )
     task = asyncio.create_task(worker.run())

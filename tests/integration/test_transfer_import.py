@@ -44,10 +44,11 @@ from opencdmo.transfer.mapping import Given
 from tests.conftest import PASSWORD, World, member_as
 from tests.integration.batch_world import batch_of, effective, new_plant
 from tests.integration.conftest import new_lab, reviewable
+from tests.integration.job_worker import job_worker
 from tests.integration.test_cli import cli_env, run
 from tests.integration.test_recipes import design
 
-__all__ = ["cli_env"]
+__all__ = ["cli_env", "job_worker"]
 
 HUB_CONTENT = Path(__file__).parents[2] / "hub_content"
 MATERIALS = (
@@ -656,3 +657,51 @@ async def test_cli_import_maps_and_imports(
     assert await _status(owner, package) == "imported"
     code, said, _ = await run(cli_env, *args, "--package", str(package))
     assert code == 0 and "IMPORTED already" in said
+
+
+async def test_the_pages_import_runs_in_the_worker_with_its_progress(
+    lab: dict[str, Any],
+    settings: Settings,
+    world: World,
+    owner: asyncpg.Connection,
+    browser: Any,
+    job_worker: Any,
+) -> None:
+    """URS-TTIMP-03: Import on the gap report asks the job worker: the report shows the
+    import's progress while it runs and the draft once done; a second Import at the same
+    moment is one import; the progress is another tenant's 404."""
+    made = await _send(settings, lab)
+    plant = await new_plant(world, owner, settings)
+    package = await _receive(settings, world, lab["ctx"], made, plant.ctx)
+    await _map_the_rest(settings, world, plant, package)
+    one, two = await browser("author"), await browser("author")
+    form = f"/t/{plant.ctx.slug}/transfer/packages/{package}"
+    answers = await asyncio.gather(
+        one.send("POST", form + "/import", data={"_csrf_token": one.csrf}),
+        two.send("POST", form + "/import", data={"_csrf_token": two.csrf}),
+    )
+    assert sorted(a.status_code for a in answers) in ([303, 303], [303, 409]), [
+        a.text[:300] for a in answers
+    ]
+    job = await owner.fetchrow(
+        "SELECT id FROM transfer_jobs WHERE package_id = $1 AND stage = 'import' "
+        "ORDER BY started_at LIMIT 1",
+        package,
+    )
+    progress = f"/t/{plant.ctx.slug}/transfer/jobs/{job['id']}/progress"
+    for _ in range(300):
+        if await _status(owner, package) == "imported":
+            break
+        await asyncio.sleep(0.1)
+    assert await _status(owner, package) == "imported"
+    for _ in range(100):
+        shown = await one.get(progress, headers={"HX-Request": "true"})
+        if "Import finished." in shown.text:
+            break
+        await asyncio.sleep(0.1)
+    assert "Import finished." in shown.text and shown.headers.get("HX-Refresh") == "true"
+    report = await one.get(form + "/gaps")
+    assert "the draft recipe" in report.text
+    assert await _count(owner, "transfer_imports", plant.ctx.tenant_id) == 1
+    elsewhere = progress.replace(f"/t/{plant.ctx.slug}/", f"/t/{lab['ctx'].slug}/")
+    assert (await one.get(elsewhere)).status_code == 404  # the same person, another tenant

@@ -14,11 +14,12 @@ from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
-from opencdmo.transfer import receive
+from opencdmo.transfer import importing, receive
 from opencdmo.transfer import receive_queries as rq
 
 LOT_EXPIRY = "inventory.lot_expiry"
 TRANSFER_VERIFY = receive.VERIFY_JOB
+TRANSFER_IMPORT = importing.IMPORT_JOB
 
 
 @handler(LOT_EXPIRY)
@@ -52,3 +53,14 @@ async def transfer_verify(job: Job) -> None:
             async with unit_of_work(ctx):
                 await rq.update_job(job_id, {"state": "failed"})
         raise
+
+
+@handler(TRANSFER_IMPORT)
+async def transfer_import(job: Job) -> None:
+    """The import of a received package as the person who asked; its progress in
+    ``transfer_jobs``. Idempotent: ``run_import`` only marks the job done when the package
+    was imported already (an earlier attempt committed); ``import_package`` itself refuses
+    a second import of one package."""
+    ctx = await context(job)
+    package_id, job_id = UUID(job.args["package_id"]), UUID(job.args["job_id"])
+    await importing.run_import(settings(), ctx, package_id, job_id)

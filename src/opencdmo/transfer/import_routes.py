@@ -17,6 +17,7 @@ from opencdmo.settings import Settings
 from opencdmo.transfer import gaps, importing, mapping
 from opencdmo.transfer.gaps import GapReport
 from opencdmo.transfer.mapping import Given
+from opencdmo.transfer.routes import job_out
 from opencdmo.transfer.schemas import GapOut, GapReportOut, ImportOut, MappingIn
 from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
@@ -97,13 +98,15 @@ async def _gaps_page(
     error: str | None = None,
 ) -> Template:
     report = await gaps.analyse(settings, ctx, package_id)
+    latest = await importing.last_import(ctx, package_id)
     return await page(
         request,
         "transfer/gaps.html",
         status_code=status,
         report=report,
         choices=await gaps.choices(ctx),
-        error=error,
+        error=error or (latest[1] if latest else None),
+        importing=job_out(latest[0]) if latest and latest[0].state == "running" else None,
     )
 
 
@@ -187,21 +190,19 @@ async def import_form(
     settings: NamedDependency[Settings],
     package_id: FromPath[UUID],
 ) -> Template | Response[Any]:
-    """Import the package as a draft, then to the recipe."""
+    """Ask the job worker to import the package; back to the report, where the import's
+    progress shows and, once done, the draft it became."""
     try:
-        made, href = await _imported(settings, ctx, package_id)
+        await importing.start_import(settings, ctx, package_id)
     except AppError as exc:
         if exc.status_code == 404:
             raise
         return await _gaps_page(
             request, ctx, settings, package_id, status=exc.status_code, error=exc.message
         )
-    said = (
-        f"Imported as a new draft recipe (revision {made.revision})."
-        if made.new_recipe
-        else f"Imported as revision {made.revision} of the recipe imported before."
-    )
-    return see_other(request, href, flash=said)
+    back = f"/t/{ctx.slug}/transfer/packages/{package_id}/gaps"
+    said = "Importing the package: its progress shows here, and the draft when done."
+    return see_other(request, back, flash=said)
 
 
 api = [api_gaps, api_map, api_import]

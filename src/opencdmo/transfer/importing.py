@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
+from opencdmo.db import jobs
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict
 from opencdmo.hub import library_queries as copies
@@ -49,6 +50,7 @@ from opencdmo.storage.queries import NewStoredFile
 from opencdmo.transfer import gaps
 from opencdmo.transfer import import_queries as iq
 from opencdmo.transfer import queries as q
+from opencdmo.transfer import receive_queries as rq
 from opencdmo.transfer.gaps import GapReport
 from opencdmo.transfer.import_queries import NewImport
 from opencdmo.transfer.verify import ReceivedDocument
@@ -275,3 +277,97 @@ async def import_package(
             },
         )
         return made
+
+
+# --- the import as a job (the page's Import: a large package takes a while) ----------------
+
+IMPORT_JOB = "transfer.import"
+CHECKED_SHARE = 0.5  # of the bar: the stored package's check, then its documents stored
+
+
+async def start_import(settings: Settings, ctx: TenantContext, package_id: UUID) -> UUID:
+    """Ask the job worker to import the package: refused here and now (409, with the list)
+    while a gap is open, when it is imported already or being imported; else its progress
+    row and the ``transfer.import`` job in one unit of work. Returns the progress id."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await gaps.analysable(package_id)
+        _not_imported_yet(row.status)
+    contents = await gaps.load(settings, ctx, row)
+    job_id = uuid4()
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await gaps.analysable(package_id, lock=True)
+        _not_imported_yet(row.status)
+        open_gaps = (await gaps.report_in(row, contents)).unresolved
+        if open_gaps:
+            raise Conflict(
+                f"{len(open_gaps)} gap(s) are not resolved yet: {', '.join(open_gaps)}.",
+                details={"unresolved": open_gaps},
+            )
+        running = await rq.running_job(package_id)
+        if running is not None and running.stage == "import":
+            raise Conflict("This package is being imported already; the outcome shows here.")
+        await rq.insert_job(ctx.tenant_id, job_id, "import", 0, gaps.person(ctx))
+        await rq.update_job(job_id, {"package_id": package_id})
+        args = {"package_id": str(package_id), "job_id": str(job_id)}
+        await jobs.enqueue_for(ctx, IMPORT_JOB, args, dedupe_key=f"{IMPORT_JOB}:{job_id}")
+    return job_id
+
+
+async def _job_values(ctx: TenantContext, job_id: UUID, values: dict[str, Any]) -> None:
+    async with unit_of_work(ctx):
+        await rq.update_job(job_id, values)
+
+
+async def run_import(
+    settings: Settings, ctx: TenantContext, package_id: UUID, job_id: UUID
+) -> Imported | None:
+    """The worker's side of ``start_import``: the import with its progress kept in the job's
+    row (one bar: the check of the stored package, then its documents), done or failed at
+    the end. Idempotent: a package imported already (the job's earlier attempt committed)
+    only marks the job done."""
+    async with read_view(ctx):
+        row = await q.received(package_id)
+    if row.status == "imported":
+        await _job_values(ctx, job_id, {"state": "done"})
+        return None
+    await _job_values(ctx, job_id, {"state": "running", "done_bytes": 0, "total_bytes": 100})
+    seen = {"percent": 0}
+
+    def told(stage: str, done: int, total: int) -> None:
+        part = done / total if total else 1.0
+        share = part * CHECKED_SHARE if stage == "verify" else CHECKED_SHARE + part / 2
+        seen["percent"] = min(99, int(share * 100))
+
+    task = asyncio.ensure_future(import_package(settings, ctx, package_id, told))
+    shown = 0
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.5)
+            if seen["percent"] != shown:
+                shown = seen["percent"]
+                await _job_values(ctx, job_id, {"done_bytes": shown})
+        made = task.result()
+    except BaseException:
+        await _job_values(ctx, job_id, {"state": "failed"})
+        raise
+    await _job_values(ctx, job_id, {"state": "done", "done_bytes": 100})
+    return made
+
+
+async def last_import(ctx: TenantContext, package_id: UUID) -> tuple[Any, str | None] | None:
+    """The package's latest import job, if its latest job is one, with the error in words
+    when it failed (the person may press Import again)."""
+    async with read_view(ctx) as conn:
+        await authorize(ctx, "transfer", "import")
+        found = await rq.latest_job(package_id)
+        if found is None or found.stage != "import":
+            return None
+        error = None
+        if found.state == "failed":
+            queued = await jobs.by_key(ctx.tenant_id, f"{IMPORT_JOB}:{found.id}", conn)
+            error = (queued.error if queued is not None else None) or (
+                "The import stopped before the end."
+            )
+        return found, error

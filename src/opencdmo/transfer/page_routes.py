@@ -416,12 +416,12 @@ async def progress_fragment(
     ctx: NamedDependency[TenantContext],
     job_id: FromPath[UUID],
 ) -> Template:
-    """A verification's progress bar; it polls itself every second while running. A
-    verification that has finished while the page polled reloads the page (its outcome)."""
+    """A verification's or an import's progress bar; it polls itself every second while
+    running. One that has finished while the page polled reloads the page (its outcome)."""
     row = await receive.job(ctx, job_id)
     found = await page(request, "transfer/_progress.html", job=job_out(row))
     polled = request.headers.get("hx-request") == "true"
-    if polled and row.stage == "verify" and row.state != "running":
+    if polled and row.stage in ("verify", "import") and row.state != "running":
         found.headers["HX-Refresh"] = "true"
     return found
 

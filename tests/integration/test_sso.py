@@ -333,7 +333,9 @@ async def test_a_signature_by_reauthentication_checks_auth_time(
     assert answer.status_code == 200, answer.text
     code = answer.text.split('<code class="signing-code">')[1].split("</code>")[0]
     signer = await _signer(tenant, person)
-    assert await identity.reauthenticate(settings, signer, code) == "reauthentication"
+    view = await _sign(settings, signer, code)
+    assert view.method == "reauthentication"
+    assert "re-authenticated with the identity provider" in view.manifestation()
     with pytest.raises(NotAuthenticated, match="signing code"):
         await identity.reauthenticate(settings, signer, code)  # single use
     started = await owner.fetchval(
@@ -341,6 +343,17 @@ async def test_a_signature_by_reauthentication_checks_auth_time(
         tenant.tenant_id,
     )
     assert started is not None
+
+
+async def _sign(settings: Settings, signer: TenantContext, secret: str) -> Any:
+    """A real signature on a record, with the signer's re-authentication ``secret``."""
+    from opencdmo.db.tx import unit_of_work
+    from opencdmo.signatures import service as signatures
+
+    record = signatures.SignedRecord("sso_test", uuid.uuid4().hex, "1", None, {"n": 1})
+    signing = await signatures.prepare(settings, signer, "reviewed", "SSO test", secret)
+    async with unit_of_work(signer):
+        return await signatures.apply(signer, signing, record)
 
 
 async def _signer(tenant: TenantContext, login: str) -> TenantContext:
@@ -364,11 +377,32 @@ async def test_a_signature_with_a_signing_password(
     assert (await _sign_in(clients, tenant, person)).status_code == 303
     signer = await _signer(tenant, person)
     await identity.set_signing_password(settings, signer, "signing-pass-phrase-77", RequestMeta())
-    assert await identity.reauthenticate(settings, signer, "signing-pass-phrase-77") == (
-        "signing_password"
-    )
+    view = await _sign(settings, signer, "signing-pass-phrase-77")
+    assert view.method == "signing_password"
+    assert view.manifestation().endswith("· signing password")
     with pytest.raises(NotAuthenticated, match="signing password"):
         await identity.reauthenticate(settings, signer, "wrong-pass-phrase-77")
+
+
+def test_the_manifest_section_is_checked(tmp_path: Path) -> None:
+    from opencdmo.tenancy.manifest import ManifestError, load
+
+    folder = tmp_path / "sso-cdmo"
+    folder.mkdir()
+    manifest = folder / "tenant.yaml"
+    section = (
+        "sso:\n  issuer: https://login.example\n  client_id: c\n"
+        "  client_secret_env: OPENCDMO_SSO_SECRET\n  roles: {qa: [qa_approver]}\n"
+    )
+    manifest.write_text("name: SSO CDMO\nkind: cdmo\n" + section)
+    loaded = load(manifest).sections["sso"]
+    assert loaded.issuer == "https://login.example" and loaded.password_sign_in is True
+    manifest.write_text("name: SSO CDMO\nkind: cdmo\n" + section + "  client_secret: x\n")
+    with pytest.raises(ManifestError, match="client_secret"):
+        load(manifest)
+    manifest.write_text("name: SSO CDMO\nkind: cdmo\n" + section.replace("qa_approver", "wizard"))
+    with pytest.raises(ManifestError, match="unknown role"):
+        load(manifest)
 
 
 def test_the_provider_is_installed_by_the_project() -> None:

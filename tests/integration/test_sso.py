@@ -254,8 +254,8 @@ async def _real_token(
         code_challenge_method="S256",
     ) as rp:
         url, _ = rp.create_authorization_url(
-            f"{oidc.issuer}/auth", code_verifier=verifier, nonce=nonce, state="s"
-        )
+            f"{oidc.issuer}/auth", code_verifier=verifier, nonce=nonce, state="s", max_age=3600
+        )  # max_age: the token carries auth_time
         async with httpx.AsyncClient() as at_provider:
             callback = await sign_in_at_provider(at_provider, url, login)
         code = parse_qs(urlsplit(callback).query)["code"][0]
@@ -408,3 +408,28 @@ def test_the_manifest_section_is_checked(tmp_path: Path) -> None:
 def test_the_provider_is_installed_by_the_project() -> None:
     here = Path(__file__).parents[1] / "oidc"
     assert (here / "package-lock.json").is_file() and (here / "package.json").is_file()
+
+
+async def test_a_re_authentication_older_than_the_signing_request_is_refused(
+    settings: Settings,
+    oidc: OidcProvider,
+    person: str,
+    tenant: TenantContext,
+    clients: tuple[Browser, httpx.AsyncClient],
+) -> None:
+    """A real token whose ``auth_time`` is before the signing request began (the provider
+    reused an earlier sign-in) gives no signing code."""
+    from datetime import UTC, datetime
+
+    from opencdmo.identity.sso.queries import RequestRow
+
+    assert (await _sign_in(clients, tenant, person)).status_code == 303
+    id_token, nonce = await _real_token(oidc, person)
+    claims = await sso_provider.verify_id_token(settings, _config(oidc), id_token, nonce)
+    signer = await _signer(tenant, person)
+    began = datetime.fromtimestamp(int(claims["auth_time"]) + 1, UTC)
+    request = RequestRow(
+        uuid.uuid4(), tenant.tenant_id, "signing", nonce, "", "", signer.user_id, began
+    )
+    with pytest.raises(NotAuthenticated, match="did not re-authenticate"):
+        await sso._signing_grant(tenant, _config(oidc), request, claims, RequestMeta())

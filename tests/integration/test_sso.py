@@ -433,3 +433,28 @@ async def test_a_re_authentication_older_than_the_signing_request_is_refused(
     )
     with pytest.raises(NotAuthenticated, match="did not re-authenticate"):
         await sso._signing_grant(tenant, _config(oidc), request, claims, RequestMeta())
+
+
+async def test_applying_a_manifest_stores_and_removes_the_providers_configuration(
+    app: Litestar, tmp_path: Path, oidc: OidcProvider
+) -> None:
+    from opencdmo.tenancy.provision import apply_path
+
+    slug = f"sso-m-{uuid.uuid4().hex[:6]}"
+    folder = tmp_path / slug
+    folder.mkdir()
+    base = "name: SSO Manifest CDMO\nkind: cdmo\n"
+    section = (
+        f"sso:\n  issuer: {oidc.issuer}\n  client_id: opencdmo\n"
+        f"  client_secret_env: {SECRET_ENV}\n  roles: {{qa: [qa_approver]}}\n"
+        "  password_sign_in: false\n"
+    )
+    (folder / "tenant.yaml").write_text(base + section)
+    lines: list[str] = []
+    await apply_path(tmp_path, lines.append)
+    assert any("single sign-on configured" in line for line in lines)
+    found = await sso.tenant_sso(slug)
+    assert found is not None and found.config.password_sign_in is False
+    (folder / "tenant.yaml").write_text(base)
+    await apply_path(tmp_path, lines.append)
+    assert await sso.tenant_sso(slug) is None

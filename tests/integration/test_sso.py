@@ -375,8 +375,20 @@ async def test_a_signature_with_a_signing_password(
 ) -> None:
     await sso.set_config(tenant.tenant_id, _config(oidc, signing="password"))
     assert (await _sign_in(clients, tenant, person)).status_code == 303
+    page = await clients[0].get(f"/t/{tenant.slug}/sso/signing-password")
+    assert page.status_code == 200 and "One-time code" in page.text
+    form = {"new_password": "signing-pass-phrase-77", "confirm_password": "signing-pass-phrase-77"}
+    refused = await clients[0].send(
+        "POST", f"/t/{tenant.slug}/sso/signing-password", data={**form, "code": "made-up"}
+    )
+    assert refused.status_code == 401 and "signing code is not valid" in refused.text
+    _, answer = await _flow(*clients, f"/t/{tenant.slug}/sso/reauthenticate", person)
+    code = answer.text.split('<code class="signing-code">')[1].split("</code>")[0]
+    done = await clients[0].send(
+        "POST", f"/t/{tenant.slug}/sso/signing-password", data={**form, "code": code}
+    )
+    assert done.status_code == 200 and "Signing password set" in done.text, done.text
     signer = await _signer(tenant, person)
-    await identity.set_signing_password(settings, signer, "signing-pass-phrase-77", RequestMeta())
     view = await _sign(settings, signer, "signing-pass-phrase-77")
     assert view.method == "signing_password"
     assert view.manifestation().endswith("· signing password")

@@ -275,10 +275,30 @@ async def _check_signing_password(user_id: UUID, password: str) -> bool:
     return stored is not None and await passwords.verify_password(stored, password)
 
 
+async def set_signing_password_with_code(
+    settings: Settings, ctx: TenantContext, code: str, password: str
+) -> None:
+    """Set the signing password, proven by the one-time code of a fresh re-authentication at
+    the tenant's provider (a session alone does not do)."""
+    from opencdmo.identity.sso import service as sso
+
+    user = await get_user(_require_user(ctx))
+    credential = _credential(ctx.meta)
+    await throttle.check_re_entry(settings, user.email, credential)
+    passwords.check_password_rules(password, user.email)
+    if not await sso.use_signing_grant(settings, ctx, code):
+        await throttle.record_re_entry_failure(
+            user.email, ctx.meta.address or "unknown", credential
+        )
+        raise NotAuthenticated(_REFUSED["reauthentication"])
+    await set_signing_password(settings, ctx, password, ctx.meta)
+
+
 async def set_signing_password(
     settings: Settings, ctx: TenantContext, password: str, meta: RequestMeta
 ) -> None:
-    """The signing password a person signs with in a tenant whose single sign-on says so."""
+    """The signing password a person signs with in a tenant whose single sign-on says so
+    (the caller has proven who sets it: ``set_signing_password_with_code``)."""
     user = await get_user(_require_user(ctx))
     passwords.check_password_rules(password, user.email)
     password_hash = await passwords.hash_password(password)

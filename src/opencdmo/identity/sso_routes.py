@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 
 from opencdmo.errors import AppError, NotFound, ValidationFailed
+from opencdmo.identity import service as identity
 from opencdmo.identity.routes import signed_in_response
 from opencdmo.identity.sso import service as sso
 from opencdmo.scope import TenantContext
@@ -111,5 +112,49 @@ async def sso_reauthenticate(
     return Redirect(url, status_code=303)
 
 
-pages = [sso_reauthenticate]
+@get("/sso/signing-password", opt=requires("signatures", "sign"), include_in_schema=False)
+async def signing_password_page(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Template:
+    """Set the signing password (tenants whose single sign-on signs with one)."""
+    await _tenant_sso(ctx.slug)
+    return await page(request, "identity/signing_password.html", error=None, done=False)
+
+
+@post(
+    "/sso/signing-password",
+    opt=requires("signatures", "sign"),
+    include_in_schema=False,
+    status_code=200,
+)
+async def signing_password_set(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    ctx: NamedDependency[TenantContext],
+) -> Template:
+    """The new signing password, proven by a fresh re-authentication at the provider (its
+    one-time code): a session alone cannot set what signatures rely on."""
+    await _tenant_sso(ctx.slug)
+    data = await form_data(request)
+    password = str(data.get("new_password", ""))
+    try:
+        if password != str(data.get("confirm_password", "")):
+            raise ValidationFailed("The new signing password and its confirmation differ.")
+        await identity.set_signing_password_with_code(
+            settings, ctx, str(data.get("code", "")), password
+        )
+    except AppError as exc:
+        if exc.status_code not in (401, 422, 429):
+            raise
+        return await page(
+            request,
+            "identity/signing_password.html",
+            status_code=exc.status_code,
+            error=exc.message,
+            done=False,
+        )
+    return await page(request, "identity/signing_password.html", error=None, done=True)
+
+
+pages = [sso_reauthenticate, signing_password_page, signing_password_set]
 route_handlers = [sso_start, sso_callback]

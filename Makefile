@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help install browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check validation bench clean
+.PHONY: help install oidc browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check validation bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ help: ## list the targets
 install: ## install uv (if missing) and the locked dependencies into .venv
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
+
+oidc: ## install the OpenID provider the single sign-on tests start (npm ci, if missing)
+	@if [ ! -d tests/oidc/node_modules/oidc-provider ]; then npm ci --prefix tests/oidc --no-audit --no-fund --silent; fi
 
 browsers: ## install Debian's Chromium for the browser tests (if missing)
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -34,10 +37,10 @@ db: install ## start the embedded PostgreSQL until `make db-stop`; print the own
 db-stop: install ## stop the embedded PostgreSQL
 	@$(UV) run opencdmo db stop
 
-test: install browsers ## run the whole test suite (real PostgreSQL, real Chromium)
+test: install oidc browsers ## run the whole test suite (real PostgreSQL, real Chromium)
 	@$(UV) run pytest
 
-test-fast: install ## the suite without the browser tests
+test-fast: install oidc ## the suite without the browser tests
 	@$(UV) run pytest -m "not e2e"
 
 lint: install ## ruff lint and format check

@@ -35,6 +35,9 @@ SELECT create_reference_table('security_head');
 SELECT create_reference_table('sessions');
 -- the job queue: claimed by the job workers on the coordinator, its rows written to every node
 SELECT create_reference_table('background_jobs');
+-- single sign-on: people's provider identities and the sign-ins under way (global)
+SELECT create_reference_table('sso_identities');
+SELECT create_reference_table('sso_requests');
 
 -- Distributed tables, each after the tables its foreign keys point at; memberships is the anchor
 -- of the colocation group.

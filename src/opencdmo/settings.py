@@ -129,6 +129,27 @@ class Settings:
             "request's address (CLI: http://HOST:PORT)"
         },
     )
+    sso_http_timeout_seconds: int = field(
+        default=10, metadata={"doc": "Seconds to wait for a tenant's OpenID provider"}
+    )
+    sso_discovery_cache_seconds: int = field(
+        default=3600,
+        metadata={"doc": "Seconds a provider's discovery document is reused before refetching"},
+    )
+    sso_request_minutes: int = field(
+        default=10,
+        metadata={"doc": "Minutes a single sign-on request (state, nonce) stays valid, used once"},
+    )
+    sso_clock_skew_seconds: int = field(
+        default=60, metadata={"doc": "Clock difference allowed on an ID token's times"}
+    )
+    sso_signing_grant_minutes: int = field(
+        default=5,
+        metadata={
+            "doc": "Minutes a signing code from a re-authentication through the provider "
+            "stays valid (single use)"
+        },
+    )
     s3_bucket: str | None = field(
         default=None,
         metadata={"doc": "S3 bucket that keeps uploaded files (blobs); unset: <data dir>/blobs"},

@@ -384,6 +384,12 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "user.enabled": lambda e: [e.actor, _t(" enabled the account of "), e.entity()],
     "user.password_changed": lambda e: [e.actor, _t(" changed their password")],
     "user.password_set": lambda e: [e.actor, _t(" set the password of "), e.entity()],
+    "user.signing_password_set": lambda e: [e.actor, _t(" set their signing password")],
+    "sso.linked": lambda e: [
+        e.actor,
+        _t(f" linked {e.value('email')} to their identity at the provider"),
+    ],
+    "sso.refused": lambda e: [_t(f"Single sign-on refused a sign-in ({e.value('reason')})")],
     "tenant.created": lambda e: [e.actor, _t(" created the organisation "), e.entity()],
     "tenant.updated": lambda e: [e.actor, _t(" changed the name or kind of "), e.entity()],
     "tenant.signature_flow_changed": lambda e: [

@@ -65,14 +65,27 @@ def _device_cookie(settings: Settings, value: str) -> Cookie:
 async def login_page(
     request: Request[Any, Any, Any],
     next_: Annotated[str | None, QueryParameter(name="next")] = None,
+    tenant: Annotated[str | None, QueryParameter(name="tenant", max_length=100)] = None,
 ) -> Template:
+    """The sign-in page; ``?tenant=<slug>`` offers that organisation's identity provider."""
     return await page(
         request,
         "identity/login.html",
         next=page_after_login(request.app, next_) or "",
         email="",
         error=None,
+        sso=await _offered(tenant),
     )
+
+
+async def _offered(slug: str | None) -> dict[str, Any] | None:
+    from opencdmo.identity.sso.service import tenant_sso
+
+    found = await tenant_sso(slug) if slug else None
+    if found is None:
+        return None
+    label = found.config.label or found.name
+    return {"slug": found.slug, "label": label, "password_sign_in": found.config.password_sign_in}
 
 
 @post("/login", include_in_schema=False, status_code=303)
@@ -105,6 +118,7 @@ async def login_submit(
             next=target or "",
             email=email,
             error=exc.message,
+            sso=None,
         )
     # No page asked for: "/" leads to the one tenant, or to the list to choose from.
     response = signed_in_response(settings, token, target or "/")

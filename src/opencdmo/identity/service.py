@@ -186,6 +186,8 @@ async def login(
         ok = False
     else:
         ok = user.is_active and await _check(user.id, password)
+    if ok and user is not None:
+        await _password_sign_in_allowed(user, meta)
     if not ok or user is None:
         await throttle.record_sign_in_failure(attempt)
         await audit.record_security(
@@ -201,6 +203,21 @@ async def login(
     return token, user
 
 
+async def _password_sign_in_allowed(user: UserInfo, meta: RequestMeta) -> None:
+    """A person in a tenant that signs in only through its identity provider cannot use a
+    password (refused here, not only hidden on the page)."""
+    from opencdmo.identity.sso import service as sso
+
+    tenant = await sso.password_sign_in_refused(user.member_of)
+    if tenant is not None:
+        await audit.record_security(
+            "login.refused", actor=_actor(user), meta=meta, detail={"email": user.email}
+        )
+        raise NotAuthenticated(
+            f"{tenant} signs in through its identity provider only: use its single sign-on."
+        )
+
+
 def _anonymous(email: str) -> Actor:
     return Actor(id=None, email=email, full_name=f"unauthenticated ({email})"[:200])
 
@@ -211,12 +228,24 @@ async def _check(user_id: UUID, password: str) -> bool:
     return stored is not None and await passwords.verify_password(stored, password)
 
 
-async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) -> None:
-    """Password re-entry (signatures): throttled per session or token, apart from sign-in."""
+async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) -> str:
+    """Re-authentication for a signature, throttled per session or token apart from sign-in;
+    returns how: the account ``password``, or under the tenant's single sign-on a
+    ``signing_password`` or a one-time code from a ``reauthentication`` at the provider."""
+    from opencdmo.identity.sso import service as sso  # single sign-on builds on this module
+
     user = await get_user(_require_user(ctx))
     credential = _credential(ctx.meta)
     await throttle.check_re_entry(settings, user.email, credential)
-    if not user.is_active or not await _check(user.id, password):
+    config = await sso.config_of(ctx.tenant_id)
+    method = "password" if config is None else _SSO_METHODS[config.signing]
+    if method == "reauthentication":
+        ok = user.is_active and await sso.use_signing_grant(settings, ctx, password)
+    elif method == "signing_password":
+        ok = user.is_active and await _check_signing_password(user.id, password)
+    else:
+        ok = user.is_active and await _check(user.id, password)
+    if not ok:
         await throttle.record_re_entry_failure(
             user.email, ctx.meta.address or "unknown", credential
         )
@@ -227,7 +256,57 @@ async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) 
             tenant_id=ctx.tenant_id,
             detail={"email": user.email},
         )
-        raise NotAuthenticated("The password is incorrect; the signature was not applied.")
+        raise NotAuthenticated(_REFUSED[method])
+    return method
+
+
+_SSO_METHODS = {"reauthenticate": "reauthentication", "password": "signing_password"}
+_REFUSED = {
+    "password": "The password is incorrect; the signature was not applied.",
+    "signing_password": "The signing password is incorrect; the signature was not applied.",
+    "reauthentication": "The signing code is not valid (used, expired or not yours); "
+    "re-authenticate with the identity provider and try again.",
+}
+
+
+async def _check_signing_password(user_id: UUID, password: str) -> bool:
+    async with global_transaction():
+        stored = await queries.signing_password_hash(user_id)
+    return stored is not None and await passwords.verify_password(stored, password)
+
+
+async def set_signing_password_with_code(
+    settings: Settings, ctx: TenantContext, code: str, password: str
+) -> None:
+    """Set the signing password, proven by the one-time code of a fresh re-authentication at
+    the tenant's provider (a session alone does not do)."""
+    from opencdmo.identity.sso import service as sso
+
+    user = await get_user(_require_user(ctx))
+    credential = _credential(ctx.meta)
+    await throttle.check_re_entry(settings, user.email, credential)
+    passwords.check_password_rules(password, user.email)
+    if not await sso.use_signing_grant(settings, ctx, code):
+        await throttle.record_re_entry_failure(
+            user.email, ctx.meta.address or "unknown", credential
+        )
+        raise NotAuthenticated(_REFUSED["reauthentication"])
+    await set_signing_password(settings, ctx, password, ctx.meta)
+
+
+async def set_signing_password(
+    settings: Settings, ctx: TenantContext, password: str, meta: RequestMeta
+) -> None:
+    """The signing password a person signs with in a tenant whose single sign-on says so
+    (the caller has proven who sets it: ``set_signing_password_with_code``)."""
+    user = await get_user(_require_user(ctx))
+    passwords.check_password_rules(password, user.email)
+    password_hash = await passwords.hash_password(password)
+    async with global_transaction():
+        await queries.set_signing_password_hash(user.id, password_hash)
+    await audit.record_security(
+        "user.signing_password_set", actor=_actor(user), meta=meta, detail={"email": user.email}
+    )
 
 
 def _credential(meta: RequestMeta) -> str:

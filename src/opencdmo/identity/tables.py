@@ -21,6 +21,7 @@ class User(Table, tablename="users"):
     member_of = Array(UUID())
     created_at = Timestamptz()
     password_changed_at = Timestamptz()
+    signing_password_hash = Text(null=True, default=None)
 
 
 class Session(Table, tablename="sessions"):
@@ -58,3 +59,32 @@ class ApiToken(Table, tablename="api_tokens"):
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
     expires_at = Timestamptz()
+
+
+class SsoIdentity(Table, tablename="sso_identities"):
+    """A provider's ``(issuer, subject)`` -> the person it names (global, like users)."""
+
+    id = UUID(primary_key=True)
+    issuer = Text()
+    subject = Text()
+    user_id = ForeignKey(User, null=False)
+    linked_by_tenant = UUID()
+    created_at = Timestamptz()
+    last_sign_in_at = Timestamptz()
+
+
+class SsoRequest(Table, tablename="sso_requests"):
+    """One authorization request (state, nonce, PKCE verifier), used once."""
+
+    id = UUID(primary_key=True)
+    state_hash = Text(unique=True)
+    for_tenant = UUID()
+    purpose = Text()
+    nonce = Text()
+    code_verifier = Text()
+    next = Text(default="")
+    user_id = UUID(null=True, default=None)
+    started_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    grant_hash = Text(null=True, default=None)
+    grant_used_at = Timestamptz(null=True, default=None)

@@ -30,6 +30,7 @@ class SignatureRow:
     meaning: str
     reason: str
     signed_at: datetime
+    method: str  # how the signer re-authenticated: password, signing_password, reauthentication
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ async def insert(
     meaning: str,
     reason: str,
     slot: Slot | None = None,
+    method: str = "password",
 ) -> SignatureRow:
     """A signature, signed now by the database's clock (as the audit trail's events are), or
     with the id and database time of a ``slot`` taken when the password was re-entered."""
@@ -88,6 +90,7 @@ async def insert(
         meaning=meaning,
         reason=reason,
         signed_at=database_now() if slot is None else slot.signed_at,
+        method=method,
     )
     if slot is not None:
         signature.id = slot.id

@@ -85,7 +85,16 @@ class SignatureView(SignatureRow):
 
     def manifestation(self, zone: str = "UTC") -> str:
         """Printed name, date and time with zone, and meaning (11.50)."""
-        return f"{self.signer_name} · {localtime(self.signed_at, zone)} · {self.meaning}"
+        shown = f"{self.signer_name} · {localtime(self.signed_at, zone)} · {self.meaning}"
+        how = METHODS.get(self.method)
+        return f"{shown} · {how}" if how else shown
+
+
+# How a signer re-authenticated, as the manifestation says it (the account password: nothing).
+METHODS = {
+    "signing_password": "signing password",
+    "reauthentication": "re-authenticated with the identity provider",
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ class Signing:
     signer_name: str
     meaning: str
     reason: str
+    method: str = "password"
 
 
 async def prepare(
@@ -121,8 +131,8 @@ async def prepare(
         raise ValidationFailed(
             f"A reason has at most {MAX_REASON} characters.", details={"field": "reason"}
         )
-    await reauthenticate(settings, ctx, password)
-    return Signing(ctx.user_id, ctx.actor.full_name, meaning, reason)
+    method = await reauthenticate(settings, ctx, password)
+    return Signing(ctx.user_id, ctx.actor.full_name, meaning, reason, method)
 
 
 MAX_REASON = 2000
@@ -156,6 +166,7 @@ async def apply(
             signing.meaning,
             signing.reason,
             slot,
+            signing.method,
         )
         await audit.record(
             ctx,
@@ -167,6 +178,7 @@ async def apply(
                 "meaning": signing.meaning,
                 "record_version": record.record_version,
                 "record_hash": digest,
+                "method": signing.method,
             },
             reason=signing.reason,
         )

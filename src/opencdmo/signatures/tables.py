@@ -18,3 +18,4 @@ class Signature(Table, tablename="signatures"):
     meaning = Text()
     reason = Text()
     signed_at = Timestamptz()
+    method = Text(default="password")

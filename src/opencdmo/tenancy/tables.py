@@ -24,6 +24,7 @@ class Tenant(Table, tablename="tenants"):
     exception_severities = JSONB(default={})
     late_entry_minutes = Integer(default=30)
     excursion_debounce_seconds = Integer(default=60)
+    sso = JSONB(null=True, default=None)
     created_at = Timestamptz(default=DatabaseTime("now()"))
 
 

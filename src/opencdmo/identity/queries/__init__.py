@@ -43,6 +43,8 @@ from opencdmo.identity.queries._users import (
     password_hash,
     set_active,
     set_password_hash,
+    set_signing_password_hash,
+    signing_password_hash,
     user_by_email,
     user_by_id,
 )
@@ -72,6 +74,8 @@ __all__ = [
     "seconds_left",
     "set_active",
     "set_password_hash",
+    "set_signing_password_hash",
+    "signing_password_hash",
     "token_member",
     "token_state",
     "tokens",

@@ -78,3 +78,12 @@ async def set_password_hash(user_id: UUID, password_hash: str) -> None:
 
 async def set_active(user_id: UUID, active: bool) -> None:
     await User.update({User.is_active: active}).where(User.id == user_id)
+
+
+async def signing_password_hash(user_id: UUID) -> str | None:
+    raw = await User.select(User.signing_password_hash).where(User.id == user_id).first()
+    return None if raw is None else raw["signing_password_hash"]
+
+
+async def set_signing_password_hash(user_id: UUID, password_hash: str) -> None:
+    await User.update({User.signing_password_hash: password_hash}).where(User.id == user_id)

@@ -1,0 +1,1 @@
+"""Single sign-on through each tenant's OpenID provider (authorization code flow with PKCE)."""

@@ -675,7 +675,18 @@ def _route(app: Litestar, key: str) -> tuple[str, str, Any]:
 # health, metrics (their own bearer token), and the invitation link (its token is the
 # credential). Any other route outside a tenant needs a session (the ``signed_in`` guard): a
 # new public route is declared here.
-PUBLIC = {"/", "/login", "/logout", "/healthz", "/readyz", "/metrics", "/invitations/accept"}
+PUBLIC = {
+    "/",
+    "/login",
+    "/logout",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/invitations/accept",
+    # single sign-on: where a person not signed in yet goes to sign in, and comes back
+    "/sso/{slug:str}/start",
+    "/sso/callback",
+}
 
 
 def outside_routes(app: Litestar) -> list[tuple[str, str, Any]]:
@@ -722,6 +733,12 @@ async def test_anonymous_callers_outside_tenants(app: Litestar, browser: Any) ->
         )
         answers += [page, sent]
     assert {a.status_code for a in answers} == {404}
+    # Single sign-on: a tenant with no provider (or none at all) and a return with no
+    # sign-in under way are refused, never a session.
+    for path in ("/sso/no-such-tenant/start", "/sso/alpha/start"):
+        assert (await client.get(path)).status_code == 404, path
+    back = await client.get("/sso/callback?state=nonsense&code=x")
+    assert 400 <= back.status_code < 500, back.text[:300]
     # The same page apart from its request id and the fresh CSRF nonces it carries.
     variable = re.compile(r'request [0-9a-f]{32}|(?:content|value)="[A-Za-z0-9_.-]{40,}"')
     assert len({variable.sub("", a.text) for a in answers}) == 1

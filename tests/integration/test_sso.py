@@ -25,8 +25,8 @@ from opencdmo.identity.sso.config import SsoConfig
 from opencdmo.scope import SYSTEM, Actor, RequestMeta, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import Browser
-from tests.oidc.provider import CLIENTS, OidcProvider, sign_in_at_provider
+from tests.conftest import Browser, World, member_as
+from tests.oidc.provider import CLIENTS, OidcProvider, lot_in_quarantine, sign_in_at_provider
 
 SECRET_ENV = "OPENCDMO_TEST_SSO_SECRET"
 
@@ -85,10 +85,7 @@ async def _flow(
     browser: Browser, at_provider: httpx.AsyncClient, start: str, login: str
 ) -> tuple[str, httpx.Response]:
     """Start at the app, sign in at the provider, return the callback URL and the app's answer."""
-    if start.endswith("/reauthenticate"):
-        started = await browser.send("POST", start, data={"back": ""})
-    else:
-        started = await browser.get(start)
+    started = await browser.get(start)
     assert started.status_code == 303, started.text
     callback = await sign_in_at_provider(at_provider, started.headers["location"], login)
     path = urlsplit(callback)
@@ -331,7 +328,7 @@ async def test_a_signature_by_reauthentication_checks_auth_time(
     assert (await _sign_in(clients, tenant, person)).status_code == 303
     _, answer = await _flow(*clients, f"/t/{tenant.slug}/sso/reauthenticate", person)
     assert answer.status_code == 200, answer.text
-    code = answer.text.split('<code class="signing-code">')[1].split("</code>")[0]
+    code = _code_of(answer.text)
     signer = await _signer(tenant, person)
     view = await _sign(settings, signer, code)
     assert view.method == "reauthentication"
@@ -343,6 +340,38 @@ async def test_a_signature_by_reauthentication_checks_auth_time(
         tenant.tenant_id,
     )
     assert started is not None
+
+
+async def test_the_signature_dialogs_ask_for_what_the_signing_method_needs(
+    clients: tuple[Browser, httpx.AsyncClient],
+    tenant: TenantContext,
+    person: str,
+    world: World,
+    oidc: OidcProvider,
+) -> None:
+    await tenancy.add_member(tenant, world["handler"].user_id, ["materials_handler"])
+    lot = await lot_in_quarantine(tenant, await member_as(tenant, world["handler"]))
+    assert (await _sign_in(clients, tenant, person)).status_code == 303
+    path = f"/t/{tenant.slug}/lots/{lot.id}"
+    by_code = (await clients[0].get(path)).text
+    assert 'id="sign-release-password" name="password" type="text"' in by_code
+    assert "Signing code (from SSO Test CDMO)" in by_code
+    assert "Password (electronic signature)" not in by_code
+    back = f"/t/{tenant.slug}/sso/reauthenticate?back=/t/{tenant.slug}/lots/{lot.id}"
+    assert f'href="{back}"' in by_code.replace("%2F", "/")
+    # The link starts a re-authentication for this signer, back to the lot.
+    started = await clients[0].get(back)
+    assert started.status_code == 303 and "prompt=login" in started.headers["location"]
+
+    await sso.set_config(tenant.tenant_id, _config(oidc, signing="password", label="Acme ID"))
+    by_password = (await clients[0].get(path)).text
+    assert "Signing password" in by_password and "Signing code" not in by_password
+    assert f'href="/t/{tenant.slug}/sso/signing-password"' in by_password
+    assert "/sso/reauthenticate" not in by_password
+
+
+def _code_of(page: str) -> str:
+    return page.split('<code class="signing-code" data-signing-code>')[1].split("</code>")[0]
 
 
 async def _sign(settings: Settings, signer: TenantContext, secret: str) -> Any:
@@ -383,7 +412,7 @@ async def test_a_signature_with_a_signing_password(
     )
     assert refused.status_code == 401 and "signing code is not valid" in refused.text
     _, answer = await _flow(*clients, f"/t/{tenant.slug}/sso/reauthenticate", person)
-    code = answer.text.split('<code class="signing-code">')[1].split("</code>")[0]
+    code = _code_of(answer.text)
     done = await clients[0].send(
         "POST", f"/t/{tenant.slug}/sso/signing-password", data={**form, "code": code}
     )

@@ -41,7 +41,9 @@ def _free_port() -> int:
 
 
 class OidcProvider:
-    def __init__(self, workdir: Path) -> None:
+    """``callbacks``: more redirect URIs the app's client may use (a served app's own)."""
+
+    def __init__(self, workdir: Path, callbacks: tuple[str, ...] = ()) -> None:
         if not (HERE / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("run `npm ci --prefix tests/oidc` (make test does) first")
         self.workdir = workdir
@@ -52,6 +54,7 @@ class OidcProvider:
         self.write_accounts()
         self.process: subprocess.Popen[str] | None = None
         self.kid = ""
+        self.callbacks = callbacks
 
     def write_accounts(self) -> None:
         self.accounts_file.write_text(json.dumps(self.accounts))
@@ -73,7 +76,10 @@ class OidcProvider:
                 {
                     "port": self.port,
                     "kid": kid,
-                    "clients": CLIENTS,
+                    "clients": [
+                        {**CLIENTS[0], "redirect_uris": [CALLBACK, *self.callbacks]},
+                        *CLIENTS[1:],
+                    ],
                     "accounts_file": str(self.accounts_file),
                 }
             )
@@ -108,6 +114,31 @@ class OidcProvider:
         """A new signing key (the key set changes, as in a rotation)."""
         self.stop()
         self.start(kid)
+
+
+async def lot_in_quarantine(ctx: Any, handler: Any) -> Any:
+    """A lot of a new material received into quarantine by ``handler`` (a materials handler
+    of ``ctx``): what a QA person of a single sign-on tenant then releases with a signature."""
+    from datetime import date, timedelta
+    from decimal import Decimal
+
+    from opencdmo.inventory import receipt
+    from opencdmo.inventory import service as inventory
+
+    material = await inventory.create_material(
+        handler, "PBS", "Phosphate-buffered saline", "reagent", "mL", "15-25 °C", 365, None
+    )
+    delivery = receipt.Receipt(
+        material.id,
+        "PBS-2612",
+        "Gibco",
+        "2612-01",
+        Decimal("1"),
+        "L",
+        date.today() + timedelta(days=200),
+        1,
+    )
+    return await receipt.receive(handler, delivery)
 
 
 async def sign_in_at_provider(

@@ -46,9 +46,10 @@ const provider = new Provider(issuer, {
   },
 });
 
-const page = (uid, error) => `<!doctype html><title>Sign in</title>${error ? `<p class="error">${error}</p>` : ""}
-<form method="post" action="/interaction/${uid}"><input name="login" placeholder="login">
-<input name="password" type="password"><button type="submit">Sign in</button></form>`;
+const page = (uid, error) => `<!doctype html><html lang="en"><title>Sign in</title><main><h1>Test provider</h1>
+${error ? `<p class="error">${error}</p>` : ""}
+<form method="post" action="/interaction/${uid}"><label>Login <input name="login"></label>
+<label>Password <input name="password" type="password"></label><button type="submit">Sign in</button></form></main></html>`;
 
 async function body(req) {
   let data = "";

@@ -100,3 +100,66 @@ def test_flash_messages_are_bounded() -> None:
     assert len(loaded) == MESSAGES_MAX
     assert all(len(f.message) == MESSAGE_MAX for f in loaded)
     assert loaded[0].message.startswith("2"), "the newest are kept"
+
+
+def _signature_dialogs(text: str) -> list[str]:
+    """Every ``kit.signature_modal(...)`` call of a template, whole (to its closing bracket)."""
+    calls, start = [], text.find("kit.signature_modal(")
+    while start >= 0:
+        depth, at = 0, start + len("kit.signature_modal")
+        while True:
+            depth += {"(": 1, ")": -1}.get(text[at], 0)
+            at += 1
+            if depth == 0:
+                break
+        calls.append(text[start:at])
+        start = text.find("kit.signature_modal(", at)
+    return calls
+
+
+def test_every_signature_asks_for_the_tenants_signing_credential() -> None:
+    """A dialog given no ``signing`` would ask a single sign-on tenant's signer for a password
+    they do not have."""
+    missing = [
+        f"{p.relative_to(TEMPLATES)}: {call[:80]}"
+        for p in TEMPLATES.rglob("*.html")
+        if "_kit" not in p.parts
+        for call in _signature_dialogs(p.read_text(encoding="utf-8"))
+        if "signing=signing" not in call
+    ]
+    assert missing == []
+    inline = [
+        str(p.relative_to(TEMPLATES))
+        for p in TEMPLATES.rglob("*.html")
+        if "_kit" not in p.parts and "(electronic signature)" in p.read_text(encoding="utf-8")
+    ]
+    assert inline == [], "sign with kit.signature_credential"
+
+
+@pytest.mark.parametrize(
+    ("signing", "shown", "absent"),
+    [
+        (None, 'type="password" autocomplete="current-password"', "Signing code"),
+        (
+            {"method": "signing_password", "provider": "Acme ID", "slug": "t1", "back": "/x"},
+            'href="/t/t1/sso/signing-password"',
+            "/sso/reauthenticate",
+        ),
+        (
+            {
+                "method": "reauthentication",
+                "provider": "Acme ID",
+                "slug": "t1",
+                "back": "/t/t1/a b",
+            },
+            'href="/t/t1/sso/reauthenticate?back=/t/t1/a%20b" target="opencdmo-reauth"',
+            'type="password"',
+        ),
+    ],
+)
+def test_the_signature_credential_follows_the_signing_method(
+    signing: dict[str, str] | None, shown: str, absent: str
+) -> None:
+    kit = Kit(build_environment())
+    html = str(kit.signature_credential("sign-password", signing))
+    assert shown in html and absent not in html

@@ -6,6 +6,7 @@
   "use strict";
   var ui = window.tabler || window.bootstrap || {};
 
+  var SIGNING_CHANNEL = "opencdmo-signing";
   function modalOf(element) { return element && element.closest ? element.closest(".modal") : null; }
 
   function openModal(modal) {
@@ -231,6 +232,54 @@
         form.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
       });
     });
+
+    // Signing under single sign-on: Re-authenticate opens the provider in a window of its
+    // own; the page it ends on (the one-time code) hands the code to this page on a
+    // same-origin channel, and the signature's code field fills itself.
+    var pendingCode = null, reauthWindow = null, REAUTH_WINDOW = "opencdmo-reauth-window";
+    document.addEventListener("click", function (event) {
+      var link = event.target && event.target.closest ? event.target.closest("a[data-reauth-for]") : null;
+      if (!link) { return; }
+      pendingCode = link.getAttribute("data-reauth-for");
+      // The window opened gets a copy of this tab's session storage: the mark tells the code
+      // page, once back from the provider (which may cut the window's opener), to close.
+      sessionStorage.setItem(REAUTH_WINDOW, "1");
+      reauthWindow = window.open(link.href, "opencdmo-reauth", "popup,width=560,height=720");
+      sessionStorage.removeItem(REAUTH_WINDOW);
+      if (reauthWindow) { event.preventDefault(); }
+    });
+    function codeReceived(code) {
+      // Only the page that asked takes the code (another tab of the same site hears it too).
+      var field = pendingCode && document.getElementById(pendingCode);
+      if (!field || typeof code !== "string") { return; }
+      pendingCode = null;
+      if (reauthWindow && !reauthWindow.closed) { reauthWindow.close(); }
+      field.value = code;
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+      var group = field.closest(".input-group");
+      var note = group && group.parentElement.querySelector("[data-signing-code-received]");
+      if (note) { note.hidden = false; }
+      var submit = field.form && field.form.querySelector(".modal-footer [type=submit], button[type=submit]:not([form])");
+      window.focus();
+      (submit || field).focus();
+    }
+    if ("BroadcastChannel" in window) {
+      new BroadcastChannel(SIGNING_CHANNEL).onmessage = function (event) {
+        if (event.data && event.data.type === "signing-code") { codeReceived(event.data.code); }
+      };
+    }
+    var given = document.querySelector("[data-signing-code]");
+    if (given && "BroadcastChannel" in window) {
+      var channel = new BroadcastChannel(SIGNING_CHANNEL);
+      channel.postMessage({ type: "signing-code", code: given.textContent.trim() });
+      channel.close();
+      if (sessionStorage.getItem(REAUTH_WINDOW)) {
+        sessionStorage.removeItem(REAUTH_WINDOW);
+        var told = document.querySelector("[data-signing-code-sent]");
+        if (told) { told.hidden = false; }
+        window.setTimeout(function () { window.close(); }, 1500);
+      }
+    }
 
     // A select marked data-autosubmit sends its form when changed.
     document.body.addEventListener("change", function (event) {

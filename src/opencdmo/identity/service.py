@@ -238,7 +238,7 @@ async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) 
     credential = _credential(ctx.meta)
     await throttle.check_re_entry(settings, user.email, credential)
     config = await sso.config_of(ctx.tenant_id)
-    method = "password" if config is None else _SSO_METHODS[config.signing]
+    method = "password" if config is None else sso.SIGNING_METHODS[config.signing]
     if method == "reauthentication":
         ok = user.is_active and await sso.use_signing_grant(settings, ctx, password)
     elif method == "signing_password":
@@ -260,7 +260,6 @@ async def reauthenticate(settings: Settings, ctx: TenantContext, password: str) 
     return method
 
 
-_SSO_METHODS = {"reauthenticate": "reauthentication", "password": "signing_password"}
 _REFUSED = {
     "password": "The password is incorrect; the signature was not applied.",
     "signing_password": "The signing password is incorrect; the signature was not applied.",

@@ -89,20 +89,19 @@ async def sso_callback(
     return signed_in_response(settings, done.session_token, done.next or f"/t/{done.tenant_slug}/")
 
 
-@post(
-    "/sso/reauthenticate",
-    opt=requires("signatures", "sign"),
-    include_in_schema=False,
-    status_code=303,
+@get(
+    "/sso/reauthenticate", opt=requires("signatures", "sign", writes=True), include_in_schema=False
 )
 async def sso_reauthenticate(
     request: Request[Any, Any, Any],
     settings: NamedDependency[Settings],
     ctx: NamedDependency[TenantContext],
+    back: Annotated[str | None, QueryParameter(required=False, max_length=2000)] = None,
 ) -> Response[Any]:
-    """A signer's fresh sign-in at the provider (``prompt=login``, ``max_age=0``); the form's
-    ``back`` is the page to return to."""
-    back = str((await form_data(request)).get("back") or "")
+    """A signer's fresh sign-in at the provider (``prompt=login``, ``max_age=0``); ``back``:
+    the page to return to. A link, not a form: the browser's ``form-action 'self'`` would
+    stop a form's redirect to the provider. Starting one changes nothing but a pending
+    request only the signer can finish (at the provider, as themselves)."""
     found = await _tenant_sso(ctx.slug)
     assert ctx.user_id is not None
     target = page_after_login(request.app, back) or ""

@@ -62,6 +62,32 @@ async def config_of(tenant_id: UUID) -> SsoConfig | None:
     return None if data is None else SsoConfig.from_json(data)
 
 
+@dataclass(frozen=True)
+class SigningMethod:
+    """How a person of the tenant proves themselves for a signature, for the dialogs that ask:
+    ``password`` (their account's), ``signing_password`` (set on its page) or
+    ``reauthentication`` (a fresh sign-in at the provider gives a one-time code). ``provider``:
+    the provider's name as the sign-in page shows it."""
+
+    method: str = "password"
+    provider: str = ""
+
+    @property
+    def reauthenticates(self) -> bool:
+        return self.method == "reauthentication"
+
+
+SIGNING_METHODS = {"reauthenticate": "reauthentication", "password": "signing_password"}
+
+
+async def signing_method(ctx: TenantContext) -> SigningMethod:
+    """The tenant's signing method (its single sign-on's choice, or the account password)."""
+    config = await config_of(ctx.tenant_id)
+    if config is None:
+        return SigningMethod()
+    return SigningMethod(SIGNING_METHODS[config.signing], config.label or ctx.name)
+
+
 async def set_config(tenant_id: UUID, config: SsoConfig | None) -> bool:
     """Store the tenant's configuration (manifests); True when it changed."""
     async with global_transaction():

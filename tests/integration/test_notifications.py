@@ -281,8 +281,11 @@ async def test_the_account_page_switches_the_mails_off_and_on_audited(
     app: Any, team: Team, owner: asyncpg.Connection
 ) -> None:
     qa2 = team["qa2"].actor
-    client = Browser(app)
+    client, anonymous = Browser(app), Browser(app)
     try:
+        # Not signed in: sent to sign in, nothing changed.
+        nobody = await anonymous.send("POST", "/account/notifications", data={})
+        assert nobody.status_code in (303, 401)
         assert (await client.login(qa2.email, PASSWORD)).status_code == 303
         page = (await client.get("/account")).text
         assert re.search(r'name="notify_by_email" value="on"[^>]*checked', page)
@@ -307,6 +310,7 @@ async def test_the_account_page_switches_the_mails_off_and_on_audited(
         assert await identity.notify_by_email(qa2.id) is True  # type: ignore[arg-type]
     finally:
         await client.close()
+        await anonymous.close()
     from opencdmo.audit import service as audit
 
     await audit.drain()

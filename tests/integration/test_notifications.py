@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from opencdmo.db import jobs as queue
 from opencdmo.db.tx import unit_of_work
@@ -46,10 +47,13 @@ class Inbox:
 
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     refuse: bool = False
+    signed_in_only: bool = False  # mail only from a client that authenticated
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "451 4.3.0 Try again later"
+        if self.signed_in_only and not session.authenticated:
+            return "530 5.7.0 Authentication required"
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append((list(envelope.rcpt_tos), parsed))
@@ -79,6 +83,31 @@ def smtp() -> Iterator[Smtp]:
     controller.start()
     try:
         yield Smtp(inbox, f"smtp://127.0.0.1:{port}")
+    finally:
+        controller.stop()
+
+
+def _relay_login(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    good = isinstance(data, LoginPassword) and (data.login, data.password) == (b"relay", b"pw-1")
+    return AuthResult(success=good, handled=False)
+
+
+@pytest.fixture
+def smtp_auth() -> Iterator[Smtp]:
+    """A server that takes mail only from the user ``relay`` with the password ``pw-1``
+    (over plain text: it is on the loopback address)."""
+    inbox = Inbox(signed_in_only=True)
+    port = _free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=_relay_login,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield Smtp(inbox, f"smtp://relay@127.0.0.1:{port}")
     finally:
         controller.stop()
 
@@ -330,3 +359,23 @@ async def test_two_changes_at_once_are_one_change(team: Team, owner: asyncpg.Con
         identity.set_notify_by_email(qa2.id, False, RequestMeta()),
     )
     assert sorted(changed) == [False, True]
+
+
+async def test_the_password_comes_from_the_named_variable_and_a_wrong_one_is_retried(
+    settings: Settings,
+    team: Team,
+    smtp_auth: Smtp,
+    owner: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configured = replace(mailing(settings, smtp_auth), smtp_password_env="TEST_SMTP_PASSWORD")
+    await _submitted(configured, team, "Authenticated recipe")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
+    [refused] = await sweep(configured, team.ctx)
+    row = await job_row(owner, refused)
+    assert row["state"] == "queued" and "did not take the mail" in row["error"]
+    assert smtp_auth.inbox.messages == []
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "pw-1")
+    await notify.notify_tenant(configured, team.ctx)
+    assert len(smtp_auth.inbox.to(team["approver"].actor.email)) == 1
+    await owner.execute("UPDATE background_jobs SET state = 'done' WHERE id = $1", refused)

@@ -16,7 +16,7 @@ from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
 from opencdmo.transfer import importing, receive
 from opencdmo.transfer import receive_queries as rq
-from opencdmo.work import notify
+from opencdmo.work import mail, notify
 from opencdmo.work.mail import MailFailed
 
 LOT_EXPIRY = "inventory.lot_expiry"
@@ -80,7 +80,7 @@ async def work_notify(job: Job) -> None:
     mailed again (``opencdmo.work.notify``). A failed mail fails the job once every tenant
     was tried; its retry mails only what is left."""
     configured = settings()
-    if not configured.smtp_url:
+    if mail.server(configured) is None:  # also refuses a malformed OPENCDMO_SMTP_URL at once
         return
     meta = RequestMeta(request_id=f"job:{job.id}")
     failed: Exception | None = None

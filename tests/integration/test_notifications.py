@@ -26,7 +26,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from opencdmo.db import jobs as queue
 from opencdmo.db.tx import unit_of_work
 from opencdmo.identity import service as identity
-from opencdmo.jobs import registry, tasks
+from opencdmo.jobs import tasks
 from opencdmo.jobs.worker import Worker, periodic_jobs
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.settings import Settings
@@ -229,7 +229,6 @@ async def test_two_sweeps_at_once_mail_each_item_once(
 ) -> None:
     configured = mailing(settings, smtp)
     await _submitted(configured, team, "Raced recipe")
-    registry.configure(configured)
     sent = await asyncio.gather(
         notify.notify_tenant(configured, team.ctx), notify.notify_tenant(configured, team.ctx)
     )
@@ -359,6 +358,15 @@ async def test_two_changes_at_once_are_one_change(team: Team, owner: asyncpg.Con
         identity.set_notify_by_email(qa2.id, False, RequestMeta()),
     )
     assert sorted(changed) == [False, True]
+    from opencdmo.audit import service as audit
+
+    await audit.drain()
+    events = await owner.fetchval(
+        "SELECT count(*) FROM security_events WHERE action = 'user.notifications_changed' "
+        "AND detail->>'email' = $1",
+        qa2.email,
+    )
+    assert events == 1
 
 
 async def test_the_password_comes_from_the_named_variable_and_a_wrong_one_is_retried(

@@ -54,6 +54,7 @@ SELECT create_distributed_table('library_items', 'tenant_id', colocate_with => '
 SELECT create_distributed_table('materials', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('stored_files', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('lots', 'tenant_id', colocate_with => 'memberships');
+SELECT create_distributed_table('notifications_sent', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('storage_locations', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('lot_containers', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('batch_consumptions', 'tenant_id', colocate_with => 'memberships');

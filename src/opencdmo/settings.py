@@ -230,6 +230,38 @@ class Settings:
         default=3600,
         metadata={"doc": "How often the lot expiry job stores `expired` on passed lots (0: never)"},
     )
+    smtp_url: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "doc": "Mail server for notifications: smtp://[user[:password]@]host[:port] "
+            "(STARTTLS when offered) or smtps://... (TLS); unset: no mail is sent"
+        },
+    )
+    smtp_password_env: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Name of the environment variable holding the SMTP password (instead of "
+            "a password in the URL)"
+        },
+    )
+    smtp_timeout_seconds: int = field(
+        default=30, metadata={"doc": "Seconds to wait for the mail server"}
+    )
+    mail_from: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Sender of notification mails; unset: opencdmo@ the host of the public "
+            "URL (else of the mail server)"
+        },
+    )
+    notify_seconds: int = field(
+        default=300,
+        metadata={
+            "doc": "How often work awaiting people is mailed to them, when mail is set up "
+            "(0: never)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

@@ -385,6 +385,21 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
     "user.password_changed": lambda e: [e.actor, _t(" changed their password")],
     "user.password_set": lambda e: [e.actor, _t(" set the password of "), e.entity()],
     "user.signing_password_set": lambda e: [e.actor, _t(" set their signing password")],
+    "user.notifications_changed": lambda e: [
+        e.actor,
+        _t(
+            f" switched {'on' if e.value('notify_by_email') else 'off'} the e-mails of work "
+            "awaiting their action"
+        ),
+    ],
+    "notification.sent": lambda e: [
+        e.actor,
+        _t(
+            f" e-mailed {e.value('items')} item{'s' if e.value('items') != 1 else ''} "
+            "awaiting action to "
+        ),
+        e.entity(),
+    ],
     "sso.linked": lambda e: [
         e.actor,
         _t(f" linked {e.value('email')} to their identity at the provider"),

@@ -152,9 +152,48 @@ async def logout(
     return response
 
 
+async def _account(request: Request[Any, Any, Any], settings: Settings, **context: Any) -> Template:
+    """The account page (or one of its blocks), with the person's notification choice."""
+    principal = principal_of(request.scope)
+    if principal.session is None:
+        raise NotAuthenticated("A browser session is required for the account page.")
+    values: dict[str, Any] = {"error": None, "done": False, "notify_saved": False, **context}
+    return await page(
+        request,
+        "identity/account.html",
+        notify_by_email=await service.notify_by_email(principal.session.user_id),
+        mail_configured=bool(settings.smtp_url),
+        **values,
+    )
+
+
 @get("/account", guards=[signed_in], include_in_schema=False)
-async def account_page(request: Request[Any, Any, Any]) -> Template:
-    return await page(request, "identity/account.html", error=None, done=False)
+async def account_page(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Template:
+    return await _account(request, settings)
+
+
+NOTIFY_ON = {"on", "true", "1"}
+NOTIFY_OFF = {"off", "false", "0", ""}
+
+
+@post("/account/notifications", guards=[signed_in], include_in_schema=False, status_code=200)
+async def account_notifications(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> Template:
+    """Switch the mails of work awaiting my action on or off (an unticked box sends nothing)."""
+    data = await form_data(request)
+    principal = principal_of(request.scope)
+    if principal.session is None:
+        raise NotAuthenticated("A browser session is required to change your notifications.")
+    raw = str(data.get("notify_by_email", "")).strip().lower()
+    if raw not in NOTIFY_ON | NOTIFY_OFF:
+        raise ValidationFailed(
+            "notify_by_email must be on or off.", details={"field": "notify_by_email"}
+        )
+    await service.set_notify_by_email(principal.session.user_id, raw in NOTIFY_ON, principal.meta)
+    return await _account(request, settings, block="notifications", notify_saved=True)
 
 
 @post("/account/password", guards=[signed_in], include_in_schema=False, status_code=200)
@@ -165,9 +204,9 @@ async def account_password(
     principal = principal_of(request.scope)
     assert principal.session is not None
     if data.get("new_password") != data.get("confirm_password"):
-        return await page(
+        return await _account(
             request,
-            "identity/account.html",
+            settings,
             block="password",
             status_code=422,
             error="The new password and its confirmation differ.",
@@ -185,15 +224,15 @@ async def account_password(
     except AppError as exc:
         if exc.status_code not in (422, 429):
             raise
-        return await page(
+        return await _account(
             request,
-            "identity/account.html",
+            settings,
             block="password",
             status_code=exc.status_code,
             error=exc.message,
             done=False,
         )
-    return await page(request, "identity/account.html", block="password", error=None, done=True)
+    return await _account(request, settings, block="password", done=True)
 
 
 @get("/api/v1/me", guards=[signed_in], tags=["identity"])
@@ -393,6 +432,7 @@ route_handlers = [
     logout,
     account_page,
     account_password,
+    account_notifications,
     api_me,
     api_change_password,
 ]

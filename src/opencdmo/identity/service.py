@@ -373,6 +373,42 @@ async def change_password(
     )
 
 
+async def notify_by_email(user_id: UUID) -> bool:
+    """Whether the person wants work awaiting their action mailed to them."""
+    async with global_transaction():
+        wanted = await queries.notify_by_email(user_id)
+    if wanted is None:
+        raise NotFound("No such user.")
+    return wanted
+
+
+async def set_notify_by_email(user_id: UUID, wanted: bool, meta: RequestMeta) -> bool:
+    """The person's own choice to be mailed work awaiting them (their account page); a
+    change is a security event of the platform's chain, like the account's other changes.
+    False: it was so already."""
+    user = await get_user(user_id)
+    async with global_transaction():
+        old = await queries.set_notify_by_email(user_id, wanted)
+    if old is None:
+        raise NotFound("No such user.")
+    if old == wanted:
+        return False
+    await audit.record_security(
+        "user.notifications_changed",
+        actor=_actor(user),
+        meta=meta,
+        detail={"email": user.email, "notify_by_email": wanted},
+    )
+    return True
+
+
+async def wanting_mail(user_ids: list[UUID]) -> set[UUID]:
+    """Of these people, the active ones who want work awaiting them mailed (a global read,
+    joining the open transaction)."""
+    async with global_transaction():
+        return await queries.wanting_mail(user_ids)
+
+
 def _actor(user: UserInfo) -> Actor:
     return Actor(user.id, user.email, user.full_name)
 

@@ -22,6 +22,7 @@ class User(Table, tablename="users"):
     created_at = Timestamptz()
     password_changed_at = Timestamptz()
     signing_password_hash = Text(null=True, default=None)
+    notify_by_email = Boolean(default=True)
 
 
 class Session(Table, tablename="sessions"):

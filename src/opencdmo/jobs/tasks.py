@@ -16,23 +16,29 @@ from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
 from opencdmo.transfer import importing, receive
 from opencdmo.transfer import receive_queries as rq
+from opencdmo.work import mail, notify
+from opencdmo.work.mail import MailFailed
 
 LOT_EXPIRY = "inventory.lot_expiry"
 TRANSFER_VERIFY = receive.VERIFY_JOB
 TRANSFER_IMPORT = importing.IMPORT_JOB
+WORK_NOTIFY = notify.JOB
+
+
+async def _tenants(job: Job) -> list[UUID]:
+    """The job's tenant, or every tenant (a periodic job names none)."""
+    if job.for_tenant is not None:
+        return [job.for_tenant]
+    async with global_transaction():
+        return [r["id"] for r in await Tenant.select(Tenant.id).order_by(Tenant.id)]
 
 
 @handler(LOT_EXPIRY)
 async def lot_expiry(job: Job) -> None:
     """Every tenant's lots (the periodic job names no tenant), or one tenant's. Idempotent:
     ``expire_lots`` takes only lots not expired yet."""
-    if job.for_tenant is not None:
-        tenant_ids = [job.for_tenant]
-    else:
-        async with global_transaction():
-            tenant_ids = [r["id"] for r in await Tenant.select(Tenant.id).order_by(Tenant.id)]
     meta = RequestMeta(request_id=f"job:{job.id}")
-    for tenant_id in tenant_ids:
+    for tenant_id in await _tenants(job):
         ctx = await internal_context(tenant_id, SYSTEM, meta)
         if ctx is not None:
             await expire_lots(ctx)
@@ -64,3 +70,27 @@ async def transfer_import(job: Job) -> None:
     ctx = await context(job)
     package_id, job_id = UUID(job.args["package_id"]), UUID(job.args["job_id"])
     await importing.run_import(settings(), ctx, package_id, job_id)
+
+
+@handler(WORK_NOTIFY)
+async def work_notify(job: Job) -> None:
+    """Mail every member (of every tenant, or of the job's) the items newly awaiting their
+    action, as the system actor; nothing when mail is not configured. Idempotent: each item
+    is recorded per person with the digest that mails it, and a recorded one is never
+    mailed again (``opencdmo.work.notify``). A failed mail fails the job once every tenant
+    was tried; its retry mails only what is left."""
+    configured = settings()
+    if mail.server(configured) is None:  # also refuses a malformed OPENCDMO_SMTP_URL at once
+        return
+    meta = RequestMeta(request_id=f"job:{job.id}")
+    failed: Exception | None = None
+    for tenant_id in await _tenants(job):
+        ctx = await internal_context(tenant_id, SYSTEM, meta)
+        if ctx is None:
+            continue
+        try:
+            await notify.notify_tenant(configured, ctx)
+        except MailFailed as exc:
+            failed = exc
+    if failed is not None:
+        raise failed

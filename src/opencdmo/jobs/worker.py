@@ -47,6 +47,8 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     found = []
     if settings.lot_expiry_seconds > 0:
         found.append(Periodic(tasks.LOT_EXPIRY, settings.lot_expiry_seconds))
+    if settings.smtp_url and settings.notify_seconds > 0:
+        found.append(Periodic(tasks.WORK_NOTIFY, settings.notify_seconds))
     return found
 
 

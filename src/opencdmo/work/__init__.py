@@ -35,4 +35,11 @@ in the transaction open in the context (the page's read view: it joins it), filt
 the person where the queue is personal, and never wider than what the member may act on
 (the registry shows a queue only to members with its permission; the query applies the
 rest, such as separation of duties).
+
+Notifications
+-------------
+The queues awaiting a person's own action are also mailed to them: ``notify`` (the
+``work.notify`` job) reads them as each member and mails the items not mailed before, which
+``sent`` records in ``notifications_sent`` (``tables``); ``mail`` hands the digest to the
+SMTP server.
 """

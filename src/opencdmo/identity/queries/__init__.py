@@ -40,13 +40,16 @@ from opencdmo.identity.queries._users import (
     UserInfo,
     email_taken,
     insert_user,
+    notify_by_email,
     password_hash,
     set_active,
+    set_notify_by_email,
     set_password_hash,
     set_signing_password_hash,
     signing_password_hash,
     user_by_email,
     user_by_id,
+    wanting_mail,
 )
 
 __all__ = [
@@ -68,11 +71,13 @@ __all__ = [
     "insert_session",
     "insert_token",
     "insert_user",
+    "notify_by_email",
     "open_session",
     "password_hash",
     "revoke_token",
     "seconds_left",
     "set_active",
+    "set_notify_by_email",
     "set_password_hash",
     "set_signing_password_hash",
     "signing_password_hash",
@@ -83,4 +88,5 @@ __all__ = [
     "touch_token",
     "user_by_email",
     "user_by_id",
+    "wanting_mail",
 ]

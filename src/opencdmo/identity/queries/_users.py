@@ -87,3 +87,34 @@ async def signing_password_hash(user_id: UUID) -> str | None:
 
 async def set_signing_password_hash(user_id: UUID, password_hash: str) -> None:
     await User.update({User.signing_password_hash: password_hash}).where(User.id == user_id)
+
+
+async def notify_by_email(user_id: UUID) -> bool | None:
+    """The person's choice to be mailed work awaiting them (None: no such user)."""
+    raw = await User.select(User.notify_by_email).where(User.id == user_id).first()
+    return None if raw is None else bool(raw["notify_by_email"])
+
+
+async def set_notify_by_email(user_id: UUID, wanted: bool) -> bool | None:
+    """Store the choice; the one it replaces (None: no such user). Row-locked, so two
+    changes at once are told apart."""
+    raw = (
+        await User.select(User.notify_by_email)
+        .where(User.id == user_id)
+        .lock_rows("NO KEY UPDATE")
+        .first()
+    )
+    if raw is None:
+        return None
+    await User.update({User.notify_by_email: wanted}).where(User.id == user_id)
+    return bool(raw["notify_by_email"])
+
+
+async def wanting_mail(user_ids: list[UUID]) -> set[UUID]:
+    """Of these people, the active ones who want work awaiting them mailed."""
+    if not user_ids:
+        return set()
+    rows = await User.select(User.id).where(
+        User.id.is_in(user_ids), User.is_active.eq(True), User.notify_by_email.eq(True)
+    )
+    return {row["id"] for row in rows}

@@ -608,7 +608,13 @@ async def upload(
     """Verify the spooled upload at ``path`` (removed here) in this process and keep it when
     it verifies (the CLI, service code): the worker's own steps (quarantined, then
     ``run_upload``), waited for. A refusal is a 422 listing every finding, with nothing kept
-    but the security event."""
+    but the security event. A caller that has no progress row for ``job_id`` yet gets one."""
+    if not await _job_exists(ctx, job_id):
+        try:
+            await start_upload(ctx, job_id, (await asyncio.to_thread(path.stat)).st_size)
+        except BaseException:
+            await asyncio.to_thread(path.unlink, True)
+            raise
     await quarantine_upload(ctx, path, job_id, enqueue=False)
     try:
         row = await run_upload(settings, ctx, job_id, progress)

@@ -262,6 +262,13 @@ class Settings:
             "(0: never)"
         },
     )
+    quarantine_sweep_seconds: int = field(
+        default=3600,
+        metadata={
+            "doc": "How often the job worker removes uploads left in quarantine a day after "
+            "their verification ended or vanished (0: never)"
+        },
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

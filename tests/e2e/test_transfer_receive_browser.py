@@ -77,7 +77,9 @@ async def test_a_package_sent_verified_and_an_upload_refused_in_the_pages(
     not_a_package.write_bytes(b"these are notes, not an archive")
     await engineer.get_by_label("Package file").set_input_files(str(not_a_package))
     await engineer.get_by_role("button", name="Upload and verify").click()
-    await expect(engineer.locator("#upload-findings")).to_be_visible()
+    # Verified in the job worker: the inbox shows its progress, then every finding.
+    await expect(engineer.locator("#upload-findings")).to_be_visible(timeout=30_000)
+    await expect(engineer.locator("#upload-refusal")).to_contain_text("nothing was kept")
     await check_page(engineer, "transfer-upload-refused")
 
     await visit(qa, f"{server}/t/{sender.ctx.slug}/transfer/packages", "transfer-packages-status")

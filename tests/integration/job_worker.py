@@ -25,6 +25,7 @@ async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]
         handlers={
             tasks.TRANSFER_VERIFY: tasks.transfer_verify,
             tasks.TRANSFER_IMPORT: tasks.transfer_import,
+            tasks.TRANSFER_VERIFY_UPLOAD: tasks.transfer_verify_upload,
         },
         periodic=[],
     )

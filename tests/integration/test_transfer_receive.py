@@ -461,17 +461,40 @@ async def test_the_pages_send_verify_and_upload(
     assert "hx-trigger" not in progress.text  # finished: it stops polling
     listed = await approver.get(f"/t/{sender.ctx.slug}/transfer/packages")
     assert "Verified" in listed.text
-    # The upload form: a file that is not a package, refused with its finding, nothing kept.
+    # The upload form: a file that is not a package, verified in the worker while the inbox
+    # shows its progress, then refused with its finding, nothing kept.
     before = await _count(owner, "transfer_packages", receiver.ctx.tenant_id)
-    refused = await engineer.send(
+    upload_job = uuid.uuid4()
+    inbox_url = f"/t/{receiver.ctx.slug}/transfer/inbox"
+    sent_file = await engineer.send(
         "POST",
-        f"/t/{receiver.ctx.slug}/transfer/inbox?job={uuid.uuid4()}",
+        f"{inbox_url}?job={upload_job}",
         data={"_csrf_token": engineer.csrf},
         files={"package": ("package.zip", b"not an archive", "application/zip")},
     )
-    assert refused.status_code == 422, refused.text
-    assert 'id="upload-findings"' in refused.text
+    assert sent_file.status_code == 303, sent_file.text
+    assert sent_file.headers["location"].endswith(f"{inbox_url}?job={upload_job}")
+    refused = await _upload_page(engineer, f"{inbox_url}?job={upload_job}")
+    assert refused.status_code == 200 and 'id="upload-findings"' in refused.text
+    assert "not a ZIP archive" in refused.text or "zip" in refused.text.lower()
     assert await _count(owner, "transfer_packages", receiver.ctx.tenant_id) == before
+    polled = await engineer.get(
+        f"/t/{receiver.ctx.slug}/transfer/jobs/{upload_job}/progress?upload=true",
+        headers={"hx-request": "true"},
+    )
+    assert polled.headers["hx-redirect"] == f"{inbox_url}?job={upload_job}"
+
+
+async def _upload_page(client: Any, url: str) -> Any:
+    """The inbox of an upload once its verification has ended (the progress until then)."""
+    async with asyncio.timeout(60):
+        while True:
+            shown = await client.get(url)
+            if shown.status_code != 200 or 'id="transfer-progress-bar"' not in shown.text:
+                return shown
+            if 'hx-trigger="every 1s"' not in shown.text:
+                return shown
+            await asyncio.sleep(0.1)
 
 
 async def test_cli_import_exit_codes(

@@ -156,6 +156,13 @@ async def record_security(
     await _write_security(action, actor, meta, tenant_id, detail)
 
 
+async def record_security_in(ctx: TenantContext, action: str, detail: dict[str, Any]) -> int:
+    """The tenant's security event (the one ``record_security`` writes) in the command's
+    unit of work instead of a transaction of its own: for work retried until it commits
+    (a job), where the event must be written once with the outcome it records."""
+    return await record(ctx, action, "security", detail.get("path", "-"), new=detail)
+
+
 _pending: set[asyncio.Task[None]] = set()
 
 

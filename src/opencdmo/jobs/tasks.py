@@ -9,6 +9,7 @@ from uuid import UUID
 
 from opencdmo.db.jobs import Job
 from opencdmo.db.tx import global_transaction, unit_of_work
+from opencdmo.errors import AppError
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
@@ -31,6 +32,8 @@ async def _tenants(job: Job) -> list[UUID]:
         return [job.for_tenant]
     async with global_transaction():
         return [r["id"] for r in await Tenant.select(Tenant.id).order_by(Tenant.id)]
+TRANSFER_VERIFY_UPLOAD = receive.UPLOAD_JOB
+QUARANTINE_SWEEP = "transfer.quarantine_sweep"
 
 
 @handler(LOT_EXPIRY)
@@ -59,6 +62,30 @@ async def transfer_verify(job: Job) -> None:
             async with unit_of_work(ctx):
                 await rq.update_job(job_id, {"state": "failed"})
         raise
+
+
+@handler(TRANSFER_VERIFY_UPLOAD)
+async def transfer_verify_upload(job: Job) -> None:
+    """The verification of an upload kept in quarantine, as the person who uploaded it;
+    its progress and outcome in ``transfer_jobs``. Idempotent: ``run_upload`` writes the
+    outcome once under the progress row's lock, and removes the quarantined object only
+    after it. Its last attempt failing marks the progress failed and removes the object."""
+    ctx = await context(job)
+    job_id = UUID(job.args["job_id"])
+    try:
+        await receive.run_upload(settings(), ctx, job_id)
+    except Exception as exc:
+        if job.attempts >= job.max_attempts:
+            said = exc.message if isinstance(exc, AppError) else receive.STOPPED
+            await receive.upload_failed(ctx, job_id, said)
+        raise
+
+
+@handler(QUARANTINE_SWEEP)
+async def quarantine_sweep(job: Job) -> None:
+    """The quarantined uploads left a day after their job ended or vanished, removed (the
+    periodic job names no tenant). Idempotent: removing what is gone changes nothing."""
+    await receive.sweep_quarantine()
 
 
 @handler(TRANSFER_IMPORT)

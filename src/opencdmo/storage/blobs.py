@@ -8,6 +8,12 @@ streams them out, checking the SHA-256 as they are read. The key is
 ``tenants/<tenant id>/<sha256>``, made from the scope's tenant: a key of another tenant (or
 any other shape) is not found, whatever is stored under it.
 
+Quarantine: an upload not verified yet is kept under ``quarantine/<tenant id>/<job id>``
+(``quarantine``, ``open_quarantined``, ``local_quarantined``, ``discard``) until its job
+verifies it (then it is stored under its content key with ``put_file`` and discarded) or
+refuses it. No stored file row names such a key and ``get``/``open`` refuse it: it is never
+served. ``quarantined()`` lists them all, for the sweep of those left behind.
+
 The backend (``local.LocalBackend`` or ``s3.S3Backend``) is chosen once, when the app or the
 CLI starts (``configure``); blocking work (files, boto3, hashing) runs off the event loop.
 """
@@ -93,6 +99,31 @@ class Backend(Protocol):
         ...
 
     def open_read(self, key: str) -> BinaryIO | None: ...
+
+    def listed(self, prefix: str) -> list[tuple[str, float]]:
+        """The keys under ``prefix`` (a folder), each with its last change (epoch seconds)."""
+        ...
+
+
+QUARANTINE = "quarantine"
+QUARANTINE_KEY = re.compile(
+    r"quarantine/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An upload kept until its job verifies it: its tenant, job and last change."""
+
+    tenant_id: UUID
+    job_id: UUID
+    key: str
+    changed_at: float  # epoch seconds
+
+
+def quarantine_key(tenant_id: UUID, job_id: UUID) -> str:
+    return f"{QUARANTINE}/{tenant_id}/{job_id}"
 
 
 def tenant_key(tenant_id: UUID, sha256: str) -> str:
@@ -205,6 +236,41 @@ class BlobStore:
     async def exists(self, ctx: TenantContext, key: str) -> bool:
         self._own(ctx, key)
         return await self._call(self.backend.exists, key)
+
+    async def quarantine(self, ctx: TenantContext, job_id: UUID, path: Path) -> str:
+        """Keep a temporary file this process wrote (an upload) under the tenant's quarantine
+        key of ``job_id``, and remove it (moved where the backend can); returns the key."""
+        key = quarantine_key(ctx.tenant_id, job_id)
+        await self._call(self.backend.move_file, key, path)
+        return key
+
+    def local_quarantined(self, ctx: TenantContext, job_id: UUID) -> Path | None:
+        """The quarantined upload on this machine's disk (read it, never write it), when the
+        backend keeps one; None otherwise (read it with ``open_quarantined``)."""
+        return self.backend.local_file(quarantine_key(ctx.tenant_id, job_id))
+
+    async def open_quarantined(self, ctx: TenantContext, job_id: UUID) -> BinaryIO | None:
+        """A stream of the quarantined upload (blocking reads); None when it is gone."""
+        return await self._call(self.backend.open_read, quarantine_key(ctx.tenant_id, job_id))
+
+    async def discard(self, ctx: TenantContext, job_id: UUID) -> None:
+        """Remove the quarantined upload of ``job_id`` (nothing happens when it is gone)."""
+        await self._call(self.backend.delete, quarantine_key(ctx.tenant_id, job_id))
+
+    async def discard_key(self, key: str) -> None:
+        """Remove a quarantined upload by its key (its tenant gone: no scope names it)."""
+        if not QUARANTINE_KEY.fullmatch(key):
+            raise NotFound("No such quarantined upload.")
+        await self._call(self.backend.delete, key)
+
+    async def quarantined(self) -> list[Quarantined]:
+        """Every quarantined upload of every tenant (the sweep's list)."""
+        found = []
+        for key, changed in await self._call(self.backend.listed, QUARANTINE):
+            match = QUARANTINE_KEY.fullmatch(key)
+            if match is not None:
+                found.append(Quarantined(UUID(match[1]), UUID(match[2]), key, changed))
+        return found
 
     def _own(self, ctx: TenantContext, key: str) -> str:
         """The SHA-256 the key names, when it is a key of the scope's tenant."""

@@ -60,6 +60,18 @@ class LocalBackend:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
+    def listed(self, prefix: str) -> list[tuple[str, float]]:
+        """The keys under ``prefix`` (a folder), each with its last change (epoch seconds);
+        drafts being written are left out."""
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                found.append((path.relative_to(self.root).as_posix(), path.stat().st_mtime))
+        return found
+
     def _place(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,6 @@ class S3Backend:
         return cls(settings.s3_bucket, client)
 
     def write(self, key: str, data: bytes) -> None:
-        sha256 = key.rsplit("/", 1)[-1]
         self._do(
             "write",
             key,
@@ -73,14 +72,13 @@ class S3Backend:
                 Key=key,
                 Body=data,
                 ContentType="application/octet-stream",
-                Metadata={"sha256": sha256},
+                Metadata=_metadata(key),
             ),
         )
 
     def write_stream(self, key: str, source: BinaryIO) -> None:
         """Upload ``source`` in parts (``upload_fileobj``): a failed multipart upload is
         aborted, so nothing appears under ``key`` unless every part arrived."""
-        sha256 = key.rsplit("/", 1)[-1]
         self._do(
             "write",
             key,
@@ -90,7 +88,7 @@ class S3Backend:
                 key,
                 ExtraArgs={
                     "ContentType": "application/octet-stream",
-                    "Metadata": {"sha256": sha256},
+                    "Metadata": _metadata(key),
                 },
                 Config=streaming_config(),
             ),
@@ -99,7 +97,6 @@ class S3Backend:
     def write_file(self, key: str, path: Path) -> None:
         """Upload a local file in parts read from disk as they are sent (``upload_file``):
         memory stays at a few small buffers, where a stream costs a few parts."""
-        sha256 = key.rsplit("/", 1)[-1]
         self._do(
             "write",
             key,
@@ -109,7 +106,7 @@ class S3Backend:
                 key,
                 ExtraArgs={
                     "ContentType": "application/octet-stream",
-                    "Metadata": {"sha256": sha256},
+                    "Metadata": _metadata(key),
                 },
                 Config=streaming_config(),
             ),
@@ -125,6 +122,18 @@ class S3Backend:
 
     def delete(self, key: str) -> None:
         self._do("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def listed(self, prefix: str) -> list[tuple[str, float]]:
+        """The keys under ``prefix`` (a folder), each with its last change (epoch seconds)."""
+        found: list[tuple[str, float]] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
+                for item in page.get("Contents", []):
+                    found.append((item["Key"], item["LastModified"].timestamp()))
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable("list", prefix, exc) from exc
+        return found
 
     def open_read(self, key: str) -> BinaryIO | None:
         try:
@@ -165,6 +174,14 @@ class S3Backend:
             call()
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise _unavailable(what, key, exc) from exc
+
+
+def _metadata(key: str) -> dict[str, str]:
+    """A content-addressed blob carries its SHA-256; a quarantined upload (keyed by its
+    job) carries nothing: its content is not known to be anything yet."""
+    if key.startswith("tenants/"):
+        return {"sha256": key.rsplit("/", 1)[-1]}
+    return {}
 
 
 def _code(exc: ClientError) -> str:

@@ -19,6 +19,7 @@ from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from opencdmo.transfer import export, keys, receive
+from opencdmo.transfer.receive_queries import JobRow
 from opencdmo.transfer.routes import archive_response, job_out
 from opencdmo.web.files import file_part, is_multipart
 from opencdmo.web.flash import see_other
@@ -275,6 +276,7 @@ async def _inbox_page(
     status: int = 200,
     error: str | None = None,
     findings: list[dict[str, Any]] | None = None,
+    uploaded: JobRow | None = None,
 ) -> Template:
     return await page(
         request,
@@ -284,15 +286,31 @@ async def _inbox_page(
         job_id=uuid4(),
         error=error,
         findings=findings or [],
+        uploaded=None if uploaded is None else job_out(uploaded),
     )
 
 
 @get(INBOX, opt=requires("transfer", "import"), include_in_schema=False)
 async def inbox_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
-) -> Template:
-    """The packages received (from partners, uploaded), and the upload form."""
-    return await _inbox_page(request, ctx)
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    job: FromQuery[str] = "",
+) -> Template | Response[Any]:
+    """The packages received (from partners, uploaded), and the upload form. ``job``: an
+    upload's verification, its progress while the worker runs it, then its findings or its
+    error (one verified: its package's page)."""
+    if not job:
+        return await _inbox_page(request, ctx)
+    row = await receive.job(ctx, _uuid(job))
+    try:
+        kept = await receive.upload_answer(ctx, row)
+    except AppError as exc:
+        found = exc.details.get("findings") if isinstance(exc.details, dict) else None
+        return await _inbox_page(request, ctx, error=exc.message, findings=found, uploaded=row)
+    if kept is not None:
+        said = f"Package {kept.id} from {kept.sender_name} verified and kept."
+        return see_other(request, f"/t/{ctx.slug}{PACKAGES}/{kept.id}", flash=said)
+    return await _inbox_page(request, ctx, uploaded=row)
 
 
 @post(
@@ -308,7 +326,8 @@ async def upload_form(
     settings: NamedDependency[Settings],
     job: FromQuery[str] = "",
 ) -> Template | Response[Any]:
-    """Upload a package file: verified before anything is kept; refused, every finding."""
+    """Upload a package file: kept in quarantine and verified by the job worker, the inbox
+    showing its progress, then the package's page or every finding of its refusal."""
     job_id = _uuid(job) if job else uuid4()
     job_id = uuid4() if job_id.int == 0 else job_id
     try:
@@ -322,7 +341,7 @@ async def upload_form(
         path = await receive.spool_upload(
             settings, ctx, receive.file_chunks(part.file), job_id, None, started=True
         )
-        row = await receive.upload(settings, ctx, path, job_id)
+        await receive.quarantine_upload(ctx, path, job_id)
     except AppError as exc:
         if exc.status_code == 404:
             raise
@@ -330,8 +349,8 @@ async def upload_form(
         return await _inbox_page(
             request, ctx, status=exc.status_code, error=exc.message, findings=found
         )
-    said = f"Package {row.id} from {row.sender_name} verified and kept."
-    return see_other(request, f"/t/{ctx.slug}{PACKAGES}/{row.id}", flash=said)
+    said = "Verifying the package: its progress shows here, then the package or its findings."
+    return see_other(request, f"/t/{ctx.slug}{INBOX}?job={job_id}", flash=said)
 
 
 async def _package_page(
@@ -415,13 +434,18 @@ async def progress_fragment(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[TenantContext],
     job_id: FromPath[UUID],
+    upload: FromQuery[bool] = False,
 ) -> Template:
     """A verification's or an import's progress bar; it polls itself every second while
-    running. One that has finished while the page polled reloads the page (its outcome)."""
+    running. One that has finished while the page polled reloads the page (its outcome);
+    an upload's (``upload``) verified or refused opens the inbox with its outcome (one that
+    failed while its body arrived is told by the upload's own answer)."""
     row = await receive.job(ctx, job_id)
-    found = await page(request, "transfer/_progress.html", job=job_out(row))
+    found = await page(request, "transfer/_progress.html", job=job_out(row), upload=upload)
     polled = request.headers.get("hx-request") == "true"
-    if polled and row.stage in ("verify", "import") and row.state != "running":
+    if polled and upload and row.stage == "verify" and row.state != "running":
+        found.headers["HX-Redirect"] = f"/t/{ctx.slug}{INBOX}?job={job_id}"
+    elif polled and row.stage in ("verify", "import") and row.state != "running":
         found.headers["HX-Refresh"] = "true"
     return found
 

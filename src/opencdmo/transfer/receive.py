@@ -8,12 +8,17 @@ checks it is active on both, writes the send in the sender's tenant and the ``re
 the receiver's (under the receiver's own policy, ``partners.crossing``), with one audit event
 in each tenant's chain.
 
-Uploading (``transfer:import``): the file is streamed to a temporary file (never whole in
-memory, at most ``transfer_upload_max_bytes``) and verified before anything is kept. A refused
-package keeps nothing but a security event ``transfer.package_refused`` with every finding in
-the tenant's chain (its own transaction: a hostile or tampered file offered to the tenant is a
-security-relevant attempt, and it is recorded though the request fails). An accepted one is
-stored and gets its row, received and verified, in one unit of work with both events.
+Uploading (``transfer:import``): the request streams the file to a temporary file (never
+whole in memory, at most ``transfer_upload_max_bytes``) and keeps it in the blob store under
+the tenant's quarantine key of its job (never served, named by no stored file); one unit of
+work moves the progress row to ``verify`` and enqueues a ``transfer.verify_upload`` job. The
+worker, on any host, reads the quarantined object (in place on a local store, streamed to a
+temporary file from S3) and verifies it. A refused package keeps nothing but a security event
+``transfer.package_refused`` with every finding in the tenant's chain, written with the
+progress row's ``refused`` (the findings kept there for the page and the API) in one unit of
+work. An accepted one is stored under its content key and gets its row, received and
+verified, in one unit of work with both events. Either way the quarantined object is then
+removed; the hourly sweep removes those a request or a worker left behind.
 
 Verifying an inbox package (``transfer:import``): the package row is locked to claim the
 verification (a job row, one running per package) and a ``transfer.verify`` background job
@@ -30,7 +35,9 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -48,9 +55,9 @@ from opencdmo.errors import Conflict, NotFound, ValidationFailed
 from opencdmo.partners import queries as partner_queries
 from opencdmo.partners.crossing import partner_side
 from opencdmo.recipes import queries as recipes
-from opencdmo.scope import TenantContext
+from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
 from opencdmo.settings import Settings
-from opencdmo.storage.blobs import blobs
+from opencdmo.storage.blobs import Blob, blobs
 from opencdmo.tenancy import service as tenancy
 from opencdmo.transfer import inbound
 from opencdmo.transfer import queries as q
@@ -381,46 +388,149 @@ async def _verified(
     return task.result()
 
 
-async def upload(
-    settings: Settings,
-    ctx: TenantContext,
-    path: Path,
-    job_id: UUID,
-    progress: Progress | None = None,
-) -> ReceivedRow:
-    """Verify the package at ``path`` (a temporary file, removed here) and keep it when it
-    verifies; otherwise a 422 listing every finding, with nothing kept but the security
-    event."""
+UPLOAD_JOB = "transfer.verify_upload"
+# A quarantined upload this old whose job has ended or vanished is removed by the sweep.
+QUARANTINE_KEPT = timedelta(days=1)
+HERE_ALREADY = "This package is here already (the same package id): open it from the inbox."
+STOPPED = "The verification of the upload stopped before the end: upload the package again."
+
+
+async def quarantine_upload(
+    ctx: TenantContext, path: Path, job_id: UUID, *, enqueue: bool = True
+) -> None:
+    """The spooled upload at ``path`` (removed here) kept in the blob store under the
+    tenant's quarantine key of the job, then in one unit of work its progress row moved to
+    the ``verify`` stage and, with ``enqueue``, the ``transfer.verify_upload`` job asked for.
+    Nothing of it is served or named by a stored file until the job has verified it."""
     try:
         size = (await asyncio.to_thread(path.stat)).st_size
+        await blobs().quarantine(ctx, job_id, path)
+    except BaseException:
+        await asyncio.to_thread(path.unlink, True)
+        await _job_values(ctx, job_id, {"state": "failed"})
+        raise
+    try:
+        async with unit_of_work(ctx):
+            await authorize(ctx, "transfer", "import")
+            row = await rq.job(job_id, lock=True)
+            if row.stage != "upload" or row.state != "running":
+                raise _job_taken()
+            values = {"stage": "verify", "done_bytes": 0, "total_bytes": size}
+            await rq.update_job(job_id, values)
+            if enqueue:
+                args = {"job_id": str(job_id)}
+                await jobs.enqueue_for(ctx, UPLOAD_JOB, args, dedupe_key=f"{UPLOAD_JOB}:{job_id}")
+    except BaseException:
+        await blobs().discard(ctx, job_id)
+        await _job_values(ctx, job_id, {"state": "failed"})
+        raise
+
+
+@asynccontextmanager
+async def _quarantined_file(
+    settings: Settings, ctx: TenantContext, job_id: UUID
+) -> AsyncIterator[Path | None]:
+    """The quarantined upload as a local file while the block runs: read where it is when
+    the store is on this machine's disk, else streamed to a temporary file. None: gone."""
+    local = blobs().local_quarantined(ctx, job_id)
+    if local is not None:
+        yield local
+        return
+    stream = await blobs().open_quarantined(ctx, job_id)
+    if stream is None:
+        yield None
+        return
+    path = await asyncio.to_thread(temporary, settings)
+    try:
         try:
-            result = await _verified(ctx, path, job_id, size, progress)
-        except BaseException:
-            await _job_values(ctx, job_id, {"state": "failed"})
-            raise
-        manifest = result.manifest
-        if not result.valid or manifest is None:
-            await _job_values(ctx, job_id, {"state": "refused", "done_bytes": size})
-            await audit.record_security(
-                "transfer.package_refused",
-                actor=ctx.actor,
-                meta=ctx.meta,
-                tenant_id=ctx.tenant_id,
-                detail={
-                    "package_id": manifest.package_id if manifest else None,
-                    "size": size,
-                    "findings": finding_dicts(result.findings),
-                },
-            )
-            raise _refused(result.findings)
-        package_id = UUID(manifest.package_id)
-        blob = await blobs().adopt(ctx, path)
+            await asyncio.to_thread(_copy, stream, path)
+        finally:
+            await asyncio.to_thread(stream.close)
+        yield path
     finally:
         await asyncio.to_thread(path.unlink, True)
+
+
+async def run_upload(
+    settings: Settings, ctx: TenantContext, job_id: UUID, progress: Progress | None = None
+) -> JobRow:
+    """The verification of a quarantined upload (the ``transfer.verify_upload`` job; the
+    CLI runs it in process), exactly as an upload is verified: refused, the progress row
+    ``refused`` with every finding and the ``transfer.package_refused`` security event in
+    one unit of work; verified, the file stored under its content key and the package
+    inserted, received and verified, with both events and the progress row ``done``. Then
+    the quarantined object is removed. Idempotent: the outcome is written under the progress
+    row's lock once (a second attempt finds it written, and only removes the object); the
+    object is removed only after the outcome committed."""
+    async with read_view(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await rq.job(job_id)
+    if row.state != "running":  # an earlier attempt wrote the outcome
+        await blobs().discard(ctx, job_id)
+        return row
+    async with _quarantined_file(settings, ctx, job_id) as path:
+        if path is None:
+            return await _upload_ended(ctx, job_id, {"state": "failed", "error": STOPPED})
+        size = (await asyncio.to_thread(path.stat)).st_size
+        result = await _verified(ctx, path, job_id, size, progress)
+        manifest = result.manifest
+        blob = None
+        if result.valid and manifest is not None:
+            blob = await blobs().put_file(ctx, path)  # a copy: the object stays till the end
+    if manifest is None or blob is None:
+        await _refuse(ctx, job_id, size, result)
+    else:
+        try:
+            await _keep(ctx, job_id, manifest, blob)
+        except asyncpg.UniqueViolationError:  # the same package kept by another upload now
+            await _upload_ended(ctx, job_id, {"state": "failed", "error": HERE_ALREADY})
+    await blobs().discard(ctx, job_id)
+    return await job(ctx, job_id)
+
+
+async def _upload_ended(ctx: TenantContext, job_id: UUID, values: dict[str, Any]) -> JobRow:
+    """The progress row's outcome, when no attempt has written one (under its lock)."""
+    async with unit_of_work(ctx):
+        row = await rq.job(job_id, lock=True)
+        if row.state == "running":
+            await rq.update_job(job_id, values)
+        return await rq.job(job_id)
+
+
+async def upload_failed(ctx: TenantContext, job_id: UUID, error: str) -> None:
+    """The upload's last attempt failed: its progress row ``failed`` with the error (when no
+    attempt wrote an outcome), and the quarantined object removed."""
+    await _upload_ended(ctx, job_id, {"state": "failed", "error": error[:4000] or STOPPED})
+    await blobs().discard(ctx, job_id)
+
+
+async def _refuse(ctx: TenantContext, job_id: UUID, size: int, result: Verification) -> None:
+    findings = finding_dicts(result.findings)
+    manifest = result.manifest
     async with unit_of_work(ctx):
         await authorize(ctx, "transfer", "import")
+        row = await rq.job(job_id, lock=True)
+        if row.state != "running":
+            return
+        await rq.update_job(job_id, {"state": "refused", "done_bytes": size, "findings": findings})
+        detail = {
+            "package_id": manifest.package_id if manifest else None,
+            "size": size,
+            "findings": findings,
+        }
+        await audit.record_security_in(ctx, "transfer.package_refused", detail)
+
+
+async def _keep(ctx: TenantContext, job_id: UUID, manifest: Manifest, blob: Blob) -> None:
+    package_id = UUID(manifest.package_id)
+    async with unit_of_work(ctx):
+        await authorize(ctx, "transfer", "import")
+        row = await rq.job(job_id, lock=True)
+        if row.state != "running":
+            return
         if await rq.exists(package_id):
-            raise _here_already()
+            await rq.update_job(job_id, {"state": "failed", "error": HERE_ALREADY})
+            return
         recipe = manifest.recipe
         sender_id = _tenant_id(manifest.sender.tenant_id)
         values = {
@@ -448,10 +558,7 @@ async def upload(
             "size": blob.size,
             "channel": "upload",
         }
-        try:
-            await rq.insert_received(ctx.tenant_id, values)
-        except asyncpg.UniqueViolationError:
-            raise _here_already() from None
+        await rq.insert_received(ctx.tenant_id, values)
         await audit.record(ctx, "transfer.package_received", ENTITY, package_id, new=event)
         await rq.set_status(package_id, "verified", [], None, _user(ctx), _builtins(manifest))
         await audit.record(
@@ -462,14 +569,91 @@ async def upload(
             old={"status": "received"},
             new={"status": "verified", "sha256": blob.sha256, "findings": []},
         )
-        await rq.update_job(job_id, {"state": "done", "package_id": package_id})
-        return await rq.received(package_id)
+        await rq.update_job(
+            job_id, {"state": "done", "package_id": package_id, "done_bytes": blob.size}
+        )
 
 
-def _here_already() -> Conflict:
-    return Conflict(
-        "This package is here already (the same package id): open it from the inbox.",
-    )
+async def upload_outcome(ctx: TenantContext, job_id: UUID) -> ReceivedRow | None:
+    """The uploaded package once the worker has verified it (or ``VERIFY_WAIT`` has passed:
+    then None, the job under way); a refusal raises a 422 with every finding, a package
+    here already or a verification that failed a 409."""
+    waited = 0.0
+    row = await job(ctx, job_id)
+    while row.state == "running" and waited < VERIFY_WAIT.total_seconds():
+        await asyncio.sleep(0.2)
+        waited += 0.2
+        row = await job(ctx, job_id)
+    return await upload_answer(ctx, row)
+
+
+async def upload_answer(ctx: TenantContext, row: JobRow) -> ReceivedRow | None:
+    """An upload's outcome from its progress row (see ``upload_outcome``)."""
+    if row.state == "done" and row.package_id is not None:
+        return await received(ctx, row.package_id)
+    if row.state == "refused":
+        raise _refused(row.finding_list)
+    if row.state == "failed":
+        raise Conflict(row.error or STOPPED)
+    return None
+
+
+async def upload(
+    settings: Settings,
+    ctx: TenantContext,
+    path: Path,
+    job_id: UUID,
+    progress: Progress | None = None,
+) -> ReceivedRow:
+    """Verify the spooled upload at ``path`` (removed here) in this process and keep it when
+    it verifies (the CLI, service code): the worker's own steps (quarantined, then
+    ``run_upload``), waited for. A refusal is a 422 listing every finding, with nothing kept
+    but the security event. A caller that has no progress row for ``job_id`` yet gets one."""
+    if not await _job_exists(ctx, job_id):
+        try:
+            await start_upload(ctx, job_id, (await asyncio.to_thread(path.stat)).st_size)
+        except BaseException:
+            await asyncio.to_thread(path.unlink, True)
+            raise
+    await quarantine_upload(ctx, path, job_id, enqueue=False)
+    try:
+        row = await run_upload(settings, ctx, job_id, progress)
+    except BaseException:
+        await upload_failed(ctx, job_id, STOPPED)
+        raise
+    found = await upload_answer(ctx, row)
+    assert found is not None, "an upload verified in process has its outcome"
+    return found
+
+
+async def sweep_quarantine(kept: timedelta = QUARANTINE_KEPT) -> int:
+    """Remove the quarantined uploads older than ``kept`` whose job has ended or vanished
+    (a request or a worker that stopped half way), their progress row marked failed when
+    it still says running; returns how many were removed. One still queued is left."""
+    cutoff = time.time() - kept.total_seconds()
+    removed = 0
+    meta = RequestMeta(request_id="job:transfer.quarantine_sweep")
+    for found in await blobs().quarantined():
+        if found.changed_at > cutoff:
+            continue
+        ctx = await tenancy.internal_context(found.tenant_id, SYSTEM, meta)
+        if ctx is None:  # the tenant is gone: its object goes too
+            await blobs().discard_key(found.key)
+            removed += 1
+            continue
+        async with unit_of_work(ctx) as conn:
+            try:
+                row: JobRow | None = await rq.job(found.job_id, lock=True)
+            except NotFound:
+                row = None
+            if row is not None and row.state == "running":
+                queued = await jobs.by_key(ctx.tenant_id, f"{UPLOAD_JOB}:{found.job_id}", conn)
+                if queued is not None and queued.state in ("queued", "running"):
+                    continue  # a worker will still verify it
+                await rq.update_job(found.job_id, {"state": "failed", "error": STOPPED})
+        await blobs().discard(ctx, found.job_id)
+        removed += 1
+    return removed
 
 
 def _builtins(manifest: Manifest) -> dict[str, Any]:
@@ -484,13 +668,13 @@ def _tenant_id(text: str) -> UUID | None:
         return None
 
 
-def _refused(findings: list[Finding]) -> ValidationFailed:
-    lines = "; ".join(f.message for f in findings[:MESSAGE_FINDINGS])
+def _refused(findings: list[dict[str, Any]]) -> ValidationFailed:
+    lines = "; ".join(str(f["message"]) for f in findings[:MESSAGE_FINDINGS])
     if len(findings) > MESSAGE_FINDINGS:
         lines += f"; and {len(findings) - MESSAGE_FINDINGS} more (listed in the details)"
     return ValidationFailed(
         f"The package was refused and nothing was kept: {lines}",
-        details={"findings": finding_dicts(findings)},
+        details={"findings": findings},
     )
 
 

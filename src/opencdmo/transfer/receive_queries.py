@@ -73,6 +73,13 @@ class JobRow:
     started_by: UUID
     started_at: datetime
     updated_at: datetime
+    findings: Any = None
+    error: str | None = None
+
+    @property
+    def finding_list(self) -> list[dict[str, Any]]:
+        found = json.loads(self.findings) if isinstance(self.findings, str) else self.findings
+        return list(found or [])
 
 
 @dataclass(frozen=True)
@@ -194,18 +201,19 @@ async def insert_job(tenant_id: UUID, job_id: UUID, stage: str, total: int, by: 
 
 
 async def update_job(job_id: UUID, values: dict[str, Any]) -> None:
+    if "findings" in values:
+        values = {**values, "findings": json.dumps(values["findings"])}
     changes = {getattr(TransferJob, k): v for k, v in values.items()}
     await TransferJob.update({**changes, TransferJob.updated_at: database_now()}).where(
         TransferJob.id == job_id
     )
 
 
-async def job(job_id: UUID) -> JobRow:
-    raw = (
-        await TransferJob.select(*columns(TransferJob, JobRow))
-        .where(TransferJob.id == job_id)
-        .first()
-    )
+async def job(job_id: UUID, *, lock: bool = False) -> JobRow:
+    query = TransferJob.select(*columns(TransferJob, JobRow)).where(TransferJob.id == job_id)
+    if lock:
+        query = query.lock_rows("UPDATE")
+    raw = await query.first()
     if raw is None:
         raise NotFound("No such verification.")
     return typed(JobRow, raw)

@@ -9,8 +9,9 @@ from uuid import UUID, uuid4
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Stream
+from litestar.response import Response, Stream
 
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -193,6 +194,8 @@ def job_out(row: JobRow) -> JobOut:
         total_bytes=row.total_bytes,
         state=row.state,
         percent=percent,
+        findings=[FindingOut(**f) for f in row.finding_list],
+        error=row.error,
     )
 
 
@@ -229,22 +232,36 @@ async def api_inbox(ctx: NamedDependency[TenantContext]) -> list[ReceivedOut]:
     opt={**requires("transfer", "import"), PACKAGE_UPLOADS: True},
     tags=["transfer"],
     status_code=201,
+    responses={
+        202: ResponseSpec(
+            JobOut, description="Still being verified after two minutes: follow the job."
+        )
+    },
 )
 async def api_upload(
     request: Request[Any, Any, Any],
     ctx: NamedDependency[TenantContext],
     settings: NamedDependency[Settings],
     job: FromQuery[UUID | None] = None,
-) -> ReceivedOut:
+) -> Response[ReceivedOut | JobOut]:
     """Upload a package from another installation (the archive as the body,
-    ``application/zip``): verified before anything is kept. A package that fails a check:
-    422 with every finding in ``details.findings``, nothing kept. ``job``: an id for the
-    verification's progress (``GET /transfer/jobs/{job_id}``)."""
+    ``application/zip``): verified before anything is kept. The body is kept in quarantine
+    (never served) and verified by the job worker; this waits for the outcome: 201 with the
+    package, received and verified. A package that fails a check: 422 with every finding in
+    ``details.findings``, nothing kept. The same package here already: 409. Past the size
+    limit or empty: 422. Not verified within two minutes: 202 with the job, whose outcome
+    ``GET /transfer/jobs/{job}`` gives (``state`` ``done`` with ``package_id``, ``refused``
+    with ``findings``, or ``failed`` with ``error``). ``job``: an id for the verification's
+    progress (one already used: 409)."""
     job_id = job or uuid4()
     declared = request.headers.get("content-length")
     size = int(declared) if declared and declared.isdigit() else None
     path = await receive.spool_upload(settings, ctx, request.stream(), job_id, size)
-    return received_out(await receive.upload(settings, ctx, path, job_id))
+    await receive.quarantine_upload(ctx, path, job_id)
+    row = await receive.upload_outcome(ctx, job_id)
+    if row is None:
+        return Response(job_out(await receive.job(ctx, job_id)), status_code=202)
+    return Response(received_out(row), status_code=201)
 
 
 @get(INBOX + "/{package_id:uuid}", opt=requires("transfer", "import"), tags=["transfer"])
@@ -282,7 +299,8 @@ async def api_verify(
 
 @get(JOBS + "/{job_id:uuid}", opt=requires("transfer", "import"), tags=["transfer"])
 async def api_job(ctx: NamedDependency[TenantContext], job_id: FromPath[UUID]) -> JobOut:
-    """A verification's progress: stage, bytes done of the total, state."""
+    """A verification's, an upload's or an import's progress: stage, bytes done of the
+    total, state; an upload refused, its ``findings``; one that stopped, its ``error``."""
     return job_out(await receive.job(ctx, job_id))
 
 

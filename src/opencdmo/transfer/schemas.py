@@ -180,3 +180,5 @@ class JobOut(Struct, kw_only=True):
     total_bytes: int
     state: str
     percent: int
+    findings: list[FindingOut] = []
+    error: str | None = None

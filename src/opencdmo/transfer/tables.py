@@ -80,7 +80,8 @@ class TransferSend(Table, tablename="transfer_sends"):
 
 
 class TransferJob(Table, tablename="transfer_jobs"):
-    """A verification's progress: stage, bytes done of bytes in all, state."""
+    """A verification's progress: stage, bytes done of bytes in all, state (and an upload's
+    outcome: its findings, or the error)."""
 
     tenant_id = UUID()
     id = UUID(primary_key=True)
@@ -92,6 +93,8 @@ class TransferJob(Table, tablename="transfer_jobs"):
     started_by = UUID()
     started_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
     updated_at = Timestamptz(default=DatabaseTime("clock_timestamp()"))
+    findings = JSONB(default="[]")  # an upload refused: every finding
+    error = Text(null=True, default=None)  # stopped without an outcome: why, in words
 
 
 class TransferMapping(Table, tablename="transfer_mappings"):

@@ -262,6 +262,17 @@ class Settings:
             "(0: never)"
         },
     )
+    prune_seconds: int = field(
+        default=86400,
+        metadata={
+            "doc": "How often the job worker removes finished jobs past their retention and "
+            "spent single sign-on requests (0: never)"
+        },
+    )
+    job_retention_days: int = field(
+        default=30,
+        metadata={"doc": "Days a finished (done or failed) background job is kept"},
+    )
     quarantine_sweep_seconds: int = field(
         default=3600,
         metadata={

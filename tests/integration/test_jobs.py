@@ -24,7 +24,7 @@ from opencdmo.db.tx import unit_of_work
 from opencdmo.db.urls import DatabaseUrls
 from opencdmo.errors import ValidationFailed
 from opencdmo.jobs import registry, tasks
-from opencdmo.jobs.worker import Worker
+from opencdmo.jobs.worker import Worker, periodic_jobs
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from tests.conftest import AUDIT_KEY, DATA_DIR, World, as_actor
@@ -370,3 +370,54 @@ async def test_a_job_still_running_when_the_stop_time_is_up_goes_back_to_the_que
     assert (row["state"], row["attempts"], row["locked_by"]) == ("queued", 0, None)
     async with unit_of_work(own_tenant) as conn:
         assert await queue.retry(own_tenant.tenant_id, job_id, conn) is False  # not failed
+
+
+async def test_the_prune_job_removes_only_what_is_spent(
+    store: Store, settings: Settings, owner: asyncpg.Connection
+) -> None:
+    """Finished jobs past the retention go, and sign-on requests older than a day; a job
+    still queued, one finished recently, and a request under way stay."""
+
+    async def job(state: str, days_ago: int) -> UUID:
+        found: UUID = await owner.fetchval(
+            "INSERT INTO background_jobs (kind, for_tenant, state, created_at, finished_at) "
+            "VALUES ('test.prune', $1, $2, now() - make_interval(days => $3), "
+            "CASE WHEN $2 IN ('done', 'failed') THEN now() - make_interval(days => $3) END) "
+            "RETURNING id",
+            store.ctx.tenant_id,
+            state,
+            days_ago,
+        )
+        return found
+
+    async def request(hours_ago: int) -> UUID:
+        found: UUID = await owner.fetchval(
+            "INSERT INTO sso_requests (state_hash, for_tenant, purpose, nonce, code_verifier, "
+            "started_at) VALUES (md5(random()::text), $1, 'sign_in', 'n', 'v', "
+            "now() - make_interval(hours => $2)) RETURNING id",
+            store.ctx.tenant_id,
+            hours_ago,
+        )
+        return found
+
+    spent = [await job("done", 40), await job("failed", 31)]
+    kept = [await job("done", 2), await job("failed", 29), await job("queued", 60)]
+    old_request, new_request = await request(30), await request(0)
+    async with unit_of_work(store.ctx):
+        await queue.enqueue_for(store.ctx, tasks.PRUNE)
+    worker = Worker(fast(settings), handlers={tasks.PRUNE: tasks.prune}, periodic=[])
+    await asyncio.wait_for(worker.run(until_idle=True), 30)
+    left = {
+        r["id"]
+        for r in await owner.fetch(
+            "SELECT id FROM background_jobs WHERE id = ANY($1::uuid[])", spent + kept
+        )
+    }
+    assert left == set(kept)
+    await owner.execute("DELETE FROM background_jobs WHERE kind = 'test.prune'")
+    requests = await owner.fetch(
+        "SELECT id FROM sso_requests WHERE id = ANY($1::uuid[])", [old_request, new_request]
+    )
+    assert [r["id"] for r in requests] == [new_request]
+    assert tasks.PRUNE in [p.kind for p in periodic_jobs(settings)]
+    assert tasks.PRUNE not in [p.kind for p in periodic_jobs(replace(settings, prune_seconds=0))]

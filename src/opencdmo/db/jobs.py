@@ -93,6 +93,13 @@ RETURNING id
 """
 
 
+# Finished jobs past their retention; never one still queued or running.
+_PRUNE = """
+DELETE FROM background_jobs
+WHERE state IN ('done', 'failed') AND finished_at < clock_timestamp() - make_interval(days => $1)
+"""
+
+
 @dataclass(frozen=True)
 class Job:
     id: UUID
@@ -220,3 +227,10 @@ async def by_key(tenant_id: UUID, dedupe_key: str, on: Any = None) -> Job | None
         tenant_id,
     )
     return None if row is None else _job(row)
+
+
+async def prune(retention_days: int) -> int:
+    """Remove jobs finished more than ``retention_days`` ago; how many."""
+    async with autonomous(None) as conn:
+        done = str(await conn.execute(_PRUNE, retention_days))
+    return int(done.rsplit(" ", 1)[-1])

@@ -5,11 +5,15 @@ Each is idempotent; how is said with each.
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from opencdmo.db import jobs as queue
 from opencdmo.db.jobs import Job
 from opencdmo.db.tx import global_transaction, unit_of_work
 from opencdmo.errors import AppError
+from opencdmo.identity.sso import queries as sso_queries
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
@@ -20,10 +24,16 @@ from opencdmo.transfer import receive_queries as rq
 from opencdmo.work import mail, notify
 from opencdmo.work.mail import MailFailed
 
+log = logging.getLogger("opencdmo.jobs")
+
 LOT_EXPIRY = "inventory.lot_expiry"
 TRANSFER_VERIFY = receive.VERIFY_JOB
 TRANSFER_IMPORT = importing.IMPORT_JOB
 WORK_NOTIFY = notify.JOB
+TRANSFER_VERIFY_UPLOAD = receive.UPLOAD_JOB
+QUARANTINE_SWEEP = "transfer.quarantine_sweep"
+PRUNE = "platform.prune"
+SSO_REQUESTS_KEPT = timedelta(days=1)  # a request is valid for minutes, its code for minutes
 
 
 async def _tenants(job: Job) -> list[UUID]:
@@ -32,8 +42,6 @@ async def _tenants(job: Job) -> list[UUID]:
         return [job.for_tenant]
     async with global_transaction():
         return [r["id"] for r in await Tenant.select(Tenant.id).order_by(Tenant.id)]
-TRANSFER_VERIFY_UPLOAD = receive.UPLOAD_JOB
-QUARANTINE_SWEEP = "transfer.quarantine_sweep"
 
 
 @handler(LOT_EXPIRY)
@@ -121,3 +129,13 @@ async def work_notify(job: Job) -> None:
             failed = exc
     if failed is not None:
         raise failed
+
+
+@handler(PRUNE)
+async def prune(job: Job) -> None:
+    """Remove finished jobs past their retention and spent single sign-on requests (neither
+    is a GMP record). Idempotent: what is gone stays gone."""
+    removed = await queue.prune(settings().job_retention_days)
+    async with global_transaction():
+        requests = await sso_queries.prune_requests(datetime.now(UTC) - SSO_REQUESTS_KEPT)
+    log.info("pruned %d finished jobs and %d sign-on requests", removed, requests)

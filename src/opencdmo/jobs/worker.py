@@ -49,6 +49,8 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         found.append(Periodic(tasks.LOT_EXPIRY, settings.lot_expiry_seconds))
     if settings.smtp_url and settings.notify_seconds > 0:
         found.append(Periodic(tasks.WORK_NOTIFY, settings.notify_seconds))
+    if settings.prune_seconds > 0:
+        found.append(Periodic(tasks.PRUNE, settings.prune_seconds))
     if settings.quarantine_sweep_seconds > 0:
         found.append(Periodic(tasks.QUARANTINE_SWEEP, settings.quarantine_sweep_seconds))
     return found

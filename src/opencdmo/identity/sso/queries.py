@@ -136,3 +136,11 @@ async def touch_identity(issuer: str, subject: str) -> None:
     await SsoIdentity.update({SsoIdentity.last_sign_in_at: await clock()}).where(
         (SsoIdentity.issuer == issuer) & (SsoIdentity.subject == subject)
     )
+
+
+async def prune_requests(older_than: datetime) -> int:
+    """Remove the requests started before ``older_than`` (spent or expired long ago)."""
+    gone = (
+        await SsoRequest.delete().where(SsoRequest.started_at < older_than).returning(SsoRequest.id)
+    )
+    return len(gone)

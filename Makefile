@@ -4,6 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
+# Test processes (pytest-xdist, a test file per process: its module fixtures start once);
+# TEST_WORKERS=0 runs the tests in this process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: help install oidc browsers run demo serve db db-stop test test-fast test-e2e lint format typecheck check validation bench clean
 
@@ -38,10 +42,10 @@ db-stop: install ## stop the embedded PostgreSQL
 	@$(UV) run opencdmo db stop
 
 test: install oidc browsers ## run the whole test suite (real PostgreSQL, real Chromium)
-	@$(UV) run pytest
+	@$(UV) run pytest $(PYTEST_PARALLEL)
 
 test-fast: install oidc ## the suite without the browser tests
-	@$(UV) run pytest -m "not e2e"
+	@$(UV) run pytest $(PYTEST_PARALLEL) -m "not e2e"
 
 lint: install ## ruff lint and format check
 	@$(UV) run ruff check src tests bench

@@ -282,3 +282,11 @@ async def recorded(
 
     async with unit_of_work(ctx):
         return await audit.record(ctx, action, entity_type, entity_id, **kw)
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Bytes parameters are named by their length, not their content: some are random, and
+    every process of a parallel run must collect the same test ids."""
+    if isinstance(val, bytes | bytearray):
+        return f"{argname}{len(val)}"
+    return None

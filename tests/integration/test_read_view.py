@@ -47,11 +47,14 @@ def test_every_reading_tenant_route_gets_the_read_view(app: Litestar) -> None:
             wrapped += 1
     assert wrapped >= 20
     # The audit exports record themselves; a shared batch record is read in two read-only
-    # transactions, the sponsor's and then its CDMO's.
+    # transactions, the sponsor's and then its CDMO's; a signer's re-authentication at the
+    # provider is a link (a form's redirect would meet the page's form-action) that records
+    # the request it starts.
     assert sorted(writing) == sorted(
         [
             f"{prefix}/t/{{slug:str}}/{path}"
             for prefix in ("", "/api/v1")
             for path in ("audit/export", "partners/batches/{batch_id:uuid}/record.xml")
         ]
+        + ["/t/{slug:str}/sso/reauthenticate"]
     ), writing

@@ -33,6 +33,14 @@ from tests.integration.test_opcua import eventually, free_port
 NOW = dt.datetime.now(dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Each test's "now", taken when it starts: the live window is the last 15 minutes, and
+    a time taken when the module was collected can be older than that by the time it runs."""
+    global NOW
+    NOW = dt.datetime.now(dt.UTC)
+
+
 @dataclass
 class Stream:
     """One server-sent events response, read as the browser reads it."""

@@ -171,6 +171,7 @@ class Batcher:
         self._rows: list[Row] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._down_until: float | None = None  # the database failed: no retry before then
         self.on_stored: Callable[[list[Row]], None] | None = None  # told of each stored batch
 
@@ -251,14 +252,17 @@ class Batcher:
     async def __aenter__(self) -> Batcher:
         if self.spool is not None:
             self.spool.open()
+        self._closing.clear()
         self._task = asyncio.create_task(self._every_interval())
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Asked to end, not cancelled: a flush under way finishes. Cancelled while its
+            # transaction commits, a store's rows would be stored but neither counted nor
+            # told to the sealer (a sealed period that got them would not be sealed again).
+            self._closing.set()
+            await self._task
         try:
             await self.flush()
         finally:
@@ -266,9 +270,11 @@ class Batcher:
                 self.spool.close()
 
     async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.interval)
+            if not self._closing.is_set():
+                await self.flush()
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
-# Test processes (pytest-xdist, a test file per process: its module fixtures start once);
-# TEST_WORKERS=0 runs the tests in this process.
+# Test processes for the tests without a browser (pytest-xdist, a test file per process: its
+# module fixtures start once); the browser tests then run in one process, as a browser
+# starved of the CPU misses its timeouts. TEST_WORKERS=0 runs all in one process.
 TEST_WORKERS ?= 2
 PYTEST_PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
@@ -42,7 +43,8 @@ db-stop: install ## stop the embedded PostgreSQL
 	@$(UV) run opencdmo db stop
 
 test: install oidc browsers ## run the whole test suite (real PostgreSQL, real Chromium)
-	@$(UV) run pytest $(PYTEST_PARALLEL)
+	@$(UV) run pytest $(PYTEST_PARALLEL) -m "not e2e"
+	@$(UV) run pytest -m e2e
 
 test-fast: install oidc ## the suite without the browser tests
 	@$(UV) run pytest $(PYTEST_PARALLEL) -m "not e2e"

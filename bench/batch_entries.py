@@ -106,7 +106,7 @@ INSERT_EVENT = (
 @dataclass(frozen=True)
 class Options:
     clients: int = 50
-    entries: int = 40  # timed entries per operator
+    entries: int = 120  # timed entries per operator
     warmup: int = 2  # untimed entries per operator first
     workers: int = os.cpu_count() or 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from opencdmo.audit import queries as audit_queries
 from opencdmo.audit import sentences
 from opencdmo.audit.queries import AuditFilter
+from opencdmo.batches import entry_queries
 from opencdmo.batches import service as batches
 from opencdmo.db.tx import read_view
 from opencdmo.settings import Settings
@@ -273,3 +275,40 @@ async def test_an_entrys_audit_event_has_the_entrys_own_time(
         batches.UUID(made["id"]),
     )
     assert row["occurred_at"] == row["entered_at"]
+
+
+async def test_an_entrys_read_of_its_field_uses_an_index_not_the_whole_batch(
+    plant: Plant, owner: asyncpg.Connection
+) -> None:
+    """Each entry reads the entry of its key and its field's entries. In a batch of 3,000
+    entries, as the app role under row-level security, the plan takes both from their indexes:
+    a scan of the batch's entries would make every entry slower the fuller its batch. (The
+    entries are made and analysed in a transaction rolled back at the end.)"""
+    batch = UUID(await running(plant))
+    rolled_back = owner.transaction()
+    await rolled_back.start()
+    try:
+        await owner.execute(
+            "INSERT INTO batch_entries (tenant_id, batch_id, step, phase, field, value,"
+            " source, entered_by, idempotency_key, check_result, message)"
+            " SELECT $1, $2, 'activate', 'seeding', 'f' || n, '1', 'manual', $3,"
+            " 'k' || n, 'in_limits', 'recorded' FROM generate_series(1, 3000) n",
+            plant.ctx.tenant_id,
+            batch,
+            plant.operator.user_id,
+        )
+        await owner.execute("ANALYZE batch_entries")
+        await owner.execute("SET LOCAL ROLE opencdmo_app")
+        await owner.execute(
+            "SELECT set_config('app.tenant_id', $1, true)", str(plant.ctx.tenant_id)
+        )
+        plan = "\n".join(
+            r[0]
+            for r in await owner.fetch(
+                "EXPLAIN " + entry_queries._FOR_ENTRY, batch, "activate", "seeding", "k17", "f17"
+            )
+        )
+    finally:
+        await rolled_back.rollback()
+    assert "batch_entries_idempotency" in plan and "batch_entries_field" in plan, plan
+    assert "batch_entries_batch" not in plan, plan

@@ -124,19 +124,28 @@ async def batch(batch_id: UUID, *, lock: bool = False) -> BatchRow:
 
 @dataclass(frozen=True)
 class BatchHead:
-    """What an entry needs of its batch: its number, state and site."""
+    """What an entry needs of its batch: its number, state and site, and its tenant's
+    exception rules (read with the lock: an entry that raises needs them, and this saves it
+    a round trip)."""
 
     id: UUID
     number: str
     status: str
     site_id: UUID
+    exception_severities: str  # JSON text
+    late_entry_minutes: int
+    excursion_debounce_seconds: int
 
 
 # Raw SQL: every entry begins with this lock. Measured: Piccolo builds it in 67-110 us a call
 # (2,000 builds, no round trip) to send the same SQL as this fixed string.
-_LOCK_HEAD = (
-    f"SELECT {', '.join(f.name for f in fields(BatchHead))} FROM batches WHERE id = $1 FOR UPDATE"
-)
+_LOCK_HEAD = """
+SELECT b.id, b.number, b.status, b.site_id, t.exception_severities::text,
+    t.late_entry_minutes, t.excursion_debounce_seconds
+FROM batches b JOIN tenants t ON t.id = b.tenant_id
+WHERE b.id = $1
+FOR UPDATE OF b
+"""
 
 
 async def lock_head(batch_id: UUID) -> BatchHead:

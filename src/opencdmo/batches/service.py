@@ -46,7 +46,7 @@ from opencdmo.tenancy.batch_numbering import (
     counter_key,
     format_number,
 )
-from opencdmo.tenancy.batch_rules import exception_rules
+from opencdmo.tenancy.batch_rules import rules_of
 from opencdmo.tenancy.queries.tenants import SiteRow
 
 COI_FIELDS = ("donor_id", "coi_label", "apheresis_id")
@@ -463,7 +463,9 @@ async def record_entry(
             source=source,
             device_time=device_time,
             now=entry.entered_at,
-            rules=await exception_rules(ctx)
+            rules=rules_of(
+                row.exception_severities, row.late_entry_minutes, row.excursion_debounce_seconds
+            )
             if exceptions.may_raise(checked, supersedes is not None, source, device_time, target)
             else None,
         )

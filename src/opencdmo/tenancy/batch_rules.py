@@ -102,11 +102,14 @@ async def exception_rules(ctx: TenantContext) -> ExceptionRules:
     return _rules(row)
 
 
+def rules_of(severities: str, late_entry_minutes: int, debounce_seconds: int) -> ExceptionRules:
+    """The rules from the tenant's columns (``exception_severities`` as JSON text)."""
+    return ExceptionRules(json.loads(severities), late_entry_minutes, debounce_seconds)
+
+
 def _rules(row: tenants.TenantRow) -> ExceptionRules:
-    return ExceptionRules(
-        json.loads(row.exception_severities),
-        row.late_entry_minutes,
-        row.excursion_debounce_seconds,
+    return rules_of(
+        row.exception_severities, row.late_entry_minutes, row.excursion_debounce_seconds
     )
 
 

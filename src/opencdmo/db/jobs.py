@@ -209,21 +209,20 @@ async def retry(tenant_id: UUID, job_id: UUID, on: Any = None) -> bool:
 
 async def get(job_id: UUID, tenant_id: UUID, on: Any = None) -> Job | None:
     """One job of this tenant (None: no such job, or another tenant's)."""
-    conn = on or sql.connection()
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM background_jobs WHERE id = $1 AND for_tenant = $2",
-        job_id,
-        tenant_id,
-    )
-    return None if row is None else _job(row)
+    return await _one("id", job_id, tenant_id, on)
 
 
 async def by_key(tenant_id: UUID, dedupe_key: str, on: Any = None) -> Job | None:
     """The job of this tenant enqueued with this key (None: none, or another tenant's)."""
+    return await _one("dedupe_key", dedupe_key, tenant_id, on)
+
+
+async def _one(column: str, value: Any, tenant_id: UUID, on: Any) -> Job | None:
+    """The tenant's job whose ``column`` (a name from the two above, never input) is ``value``."""
     conn = on or sql.connection()
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM background_jobs WHERE dedupe_key = $1 AND for_tenant = $2",
-        dedupe_key,
+        f"SELECT {_COLUMNS} FROM background_jobs WHERE {column} = $1 AND for_tenant = $2",
+        value,
         tenant_id,
     )
     return None if row is None else _job(row)

@@ -369,6 +369,32 @@ async def test_two_sealing_runs_at_once_seal_each_period_once(
     assert (await verify_tenant(own_tenant.tenant_id, own_tenant.slug)).intact
 
 
+async def test_a_store_and_a_seal_at_once_lose_no_row(
+    own_tenant: TenantContext,
+    world: World,
+    synced: Any,
+    owner: asyncpg.Connection,
+    settings: Settings,
+) -> None:
+    """A store into a period being sealed at that moment: the seal has the rows, or the
+    store saw the seal and enqueued its reseal (the seal lock, shared by the store)."""
+    sealing(settings, grace=0)
+    tenant = own_tenant.tenant_id
+    unit = await bioreactor(own_tenant, world, "opc.tcp://127.0.0.1:1/none")
+    base = seals.floor(dt.datetime.now(dt.UTC) - dt.timedelta(hours=5), MINUTE)
+    for i in range(16):
+        start = base + 2 * i * MINUTE
+        assert await samples.store(tenant, rows_at(unit, start, 6)) == 6
+        extra = rows_at(unit, start + dt.timedelta(seconds=1), 6, "culture_weight")
+        await asyncio.gather(seal(tenant), samples.store(tenant, extra))
+    await work_reseals(settings)
+    await seal(tenant)
+    found = await _seals(owner, unit)
+    assert {s["period_start"] for s in found} == {base + 2 * i * MINUTE for i in range(16)}
+    report = await verify_tenant(tenant, own_tenant.slug)
+    assert report.intact, report.problem
+
+
 async def test_a_unit_keeps_the_period_of_its_seals_and_a_long_gap_is_skipped(
     own_tenant: TenantContext,
     world: World,

@@ -15,7 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run("CREATE INDEX batch_entries_field ON batch_entries (tenant_id, batch_id, step, phase, field)")
+    run(
+        "CREATE INDEX batch_entries_field ON batch_entries (tenant_id, batch_id, step, phase, field)"
+    )
 
 
 def downgrade() -> None:

@@ -385,8 +385,16 @@ async def test_a_store_and_a_seal_at_once_lose_no_row(
     for i in range(16):
         start = base + 2 * i * MINUTE
         assert await samples.store(tenant, rows_at(unit, start, 6)) == 6
-        extra = rows_at(unit, start + dt.timedelta(seconds=1), 6, "culture_weight")
-        await asyncio.gather(seal(tenant), samples.store(tenant, extra))
+        extra = [  # stores one after another while the seal runs
+            rows_at(unit, start + dt.timedelta(seconds=1 + k), 1, "culture_weight")
+            for k in range(4)
+        ]
+
+        async def stores(batches: list[list[samples.Row]]) -> None:
+            for batch in batches:
+                await samples.store(tenant, batch)
+
+        await asyncio.gather(seal(tenant), stores(extra), stores(extra[::-1]))
     await work_reseals(settings)
     await seal(tenant)
     found = await _seals(owner, unit)

@@ -40,14 +40,23 @@ logger = logging.getLogger(__name__)
 
 TEXT_MAX = 2000
 
-# Raw SQL: one statement for a whole batch (unnest of column arrays), skipping stored keys;
-# first it takes each unit's seal lock shared (``seals.lock_key``: a sealer waits for the
-# store to commit, or the store for the seal), and it answers per unit the earliest source
-# time it stored and how many rows.
+# Raw SQL: each unit's seal lock taken shared (``seals.lock_key``) before a store: a sealer
+# holds it alone, so it waits for the store to commit, or the store waits for the seal.
+LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext(k)) FROM unnest($1::text[]) AS k"
+# Raw SQL: one statement for a whole batch (unnest of column arrays), skipping stored keys.
+# Its snapshot is taken after the lock above, so it also reads each unit's newest seal as
+# committed (an index probe on sample_seals_end), and answers per unit how many rows it
+# stored and the source times of those before that seal (late: none, as a rule).
 INSERT = """
-WITH locked AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock_shared(hashtext('seal:' || u.id::text))
-    FROM (SELECT DISTINCT unnest($2::uuid[]) AS id ORDER BY 1) AS u
+WITH sealed AS (
+    SELECT u.id, e.code, s.period_end, s.period_end - s.period_start AS period
+    FROM (SELECT DISTINCT unnest($2::uuid[])) AS u(id)
+    JOIN equipment e ON e.tenant_id = $1 AND e.id = u.id
+    CROSS JOIN LATERAL (
+        SELECT period_start, period_end FROM sample_seals
+        WHERE tenant_id = $1 AND equipment_id = u.id
+        ORDER BY period_end DESC LIMIT 1
+    ) AS s
 ), stored AS (
     INSERT INTO equipment_samples
         (tenant_id, equipment_id, signal, value, text_value, status_code, source_time,
@@ -55,33 +64,13 @@ WITH locked AS MATERIALIZED (
     SELECT $1::uuid, s.* FROM unnest(
         $2::uuid[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
         $8::timestamptz[]) AS s
-    WHERE (SELECT count(*) FROM locked) >= 0
     ON CONFLICT DO NOTHING
     RETURNING equipment_id, source_time
 )
-SELECT equipment_id, min(source_time) AS earliest, count(*) AS rows FROM stored GROUP BY 1
-"""
-# Raw SQL (this and the next): the newest seal of each unit stored into (an index probe on
-# sample_seals_end each), read after the lock above in a statement of its own so that a seal
-# committed while the store waited is seen.
-SEALED_UNTIL = """
-SELECT u.id, e.code, s.period_end, s.period_end - s.period_start AS period
-FROM unnest($2::uuid[]) AS u(id)
-JOIN equipment e ON e.tenant_id = $1 AND e.id = u.id
-CROSS JOIN LATERAL (
-    SELECT period_start, period_end FROM sample_seals
-    WHERE tenant_id = $1 AND equipment_id = u.id
-    ORDER BY period_end DESC LIMIT 1
-) AS s
-"""
-# Of the batch's rows of a unit before its newest seal, those this transaction stored (not
-# ones stored before: a replay), by their keys.
-LATE = """
-SELECT DISTINCT x.source_time
-FROM unnest($3::text[], $4::timestamptz[]) AS k(signal, source_time)
-JOIN equipment_samples x ON x.tenant_id = $1 AND x.equipment_id = $2
-    AND x.signal = k.signal AND x.source_time = k.source_time
-WHERE x.xmin = pg_current_xact_id()::xid
+SELECT t.equipment_id, count(*) AS stored, x.code, x.period,
+       array_agg(DISTINCT t.source_time) FILTER (WHERE t.source_time < x.period_end) AS late
+FROM stored AS t LEFT JOIN sealed AS x ON x.id = t.equipment_id
+GROUP BY t.equipment_id, x.code, x.period
 """
 
 
@@ -127,6 +116,7 @@ async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
     if not rows:
         return 0
     async with tenant_id_transaction(tenant_id) as conn:
+        await conn.execute(LOCK, sorted({seals.lock_key(r.equipment_id) for r in rows}))
         per_unit = await conn.fetch(
             INSERT,
             tenant_id,
@@ -138,42 +128,26 @@ async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
             [r.source_time for r in rows],
             [r.server_time for r in rows],
         )
-        if per_unit:
-            earliest = {r["equipment_id"]: r["earliest"] for r in per_unit}
-            await _enqueue_reseals(conn, tenant_id, rows, earliest)
-    return sum(int(r["rows"]) for r in per_unit)
+        for unit in per_unit:
+            if unit["late"]:
+                await _enqueue_reseal(conn, tenant_id, unit)
+    return sum(int(r["stored"]) for r in per_unit)
 
 
-async def _enqueue_reseals(
-    conn: Any, tenant_id: UUID, rows: Sequence[Row], earliest: dict[UUID, dt.datetime]
-) -> None:
-    """One ``equipment.reseal`` job for each unit this transaction stored rows of before its
-    newest seal, naming the sealed periods they fall in."""
-    for unit in await conn.fetch(SEALED_UNTIL, tenant_id, list(earliest)):
-        until, period = unit["period_end"], unit["period"]
-        if earliest[unit["id"]] >= until:  # the common case: nothing late
-            continue
-        candidates = [r for r in rows if r.equipment_id == unit["id"] and r.source_time < until]
-        stored = await conn.fetch(
-            LATE,
-            tenant_id,
-            unit["id"],
-            [r.signal for r in candidates],
-            [r.source_time for r in candidates],
-        )
-        late = sorted({seals.floor(r["source_time"], period) for r in stored})
-        if not late:
-            continue
-        await jobs.enqueue(
-            seals.RESEAL_JOB,
-            {
-                "equipment_id": str(unit["id"]),
-                "code": unit["code"],
-                "periods": [at.isoformat() for at in late],
-            },
-            tenant_id=tenant_id,
-            on=conn,
-        )
+async def _enqueue_reseal(conn: Any, tenant_id: UUID, unit: Any) -> None:
+    """The ``equipment.reseal`` job of a unit this transaction stored rows of before its
+    newest seal, naming the sealed periods they fall in (each the length of the unit's)."""
+    late = sorted({seals.floor(at, unit["period"]) for at in unit["late"]})
+    await jobs.enqueue(
+        seals.RESEAL_JOB,
+        {
+            "equipment_id": str(unit["equipment_id"]),
+            "code": unit["code"],
+            "periods": [at.isoformat() for at in late],
+        },
+        tenant_id=tenant_id,
+        on=conn,
+    )
 
 
 # Raw SQL: the newest source time of each signal, one index probe per signal (LATERAL ...

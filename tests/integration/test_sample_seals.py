@@ -24,9 +24,9 @@ from opencdmo.db.tx import tenant_id_transaction
 from opencdmo.equipment import capture, samples, seals
 from opencdmo.equipment.simulator import Simulator, SimulatorConfig
 from opencdmo.jobs import registry, tasks
-from opencdmo.jobs.worker import Worker
+from opencdmo.jobs.worker import Worker, periodic_jobs
 from opencdmo.scope import SYSTEM, RequestMeta, TenantContext
-from opencdmo.settings import Settings
+from opencdmo.settings import Settings, SettingsError
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PERSONAS, World
 from tests.integration.job_worker import seal_worker
@@ -525,3 +525,17 @@ async def eventually_async(check: Any, seconds: float) -> None:
     async with asyncio.timeout(seconds):
         while not await check():  # noqa: ASYNC110 - a condition in the database
             await asyncio.sleep(0.2)
+
+
+async def test_the_seal_job_is_periodic_unless_its_setting_is_0(settings: Settings) -> None:
+    assert {tasks.EQUIPMENT_SEAL, tasks.EQUIPMENT_RESEAL} <= set(registry.load())
+    assert Settings().seal_seconds == 30
+    found = {p.kind: p.seconds for p in periodic_jobs(settings)}
+    assert found[tasks.EQUIPMENT_SEAL] == 30
+    never = periodic_jobs(replace(settings, seal_seconds=0))
+    assert tasks.EQUIPMENT_SEAL not in [p.kind for p in never]
+    registry.configure(replace(settings, seal_period_seconds=0))
+    with pytest.raises(SettingsError, match="OPENCDMO_SEAL_PERIOD_SECONDS"):
+        await seal(None)
+    registry.configure(settings)
+    assert tasks.seal_timing() == seals.Timing(5 * MINUTE, MINUTE)

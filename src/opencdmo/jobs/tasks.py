@@ -19,6 +19,7 @@ from opencdmo.identity.sso import queries as sso_queries
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
+from opencdmo.settings import SettingsError
 from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
 from opencdmo.transfer import importing, receive
@@ -148,6 +149,11 @@ async def prune(job: Job) -> None:
 def seal_timing() -> seals.Timing:
     """The sealing period and grace of the worker's settings."""
     configured = settings()
+    if configured.seal_period_seconds <= 0 or configured.seal_grace_seconds < 0:
+        raise SettingsError(
+            "OPENCDMO_SEAL_PERIOD_SECONDS must be above 0 and OPENCDMO_SEAL_GRACE_SECONDS "
+            "not below 0"
+        )
     return seals.Timing(
         period=dt.timedelta(seconds=configured.seal_period_seconds),
         grace=dt.timedelta(seconds=configured.seal_grace_seconds),

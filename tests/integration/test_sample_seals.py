@@ -261,6 +261,35 @@ async def test_late_rows_are_resealed_after_the_storing_process_died(
     assert report.intact, report.problem
 
 
+async def test_late_rows_into_a_period_with_no_seal_get_its_first_seal(
+    own_tenant: TenantContext,
+    sealed_unit: dict[str, Any],
+    owner: asyncpg.Connection,
+    settings: Settings,
+) -> None:
+    """The empty period between sealed ones gets rows later (a dead worker's spool stored by
+    another worker): the reseal job seals it, version 1, and verify finds nothing."""
+    unit, base, tenant = sealed_unit["unit"], sealed_unit["base"], own_tenant.tenant_id
+    assert await samples.store(tenant, rows_at(unit, base + 2 * MINUTE, 2)) == 2
+    [queued] = await reseal_jobs(owner, tenant)
+    assert json.loads(queued["args"])["periods"] == [(base + 2 * MINUTE).isoformat()]
+    await work_reseals(settings)
+    found = await _seals(owner, unit)
+    assert [(s["period_start"] - base, s["samples"], s["version"]) for s in found] == [
+        (dt.timedelta(0), 14, 1),
+        (MINUTE, 12, 1),
+        (2 * MINUTE, 2, 1),
+        (3 * MINUTE, 6, 1),
+    ]
+    actions = await owner.fetch(
+        "SELECT action FROM audit_events WHERE tenant_id = $1 AND entity_type = 'sample_seal'",
+        tenant,
+    )
+    assert [a["action"] for a in actions] == ["equipment.samples_sealed"] * 4
+    report = await verify_tenant(tenant, own_tenant.slug)
+    assert report.intact, report.problem
+
+
 async def _behind_the_back(owner: asyncpg.Connection, table: str, sql: str, *args: Any) -> None:
     async with owner.transaction():
         await owner.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")

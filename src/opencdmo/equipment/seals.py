@@ -278,7 +278,9 @@ async def reseal(ctx: TenantContext, unit: UUID, code: str, late: Iterable[dt.da
     """Seal again the sealed periods starting at ``late`` whose samples changed since (rows
     stored after they were sealed): a new version each, with its
     ``equipment.samples_resealed`` event and the reason, in one unit of work; how many. A
-    period whose digest is that of its newest seal is left as it is (run twice: nothing)."""
+    period before the newest seal that had no seal (it had no samples then) gets its first
+    (``equipment.samples_sealed``). A period whose digest is that of its newest seal is left
+    as it is (run twice: nothing)."""
     wanted = set(late)
     if not wanted:
         return 0
@@ -293,9 +295,11 @@ async def reseal(ctx: TenantContext, unit: UUID, code: str, late: Iterable[dt.da
         current = {s.period_start: s for s in await sealed(conn, unit, start, end)}
         for at in await periods(conn, unit, start, end, period):
             seal = current.get(at.start)
-            if at.start not in wanted or seal is None or seal.digest == at.digest:
+            if at.start not in wanted or (seal is not None and seal.digest == at.digest):
                 continue
-            await _write(ctx, conn, unit, code, at, seal.version + 1, seal)
+            # a period that had no samples when the ones around it were sealed (a dead
+            # worker's spool stored by another): its first seal
+            await _write(ctx, conn, unit, code, at, 1 if seal is None else seal.version + 1, seal)
             written += 1
     return written
 

@@ -280,6 +280,24 @@ class Settings:
             "their verification ended or vanished (0: never)"
         },
     )
+    seal_seconds: int = field(
+        default=30,
+        metadata={
+            "doc": "How often the job worker seals the equipment samples' due periods into "
+            "the audit trail (0: never)"
+        },
+    )
+    seal_period_seconds: int = field(
+        default=300,
+        metadata={
+            "doc": "Length of a sealed period of equipment samples for a unit's first seal "
+            "(a unit keeps the length of its seals)"
+        },
+    )
+    seal_grace_seconds: int = field(
+        default=60,
+        metadata={"doc": "Seconds after a period of samples ends before it is sealed"},
+    )
     log_level: str = field(default="INFO", metadata={"doc": "Log level (DEBUG, INFO, WARNING)"})
     log_json: bool = field(default=True, metadata={"doc": "Structured JSON logs (false: text)"})
 

@@ -1,5 +1,6 @@
 """A job worker running in the test process against the real database, for tests whose
-routes hand work to jobs (``job_worker``: import it into the test module)."""
+routes hand work to jobs (``job_worker``: import it into the test module), and one that
+seals equipment samples while a capture worker stores them (``seal_worker``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from litestar import Litestar
 
 from opencdmo.jobs import tasks
-from opencdmo.jobs.worker import Worker
+from opencdmo.jobs.worker import Periodic, Worker
 from opencdmo.settings import Settings
 
 
@@ -28,6 +29,32 @@ async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]
             tasks.TRANSFER_VERIFY_UPLOAD: tasks.transfer_verify_upload,
         },
         periodic=[],
+    )
+    task = asyncio.create_task(worker.run())
+    yield worker
+    worker.stop()
+    await asyncio.wait_for(task, 60)
+
+
+@pytest.fixture
+async def seal_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]:
+    """The sealing jobs worked while the test runs: ``equipment.seal`` every second (one
+    second periods, sealed as soon as they end) and the ``equipment.reseal`` jobs stores
+    enqueue."""
+    quick: dict[str, Any] = {
+        "job_poll_seconds": 1,
+        "job_retry_seconds": 1,
+        "seal_seconds": 1,
+        "seal_period_seconds": 1,
+        "seal_grace_seconds": 0,
+    }
+    worker = Worker(
+        replace(settings, **quick),
+        handlers={
+            tasks.EQUIPMENT_SEAL: tasks.equipment_seal,
+            tasks.EQUIPMENT_RESEAL: tasks.equipment_reseal,
+        },
+        periodic=[Periodic(tasks.EQUIPMENT_SEAL, 1)],
     )
     task = asyncio.create_task(worker.run())
     yield worker

@@ -12,15 +12,14 @@ tenant's trust list (``trust``: kept in the database, written to ``opcua/trust/<
 before each round of leases).
 
 Every few seconds the worker runs what it is given to evaluate over the stored samples (the
-command gives it the batch excursions' evaluation), and seals the periods of stored samples
-that are due (``seals``).
+command gives it the batch excursions' evaluation). It does not seal the stored samples: the
+job worker does (``seals``, the ``equipment.seal`` job), from the database alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import socket
@@ -31,7 +30,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 from opencdmo.db.tx import tenant_id_transaction
-from opencdmo.equipment import leases, queries, samples, seals, trust
+from opencdmo.equipment import leases, queries, samples, trust
 from opencdmo.equipment.opcua_client import Backoff, CaptureClient, CaptureError, Security
 from opencdmo.equipment.opcua_security import Mode
 from opencdmo.equipment.spool import DEFAULT_MAX_BYTES, Spool
@@ -130,9 +129,6 @@ class Worker:
         name: str | None = None,
         spool: Path | None = None,
         spool_bytes: int = DEFAULT_MAX_BYTES,
-        seal_period: dt.timedelta = seals.PERIOD,
-        seal_grace: dt.timedelta = seals.GRACE,
-        seal_every: float = 10.0,
         evaluate: Callable[[UUID], Awaitable[None]] | None = None,
         evaluate_every: float = 5.0,
     ) -> None:
@@ -150,11 +146,6 @@ class Worker:
             size=size,
             spool=None if spool is None else Spool(spool, self.name, max_bytes=spool_bytes),
         )
-        self.sealer = seals.Sealer(
-            tenant_id, period=seal_period, grace=seal_grace, worker=self.name
-        )
-        self.batcher.on_stored = self.sealer.stored
-        self.seal_every = seal_every
         self.clients: dict[UUID, CaptureClient] = {}
         self.report = Report()
         self._tasks: dict[UUID, asyncio.Task[None]] = {}
@@ -184,9 +175,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         until = None if seconds is None else loop.time() + seconds
         async with self.batcher:
-            upkeep: asyncio.Future[Any] = asyncio.gather(
-                self._partitions(), self._seals(), self._evaluations()
-            )
+            upkeep: asyncio.Future[Any] = asyncio.gather(self._partitions(), self._evaluations())
             try:
                 if self.leases:  # the first round says it is there; its share comes next
                     await self._round()
@@ -207,12 +196,10 @@ class Worker:
                 raise
             finally:
                 upkeep.cancel()
-            codes = {u: self._codes[u] for u in self._tasks}
             for unit_id in list(self._tasks):
                 await self._end(unit_id)
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
-        await self._seal_round(codes)  # what the batcher stored last, sealed if it is due
         if self.leases:
             await leases.release(self.tenant_id, self.name)
         self.report.stored, self.report.offered = self.batcher.stored, self.batcher.offered
@@ -266,17 +253,6 @@ class Worker:
         except (CaptureError, OSError) as exc:
             logger.error("capture of %s stopped: %s", self._codes[unit_id], exc)
             self.report.failed[self._codes[unit_id]] = str(exc)
-
-    async def _seals(self) -> None:
-        while True:
-            await asyncio.sleep(self.seal_every)
-            await self._seal_round({u: self._codes[u] for u in self._tasks})
-
-    async def _seal_round(self, units: dict[UUID, str]) -> None:
-        try:
-            await self.sealer.round(units)
-        except Exception:  # the next round seals what this one did not
-            logger.exception("sealing samples failed")
 
     async def _partitions(self) -> None:
         while True:

@@ -3,7 +3,9 @@
 ``store(tenant_id, rows)`` writes a batch in ONE statement (an ``INSERT ... SELECT FROM
 unnest(...)`` of column arrays) in a transaction with the tenant set, as every tenant write
 is; a sample already stored (same unit, signal and source time: a replay, a reconnect) is
-skipped by the unique key, and the count returned is of the new ones.
+skipped by the unique key, and the count returned is of the new ones. Rows it stores into a
+unit's periods that are sealed already enqueue an ``equipment.reseal`` job in that same
+transaction (``seals``): the job exists if and only if the rows were stored.
 
 ``Batcher`` is the capture client's sink for every unit a worker captures: it gathers what
 the clients deliver and stores it every ``interval`` seconds, or at once when ``size``
@@ -21,12 +23,14 @@ import contextlib
 import datetime as dt
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from opencdmo.db import jobs
 from opencdmo.db.tx import tenant_id_transaction
+from opencdmo.equipment import seals
 
 if TYPE_CHECKING:  # asyncua takes most of a second to import: the web workers do without it
     from opencdmo.equipment.opcua_client import Sample
@@ -36,14 +40,37 @@ logger = logging.getLogger(__name__)
 
 TEXT_MAX = 2000
 
+# Raw SQL: each unit's seal lock taken shared (``seals.lock_key``) before a store: a sealer
+# holds it alone, so it waits for the store to commit, or the store waits for the seal.
+LOCK = "SELECT pg_advisory_xact_lock_shared(hashtext(k)) FROM unnest($1::text[]) AS k"
 # Raw SQL: one statement for a whole batch (unnest of column arrays), skipping stored keys.
+# Its snapshot is taken after the lock above, so it also reads each unit's newest seal as
+# committed (an index probe on sample_seals_end), and answers per unit how many rows it
+# stored and the source times of those before that seal (late: none, as a rule).
 INSERT = """
-INSERT INTO equipment_samples
-    (tenant_id, equipment_id, signal, value, text_value, status_code, source_time, server_time)
-SELECT $1::uuid, s.* FROM unnest(
-    $2::uuid[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
-    $8::timestamptz[]) AS s
-ON CONFLICT DO NOTHING
+WITH sealed AS (
+    SELECT u.id, e.code, s.period_end, s.period_end - s.period_start AS period
+    FROM (SELECT DISTINCT unnest($2::uuid[])) AS u(id)
+    JOIN equipment e ON e.tenant_id = $1 AND e.id = u.id
+    CROSS JOIN LATERAL (
+        SELECT period_start, period_end FROM sample_seals
+        WHERE tenant_id = $1 AND equipment_id = u.id
+        ORDER BY period_end DESC LIMIT 1
+    ) AS s
+), stored AS (
+    INSERT INTO equipment_samples
+        (tenant_id, equipment_id, signal, value, text_value, status_code, source_time,
+         server_time)
+    SELECT $1::uuid, s.* FROM unnest(
+        $2::uuid[], $3::text[], $4::float8[], $5::text[], $6::int8[], $7::timestamptz[],
+        $8::timestamptz[]) AS s
+    ON CONFLICT DO NOTHING
+    RETURNING equipment_id, source_time
+)
+SELECT t.equipment_id, count(*) AS stored, x.code, x.period,
+       array_agg(DISTINCT t.source_time) FILTER (WHERE t.source_time < x.period_end) AS late
+FROM stored AS t LEFT JOIN sealed AS x ON x.id = t.equipment_id
+GROUP BY t.equipment_id, x.code, x.period
 """
 
 
@@ -83,11 +110,14 @@ def row_of(equipment_id: UUID, sample: Sample) -> Row:
 
 
 async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
-    """Store the rows in one statement; returns how many were not stored already."""
+    """Store the rows in one statement; returns how many were not stored already. Rows stored
+    into periods sealed already (late: a spool, a server's history) enqueue one
+    ``equipment.reseal`` job per unit in the same transaction (``seals``)."""
     if not rows:
         return 0
     async with tenant_id_transaction(tenant_id) as conn:
-        status = await conn.execute(
+        await conn.execute(LOCK, sorted({seals.lock_key(r.equipment_id) for r in rows}))
+        per_unit = await conn.fetch(
             INSERT,
             tenant_id,
             [r.equipment_id for r in rows],
@@ -98,7 +128,26 @@ async def store(tenant_id: UUID, rows: Sequence[Row]) -> int:
             [r.source_time for r in rows],
             [r.server_time for r in rows],
         )
-    return int(str(status).rsplit(" ", 1)[-1])
+        for unit in per_unit:
+            if unit["late"]:
+                await _enqueue_reseal(conn, tenant_id, unit)
+    return sum(int(r["stored"]) for r in per_unit)
+
+
+async def _enqueue_reseal(conn: Any, tenant_id: UUID, unit: Any) -> None:
+    """The ``equipment.reseal`` job of a unit this transaction stored rows of before its
+    newest seal, naming the sealed periods they fall in (each the length of the unit's)."""
+    late = sorted({seals.floor(at, unit["period"]) for at in unit["late"]})
+    await jobs.enqueue(
+        seals.RESEAL_JOB,
+        {
+            "equipment_id": str(unit["equipment_id"]),
+            "code": unit["code"],
+            "periods": [at.isoformat() for at in late],
+        },
+        tenant_id=tenant_id,
+        on=conn,
+    )
 
 
 # Raw SQL: the newest source time of each signal, one index probe per signal (LATERAL ...
@@ -173,7 +222,6 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._down_until: float | None = None  # the database failed: no retry before then
-        self.on_stored: Callable[[list[Row]], None] | None = None  # told of each stored batch
 
     def sink(self, equipment_id: UUID) -> UnitSink:
         return UnitSink(self, equipment_id)
@@ -200,11 +248,6 @@ class Batcher:
                     self._spool_waiting()
                     return
                 del self._rows[: len(batch)]
-                self._told(batch)
-
-    def _told(self, rows: list[Row]) -> None:
-        if self.on_stored is not None:
-            self.on_stored(rows)
 
     def _down(self, exc: Exception) -> None:
         if self._down_until is None:
@@ -227,7 +270,6 @@ class Batcher:
                 return False
             self.spool.done(spooled)
             self.replayed += len(rows)
-            self._told(rows)
         if self._down_until is not None:
             logger.warning("storing samples again; the spool is empty")
             self._down_until = None
@@ -258,9 +300,8 @@ class Batcher:
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._task is not None:
-            # Asked to end, not cancelled: a flush under way finishes. Cancelled while its
-            # transaction commits, a store's rows would be stored but neither counted nor
-            # told to the sealer (a sealed period that got them would not be sealed again).
+            # Asked to end, not cancelled: a flush under way finishes (cancelled while its
+            # transaction commits, a store's rows would be stored but not counted).
             self._closing.set()
             await self._task
         try:

@@ -5,6 +5,7 @@ Each is idempotent; how is said with each.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -12,11 +13,13 @@ from uuid import UUID
 from opencdmo.db import jobs as queue
 from opencdmo.db.jobs import Job
 from opencdmo.db.tx import global_transaction, unit_of_work
+from opencdmo.equipment import seals
 from opencdmo.errors import AppError
 from opencdmo.identity.sso import queries as sso_queries
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
+from opencdmo.settings import SettingsError
 from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
 from opencdmo.transfer import importing, receive
@@ -33,6 +36,8 @@ WORK_NOTIFY = notify.JOB
 TRANSFER_VERIFY_UPLOAD = receive.UPLOAD_JOB
 QUARANTINE_SWEEP = "transfer.quarantine_sweep"
 PRUNE = "platform.prune"
+EQUIPMENT_SEAL = seals.SEAL_JOB
+EQUIPMENT_RESEAL = seals.RESEAL_JOB
 SSO_REQUESTS_KEPT = timedelta(days=1)  # a request is valid for minutes, its code for minutes
 
 
@@ -139,3 +144,51 @@ async def prune(job: Job) -> None:
     async with global_transaction():
         requests = await sso_queries.prune_requests(datetime.now(UTC) - SSO_REQUESTS_KEPT)
     log.info("pruned %d finished jobs and %d sign-on requests", removed, requests)
+
+
+def seal_timing() -> seals.Timing:
+    """The sealing period and grace of the worker's settings."""
+    configured = settings()
+    if configured.seal_period_seconds <= 0 or configured.seal_grace_seconds < 0:
+        raise SettingsError(
+            "OPENCDMO_SEAL_PERIOD_SECONDS must be above 0 and OPENCDMO_SEAL_GRACE_SECONDS "
+            "not below 0"
+        )
+    return seals.Timing(
+        period=dt.timedelta(seconds=configured.seal_period_seconds),
+        grace=dt.timedelta(seconds=configured.seal_grace_seconds),
+    )
+
+
+@handler(EQUIPMENT_SEAL)
+async def equipment_seal(job: Job) -> None:
+    """Seal the due periods of every unit's samples (of every tenant: the periodic job names
+    none), each tenant as the system actor in its own trail. Idempotent: what is sealed is
+    read from the database under each unit's seal lock, so a second run finds nothing due."""
+    timing = seal_timing()
+    meta = RequestMeta(request_id=f"job:{job.id}")
+    failed: Exception | None = None
+    for tenant_id in await _tenants(job):
+        ctx = await internal_context(tenant_id, SYSTEM, meta)
+        if ctx is None:
+            continue
+        try:
+            written = await seals.seal_tenant(ctx, timing)
+        except Exception as exc:  # the other tenants are sealed all the same
+            log.exception("sealing the samples of tenant %s failed", tenant_id)
+            failed = exc
+            continue
+        if written:
+            log.info("sealed %d periods of samples of tenant %s", written, tenant_id)
+    if failed is not None:
+        raise failed
+
+
+@handler(EQUIPMENT_RESEAL)
+async def equipment_reseal(job: Job) -> None:
+    """Seal again the periods of a unit that got samples after they were sealed (enqueued by
+    the store of those samples, in its transaction), as the system actor. Idempotent: a
+    period whose digest is its newest seal's is left as it is."""
+    ctx = await context(job)
+    late = [dt.datetime.fromisoformat(at) for at in job.args["periods"]]
+    await seals.reseal(ctx, UUID(job.args["equipment_id"]), str(job.args["code"]), late)

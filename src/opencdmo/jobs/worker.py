@@ -53,6 +53,8 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         found.append(Periodic(tasks.PRUNE, settings.prune_seconds))
     if settings.quarantine_sweep_seconds > 0:
         found.append(Periodic(tasks.QUARANTINE_SWEEP, settings.quarantine_sweep_seconds))
+    if settings.seal_seconds > 0:
+        found.append(Periodic(tasks.EQUIPMENT_SEAL, settings.seal_seconds))
     return found
 
 

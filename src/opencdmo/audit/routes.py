@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import QueryParameter
-from litestar.response import Stream, Template
+from litestar.response import Response, Stream, Template
 
 from opencdmo.audit import queries, sentences
 from opencdmo.audit.schemas import AuditEventOut, AuditPage
-from opencdmo.audit.service import record
-from opencdmo.canonical import canonical_json
-from opencdmo.db.tx import unit_of_work
+from opencdmo.exports import routes as export_routes
+from opencdmo.exports import service as exports
+from opencdmo.exports.audit_trail import csv_cell
+from opencdmo.exports.schemas import ExportOut
 from opencdmo.scope import TenantContext
+from opencdmo.settings import Settings
 from opencdmo.web.guards import requires
-from opencdmo.web.pages import page
+from opencdmo.web.pages import form_data, page
 
 PAGE_SIZE = 50
+__all__ = ["csv_cell"]  # the CSV export's cell, where it was
 
 
 Actor = Annotated[str | None, QueryParameter(name="actor", required=False, max_length=200)]
@@ -34,20 +36,6 @@ Since = Annotated[str | None, QueryParameter(name="since", required=False, max_l
 Until = Annotated[str | None, QueryParameter(name="until", required=False, max_length=200)]
 Before = Annotated[int | None, QueryParameter(name="before", required=False, ge=1)]
 Limit = Annotated[int, QueryParameter(name="limit", ge=1, le=500)]
-
-
-# A spreadsheet reads a cell that begins with one of these as a formula (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell as written to the CSV export: text that a spreadsheet would run as a formula is
-    prefixed with a single quote (OWASP), so it shows as the text it is."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _loads(value: str | None) -> Any:
@@ -113,65 +101,6 @@ async def api_audit(
     return AuditPage([_out(row) for row in rows], next_before)
 
 
-async def _export(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> AsyncIterator[bytes]:
-    if fmt == "csv":
-        yield ("\ufeff" + ",".join(queries.COLUMNS) + "\r\n").encode()
-    else:
-        yield b"["
-    first = True
-    async for batch in queries.batches(ctx, flt):
-        buffer = io.StringIO()
-        for event in batch:
-            row = event.as_dict()
-            if fmt == "csv":
-                csv.writer(buffer, lineterminator="\r\n").writerow(
-                    [csv_cell(row[c]) for c in queries.COLUMNS]
-                )
-            else:
-                buffer.write(
-                    ("" if first else ",")
-                    + "\n"
-                    + canonical_json(
-                        {
-                            **row,
-                            "old_values": None
-                            if row["old_values"] is None
-                            else json.loads(row["old_values"]),
-                            "new_values": None
-                            if row["new_values"] is None
-                            else json.loads(row["new_values"]),
-                        }
-                    )
-                )
-                first = False
-        yield buffer.getvalue().encode()
-    if fmt == "json":
-        yield b"\n]\n"
-
-
-async def _export_response(ctx: TenantContext, flt: queries.AuditFilter, fmt: str) -> Stream:
-    async with unit_of_work(ctx):
-        await record(
-            ctx,
-            "audit.exported",
-            "audit_trail",
-            ctx.slug,
-            new={
-                "format": fmt,
-                **flt.as_query(),
-                "since": flt.since.isoformat() if flt.since else None,
-                "until": flt.until.isoformat() if flt.until else None,
-            },
-        )
-    media = "text/csv" if fmt == "csv" else "application/json"  # text/*: charset added
-    filename = f"audit-{ctx.slug}.{fmt}"
-    return Stream(
-        _export(ctx, flt, fmt),
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 Format = Annotated[Literal["csv", "json"], QueryParameter(name="format")]
 
 
@@ -199,22 +128,23 @@ class ExportOperation(Operation):
             }
 
 
-@get(
+@post(
     "/audit/export",
-    opt=requires("audit", "export", writes=True),
+    opt=requires("audit", "export"),
     include_in_schema=False,
+    status_code=303,
+    media_type=MediaType.HTML,
 )
-async def audit_export(
-    ctx: NamedDependency[TenantContext],
-    format_: Format = "csv",
-    actor: Actor = None,
-    entity: Entity = None,
-    action: Action = None,
-    since: Since = None,
-    until: Until = None,
-) -> Stream:
-    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
-    return await _export_response(ctx, flt, format_)
+async def audit_export_form(
+    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext]
+) -> Response[Any]:
+    """Ask for the (filtered) trail as CSV or JSON: the job worker builds it; the export's
+    page follows. The form sends the format and the filter the page shows."""
+    sent = await form_data(request)
+    fields = ("format", "actor", "entity", "action", "since", "until")
+    subject = {k: str(sent[k]) for k in fields if isinstance(sent.get(k), str) and sent[k]}
+    row = await exports.request(ctx, exports.AUDIT_TRAIL, subject)
+    return export_routes.redirect_to(request, ctx, row)
 
 
 @get(
@@ -222,25 +152,30 @@ async def audit_export(
     opt=requires("audit", "export", writes=True),
     tags=["audit"],
     operation_class=ExportOperation,
+    responses={202: ResponseSpec(ExportOut, description="Not built yet: the export to poll")},
 )
 async def api_audit_export(
     ctx: NamedDependency[TenantContext],
+    settings: NamedDependency[Settings],
     format_: Format = "json",
     actor: Actor = None,
     entity: Entity = None,
     action: Action = None,
     since: Since = None,
     until: Until = None,
-) -> Stream:
-    """The whole (filtered) trail, oldest first, as CSV or JSON, with each event's hashes."""
-    flt = queries.parse_filter(ctx, actor, entity, action, since, until)
-    return await _export_response(ctx, flt, format_)
+) -> Stream | Response[ExportOut]:
+    """The whole (filtered) trail, oldest first, as CSV or JSON, with each event's hashes.
+    Built by the job worker: answered once built (within ``OPENCDMO_EXPORT_WAIT_SECONDS``),
+    else 202 with the export to poll (``GET .../exports/{id}``)."""
+    raw = {"format": format_, "actor": actor, "entity": entity, "action": action}
+    subject = {k: v for k, v in {**raw, "since": since, "until": until}.items() if v}
+    return await export_routes.requested(ctx, settings, exports.AUDIT_TRAIL, subject)
 
 
 # Pages of a tenant, under /t/{slug} (the app mounts them in the context's router).
 pages = [
     audit_page,
-    audit_export,
+    audit_export_form,
 ]
 
 # The JSON API of a tenant, under /api/v1/t/{slug} (the app mounts it likewise).

@@ -13,6 +13,7 @@ from opencdmo.db import jobs as queue
 from opencdmo.db.jobs import Job
 from opencdmo.db.tx import global_transaction, unit_of_work
 from opencdmo.errors import AppError
+from opencdmo.exports import service as exports
 from opencdmo.identity.sso import queries as sso_queries
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
@@ -33,6 +34,7 @@ WORK_NOTIFY = notify.JOB
 TRANSFER_VERIFY_UPLOAD = receive.UPLOAD_JOB
 QUARANTINE_SWEEP = "transfer.quarantine_sweep"
 PRUNE = "platform.prune"
+EXPORT_BUILD = exports.JOB
 SSO_REQUESTS_KEPT = timedelta(days=1)  # a request is valid for minutes, its code for minutes
 
 
@@ -86,6 +88,22 @@ async def transfer_verify_upload(job: Job) -> None:
         if job.attempts >= job.max_attempts:
             said = exc.message if isinstance(exc, AppError) else receive.STOPPED
             await receive.upload_failed(ctx, job_id, said)
+        raise
+
+
+@handler(EXPORT_BUILD)
+async def export_build(job: Job) -> None:
+    """An export (the batch record's BatchML, the audit trail) built as the person who asked,
+    their permission checked again. Idempotent: ``build`` leaves a done export as it is and a
+    rebuild stores under the same content key. Its last attempt failing marks it failed."""
+    ctx = await context(job)
+    export_id = UUID(job.args["export_id"])
+    try:
+        await exports.build(ctx, export_id)
+    except Exception as exc:
+        if job.attempts >= job.max_attempts:
+            said = exc.message if isinstance(exc, AppError) else exports.STOPPED
+            await exports.failed(ctx, export_id, said)
         raise
 
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -26,23 +25,15 @@ from opencdmo.jobs.worker import Worker
 from opencdmo.settings import Settings
 from tests.conftest import World
 from tests.integration.batch_world import Plant, batch_of, new_plant
+from tests.integration.export_flow import short_export_wait
 from tests.integration.job_worker import job_worker
 
-__all__ = ["job_worker"]
+__all__ = ["job_worker", "short_export_wait"]
 
 
 @pytest.fixture
 async def plant(synced: Any, world: World, owner: asyncpg.Connection, settings: Settings) -> Plant:
     return await new_plant(world, owner, settings)
-
-
-@pytest.fixture
-def short_wait(settings: Settings) -> Iterator[None]:
-    """The API waits one second for an export (the session's settings, put back after)."""
-    kept = settings.export_wait_seconds
-    object.__setattr__(settings, "export_wait_seconds", 1)
-    yield
-    object.__setattr__(settings, "export_wait_seconds", kept)
 
 
 def _export_id(response: Any) -> UUID:
@@ -310,7 +301,7 @@ async def _as_user(world: World, user_id: UUID) -> Any:
     return await registry.context(job)
 
 
-@pytest.mark.usefixtures("short_wait")
+@pytest.mark.usefixtures("short_export_wait")
 async def test_without_a_worker_the_api_answers_202_then_a_worker_builds_it(
     world: World, browser: Any, settings: Settings
 ) -> None:

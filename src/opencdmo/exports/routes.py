@@ -169,6 +169,7 @@ def _subject(data: ExportIn) -> dict[str, Any]:
     s = data.subject
     return {
         "batch_id": str(s.batch_id) if s.batch_id else None,
+        "shared": True if s.shared else None,
         "format": s.format,
         "actor": s.actor,
         "entity": s.entity,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from msgspec import Meta, Struct
@@ -12,10 +12,12 @@ Filter = Annotated[str, Meta(max_length=200)]
 
 
 class ExportSubjectIn(Struct, forbid_unknown_fields=True, kw_only=True):
-    """What to export: a batch (``batch_record_xml``), or the audit trail's format and
+    """What to export: a batch (``batch_record_xml``; ``shared``: a batch a CDMO partner
+    made for us, its released record shared with us), or the audit trail's format and
     filter (``audit_trail``: as ``GET .../audit/export`` takes them)."""
 
     batch_id: UUID | None = None
+    shared: bool = False  # the batch is a CDMO partner's, made for us (its shared record)
     format: Literal["csv", "json"] | None = None
     actor: Filter | None = None
     entity: Filter | None = None
@@ -43,7 +45,7 @@ class ExportOut(Struct, kw_only=True):
 
     id: UUID
     kind: str
-    subject: dict[str, object]
+    subject: dict[str, Any]
     state: str
     error: str | None
     requested_by: UUID

@@ -21,7 +21,7 @@ from uuid import UUID
 from opencdmo.access.service import authorize
 from opencdmo.audit import queries as audit_queries
 from opencdmo.audit.service import record as audit
-from opencdmo.batches import batchml
+from opencdmo.batches import batchml, sponsor_view
 from opencdmo.batches import export as batch_export
 from opencdmo.batches import queries as batch_queries
 from opencdmo.batches import record as batch_record
@@ -132,12 +132,23 @@ async def request(ctx: TenantContext, kind: str, subject: dict[str, Any]) -> Exp
     if ctx.user_id is None:
         raise Forbidden("Only a person may ask for an export.")
     export_id = uuid.uuid4()
+    shared = None
+    if kind == BATCH_RECORD and subject.get("shared"):
+        # a batch made for us by a CDMO partner: named by sponsor_batches(), read in the CDMO
+        shared = await sponsor_view.shared_batch(ctx, _batch_id(subject))
     async with unit_of_work(ctx):
-        if kind == BATCH_RECORD:
+        if shared is not None:
+            await authorize(ctx, "partners", "read")
+            kept: dict[str, Any] = {
+                "batch_id": str(shared.batch_id),
+                "number": shared.number,
+                "shared": True,
+            }
+        elif kind == BATCH_RECORD:
             batch_id = _batch_id(subject)
             batch = await batch_queries.batch(batch_id)
             await authorize(ctx, "batches", "read", site_id=batch.site_id)
-            kept: dict[str, Any] = {"batch_id": str(batch_id), "number": batch.number}
+            kept = {"batch_id": str(batch_id), "number": batch.number}
         else:
             await authorize(ctx, "audit", "export")
             kept = audit_subject(ctx, subject)
@@ -222,6 +233,10 @@ async def _build_file(ctx: TenantContext, found: ExportRow) -> tuple[Any, str, s
     """The stored blob, file name and media type of the export (built as ``ctx``'s actor:
     the reads check the permission again)."""
     subject = found.subject_dict
+    if found.kind == BATCH_RECORD and subject.get("shared"):
+        record = await sponsor_view.shared_record(ctx, _batch_id(subject), found.requested_at)
+        blob = await blobs().put(ctx, record.xml)
+        return blob, f"{record.number}-batch-production-record.xml", XML
     if found.kind == BATCH_RECORD:
         full = await batch_record.read(ctx, _batch_id(subject))
         xml = await asyncio.to_thread(

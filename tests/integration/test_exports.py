@@ -326,3 +326,29 @@ async def test_without_a_worker_the_api_answers_202_then_a_worker_builds_it(
     )
     assert posted.status_code == 202 and posted.json()["state"] == "queued"
     await asyncio.wait_for(worker.run(until_idle=True), 120)
+
+
+async def test_a_failed_export_shows_its_error_and_exports_again(
+    world: World, browser: Any, owner: asyncpg.Connection
+) -> None:
+    from tests.conftest import as_actor
+
+    ctx = as_actor(world.alpha, world["admin"])
+    asked = await exports.request(ctx, exports.AUDIT_TRAIL, {"format": "json", "action": "x."})
+    await exports.failed(ctx, asked.id, "The storage was not reachable.")
+    admin = await browser("admin")
+    await admin.prime()
+    page = await admin.get(f"/t/alpha/exports/{asked.id}")
+    assert 'data-state="failed"' in page.text
+    assert "The storage was not reachable." in page.text and "Export again" in page.text
+    assert 'hx-trigger="every 1s"' not in page.text
+    again = await admin.send("POST", f"/t/alpha/exports/{asked.id}/again")
+    assert again.status_code == 303, again.text
+    new_id = UUID(again.headers["location"].rsplit("/", 1)[1])
+    assert new_id != asked.id
+    renewed = await exports.get(ctx, new_id)
+    assert renewed.state == "queued" and renewed.subject_dict == asked.subject_dict
+    other = await browser("viewer")
+    await other.prime()
+    refused = await other.send("POST", f"/t/alpha/exports/{asked.id}/again")
+    assert refused.status_code == 404

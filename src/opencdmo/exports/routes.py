@@ -15,6 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.response import Response, Stream, Template
 
+from opencdmo.errors import Conflict
 from opencdmo.exports import service
 from opencdmo.exports.schemas import ExportIn, ExportLinks, ExportOut
 from opencdmo.exports.service import ExportRow
@@ -87,13 +88,15 @@ async def requested(
     ctx: TenantContext, settings: Settings, kind: str, subject: dict[str, Any]
 ) -> Stream | Response[ExportOut]:
     """The API's answer to a request for an export: the file once the job worker built it
-    (within ``OPENCDMO_EXPORT_WAIT_SECONDS``), else 202 with the export to poll."""
+    (within ``OPENCDMO_EXPORT_WAIT_SECONDS``), else 202 with the export to poll; one that
+    failed is a 409 with its error."""
     row = await service.request(ctx, kind, subject)
     row = await service.wait(ctx, row.id, settings.export_wait_seconds)
     if row.state == "done":
         return await file_response(ctx, row.id)
-    status = 202 if row.state != "failed" else 200
-    return Response(export_out(ctx, row), status_code=status)
+    if row.state == "failed":
+        raise Conflict(f"The export failed: {row.error}", details={"export_id": str(row.id)})
+    return Response(export_out(ctx, row), status_code=202)
 
 
 def redirect_to(

@@ -304,7 +304,7 @@ async def test_htmx_is_configured_for_the_policy(browser: Any) -> None:
     ],
 )
 def test_csv_cells_that_would_be_formulas_are_neutralised(cell: Any, written: Any) -> None:
-    from opencdmo.audit.routes import csv_cell
+    from opencdmo.exports.audit_trail import csv_cell
 
     assert csv_cell(cell) == written
 

@@ -10,17 +10,13 @@ from uuid import UUID
 from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
-from litestar.response import Response, Stream, Template
+from litestar.response import Response, Template
 
 from opencdmo.batches import board, record, review, trend_charts
 from opencdmo.batches.routes import ONE
 from opencdmo.batches.schemas import AcceptIn, DeviationClose, DeviationIn, DispositionIn
 from opencdmo.errors import AppError
-from opencdmo.exports import routes as export_routes
-from opencdmo.exports import service as exports
-from opencdmo.exports.schemas import ExportOut
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.web.flash import see_other
@@ -70,42 +66,6 @@ async def review_page(
     """Review by exception: the batch's exceptions and deviations only, each to disposition,
     with everything in limits summarised as counts; release or reject."""
     return await _record_page(request, ctx, batch_id, "batches/review.html")
-
-
-@post(
-    ONE + "/record.xml",
-    opt=requires("batches", "read", site_scoped=True),
-    include_in_schema=False,
-    status_code=303,
-    media_type=MediaType.HTML,
-)
-async def record_xml_form(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
-) -> Response[Any]:
-    """Ask for the record's BatchML: the job worker builds it; the export's page follows."""
-    row = await exports.request(ctx, exports.BATCH_RECORD, {"batch_id": str(batch_id)})
-    return export_routes.redirect_to(request, ctx, row)
-
-
-@get(
-    ONE + "/record.xml",
-    opt=requires("batches", "read", site_scoped=True, writes=True),
-    tags=["batches"],
-    media_type=XML,
-    responses={202: ResponseSpec(ExportOut, description="Not built yet: the export to poll")},
-)
-async def api_record_xml(
-    ctx: NamedDependency[TenantContext],
-    settings: NamedDependency[Settings],
-    batch_id: FromPath[UUID],
-) -> Stream | Response[ExportOut]:
-    """The batch record as an ISA-88 BatchML BatchProductionRecord (B2MML V0700): header,
-    control recipe and its hash, the procedure with every element's state, every entry with
-    its history, exceptions and their disposition, deviations, signatures, custody. Built by
-    the job worker: answered once built (within ``OPENCDMO_EXPORT_WAIT_SECONDS``), else 202
-    with the export to poll (``GET .../exports/{id}``)."""
-    subject = {"batch_id": str(batch_id)}
-    return await export_routes.requested(ctx, settings, exports.BATCH_RECORD, subject)
 
 
 async def _command(
@@ -241,12 +201,10 @@ async def board_page(
     return await page(request, "batches/board.html", block="board", rows=rows)
 
 
-api = [api_record_xml]
 pages = [
     board_page,
     record_page,
     review_page,
-    record_xml_form,
     accept_form,
     deviation_form,
     close_form,

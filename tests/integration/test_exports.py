@@ -352,3 +352,25 @@ async def test_a_failed_export_shows_its_error_and_exports_again(
     await other.prime()
     refused = await other.send("POST", f"/t/alpha/exports/{asked.id}/again")
     assert refused.status_code == 404
+
+
+@pytest.mark.usefixtures("short_export_wait")
+async def test_the_record_api_answers_202_as_json_without_a_worker(
+    plant: Plant, browser: Any
+) -> None:
+    made = await batch_of(plant)
+    viewer = await browser("viewer")
+    for url in (
+        f"/api/v1/t/{plant.ctx.slug}/batches/{made.id}/record.xml",
+        f"/api/v1/t/{plant.ctx.slug}/audit/export",
+    ):
+        waiting = await viewer.get(url)
+        if url.endswith("audit/export"):
+            assert waiting.status_code == 403  # a viewer may not export the trail
+            continue
+        assert waiting.status_code == 202, waiting.text
+        assert waiting.headers["content-type"].startswith("application/json")
+        body = waiting.json()
+        assert body["kind"] == "batch_record_xml" and body["state"] == "queued"
+        assert body["subject"]["batch_id"] == str(made.id)
+        assert body["links"]["page"] == f"/t/{plant.ctx.slug}/exports/{body['id']}"

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody
 from litestar.response import Response, Stream, Template
 
@@ -96,7 +97,8 @@ async def requested(
         return await file_response(ctx, row.id)
     if row.state == "failed":
         raise Conflict(f"The export failed: {row.error}", details={"export_id": str(row.id)})
-    return Response(export_out(ctx, row), status_code=202)
+    # JSON, whatever the route's file type (its handler declares the file's)
+    return Response(export_out(ctx, row), status_code=202, media_type=MediaType.JSON)
 
 
 def redirect_to(

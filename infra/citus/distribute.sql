@@ -79,6 +79,7 @@ SELECT create_distributed_table('control_recipes', 'tenant_id', colocate_with =>
 SELECT create_distributed_table('equipment_logbook', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('equipment_samples', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('excursion_cursors', 'tenant_id', colocate_with => 'memberships');
+SELECT create_distributed_table('exports', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('genealogy_links', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('invitations', 'tenant_id', colocate_with => 'memberships');
 SELECT create_distributed_table('lot_status_changes', 'tenant_id', colocate_with => 'memberships');

@@ -273,6 +273,13 @@ class Settings:
         default=30,
         metadata={"doc": "Days a finished (done or failed) background job is kept"},
     )
+    export_wait_seconds: int = field(
+        default=120,
+        metadata={
+            "doc": "Seconds an API request for an export waits for the job worker to build it "
+            "before answering 202 with the export to poll"
+        },
+    )
     quarantine_sweep_seconds: int = field(
         default=3600,
         metadata={

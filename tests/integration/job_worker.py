@@ -19,7 +19,7 @@ from opencdmo.settings import Settings
 
 @pytest.fixture
 async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]:
-    """The project's transfer jobs worked while the test runs (the periodic ones not)."""
+    """The project's transfer and export jobs worked while the test runs (the periodic ones not)."""
     quick: dict[str, Any] = {"job_poll_seconds": 1, "job_retry_seconds": 1}
     worker = Worker(
         replace(settings, **quick),
@@ -27,6 +27,7 @@ async def job_worker(app: Litestar, settings: Settings) -> AsyncIterator[Worker]
             tasks.TRANSFER_VERIFY: tasks.transfer_verify,
             tasks.TRANSFER_IMPORT: tasks.transfer_import,
             tasks.TRANSFER_VERIFY_UPLOAD: tasks.transfer_verify_upload,
+            tasks.EXPORT_BUILD: tasks.export_build,
         },
         periodic=[],
     )

@@ -14,6 +14,10 @@ from opencdmo.batches import service as batches
 from opencdmo.settings import Settings
 from tests.conftest import PASSWORD, World
 from tests.integration.batch_world import Plant, batch_of, new_plant, phases_done, underway
+from tests.integration.export_flow import export_by_form
+from tests.integration.job_worker import job_worker
+
+__all__ = ["job_worker"]
 
 
 @pytest.fixture
@@ -90,14 +94,16 @@ async def test_the_record_page_shows_everything(
     assert "il2_volume_added</td>" not in html and "activate/medium_preparation" not in html
 
 
+@pytest.mark.usefixtures("job_worker")
 async def test_the_batchml_export_is_valid(plant: Plant, settings: Settings, browser: Any) -> None:
     made = await _complete(plant, settings)
     viewer = await browser("viewer")
-    for url in (
-        f"/t/{plant.ctx.slug}/batches/{made.id}/record.xml",
-        f"/api/v1/t/{plant.ctx.slug}/batches/{made.id}/record.xml",
+    page = f"/t/{plant.ctx.slug}/batches/{made.id}/record.xml"
+    for sending in (
+        export_by_form(viewer, plant.ctx.slug, page),
+        viewer.get(f"/api/v1/t/{plant.ctx.slug}/batches/{made.id}/record.xml"),
     ):
-        sent = await viewer.get(url)
+        sent = await sending
         assert sent.status_code == 200, sent.text
         assert sent.headers["content-type"].startswith("application/xml")
         assert batchml.validate(sent.content) == []

@@ -37,6 +37,10 @@ from tests.integration.batch_world import (
     new_plant,
     underway,
 )
+from tests.integration.export_flow import export_by_form
+from tests.integration.job_worker import job_worker
+
+__all__ = ["job_worker"]
 
 MEDIUM = "serum-free-t-cell-medium"  # on t-cell-activation's bill of materials: 300 mL
 BEADS = "anti-cd3-cd28-activation-beads"  # 1 {vial}
@@ -672,6 +676,7 @@ async def test_the_run_page_records_a_lot_a_step_made(
     assert await owner.fetchval("SELECT count(*) FROM lots WHERE origin_batch_id = $1", batch) == 1
 
 
+@pytest.mark.usefixtures("job_worker")
 async def test_the_batchml_export_carries_the_materials_used_and_made(
     stock: Stock, browser: Any
 ) -> None:
@@ -685,7 +690,7 @@ async def test_the_batchml_export_carries_the_materials_used_and_made(
         stock.plant.operator, batch, outputs.Output(STEP, stock.intermediate, Decimal(50), "mL")
     )
     qa = await browser("approver")
-    xml = await qa.get(f"/t/{stock.slug}/batches/{batch}/record.xml")
+    xml = await export_by_form(qa, stock.slug, f"/t/{stock.slug}/batches/{batch}/record.xml")
     assert xml.status_code == 200, xml.text
     assert validate(xml.content) == []
     text = xml.text

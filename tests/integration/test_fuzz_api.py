@@ -24,8 +24,13 @@ from litestar.routes import HTTPRoute
 from opencdmo.identity import service as identity
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD, Browser, World
+from tests.integration.export_flow import no_export_wait
 from tests.integration.test_no_500 import json_routes
 from tests.integration.test_routes_generic import FACTORIES, PARAM
+
+__all__ = ["no_export_wait"]
+# The export routes (GET .../record.xml, .../audit/export) answer 202 at once: no worker runs.
+pytestmark = pytest.mark.usefixtures("no_export_wait")
 
 FUZZ = settings(
     max_examples=250,

@@ -46,15 +46,20 @@ def test_every_reading_tenant_route_gets_the_read_view(app: Litestar) -> None:
             assert getattr(handler.fn, "_read_view", False), paths
             wrapped += 1
     assert wrapped >= 20
-    # The audit exports record themselves; a shared batch record is read in two read-only
-    # transactions, the sponsor's and then its CDMO's; a signer's re-authentication at the
-    # provider is a link (a form's redirect would meet the page's form-action) that records
-    # the request it starts.
+    # A signer's re-authentication at the provider is a link (a form's redirect would meet
+    # the page's form-action) that records the request it starts. Asking the API for an
+    # export (the batch record, a shared batch record, the audit trail) is a command that
+    # waits for the job worker; downloading an export records the download.
     assert sorted(writing) == sorted(
         [
             f"{prefix}/t/{{slug:str}}/{path}"
             for prefix in ("", "/api/v1")
-            for path in ("audit/export", "partners/batches/{batch_id:uuid}/record.xml")
+            for path in ("exports/{export_id:uuid}/file",)
         ]
-        + ["/t/{slug:str}/sso/reauthenticate"]
+        + [
+            "/api/v1/t/{slug:str}/audit/export",
+            "/api/v1/t/{slug:str}/partners/batches/{batch_id:uuid}/record.xml",
+            "/api/v1/t/{slug:str}/batches/{batch_id:uuid}/record.xml",
+            "/t/{slug:str}/sso/reauthenticate",
+        ]
     ), writing

@@ -380,6 +380,28 @@ async def _transfer_job(world: World, ctx: TenantContext) -> str:
     return str(job_id)
 
 
+async def _export(world: World, ctx: TenantContext) -> str:
+    """An export asked for (queued), written through its table as its service writes it."""
+    import json
+
+    from opencdmo.db.tx import unit_of_work
+    from opencdmo.exports.tables import Export
+
+    export_id = uuid.uuid4()
+    person = world["admin"] if ctx.slug == "alpha" else world["outsider"]
+    async with unit_of_work(as_actor(ctx, person)):
+        await Export.insert(
+            Export(
+                tenant_id=ctx.tenant_id,
+                id=export_id,
+                kind="audit_trail",
+                subject=json.dumps({"format": "csv"}),
+                requested_by=person.user_id,
+            )
+        )
+    return str(export_id)
+
+
 # How to make an object of each id parameter in a given tenant.
 FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "member_id": _member,
@@ -404,10 +426,12 @@ FACTORIES: dict[str, Callable[[World, TenantContext], Awaitable[str]]] = {
     "link_id": _partner_link,
     "document_id": _recipe_document,
     "job_id": _transfer_job,
+    "export_id": _export,
 }
 
 # Bodies that pass validation, so that the answer is about access, not about the input.
 JSON_BODIES: dict[str, Any] = {
+    "/api/v1/t/{slug:str}/exports": {"kind": "audit_trail", "subject": {"format": "csv"}},
     "/api/v1/t/{slug:str}/invitations": {"email": "nobody@nowhere.test", "roles": ["viewer"]},
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/roles": {"roles": ["viewer"], "reason": "x"},
     "/api/v1/t/{slug:str}/members/{member_id:uuid}/status": {"active": True, "reason": "x"},

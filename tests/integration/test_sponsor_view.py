@@ -23,8 +23,12 @@ from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import PASSWORD, World
 from tests.integration.batch_world import Plant, batch_of, new_plant, phases_done, underway
+from tests.integration.export_flow import export_by_form
+from tests.integration.job_worker import job_worker
 from tests.integration.test_partners import Org, new_org, signed_in
 from tests.integration.test_routes_generic import FROZEN
+
+__all__ = ["job_worker"]
 
 
 @pytest.fixture
@@ -109,6 +113,7 @@ async def _released(plant: Plant, settings: Settings, batch_id: uuid.UUID) -> No
     await review.decide(settings, plant.approver, batch_id, "release", PASSWORD, "meets spec")
 
 
+@pytest.mark.usefixtures("job_worker")
 async def test_revoked_shows_nothing_and_the_record_follows_the_sharing_setting(
     plant: Plant, world: World, browser: Any, settings: Settings
 ) -> None:
@@ -127,8 +132,10 @@ async def test_revoked_shows_nothing_and_the_record_follows_the_sharing_setting(
     assert sent.headers["content-type"].startswith("application/xml")
     assert batchml.validate(sent.content) == []
     assert made.number.encode() in sent.content
-    page = await client.get(f"/t/{sponsor.ctx.slug}/partners/batches/{made.id}/record.xml")
-    assert page.status_code == 200
+    page_url = f"/t/{sponsor.ctx.slug}/partners/batches/{made.id}/record.xml"
+    page = await export_by_form(client, sponsor.ctx.slug, page_url)
+    assert page.status_code == 200 and batchml.validate(page.content) == []
+    assert made.number.encode() in page.content
 
     await partners.set_sharing(cdmo.admin, link, False, "records by request only")
     (row,) = [m.batch for m in await sponsor_view.made_for_us(sponsor.admin)]

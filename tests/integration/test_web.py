@@ -10,9 +10,14 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar import Litestar
 
 from tests.conftest import World
+from tests.integration.export_flow import export_by_form
+from tests.integration.job_worker import job_worker
+
+__all__ = ["job_worker"]
 
 
 async def test_pages_render_for_an_admin(browser: Any) -> None:
@@ -226,6 +231,7 @@ async def test_unknown_pages_and_malformed_ids(browser: Any) -> None:
     assert (await client.get("/t/alpha/members/not-a-uuid/roles")).status_code == 405
 
 
+@pytest.mark.usefixtures("job_worker")
 async def test_audit_page_filters_and_export(world: World, browser: Any) -> None:
     from opencdmo.identity import service as identity
     from opencdmo.tenancy import service as tenancy
@@ -239,8 +245,8 @@ async def test_audit_page_filters_and_export(world: World, browser: Any) -> None
     actions = set(re.findall(r'data-action="([^"]+)"', page.text))
     assert actions
     assert all(a.startswith("member.") for a in actions)
-    exported = await client.get(
-        "/t/alpha/audit/export", params={"format": "csv", "action": "tenant."}
+    exported = await export_by_form(
+        client, "alpha", "/t/alpha/audit/export", {"format": "csv", "action": "tenant."}
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")

@@ -12,6 +12,10 @@ import pytest
 from opencdmo.webapp.csrf import origin_problem
 from opencdmo.webapp.headers import CONTENT_SECURITY_POLICY
 from tests.conftest import World
+from tests.integration.export_flow import export_by_form
+from tests.integration.job_worker import job_worker
+
+__all__ = ["job_worker"]
 
 # --- CSRF bound to the session -----------------------------------------------------------
 
@@ -300,11 +304,12 @@ async def test_htmx_is_configured_for_the_policy(browser: Any) -> None:
     ],
 )
 def test_csv_cells_that_would_be_formulas_are_neutralised(cell: Any, written: Any) -> None:
-    from opencdmo.audit.routes import csv_cell
+    from opencdmo.exports.audit_trail import csv_cell
 
     assert csv_cell(cell) == written
 
 
+@pytest.mark.usefixtures("job_worker")
 async def test_csv_export_neutralises_formulas_and_names_its_type_once(
     world: World, browser: Any
 ) -> None:
@@ -323,8 +328,12 @@ async def test_csv_export_neutralises_formulas_and_names_its_type_once(
         persona = Persona("csv", user.email, user.full_name, user.id)
         await identity.create_token(as_actor(world.alpha, persona), user.id, "csv check")
     client = await browser("admin")
-    for url in ("/t/alpha/audit/export", "/api/v1/t/alpha/audit/export"):
-        exported = await client.get(url, params={"format": "csv", "action": "token.created"})
+    query = {"format": "csv", "action": "token.created"}
+    for sending in (
+        export_by_form(client, "alpha", "/t/alpha/audit/export", query),
+        client.get("/api/v1/t/alpha/audit/export", params=query),
+    ):
+        exported = await sending
         assert exported.status_code == 200
         assert exported.headers["content-type"] == "text/csv; charset=utf-8"
         rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))

@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("inventory", "equipment"),
     ("batches",),
     ("transfer",),
+    ("exports",),
     ("work", "search"),
     ("webapp", "jobs", "validation", "cli", "app", "ops"),
 ]

@@ -4,7 +4,6 @@ reject), and the live board of batches in progress."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,7 +13,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath
 from litestar.response import Response, Template
 
-from opencdmo.batches import batchml, board, export, record, review, trend_charts
+from opencdmo.batches import board, record, review, trend_charts
 from opencdmo.batches.routes import ONE
 from opencdmo.batches.schemas import AcceptIn, DeviationClose, DeviationIn, DispositionIn
 from opencdmo.errors import AppError
@@ -67,41 +66,6 @@ async def review_page(
     """Review by exception: the batch's exceptions and deviations only, each to disposition,
     with everything in limits summarised as counts; release or reject."""
     return await _record_page(request, ctx, batch_id, "batches/review.html")
-
-
-def _batchml(found: record.BatchRecord) -> Response[bytes]:
-    xml = batchml.to_batchml(export.document(found, datetime.now(UTC)))
-    name = f"{found.batch.number}-batch-production-record.xml"
-    return Response(
-        xml, media_type=XML, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
-
-
-@get(
-    ONE + "/record.xml",
-    opt=requires("batches", "read", site_scoped=True),
-    include_in_schema=False,
-    media_type=XML,
-)
-async def record_xml_page(
-    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
-) -> Response[bytes]:
-    return _batchml(await record.read(ctx, batch_id))
-
-
-@get(
-    ONE + "/record.xml",
-    opt=requires("batches", "read", site_scoped=True),
-    tags=["batches"],
-    media_type=XML,
-)
-async def api_record_xml(
-    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
-) -> Response[bytes]:
-    """The batch record as an ISA-88 BatchML BatchProductionRecord (B2MML V0700): header,
-    control recipe and its hash, the procedure with every element's state, every entry with
-    its history, exceptions and their disposition, deviations, signatures, custody."""
-    return _batchml(await record.read(ctx, batch_id))
 
 
 async def _command(
@@ -237,12 +201,10 @@ async def board_page(
     return await page(request, "batches/board.html", block="board", rows=rows)
 
 
-api = [api_record_xml]
 pages = [
     board_page,
     record_page,
     review_page,
-    record_xml_page,
     accept_form,
     deviation_form,
     close_form,

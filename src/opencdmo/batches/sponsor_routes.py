@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import Request, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath
-from litestar.response import Response, Template
+from litestar.response import Template
 
 from opencdmo.batches import sponsor_view
 from opencdmo.batches.schemas import SponsoredBatchOut
@@ -20,8 +18,8 @@ from opencdmo.web.pages import page
 BATCHES = "/partners/batches"
 RECORD = BATCHES + "/{batch_id:uuid}/record.xml"
 XML = "application/xml"
-# The record is read in two read-only transactions, ours then the CDMO's (sponsor_view): the
-# handler opens them itself rather than run in one read view of ours (``writes`` opts out).
+# Asking for the record is a command (an export the job worker builds, read there in two
+# read-only transactions, ours then the CDMO's): it opens its own unit of work.
 RECORD_OPT = requires("partners", "read", writes=True)
 
 
@@ -52,22 +50,7 @@ async def api_made_for_us(ctx: NamedDependency[TenantContext]) -> list[Sponsored
     return [batch_out(m) for m in await sponsor_view.made_for_us(ctx)]
 
 
-def _xml(found: sponsor_view.SharedRecord) -> Response[bytes]:
-    name = f"{found.number}-batch-production-record.xml"
-    return Response(
-        found.xml, media_type=XML, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
-
-
-@get(RECORD, opt=RECORD_OPT, tags=["partners"], media_type=XML)
-async def api_shared_record(
-    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
-) -> Response[bytes]:
-    """A released batch's record as BatchML, when its CDMO shares records with us."""
-    return _xml(await sponsor_view.shared_record(ctx, batch_id))
-
-
-api = [api_made_for_us, api_shared_record]
+api = [api_made_for_us]
 
 
 @get(BATCHES, opt=requires("partners", "read"), include_in_schema=False)
@@ -78,11 +61,4 @@ async def made_for_us_page(
     return await page(request, "batches/made_for_us.html", batches=found)
 
 
-@get(RECORD, opt=RECORD_OPT, include_in_schema=False, media_type=XML)
-async def shared_record_page(
-    ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
-) -> Response[bytes]:
-    return _xml(await sponsor_view.shared_record(ctx, batch_id))
-
-
-pages = [made_for_us_page, shared_record_page]
+pages = [made_for_us_page]

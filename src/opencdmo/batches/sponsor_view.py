@@ -44,16 +44,25 @@ class SharedRecord:
     xml: bytes
 
 
-async def shared_record(ctx: TenantContext, batch_id: UUID) -> SharedRecord:
-    """The released record of a batch made for us, as BatchML, when its CDMO shares it;
-    any other batch (not ours, not released, not shared, relationship ended) is a 404."""
+async def shared_batch(ctx: TenantContext, batch_id: UUID) -> SponsoredBatch:
+    """A batch made for us whose released record its CDMO shares; any other batch (not ours,
+    not released, not shared, relationship ended) is a 404."""
     found = next((m.batch for m in await made_for_us(ctx) if m.batch.batch_id == batch_id), None)
     if found is None or not found.record_available:
         raise NotFound("No such shared batch record.")
+    return found
+
+
+async def shared_record(
+    ctx: TenantContext, batch_id: UUID, exported_at: datetime | None = None
+) -> SharedRecord:
+    """The released record of a batch made for us, as BatchML, when its CDMO shares it
+    (``shared_batch``: any other is a 404)."""
+    found = await shared_batch(ctx, batch_id)
     cdmo = await tenancy.internal_context(found.cdmo_tenant_id, SYSTEM, ctx.meta)
     if cdmo is None:
         raise NotFound("No such shared batch record.")
     async with read_view(cdmo):
         full = await record.read(cdmo, batch_id)
-    xml = batchml.to_batchml(export.document(full, datetime.now(UTC)))
+    xml = batchml.to_batchml(export.document(full, exported_at or datetime.now(UTC)))
     return SharedRecord(full.batch.number, xml)

@@ -15,6 +15,7 @@ from opencdmo.db.jobs import Job
 from opencdmo.db.tx import global_transaction, unit_of_work
 from opencdmo.equipment import seals
 from opencdmo.errors import AppError
+from opencdmo.exports import service as exports
 from opencdmo.identity.sso import queries as sso_queries
 from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
@@ -38,6 +39,7 @@ QUARANTINE_SWEEP = "transfer.quarantine_sweep"
 PRUNE = "platform.prune"
 EQUIPMENT_SEAL = seals.SEAL_JOB
 EQUIPMENT_RESEAL = seals.RESEAL_JOB
+EXPORT_BUILD = exports.JOB
 SSO_REQUESTS_KEPT = timedelta(days=1)  # a request is valid for minutes, its code for minutes
 
 
@@ -91,6 +93,22 @@ async def transfer_verify_upload(job: Job) -> None:
         if job.attempts >= job.max_attempts:
             said = exc.message if isinstance(exc, AppError) else receive.STOPPED
             await receive.upload_failed(ctx, job_id, said)
+        raise
+
+
+@handler(EXPORT_BUILD)
+async def export_build(job: Job) -> None:
+    """An export (the batch record's BatchML, the audit trail) built as the person who asked,
+    their permission checked again. Idempotent: ``build`` leaves a done export as it is and a
+    rebuild stores under the same content key. Its last attempt failing marks it failed."""
+    ctx = await context(job)
+    export_id = UUID(job.args["export_id"])
+    try:
+        await exports.build(ctx, export_id)
+    except Exception as exc:
+        if job.attempts >= job.max_attempts:
+            said = exc.message if isinstance(exc, AppError) else exports.STOPPED
+            await exports.failed(ctx, export_id, said)
         raise
 
 

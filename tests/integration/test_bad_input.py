@@ -11,7 +11,13 @@ import pytest
 from litestar import Litestar
 
 from tests.conftest import PASSWORD, World
+from tests.integration.export_flow import no_export_wait
 from tests.integration.test_routes_generic import FACTORIES, PARAM, tenant_routes
+
+__all__ = ["no_export_wait"]
+
+# Every route is called with no job worker: the export routes answer 202 at once.
+pytestmark = pytest.mark.usefixtures("no_export_wait")
 
 BODIES: list[tuple[str, bytes]] = [
     ("application/json", b""),
@@ -99,6 +105,7 @@ async def _ids(world: World) -> dict[str, str]:
         "link_id": await FACTORIES["link_id"](world, world.alpha),
         "document_id": await FACTORIES["document_id"](world, world.alpha),
         "job_id": await FACTORIES["job_id"](world, world.alpha),
+        "export_id": await FACTORIES["export_id"](world, world.alpha),
         "step": "activate",
         "phase": "seeding",
     }

@@ -109,6 +109,7 @@ async def test_the_record_page_asks_for_the_batchml_and_downloads_it(
     listed = await viewer.get(f"/t/{slug}/exports")
     assert str(export_id) in listed.text
     assert f'href="/t/{slug}/exports">' in listed.text  # every page's user menu leads here
+    assert "<td>Ready</td>" in listed.text and "<td>done</td>" not in listed.text
     # the API answers the file once built, as before
     api = await viewer.get(f"/api/v1/t/{slug}/batches/{made.id}/record.xml")
     assert api.status_code == 200, api.text

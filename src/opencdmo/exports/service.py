@@ -44,6 +44,12 @@ XML = "application/xml"
 NO_LONGER_PERMITTED = "You are no longer permitted to export this"
 STOPPED = "The export stopped before it was built; export again."
 POLL_SECONDS = 0.2
+STATE_NAMES = {
+    "queued": "Waiting to be built",
+    "running": "Being built",
+    "done": "Ready",
+    "failed": "Failed",
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,11 @@ class ExportRow:
     def subject_dict(self) -> dict[str, Any]:
         kept = json.loads(self.subject) if isinstance(self.subject, str) else self.subject
         return dict(kept or {})
+
+    @property
+    def state_name(self) -> str:
+        """The state in words, for people."""
+        return STATE_NAMES.get(self.state, self.state)
 
     @property
     def finished(self) -> bool:

@@ -5,8 +5,6 @@ redirect here."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +20,7 @@ from opencdmo.exports.schemas import ExportIn, ExportLinks, ExportOut
 from opencdmo.exports.service import ExportRow
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.storage.streams import CHUNK, CheckedReader
+from opencdmo.storage.streams import read_chunks
 from opencdmo.web.files import attachment
 from opencdmo.web.flash import see_other
 from opencdmo.web.guards import requires
@@ -58,20 +56,11 @@ def export_out(ctx: TenantContext, row: ExportRow) -> ExportOut:
     )
 
 
-async def _chunks(reader: CheckedReader) -> AsyncIterator[bytes]:
-    """The stored file, a chunk at a time (a damaged one raises before its end)."""
-    try:
-        while chunk := await asyncio.to_thread(reader.read, CHUNK):
-            yield chunk
-    finally:
-        await asyncio.to_thread(reader.close)
-
-
 async def file_response(ctx: TenantContext, export_id: UUID) -> Stream:
     """The export's stored file, streamed, as an attachment with its name and SHA-256."""
     row, reader = await service.open_file(ctx, export_id)
     return Stream(
-        _chunks(reader),
+        read_chunks(reader),
         media_type=row.media_type or "application/octet-stream",
         headers={
             "Content-Disposition": f'attachment; filename="{row.file_name}"'

@@ -4,8 +4,6 @@ a reason."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -23,7 +21,7 @@ from opencdmo.recipes.page_routes import _recipe_page
 from opencdmo.recipes.schemas import DocumentOut, DocumentRemove
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
-from opencdmo.storage.streams import CHUNK, CheckedReader
+from opencdmo.storage.streams import read_chunks
 from opencdmo.web.files import attachment, file_part, is_multipart
 from opencdmo.web.guards import requires
 from opencdmo.web.pages import form_data
@@ -90,21 +88,11 @@ def out(ctx: TenantContext, view: DocumentView) -> DocumentOut:
     )
 
 
-async def _chunks(reader: CheckedReader) -> AsyncIterator[bytes]:
-    """The stream's bytes, read in a worker thread; bytes that do not match their SHA-256
-    end the download before its end (the client never gets a complete damaged file)."""
-    try:
-        while chunk := await asyncio.to_thread(reader.read, CHUNK):
-            yield chunk
-    finally:
-        await asyncio.to_thread(reader.close)
-
-
 async def _download(ctx: TenantContext, recipe_id: UUID, document_id: UUID) -> Stream:
     view, reader = await documents.open_document(ctx, recipe_id, document_id)
     stored = view.file
     return Stream(
-        _chunks(reader),
+        read_chunks(reader),
         media_type=stored.content_type,
         headers={
             "Content-Disposition": attachment(stored.filename),

@@ -6,11 +6,12 @@ All of it blocks (files, sockets): the blob store calls it in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -100,3 +101,13 @@ class CheckedReader:
 
 def copy_to(source: BinaryIO, target: BinaryIO) -> None:
     shutil.copyfileobj(source, target, CHUNK)
+
+
+async def read_chunks(reader: CheckedReader) -> AsyncIterator[bytes]:
+    """The stream's bytes, read in a worker thread; bytes that do not match their SHA-256
+    end the download before its end (the client never gets a complete damaged file)."""
+    try:
+        while chunk := await asyncio.to_thread(reader.read, CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(reader.close)

@@ -14,6 +14,8 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Locator, Page, Route, expect
 
+from opencdmo.batches import execution
+from opencdmo.batches import record as batch_record
 from opencdmo.batches import service as batches
 from opencdmo.settings import Settings
 from tests.conftest import PASSWORD, World
@@ -323,4 +325,57 @@ async def test_every_kind_of_input_sends_its_kind_of_value(
     }
     assert datetime.fromisoformat(when).utcoffset() is not None, "sent with the device's offset"
     assert all(r["device_time"] is not None for r in rows)
+    await page.close()
+
+
+async def test_a_step_that_has_ended_opens_in_place_and_takes_a_correction(
+    server: str, chromium: Browser, plant: Plant, owner: asyncpg.Connection, settings: Settings
+) -> None:
+    """A step whose phases have all ended (and are signed) is folded to its summary; Open
+    loads it in place, and a value in it can still be corrected while the batch runs."""
+    made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
+    await every_phase_running(plant, made.id)
+    await batches.record_entry(
+        plant.operator,
+        made.id,
+        "activate",
+        "medium_preparation",
+        "il2_volume_added",
+        3.0,
+        None,
+        "k",
+    )
+    ended = (await batch_record.read(plant.viewer, made.id)).step("activate")
+    assert ended is not None
+    for view in ended.phases:
+        phase = view.planned.phase
+        await execution.command_phase(
+            plant.operator, made.id, "activate", phase, "complete", "on paper"
+        )
+        if view.planned.second_person:
+            await execution.verify_phase(
+                settings, plant.supervisor, made.id, "activate", phase, PASSWORD, "seen"
+            )
+    page = await at_the_bench(chromium, server, plant, made.id)
+    url = page.url
+    step = page.locator("#s-activate")
+    await expect(step).to_contain_text("fields recorded")
+    await expect(step.locator("[data-field]")).to_have_count(0)
+    await expect(page.locator("#p-fill--fill")).to_have_attribute("aria-current", "step")
+    await check_page(page, "run-folded")
+
+    await step.get_by_role("link", name="Open").click()
+    volume = field(page, "activate", "medium_preparation", "il2_volume_added")
+    await expect(volume).to_contain_text("Recorded by Operator Person")
+    assert page.url == url  # in place: no page load
+    await volume.get_by_role("button", name="Correct").click()
+    await volume.get_by_label("Corrected value").fill("3.5")
+    await volume.get_by_label("Reason for the correction").fill("misread the pipette")
+    await volume.get_by_role("button", name="Save correction").click()
+    await expect(result(page, "activate", "medium_preparation", "il2_volume_added")).to_have_text(
+        "Correction sent: 3.5 mL, in limits."
+    )
+    await expect(volume).to_contain_text("Corrected by Operator Person")
+    await check_page(page, "run-folded-open")
+    assert (await counts(owner, made.id)).get("il2_volume_added") == 2
     await page.close()

@@ -22,6 +22,8 @@ from tests.integration.batch_world import (
     effective,
     every_phase_running,
     new_plant,
+    start_phase,
+    underway,
 )
 from tests.integration.conftest import installed
 
@@ -209,6 +211,8 @@ async def test_another_tenants_batch_is_404(plant: Plant, browser: Any) -> None:
         params={"step": "activate", "phase": "seeding", "field": "pre_activation_viability"},
     )
     assert fragment.status_code == 404
+    step = await client.get(run_url(plant, batch, slug="alpha") + "/step?step=activate")
+    assert step.status_code == 404
     outsider = await browser("outsider")
     assert (await outsider.get(run_url(plant, batch))).status_code == 404
 
@@ -342,3 +346,75 @@ async def test_each_phase_of_several_steps_shows_its_own_state_and_label_check(
     assert "identity-form" not in later  # the step's label is checked
     for step, phase in (("fill", "fill"), ("fill", "seal_label_overwrap"), ("sample", "sampling")):
         assert "identity-form" in phase_html(page, step, phase), (step, phase)
+
+
+def step_html(page: str, step: str) -> str:
+    """The markup of one step of the page (to the next step, or the end of the page)."""
+    start = page.index(f'id="s-{step}"')
+    end = page.find('class="card mb-3 run-step', start)
+    return page[start : end if end > 0 else len(page)]
+
+
+async def test_a_step_whose_phases_have_ended_is_folded_and_opens_whole(
+    plant: Plant, browser: Any, owner: asyncpg.Connection, settings: Settings
+) -> None:
+    """A long batch's page stays light: a step whose phases have all ended, with no second
+    person's signature owed, shows as its summary (what was recorded and raised, each
+    phase's state); Open loads it whole, with its corrections, in its place."""
+    made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
+    await underway(plant, made.id)
+    activate = (await record.read(plant.viewer, made.id)).step("activate")
+    assert activate is not None
+    for view in activate.phases:
+        await start_phase(plant, made.id, view.planned.phase)
+    await batches.record_entry(
+        plant.operator,
+        made.id,
+        "activate",
+        "medium_preparation",
+        "il2_volume_added",
+        3.0,
+        None,
+        "k",
+    )
+    for view in activate.phases:
+        await execution.command_phase(
+            plant.operator, made.id, "activate", view.planned.phase, "complete", "on paper"
+        )
+    operator = await browser("operator")
+    run = run_url(plant, made.id)
+    owed = [v.planned.phase for v in activate.phases if v.planned.second_person]
+    assert owed, "the content asks for a second person in the activation"
+    page = (await operator.get(run)).text
+    assert 'data-folded-step="activate"' not in page  # a signature is still owed there
+
+    for phase in owed:
+        await execution.verify_phase(
+            settings, plant.supervisor, made.id, "activate", phase, PASSWORD, "seen"
+        )
+    page = (await operator.get(run)).text
+    folded = step_html(page, "activate")
+    assert 'data-folded-step="activate"' in folded
+    assert "data-phase " not in folded and "data-field " not in folded
+    content = [v.planned.content for v in activate.phases]
+    fields = sum(len(c.parameters) + len(c.data_capture) for c in content)
+    assert f"1 of {fields} fields recorded" in folded
+    assert "exception" in folded  # the required fields left empty at completion
+    for view in activate.phases:  # a link to a phase still lands on its step
+        assert f'id="p-activate--{view.planned.phase}"' in folded
+    assert f'hx-get="{run}/step?step=activate"' in folded
+    assert f'href="{run}?open=activate#s-activate"' in folded
+    assert 'data-folded-step="fill"' not in page and 'id="f-fill--fill--' in page
+
+    # Opened: the step whole, the recorded value with its correction, as the page has it.
+    whole = await operator.get(f"{run}/step?step=activate", headers={"HX-Request": "true"})
+    assert whole.status_code == 200, whole.text
+    assert "data-folded-step" not in whole.text and 'id="s-activate"' in whole.text
+    volume = field_html(whole.text, "activate", "medium_preparation", "il2_volume_added")
+    assert "<strong>3 mL</strong>" in volume and 'data-entry-form="correction"' in volume
+    assert "<html" not in whole.text  # a fragment, not a page
+    # Without scripts, the page with the step open.
+    opened = (await operator.get(f"{run}?open=activate")).text
+    assert "data-folded-step" not in step_html(opened, "activate")
+    assert 'data-entry-form="correction"' in step_html(opened, "activate")
+    assert (await operator.get(f"{run}/step?step=no-such-step")).status_code == 404

@@ -274,8 +274,16 @@ class Group {
   }
 }
 
-for (const section of document.querySelectorAll("[data-trends]")) {
-  if (section.dataset.bound) { continue; }
-  section.dataset.bound = "true";
-  new Group(section).begin();
+function bindAll(root) {
+  for (const section of root.querySelectorAll("[data-trends]")) {
+    if (section.dataset.bound) { continue; }
+    section.dataset.bound = "true";
+    new Group(section).begin();
+  }
 }
+
+bindAll(document);
+// Charts that arrive later (a folded step of the run page opened): htmx's load event.
+document.addEventListener("htmx:load", (event) => {
+  if (event.target && event.target.querySelectorAll) { bindAll(event.target); }
+});

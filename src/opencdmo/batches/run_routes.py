@@ -48,6 +48,7 @@ from opencdmo.web.pages import form_data, form_struct, page
 
 RUN = "/batches/{batch_id:uuid}/run"
 Key = Annotated[str, QueryParameter(max_length=64, required=False)]
+Opened = Annotated[str, QueryParameter(name="open", max_length=64, required=False)]
 
 
 def _context(view: run_sheet.RunView) -> dict[str, Any]:
@@ -88,15 +89,42 @@ def run_form(path: str, action: str = "execute") -> post:
 
 @get(RUN, opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
 async def run_page(
-    request: Request[Any, Any, Any], ctx: NamedDependency[TenantContext], batch_id: FromPath[UUID]
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    opened: Opened = "",
 ) -> Template:
     """The batch at the bench: every step's phases with their state and commands, their
     instructions, parameters and fields; inputs for a member who may record entries in a
-    phase while it is Running."""
+    phase while it is Running. A step whose phases have all ended is folded to a summary
+    (``open``: the key of one to show whole)."""
     view = await run_sheet.read(ctx, batch_id)
     return await page(
         request,
         "batches/run.html",
+        opened=opened,
+        **await _benches(ctx, batch_id),
+        **_context(view),
+    )
+
+
+@get(RUN + "/step", opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
+async def run_step(
+    request: Request[Any, Any, Any],
+    ctx: NamedDependency[TenantContext],
+    batch_id: FromPath[UUID],
+    step: Key = "",
+) -> Template:
+    """One step of the run page, whole, as it stands now: what a folded step's Open loads
+    in its place."""
+    view = await run_sheet.read(ctx, batch_id)
+    found = next((st for up in view.sheet.procedures for st in up.steps if st.key == step), None)
+    if found is None:
+        raise NotFound(f"This batch's control recipe has no step '{step}'.")
+    return await page(
+        request,
+        "batches/_run_step.html",
+        st=found,
         **await _benches(ctx, batch_id),
         **_context(view),
     )
@@ -402,6 +430,7 @@ def _container_id(scanned: str) -> str:
 pages = [
     run_page,
     run_field,
+    run_step,
     run_exceptions,
     identity_form,
     custody_form,

@@ -134,6 +134,14 @@ class RunSheet:
 
 
 @dataclass(frozen=True)
+class StepSummary:
+    recorded: int  # fields (parameters and data-capture fields) that hold a value
+    fields: int
+    exceptions: int
+    undispositioned: int  # of those, not yet dispositioned by QA
+
+
+@dataclass(frozen=True)
 class RunView:
     """What the run page shows: the batch, its sheet, and whether this member may record
     entries now (the permission at the batch's site, and the batch Running)."""
@@ -167,6 +175,26 @@ class RunView:
     def corrects(self, step: str, phase: str) -> bool:
         """Whether an entry of the phase can be corrected now (Running or Complete)."""
         return self.can_record and self.status(step, phase) in (states.RUNNING, states.COMPLETE)
+
+    def folded(self, step: str) -> bool:
+        """Whether the page shows the step folded: every phase of it has ended and no second
+        person's signature is owed, so nothing is left to do there but read or correct; the
+        step's content is loaded when it is opened (a long batch's page stays light)."""
+        found = self.record.step(step)
+        if found is None or not found.phases:
+            return False
+        return all(p.status in states.FINAL and not p.needs_second_person for p in found.phases)
+
+    def summary(self, step: SheetStep) -> StepSummary:
+        """What a folded step shows of itself."""
+        fields = [f for ph in step.phases for f in (*ph.parameters, *ph.captures)]
+        raised = [e for e in self.record.exceptions if e.step == step.key]
+        return StepSummary(
+            sum(1 for f in fields if f.recorded is not None),
+            len(fields),
+            len(raised),
+            sum(1 for e in raised if e.disposition is None),
+        )
 
     def needs_label(self, step: str) -> bool:
         """Whether the step still needs its COI label checked before its phases start."""

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Stream, Template
 from opencdmo.errors import AppError, ValidationFailed
 from opencdmo.recipes import documents
 from opencdmo.recipes.documents import FIELD, DocumentView
-from opencdmo.recipes.page_routes import _recipe_page
+from opencdmo.recipes.page_routes import render_recipe_page
 from opencdmo.recipes.schemas import DocumentOut, DocumentRemove
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
@@ -204,7 +204,7 @@ async def _again(
     details = exc.details if isinstance(exc.details, dict) else {}
     kept = {k: v for k, v in form.items() if isinstance(v, str) and k != "_csrf_token"}
     problem = {**kept, "message": exc.message, "field": details.get("field"), "form": refused}
-    return await _recipe_page(
+    return await render_recipe_page(
         request,
         ctx,
         recipe_id,

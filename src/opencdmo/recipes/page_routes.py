@@ -83,7 +83,7 @@ async def create_form(
     return Redirect(f"/t/{ctx.slug}/recipes/{recipe_id}", status_code=303)
 
 
-async def _recipe_page(
+async def render_recipe_page(
     request: Request[Any, Any, Any],
     ctx: TenantContext,
     recipe_id: UUID,
@@ -94,6 +94,8 @@ async def _recipe_page(
     document_problem: dict[str, Any] | None = None,
     upload_max_bytes: int | None = None,
 ) -> Template:
+    """The recipe's page, also as re-rendered after a refused command here or in another
+    context that acts on a recipe from its page (documents, tech transfer)."""
     # A GET already runs in the app's read view; a form re-rendered after a refused command
     # does not, so the page opens (or joins) one itself.
     async with read_view(ctx):
@@ -158,7 +160,9 @@ async def recipe_page(
     ctx: NamedDependency[TenantContext],
     recipe_id: FromPath[UUID],
 ) -> Template:
-    return await _recipe_page(request, ctx, recipe_id, upload_max_bytes=settings.upload_max_bytes)
+    return await render_recipe_page(
+        request, ctx, recipe_id, upload_max_bytes=settings.upload_max_bytes
+    )
 
 
 def lifecycle_actions(recipe: RecipeDetail) -> list[dict[str, str]]:
@@ -238,7 +242,7 @@ def _lifecycle_form(action: str) -> HTTPRouteHandler:
             if exc.status_code == 404:
                 raise
             kept = {"action": action, "reason": reason}
-            return await _recipe_page(
+            return await render_recipe_page(
                 request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=kept
             )
         async with read_view(ctx):
@@ -341,7 +345,7 @@ async def publish_form(
     except AppError as exc:
         if exc.status_code == 404:
             raise
-        return await _recipe_page(
+        return await render_recipe_page(
             request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=data
         )
     message = f"Signed and published {listing.slug} v{listing.version} to the HUB."

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Stream, Template
 
 from opencdmo.errors import AppError, ValidationFailed
-from opencdmo.recipes.page_routes import _recipe_page
+from opencdmo.recipes.page_routes import render_recipe_page
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
@@ -191,7 +191,7 @@ async def export_form(
         if exc.status_code == 404:
             raise
         kept = {"action": EXPORT_ACTION, "reason": reason}
-        return await _recipe_page(
+        return await render_recipe_page(
             request, ctx, recipe_id, status=exc.status_code, error=exc.message, form=kept
         )
     said = (

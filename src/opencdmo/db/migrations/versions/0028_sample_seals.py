@@ -1,7 +1,8 @@
-"""Sample seals: the capture worker seals each period of a unit's stored samples (every
-signal's count and SHA-256 digest, and one digest over them) with an event in the tenant's
-audit trail, so that a sample changed, added or removed behind the worker's back is found by
-``opencdmo audit verify``. A period sealed again (samples stored late: a spool replay, a
+"""Sample seals: each period of a unit's stored samples is sealed (every signal's count and
+SHA-256 digest, and one digest over them) with an event in the tenant's audit trail, so that
+a sample changed, added or removed behind the worker's back is found by ``opencdmo audit
+verify``. (Written when the capture worker sealed; the job worker's ``equipment.seal`` and
+``equipment.reseal`` do it now, into this table unchanged.) A period sealed again (samples stored late: a spool replay, a
 server's history read after a reconnect) gets a new version; the newest one counts.
 Append-only.
 

@@ -14,13 +14,17 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Locator, Page, Route, expect
 
-from opencdmo.batches import execution
-from opencdmo.batches import record as batch_record
 from opencdmo.batches import service as batches
 from opencdmo.settings import Settings
 from tests.conftest import PASSWORD, World
 from tests.e2e.conftest import check_page, overflow, visit
-from tests.integration.batch_world import Plant, batch_of, every_phase_running, new_plant
+from tests.integration.batch_world import (
+    Plant,
+    batch_of,
+    end_step,
+    every_phase_running,
+    new_plant,
+)
 from tests.integration.test_batch_run_page import every_kind
 
 pytestmark = pytest.mark.e2e
@@ -335,27 +339,7 @@ async def test_a_step_that_has_ended_opens_in_place_and_takes_a_correction(
     loads it in place, and a value in it can still be corrected while the batch runs."""
     made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
     await every_phase_running(plant, made.id)
-    await batches.record_entry(
-        plant.operator,
-        made.id,
-        "activate",
-        "medium_preparation",
-        "il2_volume_added",
-        3.0,
-        None,
-        "k",
-    )
-    ended = (await batch_record.read(plant.viewer, made.id)).step("activate")
-    assert ended is not None
-    for view in ended.phases:
-        phase = view.planned.phase
-        await execution.command_phase(
-            plant.operator, made.id, "activate", phase, "complete", "on paper"
-        )
-        if view.planned.second_person:
-            await execution.verify_phase(
-                settings, plant.supervisor, made.id, "activate", phase, PASSWORD, "seen"
-            )
+    await end_step(plant, settings, made.id)
     page = await at_the_bench(chromium, server, plant, made.id)
     url = page.url
     step = page.locator("#s-activate")

@@ -193,3 +193,28 @@ async def every_phase_running(plant: Plant, batch_id: UUID) -> None:
             await execution.check_identity(plant.operator, batch_id, step, CHAIN.coi_label or "")
             checked.add(step)
         await start_phase(plant, batch_id, view.planned.phase, step=step)
+
+
+async def end_step(
+    plant: Plant, settings: Settings, batch_id: UUID, step: str = "activate", *, sign: bool = True
+) -> list[str]:
+    """Record the IL-2 volume, complete every phase of the step (its phases running; fields
+    left empty say why) and, with ``sign``, have the supervisor sign each phase that asks for
+    a second person. The phases that ask for one."""
+    from opencdmo.batches import record
+
+    await batches.record_entry(
+        plant.operator, batch_id, step, "medium_preparation", "il2_volume_added", 3.0, None, "k"
+    )
+    found = (await record.read(plant.viewer, batch_id)).step(step)
+    assert found is not None
+    owed = [v.planned.phase for v in found.phases if v.planned.second_person]
+    for view in found.phases:
+        await execution.command_phase(
+            plant.operator, batch_id, step, view.planned.phase, "complete", "on paper"
+        )
+    for phase in owed if sign else ():
+        await execution.verify_phase(
+            settings, plant.supervisor, batch_id, step, phase, PASSWORD, "seen"
+        )
+    return owed

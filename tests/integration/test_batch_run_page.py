@@ -20,10 +20,9 @@ from tests.integration.batch_world import (
     batch_of,
     content,
     effective,
+    end_step,
     every_phase_running,
     new_plant,
-    start_phase,
-    underway,
 )
 from tests.integration.conftest import installed
 
@@ -362,29 +361,11 @@ async def test_a_step_whose_phases_have_ended_is_folded_and_opens_whole(
     person's signature owed, shows as its summary (what was recorded and raised, each
     phase's state); Open loads it whole, with its corrections, in its place."""
     made = await batch_of(plant, recipe=await every_kind(plant, owner, settings))
-    await underway(plant, made.id)
-    activate = (await record.read(plant.viewer, made.id)).step("activate")
-    assert activate is not None
-    for view in activate.phases:
-        await start_phase(plant, made.id, view.planned.phase)
-    await batches.record_entry(
-        plant.operator,
-        made.id,
-        "activate",
-        "medium_preparation",
-        "il2_volume_added",
-        3.0,
-        None,
-        "k",
-    )
-    for view in activate.phases:
-        await execution.command_phase(
-            plant.operator, made.id, "activate", view.planned.phase, "complete", "on paper"
-        )
+    await every_phase_running(plant, made.id)
+    owed = await end_step(plant, settings, made.id, sign=False)
+    assert owed, "the content asks for a second person in the activation"
     operator = await browser("operator")
     run = run_url(plant, made.id)
-    owed = [v.planned.phase for v in activate.phases if v.planned.second_person]
-    assert owed, "the content asks for a second person in the activation"
     page = (await operator.get(run)).text
     assert 'data-folded-step="activate"' not in page  # a signature is still owed there
 
@@ -392,6 +373,8 @@ async def test_a_step_whose_phases_have_ended_is_folded_and_opens_whole(
         await execution.verify_phase(
             settings, plant.supervisor, made.id, "activate", phase, PASSWORD, "seen"
         )
+    activate = (await record.read(plant.viewer, made.id)).step("activate")
+    assert activate is not None
     page = (await operator.get(run)).text
     folded = step_html(page, "activate")
     assert 'data-folded-step="activate"' in folded

@@ -65,6 +65,19 @@ def _context(view: run_sheet.RunView) -> dict[str, Any]:
     }
 
 
+async def _sheet_page(
+    request: Request[Any, Any, Any],
+    ctx: TenantContext,
+    view: run_sheet.RunView,
+    template: str,
+    **extra: Any,
+) -> Template:
+    """The run page, or a part of it, with everything its steps show."""
+    return await page(
+        request, template, **extra, **await _benches(ctx, view.batch.batch.id), **_context(view)
+    )
+
+
 async def _benches(ctx: TenantContext, batch_id: UUID) -> dict[str, Any]:
     """What the run page shows of the batch's materials, equipment, setpoints and trends."""
     return {
@@ -99,13 +112,7 @@ async def run_page(
     phase while it is Running. A step whose phases have all ended is folded to a summary
     (``open``: the key of one to show whole)."""
     view = await run_sheet.read(ctx, batch_id)
-    return await page(
-        request,
-        "batches/run.html",
-        opened=opened,
-        **await _benches(ctx, batch_id),
-        **_context(view),
-    )
+    return await _sheet_page(request, ctx, view, "batches/run.html", opened=opened)
 
 
 @get(RUN + "/step", opt=requires("batches", "read", site_scoped=True), include_in_schema=False)
@@ -121,13 +128,7 @@ async def run_step(
     found = next((st for up in view.sheet.procedures for st in up.steps if st.key == step), None)
     if found is None:
         raise NotFound(f"This batch's control recipe has no step '{step}'.")
-    return await page(
-        request,
-        "batches/_run_step.html",
-        st=found,
-        **await _benches(ctx, batch_id),
-        **_context(view),
-    )
+    return await _sheet_page(request, ctx, view, "batches/_run_step.html", st=found)
 
 
 async def run_command(
@@ -146,14 +147,15 @@ async def run_command(
         if exc.status_code == 404:
             raise
         view = await run_sheet.read(ctx, batch_id)
-        return await page(
+        return await _sheet_page(
             request,
+            ctx,
+            view,
             "batches/run.html",
-            **await _benches(ctx, batch_id),
             status_code=exc.status_code,
             error=exc.message,
             error_at=where,
-            **_context(view),
+            opened="",
         )
     url = f"/t/{ctx.slug}/batches/{batch_id}/run"
     # Back at the phase; from a dialog (htmx) without the fragment, which would only scroll

@@ -215,7 +215,7 @@ def cmd_members_invite(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         ctx = await _tenant(args.tenant, RequestMeta(request_id="cli:members-invite"))
         invitation, token = await invitations.invite(
-            ctx, args.email, args.role or [], hours=settings.invitation_hours
+            ctx, args.email, args.role or [], hours=settings.invitation_hours, mail_with=settings
         )
         base = settings.public_url or f"http://{settings.host}:{settings.port}"
         _print(
@@ -223,6 +223,8 @@ def cmd_members_invite(settings: Settings, args: argparse.Namespace) -> int:
         )
         _print(f"expires {invitation.expires_at:%Y-%m-%d %H:%M} UTC; single use; link:")
         _print(base.rstrip("/") + invitations.accept_path(token))
+        if invitation.mail_state:
+            _print("the job worker e-mails it to the person invited")
         return 0
 
     return asyncio.run(_with_db(settings, work))

@@ -21,11 +21,12 @@ from opencdmo.inventory.expiry import expire_lots
 from opencdmo.jobs.registry import context, handler, settings
 from opencdmo.scope import SYSTEM, RequestMeta
 from opencdmo.settings import SettingsError
+from opencdmo.tenancy import invitations
 from opencdmo.tenancy.service import internal_context
 from opencdmo.tenancy.tables import Tenant
 from opencdmo.transfer import importing, receive
 from opencdmo.transfer import receive_queries as rq
-from opencdmo.work import mail, notify
+from opencdmo.work import invitation_mail, mail, notify
 from opencdmo.work.mail import MailFailed
 
 log = logging.getLogger("opencdmo.jobs")
@@ -40,6 +41,7 @@ PRUNE = "platform.prune"
 EQUIPMENT_SEAL = seals.SEAL_JOB
 EQUIPMENT_RESEAL = seals.RESEAL_JOB
 EXPORT_BUILD = exports.JOB
+INVITATION_MAIL = invitations.MAIL_JOB
 SSO_REQUESTS_KEPT = timedelta(days=1)  # a request is valid for minutes, its code for minutes
 
 
@@ -152,6 +154,18 @@ async def work_notify(job: Job) -> None:
             failed = exc
     if failed is not None:
         raise failed
+
+
+@handler(INVITATION_MAIL)
+async def invitation_email(job: Job) -> None:
+    """E-mail an invitation to the person invited, as the system actor. Idempotent: an
+    invitation mailed already, or no longer pending, is not mailed (``invitation_mail``)."""
+    meta = RequestMeta(request_id=f"job:{job.id}")
+    ctx = await internal_context(job.for_tenant, SYSTEM, meta) if job.for_tenant else None
+    if ctx is None:
+        return  # the tenant is gone: nothing to mail
+    invitation_id = UUID(str(job.args["invitation_id"]))
+    await invitation_mail.send(settings(), ctx, invitation_id, str(job.args["token"]))
 
 
 @handler(PRUNE)

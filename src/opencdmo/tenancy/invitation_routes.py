@@ -38,6 +38,9 @@ def _out(invitation: InvitationRow) -> InvitationOut:
         invitation.created_at,
         invitation.expires_at,
         "expired" if invitation.expired else invitation.status,
+        invitation.mail_state,
+        invitation.mailed_at,
+        invitation.mail_error,
     )
 
 
@@ -60,7 +63,7 @@ async def invite_form(
     try:
         asked, _ = await form_struct(request, InvitationCreate)  # the API's struct and limits
         invitation, token = await invitations.invite(
-            ctx, asked.email, asked.roles, hours=settings.invitation_hours
+            ctx, asked.email, asked.roles, hours=settings.invitation_hours, mail_with=settings
         )
     except AppError as exc:
         if exc.status_code not in (409, 422):
@@ -72,8 +75,10 @@ async def invite_form(
     return await members_page_for(
         request,
         ctx,
-        notice=f"Invitation for {invitation.email} created.",
+        notice=f"Invitation for {invitation.email} created"
+        + (": it is being e-mailed." if invitation.mail_state else "."),
         link=accept_url(settings, request, token),
+        link_mailed=invitation.mail_state is not None,
     )
 
 
@@ -126,7 +131,7 @@ async def api_invite(
     address has an account; the link (single use, expiring) is in this response only.
     409 when the address is a member, or has a pending invitation."""
     invitation, token = await invitations.invite(
-        ctx, data.email, data.roles, hours=settings.invitation_hours
+        ctx, data.email, data.roles, hours=settings.invitation_hours, mail_with=settings
     )
     return InvitationCreated(_out(invitation), accept_url(settings, request, token), token)
 

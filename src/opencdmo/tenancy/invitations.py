@@ -5,29 +5,44 @@ or not the platform knows the address, and nothing about an existing account (it
 other tenants) is read into the tenant until the person accepts. The link carries a single-use
 token (only its hash is stored) that expires; the person accepts by signing in with their
 account, or, for an address without one, by choosing their printed name and password.
+
+Where a mail server is configured, the invitation is also e-mailed by the job worker
+(``MAIL_JOB``, enqueued in the invitation's unit of work; ``opencdmo.work.invitation_mail``
+sends it). The job carries the token sealed with AES-GCM under a key derived from the secret
+key and bound to the invitation's id, so the database never holds it in the clear.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, replace
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
+from opencdmo.db import jobs
 from opencdmo.db.tx import tenant_transaction
 from opencdmo.errors import Conflict, Gone, NotFound, ValidationFailed
 from opencdmo.identity import service as identity
 from opencdmo.scope import Actor, RequestMeta, TenantContext
+from opencdmo.settings import Settings
 from opencdmo.tenancy import service
 from opencdmo.tenancy.queries import invitations as queries
 from opencdmo.tenancy.queries import members
 from opencdmo.tenancy.queries.invitations import InvitationRow
 
 INVALID = "This invitation link is not valid. Ask the person who invited you for a new one."
+MAIL_JOB = "tenancy.invitation_mail"
 _TOKEN = re.compile(r"^([a-z0-9][a-z0-9-]{0,48}[a-z0-9])\.([A-Za-z0-9_-]{43})$")
 
 
@@ -55,14 +70,49 @@ def accept_path(token: str) -> str:
     return f"/invitations/accept?token={token}"
 
 
+def _token_key(settings: Settings) -> AESGCM:
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"opencdmo", info=b"invitation token"
+    ).derive(settings.resolved_secret_key().encode())
+    return AESGCM(derived)
+
+
+def sealed_token(settings: Settings, invitation_id: UUID, token: str) -> str:
+    """The token as the mail job carries it: nonce and AES-GCM ciphertext, bound to the
+    invitation (base64)."""
+    nonce = os.urandom(12)
+    sealed = _token_key(settings).encrypt(nonce, token.encode(), invitation_id.bytes)
+    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def opened_token(settings: Settings, invitation_id: UUID, sealed: str) -> str:
+    """The token a mail job carries; ``ValidationFailed`` when it was not sealed for this
+    invitation with this installation's secret key."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode("ascii"))
+        token = _token_key(settings).decrypt(raw[:12], raw[12:], invitation_id.bytes)
+    except (ValueError, InvalidTag):
+        raise ValidationFailed(
+            "The invitation's mail job does not carry a token sealed for it by this "
+            "installation (was the secret key changed?)."
+        ) from None
+    return token.decode()
+
+
 # --- the tenant admin's side ------------------------------------------------------------------
 
 
 async def invite(
-    ctx: TenantContext, email: str, roles: list[str], *, hours: int
+    ctx: TenantContext,
+    email: str,
+    roles: list[str],
+    *,
+    hours: int,
+    mail_with: Settings | None = None,
 ) -> tuple[InvitationRow, str]:
     """A pending invitation and its token (shown once). One pending invitation per address:
-    a second, also a concurrent one, is a 409."""
+    a second, also a concurrent one, is a 409. With ``mail_with`` naming a mail server, it is
+    e-mailed too: its mail job is enqueued in the same unit of work."""
     await authorize(ctx, "members", "manage")
     email = identity.normalise_email(email)
     wanted = service.check_roles(roles)
@@ -88,6 +138,13 @@ async def invite(
             invitation.id,
             new={"email": email, "roles": wanted, "expires_at": invitation.expires_at.isoformat()},
         )
+        if mail_with is not None and mail_with.smtp_url:
+            sealed = sealed_token(mail_with, invitation.id, token)
+            await jobs.enqueue_for(
+                ctx, MAIL_JOB, {"invitation_id": str(invitation.id), "token": sealed}
+            )
+            await queries.set_mail(invitation.id, "queued")
+            invitation = replace(invitation, mail_state="queued")
     return invitation, token
 
 

@@ -74,8 +74,10 @@ async def members_page_for(
     invite: Problem | None = None,
     notice: str | None = None,
     link: str | None = None,
+    link_mailed: bool = False,
 ) -> Template:
-    """The Members page (or its fragment): members, pending invitations, the invite form."""
+    """The Members page (or its fragment): members, pending invitations (with whether each
+    was e-mailed), the invite form."""
     members = await service.list_members(ctx)
     manage = await can(ctx, "members", "manage")
     return await page(
@@ -91,6 +93,7 @@ async def members_page_for(
         invite=invite,
         notice=notice,
         link=link,
+        link_mailed=link_mailed,
     )
 
 

@@ -63,6 +63,11 @@ class InvitationOut(Struct):
     created_at: datetime
     expires_at: datetime
     status: str  # pending or expired (accepted and revoked ones are no longer listed)
+    # E-mailed by the job worker where a mail server is configured: queued, sent or failed
+    # (None: not e-mailed); when it was sent, and why it failed.
+    mail: str | None = None
+    mailed_at: datetime | None = None
+    mail_error: str | None = None
 
 
 class InvitationCreated(Struct):

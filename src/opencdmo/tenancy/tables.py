@@ -80,3 +80,6 @@ class Invitation(Table, tablename="invitations"):
     status = Text(default="pending")
     closed_at = Timestamptz(null=True, default=None)
     accepted_by = UUID(null=True, default=None)
+    mail_state = Text(null=True, default=None)  # queued, sent, failed (None: not e-mailed)
+    mailed_at = Timestamptz(null=True, default=None)
+    mail_error = Text(null=True, default=None)

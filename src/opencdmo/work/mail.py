@@ -18,10 +18,15 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from functools import cache
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from jinja2 import Environment
 
 from opencdmo.errors import AppError
 from opencdmo.settings import Settings, SettingsError
+from opencdmo.web.templating import build_environment
 
 
 class MailFailed(AppError):
@@ -89,6 +94,21 @@ class Mail:
     subject: str
     text: str
     html: str
+
+
+def from_templates(to: str, subject: str, name: str, values: dict[str, Any]) -> Mail:
+    """A mail of the templates ``name``.txt (plain text) and ``name``.html (escaped), given
+    ``values`` and the subject."""
+    env = _environment()
+    values = {**values, "subject": subject}
+    text = env.get_template(f"{name}.txt").render(values)
+    html = env.get_template(f"{name}.html").render(values)
+    return Mail(to=to, subject=subject, text=text, html=html)
+
+
+@cache
+def _environment() -> Environment:
+    return build_environment()
 
 
 def message(settings: Settings, mail: Mail) -> EmailMessage:

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from functools import cache
 from uuid import UUID
-
-from jinja2 import Environment
 
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import unit_of_work
@@ -30,7 +27,6 @@ from opencdmo.identity import service as identity
 from opencdmo.scope import Actor, TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
-from opencdmo.web.templating import build_environment
 from opencdmo.work import mail, registry, sent
 from opencdmo.work.registry import QueueItem
 
@@ -133,16 +129,7 @@ def digest(
         "name": person.full_name,
         "tenant": ctx.name,
         "items": shown,
-        "subject": subject,
         "dashboard": f"{base}/t/{ctx.slug}/",
         "account": f"{base}/account",
     }
-    env = _environment()
-    text = env.get_template("work/digest.txt").render(values)
-    html = env.get_template("work/digest.html").render(values)
-    return mail.Mail(to=person.email, subject=subject, text=text, html=html)
-
-
-@cache
-def _environment() -> Environment:
-    return build_environment()
+    return mail.from_templates(person.email, subject, "work/digest", values)

@@ -23,6 +23,9 @@ class InvitationRow:
     expires_at: datetime
     status: str
     expired: bool  # expires_at has passed (the status may still say pending)
+    mail_state: str | None = None  # queued, sent or failed; None: not e-mailed
+    mailed_at: datetime | None = None
+    mail_error: str | None = None
 
 
 def _clock() -> QueryString:
@@ -42,6 +45,9 @@ def _columns() -> tuple[Any, ...]:
         Invitation.expires_at,
         Invitation.status,
         QueryString("{}", expired.querystring).as_alias("expired"),
+        Invitation.mail_state,
+        Invitation.mailed_at,
+        Invitation.mail_error,
     )
 
 
@@ -55,6 +61,9 @@ def _row(raw: dict[str, Any]) -> InvitationRow:
         raw["expires_at"],
         raw["status"],
         bool(raw["expired"]),
+        raw.get("mail_state"),
+        raw.get("mailed_at"),
+        raw.get("mail_error"),
     )
 
 
@@ -143,3 +152,14 @@ async def accepted(invitation_id: UUID, user_id: UUID) -> None:
             Invitation.accepted_by: user_id,
         }
     ).where(Invitation.id == invitation_id)
+
+
+async def set_mail(
+    invitation_id: UUID, state: str, *, error: str | None = None, sent: bool = False
+) -> None:
+    """The invitation's mail state: queued, sent (now, by the database's clock) or failed
+    (with why, in words)."""
+    values: dict[Any, Any] = {Invitation.mail_state: state, Invitation.mail_error: error}
+    if sent:
+        values[Invitation.mailed_at] = _clock()
+    await Invitation.update(values).where(Invitation.id == invitation_id)

@@ -352,6 +352,7 @@ async def test_a_step_that_has_ended_opens_in_place_and_takes_a_correction(
     volume = field(page, "activate", "medium_preparation", "il2_volume_added")
     await expect(volume).to_contain_text("Recorded by Operator Person")
     assert page.url == url  # in place: no page load
+    await expect(step.locator(".card-title")).to_be_focused()  # the keyboard follows
     await volume.get_by_role("button", name="Correct").click()
     await volume.get_by_label("Corrected value").fill("3.5")
     await volume.get_by_label("Reason for the correction").fill("misread the pipette")

@@ -319,4 +319,15 @@ class RunPage {
 }
 
 const sheet = document.querySelector("[data-run-sheet][data-can-record=true]");
-if (sheet) { new RunPage(sheet).start(); }
+const runPage = sheet ? new RunPage(sheet) : null;
+if (runPage) { runPage.start(); }
+
+// A folded step opened in place (its Open, through htmx): the keyboard's focus moves to the
+// step's title, and entries still waiting to be sent for its fields show as waiting.
+document.addEventListener("htmx:load", (event) => {
+  const step = event.target;
+  if (!(step instanceof HTMLElement) || !step.matches(".run-step")) { return; }
+  const title = step.querySelector(".card-title");
+  if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
+  if (runPage) { runPage.queue.items().forEach((item) => runPage.markPending(item)); }
+});

@@ -17,6 +17,9 @@ import asyncpg
 import pytest
 from litestar import Litestar
 
+from opencdmo.audit import queries as audit_queries
+from opencdmo.audit import sentences
+from opencdmo.db.tx import read_view
 from opencdmo.errors import ValidationFailed
 from opencdmo.jobs import tasks
 from opencdmo.jobs.worker import Worker
@@ -110,6 +113,11 @@ async def test_an_invitation_is_mailed_with_a_link_that_works_and_the_job_never_
         str(made.id),
     )
     assert len(events) == 1 and json.loads(events[0]["new_values"]) == {"email": made.email}
+    async with read_view(org.ctx):
+        asked = audit_queries.parse_filter(org.ctx, None, None, "invitation.mailed", None, None)
+        rows, _ = await audit_queries.page(org.ctx, asked, limit=5, before=None)
+        [said] = await sentences.describe(org.ctx, rows)
+    assert said.text == "OpenCDMO system e-mailed the invitation to new.person@example.org"
 
     # The job run again (a worker killed before it marked the job done) mails nothing.
     assert not (await _run_again(configured, org, job)).mailed

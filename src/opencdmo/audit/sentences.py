@@ -452,6 +452,10 @@ SENTENCES: dict[str, Callable[[_Event], list[Part]]] = {
         _t(f" withdrew the invitation of {e.value('email') or 'a person'}"),
     ],
     "invitation.expired": lambda e: [_t("An invitation expired")],
+    "invitation.mailed": lambda e: [
+        e.actor,
+        _t(f" e-mailed the invitation to {e.value('email') or 'the person invited'}"),
+    ],
     "token.created": lambda e: [e.actor, _t(" created the API token "), e.entity(e.value("name"))],
     "token.revoked": lambda e: [e.actor, _t(" revoked the API token "), e.entity(e.value("name"))],
     "token.expired_used": lambda e: [_t("An expired API token of "), e.actor, _t(" was refused")],

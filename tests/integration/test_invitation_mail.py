@@ -187,6 +187,8 @@ async def test_a_refused_mail_shows_on_the_members_page_and_is_retried(
         "SELECT mail_state, mail_error FROM invitations WHERE id = $1", made.id
     )
     assert row["mail_state"] == "failed" and "did not take the mail" in row["mail_error"]
+    assert "it answered 451 4.3.0 Try again later" in row["mail_error"]
+    assert "b'" not in row["mail_error"]  # the server's words, not a repr of its bytes
     admin = await signed_in(app, org.admin_email)
     shown = (await admin.get(f"/t/{org.ctx.slug}/members")).text
     line = shown.split(f'id="invitation-{made.id}"', 1)[1].split("</tr>", 1)[0]
@@ -233,3 +235,20 @@ async def test_a_token_sealed_for_another_invitation_or_key_is_refused(
     rekeyed = replace(settings, secret_key="another installation")
     with pytest.raises(ValidationFailed):
         invitations.opened_token(rekeyed, one, sealed)
+
+
+async def test_a_token_this_installation_cannot_open_fails_the_mail_once(
+    settings: Settings, smtp: Smtp, owner: asyncpg.Connection
+) -> None:
+    """The secret key changed between the invitation and its mail: the mail is marked not
+    sent, with why, and the job is not retried (no retry could open the token)."""
+    made_by = await invited(settings, smtp, "rekeyed@example.org")
+    rekeyed = replace(made_by.settings, secret_key="a new secret key")
+    await run_mail_jobs(rekeyed)
+    assert smtp.inbox.messages == []
+    job = await job_row(owner, (await _mail_job(owner, made_by.invitation.id))["id"])
+    assert job["state"] == "done" and job["attempts"] == 1
+    row = await owner.fetchrow(
+        "SELECT mail_state, mail_error FROM invitations WHERE id = $1", made_by.invitation.id
+    )
+    assert row["mail_state"] == "failed" and "secret key changed" in row["mail_error"]

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import unit_of_work
+from opencdmo.errors import ValidationFailed
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.tenancy import invitations
@@ -31,8 +32,15 @@ class Sent:
 
 
 async def send(settings: Settings, ctx: TenantContext, invitation_id: UUID, sealed: str) -> Sent:
-    """Mail the invitation (``ctx``: the system's scope in its tenant)."""
-    token = invitations.opened_token(settings, invitation_id, sealed)
+    """Mail the invitation (``ctx``: the system's scope in its tenant). A token this
+    installation cannot open (its secret key changed) is recorded as the mail's failure and
+    not retried: no retry could open it."""
+    try:
+        token = invitations.opened_token(settings, invitation_id, sealed)
+    except ValidationFailed as exc:
+        async with unit_of_work(ctx):
+            await queries.set_mail(invitation_id, "failed", error=exc.message[:2000])
+        return Sent(False)
     try:
         async with unit_of_work(ctx):
             found = await queries.invitation(invitation_id, lock=True)

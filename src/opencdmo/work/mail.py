@@ -132,8 +132,23 @@ async def send(settings: Settings, mail: Mail) -> None:
         await asyncio.to_thread(_deliver, found, message(settings, mail))
     except (smtplib.SMTPException, OSError) as exc:
         raise MailFailed(
-            f"The mail server {found.host}:{found.port} did not take the mail: {exc}"
+            f"The mail server {found.host}:{found.port} did not take the mail: {_said(exc)}"
         ) from exc
+
+
+def _said(exc: Exception) -> str:
+    """What went wrong, as people read it: the server's answer (code and text, not smtplib's
+    tuple of bytes), or the connection's error."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        return f"it answered {exc.smtp_code} {text}".strip()
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "it refused the recipient " + ", ".join(exc.recipients)
+    return str(exc) or type(exc).__name__
 
 
 def _deliver(found: Server, msg: EmailMessage) -> None:

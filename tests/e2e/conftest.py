@@ -127,12 +127,41 @@ async def overflow(page: Page, size: dict[str, int]) -> str | None:
     )
     if scroll > client:
         return f"{page.url} at {size['width']}x{size['height']}: {scroll} px wide in {client} px"
+    return await top_bar_overlap(page, size)
+
+
+# The parts of the top bar (brand, tenant switcher, search, notifications and user menu) that
+# are drawn over one another, as "a / b" lines (hidden parts skipped).
+TOP_BAR_OVERLAPS = """() => {
+  const parts = [...document.querySelectorAll(
+    '.topbar-inner > *, .topbar-end > *, .tenant-switcher select, .topsearch input')]
+    .filter(e => e.offsetParent !== null && !e.classList.contains('topbar-end'));
+  const box = e => e.getBoundingClientRect();
+  const name = e => e.className || e.tagName;
+  const found = [];
+  parts.forEach((a, i) => parts.slice(i + 1).forEach(b => {
+    if (a.contains(b) || b.contains(a)) return;
+    const p = box(a), q = box(b);
+    if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1 && q.top < p.bottom - 1)
+      found.push(name(a) + ' / ' + name(b));
+  }));
+  return found;
+}"""
+
+
+async def top_bar_overlap(page: Page, size: dict[str, int]) -> str | None:
+    """At this window size, whether parts of the top bar are drawn over one another (a long
+    organisation name must give way, never cover the search box)."""
+    found: list[str] = await page.evaluate(TOP_BAR_OVERLAPS)
+    if found:
+        return f"{page.url} at {size['width']}x{size['height']}: top bar overlaps {found}"
     return None
 
 
 async def check_page(page: Page, name: str, *, scripts: bool = True) -> None:
     """What every page a test visits must pass: no serious or critical axe-core violation, no
-    horizontal scrolling of the document at 1024x768 (nor at 1920 px), and a screenshot of it
+    horizontal scrolling of the document and no overlap in the top bar at 1024x768 (nor at
+    1920 px), and a screenshot of it
     as a test artefact (build/screenshots, not committed).
 
     scripts=False: a page opened without JavaScript, where axe cannot run (it needs timers);

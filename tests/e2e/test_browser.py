@@ -10,7 +10,7 @@ from playwright.async_api import Browser, expect
 
 from opencdmo.identity import service as identity
 from opencdmo.tenancy import service as tenancy
-from tests.conftest import PASSWORD, World
+from tests.conftest import ALPHA_NAME, PASSWORD, World
 from tests.e2e.conftest import check_page
 
 pytestmark = pytest.mark.e2e
@@ -34,9 +34,9 @@ async def test_sign_in_switch_tenant_and_find_the_login(
     # Two tenants: the person chooses; no tenant is entered on their behalf.
     await expect(page).to_have_url(server + "/tenants")
     await check_page(page, "tenants")
-    await page.get_by_role("link", name="Alpha Cell Manufacturing").click()
+    await page.get_by_role("link", name=ALPHA_NAME).click()
     await expect(page).to_have_url(server + "/t/alpha/")
-    await expect(page.get_by_role("heading", level=1)).to_have_text("Alpha Cell Manufacturing")
+    await expect(page.get_by_role("heading", level=1)).to_have_text(ALPHA_NAME)
     await check_page(page, "dashboard-viewer")
 
     await page.get_by_role("combobox", name="Tenant").select_option("beta")

@@ -217,13 +217,20 @@ async def member_as(ctx: TenantContext, persona: Persona) -> TenantContext:
 
 
 class Browser:
-    """An HTTP client with its own cookie jar and client address, speaking to the app in-process."""
+    """An HTTP client with its own cookie jar and client address, speaking to the app
+    in-process (or, with ``base_url``, to a server process: ``tests.servers.served``)."""
 
-    def __init__(self, app: Litestar, address: str = "127.0.0.1") -> None:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        self.http = httpx.AsyncClient(
-            transport=transport, base_url="https://testserver", follow_redirects=False
-        )
+    def __init__(
+        self, app: Litestar | None, address: str = "127.0.0.1", base_url: str | None = None
+    ) -> None:
+        if base_url is not None:
+            self.http = httpx.AsyncClient(base_url=base_url, follow_redirects=False)
+        else:
+            assert app is not None
+            transport = httpx.ASGITransport(app=app, client=(address, 40000))
+            self.http = httpx.AsyncClient(
+                transport=transport, base_url="https://testserver", follow_redirects=False
+            )
         self.csrf = ""
 
     async def prime(self) -> None:

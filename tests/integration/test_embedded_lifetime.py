@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.test_cli import run
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,17 +90,11 @@ async def _answers(url: str) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Serving:
     """`opencdmo serve` as a real process on a port given by OPENCDMO_PORT."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {**env, "OPENCDMO_HOST": "127.0.0.1", "OPENCDMO_PORT": str(self.port)}
 
     async def start(self) -> Serving:

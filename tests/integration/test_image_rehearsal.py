@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import httpx
 
 from opencdmo.db.urls import DatabaseUrls
 from tests.conftest import AUDIT_KEY
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "infra" / "docker" / "Dockerfile"
@@ -114,12 +114,6 @@ def _uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -174,7 +168,7 @@ async def test_the_image_recipe_installs_migrates_and_serves(
     name = f"opencdmo_image_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(_database(database.owner, "postgres"))
     await admin.execute(f'CREATE DATABASE "{name}"')
-    port = _free_port()
+    port = free_port()
     env = {
         **base,
         **{k: v for k, v in final.env.items() if k != "PATH"},

@@ -2,7 +2,8 @@
 server (aiosmtpd) on 127.0.0.1: the mail carries the accept link, which works; the job never
 holds the token in the clear; an invitation is mailed once (the job run twice, or two runs
 at once), not at all once it is revoked or without a mail server; a refused mail is shown
-on the Members page and retried; everything mailed is audited."""
+on the Members page and retried; everything mailed is audited. The invite form of a server
+configured with a mail server says the link is being e-mailed."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from litestar import Litestar
 from opencdmo.audit import queries as audit_queries
 from opencdmo.audit import sentences
 from opencdmo.db.tx import read_view
+from opencdmo.db.urls import DatabaseUrls
 from opencdmo.errors import ValidationFailed
 from opencdmo.jobs import tasks
 from opencdmo.jobs.worker import Worker
@@ -29,9 +31,11 @@ from opencdmo.tenancy import invitations
 from opencdmo.tenancy import service as tenancy
 from opencdmo.tenancy.queries.invitations import InvitationRow
 from opencdmo.work import invitation_mail
+from tests.conftest import PASSWORD, Browser
 from tests.integration.test_invitations import Org, new_org, signed_in
 from tests.integration.test_jobs import job_row
 from tests.integration.test_notifications import PUBLIC, Smtp, mailing, smtp
+from tests.servers import served
 
 __all__ = ["smtp"]  # the SMTP server fixture
 
@@ -129,6 +133,47 @@ async def test_an_invitation_is_mailed_with_a_link_that_works_and_the_job_never_
     listed = (await admin.get(f"/api/v1/t/{org.ctx.slug}/invitations")).json()
     [out] = [i for i in listed if i["id"] == str(made.id)]
     assert out["mail"] == "sent" and out["mailed_at"] is not None
+
+
+async def test_the_invite_form_of_a_server_with_a_mail_server_says_the_link_is_being_mailed(
+    database: DatabaseUrls, settings: Settings, smtp: Smtp, owner: asyncpg.Connection
+) -> None:
+    """The Members page's invite form on a server as deployed with a mail server (the
+    in-process app has none): the page says the link is being e-mailed, the invitation is
+    listed as being sent, and the worker mails the very link the page showed."""
+    org = await new_org()
+    configured = mailing(settings, smtp)
+    assert configured.smtp_url and configured.public_url and configured.mail_from
+    mail_settings = {
+        "OPENCDMO_SMTP_URL": configured.smtp_url,
+        "OPENCDMO_PUBLIC_URL": configured.public_url,
+        "OPENCDMO_MAIL_FROM": configured.mail_from,
+    }
+    async with served(database, settings, **mail_settings) as base:
+        admin = Browser(None, base_url=base)
+        try:
+            assert (await admin.login(org.admin_email, PASSWORD)).status_code == 303
+            form = await admin.send(
+                "POST",
+                f"/t/{org.ctx.slug}/invitations",
+                data={"email": "by.form@example.org", "roles": "viewer"},
+            )
+            assert form.status_code == 200, form.text
+            assert "Invitation for by.form@example.org created: it is being e-mailed." in form.text
+            assert "It is being e-mailed to the person you invited" in form.text
+            [shown] = re.findall(r'<code class="token">([^<]+)</code>', form.text)
+            made = await owner.fetchrow(
+                "SELECT id, mail_state FROM invitations WHERE email = $1", "by.form@example.org"
+            )
+            assert made["mail_state"] == "queued"
+            row = form.text.split(f'id="invitation-{made["id"]}"', 1)[1].split("</tr>", 1)[0]
+            assert "Being sent" in row
+        finally:
+            await admin.close()
+    assert smtp.inbox.messages == []  # the request sent nothing: the worker does
+    await run_mail_jobs(configured)
+    [message] = smtp.inbox.to("by.form@example.org")
+    assert shown.startswith(PUBLIC) and shown in _text(message)
 
 
 def _args(job: asyncpg.Record) -> dict[str, str]:

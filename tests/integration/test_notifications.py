@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from opencdmo.work import notify
 from tests.conftest import PASSWORD, Browser, World, as_actor
 from tests.integration.test_jobs import fast, job_row, until
 from tests.integration.test_work import Team, _person, _submitted, team
+from tests.servers import free_port
 
 __all__ = ["team"]  # the work queues' tenant fixture, used here too
 
@@ -63,12 +63,6 @@ class Inbox:
         return [m for rcpt, m in self.messages if email in rcpt]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Smtp:
     inbox: Inbox
@@ -78,7 +72,7 @@ class Smtp:
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -97,7 +91,7 @@ def smtp_auth() -> Iterator[Smtp]:
     """A server that takes mail only from the user ``relay`` with the password ``pw-1``
     (over plain text: it is on the loopback address)."""
     inbox = Inbox(signed_in_only=True)
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",

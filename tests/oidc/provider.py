@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.servers import free_port
 
 HERE = Path(__file__).parent
 CALLBACK = "https://testserver/sso/callback"
@@ -34,12 +35,6 @@ CLIENTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OidcProvider:
     """``callbacks``: more redirect URIs the app's client may use (a served app's own)."""
 
@@ -47,7 +42,7 @@ class OidcProvider:
         if not (HERE / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("run `npm ci --prefix tests/oidc` (make test does) first")
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.accounts_file = workdir / "accounts.json"
         self.accounts: dict[str, dict[str, Any]] = {}

@@ -4,6 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 CHROMIUM ?= /usr/bin/chromium
+# Python's bytecode cache (__pycache__, ignored by git) even where the environment turns it off:
+# without it every server and command process the tests start compiles the app again (~2 s).
+unexport PYTHONDONTWRITEBYTECODE
 # Test processes for the tests without a browser (pytest-xdist, a test file per process: its
 # module fixtures start once); the browser tests then run in one process, as a browser
 # starved of the CPU misses its timeouts. TEST_WORKERS=0 runs all in one process.
@@ -70,3 +73,4 @@ bench: install ## run the benchmarks (not part of the tests)
 
 clean: ## remove caches (keeps your data directory)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -28,7 +28,10 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+# One server and one browser for the whole run: each start costs seconds, and what a test
+# needs of its own (a tenant, a person) it makes itself. A module that needs the server
+# started otherwise overrides ``server`` (test_sso_browser: the provider's client secret).
+@pytest.fixture(scope="session")
 async def server(database: DatabaseUrls, world: World, settings: Settings) -> AsyncIterator[str]:
     async with served(database, settings, OPENCDMO_SECRET_KEY="e2e") as base:
         yield base
@@ -160,7 +163,7 @@ async def visit(page: Page, url: str, name: str, *, scripts: bool = True) -> Non
     await check_page(page, name, scripts=scripts)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -7,31 +7,35 @@ code comes back into the signature dialog by itself."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from playwright.async_api import Browser, expect
 
+from opencdmo.db.urls import DatabaseUrls
 from opencdmo.identity.sso import service as sso
 from opencdmo.identity.sso.config import SsoConfig
 from opencdmo.scope import SYSTEM, RequestMeta
+from opencdmo.settings import Settings
 from opencdmo.tenancy import service as tenancy
 from tests.conftest import World, member_as
 from tests.e2e.conftest import check_page
 from tests.oidc.provider import CLIENTS, OidcProvider, lot_in_quarantine
+from tests.servers import served
 
 pytestmark = pytest.mark.e2e
 
-SECRET_ENV = "E2E_SSO_CLIENT_SECRET"  # not OPENCDMO_*: the served app inherits it
+SECRET_ENV = "E2E_SSO_CLIENT_SECRET"  # the variable the configuration names for the secret
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _client_secret() -> Iterator[None]:
-    """The client secret in the environment the served app starts with (before ``server``)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(SECRET_ENV, str(CLIENTS[0]["client_secret"]))
-        yield
+@pytest.fixture(scope="module")
+async def server(database: DatabaseUrls, world: World, settings: Settings) -> AsyncIterator[str]:
+    """A server of this module's own: its environment holds the provider's client secret, and
+    the provider's configuration it caches is this module's."""
+    secret = {SECRET_ENV: str(CLIENTS[0]["client_secret"])}
+    async with served(database, settings, OPENCDMO_SECRET_KEY="e2e", **secret) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -226,9 +226,15 @@ async def test_api_errors_have_one_shape(browser: Any) -> None:
 
 async def test_unknown_pages_and_malformed_ids(browser: Any) -> None:
     client = await browser("admin")
-    assert (await client.get("/no/such/page")).status_code == 404
-    assert (await client.get("/api/v1/t/alpha/members/not-a-uuid")).status_code == 404
-    assert (await client.get("/t/alpha/members/not-a-uuid/roles")).status_code == 405
+    page = await client.get("/no/such/page")
+    assert page.status_code == 404
+    assert "There is nothing at this address" in page.text and "Not Found" not in page.text
+    api = await client.get("/api/v1/t/alpha/members/not-a-uuid")
+    assert api.status_code == 404
+    assert api.json()["error"]["message"].startswith("There is nothing at this address")
+    method = await client.get("/t/alpha/members/not-a-uuid/roles")
+    assert method.status_code == 405
+    assert "does not take that kind of request" in method.text
 
 
 @pytest.mark.usefixtures("job_worker")
@@ -287,6 +293,12 @@ async def test_static_assets_are_served_locally(browser: Any) -> None:
     page = (await client.get("/login")).text
     assert "http://" not in page.replace("http://www.w3.org", "")
     assert "https://" not in page
+    # The page names its icon, so a browser does not ask for /favicon.ico (a 404 on every page).
+    icon = re.search(r'<link rel="icon" href="(/static/[^"]+)" type="image/svg\+xml">', page)
+    assert icon is not None
+    served = await client.get(icon.group(1))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/svg+xml"
+    assert served.text.startswith("<svg")
 
 
 async def test_liveness_and_readiness(browser: Any) -> None:

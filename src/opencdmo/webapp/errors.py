@@ -34,6 +34,12 @@ TITLES = {
     500: "Internal error",
     503: "Busy",
 }
+# What an HTTP error says when it came with no words of its own (Litestar's detail is its
+# status phrase): an address that matches no route, a method the address does not take.
+PLAIN_MESSAGES = {
+    404: "There is nothing at this address: it may be mistyped, or the link may be out of date.",
+    405: "This address does not take that kind of request.",
+}
 BUSY_RETRY_SECONDS = 5
 LOST_RETRY_SECONDS = 1
 # What asyncpg raises for a lost database connection: class 08 (connection exception: the
@@ -121,11 +127,9 @@ def _describe(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         sentences = [p["message"] for p in problems] or [str(exc.detail)]
         return 400, "The request is not acceptable: " + "; ".join(sentences) + ".", problems, {}
     if isinstance(exc, HTTPException):
-        message = (
-            exc.detail
-            if exc.detail and exc.detail != TITLES.get(exc.status_code)
-            else TITLES.get(exc.status_code, "Error")
-        )
+        title = TITLES.get(exc.status_code, "Error")
+        plain = not exc.detail or exc.detail.casefold() == title.casefold()
+        message = PLAIN_MESSAGES.get(exc.status_code, title) if plain else exc.detail
         return exc.status_code, message, exc.extra or None, dict(exc.headers or {})
     return 500, "An unexpected error occurred. It has been logged with the request id.", None, {}
 

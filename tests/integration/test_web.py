@@ -190,6 +190,16 @@ async def test_admin_cannot_deactivate_themselves(world: World, browser: Any) ->
     )
     assert response.status_code == 409
     assert "your own membership" in response.json()["error"]["message"]
+    # The page does not offer it: no Deactivate button or dialog on one's own row, and the
+    # row says whose it is; another member keeps the dialog (Deactivate or Reactivate).
+    page = (await client.get("/t/alpha/members")).text
+    own = page.split(f'id="member-{me["id"]}"')[1].split("</tr>")[0]
+    assert "(you)" in own and "Deactivate" not in own
+    assert f'id="status-{me["id"]}"' not in page
+    other = next(m for m in members if m["email"] == world["viewer"].email)
+    row = page.split(f'id="member-{other["id"]}"')[1].split("</tr>")[0]
+    assert "activate…" in row and "(you)" not in row
+    assert f'id="status-{other["id"]}"' in page
 
 
 async def test_api_errors_have_one_shape(browser: Any) -> None:

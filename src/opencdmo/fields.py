@@ -19,6 +19,7 @@ from opencdmo.errors import ValidationFailed
 
 NAME_MAX = 200
 TEXT_MAX = 10_000
+REASON_MAX = 2000  # the reason for a change, as the audit trail keeps it
 KEY_MAX = 64
 
 # A single line with at least one visible character: no C0/C1 control characters, no line
@@ -106,6 +107,23 @@ def check_text(value: str, field: str, label: str | None = None, limit: int = TE
             f"{label} must not contain control characters.", details={"field": field}
         )
     return value
+
+
+def folded_text(value: str, field: str, label: str | None = None, limit: int = TEXT_MAX) -> str:
+    """:func:`check_text`, its runs of white space folded into one space (as it is stored)."""
+    return " ".join(check_text(value, field, label, limit).split())
+
+
+def check_reason(
+    value: str, *, purpose: str = "", limit: int = REASON_MAX, required: bool = True
+) -> str:
+    """The reason a change is audited with: free text of at most ``limit`` characters, white
+    space folded; when blank and ``required``, refused ("A reason is required to <purpose>.")."""
+    text = folded_text(value, "reason", "The reason", limit)
+    if required and not text:
+        ending = f" to {purpose}" if purpose else ""
+        raise ValidationFailed(f"A reason is required{ending}.", details={"field": "reason"})
+    return text
 
 
 def visible(text: str) -> bool:

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opencdmo.errors import ValidationFailed
-from opencdmo.fields import Name, check_name, check_text, humanise, is_email, visible
+from opencdmo.fields import (
+    Name,
+    check_name,
+    check_reason,
+    check_text,
+    folded_text,
+    humanise,
+    is_email,
+    visible,
+)
 from opencdmo.recipes.model import RecipeContent, content_to_dict, parse_content
 from opencdmo.webapp.bodies import MalformedBody, check_json, depth_exceeds
 
@@ -52,6 +61,21 @@ def test_form_checks_fold_spaces_and_name_the_field() -> None:
     with pytest.raises(ValidationFailed, match="Notes must not contain control characters"):
         check_text("bell\x07", "notes")
     assert not visible("\u200b\u2060") and visible("\u200ba")
+
+
+def test_a_reason_is_folded_and_required_unless_said_otherwise() -> None:
+    assert folded_text(" two\n lines\tand  a tab ", "note") == "two lines and a tab"
+    assert check_reason("  Label\r\n torn ") == "Label torn"
+    with pytest.raises(ValidationFailed, match=r"^A reason is required\.$") as blank:
+        check_reason(" \n ")
+    assert blank.value.details == {"field": "reason"}
+    with pytest.raises(ValidationFailed, match="A reason is required to remove a document"):
+        check_reason("", purpose="remove a document")
+    assert check_reason(" ", required=False) == ""
+    with pytest.raises(ValidationFailed, match="The reason is 11 characters long; at most 10"):
+        check_reason("x" * 11, limit=10)
+    with pytest.raises(ValidationFailed, match="The reason must not contain control characters"):
+        check_reason("a\x00b")
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from opencdmo.equipment import connection, samples
 from opencdmo.equipment import queries as q
 from opencdmo.equipment.queries import BindingRow, LogRow, NewEntry, Settable, UnitRow
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from opencdmo.fields import check_name, check_text
+from opencdmo.fields import check_name, check_reason, folded_text
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.signatures import service as signatures
@@ -189,10 +189,7 @@ async def change(
 
 
 def _reason(value: str) -> str:
-    text = " ".join(check_text(value, "reason", "The reason", limit=NOTE_MAX).split())
-    if not text:
-        raise ValidationFailed("A reason is required.", details={"field": "reason"})
-    return text
+    return check_reason(value, limit=NOTE_MAX)
 
 
 async def set_status(ctx: TenantContext, unit_id: UUID, status: str, reason: str) -> UnitRow:
@@ -253,7 +250,7 @@ def _check_work(work: Work) -> Work:
         raise ValidationFailed(
             f"kind: must be one of {', '.join(WORK)}.", details={"field": "kind"}
         )
-    note = " ".join(check_text(work.note, "note", "The note", limit=NOTE_MAX).split())
+    note = folded_text(work.note, "note", "The note", limit=NOTE_MAX)
     if not note:
         raise ValidationFailed("Say what was done (the note).", details={"field": "note"})
     if work.kind == "cleaning" and work.clean_until is None:

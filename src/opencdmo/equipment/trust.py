@@ -29,7 +29,7 @@ from opencdmo.equipment import opcua_pki
 from opencdmo.equipment import trust_queries as q
 from opencdmo.equipment.trust_queries import NewCertificate, TrustedRow
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
-from opencdmo.fields import check_text
+from opencdmo.fields import check_reason
 from opencdmo.scope import TenantContext
 
 FILE_MAX: Final = 64 * 1024
@@ -133,9 +133,7 @@ async def add(ctx: TenantContext, data: bytes, filename: str = "") -> TrustedRow
 
 async def remove(ctx: TenantContext, certificate_id: UUID, reason: str) -> TrustedRow:
     """Stop trusting a certificate, saying why; audited (the row stays, marked removed)."""
-    why = " ".join(check_text(reason, "reason", "The reason", limit=REASON_MAX).split())
-    if not why:
-        raise ValidationFailed("A reason is required.", details={"field": "reason"})
+    why = check_reason(reason, limit=REASON_MAX)
     by = _actor(ctx)
     async with unit_of_work(ctx):
         await authorize(ctx, "equipment", "trust")

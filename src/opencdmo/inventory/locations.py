@@ -19,7 +19,7 @@ from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from opencdmo.fields import check_name, check_text
+from opencdmo.fields import check_name, check_reason, folded_text
 from opencdmo.inventory import location_queries as lq
 from opencdmo.inventory import placing, queries
 from opencdmo.inventory.labels import ContainerLabel
@@ -48,7 +48,7 @@ def _actor(ctx: TenantContext) -> UUID:
 
 def _text(value: str, field: str, label: str, limit: int, *, required: bool) -> str:
     """One line of text, spaces folded ("" when blank and not ``required``)."""
-    if not " ".join(check_text(value, field, label, limit=limit).split()):
+    if not folded_text(value, field, label, limit=limit):
         if required:
             raise ValidationFailed(f"{label} is required.", details={"field": field})
         return ""
@@ -59,11 +59,7 @@ def _text(value: str, field: str, label: str, limit: int, *, required: bool) -> 
 
 
 def _why(value: str, *, required: bool) -> str:
-    """A reason: free text up to REASON_MAX characters, spaces folded."""
-    text = " ".join(check_text(value, "reason", "The reason", limit=REASON_MAX).split())
-    if required and not text:
-        raise ValidationFailed("A reason is required.", details={"field": "reason"})
-    return text
+    return check_reason(value, limit=REASON_MAX, required=required)
 
 
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:

@@ -17,7 +17,7 @@ from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
-from opencdmo.fields import check_text
+from opencdmo.fields import check_reason, check_text
 from opencdmo.inventory import coa as coas
 from opencdmo.inventory import placing, queries
 from opencdmo.inventory.queries import (
@@ -283,7 +283,7 @@ async def attach_coa(
     one it has (``replaces``: the file the person saw; a reason is required), while the lot is
     in quarantine or on hold. The file is stored first; its row, the lot's link and the audit
     event with its SHA-256 commit together."""
-    why = " ".join(check_text(reason, "reason", "A reason", limit=REASON_MAX).split())
+    why = check_reason(reason, limit=REASON_MAX, required=False)  # required to replace one
     coas.check_kind(upload)
     async with tenant_transaction(ctx):
         await authorize(ctx, "materials", "manage")

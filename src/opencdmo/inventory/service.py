@@ -23,7 +23,7 @@ from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from opencdmo.fields import check_name, check_text
+from opencdmo.fields import check_name, check_reason, check_text
 from opencdmo.inventory import coa as coas
 from opencdmo.inventory import location_queries, queries
 from opencdmo.inventory.coa import CoaView
@@ -94,10 +94,7 @@ def actor_of(ctx: TenantContext) -> UUID:
 
 
 def a_reason(value: str) -> str:
-    text = " ".join(check_text(value, "reason", "A reason", limit=REASON_MAX).split())
-    if not text:
-        raise ValidationFailed("A reason is required.", details={"field": "reason"})
-    return text
+    return check_reason(value, limit=REASON_MAX)
 
 
 def one_line(value: str, field: str, label: str, limit: int = 200) -> str:

@@ -22,7 +22,7 @@ from opencdmo.audit import service as audit
 from opencdmo.db.clock import database_now
 from opencdmo.db.tx import read_view, tenant_id_transaction, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
-from opencdmo.fields import check_text
+from opencdmo.fields import check_text, folded_text
 from opencdmo.partners import queries
 from opencdmo.partners.crossing import partner_side
 from opencdmo.partners.queries import NewLink, RelationshipRow
@@ -79,7 +79,7 @@ def _view(row: RelationshipRow, names: dict[UUID, TenantRow]) -> Relationship:
 
 
 async def _partner(ctx: TenantContext, slug: str) -> TenantRow:
-    text = " ".join(check_text(slug, "partner", "The partner's slug", 64).split())
+    text = folded_text(slug, "partner", "The partner's slug", 64)
     if not text:
         raise ValidationFailed(
             "Name the partner by its slug (the name in its address, like /t/<slug>/).",

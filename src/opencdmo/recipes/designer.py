@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from opencdmo.errors import ValidationFailed
-from opencdmo.fields import check_name, check_text
+from opencdmo.fields import check_name, check_text, folded_text
 from opencdmo.hub.model import Method, UnitOperation
 from opencdmo.recipes.publication import hub_key
 
@@ -231,7 +231,7 @@ def add_sampling_point(
             "method": method.slug,
             "method_version": method.version,
             "sample_volume": _quantity(volume, unit, "volume"),
-            "note": " ".join(check_text(note, "note").split()),
+            "note": folded_text(note, "note"),
         }
     )
     return result
@@ -271,7 +271,7 @@ def set_release_specification(
         "library_item_id": method_id,
         "method": method.slug,
         "method_version": method.version,
-        "acceptance_criterion": " ".join(check_text(criterion, "criterion").split()),
+        "acceptance_criterion": folded_text(criterion, "criterion"),
     }
     if limits:
         spec["limits"] = limits

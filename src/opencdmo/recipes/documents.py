@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from opencdmo import fields
 from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import read_view, unit_of_work
 from opencdmo.errors import Conflict, ValidationFailed
-from opencdmo.fields import check_text, visible
+from opencdmo.fields import visible
 from opencdmo.labels import label
 from opencdmo.recipes import document_queries as q
 from opencdmo.recipes import queries as recipes
@@ -92,7 +93,7 @@ def check_upload(upload: Upload) -> None:
 
 
 def check_title(title: str) -> str:
-    text = " ".join(check_text(title, "title", "The title", limit=TITLE_MAX).split())
+    text = fields.folded_text(title, "title", "The title", limit=TITLE_MAX)
     if not text or not visible(text):
         raise ValidationFailed("The title is required.", details={"field": "title"})
     return text
@@ -108,12 +109,7 @@ def check_kind(kind: str) -> str:
 
 
 def check_reason(reason: str) -> str:
-    text = " ".join(check_text(reason, "reason", "The reason", limit=REASON_MAX).split())
-    if not text:
-        raise ValidationFailed(
-            "A reason is required to remove a document.", details={"field": "reason"}
-        )
-    return text
+    return fields.check_reason(reason, purpose="remove a document", limit=REASON_MAX)
 
 
 def _open_for_change(row: RecipeRow) -> None:

@@ -36,7 +36,7 @@ from opencdmo.access.service import authorize
 from opencdmo.audit import service as audit
 from opencdmo.db.tx import joined, read_view, tenant_transaction, unit_of_work
 from opencdmo.errors import Conflict, Forbidden, ValidationFailed
-from opencdmo.fields import check_text
+from opencdmo.fields import check_reason, folded_text
 from opencdmo.scope import TenantContext
 from opencdmo.settings import Settings
 from opencdmo.transfer import queries as q
@@ -203,7 +203,7 @@ async def trust(ctx: TenantContext, key_text: str, confirmed: str, label: str) -
             f"{printed}. Compare it with the one the sender reads out to you.",
             "fingerprint",
         )
-    name = " ".join(check_text(label, "label", "The sender's name", limit=LABEL_MAX).split())
+    name = folded_text(label, "label", "The sender's name", limit=LABEL_MAX)
     if not name:
         raise _refused("Name the sender whose key this is.", "label")
     by = _actor(ctx)
@@ -227,9 +227,7 @@ async def trust(ctx: TenantContext, key_text: str, confirmed: str, label: str) -
 
 async def untrust(ctx: TenantContext, key_id: UUID, reason: str) -> TrustedRow:
     """Stop trusting a sender key, saying why; audited (the row stays, marked removed)."""
-    why = " ".join(check_text(reason, "reason", "The reason", limit=REASON_MAX).split())
-    if not why:
-        raise ValidationFailed("A reason is required.", details={"field": "reason"})
+    why = check_reason(reason, limit=REASON_MAX)
     by = _actor(ctx)
     async with unit_of_work(ctx):
         await authorize(ctx, "transfer", "trust")

@@ -91,7 +91,16 @@ async def overflow(page: Page, size: dict[str, int]) -> str | None:
     )
     if scroll > client:
         return f"{page.url} at {size['width']}x{size['height']}: {scroll} px wide in {client} px"
+    if size == DESK:
+        rows = await page.evaluate(MENU_ROWS)
+        if rows > 1:
+            return f"{page.url} at {size['width']} px: the main menu takes {rows} rows"
     return await top_bar_overlap(page, size)
+
+
+# How many rows the main menu's entries take (a desktop's screen holds them in one).
+MENU_ROWS = """() => new Set([...document.querySelectorAll('.mainnav .nav-item')]
+  .filter(e => e.offsetParent !== null).map(e => Math.round(e.getBoundingClientRect().top))).size"""
 
 
 # The parts of the top bar (brand, tenant switcher, search, notifications and user menu) that
@@ -125,8 +134,8 @@ async def top_bar_overlap(page: Page, size: dict[str, int]) -> str | None:
 async def check_page(page: Page, name: str, *, scripts: bool = True) -> None:
     """What every page a test visits must pass: no serious or critical axe-core violation, no
     horizontal scrolling of the document and no overlap in the top bar at 1024x768 (nor at
-    1920 px), and a screenshot of it
-    as a test artefact (build/screenshots, not committed).
+    1920 px), the main menu on one row at 1920 px, and a screenshot of it as a test artefact
+    (build/screenshots, not committed).
 
     scripts=False: a page opened without JavaScript, where axe cannot run (it needs timers);
     its layout (html.no-js) is checked by ``axe_without_scripts`` on a page with them."""
